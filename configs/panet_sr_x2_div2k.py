@@ -1,0 +1,96 @@
+# PA-EDSR x2 (PANet paper, super-resolution): EDSR (256 channels, 32 ResBlocks, res_scale 0.1) with
+# pyramid attention (C=256, r=8, res_scale 0.1) after block 16. Released recipe: DIV2K 1-800 sub-images,
+# LR patches 48x48 (HR 96), h/v flips and transposes, batch 16, L1, Adam(0.9, 0.999) lr 1e-4 halved at
+# 200k/400k/600k/800k, 1M iterations. Validation: Set5, Y-channel PSNR/SSIM with crop = scale.
+# Data: python tools/make_demo_data.py (demo) or see README "Preparing DIV2K and Set5".
+_base_ = ['./_base_/default_runtime.py']
+
+scale = 2
+experiment_name = 'panet_sr_x2_div2k'
+work_dir = f'./work_dirs/{experiment_name}'
+
+model = dict(
+    type='BaseEditModel',
+    generator=dict(
+        type='PAEDSRNet',
+        in_channels=3,
+        out_channels=3,
+        mid_channels=256,
+        num_blocks=32,
+        upscale_factor=scale,
+        res_scale=0.1,
+        rgb_range=255,
+        rgb_mean=[0.4488, 0.4371, 0.4040],
+        rgb_std=[1.0, 1.0, 1.0],
+        attention_cfg=dict(reduction=8, levels=5, softmax_scale=10, res_scale=0.1)),
+    pixel_loss=dict(type='L1Loss', loss_weight=1.0, reduction='mean'),
+    train_cfg=dict(),
+    test_cfg=dict(),
+    data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]))
+
+load_pair = [
+    dict(type='LoadImageFromFile', key='img', color_type='color', channel_order='rgb', imdecode_backend='cv2'),
+    dict(type='LoadImageFromFile', key='gt', color_type='color', channel_order='rgb', imdecode_backend='cv2'),
+]
+train_pipeline = load_pair + [
+    dict(type='SetValues', dictionary=dict(scale=scale)),
+    dict(type='PairedRandomCrop', gt_patch_size=48 * scale),
+    dict(type='Flip', keys=['img', 'gt'], flip_ratio=0.5, direction='horizontal'),
+    dict(type='Flip', keys=['img', 'gt'], flip_ratio=0.5, direction='vertical'),
+    dict(type='RandomTransposeHW', keys=['img', 'gt'], transpose_ratio=0.5),
+    dict(type='PackInputs'),
+]
+val_pipeline = load_pair + [dict(type='PackInputs')]
+
+data_root = 'data'
+train_dataloader = dict(
+    num_workers=8,
+    batch_size=16,
+    drop_last=True,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='CheckedImageDataset',
+        prepare_cmd='python tools/prepare_div2k.py (see README "Preparing DIV2K and Set5")',
+        ann_file='meta_info_DIV2K800sub_GT.txt',
+        metainfo=dict(dataset_type='div2k', task_name='sisr'),
+        data_root=data_root + '/DIV2K',
+        data_prefix=dict(img=f'DIV2K_train_LR_bicubic/X{scale}_sub', gt='DIV2K_train_HR_sub'),
+        filename_tmpl=dict(img='{}', gt='{}'),
+        pipeline=train_pipeline))
+
+val_dataloader = dict(
+    num_workers=2,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CheckedImageDataset',
+        prepare_cmd='see README "Preparing DIV2K and Set5"',
+        metainfo=dict(dataset_type='set5', task_name='sisr'),
+        data_root=data_root + '/Set5',
+        data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12'),
+        pipeline=val_pipeline))
+val_evaluator = dict(
+    type='Evaluator',
+    metrics=[
+        dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
+        dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='Set5'),
+    ])
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator
+
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000000, val_interval=5000)
+val_cfg = dict(type='MultiValLoop')
+test_cfg = dict(type='MultiTestLoop')
+
+optim_wrapper = dict(
+    constructor='DefaultOptimWrapperConstructor',
+    type='OptimWrapper',
+    optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), eps=1e-8))
+param_scheduler = dict(
+    type='MultiStepLR', by_epoch=False, milestones=[200000, 400000, 600000, 800000], gamma=0.5)
+
+default_hooks = dict(checkpoint=dict(interval=5000, save_best='Set5/PSNR', rule='greater'))
+# Total batch 16 as in the paper; with --auto-scale-lr the lr follows the real total batch size.
+auto_scale_lr = dict(enable=False, base_batch_size=16)

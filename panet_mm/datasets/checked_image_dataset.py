@@ -1,0 +1,57 @@
+"""mmagic's ``BasicImageDataset`` with a readable error when the data is not there.
+
+Why it exists: ``BasicImageDataset`` fails deep inside mmengine's file backend with a bare
+``FileNotFoundError`` when a folder or meta-info file is missing, and silently builds an empty
+dataset from an empty folder. Users of the configs get one sentence naming the missing path and
+the command that prepares it instead.
+"""
+from __future__ import annotations
+
+import os.path as osp
+from typing import List
+
+from mmagic.datasets import BasicImageDataset
+from mmagic.registry import DATASETS
+
+
+@DATASETS.register_module()
+class CheckedImageDataset(BasicImageDataset):
+    """``BasicImageDataset`` that checks its folders, meta-info file and listed files first.
+
+    Args:
+        prepare_cmd (str): Command that prepares this dataset, quoted in the error message.
+            Default: ''.
+        **kwargs: Arguments of mmagic's ``BasicImageDataset`` (``data_root``, ``data_prefix``,
+            ``ann_file``, ``filename_tmpl``, ``pipeline``, ...).
+    """
+
+    def __init__(self, prepare_cmd: str = '', **kwargs) -> None:
+        self.prepare_cmd = prepare_cmd
+        super().__init__(**kwargs)
+
+    def _missing(self, what: str) -> FileNotFoundError:
+        name = self.metainfo.get('dataset_type', type(self).__name__)
+        hint = f'; prepare it with: {self.prepare_cmd}' if self.prepare_cmd else ''
+        return FileNotFoundError(f'dataset {name!r}: {what}{hint}')
+
+    def load_data_list(self) -> List[dict]:
+        """Check that the data exists, then load the list as ``BasicImageDataset`` does."""
+        for key, folder in self.data_prefix.items():
+            if not osp.isdir(folder):
+                raise self._missing(f"folder '{folder}' (data_prefix['{key}']) does not exist")
+        if self.use_ann_file and not osp.isfile(self.ann_file):
+            raise self._missing(f"meta-info file '{self.ann_file}' (ann_file) does not exist")
+        data_list = super().load_data_list()
+        if not data_list:
+            source = f"'{self.ann_file}'" if self.use_ann_file else f"folder '{self.data_prefix[self.search_key]}'"
+            raise self._missing(f'no images found in {source}')
+        for key in self.data_prefix:
+            absent = [d[f'{key}_path'] for d in data_list if not osp.isfile(d[f'{key}_path'])]
+            if absent:
+                more = f' and {len(absent) - 1} more' if len(absent) > 1 else ''
+                raise self._missing(f"'{absent[0]}'{more} listed for '{key}' not found "
+                                    f"({len(data_list)} entries, folder '{self.data_prefix[key]}')")
+        return data_list
+
+
+__all__ = ['CheckedImageDataset']

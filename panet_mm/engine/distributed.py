@@ -1,0 +1,94 @@
+"""Distributed training without a GPU (gloo), which mmengine 0.10.7 does not support by itself.
+
+Why it exists: with the ``pytorch`` or ``slurm`` launcher, mmengine's ``init_dist`` calls
+``torch.cuda.set_device`` unconditionally, and its ``Runner`` wraps the model in DDP with
+``device_ids=[LOCAL_RANK]``; both fail on a machine without CUDA. :func:`setup_distributed`
+initialises a gloo process group first (the Runner then skips its own initialisation) and selects
+:class:`CPUDistributedDataParallel`, which leaves ``device_ids`` unset for CPU modules.
+On machines with CUDA nothing changes.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import timedelta
+
+import torch
+import torch.distributed as torch_dist
+from mmagic.registry import MODEL_WRAPPERS
+from mmengine.config import Config
+from mmengine.model import MMDistributedDataParallel
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's ``MMDistributedDataParallel`` that also wraps modules living on the CPU.
+
+    DDP only accepts ``device_ids`` for CUDA modules; mmengine's Runner always passes them. This
+    wrapper drops ``device_ids`` / ``output_device`` when the module's parameters are on the CPU.
+
+    Args:
+        module (nn.Module): The model to wrap.
+        **kwargs: Arguments of ``MMDistributedDataParallel``.
+    """
+
+    def __init__(self, module: torch.nn.Module, **kwargs) -> None:
+        param = next(module.parameters(), None)
+        if param is None or param.device.type == 'cpu':
+            kwargs.pop('device_ids', None)
+            kwargs.pop('output_device', None)
+        super().__init__(module=module, **kwargs)
+
+
+def _slurm_env() -> None:
+    """Fill the torch.distributed environment variables from Slurm's, as mmengine does."""
+    os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+    os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+    os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+    os.environ.setdefault('MASTER_PORT', '29500')
+    if 'MASTER_ADDR' not in os.environ:
+        nodes = os.environ['SLURM_NODELIST']
+        os.environ['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1')
+
+
+def setup_distributed(cfg: Config, launcher: str) -> bool:
+    """Prepare ``cfg`` and the process group for a distributed run without CUDA.
+
+    Does nothing when ``launcher`` is ``'none'`` or CUDA is available (mmengine handles those).
+
+    Args:
+        cfg (Config): The run's config; ``env_cfg.dist_cfg.backend`` is set to ``'gloo'`` and
+            ``model_wrapper_cfg`` to :class:`CPUDistributedDataParallel` (keeping any other keys).
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+
+    Returns:
+        bool: True if a gloo process group was initialised here.
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if launcher == 'slurm':
+        _slurm_env()
+    elif launcher != 'pytorch':
+        raise ValueError(f"--launcher {launcher} needs CUDA; without a GPU use --launcher pytorch "
+                         '(tools/dist_train.sh) or slurm')
+    for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        if key not in os.environ:
+            raise RuntimeError(f'--launcher {launcher} needs the environment variable {key}; '
+                               'start the run with tools/dist_train.sh or torchrun')
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    dist_cfg['backend'] = 'gloo'
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    if wrapper.get('type', 'MMDistributedDataParallel') in ('MMDistributedDataParallel', 'CPUDistributedDataParallel'):
+        wrapper['type'] = 'CPUDistributedDataParallel'
+        wrapper.setdefault('broadcast_buffers', False)
+        wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+        cfg.model_wrapper_cfg = wrapper
+    if not torch_dist.is_initialized():
+        timeout = timedelta(seconds=int(dist_cfg.get('timeout', 1800)))
+        torch_dist.init_process_group(backend='gloo', init_method='env://', timeout=timeout)
+        return True
+    return False
+
+
+__all__ = ['CPUDistributedDataParallel', 'setup_distributed']

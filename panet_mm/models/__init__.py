@@ -1,0 +1,5 @@
+"""Registered mmagic modules of panet_mm: layers, generators, edit models."""
+from .editors import PAEDSRNet, PANet
+from .layers import PyramidAttention, ResBlock
+
+__all__ = ['PANet', 'PAEDSRNet', 'PyramidAttention', 'ResBlock']

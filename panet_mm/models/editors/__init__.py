@@ -1,0 +1,4 @@
+"""Registered generators and edit models."""
+from .panet import PAEDSRNet, PANet
+
+__all__ = ['PANet', 'PAEDSRNet']

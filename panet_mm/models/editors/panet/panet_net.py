@@ -1,0 +1,150 @@
+"""PANet and PA-EDSR generators (Mei et al. 2020), registered in mmagic's ``MODELS``.
+
+Both networks keep the attention inside ``body`` at the position the released checkpoints use
+(``body.40`` for PANet, ``body.16`` for PA-EDSR), so ``body.N`` names line up with the released
+ones; the released trailing ``body.<last>`` convolution is ``conv_after_body`` here.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch.nn as nn
+from mmagic.models.editors.edsr.edsr_net import UpsampleModule
+from mmagic.registry import MODELS
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from panet_mm.models.layers import PyramidAttention, ResBlock
+
+from .mean_shift import MeanShift
+
+
+def _make_body(mid_channels: int, num_blocks: int, act: str, res_scale: float,
+               attention_cfg: Optional[dict], default_reduction: int, default_res_scale: float) -> nn.Sequential:
+    """``num_blocks // 2`` ResBlocks, the pyramid attention, the remaining ResBlocks."""
+    cfg = dict(channels=mid_channels, reduction=default_reduction, res_scale=default_res_scale)
+    cfg.update(attention_cfg or {})
+    first = num_blocks // 2
+    blocks = [ResBlock(mid_channels, act=act, res_scale=res_scale) for _ in range(first)]
+    blocks.append(PyramidAttention(**cfg))
+    blocks += [ResBlock(mid_channels, act=act, res_scale=res_scale) for _ in range(num_blocks - first)]
+    return nn.Sequential(*blocks)
+
+
+@MODELS.register_module()
+class PANet(BaseModule):
+    """PANet for denoising, demosaicing and JPEG artifact reduction.
+
+    ``conv_first`` (3x3) -> ``body`` (``num_blocks // 2`` ResBlocks with PReLU, pyramid attention,
+    the other ResBlocks) -> ``conv_after_body`` (3x3) -> long skip from ``conv_first`` ->
+    ``conv_last`` (3x3). No mean shift and no image-level residual, as in the released code.
+    The released code shares one PReLU slope across all ResBlocks (an argument-order bug); here
+    every block has its own, and ``tools/convert_official_ckpt.py`` copies the shared slope into each.
+
+    Args:
+        in_channels (int): Channels of the input image (3 colour, 1 grey). Default: 3.
+        out_channels (int): Channels of the output image. Default: 3.
+        mid_channels (int): Channels of the features. Default: 64.
+        num_blocks (int): Number of ResBlocks in the body (80 in the paper). Default: 80.
+        res_scale (float): Residual scale of the ResBlocks. Default: 1.
+        rgb_range (float): The input in ``[0, 1]`` is multiplied by this before the network and the
+            output divided by it (255 reproduces released models trained on 0-255 data). Default: 1.
+        attention_cfg (dict, optional): Overrides of the ``PyramidAttention`` arguments
+            (defaults: ``channels=mid_channels, reduction=2, res_scale=1``).
+        init_cfg (dict, optional): mmengine initialisation config. Default: None.
+    """
+
+    def __init__(self,
+                 in_channels: int = 3,
+                 out_channels: int = 3,
+                 mid_channels: int = 64,
+                 num_blocks: int = 80,
+                 res_scale: float = 1.0,
+                 rgb_range: float = 1.0,
+                 attention_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.rgb_range = rgb_range
+        self.conv_first = nn.Conv2d(in_channels, mid_channels, 3, padding=1)
+        self.body = _make_body(mid_channels, num_blocks, 'prelu', res_scale, attention_cfg, 2, 1.0)
+        self.conv_after_body = nn.Conv2d(mid_channels, mid_channels, 3, padding=1)
+        self.conv_last = nn.Conv2d(mid_channels, out_channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Forward.
+
+        Args:
+            x (Tensor): Degraded image ``(B, in_channels, H, W)`` in ``[0, 1]``.
+
+        Returns:
+            Tensor: Restored image ``(B, out_channels, H, W)``.
+        """
+        feat = self.conv_first(x * self.rgb_range)
+        feat = self.conv_after_body(self.body(feat)) + feat
+        return self.conv_last(feat) / self.rgb_range
+
+
+@MODELS.register_module()
+class PAEDSRNet(BaseModule):
+    """PA-EDSR: EDSR with a pyramid attention block in the middle of its body, for super-resolution.
+
+    ``sub_mean`` -> ``conv_first`` -> ``body`` (``num_blocks // 2`` ResBlocks, pyramid attention,
+    the other ResBlocks) -> ``conv_after_body`` -> long skip -> ``upsample`` (mmagic's EDSR
+    upsampler: conv + PixelShuffle, x2^n or x3) -> ``conv_last`` -> ``add_mean``.
+    The mean shifts are frozen 1x1 convolutions, as in the released checkpoints.
+
+    Args:
+        in_channels (int): Channels of the input image. Default: 3.
+        out_channels (int): Channels of the output image. Default: 3.
+        mid_channels (int): Channels of the features (256 in the paper). Default: 256.
+        num_blocks (int): Number of ResBlocks (32 in the paper). Default: 32.
+        upscale_factor (int): 2, 3 or 4 (any 2^n works). Default: 2.
+        res_scale (float): Residual scale of the ResBlocks. Default: 0.1.
+        rgb_range (float): The input in ``[0, 1]`` is multiplied by this before the network and the
+            output divided by it; the released models use 255. Default: 255.
+        rgb_mean (Sequence[float]): Image mean in RGB order, in ``[0, 1]`` (DIV2K's by default).
+        rgb_std (Sequence[float]): Image std in RGB order. Default: (1, 1, 1).
+        attention_cfg (dict, optional): Overrides of the ``PyramidAttention`` arguments
+            (defaults: ``channels=mid_channels, reduction=8, res_scale=res_scale``).
+        init_cfg (dict, optional): mmengine initialisation config. Default: None.
+    """
+
+    def __init__(self,
+                 in_channels: int = 3,
+                 out_channels: int = 3,
+                 mid_channels: int = 256,
+                 num_blocks: int = 32,
+                 upscale_factor: int = 2,
+                 res_scale: float = 0.1,
+                 rgb_range: float = 255.0,
+                 rgb_mean: Sequence[float] = (0.4488, 0.4371, 0.4040),
+                 rgb_std: Sequence[float] = (1.0, 1.0, 1.0),
+                 attention_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if len(rgb_mean) != in_channels or len(rgb_std) != in_channels:
+            raise ValueError(f'rgb_mean and rgb_std need {in_channels} values (in_channels), '
+                             f'got {len(rgb_mean)} and {len(rgb_std)}')
+        self.upscale_factor = upscale_factor
+        self.rgb_range = rgb_range
+        self.sub_mean = MeanShift(rgb_range, rgb_mean, rgb_std, sign=-1)
+        self.conv_first = nn.Conv2d(in_channels, mid_channels, 3, padding=1)
+        self.body = _make_body(mid_channels, num_blocks, 'relu', res_scale, attention_cfg, 8, res_scale)
+        self.conv_after_body = nn.Conv2d(mid_channels, mid_channels, 3, padding=1)
+        self.upsample = UpsampleModule(upscale_factor, mid_channels)
+        self.conv_last = nn.Conv2d(mid_channels, out_channels, 3, padding=1)
+        self.add_mean = MeanShift(rgb_range, rgb_mean, rgb_std, sign=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Forward.
+
+        Args:
+            x (Tensor): Low-resolution image ``(B, in_channels, h, w)`` in ``[0, 1]``.
+
+        Returns:
+            Tensor: ``(B, out_channels, h * upscale_factor, w * upscale_factor)``.
+        """
+        feat = self.conv_first(self.sub_mean(x * self.rgb_range))
+        feat = self.conv_after_body(self.body(feat)) + feat
+        out = self.add_mean(self.conv_last(self.upsample(feat)))
+        return out / self.rgb_range

@@ -1,0 +1,123 @@
+"""The pyramid attention block of PANet (Mei et al. 2020), registered in mmagic's ``MODELS``.
+
+The tensor maths lives in :mod:`panet_mm.ops.pyramid_attention` (torch only); this file holds the
+learnable parts (the three 1x1 embeddings) and the residual connection.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch.nn as nn
+from mmagic.registry import MODELS
+from torch import Tensor
+
+from panet_mm.ops import pyramid_attention as pa_ops
+
+
+class _Embedding(nn.Sequential):
+    """1x1 convolution with bias followed by its own single-slope PReLU (no normalisation)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(nn.Conv2d(in_channels, out_channels, 1, bias=True), nn.PReLU())
+
+
+@MODELS.register_module()
+class PyramidAttention(nn.Module):
+    """Pyramid attention block: every pixel attends to 3x3 patches of a multi-scale pyramid.
+
+    Computes exactly what the released PANet code computes: a bicubic pyramid of the input at
+    scales ``1 - i/10``; query ``theta`` (full resolution), key ``g`` and value ``f`` embeddings
+    (1x1 conv + PReLU); key patches divided by ``max(||k||, 1e-4)``; ONE softmax over the patches of
+    all levels jointly; every pixel pastes its attention-weighted value patch, overlapping pastes add
+    up and the sum is divided by 4; finally ``y = attention / 4 + res_scale * x`` (``res_scale``
+    scales the identity branch, as in the released code).
+
+    Args:
+        channels (int): Channels ``C`` of the input feature map. Default: 64.
+        reduction (int): Query/key embeddings have ``C // reduction`` channels. Default: 2.
+        levels (int): Number of pyramid levels. Default: 5.
+        scale_step (float): Scale decrement between levels. Default: 0.1.
+        ksize (int): Patch size. Default: 3.
+        softmax_scale (float): Multiplier of the matching scores before the softmax. Default: 10.
+        res_scale (float): Scale of the identity branch. Default: 1.
+        eps (float): Lower bound of a key patch's norm. Default: 1e-4.
+        divisor (float): The pasted attention output is divided by this. Default: 4.
+        implementation (str): ``'chunked'`` (exact, memory linear in pixels, the default when the
+            fast kernel is available) or ``'reference'`` (the straightforward formulation that
+            materialises the full score map; quadratic memory, kept for checking).
+        chunk_size (int, optional): Query pixels per chunk for the chunked kernel. Default: chosen
+            from ``memory_budget_mb``.
+        memory_budget_mb (float): Memory budget of one chunk's score map. Default: 256.
+    """
+
+    def __init__(self,
+                 channels: int = 64,
+                 reduction: int = 2,
+                 levels: int = 5,
+                 scale_step: float = 0.1,
+                 ksize: int = 3,
+                 softmax_scale: float = 10.0,
+                 res_scale: float = 1.0,
+                 eps: float = 1e-4,
+                 divisor: float = 4.0,
+                 implementation: str = 'chunked',
+                 chunk_size: Optional[int] = None,
+                 memory_budget_mb: float = 256.0) -> None:
+        super().__init__()
+        if channels % reduction != 0:
+            raise ValueError(f'channels ({channels}) must be divisible by reduction ({reduction})')
+        if implementation not in ('chunked', 'reference'):
+            raise ValueError(f"implementation must be 'chunked' or 'reference', got {implementation!r}")
+        self.channels = channels
+        self.reduction = reduction
+        self.scales = pa_ops.pyramid_scales(levels, scale_step)
+        self.ksize = ksize
+        self.softmax_scale = softmax_scale
+        self.res_scale = res_scale
+        self.eps = eps
+        self.divisor = divisor
+        self.implementation = implementation
+        self.chunk_size = chunk_size
+        self.memory_budget_mb = memory_budget_mb
+        self.query = _Embedding(channels, channels // reduction)   # theta, released: conv_match_L_base
+        self.key = _Embedding(channels, channels // reduction)     # g, released: conv_match
+        self.value = _Embedding(channels, channels)                # f, released: conv_assembly
+
+    def extra_repr(self) -> str:
+        return (f'channels={self.channels}, reduction={self.reduction}, scales={self.scales}, '
+                f'softmax_scale={self.softmax_scale}, res_scale={self.res_scale}, '
+                f'implementation={self.implementation!r}')
+
+    def attention(self, x: Tensor) -> Tensor:
+        """The attention branch alone (``pasted / divisor``), without the identity."""
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ValueError(f'PyramidAttention(channels={self.channels}) expects (B, {self.channels}, H, W), '
+                             f'got shape {tuple(x.shape)}')
+        levels = pa_ops.build_pyramid(x, self.scales)
+        query = self.query(x)
+        keys = [self.key(t) for t in levels]
+        values = [self.value(t) for t in levels]
+        kwargs = dict(ksize=self.ksize, softmax_scale=self.softmax_scale, eps=self.eps, divisor=self.divisor)
+        if self.implementation == 'chunked' and hasattr(pa_ops, 'pyramid_attention'):
+            return pa_ops.pyramid_attention(query, keys, values, chunk_size=self.chunk_size,
+                                            memory_budget_mb=self.memory_budget_mb, **kwargs)
+        return pa_ops.pyramid_attention_reference(query, keys, values, **kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Forward.
+
+        Args:
+            x (Tensor): Feature map ``(B, C, H, W)``.
+
+        Returns:
+            Tensor: ``attention(x) + res_scale * x``, same shape as ``x``.
+        """
+        return self.attention(x) + self.res_scale * x
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters of ``module``, trainable or frozen."""
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ['PyramidAttention', 'count_parameters']
