@@ -1,0 +1,60 @@
+"""PANet and PA-EDSR generators: shapes, parameter counts, structure."""
+import os.path as osp
+
+import pytest
+import torch
+from mmagic.registry import MODELS
+from mmengine.config import Config
+
+import panet_mm  # noqa: F401
+from panet_mm.models.layers import PyramidAttention, count_parameters
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+
+@pytest.mark.parametrize('colors', [1, 3])
+def test_panet_forward_shape(colors):
+    torch.manual_seed(0)
+    net = MODELS.build(dict(type='PANet', in_channels=colors, out_channels=colors, mid_channels=8, num_blocks=2))
+    x = torch.rand(2, colors, 11, 9)
+    assert net(x).shape == (2, colors, 11, 9)
+    assert isinstance(net.body[1], PyramidAttention)
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+@pytest.mark.parametrize('colors', [1, 3])
+def test_paedsr_forward_shape(scale, colors):
+    torch.manual_seed(0)
+    net = MODELS.build(dict(type='PAEDSRNet', in_channels=colors, out_channels=colors, mid_channels=16,
+                            num_blocks=2, upscale_factor=scale, rgb_mean=[0.5] * colors, rgb_std=[1.0] * colors))
+    x = torch.rand(1, colors, 7, 10)
+    assert net(x).shape == (1, colors, 7 * scale, 10 * scale)
+
+
+@pytest.mark.parametrize('scale,expected', [(2, 40811870), (3, 43762270), (4, 43172190)])
+def test_sr_configs_build_reference_parameter_counts(scale, expected):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', f'panet_sr_x{scale}_div2k.py'))
+    net = MODELS.build(cfg.model.generator)
+    assert count_parameters(net) == expected
+    assert net.upscale_factor == scale
+    assert isinstance(net.body[16], PyramidAttention)
+    assert net.body[16].channels == 256 and net.body[16].reduction == 8 and net.body[16].res_scale == 0.1
+
+
+def test_panet_paper_structure():
+    net = MODELS.build(dict(type='PANet'))
+    assert len(net.body) == 81 and isinstance(net.body[40], PyramidAttention)
+    # released count 5,957,279 has one shared PReLU (1) and unused mean shifts (24); here: 80 PReLUs
+    assert count_parameters(net) == 5957279 - 1 - 24 + 80
+
+
+def test_mean_shift_is_frozen_and_round_trips():
+    net = MODELS.build(dict(type='PAEDSRNet', mid_channels=8, num_blocks=2))
+    assert not any(p.requires_grad for p in net.sub_mean.parameters())
+    x = torch.rand(1, 3, 4, 4)
+    torch.testing.assert_close(net.add_mean(net.sub_mean(x)), x)
+
+
+def test_rgb_range_mismatch_is_named():
+    with pytest.raises(ValueError, match='rgb_mean and rgb_std need 1 values'):
+        MODELS.build(dict(type='PAEDSRNet', in_channels=1, out_channels=1))
