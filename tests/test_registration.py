@@ -1,6 +1,7 @@
 """Importing panet_mm registers every module in mmagic's registries (what custom_imports relies on)."""
 import pytest
-from mmagic.registry import DATASETS, MODEL_WRAPPERS, MODELS
+from mmagic.registry import DATASETS, MODELS
+from mmengine.registry import MODEL_WRAPPERS
 
 import panet_mm
 

@@ -1,6 +1,6 @@
 # A small PA-EDSR x2 that trains in about a minute on 2 CPU cores on the offline demo data
 # (python tools/make_demo_data.py). Same recipe as ../panet_sr_x2_div2k.py, scaled down:
-# 32 channels, 4 ResBlocks with the pyramid attention in the middle, LR patches 24x24, 300 iterations.
+# 32 channels, 4 ResBlocks with the pyramid attention in the middle, LR patches 16x16, 300 iterations.
 _base_ = ['../panet_sr_x2_div2k.py']
 
 experiment_name = 'panet_sr_x2_demo'
@@ -14,7 +14,7 @@ train_pipeline = [
     dict(type='LoadImageFromFile', key='img', color_type='color', channel_order='rgb', imdecode_backend='cv2'),
     dict(type='LoadImageFromFile', key='gt', color_type='color', channel_order='rgb', imdecode_backend='cv2'),
     dict(type='SetValues', dictionary=dict(scale=scale)),
-    dict(type='PairedRandomCrop', gt_patch_size=24 * scale),
+    dict(type='PairedRandomCrop', gt_patch_size=16 * scale),
     dict(type='Flip', keys=['img', 'gt'], flip_ratio=0.5, direction='horizontal'),
     dict(type='Flip', keys=['img', 'gt'], flip_ratio=0.5, direction='vertical'),
     dict(type='RandomTransposeHW', keys=['img', 'gt'], transpose_ratio=0.5),

@@ -15,9 +15,11 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as torch_dist
-from mmagic.registry import MODEL_WRAPPERS
 from mmengine.config import Config
 from mmengine.model import MMDistributedDataParallel
+
+# mmengine's root registry: Runner.wrap_model looks wrappers up there, not in mmagic's child registry
+from mmengine.registry import MODEL_WRAPPERS
 
 
 @MODEL_WRAPPERS.register_module()
