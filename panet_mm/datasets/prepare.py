@@ -1,0 +1,360 @@
+"""Building blocks for preparing super-resolution data in mmagic's DIV2K / Set5 layout.
+
+The functions here follow the conventions of mmagic's DIV2K preprocessing:
+
+* HR images are cut into overlapping square sub-images named ``{stem}_s{index:03d}.png``
+  (``0001_s001.png``, ``0001_s002.png``, ... in row-major order);
+* LR images are made with MATLAB-compatible bicubic down-sampling, for which mmagic's own
+  :class:`mmagic.datasets.transforms.MATLABLikeResize` is reused;
+* the meta-info file lists one image per line as ``NAME (H,W,C)``, as in mmagic's
+  ``meta_info_DIV2K800sub_GT.txt``.
+
+Images are numpy arrays in OpenCV's layout (``H x W`` or ``H x W x C``, BGR, ``uint8``) and are
+written losslessly as PNG through OpenCV. Every writer here is atomic: the data goes to a
+temporary file in the destination folder that is then renamed over the destination with
+:func:`os.replace`, so an interrupted run never leaves a half-written file behind.
+
+This module is used by ``tools/make_demo_data.py`` and ``tools/prepare_div2k.py``.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import os.path as osp
+import uuid
+from typing import Iterable, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+#: Shape as recorded in a meta-info file: ``(H, W, C)``.
+Shape = Tuple[int, int, int]
+
+__all__ = [
+    'mod_crop', 'sub_image_starts', 'sub_image_name', 'crop_sub_images', 'bicubic_downscale',
+    'atomic_write_bytes', 'imwrite_atomic', 'meta_info_line', 'parse_meta_info_line', 'write_meta_info',
+    'read_meta_info', 'imread_color'
+]
+
+
+def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop an image so that its height and width are multiples of ``scale``.
+
+    Rows are removed from the bottom and columns from the right, as in the usual ``GTmod12``
+    preparation of SR benchmarks (Set5, Set14, ...).
+
+    Args:
+        img: Image of shape ``(H, W)`` or ``(H, W, C)``.
+        scale: The modulus, a positive integer (e.g. 12 so that x2, x3 and x4 all divide the size).
+
+    Returns:
+        A view of ``img`` of shape ``(H - H % scale, W - W % scale, ...)``.
+
+    Raises:
+        ValueError: If ``scale`` is not a positive integer, ``img`` is not 2-D or 3-D, or the image
+            is smaller than ``scale`` in either dimension.
+    """
+    if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
+        raise ValueError(f'scale must be a positive integer, got {scale!r}')
+    if img.ndim not in (2, 3):
+        raise ValueError(f'expected an image of shape (H, W) or (H, W, C), got shape {img.shape}')
+    h, w = img.shape[:2]
+    new_h, new_w = h - h % scale, w - w % scale
+    if new_h == 0 or new_w == 0:
+        raise ValueError(f'image of size {h}x{w} is smaller than the modulus {scale}')
+    return img[:new_h, :new_w, ...]
+
+
+def sub_image_starts(length: int, crop_size: int, step: int, thresh_size: int = 0) -> List[int]:
+    """Start offsets of overlapping crops along one axis, following mmagic's DIV2K convention.
+
+    Crops start at ``0, step, 2 * step, ...`` as long as they fit. If the strip left uncovered at
+    the end is wider than ``thresh_size`` pixels, one more crop aligned with the end of the axis
+    (starting at ``length - crop_size``) is added, so that with ``thresh_size=0`` the crops cover
+    the whole axis.
+
+    Args:
+        length: Size of the axis in pixels.
+        crop_size: Size of a crop in pixels.
+        step: Distance between the starts of two consecutive crops.
+        thresh_size: Uncovered end strips of at most this many pixels are dropped. Defaults to 0.
+
+    Returns:
+        The sorted start offsets.
+
+    Raises:
+        ValueError: If ``crop_size`` or ``step`` is not positive, ``thresh_size`` is negative, or
+            ``length < crop_size``.
+    """
+    if crop_size < 1 or step < 1:
+        raise ValueError(f'crop_size and step must be positive, got crop_size={crop_size}, step={step}')
+    if thresh_size < 0:
+        raise ValueError(f'thresh_size must be non-negative, got {thresh_size}')
+    if length < crop_size:
+        raise ValueError(f'axis of length {length} is shorter than the crop size {crop_size}')
+    starts = list(range(0, length - crop_size + 1, step))
+    if length - (starts[-1] + crop_size) > thresh_size:
+        starts.append(length - crop_size)
+    return starts
+
+
+def sub_image_name(stem: str, index: int, ext: str = '.png') -> str:
+    """File name of the ``index``-th (1-based) sub-image of the image ``stem``.
+
+    Args:
+        stem: Name of the source image without extension, e.g. ``'0001'``.
+        index: 1-based index of the sub-image in row-major order.
+        ext: File extension, with the dot. Defaults to ``'.png'``.
+
+    Returns:
+        The name, e.g. ``'0001_s001.png'``.
+    """
+    return f'{stem}_s{index:03d}{ext}'
+
+
+def crop_sub_images(img: np.ndarray,
+                    stem: str,
+                    crop_size: int,
+                    step: int,
+                    thresh_size: int = 0,
+                    ext: str = '.png') -> List[Tuple[str, np.ndarray]]:
+    """Cut an HR image into overlapping square sub-images, as mmagic's DIV2K preprocessing does.
+
+    Crops are taken row by row (the outer loop runs over the height) at the offsets given by
+    :func:`sub_image_starts` and are numbered from 1.
+
+    Args:
+        img: Image of shape ``(H, W)`` or ``(H, W, C)``.
+        stem: Name of the source image without extension; sub-images are named
+            ``{stem}_s{index:03d}{ext}``.
+        crop_size: Side of the square sub-images.
+        step: Distance between the starts of two neighbouring sub-images.
+        thresh_size: See :func:`sub_image_starts`. Defaults to 0.
+        ext: File extension of the names, with the dot. Defaults to ``'.png'``.
+
+    Returns:
+        ``(name, sub_image)`` pairs; each sub-image is a view into ``img``.
+
+    Raises:
+        ValueError: If ``img`` is not 2-D or 3-D, or is smaller than ``crop_size``.
+    """
+    if img.ndim not in (2, 3):
+        raise ValueError(f'expected an image of shape (H, W) or (H, W, C), got shape {img.shape}')
+    h, w = img.shape[:2]
+    if h < crop_size or w < crop_size:
+        raise ValueError(f'image {stem!r} of size {h}x{w} is smaller than the crop size {crop_size}')
+    subs = []
+    for y in sub_image_starts(h, crop_size, step, thresh_size):
+        for x in sub_image_starts(w, crop_size, step, thresh_size):
+            subs.append((sub_image_name(stem, len(subs) + 1, ext), img[y:y + crop_size, x:x + crop_size, ...]))
+    return subs
+
+
+@functools.cache
+def _matlab_like_resize(out_h: int, out_w: int):
+    """Return mmagic's MATLAB-like bicubic resize transform for one output size (imported lazily)."""
+    from mmagic.datasets.transforms import MATLABLikeResize
+
+    return MATLABLikeResize(keys=['img'], output_shape=(out_h, out_w))
+
+
+def bicubic_downscale(img: np.ndarray, scale: int) -> np.ndarray:
+    """Down-sample an image by an integer factor with MATLAB-compatible bicubic interpolation.
+
+    This is MATLAB's ``imresize(img, 1 / scale, 'bicubic')`` (antialiased cubic kernel), the
+    degradation used for the ``*_LR_bicubic`` folders of DIV2K and the ``LRbicx*`` folders of the
+    SR benchmarks. The resampling itself is mmagic's
+    :class:`~mmagic.datasets.transforms.MATLABLikeResize`; this wrapper fixes the output size to
+    exactly ``(H / scale, W / scale)`` and, for ``uint8`` input, rounds and clips the result back
+    to ``uint8`` like MATLAB does (mmagic's transform returns unclipped floats).
+
+    Args:
+        img: Image of shape ``(H, W)`` or ``(H, W, C)`` whose height and width are multiples of
+            ``scale`` (use :func:`mod_crop` first).
+        scale: Integer down-sampling factor, at least 1.
+
+    Returns:
+        The LR image, of shape ``(H // scale, W // scale)`` or ``(H // scale, W // scale, C)`` and of
+        the dtype of ``img`` (``uint8`` in, ``uint8`` out; other dtypes come back as ``float64``).
+
+    Raises:
+        ValueError: If ``scale`` is not a positive integer, or the image size is not a multiple of
+            ``scale``.
+    """
+    if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
+        raise ValueError(f'scale must be a positive integer, got {scale!r}')
+    if img.ndim not in (2, 3):
+        raise ValueError(f'expected an image of shape (H, W) or (H, W, C), got shape {img.shape}')
+    h, w = img.shape[:2]
+    if h % scale or w % scale:
+        raise ValueError(f'image size {h}x{w} is not a multiple of the scale {scale}; mod_crop it first')
+    if scale == 1:
+        return img.copy()
+    # An explicit output shape avoids ceil(h * (1 / scale)) rounding up for sizes like 3 * k.
+    out = _matlab_like_resize(h // scale, w // scale)({'img': img})['img']
+    if img.ndim == 2:
+        out = out[..., 0]
+    if img.dtype == np.uint8:
+        out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return out
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically.
+
+    The bytes go to a hidden temporary file in the same folder (created with the usual
+    permissions, i.e. ``0o666`` minus the umask), which is flushed, synced and then renamed over
+    ``path`` with :func:`os.replace`. Readers see either the old file or the complete new one; if
+    anything fails, the temporary file is removed and the error is re-raised.
+
+    Args:
+        path: Destination file. Its folder must exist.
+        data: The complete file content.
+    """
+    folder, base = osp.split(osp.abspath(path))
+    tmp = osp.join(folder, f'.{base}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def imwrite_atomic(img: np.ndarray, path: str, png_compression: int = 3, auto_mkdir: bool = True) -> None:
+    """Encode an image with OpenCV and write it atomically (see :func:`atomic_write_bytes`).
+
+    Args:
+        img: Image in OpenCV's layout (BGR for colour images).
+        path: Destination file; its extension selects the format. PNG is lossless.
+        png_compression: zlib level 0-9 for PNG files (ignored for other formats). Defaults to 3,
+            OpenCV's default; the level changes the file size, never the pixels.
+        auto_mkdir: Create the destination folder if it does not exist. Defaults to True.
+
+    Raises:
+        ValueError: If OpenCV cannot encode the image in the requested format.
+    """
+    ext = osp.splitext(path)[1].lower()
+    params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)] if ext == '.png' else []
+    try:
+        ok, buf = cv2.imencode(ext, img, params)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise ValueError(f'OpenCV could not encode an image of shape {img.shape} as {ext!r} for {path}')
+    if auto_mkdir:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def _shape3(shape: Sequence[int]) -> Shape:
+    """Normalise an image shape to ``(H, W, C)`` (grayscale images have ``C = 1``)."""
+    if len(shape) == 2:
+        return int(shape[0]), int(shape[1]), 1
+    if len(shape) == 3:
+        return int(shape[0]), int(shape[1]), int(shape[2])
+    raise ValueError(f'expected an image shape (H, W) or (H, W, C), got {tuple(shape)}')
+
+
+def meta_info_line(name: str, shape: Sequence[int]) -> str:
+    """One line of an mmagic meta-info file, without the newline.
+
+    Args:
+        name: Image file name relative to the image folder, e.g. ``'0001_s001.png'``. It must not
+            contain whitespace (mmagic takes everything before the first space as the name).
+        shape: The image shape, ``(H, W)`` or ``(H, W, C)``.
+
+    Returns:
+        The line, e.g. ``'0001_s001.png (480,480,3)'``.
+
+    Raises:
+        ValueError: If ``name`` is empty or contains whitespace, or ``shape`` is not 2-D or 3-D.
+    """
+    if not name or any(c.isspace() for c in name):
+        raise ValueError(f'meta-info names must be non-empty and contain no whitespace, got {name!r}')
+    h, w, c = _shape3(shape)
+    return f'{name} ({h},{w},{c})'
+
+
+def parse_meta_info_line(line: str) -> Tuple[str, Shape]:
+    """Parse one line written by :func:`meta_info_line`.
+
+    Args:
+        line: A line such as ``'0001_s001.png (480,480,3)'``; surrounding whitespace is ignored.
+
+    Returns:
+        The name and the ``(H, W, C)`` shape.
+
+    Raises:
+        ValueError: If the line does not have the ``NAME (H,W,C)`` form.
+    """
+    parts = line.strip().split(' ', 1)
+    if len(parts) != 2 or not (parts[1].startswith('(') and parts[1].endswith(')')):
+        raise ValueError(f'not a meta-info line of the form "NAME (H,W,C)": {line!r}')
+    try:
+        dims = tuple(int(v) for v in parts[1][1:-1].split(','))
+    except ValueError:
+        raise ValueError(f'not a meta-info line of the form "NAME (H,W,C)": {line!r}') from None
+    if len(dims) != 3:
+        raise ValueError(f'not a meta-info line of the form "NAME (H,W,C)": {line!r}')
+    return parts[0], dims  # type: ignore[return-value]
+
+
+def write_meta_info(path: str, entries: Iterable[Tuple[str, Sequence[int]]], sort: bool = True) -> int:
+    """Write an mmagic meta-info file (``NAME (H,W,C)`` per line) atomically.
+
+    Args:
+        path: Destination file, e.g. ``data/DIV2K/meta_info_DIV2K800sub_GT.txt``. Its folder is
+            created if needed.
+        entries: ``(name, shape)`` pairs; names are relative to the image folder the dataset
+            config points at.
+        sort: Sort the lines by name, as mmagic's own meta-info files are. Defaults to True.
+
+    Returns:
+        The number of lines written.
+    """
+    lines = [meta_info_line(name, shape) for name, shape in entries]
+    if sort:
+        lines.sort()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    atomic_write_bytes(path, ''.join(f'{line}\n' for line in lines).encode('utf-8'))
+    return len(lines)
+
+
+def read_meta_info(path: str) -> List[Tuple[str, Shape]]:
+    """Read a meta-info file written by :func:`write_meta_info` (blank lines are skipped).
+
+    Args:
+        path: The meta-info file.
+
+    Returns:
+        ``(name, (H, W, C))`` pairs in file order.
+    """
+    with open(path, encoding='utf-8') as f:
+        return [parse_meta_info_line(line) for line in f if line.strip()]
+
+
+def imread_color(path: str) -> np.ndarray:
+    """Read an image as 3-channel BGR ``uint8`` with OpenCV (grayscale images are replicated).
+
+    Args:
+        path: Image file.
+
+    Returns:
+        The image, of shape ``(H, W, 3)``.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If OpenCV cannot decode the file.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no such image file: {path}')
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f'OpenCV could not decode the image {path}')
+    return img

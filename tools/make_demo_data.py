@@ -1,0 +1,281 @@
+"""Make a small, deterministic super-resolution data set for offline demos and smoke tests.
+
+    python tools/make_demo_data.py [--out data/demo] [--scales 2 3 4] [--overwrite]
+
+The images are real photographs that ship inside the scikit-image package (``skimage/data``);
+nothing is downloaded. The output mimics mmagic's DIV2K / Set5 layout, so that the regular
+dataset configs work on it with only ``data_root`` changed::
+
+    {out}/DIV2K/DIV2K_train_HR_sub/0001_s001.png ...        HR training sub-images (120x120)
+    {out}/DIV2K/DIV2K_train_LR_bicubic/X{s}_sub/*.png        their bicubic LR versions, same names
+    {out}/DIV2K/meta_info_DIV2K800sub_GT.txt                 "NAME (H,W,C)" per HR sub-image
+    {out}/Set5/GTmod12/*.png                                 5 held-out photos, at most 128 px, mod 12
+    {out}/Set5/LRbicx{s}/*.png                               their bicubic LR versions, same names
+
+Training photos are shrunk (cv2.INTER_AREA) to at most 320 px and cut into 120x120 sub-images
+with a step of 60 px; each LR sub-image is the MATLAB-like bicubic down-sampling of its HR
+sub-image. The five validation photos are never used for training. The same command always
+writes the same bytes. A marker file ``{out}/.panet_mm_demo`` records that the folder belongs to
+this tool: reruns rewrite it in place (and remove stale images from its image folders), while a
+non-empty folder without the marker is left alone unless ``--overwrite`` is given (which adopts
+the folder: files outside the layout's image folders are never touched, but later reruns prune
+PNGs inside those folders that this tool does not make).
+"""
+import argparse
+import contextlib
+import importlib.util
+import os
+import os.path as osp
+import re
+import sys
+import time
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+# panet_mm.datasets.prepare, imported by import_libraries() once the cheap checks have passed:
+# importing panet_mm pulls in mmagic and torch, which takes seconds.
+prepare = None
+
+MARKER = '.panet_mm_demo'
+
+# Real photographs from skimage/data, in a fixed order: the order gives the DIV2K-style indices
+# 0001, 0002, ... Grayscale photos are stored as 3 equal channels. motorcycle_right.png is not
+# used: it is the other half of the stereo pair motorcycle_left.png, which is held out.
+TRAIN_PHOTOS = (
+    'hubble_deep_field.jpg', 'retina.jpg', 'ihc.png', 'camera.png', 'brick.png', 'grass.png', 'gravel.png',
+    'moon.png', 'coins.png', 'page.png', 'text.png'
+)
+VAL_PHOTOS = ('astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg', 'motorcycle_left.png')
+
+TRAIN_MAX_SIDE = 320  # training photos are shrunk to this longer side before cropping
+CROP_SIZE = 120  # HR sub-image size; divisible by 12 so that x2, x3, x4 (and x6) LR sizes are integral
+STEP = 60
+THRESH_SIZE = 0
+VAL_MAX_SIDE = 128  # attention is quadratic in pixels: keep validation cheap
+VAL_MOD = 12
+
+HR_SUB_DIR = 'DIV2K/DIV2K_train_HR_sub'
+LR_SUB_DIR = 'DIV2K/DIV2K_train_LR_bicubic/X{}_sub'
+META_FILE = 'DIV2K/meta_info_DIV2K800sub_GT.txt'
+VAL_GT_DIR = 'Set5/GTmod12'
+VAL_LR_DIR = 'Set5/LRbicx{}'
+SUPPORTED_SCALES = tuple(s for s in range(2, VAL_MOD + 1) if CROP_SIZE % s == 0 and VAL_MOD % s == 0)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        description='Make a small offline SR data set (DIV2K / Set5 layout) from the photos in scikit-image.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--out', default='data/demo', help='output folder')
+    parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4],
+                        help=f'down-sampling factors of the LR images; each one of {list(SUPPORTED_SCALES)}')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into --out even if it holds files this tool did not make')
+    args = parser.parse_args(argv)
+    bad = [s for s in args.scales if s not in SUPPORTED_SCALES]
+    if bad:
+        parser.error(f'unsupported scale(s) {bad}: the sizes {CROP_SIZE} and mod {VAL_MOD} '
+                     f'must be multiples of each scale, so use some of {list(SUPPORTED_SCALES)}')
+    args.scales = sorted(set(args.scales))
+    return args
+
+
+def skimage_data_dir() -> Tuple[str, str]:
+    """Locate skimage/data without importing scikit-image; return (folder, scikit-image version)."""
+    spec = importlib.util.find_spec('skimage')
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit('error: the demo photos come from the scikit-image package, which is not installed; '
+                         'run `pip install scikit-image`.')
+    try:
+        skimage_version = version('scikit-image')
+    except PackageNotFoundError:
+        skimage_version = 'unknown'
+    data_dir = osp.join(list(spec.submodule_search_locations)[0], 'data')
+    missing = [n for n in TRAIN_PHOTOS + VAL_PHOTOS if not osp.isfile(osp.join(data_dir, n))]
+    if missing:
+        raise SystemExit(f'error: scikit-image {skimage_version} at {data_dir} lacks {", ".join(missing)}; '
+                         'install the tested version with `pip install scikit-image==0.24.0`.')
+    return data_dir, skimage_version
+
+
+def import_libraries() -> None:
+    """Import panet_mm's preparation helpers and mmagic's resize, with a clear message if mmagic is missing."""
+    global prepare
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # torch / transformers deprecation noise at import time
+            try:
+                from panet_mm.datasets import prepare
+            except ModuleNotFoundError as e:
+                if e.name != 'panet_mm':
+                    raise
+                sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # a checkout, not installed
+                from panet_mm.datasets import prepare
+            import mmagic.datasets.transforms  # noqa: F401  (used by prepare.bicubic_downscale)
+    except ImportError as e:
+        raise SystemExit(f'error: panet_mm and mmagic are needed (MATLAB-like bicubic resize) but cannot be '
+                         f'imported ({e}); set up the environment with `bash tools/setup_env.sh`.') from None
+
+
+@contextlib.contextmanager
+def libpng_warnings_silenced() -> Iterator[None]:
+    """Silence stderr at the file-descriptor level.
+
+    Some bundled PNGs carry ICC profiles that make libpng print harmless warnings from C code,
+    which Python's warning filters cannot catch. Decoding errors are still detected, since
+    ``prepare.imread_color`` raises on failure.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def read_photo(data_dir: str, name: str, max_side: int) -> np.ndarray:
+    """Read a bundled photo as BGR and shrink it with INTER_AREA so its longer side is <= max_side."""
+    with libpng_warnings_silenced():
+        img = prepare.imread_color(osp.join(data_dir, name))
+    h, w = img.shape[:2]
+    if max(h, w) > max_side:
+        f = max_side / max(h, w)
+        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def marker_text(skimage_version: str) -> str:
+    """Content of the marker file (deterministic: no dates, no absolute paths)."""
+    lines = [
+        'Made by tools/make_demo_data.py (panet_mm). Rerunning the tool rewrites this folder; '
+        'it is safe to delete.',
+        f'Source: real photographs from skimage/data of scikit-image {skimage_version}.',
+        'Training photos (DIV2K index = file):',
+    ]
+    lines += [f'  {i:04d} = {name}' for i, name in enumerate(TRAIN_PHOTOS, 1)]
+    lines += ['Held-out validation photos (Set5):'] + [f'  {name}' for name in VAL_PHOTOS]
+    return '\n'.join(lines) + '\n'
+
+
+def check_out_dir(out: str, overwrite: bool) -> bool:
+    """Refuse a non-empty --out that this tool did not make, unless overwrite. Return whether it is ours."""
+    if osp.exists(out) and not osp.isdir(out):
+        raise SystemExit(f'error: --out {out} exists and is not a folder.')
+    if not osp.isdir(out):
+        return False
+    if osp.isfile(osp.join(out, MARKER)):
+        return True
+    if os.listdir(out) and not overwrite:
+        raise SystemExit(f'error: {out} is not empty and was not made by this tool (no {MARKER} file in it); '
+                         'choose another --out, or pass --overwrite to write into it anyway.')
+    return False
+
+
+def prune_stale(out: str, hr_names: Sequence[str], val_names: Sequence[str]) -> int:
+    """In a folder this tool made, remove images and temp files that this run does not produce.
+
+    Only the image folders of the layout are touched (HR and every ``X*_sub`` / ``LRbicx*``
+    folder), so output of a previous version or run with other photos cannot linger.
+    """
+    expected: Dict[str, set] = {HR_SUB_DIR: set(hr_names), VAL_GT_DIR: set(val_names)}
+    lr_root = osp.dirname(LR_SUB_DIR)
+    for parent, pattern, names in ((lr_root, r'X\d+_sub', hr_names), ('Set5', r'LRbicx\d+', val_names)):
+        if osp.isdir(osp.join(out, parent)):
+            for d in os.listdir(osp.join(out, parent)):
+                if re.fullmatch(pattern, d):
+                    expected[f'{parent}/{d}'] = set(names)
+    removed = 0
+    for rel, names in expected.items():
+        folder = osp.join(out, rel)
+        if not osp.isdir(folder):
+            continue
+        for f in os.listdir(folder):
+            stale_png = f.endswith('.png') and f not in names
+            stale_tmp = f.startswith('.') and f.endswith('.tmp')
+            if (stale_png or stale_tmp) and osp.isfile(osp.join(folder, f)):
+                os.remove(osp.join(folder, f))
+                removed += 1
+    return removed
+
+
+def make_demo_data(out: str, scales: Sequence[int], overwrite: bool = False) -> Dict[str, object]:
+    """Build the demo data set under ``out`` and return a summary of what was written."""
+    data_dir, skimage_version = skimage_data_dir()
+    ours = check_out_dir(out, overwrite)
+    import_libraries()
+    os.makedirs(out, exist_ok=True)
+    # The marker goes first, so that an interrupted run can simply be run again.
+    prepare.atomic_write_bytes(osp.join(out, MARKER), marker_text(skimage_version).encode('utf-8'))
+
+    try:
+        from tqdm import tqdm
+        bar = tqdm(total=len(TRAIN_PHOTOS) + len(VAL_PHOTOS), desc='demo data', unit='photo')
+    except ImportError:  # tqdm is an install requirement, but keep going without it
+        bar = None
+
+    meta: List[Tuple[str, Tuple[int, ...]]] = []
+    for index, name in enumerate(TRAIN_PHOTOS, 1):
+        img = read_photo(data_dir, name, TRAIN_MAX_SIDE)
+        for sub_name, sub in prepare.crop_sub_images(img, f'{index:04d}', CROP_SIZE, STEP, THRESH_SIZE):
+            prepare.imwrite_atomic(sub, osp.join(out, HR_SUB_DIR, sub_name))
+            for s in scales:
+                prepare.imwrite_atomic(prepare.bicubic_downscale(sub, s), osp.join(out, LR_SUB_DIR.format(s), sub_name))
+            meta.append((sub_name, sub.shape))
+        if bar is not None:
+            bar.update()
+
+    val_sizes: Dict[str, Tuple[int, int]] = {}
+    for name in VAL_PHOTOS:
+        gt = prepare.mod_crop(read_photo(data_dir, name, VAL_MAX_SIDE), VAL_MOD)
+        png = osp.splitext(name)[0] + '.png'
+        prepare.imwrite_atomic(gt, osp.join(out, VAL_GT_DIR, png))
+        for s in scales:
+            prepare.imwrite_atomic(prepare.bicubic_downscale(gt, s), osp.join(out, VAL_LR_DIR.format(s), png))
+        val_sizes[png] = gt.shape[:2]
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+
+    removed = prune_stale(out, [m[0] for m in meta], list(val_sizes)) if ours else 0
+    # Written last: a complete meta-info file means a complete data set.
+    prepare.write_meta_info(osp.join(out, META_FILE), meta)
+    return dict(train=len(meta), val=val_sizes, removed=removed, skimage_version=skimage_version)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry point."""
+    args = parse_args(argv)
+    start = time.perf_counter()
+    summary = make_demo_data(args.out, args.scales, args.overwrite)
+    elapsed = time.perf_counter() - start
+    n_train, val = summary['train'], summary['val']
+    n_files = (n_train + len(val)) * (1 + len(args.scales))
+    print(f'Demo data written to {osp.abspath(args.out)} in {elapsed:.1f} s '
+          f'({n_files} images, from scikit-image {summary["skimage_version"]}):')
+    print(f'  DIV2K: {n_train} HR sub-images {CROP_SIZE}x{CROP_SIZE} from {len(TRAIN_PHOTOS)} photos in '
+          f'{HR_SUB_DIR}, listed in {META_FILE}')
+    for s in args.scales:
+        print(f'         {n_train} LR x{s} sub-images {CROP_SIZE // s}x{CROP_SIZE // s} in {LR_SUB_DIR.format(s)}')
+    sizes = ', '.join(f'{n} {h}x{w}' for n, (h, w) in val.items())
+    print(f'  Set5:  {len(val)} held-out GT images in {VAL_GT_DIR} ({sizes}); LR in '
+          + ', '.join(VAL_LR_DIR.format(s) for s in args.scales))
+    if summary['removed']:
+        print(f'  removed {summary["removed"]} stale file(s) left by an earlier run')
+
+
+if __name__ == '__main__':
+    main()
