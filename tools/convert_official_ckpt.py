@@ -1,0 +1,60 @@
+"""Convert a released PANet / PA-EDSR checkpoint to a panet_mm (mmengine) checkpoint.
+
+    python tools/convert_official_ckpt.py SRC.pt DST.pth --arch panet|paedsr [--scale N] [--colors 1|3]
+
+The released file is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling); every key
+and shape is checked against the target generator and nothing is written unless all match. The
+output loads with ``python tools/test.py CONFIG DST.pth``; the config's generator must use
+``rgb_range=255`` (the released models work on 0-255 data). Exit status: 0 converted, 1 refused.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from panet_mm.models.editors.panet.official import ConversionError, convert_official_checkpoint
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Command-line arguments."""
+    parser = argparse.ArgumentParser(description='Convert a released PANet / PA-EDSR .pt checkpoint to panet_mm')
+    parser.add_argument('src', help='released checkpoint (.pt); never modified')
+    parser.add_argument('dst', help='output mmengine checkpoint (.pth); written atomically, must differ from src')
+    parser.add_argument('--arch', required=True, choices=['panet', 'paedsr'],
+                        help='panet: denoising / demosaicing / JPEG models; paedsr: super-resolution models')
+    parser.add_argument('--scale', type=int, default=None,
+                        help='PA-EDSR scale 2, 3 or 4 (default: inferred from the tail); not for panet')
+    parser.add_argument('--colors', type=int, choices=[1, 3], default=None,
+                        help='image channels: 3, or 1 for the grey JPEG PANet models (default: inferred)')
+    parser.add_argument('--mid-channels', type=int, default=None,
+                        help='feature channels, for non-paper variants (default: 64 panet, 256 paedsr)')
+    parser.add_argument('--num-blocks', type=int, default=None,
+                        help='number of ResBlocks, for non-paper variants (default: 80 panet, 32 paedsr)')
+    parser.add_argument('--reduction', type=int, default=None,
+                        help='attention channel reduction, for non-paper variants (default: 2 panet, 8 paedsr)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the conversion; return the exit status."""
+    args = parse_args(argv)
+    try:
+        meta = convert_official_checkpoint(args.src, args.dst, args.arch, scale=args.scale, colors=args.colors,
+                                           mid_channels=args.mid_channels, num_blocks=args.num_blocks,
+                                           reduction=args.reduction)
+    except ConversionError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    cfg = meta['generator_cfg']
+    print(f"converted {args.src} -> {args.dst} ({meta['arch']}, scale {meta['scale']}, {meta['colors']} colours)")
+    for note in meta['notes']:
+        print(f'note: {note}')
+    if meta['ignored_keys']:
+        print(f"note: dropped released keys {', '.join(meta['ignored_keys'])}")
+    print(f'generator config: {cfg}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
