@@ -1,5 +1,5 @@
 """Registered mmagic modules of panet_mm: layers, generators, edit models."""
-from .editors import PAEDSRNet, PANet
+from .editors import PAEDSRNet, PANet, PANetEditModel
 from .layers import PyramidAttention, ResBlock
 
-__all__ = ['PANet', 'PAEDSRNet', 'PyramidAttention', 'ResBlock']
+__all__ = ['PANet', 'PAEDSRNet', 'PANetEditModel', 'PyramidAttention', 'ResBlock']

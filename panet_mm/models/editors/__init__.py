@@ -1,4 +1,4 @@
 """Registered generators and edit models."""
-from .panet import PAEDSRNet, PANet
+from .panet import PAEDSRNet, PANet, PANetEditModel
 
-__all__ = ['PANet', 'PAEDSRNet']
+__all__ = ['PANet', 'PAEDSRNet', 'PANetEditModel']

@@ -1,0 +1,387 @@
+"""Edit model of PANet / PA-EDSR: mmagic's ``BaseEditModel`` with test-time restoration options.
+
+Training is ``BaseEditModel``'s. At validation / test time the image is restored in one pass by
+default (the pyramid attention then sees the whole image, the point of this project), or, as
+options, with the released recursive ``--chop``, with fixed overlapping tiles, and/or with the
+geometric x8 self-ensemble. Inputs too small for the network are padded and the output cropped back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmagic.models.base_models import BaseEditModel
+from mmagic.registry import MODELS
+from mmagic.structures import DataSample
+from torch import Tensor
+
+from panet_mm.models.layers import PyramidAttention
+
+_TEST_KEYS = ('chop', 'tile', 'self_ensemble', 'min_input_size')
+_CHOP_KEYS = ('min_size', 'shave', 'tiles_per_batch')
+_TILE_KEYS = ('size', 'overlap', 'tiles_per_batch')
+
+
+@dataclass(frozen=True)
+class ChopTile:
+    """One leaf tile of the recursive chop, in input (LR) pixels of the whole image.
+
+    Attributes:
+        top (int): First row of the tile the network runs on.
+        left (int): First column of the tile.
+        height (int): Rows of the tile.
+        width (int): Columns of the tile.
+        keep_top (int): First row of the image region this tile's output provides.
+        keep_left (int): First column of that region.
+        keep_height (int): Rows of that region (the regions of all tiles partition the image).
+        keep_width (int): Columns of that region.
+    """
+
+    top: int
+    left: int
+    height: int
+    width: int
+    keep_top: int
+    keep_left: int
+    keep_height: int
+    keep_width: int
+
+
+def _split_axis(length: int, shave: int) -> List[Tuple[int, int, int, int]]:
+    """``(start, size, keep_start, keep_end)`` of the halves along one axis, relative to the node.
+
+    Two overlapping halves of ``length // 2 + shave`` as in the released chop; a single piece (no
+    split) when that would not make the pieces smaller (the released code mis-stitches or crashes
+    there, and identical halves give the same result as no split).
+    """
+    half = length // 2
+    size = half + shave
+    if half < 1 or size >= length:
+        return [(0, length, 0, length)]
+    return [(0, size, 0, half), (length - size, size, half, length)]
+
+
+def chop_boxes(h: int, w: int, min_size: int = 6400, shave: int = 10) -> List[ChopTile]:
+    """Leaf tiles of the released recursive overlapping chop (``forward_chop``) of an ``h x w`` image.
+
+    A node of size ``h x w`` is split into 4 quadrants of ``(h//2 + shave) x (w//2 + shave)``
+    anchored at its four corners; if a quadrant has fewer than ``min_size`` pixels the quadrants are
+    run through the network, otherwise each is chopped again. Quadrant ``i`` provides the node's
+    ``[0, h//2) / [h//2, h)`` rows and ``[0, w//2) / [w//2, w)`` columns (its overlap is dropped),
+    in the released order: top-left, top-right, bottom-left, bottom-right. For SR every output
+    coordinate is the input one times the scale. Extension for thin images (where the released code
+    fails): an axis whose half plus ``shave`` is not shorter than the node is not split.
+
+    Args:
+        h (int): Image height.
+        w (int): Image width.
+        min_size (int): A quadrant with fewer pixels than this is a leaf (the released test commands
+            use 6400, 6800 for denoising). Default: 6400.
+        shave (int): Overlap added to each half, in input pixels. Default: 10.
+
+    Returns:
+        list[ChopTile]: Leaf tiles in the order the released code runs them.
+    """
+    if h < 1 or w < 1:
+        raise ValueError(f'chop_boxes needs a non-empty image, got {h}x{w}')
+    if shave < 0 or min_size < 1:
+        raise ValueError(f'chop needs shave >= 0 and min_size >= 1, got shave={shave}, min_size={min_size}')
+    leaves: List[ChopTile] = []
+
+    def visit(top: int, left: int, nh: int, nw: int, keep: Tuple[int, int, int, int]) -> None:
+        rows, cols = _split_axis(nh, shave), _split_axis(nw, shave)
+        if len(rows) == 1 and len(cols) == 1:
+            leaves.append(ChopTile(top, left, nh, nw, *keep))
+            return
+        leaf = rows[0][1] * cols[0][1] < min_size
+        for r0, rs, rk0, rk1 in rows:
+            for c0, cs, ck0, ck1 in cols:
+                # this child's kept region, intersected with what the node itself keeps (global coords)
+                kt, kb = max(top + rk0, keep[0]), min(top + rk1, keep[0] + keep[2])
+                kl, kr = max(left + ck0, keep[1]), min(left + ck1, keep[1] + keep[3])
+                child_keep = (kt, kl, max(kb - kt, 0), max(kr - kl, 0))
+                if leaf:
+                    leaves.append(ChopTile(top + r0, left + c0, rs, cs, *child_keep))
+                else:
+                    visit(top + r0, left + c0, rs, cs, child_keep)
+
+    visit(0, 0, h, w, (0, 0, h, w))
+    return leaves
+
+
+def tile_starts(length: int, size: int, overlap: int) -> List[int]:
+    """Starts of fixed tiles of ``size`` with at least ``overlap`` pixels overlap covering ``length``.
+
+    Args:
+        length (int): Image size along the axis.
+        size (int): Tile size (the image size when larger).
+        overlap (int): Minimum overlap between neighbouring tiles (``0 <= overlap < size``).
+
+    Returns:
+        list[int]: Tile starts; the last tile ends exactly at ``length``.
+    """
+    if size <= overlap or overlap < 0:
+        raise ValueError(f'tile needs 0 <= overlap < size, got size={size}, overlap={overlap}')
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size, size - overlap))
+    return starts + [length - size]
+
+
+def _as_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f'test_cfg tile {name} must be an int or (height, width), got {value!r}')
+
+
+def _transform(x: Tensor, k: int) -> Tensor:
+    """Geometric transform ``k`` (0-7) of the dihedral group: bit 0 h-flip, bit 1 v-flip, bit 2 transpose."""
+    if k & 1:
+        x = x.flip(-1)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 4:
+        x = x.transpose(-2, -1)
+    return x
+
+
+def _inverse_transform(x: Tensor, k: int) -> Tensor:
+    if k & 4:
+        x = x.transpose(-2, -1)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 1:
+        x = x.flip(-1)
+    return x
+
+
+def _pad_axis(x: Tensor, dim: int, target: int) -> Tensor:
+    """Pad ``x`` at the end of ``dim`` (-2 or -1) to ``target``: reflect, replicate when too small."""
+    n = x.shape[dim]
+    if n >= target:
+        return x
+    extra = target - n
+    pad = (0, 0, 0, extra) if dim == -2 else (0, extra, 0, 0)  # 4 values: non-constant modes need a 2-D pad
+    mode = 'reflect' if extra < n else 'replicate'
+    return F.pad(x, pad, mode=mode)
+
+
+def _scale_of(inp: Tensor, out: Tensor) -> int:
+    (ih, iw), (oh, ow) = inp.shape[-2:], out.shape[-2:]
+    if oh % ih or ow % iw or oh // ih != ow // iw:
+        raise RuntimeError(f'the generator maps {ih}x{iw} to {oh}x{ow}, not an integer scale; '
+                           'chop / tile / padding need an integer up-scaling factor')
+    return oh // ih
+
+
+@MODELS.register_module()
+class PANetEditModel(BaseEditModel):
+    """``BaseEditModel`` for PANet / PA-EDSR with whole-image, chopped, tiled and x8 test modes.
+
+    Training is unchanged. In eval mode ``forward_tensor`` (hence ``val_step`` / ``test_step`` and
+    ``mode='tensor'``) restores the image with :meth:`restore`, which by default runs the generator
+    once on the whole image: with the memory-linear attention kernel every pixel attends to the
+    whole image, which the released code could not afford (it always ran with ``--chop``, so its
+    attention was tile-local at test time). The released protocol stays available to reproduce the
+    paper's numbers.
+
+    Args:
+        generator (dict): Generator config (``PANet`` / ``PAEDSRNet``).
+        pixel_loss (dict): Pixel loss config.
+        train_cfg (dict, optional): Training config (unused by this model). Default: None.
+        test_cfg (dict, optional): Test-time options, all optional (default: whole image, one pass):
+
+            - ``chop`` (dict): the released recursive overlapping chop, bit for bit
+              (see :func:`chop_boxes`): ``min_size`` (default 6400; the released commands use 6400
+              for SR and 6800 for denoising), ``shave`` (overlap in input pixels, default 10) and
+              ``tiles_per_batch`` (leaf tiles of equal size run together, the released ``n_GPUs``;
+              default 1). Use it to reproduce the paper's test numbers, or when memory is short.
+            - ``tile`` (dict): fixed tiles of ``size`` (int or (h, w), input pixels) overlapping by at
+              least ``overlap`` (default 0), outputs averaged where tiles overlap; ``tiles_per_batch``
+              (default 1). Bounds the memory with a predictable tile size and softer seams than chop.
+              Mutually exclusive with ``chop``.
+            - ``self_ensemble`` (bool): geometric x8 self-ensemble (h/v flips and transposes; each
+              output transformed back, the 8 averaged), as the papers' "+" results. Default: False.
+            - ``min_input_size`` (int): inputs (and tiles) smaller than this per side are padded at
+              the bottom/right (reflect, or replicate when the image is too small to reflect) and the
+              output cropped back. Default: the smallest side for which every pyramid level of the
+              generator's attention is non-empty (2 for the paper's scales down to 0.6), so tiny or
+              thin images are restored instead of rejected.
+        init_cfg (dict, optional): Initialisation config. Default: None.
+        data_preprocessor (dict, optional): Data pre-processor config. Default: None.
+    """
+
+    def __init__(self,
+                 generator: dict,
+                 pixel_loss: dict,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None) -> None:
+        super().__init__(generator=generator, pixel_loss=pixel_loss, train_cfg=train_cfg, test_cfg=test_cfg,
+                         init_cfg=init_cfg, data_preprocessor=data_preprocessor)
+        cfg = dict(test_cfg or {})
+        unknown = sorted(set(cfg) - set(_TEST_KEYS))
+        if unknown:
+            raise ValueError(f'PANetEditModel test_cfg has unknown keys {unknown}; allowed: {list(_TEST_KEYS)}')
+        self.chop_cfg = self._check_sub_cfg(cfg.get('chop'), 'chop', _CHOP_KEYS,
+                                            dict(min_size=6400, shave=10, tiles_per_batch=1))
+        self.tile_cfg = self._check_sub_cfg(cfg.get('tile'), 'tile', _TILE_KEYS, dict(overlap=0, tiles_per_batch=1))
+        if self.chop_cfg is not None and self.tile_cfg is not None:
+            raise ValueError('PANetEditModel test_cfg sets both chop and tile; keep one of them')
+        if self.tile_cfg is not None:
+            if 'size' not in self.tile_cfg:
+                raise ValueError('PANetEditModel test_cfg tile needs a size, e.g. tile=dict(size=128, overlap=16)')
+            size = _as_pair(self.tile_cfg['size'], 'size')
+            tile_starts(size[0], size[0], self.tile_cfg['overlap'])  # validates overlap < size
+            tile_starts(size[1], size[1], self.tile_cfg['overlap'])
+            self.tile_cfg['size'] = size
+        self.self_ensemble = bool(cfg.get('self_ensemble', False))
+        min_input = cfg.get('min_input_size')
+        if min_input is not None and (not isinstance(min_input, int) or min_input < 1):
+            raise ValueError(f'PANetEditModel test_cfg min_input_size must be a positive int, got {min_input!r}')
+        self.min_input_size = min_input if min_input is not None else self._pyramid_min_size()
+
+    @staticmethod
+    def _check_sub_cfg(value: Any, name: str, keys: Sequence[str], defaults: Dict[str, Any]) -> Optional[dict]:
+        if value is None or value is False:
+            return None
+        if value is True:
+            value = {}
+        if not isinstance(value, dict):
+            raise ValueError(f'PANetEditModel test_cfg {name} must be a dict, got {value!r}')
+        unknown = sorted(set(value) - set(keys))
+        if unknown:
+            raise ValueError(f'PANetEditModel test_cfg {name} has unknown keys {unknown}; allowed: {list(keys)}')
+        out = dict(defaults)
+        out.update(value)
+        if int(out['tiles_per_batch']) < 1:
+            raise ValueError(f'PANetEditModel test_cfg {name} tiles_per_batch must be >= 1, '
+                             f"got {out['tiles_per_batch']}")
+        return out
+
+    def _pyramid_min_size(self) -> int:
+        """Smallest side for which every pyramid level of every attention block is non-empty."""
+        scales = [s for m in self.generator.modules() if isinstance(m, PyramidAttention) for s in m.scales]
+        n = 1
+        while any(int(n * s) < 1 for s in scales):
+            n += 1
+        return n
+
+    def forward_tensor(self, inputs: Tensor, data_samples: Optional[List[DataSample]] = None,
+                       **kwargs) -> Tensor:
+        """The generator's output: plain forward in training, :meth:`restore` in eval mode.
+
+        Args:
+            inputs (Tensor): Batch ``(B, C, H, W)`` from the data pre-processor.
+            data_samples (list[DataSample], optional): Unused here.
+            **kwargs: Passed to the generator.
+
+        Returns:
+            Tensor: Restored batch ``(B, C_out, H * scale, W * scale)``.
+        """
+        if self.training:
+            return self.generator(inputs, **kwargs)
+        return self.restore(inputs, **kwargs)
+
+    def restore(self, inputs: Tensor, **kwargs) -> Tensor:
+        """Test-time restoration with the options of ``test_cfg`` (see the class docstring).
+
+        Args:
+            inputs (Tensor): ``(B, C, H, W)``.
+            **kwargs: Passed to the generator.
+
+        Returns:
+            Tensor: ``(B, C_out, H * scale, W * scale)``.
+        """
+        if not self.self_ensemble:
+            return self._restore_once(inputs, **kwargs)
+        total = None
+        for k in range(8):
+            out = _inverse_transform(self._restore_once(_transform(inputs, k), **kwargs), k)
+            total = out if total is None else total + out
+        return total / 8
+
+    def _restore_once(self, x: Tensor, **kwargs) -> Tensor:
+        if self.chop_cfg is not None:
+            return self._chop(x, **kwargs)
+        if self.tile_cfg is not None:
+            return self._tile(x, **kwargs)
+        return self._run(x, **kwargs)
+
+    def _run(self, x: Tensor, **kwargs) -> Tensor:
+        """One generator pass, padding inputs smaller than ``min_input_size`` and cropping back."""
+        h, w = x.shape[-2:]
+        m = self.min_input_size
+        if h >= m and w >= m:
+            return self.generator(x, **kwargs)
+        padded = _pad_axis(_pad_axis(x, -2, m), -1, m)
+        out = self.generator(padded, **kwargs)
+        s = _scale_of(padded, out)
+        return out[..., :h * s, :w * s]
+
+    def _run_tiles(self, x: Tensor, boxes: Sequence[Tuple[int, int, int, int]], per_batch: int,
+                   paste: Callable[[int, Tensor, int], None], **kwargs) -> None:
+        """Run the ``(top, left, height, width)`` boxes, equal-size neighbours batched, and paste each output."""
+        b = x.shape[0]
+        i = 0
+        while i < len(boxes):
+            j = i + 1
+            while j < len(boxes) and j - i < per_batch and boxes[j][2:] == boxes[i][2:]:
+                j += 1
+            crops = [x[..., t:t + hh, le:le + ww] for t, le, hh, ww in boxes[i:j]]
+            batch = torch.cat(crops, dim=0)  # always a contiguous copy, as the released chop feeds its tiles
+            out = self._run(batch, **kwargs)
+            s = _scale_of(batch, out)
+            for n, idx in enumerate(range(i, j)):
+                paste(idx, out[n * b:(n + 1) * b], s)
+            i = j
+
+    def _chop(self, x: Tensor, **kwargs) -> Tensor:
+        """The released recursive chop: leaf tiles from :func:`chop_boxes`, kept regions copied."""
+        h, w = x.shape[-2:]
+        cfg = self.chop_cfg
+        tiles = chop_boxes(h, w, int(cfg['min_size']), int(cfg['shave']))
+        result: List[Optional[Tensor]] = [None]
+
+        def paste(idx: int, out: Tensor, s: int) -> None:
+            t = tiles[idx]
+            if result[0] is None:
+                result[0] = out.new_zeros(out.shape[0], out.shape[1], h * s, w * s)
+            if t.keep_height == 0 or t.keep_width == 0:
+                return
+            r0, c0 = (t.keep_top - t.top) * s, (t.keep_left - t.left) * s
+            result[0][..., t.keep_top * s:(t.keep_top + t.keep_height) * s,
+                      t.keep_left * s:(t.keep_left + t.keep_width) * s] = \
+                out[..., r0:r0 + t.keep_height * s, c0:c0 + t.keep_width * s]
+
+        boxes = [(t.top, t.left, t.height, t.width) for t in tiles]
+        self._run_tiles(x, boxes, int(cfg['tiles_per_batch']), paste, **kwargs)
+        return result[0]
+
+    def _tile(self, x: Tensor, **kwargs) -> Tensor:
+        """Fixed overlapping tiles, outputs averaged over the overlaps."""
+        h, w = x.shape[-2:]
+        (th, tw), overlap = self.tile_cfg['size'], int(self.tile_cfg['overlap'])
+        th, tw = min(th, h), min(tw, w)
+        boxes = [(t, le, th, tw) for t in tile_starts(h, th, min(overlap, th - 1))
+                 for le in tile_starts(w, tw, min(overlap, tw - 1))]
+        acc: List[Optional[Tensor]] = [None, None]
+
+        def paste(idx: int, out: Tensor, s: int) -> None:
+            t, le, hh, ww = boxes[idx]
+            if acc[0] is None:
+                acc[0] = out.new_zeros(out.shape[0], out.shape[1], h * s, w * s)
+                acc[1] = out.new_zeros(1, 1, h * s, w * s)
+            acc[0][..., t * s:(t + hh) * s, le * s:(le + ww) * s] += out
+            acc[1][..., t * s:(t + hh) * s, le * s:(le + ww) * s] += 1
+
+        self._run_tiles(x, boxes, int(self.tile_cfg['tiles_per_batch']), paste, **kwargs)
+        return acc[0] / acc[1]
+
+
+__all__ = ['ChopTile', 'PANetEditModel', 'chop_boxes', 'tile_starts']
