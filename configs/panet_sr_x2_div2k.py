@@ -2,7 +2,7 @@
 # pyramid attention (C=256, r=8, res_scale 0.1) after block 16. Released recipe: DIV2K 1-800 sub-images,
 # LR patches 48x48 (HR 96), h/v flips and transposes, batch 16, L1, Adam(0.9, 0.999) lr 1e-4 halved at
 # 200k/400k/600k/800k, 1M iterations. Validation: Set5, Y-channel PSNR/SSIM with crop = scale.
-# Data: python tools/make_demo_data.py (demo) or see README "Preparing DIV2K and Set5".
+# Data: python tools/prepare_div2k.py --div2k data/DIV2K --set5 PATH/TO/Set5/HR (demo: tools/make_demo_data.py).
 _base_ = ['./_base_/default_runtime.py']
 
 scale = 2
@@ -10,7 +10,9 @@ experiment_name = 'panet_sr_x2_div2k'
 work_dir = f'./work_dirs/{experiment_name}'
 
 model = dict(
-    type='BaseEditModel',
+    # mmagic's BaseEditModel plus test-time options; default: the whole image in one pass.
+    # The released protocol tiles instead: test_cfg=dict(chop=dict(min_size=6400, shave=10)).
+    type='PANetEditModel',
     generator=dict(
         type='PAEDSRNet',
         in_channels=3,
@@ -51,7 +53,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/prepare_div2k.py (see README "Preparing DIV2K and Set5")',
+        prepare_cmd='python tools/prepare_div2k.py --div2k data/DIV2K (README "Preparing DIV2K and Set5")',
         ann_file='meta_info_DIV2K800sub_GT.txt',
         metainfo=dict(dataset_type='div2k', task_name='sisr'),
         data_root=data_root + '/DIV2K',
@@ -66,7 +68,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='see README "Preparing DIV2K and Set5"',
+        prepare_cmd='python tools/prepare_div2k.py --no-div2k --set5 PATH/TO/Set5/HR',
         metainfo=dict(dataset_type='set5', task_name='sisr'),
         data_root=data_root + '/Set5',
         data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12'),

@@ -1,0 +1,66 @@
+"""tools/train.py, --resume, tools/test.py and tools/dist_train.sh on the demo data (CPU)."""
+import json
+import os.path as osp
+import sys
+
+import torch
+from conftest import demo_overrides, run_tool
+
+DEMO = 'configs/demo/panet_sr_x2_demo.py'
+
+
+def short(demo_root, max_iters):
+    return demo_overrides(demo_root, **{
+        'train_cfg.max_iters': max_iters, 'train_cfg.val_interval': 2,
+        'default_hooks.checkpoint.interval': 2, 'default_hooks.logger.interval': 1})
+
+
+def ckpt_iter(path):
+    return torch.load(path, map_location='cpu', weights_only=False)['meta']['iter']
+
+
+def test_train_resume_and_test(demo_root, tmp_path):
+    work = tmp_path / 'work'
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work)] + short(demo_root, 4))
+    log = proc.stdout + proc.stderr
+    assert 'Set5/PSNR' in log
+    assert ckpt_iter(work / 'iter_4.pth') == 4
+    assert list(work.glob('best_Set5_PSNR_iter_*.pth'))
+
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work), '--resume']
+                    + short(demo_root, 6))
+    log = proc.stdout + proc.stderr
+    assert 'resumed epoch: 0, iter: 4' in log
+    assert 'Iter(train) [5/6]' in log and 'Iter(train) [1/6]' not in log
+    assert ckpt_iter(work / 'iter_6.pth') == 6
+
+    out = tmp_path / 'metrics.json'
+    run_tool([sys.executable, 'tools/test.py', DEMO, str(work / 'iter_6.pth'), '--out', str(out),
+              '--work-dir', str(tmp_path / 'test')] + demo_overrides(demo_root))
+    metrics = json.loads(out.read_text())
+    assert metrics['Set5/PSNR'] > 10 and 0 < metrics['Set5/SSIM'] <= 1
+
+
+def test_missing_dataset_names_folder_and_command(tmp_path):
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(tmp_path / 'w'),
+                     '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/nowhere/DIV2K'],
+                    check=False)
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert f'{tmp_path}/nowhere/DIV2K/DIV2K_train_LR_bicubic/X2_sub' in err
+    assert 'python tools/make_demo_data.py' in err
+
+
+def test_missing_config_is_named(tmp_path):
+    proc = run_tool([sys.executable, 'tools/train.py', 'configs/nope.py'], check=False)
+    assert proc.returncode != 0 and "config file 'configs/nope.py' not found" in proc.stderr
+
+
+def test_dist_train_two_processes_on_cpu(demo_root, tmp_path):
+    work = tmp_path / 'dist'
+    proc = run_tool(['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', str(work)] + short(demo_root, 4),
+                    env={'PORT': '29517', 'OMP_NUM_THREADS': '1'})
+    log = proc.stdout + proc.stderr
+    assert 'Distributed training: True' in log
+    assert ckpt_iter(work / 'iter_4.pth') == 4
+    assert osp.isfile(work / 'last_checkpoint')

@@ -1,0 +1,141 @@
+"""Prepare DIV2K (and optionally Set5) in the layout the SR configs read.
+
+    python tools/prepare_div2k.py --div2k data/DIV2K [--scales 2 3 4] [--crop-size 480 --step 240]
+        [--set5 path/to/Set5_HR_images [--no-div2k]] [--workers 2]
+
+From ``{div2k}/DIV2K_train_HR/0001.png ... 0800.png`` it writes
+
+* ``{div2k}/DIV2K_train_HR_sub/0001_s001.png ...``: overlapping HR sub-images (mmagic's convention:
+  480x480, step 240, border remainders above 48 pixels kept);
+* ``{div2k}/DIV2K_train_LR_bicubic/X{s}_sub/0001_s001.png ...``: the matching LR sub-images, cut from
+  the official ``DIV2K_train_LR_bicubic/X{s}/0001x{s}.png`` when that folder exists, else made with
+  MATLAB-compatible bicubic down-sampling of the HR image (what the official LR images are);
+* ``{div2k}/meta_info_DIV2K800sub_GT.txt``.
+
+With ``--set5 DIR`` it also writes ``data/Set5/GTmod12`` (HR mod-cropped to a multiple of 12) and
+``data/Set5/LRbicx{s}`` (bicubic LR) from the HR images in DIR (``--set5-out`` to change the target).
+Every file is written atomically; existing outputs are left alone unless ``--overwrite``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import os.path as osp
+import sys
+from functools import partial
+from multiprocessing import Pool
+from typing import List, Optional, Sequence, Tuple
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from tqdm import tqdm  # noqa: E402
+
+from panet_mm.datasets.prepare import (bicubic_downscale, crop_sub_images, imread_color,  # noqa: E402
+                                       imwrite_atomic, mod_crop, sub_image_starts, write_meta_info)
+
+IMG_EXT = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Prepare DIV2K sub-images (and Set5) for the SR configs')
+    parser.add_argument('--div2k', default='data/DIV2K', help='DIV2K folder holding DIV2K_train_HR/')
+    parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='SR scales to prepare')
+    parser.add_argument('--crop-size', type=int, default=480, help='HR sub-image size (multiple of every scale)')
+    parser.add_argument('--step', type=int, default=240, help='distance between two HR sub-images')
+    parser.add_argument('--thresh-size', type=int, default=48, help='keep a border remainder above this size')
+    parser.add_argument('--set5', help='folder of Set5 HR images to arrange as GTmod12 / LRbicx*')
+    parser.add_argument('--set5-out', default='data/Set5', help='where the Set5 layout is written')
+    parser.add_argument('--no-div2k', action='store_true', help='only arrange Set5 (with --set5)')
+    parser.add_argument('--workers', type=int, default=2, help='worker processes')
+    parser.add_argument('--overwrite', action='store_true', help='rewrite files that already exist')
+    args = parser.parse_args(argv)
+    bad = [s for s in args.scales if s < 1 or args.crop_size % s or args.step % s]
+    if bad:
+        parser.error(f'--crop-size {args.crop_size} and --step {args.step} must be multiples of every scale; '
+                     f'scale(s) {bad} do not divide them')
+    return args
+
+
+def list_images(folder: str) -> List[str]:
+    """Sorted image file names in ``folder``."""
+    return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMG_EXT))
+
+
+def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, Tuple[int, int, int]]]:
+    """Write the HR and LR sub-images of one DIV2K image; return the meta-info entries."""
+    stem = osp.splitext(name)[0]
+    # mod-crop by every scale at once so that each sub-image starts on a whole LR pixel
+    hr = mod_crop(imread_color(osp.join(args.div2k, 'DIV2K_train_HR', name)), math.lcm(*args.scales))
+    entries = []
+    for sub_name, sub in crop_sub_images(hr, stem, args.crop_size, args.step, args.thresh_size):
+        path = osp.join(args.div2k, 'DIV2K_train_HR_sub', sub_name)
+        if args.overwrite or not osp.exists(path):
+            imwrite_atomic(sub, path)
+        entries.append((sub_name, sub.shape))
+    for s in args.scales:
+        official = osp.join(args.div2k, 'DIV2K_train_LR_bicubic', f'X{s}', f'{stem}x{s}.png')
+        if osp.isfile(official):
+            lr = imread_color(official)
+        else:
+            lr = bicubic_downscale(hr, s)
+        if lr.shape[0] * s < hr.shape[0] or lr.shape[1] * s < hr.shape[1]:
+            raise ValueError(f"LR image '{official}' ({lr.shape[1]}x{lr.shape[0]}) does not match the HR image "
+                             f"'{name}' ({hr.shape[1]}x{hr.shape[0]}) at scale {s}; remove it to regenerate it")
+        # the LR sub-images sit at the HR positions divided by the scale, so names and content match
+        index = 0
+        ys = sub_image_starts(hr.shape[0], args.crop_size, args.step, args.thresh_size)
+        xs = sub_image_starts(hr.shape[1], args.crop_size, args.step, args.thresh_size)
+        c = args.crop_size // s
+        for y in ys:
+            for x in xs:
+                index += 1
+                path = osp.join(args.div2k, 'DIV2K_train_LR_bicubic', f'X{s}_sub', f'{stem}_s{index:03d}.png')
+                if args.overwrite or not osp.exists(path):
+                    imwrite_atomic(lr[y // s:y // s + c, x // s:x // s + c], path)
+    return entries
+
+
+def prepare_div2k(args: argparse.Namespace) -> int:
+    """Prepare the DIV2K sub-images; return the number of HR sub-images."""
+    hr_dir = osp.join(args.div2k, 'DIV2K_train_HR')
+    if not osp.isdir(hr_dir):
+        raise SystemExit(f"folder '{hr_dir}' not found: download DIV2K_train_HR.zip from the DIV2K site and "
+                         f'unzip it into {args.div2k}/')
+    names = list_images(hr_dir)
+    if not names:
+        raise SystemExit(f"no images in '{hr_dir}'")
+    entries = []
+    with Pool(max(1, args.workers)) as pool:
+        work = pool.imap(partial(process_div2k_image, args=args), names)
+        for result in tqdm(work, total=len(names), desc='DIV2K', unit='img'):
+            entries.extend(result)
+    write_meta_info(osp.join(args.div2k, 'meta_info_DIV2K800sub_GT.txt'), entries)
+    return len(entries)
+
+
+def prepare_set5(args: argparse.Namespace) -> int:
+    """Arrange Set5 HR images as GTmod12 and LRbicx{s}; return the number of images."""
+    names = list_images(args.set5) if osp.isdir(args.set5) else []
+    if not names:
+        raise SystemExit(f"no Set5 images found in '{args.set5}'; point --set5 at the folder of the 5 HR images")
+    for name in tqdm(names, desc='Set5', unit='img'):
+        gt = mod_crop(imread_color(osp.join(args.set5, name)), 12)
+        stem = osp.splitext(name)[0]
+        imwrite_atomic(gt, osp.join(args.set5_out, 'GTmod12', f'{stem}.png'))
+        for s in args.scales:
+            imwrite_atomic(bicubic_downscale(gt, s), osp.join(args.set5_out, f'LRbicx{s}', f'{stem}.png'))
+    return len(names)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    if not args.no_div2k:
+        n = prepare_div2k(args)
+        print(f'DIV2K: {n} HR sub-images and their LR x{args.scales} in {args.div2k}')
+    if args.set5:
+        print(f'Set5: {prepare_set5(args)} images in {args.set5_out}')
+
+
+if __name__ == '__main__':
+    main()
