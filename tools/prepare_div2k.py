@@ -22,17 +22,21 @@ import argparse
 import math
 import os
 import os.path as osp
-import sys
 from functools import partial
 from multiprocessing import Pool
 from typing import List, Optional, Sequence, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from panet_mm.datasets.prepare import (bicubic_downscale, crop_sub_images, imread_color,  # noqa: E402
-                                       imwrite_atomic, mod_crop, sub_image_starts, write_meta_info)
+from panet_mm.datasets.prepare import (
+    bicubic_downscale,
+    crop_sub_images,
+    imread_color,
+    imwrite_atomic,
+    mod_crop,
+    sub_image_starts,
+    write_meta_info,
+)
 
 IMG_EXT = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
