@@ -10,9 +10,8 @@ import os.path as osp
 import mmengine
 from mmagic.utils import print_colored_log
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
-from panet_mm.engine.cli import add_common_args, load_config
+from panet_mm.engine.cli import add_common_args, build_runner, load_config, readable_errors
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,12 +41,13 @@ def main() -> None:
         raise SystemExit(f"checkpoint '{args.checkpoint}' not found")
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
-    runner = Runner.from_cfg(cfg)
-    print_colored_log(f'Working directory: {cfg.work_dir}')
-    print_colored_log(f'Log directory: {runner._log_dir}')
-    if args.out:
-        runner.register_hook(SaveMetricsHook(args.out), 'LOWEST')
-    runner.test()
+    with readable_errors():
+        runner = build_runner(cfg)
+        print_colored_log(f'Working directory: {cfg.work_dir}')
+        print_colored_log(f'Log directory: {runner._log_dir}')
+        if args.out:
+            runner.register_hook(SaveMetricsHook(args.out), 'LOWEST')
+        runner.test()
 
 
 if __name__ == '__main__':

@@ -9,9 +9,8 @@ import argparse
 import logging
 
 from mmagic.utils import print_colored_log
-from mmengine.runner import Runner
 
-from panet_mm.engine.cli import add_common_args, enable_amp, load_config
+from panet_mm.engine.cli import add_common_args, build_runner, enable_amp, load_config, readable_errors
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,10 +40,11 @@ def main() -> None:
     if args.resume:
         cfg.resume = True
 
-    runner = Runner.from_cfg(cfg)
-    print_colored_log(f'Working directory: {cfg.work_dir}')
-    print_colored_log(f'Log directory: {runner._log_dir}')
-    runner.train()
+    with readable_errors():
+        runner = build_runner(cfg)
+        print_colored_log(f'Working directory: {cfg.work_dir}')
+        print_colored_log(f'Log directory: {runner._log_dir}')
+        runner.train()
     print_colored_log(f'Log saved under {runner._log_dir}')
     print_colored_log(f'Checkpoint saved under {cfg.work_dir}')
 

@@ -40,4 +40,6 @@ visualizer = dict(
     fn_key='gt_path',
     img_keys=['gt_img', 'input', 'pred_img'],
     bgr2rgb=True)
-custom_hooks = []
+# panet_mm's tools add these two to every run; listed here for other launchers (e.g. mmagic's tools):
+# checkpoints that load weights-only (torch >= 2.6), and a stop at the first NaN / infinite loss.
+custom_hooks = [dict(type='WeightsOnlyCheckpointHook'), dict(type='NonFiniteLossHook')]

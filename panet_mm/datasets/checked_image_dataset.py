@@ -14,9 +14,16 @@ from mmagic.datasets import BasicImageDataset
 from mmagic.registry import DATASETS
 
 
+class DataSampleError(RuntimeError):
+    """Loading or transforming one sample failed; the message names its files."""
+
+
 @DATASETS.register_module()
 class CheckedImageDataset(BasicImageDataset):
     """``BasicImageDataset`` that checks its folders, meta-info file and listed files first.
+
+    A sample that fails in the pipeline (unreadable or truncated image, LR/HR sizes that do not match
+    the scale, an image smaller than the patch size) raises :class:`DataSampleError` naming its files.
 
     Args:
         prepare_cmd (str): Command that prepares this dataset, quoted in the error message.
@@ -53,5 +60,18 @@ class CheckedImageDataset(BasicImageDataset):
                                     f"({len(data_list)} entries, folder '{self.data_prefix[key]}')")
         return data_list
 
+    def prepare_data(self, idx: int):
+        """Run the pipeline on sample ``idx``; a failure is re-raised naming the sample's files."""
+        try:
+            return super().prepare_data(idx)
+        except DataSampleError:
+            raise
+        except Exception as e:
+            info = self.get_data_info(idx)
+            files = ', '.join(f"{k[:-5]}: '{v}'" for k, v in info.items() if k.endswith('_path'))
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise DataSampleError(f"sample '{info.get('key', idx)}' ({files}) could not be loaded: {reason}; "
+                                  'replace or remove this file (and its meta-info line)') from e
 
-__all__ = ['CheckedImageDataset']
+
+__all__ = ['CheckedImageDataset', 'DataSampleError']

@@ -1,4 +1,18 @@
-"""Runtime helpers of panet_mm (distributed runs without a GPU)."""
+"""Runtime of panet_mm: distributed runs without a GPU, safe checkpoints, the strict runner, hooks."""
+from .checkpoint import (
+                         AtomicLocalBackend,
+                         UnsafeCheckpointError,
+                         WeightsOnlyCheckpointHook,
+                         ensure_checkpoint_hook,
+                         load_weights_only,
+)
 from .distributed import CPUDistributedDataParallel, setup_distributed
+from .hooks import NonFiniteLossError, NonFiniteLossHook
+from .runner import CheckpointMismatchError, PANetRunner, compare_state_dicts
 
-__all__ = ['CPUDistributedDataParallel', 'setup_distributed']
+__all__ = [
+    'AtomicLocalBackend', 'CPUDistributedDataParallel', 'CheckpointMismatchError', 'NonFiniteLossError',
+    'NonFiniteLossHook', 'PANetRunner',
+    'UnsafeCheckpointError', 'WeightsOnlyCheckpointHook', 'compare_state_dicts', 'ensure_checkpoint_hook',
+    'load_weights_only', 'setup_distributed'
+]

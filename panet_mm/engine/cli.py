@@ -6,13 +6,21 @@ the extras are a readable error for a missing config and the CPU distributed set
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import os
 import os.path as osp
-from typing import Optional
+import re
+import sys
+from typing import Iterator, List, Optional
 
 from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
 
+from .checkpoint import UnsafeCheckpointError
 from .distributed import setup_distributed
+from .hooks import NonFiniteLossError
+from .runner import CheckpointMismatchError, PANetRunner
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -77,4 +85,68 @@ def enable_amp(cfg: Config) -> Optional[str]:
     return notes[0] if notes else None
 
 
-__all__ = ['add_common_args', 'load_config', 'enable_amp']
+def build_runner(cfg: Config):
+    """Build the runner: the config's ``runner_type`` if it names one, else :class:`PANetRunner`."""
+    if cfg.get('runner_type'):
+        return RUNNERS.build(cfg)
+    return PANetRunner.from_cfg(cfg)
+
+
+def _registered_names(registry_name: str) -> List[str]:
+    """Every name registered under ``registry_name`` in mmengine's root registry and its children."""
+    import mmengine.registry as root_registries
+    names = set()
+    for value in vars(root_registries).values():
+        if getattr(value, 'name', None) == registry_name and hasattr(value, 'module_dict'):
+            stack = [value]
+            while stack:
+                reg = stack.pop()
+                reg.import_from_location()
+                names.update(reg.module_dict)
+                stack.extend(reg.children.values())
+    return sorted(names)
+
+
+def explain_unknown_type(message: str) -> Optional[str]:
+    """Rewrite mmengine's "X is not in the scope::name registry" error with close registered names."""
+    m = re.search(r"`?'?(\w+)'?`? is not in the (\w+)::(\w+) registry", message)
+    if not m:
+        return None
+    name, _, registry = m.groups()
+    close = difflib.get_close_matches(name, _registered_names(registry), n=5, cutoff=0.6)
+    hint = f'did you mean {", ".join(close)}?' if close else 'check the spelling and custom_imports'
+    return (f"the config names type='{name}', which is not registered in the '{registry}' registry; {hint} "
+            "(panet_mm modules need custom_imports = dict(imports=['panet_mm']))")
+
+
+@contextlib.contextmanager
+def readable_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one line on stderr and exit status 1.
+
+    Set ``PANET_MM_DEBUG=1`` to see the full traceback instead.
+    """
+    if os.environ.get('PANET_MM_DEBUG'):
+        yield
+        return
+    try:
+        yield
+    except (CheckpointMismatchError, UnsafeCheckpointError, NonFiniteLossError, FileNotFoundError) as e:
+        _fail(str(e))
+    except KeyError as e:
+        text = explain_unknown_type(str(e))
+        if text is None:
+            raise
+        _fail(text)
+    except RuntimeError as e:
+        if type(e).__name__ != 'DataSampleError':
+            raise
+        _fail(str(e).strip().splitlines()[-1])
+
+
+def _fail(message: str) -> None:
+    print(f'error: {message}', file=sys.stderr)
+    raise SystemExit(1)
+
+
+__all__ = ['add_common_args', 'build_runner', 'enable_amp', 'explain_unknown_type', 'load_config',
+           'readable_errors']

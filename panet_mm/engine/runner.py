@@ -1,0 +1,93 @@
+"""mmengine's Runner with strict checkpoint loading and weights-only checkpoints.
+
+Why it exists: mmengine's ``Runner.load_checkpoint`` loads ``load_from`` with ``strict=False`` and
+only logs what did not match, so a checkpoint for another depth, scale or architecture loads partly
+without an error. :class:`PANetRunner` compares keys and shapes first and stops with the mismatches
+named, unless the config asks for a partial load (``allow_partial_load = True``). It also registers
+:class:`~panet_mm.engine.checkpoint.WeightsOnlyCheckpointHook` (its checkpoints load weights-only)
+and :class:`~panet_mm.engine.hooks.NonFiniteLossHook` (a NaN loss stops the run, naming the batch).
+``tools/train.py`` and ``tools/test.py`` use it unless the config names another ``runner_type``.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, List, Union
+
+from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+
+from .checkpoint import ensure_checkpoint_hook
+from .hooks import NonFiniteLossHook
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's keys or shapes do not match the model."""
+
+
+def _listing(keys: List[str], limit: int = 8) -> str:
+    more = f' (+{len(keys) - limit} more)' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
+
+
+def compare_state_dicts(model_state: dict, ckpt_state: dict) -> dict:
+    """Missing, unexpected and mis-shaped keys of ``ckpt_state`` against ``model_state``.
+
+    Args:
+        model_state (dict): The model's ``state_dict()``.
+        ckpt_state (dict): The checkpoint's state dict (prefixes already revised).
+
+    Returns:
+        dict: ``missing``, ``unexpected`` and ``mis-shaped`` lists of key descriptions.
+    """
+    missing = [k for k in model_state if k not in ckpt_state and 'num_batches_tracked' not in k]
+    unexpected = [k for k in ckpt_state if k not in model_state]
+    shaped = [f'{k} {tuple(ckpt_state[k].shape)} vs model {tuple(v.shape)}' for k, v in model_state.items()
+              if k in ckpt_state and hasattr(ckpt_state[k], 'shape') and tuple(ckpt_state[k].shape) != tuple(v.shape)]
+    return {'missing': missing, 'unexpected': unexpected, 'mis-shaped': shaped}
+
+
+@RUNNERS.register_module()
+class PANetRunner(Runner):
+    """``mmengine.runner.Runner`` that refuses partial checkpoint loads unless asked.
+
+    Config keys read besides the Runner's own: ``allow_partial_load`` (bool, default False): load
+    the matching part of ``load_from`` and log the rest, as plain mmengine does.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        ensure_checkpoint_hook(self)
+        if not any(isinstance(h, NonFiniteLossHook) for h in self.hooks):
+            self.register_hook(NonFiniteLossHook())
+
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location: Union[str, Callable] = 'cpu',
+                        strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]):
+        """Load ``filename`` into the model; stop with the mismatched keys unless partial loads are allowed."""
+        checkpoint = _load_checkpoint(filename, map_location=map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        allow_partial = bool(self.cfg.get('allow_partial_load', False)) and not strict
+        state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+        if isinstance(state, dict):
+            for pattern, repl in revise_keys:
+                state = {re.sub(pattern, repl, k): v for k, v in state.items()}
+            problems = {k: v for k, v in compare_state_dicts(model.state_dict(), state).items() if v}
+            if problems and not allow_partial:
+                detail = '; '.join(f'{len(v)} {k}: {_listing(v)}' for k, v in problems.items())
+                raise CheckpointMismatchError(
+                    f"checkpoint '{filename}' does not match the model of this config ({detail}); it is for "
+                    'another architecture, depth or scale. Use the matching config, or pass '
+                    '--cfg-options allow_partial_load=True to load only what matches')
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict and not allow_partial,
+                                               revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
+
+__all__ = ['CheckpointMismatchError', 'PANetRunner', 'compare_state_dicts']
