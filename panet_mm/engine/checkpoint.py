@@ -169,7 +169,7 @@ def _umask() -> int:
     return mask
 
 
-@register_backend('local', force=True)
+@register_backend('local', force=True, prefixes='')
 class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend whose writes are atomic (temporary file + ``os.replace``)."""
 

@@ -1,0 +1,79 @@
+"""Weights-only checkpoint loading and atomic writes (panet_mm.engine.checkpoint)."""
+import os
+import pickle
+from unittest import mock
+
+import pytest
+import torch
+from mmengine.fileio import get_file_backend
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from panet_mm.engine import UnsafeCheckpointError, WeightsOnlyCheckpointHook, load_weights_only
+from panet_mm.engine.checkpoint import AtomicLocalBackend
+
+
+def mmengine_like_checkpoint():
+    buf = HistoryBuffer([1.0, 2.0, 3.0], [1, 1, 1], max_length=10)
+    return {'meta': {'iter': 3, 'seed': 0, 'cfg': 'model = dict()'},
+            'state_dict': {'generator.w': torch.ones(2)},
+            'message_hub': {'log_scalars': {'train/loss': buf}, 'runtime_info': {'iter': 3}, 'resumed_keys': {}}}
+
+
+def test_hook_makes_checkpoint_weights_only_loadable_and_round_trips(tmp_path):
+    ckpt = mmengine_like_checkpoint()
+    path = tmp_path / 'plain.pth'
+    torch.save(ckpt, path)
+    with pytest.raises(UnsafeCheckpointError, match='holds Python objects besides tensors'):
+        load_weights_only(path)  # what torch >= 2.6 would refuse by default
+
+    hook = WeightsOnlyCheckpointHook()
+    hook.before_save_checkpoint(None, ckpt)
+    torch.save(ckpt, path)
+    loaded = load_weights_only(path)  # weights_only=True, explicitly
+    hook.after_load_checkpoint(None, loaded)
+    buf = loaded['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buf, HistoryBuffer)
+    assert buf.mean() == 2.0 and buf.current() == 3.0 and buf.max_length == 10
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ('touch /tmp/panet_mm_pwned',))
+
+
+def test_crafted_pickle_is_refused_without_running_code(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'x': Exploit()}, path)
+    marker = '/tmp/panet_mm_pwned'
+    if os.path.exists(marker):
+        os.remove(marker)
+    with pytest.raises(UnsafeCheckpointError, match='crafted file cannot run code'):
+        _load_checkpoint(str(path), map_location='cpu')  # mmengine's loader, replaced by panet_mm
+    assert not os.path.exists(marker)
+
+
+def test_truncated_checkpoint_is_named(tmp_path):
+    path = tmp_path / 'cut.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(UnsafeCheckpointError, match='truncated, corrupt'):
+        load_weights_only(path)
+
+
+def test_local_backend_writes_atomically(tmp_path):
+    backend = get_file_backend(str(tmp_path))
+    assert isinstance(backend, AtomicLocalBackend)
+    target = tmp_path / 'iter_2.pth'
+    backend.put(b'old complete checkpoint', target)
+    with mock.patch('os.replace', side_effect=KeyboardInterrupt):  # killed just before the rename
+        with pytest.raises(KeyboardInterrupt):
+            backend.put(b'new' * 1000, target)
+    assert target.read_bytes() == b'old complete checkpoint'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['iter_2.pth']
+    backend.put_text('iter_2.pth', tmp_path / 'last_checkpoint')
+    assert (tmp_path / 'last_checkpoint').read_text() == 'iter_2.pth'
+
+
+def test_pickle_module_error_type():
+    assert issubclass(UnsafeCheckpointError, pickle.UnpicklingError)
