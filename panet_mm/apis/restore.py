@@ -1,0 +1,819 @@
+"""Restore a user's own images with a trained panet_mm model (the library behind ``tools/restore.py``).
+
+Three pieces, usable on their own:
+
+* :func:`load_state_dict_safely` reads a checkpoint with ``torch.load(weights_only=True)``, so a crafted
+  file cannot run code. Checkpoints written by mmengine's ``Runner`` (``tools/train.py``) hold, next to
+  the ``state_dict``, a message hub whose ``HistoryBuffer`` objects pickle bound methods through
+  ``builtins.getattr``; allowlisting the real ``getattr`` would let a file reach any attribute of any
+  allowed object, so it is never allowed. Instead, during the load only, those two names are
+  allowlisted as inert stand-ins (:class:`_Discarded`: built without running anything, state ignored)
+  together with the numpy constructors of plain arrays and scalars; everything outside ``state_dict``
+  is then dropped. Any other global (``os.system``, ``builtins.exec``, ...) is refused by torch's
+  weights-only unpickler. The ``state_dict`` must match the model exactly: a missing, unexpected or
+  mis-shaped key refuses the checkpoint (listing the keys) and nothing is loaded.
+* :class:`Restorer` (from :func:`build_restorer`) holds the model built from the config with mmagic's
+  registry and restores one image array, with the config's colour handling (the ``LoadImageFromFile``
+  of its inference / test pipeline) and data pre-processor (mean / std, channel order), and the
+  test-time options of ``PANetEditModel`` (whole image by default, released chop, tiles, x8
+  self-ensemble).
+* :func:`plan_jobs` and :func:`restore_files` turn an input file or folder into output paths (never an
+  input file, never outside the output folder) and restore them one by one, skipping and reporting
+  unreadable or truncated files; every result is written atomically (:func:`write_image_atomic`).
+"""
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import os
+import os.path as osp
+import pickle
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+#: File extensions collected from an input folder (case-insensitive).
+IMAGE_EXTENSIONS = ('.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.webp', '.pbm', '.pgm', '.ppm',
+                    '.pnm', '.tif', '.tiff')
+
+_LOADER_TYPES = ('LoadImageFromFile', 'mmagic.LoadImageFromFile')
+_MAX_LISTED_KEYS = 12
+
+
+class RestoreError(ValueError):
+    """A restoration request is refused; the message names the file / key / value and the fix."""
+
+
+class CheckpointRefusedError(RestoreError):
+    """A checkpoint is unreadable, not weights-only loadable, or does not match the model."""
+
+
+class ImageReadError(RestoreError):
+    """One input image cannot be read (missing, unreadable, truncated or not an image)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Weights-only checkpoint loading
+
+
+class _Discarded:
+    """Inert stand-in for metadata objects of mmengine checkpoints (see the module docstring).
+
+    Creating, calling or ``__setstate__``-ing it runs no code of the checkpoint; it is dropped with
+    everything else outside ``state_dict``.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Discarded:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f'<discarded {type(self).__module__}.{type(self).__name__}>'
+
+
+def _stand_in(module: str, name: str) -> type:
+    """A :class:`_Discarded` subclass that torch's weights-only unpickler finds under ``module.name``."""
+    return type(name, (_Discarded,), {'__module__': module, '__qualname__': name})
+
+
+# The two unsafe-to-allow globals of mmengine Runner checkpoints (message hub, HistoryBuffer).
+_STAND_INS = (_stand_in('mmengine.logging.history_buffer', 'HistoryBuffer'), _stand_in('builtins', 'getattr'))
+
+
+def _numpy_globals() -> List[Any]:
+    """numpy constructors of plain arrays, dtypes and scalars (they rebuild data, nothing callable)."""
+    if int(np.__version__.split('.')[0]) >= 2:
+        from numpy._core import multiarray
+    else:
+        from numpy.core import multiarray
+    dtype_classes = {type(np.dtype(code)) for code in np.typecodes['All']}
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *sorted(dtype_classes, key=str)]
+
+
+@contextmanager
+def _checkpoint_globals() -> Iterator[None]:
+    """Allow the stand-ins and numpy data constructors for the duration of one weights-only load."""
+    get = getattr(torch.serialization, 'get_safe_globals', None)
+    registered = list(get()) if get is not None else []
+    # only what is not registered yet, so that leaving the scope removes nothing other code allowed
+    extra = [g for g in (*_STAND_INS, *_numpy_globals()) if not any(g is r for r in registered)]
+    scoped = getattr(torch.serialization, 'safe_globals', None)
+    if scoped is not None:  # torch >= 2.5
+        with scoped(extra):
+            yield
+        return
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is not None:  # torch 2.4: no scoped form; the entries are inert or data-only
+        add(extra)
+    yield
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    if 'WeightsUnpickler error:' in text:
+        text = text.split('WeightsUnpickler error:')[-1].strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:300]
+
+
+def load_state_dict_safely(path: str) -> Dict[str, Tensor]:
+    """Read the tensor ``state_dict`` of a checkpoint without unpickling arbitrary objects.
+
+    Accepts mmengine checkpoints (``tools/train.py``, ``tools/convert_official_ckpt.py``: the
+    ``state_dict`` entry is used, metadata dropped) and plain state dicts; a ``module.`` prefix on
+    every key (DataParallel) is removed.
+
+    Args:
+        path (str): Checkpoint file.
+
+    Returns:
+        dict[str, Tensor]: The state dict, on the CPU.
+
+    Raises:
+        CheckpointRefusedError: Missing or unreadable file, objects the weights-only loader refuses,
+            or no state dict of tensors inside.
+    """
+    if not osp.isfile(path):
+        raise CheckpointRefusedError(f"checkpoint '{path}' does not exist; pass a .pth written by tools/train.py "
+                                     'or tools/convert_official_ckpt.py')
+    try:
+        with _checkpoint_globals():
+            obj = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointRefusedError(
+            f"checkpoint '{path}' holds Python objects that the weights-only loader refuses ({_first_line(err)}); "
+            'it was not written by tools/train.py or tools/convert_official_ckpt.py, or it was tampered with - '
+            'use a checkpoint from a trusted source (files that could run code are never unpickled)') from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError,
+            UnicodeDecodeError) as err:
+        raise CheckpointRefusedError(
+            f"checkpoint '{path}' cannot be read ({type(err).__name__}: {_first_line(err)}); it is truncated, "
+            'corrupt or not a PyTorch file - copy or download it again') from None
+    state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
+    if not isinstance(state, dict) or not state:
+        raise CheckpointRefusedError(f"checkpoint '{path}' holds {type(obj).__name__} without a 'state_dict' of "
+                                     'tensors; pass a checkpoint written by tools/train.py')
+    bad = sorted(str(k) for k, v in state.items() if not isinstance(v, Tensor))
+    if bad:
+        raise CheckpointRefusedError(f"checkpoint '{path}' has non-tensor state_dict entries {bad[:_MAX_LISTED_KEYS]}; "
+                                     'pass a checkpoint written by tools/train.py')
+    state = {str(k): v for k, v in state.items()}
+    if all(k.startswith('module.') for k in state):
+        state = {k[len('module.'):]: v for k, v in state.items()}
+    return state
+
+
+def _listed(keys: Sequence[str]) -> str:
+    shown = ', '.join(keys[:_MAX_LISTED_KEYS])
+    return shown + (f', ... ({len(keys) - _MAX_LISTED_KEYS} more)' if len(keys) > _MAX_LISTED_KEYS else '')
+
+
+def match_state_dict(model: torch.nn.Module, state: Dict[str, Tensor], checkpoint: str,
+                     config: str) -> Dict[str, Tensor]:
+    """Check that ``state`` has exactly the keys and shapes of ``model`` (no partial loading).
+
+    A bare generator state dict (keys without ``generator.``) is accepted when, prefixed, it matches.
+
+    Args:
+        model (nn.Module): The edit model built from the config.
+        state (dict[str, Tensor]): From :func:`load_state_dict_safely`.
+        checkpoint (str): Checkpoint path, for the message.
+        config (str): Config path, for the message.
+
+    Returns:
+        dict[str, Tensor]: The state dict to load with ``strict=True``.
+
+    Raises:
+        CheckpointRefusedError: Missing, unexpected or mis-shaped keys, all named.
+    """
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if not set(state) & set(expected) and any(k.startswith('generator.') for k in expected):
+        prefixed = {f'generator.{k}': v for k, v in state.items()}
+        if set(prefixed) == set(expected):
+            state = prefixed
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = sorted(f'{k} {tuple(state[k].shape)} (model: {expected[k]})' for k in set(state) & set(expected)
+                       if tuple(state[k].shape) != expected[k])
+    if not (missing or unexpected or misshaped):
+        return state
+    counts = ', '.join(f'{len(v)} {n}' for n, v in (('missing', missing), ('unexpected', unexpected),
+                                                     ('mis-shaped', misshaped)) if v)
+    lines = [f"checkpoint '{checkpoint}' does not match the model of config '{config}' ({counts} key(s)), so "
+             'nothing was loaded or written; pass the checkpoint trained with this config (same architecture, '
+             'size and scale) or the config it was trained with.']
+    for name, keys in (('missing', missing), ('unexpected', unexpected), ('mis-shaped', misshaped)):
+        if keys:
+            lines.append(f'  {name} ({len(keys)}): {_listed(keys)}')
+    if any(k.startswith(('head.', 'tail.')) for k in unexpected):
+        lines.append('  hint: this looks like a released PANet / PA-EDSR file; convert it first with '
+                     'tools/convert_official_ckpt.py.')
+    elif misshaped and all('upsample' in k for k in misshaped):
+        lines.append('  hint: only the up-sampler differs: the checkpoint was trained for another scale; use the '
+                     'config of that scale.')
+    raise CheckpointRefusedError('\n'.join(lines))
+
+
+# --------------------------------------------------------------------------------------------------
+# The model and one image
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How the config loads the degraded input (its ``LoadImageFromFile``), and where that was found.
+
+    Attributes:
+        color_type (str): ``'color'``, ``'grayscale'`` or ``'unchanged'`` (mmcv's decode flag).
+        channel_order (str): ``'rgb'`` or ``'bgr'`` (colour images as the model sees them).
+        to_y_channel (bool): Whether the config converts colour images to their Y channel.
+        source (str): The config entry the settings come from, e.g. ``'inference_pipeline'``.
+        transform (dict): The transform config (with ``key='img'``).
+    """
+
+    color_type: str
+    channel_order: str
+    to_y_channel: bool
+    source: str
+    transform: Dict[str, Any] = field(compare=False)
+
+
+def _dataset_pipelines(node: Any, prefix: str) -> Iterator[Tuple[str, Any]]:
+    """Pipelines of a dataloader / dataset config (lists of loaders, wrapped and concatenated datasets)."""
+    if isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _dataset_pipelines(item, f'{prefix}[{i}]')
+    elif isinstance(node, dict):
+        if 'pipeline' in node:
+            yield f'{prefix}.pipeline', node['pipeline']
+        if 'dataset' in node:
+            yield from _dataset_pipelines(node['dataset'], f'{prefix}.dataset')
+        if 'datasets' in node:
+            yield from _dataset_pipelines(node['datasets'], f'{prefix}.datasets')
+
+
+def find_load_settings(cfg: Any, config: str = '<config>') -> LoadSettings:
+    """The config's loading of the degraded input image, as the inferencers and tests read it.
+
+    Looks at ``inference_pipeline``, then the test and validation dataloaders' pipelines, then
+    ``test_pipeline`` / ``val_pipeline``; in the first pipeline with a ``LoadImageFromFile`` it takes
+    the one for ``key='img'``, else the one for ``'gt'`` (pipelines that synthesise the input from
+    the ground truth: the user's image is then loaded like the ground truth, without the synthetic
+    degradation).
+
+    Args:
+        cfg (Config): The loaded config.
+        config (str): Config path, for the message.
+
+    Returns:
+        LoadSettings: The loading settings.
+
+    Raises:
+        RestoreError: No ``LoadImageFromFile`` anywhere.
+    """
+    candidates: List[Tuple[str, Any]] = [('inference_pipeline', cfg.get('inference_pipeline'))]
+    for name in ('test_dataloader', 'val_dataloader'):
+        candidates += list(_dataset_pipelines(cfg.get(name), name))
+    candidates += [('test_pipeline', cfg.get('test_pipeline')), ('val_pipeline', cfg.get('val_pipeline'))]
+    for source, pipeline in candidates:
+        if not isinstance(pipeline, (list, tuple)):
+            continue
+        loaders = [t for t in pipeline if isinstance(t, dict) and t.get('type') in _LOADER_TYPES]
+        for key in ('img', 'gt'):
+            found = next((t for t in loaders if t.get('key') == key), None)
+            if found is not None:
+                transform = dict(copy.deepcopy(dict(found)), key='img')
+                return LoadSettings(color_type=str(found.get('color_type', 'color')),
+                                    channel_order=str(found.get('channel_order', 'bgr')).lower(),
+                                    to_y_channel=bool(found.get('to_y_channel', False)),
+                                    source=source, transform=transform)
+    raise RestoreError(f"config '{config}' has no LoadImageFromFile in inference_pipeline or its test / val "
+                       'pipelines; add inference_pipeline = [dict(type=\'LoadImageFromFile\', key=\'img\', ...), '
+                       "dict(type='PackInputs')]")
+
+
+def _native_info(data: bytes, path: str) -> Tuple[int, np.dtype]:
+    """Channels and dtype of the encoded image as stored; truncated or corrupt files raise.
+
+    PIL checks files it knows (it notices truncated PNG / JPEG data, which OpenCV may decode into a
+    partly grey image); OpenCV then decodes, which also covers formats PIL does not know.
+    """
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        pass  # not a PIL format (or too large for PIL's guard): OpenCV decides below
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageReadError(f"'{path}' is truncated or corrupt ({_first_line(err)}); copy or export "
+                             'the image again') from None
+    native = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if native is None:
+        raise ImageReadError(f"'{path}' is not an image OpenCV can decode; convert it to PNG")
+    return (1 if native.ndim == 2 else int(native.shape[2])), native.dtype
+
+
+def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Cannot find key 'gt")
+
+
+def _first_conv_in_channels(module: torch.nn.Module) -> Optional[int]:
+    conv = next((m for m in module.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    return None if conv is None else int(conv.in_channels)
+
+
+class Restorer:
+    """A trained model ready to restore images, with the config's loading and pre-processing.
+
+    Build it with :func:`build_restorer`.
+
+    Args:
+        model (nn.Module): The edit model (weights loaded, eval mode, on ``device``).
+        load (LoadSettings): The config's loading of the input image.
+        in_channels (int): Channels the generator takes (3 colour, 1 grey).
+        device (str): Device of the model.
+        config (str): Config path (for messages).
+    """
+
+    def __init__(self, model: torch.nn.Module, load: LoadSettings, in_channels: int, device: str = 'cpu',
+                 config: str = '<config>') -> None:
+        from mmagic.registry import TRANSFORMS
+        self.model = model
+        self.load = load
+        self.in_channels = int(in_channels)
+        self.device = device
+        self.config = config
+        self._loader = TRANSFORMS.build(copy.deepcopy(load.transform))
+        self._pack = TRANSFORMS.build(dict(type='PackInputs'))
+
+    def read_image(self, path: str) -> Tuple[np.ndarray, List[str]]:
+        """Load ``path`` as the config loads test inputs, adapted to the model's channels.
+
+        Args:
+            path (str): Image file.
+
+        Returns:
+            tuple[np.ndarray, list[str]]: ``H x W x C`` image in the config's channel order, and notes
+            on conversions done (grey to colour, colour to grey / Y, alpha dropped, 16 to 8 bits).
+
+        Raises:
+            ImageReadError: The file is missing, unreadable, truncated or not an image.
+        """
+        try:
+            with open(path, 'rb') as f:
+                data = f.read()
+        except OSError as err:
+            raise ImageReadError(f"'{path}' cannot be read ({err.strerror or err}); check the file and its "
+                                 'permissions') from None
+        channels, dtype = _native_info(data, path)
+        try:
+            img = self._loader(dict(img_path=path))['img']
+        except Exception as err:  # noqa: BLE001  (any decoder failure is one skipped file)
+            raise ImageReadError(f"'{path}' cannot be decoded as the config loads images "
+                                 f'({type(err).__name__}: {_first_line(err)}); convert it to PNG') from None
+        if img is None:
+            raise ImageReadError(f"'{path}' cannot be decoded as the config loads images; convert it to PNG")
+        img = img[..., None] if img.ndim == 2 else img
+        notes = []
+        loaded = int(img.shape[2])
+        if channels in (1, 2) and loaded >= 3:
+            notes.append(f'grey image converted to {loaded} channels for the colour model')
+        elif channels >= 3 and loaded == 1:
+            how = 'its Y channel (ITU-R BT.601)' if self.load.to_y_channel else 'grey'
+            notes.append(f'colour image converted to {how} for the 1-channel model (config {self.load.source})')
+        if channels in (2, 4) and loaded in (1, 3):
+            notes.append('alpha channel dropped')
+        if dtype != np.uint8 and img.dtype == np.uint8:
+            notes.append(f'{dtype} image reduced to 8 bits')
+        img, more = self.adapt_channels(img)
+        return img, notes + more
+
+    def adapt_channels(self, img: np.ndarray) -> Tuple[np.ndarray, List[str]]:
+        """Give an image the generator's channel count.
+
+        Args:
+            img (np.ndarray): ``H x W`` or ``H x W x C`` image in the config's channel order.
+
+        Returns:
+            tuple[np.ndarray, list[str]]: ``H x W x in_channels`` image and notes on what was converted.
+
+        Raises:
+            RestoreError: A channel count that cannot be converted.
+        """
+        img = img[..., None] if img.ndim == 2 else img
+        notes: List[str] = []
+        c = int(img.shape[2])
+        if c == self.in_channels:
+            return img, notes
+        if c in (2, 4):
+            img, c = img[..., :c - 1], c - 1
+            notes.append('alpha channel dropped')
+        if c == 1 and self.in_channels == 3:
+            img = np.repeat(img, 3, axis=2)
+            notes.append('grey image converted to 3 channels for the colour model')
+        elif c == 3 and self.in_channels == 1:
+            import mmcv
+            to_y = mmcv.rgb2ycbcr if self.load.channel_order == 'rgb' else mmcv.bgr2ycbcr
+            img = to_y(img, y_only=True)[..., None]
+            notes.append('colour image converted to its Y channel (ITU-R BT.601) for the 1-channel model')
+        elif c != self.in_channels:
+            raise RestoreError(f'the image has {c} channels but the model of {self.config} takes {self.in_channels}; '
+                               'pass a colour (3-channel) or grey (1-channel) image')
+        return np.ascontiguousarray(img), notes
+
+    @torch.no_grad()
+    def _predict(self, img: np.ndarray) -> Tensor:
+        """Model output ``(C, H', W')``, 0-255, as mmagic's data pre-processor destructs it (BGR if colour)."""
+        from mmengine.logging import MMLogger
+        results = dict(img=img, img_path='', ori_img_shape=img.shape, img_channel_order=self.load.channel_order,
+                       img_color_type=self.load.color_type)
+        packed = self._pack(results)
+        logger = MMLogger.get_current_instance()
+        logger.addFilter(_no_missing_gt_warning)  # a user's image has no ground truth; mmagic warns per image
+        try:
+            data = self.model.data_preprocessor(
+                dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]), False)
+        finally:
+            logger.removeFilter(_no_missing_gt_warning)
+        preds = self.model(**data, mode='predict')
+        return preds[0].output.pred_img
+
+    def restore_array(self, img: np.ndarray) -> np.ndarray:
+        """Restore one image.
+
+        Args:
+            img (np.ndarray): ``H x W`` or ``H x W x C`` image, values 0-255 (uint8 or float), colour in
+                the config's channel order (``load.channel_order``; RGB for the shipped configs);
+                channels are adapted as in :meth:`adapt_channels`.
+
+        Returns:
+            np.ndarray: ``uint8`` ``H*s x W*s x C_out`` image (``s``: the model's scale), same channel order.
+
+        Raises:
+            RestoreError: Unsupported dtype or channel count.
+        """
+        if img.dtype not in (np.uint8, np.float32, np.float64):
+            raise RestoreError(f'restore_array takes uint8 or float images with values 0-255, got {img.dtype}; '
+                               'convert it first, e.g. (img / 257).round().astype(np.uint8) for 16-bit images')
+        if img.ndim not in (2, 3) or min(img.shape[:2]) < 1:
+            raise RestoreError(f'restore_array takes an H x W or H x W x C image, got shape {img.shape}')
+        img, _ = self.adapt_channels(img)
+        out = self._predict(img).clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        if out.shape[2] == 3 and self.load.channel_order == 'rgb':
+            out = out[..., ::-1]  # the pre-processor destructs colour outputs to BGR
+        return np.ascontiguousarray(out)
+
+    def to_bgr(self, img: np.ndarray) -> np.ndarray:
+        """An output of :meth:`restore_array` in OpenCV's channel order, ready for ``cv2.imencode``."""
+        if img.ndim == 3 and img.shape[2] == 3 and self.load.channel_order == 'rgb':
+            return np.ascontiguousarray(img[..., ::-1])
+        return img[..., 0] if img.ndim == 3 and img.shape[2] == 1 else img
+
+
+def _check_device(device: Optional[str]) -> str:
+    if device is None:
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise RestoreError(f"device '{device}' was requested but torch sees no GPU; use --device cpu")
+    if not device.startswith(('cpu', 'cuda')):
+        raise RestoreError(f"device '{device}' is not supported; use cpu or cuda")
+    return device
+
+
+def build_restorer(config: str,
+                   checkpoint: str,
+                   device: Optional[str] = None,
+                   chop: Optional[Dict[str, int]] = None,
+                   tile: Optional[Dict[str, Any]] = None,
+                   self_ensemble: bool = False) -> Restorer:
+    """Build the config's model with mmagic's registry and load ``checkpoint`` weights-only and strictly.
+
+    The test-time mode is the one given here (whole image by default), not the config's: ``chop`` /
+    ``tile`` / ``self_ensemble`` of the config's ``model.test_cfg`` are replaced, its other keys kept.
+
+    Args:
+        config (str): Model config (e.g. ``configs/panet_sr_x2_div2k.py``).
+        checkpoint (str): Checkpoint (``tools/train.py`` or ``tools/convert_official_ckpt.py`` output).
+        device (str, optional): ``'cpu'`` or ``'cuda'``. Default: cuda if available, else cpu.
+        chop (dict, optional): The released recursive chop, ``dict(min_size=6400, shave=10)``.
+        tile (dict, optional): Fixed overlapping tiles, ``dict(size=128, overlap=16)``.
+        self_ensemble (bool): Geometric x8 self-ensemble. Default: False.
+
+    Returns:
+        Restorer: The model in eval mode on ``device``.
+
+    Raises:
+        RestoreError: Missing config, unsupported options or device.
+        CheckpointRefusedError: The checkpoint is unsafe, unreadable or does not match the model.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    if not osp.isfile(config):
+        raise RestoreError(f"config '{config}' does not exist; pass a model config such as "
+                           'configs/panet_sr_x2_div2k.py')
+    if chop is not None and tile is not None:
+        raise RestoreError('chop and tile were both requested; keep one of them')
+    device = _check_device(device)
+    cfg = Config.fromfile(config)  # imports custom_imports (panet_mm registers its modules)
+    init_default_scope(cfg.get('default_scope', 'mmagic'))
+    from mmagic.registry import MODELS
+
+    import panet_mm  # noqa: F401  (registers PANetEditModel etc. even if the config lacks custom_imports)
+
+    model_cfg = copy.deepcopy(cfg.model)
+    options = {k: v for k, v in dict(chop=chop, tile=tile, self_ensemble=self_ensemble).items() if v}
+    test_cfg = {k: v for k, v in dict(model_cfg.get('test_cfg') or {}).items()
+                if k not in ('chop', 'tile', 'self_ensemble')}
+    if model_cfg.get('type') in ('PANetEditModel', 'mmagic.PANetEditModel'):
+        test_cfg.update(options)
+    elif options:
+        raise RestoreError(f"config '{config}' builds {model_cfg.get('type')}, which has no {sorted(options)}; "
+                           "use a config with model type='PANetEditModel' or drop those options")
+    model_cfg['test_cfg'] = test_cfg
+    load = find_load_settings(cfg, config)
+    model = MODELS.build(model_cfg)
+    state = match_state_dict(model, load_state_dict_safely(checkpoint), checkpoint, config)
+    model.load_state_dict(state, strict=True)
+    model.eval().to(device)
+    generator = getattr(model, 'generator', model)
+    in_channels = model_cfg.get('generator', {}).get('in_channels') or _first_conv_in_channels(generator) or 3
+    return Restorer(model, load, int(in_channels), device=device, config=config)
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+
+
+@dataclass
+class RestoreJob:
+    """One image to restore.
+
+    Attributes:
+        src (str): Input file.
+        dst (str): Output file.
+        root (str): The output folder ``dst`` must stay in (the folder of ``dst`` for a file OUTPUT).
+        error (str, optional): Why it cannot be restored (found while planning); reported, not run.
+    """
+
+    src: str
+    dst: str
+    root: str
+    error: Optional[str] = None
+
+
+@dataclass
+class RestoreSummary:
+    """What :func:`restore_files` did.
+
+    Attributes:
+        restored (list[str]): Outputs written.
+        failed (list[tuple[str, str]]): ``(input, reason)`` of files skipped because of a problem.
+        kept (list[str]): Existing outputs left alone (no ``overwrite``).
+        notes (list[tuple[str, str]]): ``(input, note)`` about conversions (e.g. grey to colour).
+    """
+
+    restored: List[str] = field(default_factory=list)
+    failed: List[Tuple[str, str]] = field(default_factory=list)
+    kept: List[str] = field(default_factory=list)
+    notes: List[Tuple[str, str]] = field(default_factory=list)
+
+
+def _inside(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or below it (both already normalised the same way)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _normalise_ext(ext: Optional[str]) -> Optional[str]:
+    if ext is None:
+        return None
+    ext = ext if ext.startswith('.') else f'.{ext}'
+    if not re.fullmatch(r'\.[A-Za-z0-9]{1,10}', ext) or not cv2.haveImageWriter(f'x{ext}'):
+        raise RestoreError(f"--ext '{ext}' is not an image format OpenCV can write; use png, jpg, bmp, tif or webp")
+    return ext
+
+
+def _collect(folder: str, recursive: bool, exclude: Optional[str]) -> List[str]:
+    """Image files in ``folder`` (sorted; symlinked folders not followed; ``exclude`` subtree skipped)."""
+    found: List[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if exclude is None or osp.realpath(osp.join(dirpath, d)) != exclude)
+        if not recursive:
+            dirnames[:] = []
+        for name in sorted(filenames):
+            path = osp.join(dirpath, name)
+            if osp.splitext(name)[1].lower() in IMAGE_EXTENSIONS and osp.isfile(path):
+                found.append(path)
+    return found
+
+
+def plan_jobs(input_path: str, output_path: str, recursive: bool = False, suffix: str = '',
+              ext: Optional[str] = None) -> List[RestoreJob]:
+    """Input files and their output paths, refusing any plan that could touch an input or leave OUTPUT.
+
+    A folder INPUT gives ``OUTPUT/<relative folder>/<stem><suffix><ext>`` for each image in it
+    (sub-folders with ``recursive``; an OUTPUT inside INPUT is skipped). A file INPUT writes to OUTPUT
+    itself when OUTPUT has an image extension, otherwise into the folder OUTPUT. ``ext`` defaults to
+    the input's extension.
+
+    Args:
+        input_path (str): Image file or folder.
+        output_path (str): Output file or folder.
+        recursive (bool): Also restore images in sub-folders. Default: False.
+        suffix (str): Added to each output stem, e.g. ``'_x2'``. Default: ''.
+        ext (str, optional): Output format, e.g. ``'png'``. Default: keep the input's.
+
+    Returns:
+        list[RestoreJob]: One job per input image, sorted.
+
+    Raises:
+        RestoreError: Missing input, no images, OUTPUT equal to INPUT, an output resolving to an input
+            file or outside OUTPUT (symlinks), a suffix with a path separator, two inputs with the same
+            output, or a bad ``ext``.
+    """
+    if any(sep in suffix for sep in {'/', '\\', os.sep, '\0'}) or suffix in ('.', '..'):
+        raise RestoreError(f"--suffix '{suffix}' would name a file outside OUTPUT (it contains a path separator); "
+                           "use a plain suffix such as '_x2'")
+    ext = _normalise_ext(ext)
+    if not osp.exists(input_path):
+        raise RestoreError(f"input '{input_path}' does not exist; pass an image file or a folder of images")
+    in_real, out_real = osp.realpath(input_path), osp.realpath(output_path)
+    if in_real == out_real:
+        raise RestoreError(f"OUTPUT '{output_path}' is the input itself; choose another output, inputs are never "
+                           'overwritten')
+    jobs: List[RestoreJob] = []
+    if osp.isdir(input_path):
+        if osp.exists(output_path) and not osp.isdir(output_path):
+            raise RestoreError(f"OUTPUT '{output_path}' is a file but INPUT '{input_path}' is a folder; pass an output "
+                               'folder')
+        exclude = out_real if _inside(out_real, in_real) else None
+        sources = _collect(input_path, recursive, exclude)
+        if not sources:
+            raise RestoreError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in '{input_path}'"
+                               + ('' if recursive else '; pass --recursive to include sub-folders'))
+        for src in sources:
+            rel_dir = osp.relpath(osp.dirname(src), input_path)
+            stem, src_ext = osp.splitext(osp.basename(src))
+            dst = osp.normpath(osp.join(output_path, rel_dir, stem + suffix + (ext or src_ext)))
+            jobs.append(RestoreJob(src, dst, output_path))
+    else:
+        stem, src_ext = osp.splitext(osp.basename(input_path))
+        as_folder = (osp.isdir(output_path) or output_path.endswith(('/', os.sep))
+                     or osp.splitext(output_path)[1].lower() not in IMAGE_EXTENSIONS)
+        if as_folder:
+            jobs.append(RestoreJob(input_path, osp.join(output_path, stem + suffix + (ext or src_ext)), output_path))
+        else:
+            out_ext = osp.splitext(output_path)[1]
+            if ext is not None and ext.lower() != out_ext.lower():
+                raise RestoreError(f"--ext '{ext}' contradicts OUTPUT '{output_path}'; drop --ext or rename OUTPUT")
+            if suffix:
+                raise RestoreError(f"--suffix applies to outputs named after inputs, but OUTPUT '{output_path}' names "
+                                   'the file; drop --suffix or pass an output folder')
+            jobs.append(RestoreJob(input_path, output_path, osp.dirname(output_path) or '.'))
+    _check_jobs(jobs, [j.src for j in jobs])
+    return jobs
+
+
+def _check_jobs(jobs: List[RestoreJob], sources: Sequence[str]) -> None:
+    """Refuse outputs that resolve to an input file, leave their root, or collide; mark unwritable formats."""
+    input_reals = {osp.realpath(s): s for s in sources}
+    input_ids = {}
+    for s in sources:
+        st = os.stat(s)
+        input_ids[(st.st_dev, st.st_ino)] = s
+    seen: Dict[str, str] = {}
+    for job in jobs:
+        root_abs, dst_abs = osp.abspath(job.root), osp.abspath(job.dst)
+        if not _inside(dst_abs, root_abs):
+            raise RestoreError(f"output '{job.dst}' for '{job.src}' would be written outside OUTPUT '{job.root}'; "
+                               'rename the input or choose another OUTPUT')
+        root_real, dst_real = osp.realpath(job.root), osp.realpath(job.dst)
+        if not _inside(osp.realpath(osp.dirname(job.dst)), root_real):
+            raise RestoreError(f"output '{job.dst}' resolves to '{dst_real}', outside OUTPUT '{job.root}' (a symbolic "
+                               'link leads out of it); remove the link or choose another OUTPUT')
+        clash = input_reals.get(dst_real)
+        if clash is None and osp.exists(job.dst):
+            st = os.stat(job.dst)
+            clash = input_ids.get((st.st_dev, st.st_ino))
+        if clash is not None:
+            raise RestoreError(f"output '{job.dst}' is the input file '{clash}'; inputs are never overwritten - choose "
+                               'another OUTPUT or pass --suffix')
+        if dst_real in seen:
+            raise RestoreError(f"inputs '{seen[dst_real]}' and '{job.src}' would both be written to '{job.dst}'; "
+                               'pass --suffix or keep the input extensions (drop --ext)')
+        seen[dst_real] = job.src
+        if not cv2.haveImageWriter(job.dst):
+            kind = osp.splitext(job.dst)[1] or 'extension-less'
+            job.error = f"OpenCV cannot write '{kind}' files such as '{job.dst}'; pass --ext png"
+
+
+def write_image_atomic(path: str, img: np.ndarray, params: Optional[Sequence[int]] = None) -> None:
+    """Encode ``img`` (OpenCV channel order) for ``path``'s extension and write it atomically.
+
+    The bytes go to a temporary file in the same folder (``.<name>.<random>.tmp``), which is flushed,
+    synced and renamed over ``path`` (``os.replace``): ``path`` is either its old self or complete, and
+    no temporary file is left behind, even on errors or interrupts.
+
+    Args:
+        path (str): Output file; its folder is created.
+        img (np.ndarray): ``H x W`` or ``H x W x C`` uint8 image, BGR if colour.
+        params (sequence[int], optional): ``cv2.imencode`` parameters (e.g. JPEG quality).
+
+    Raises:
+        OSError: The file cannot be written.
+        RestoreError: OpenCV cannot encode the image for that extension.
+    """
+    ok, buf = cv2.imencode(osp.splitext(path)[1], img, list(params or []))
+    if not ok:
+        raise RestoreError(f"OpenCV cannot encode a {img.shape} image as '{osp.splitext(path)[1]}' for '{path}'; "
+                           'pass --ext png')
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(buf.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the permissions a plain write would
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _default_log(message: str) -> None:
+    from tqdm import tqdm
+    tqdm.write(message, file=sys.stderr)
+
+
+def restore_files(restorer: Restorer, jobs: Sequence[RestoreJob], overwrite: bool = False,
+                  progress: Optional[bool] = None, log: Optional[Callable[[str], None]] = None) -> RestoreSummary:
+    """Restore each job's input into its output, one image at a time, with a progress bar.
+
+    Unreadable / truncated inputs and per-image errors are reported (one line each through ``log``)
+    and skipped; the other images are restored. Existing outputs are kept unless ``overwrite``.
+
+    Args:
+        restorer (Restorer): From :func:`build_restorer`.
+        jobs (sequence[RestoreJob]): From :func:`plan_jobs`.
+        overwrite (bool): Replace existing outputs (inputs never). Default: False.
+        progress (bool, optional): Show a tqdm bar; None: only on a terminal. Default: None.
+        log (callable, optional): Receives each report line. Default: ``tqdm.write`` to stderr.
+
+    Returns:
+        RestoreSummary: Outputs written, failures, kept outputs and notes.
+    """
+    from tqdm import tqdm
+    log = log or _default_log
+    summary = RestoreSummary()
+    bar = tqdm(jobs, desc='restoring', unit='img', file=sys.stderr, dynamic_ncols=True,
+               disable=None if progress is None else not progress)
+    for job in bar:
+        if job.error:
+            summary.failed.append((job.src, job.error))
+            log(f"skipped '{job.src}': {job.error}")
+            continue
+        if osp.lexists(job.dst) and not overwrite:
+            summary.kept.append(job.dst)
+            continue
+        try:
+            img, notes = restorer.read_image(job.src)
+            for note in notes:
+                summary.notes.append((job.src, note))
+                log(f"note: '{job.src}': {note}")
+            out = restorer.restore_array(img)
+            os.makedirs(osp.dirname(osp.abspath(job.dst)), exist_ok=True)
+            if not _inside(osp.realpath(osp.dirname(job.dst)), osp.realpath(job.root)):
+                raise RestoreError(f"the folder of '{job.dst}' now leads outside OUTPUT '{job.root}' through a "
+                                   'symbolic link; remove the link')
+            write_image_atomic(job.dst, restorer.to_bgr(out))
+        except ImageReadError as err:
+            summary.failed.append((job.src, str(err)))
+            log(f'skipped: {err}')
+        except (ValueError, RuntimeError, OSError, cv2.error) as err:
+            reason = f'{type(err).__name__}: {_first_line(err)}'
+            summary.failed.append((job.src, reason))
+            log(f"skipped '{job.src}': {reason}")
+        else:
+            summary.restored.append(job.dst)
+    return summary
+
+
+__all__ = ['CheckpointRefusedError', 'IMAGE_EXTENSIONS', 'ImageReadError', 'LoadSettings', 'RestoreError',
+           'RestoreJob', 'RestoreSummary', 'Restorer', 'build_restorer', 'find_load_settings',
+           'load_state_dict_safely', 'match_state_dict', 'plan_jobs', 'restore_files', 'write_image_atomic']

@@ -1,0 +1,91 @@
+"""Restore your own images (one file or a folder) with a trained panet_mm model.
+
+    python tools/restore.py --config CONFIG --checkpoint CKPT INPUT OUTPUT [--device cpu|cuda]
+        [--recursive] [--suffix _x2] [--ext png] [--overwrite]
+        [--chop [--chop-min-size 6400 --chop-shave 10] | --tile SIZE [--tile-overlap N]] [--self-ensemble]
+
+INPUT is an image or a folder of images (``--recursive``: with its sub-folders). A folder OUTPUT
+receives the results under the inputs' relative names (``--suffix`` added to the stem, the input's
+extension kept unless ``--ext``); a file INPUT may name its OUTPUT file directly. Inputs are never
+overwritten (OUTPUT equal to INPUT, or any output that resolves to an input file, refuses the run) and
+nothing is written outside OUTPUT. Each result is written atomically (temporary file + rename); existing
+results are kept unless ``--overwrite``. Unreadable or truncated images are reported with one line each
+and skipped; the others are restored.
+
+The whole image goes through the network in one pass by default; ``--chop`` (the released recursive
+chop), ``--tile`` (fixed overlapping tiles) bound the memory, ``--self-ensemble`` averages the x8
+flips / transposes. Colour handling follows the config's (inference / test) pipeline: a grey image
+given to a colour model becomes 3 channels, a colour image given to a grey model becomes grey; both
+are reported. The checkpoint is loaded weights-only (a crafted file cannot run code) and must match
+the config's model exactly.
+
+Exit status: 0 every image restored (or kept), 1 some images failed (listed), 2 refused before
+anything was written (bad arguments, unsafe paths, checkpoint not matching the model or not safe).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from panet_mm.apis.restore import RestoreError, build_restorer, plan_jobs, restore_files
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Command-line arguments."""
+    parser = argparse.ArgumentParser(description='Restore your own images with a trained panet_mm model',
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('input', help='image file or folder of images (never modified)')
+    parser.add_argument('output', help='output folder (or output file for a single input image)')
+    parser.add_argument('--config', required=True, help='model config, e.g. configs/panet_sr_x2_div2k.py')
+    parser.add_argument('--checkpoint', required=True, help='checkpoint trained with that config (.pth)')
+    parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available, else cpu)')
+    parser.add_argument('--recursive', action='store_true', help='also restore images in sub-folders of INPUT')
+    parser.add_argument('--suffix', default='', help="added to each output file name's stem, e.g. _x2")
+    parser.add_argument('--ext', default=None, help='output format, e.g. png (default: the input extension)')
+    parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (inputs never)')
+    parser.add_argument('--chop', action='store_true', help='the released recursive overlapping chop')
+    parser.add_argument('--chop-min-size', type=int, default=None,
+                        help='chop: pieces with fewer pixels are run whole (default 6400)')
+    parser.add_argument('--chop-shave', type=int, default=None, help='chop: overlap in input pixels (default 10)')
+    parser.add_argument('--tile', type=int, default=None, metavar='SIZE', help='fixed tiles of SIZE input pixels')
+    parser.add_argument('--tile-overlap', type=int, default=None, help='tile: overlap in input pixels (default 0)')
+    parser.add_argument('--self-ensemble', action='store_true', help='average the x8 flips / transposes')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    args = parser.parse_args(argv)
+    if not args.chop and (args.chop_min_size is not None or args.chop_shave is not None):
+        parser.error('--chop-min-size / --chop-shave need --chop')
+    if args.tile is None and args.tile_overlap is not None:
+        parser.error('--tile-overlap needs --tile SIZE')
+    if args.chop and args.tile is not None:
+        parser.error('--chop and --tile are alternatives; pass one of them')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Restore the images; return the exit status (0 all restored, 1 some failed, 2 refused)."""
+    args = parse_args(argv)
+    chop = tile = None
+    if args.chop:
+        chop = {k: v for k, v in dict(min_size=args.chop_min_size, shave=args.chop_shave).items() if v is not None}
+    if args.tile is not None:
+        tile = dict(size=args.tile, overlap=args.tile_overlap or 0)
+    try:
+        jobs = plan_jobs(args.input, args.output, recursive=args.recursive, suffix=args.suffix, ext=args.ext)
+        restorer = build_restorer(args.config, args.checkpoint, device=args.device, chop=chop, tile=tile,
+                                  self_ensemble=args.self_ensemble)
+    except (RestoreError, ValueError) as err:  # ValueError: test_cfg options PANetEditModel refuses
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    summary = restore_files(restorer, jobs, overwrite=args.overwrite, progress=False if args.no_progress else None)
+    line = f'restored {len(summary.restored)} of {len(jobs)} image(s) into {args.output}'
+    if summary.kept:
+        line += f'; kept {len(summary.kept)} existing output(s) (pass --overwrite to replace them)'
+    if summary.failed:
+        line += f'; {len(summary.failed)} failed: ' + ', '.join(src for src, _ in summary.failed)
+    print(line, file=sys.stderr if summary.failed else sys.stdout)
+    return 1 if summary.failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
