@@ -43,6 +43,8 @@ train_pipeline = load_pair + [
     dict(type='PackInputs'),
 ]
 val_pipeline = load_pair + [dict(type='PackInputs')]
+# The LR image alone, loaded as in validation: what mmagic's inferencers and tools/restore.py read.
+inference_pipeline = [load_pair[0], dict(type='PackInputs')]
 
 data_root = 'data'
 train_dataloader = dict(
