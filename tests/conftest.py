@@ -40,3 +40,51 @@ def demo_overrides(demo_root, **extra):
     }
     opts.update(extra)
     return ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
+
+
+DEMO_CONFIG = osp.join(ROOT, 'configs', 'demo', 'panet_sr_x2_demo.py')
+
+
+def build_demo_model(**generator):
+    """The demo config's edit model (PA-EDSR x2, 32 channels), generator settings overridden, seeded."""
+    import torch
+    from mmagic.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import panet_mm  # noqa: F401
+    init_default_scope('mmagic')
+    cfg = Config.fromfile(DEMO_CONFIG)
+    cfg.model.generator.update(generator)
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model)
+
+
+def save_runner_checkpoint(model, path):
+    """Save ``model`` as mmengine's Runner does (tools/train.py without panet_mm's hooks): the state dict
+    plus metadata with a message hub of HistoryBuffer objects, numpy scalars and a Counter."""
+    from collections import Counter, OrderedDict
+
+    import numpy as np
+    import torch
+    from mmengine.logging import HistoryBuffer
+
+    loss = HistoryBuffer()
+    loss.update(np.float64(0.25))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    checkpoint = dict(
+        meta=dict(epoch=0, iter=2, cfg='model = dict()', seed=0, experiment_name='restore_test',
+                  mmengine_version='0.10.7', dataset_meta=dict(dataset_type='set5', task_name='sisr')),
+        state_dict=OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items()),
+        message_hub=dict(log_scalars={'train/loss': loss},
+                         runtime_info=dict(iter=2, best_score=np.float64(18.5), max_iters=2), resumed_keys={}),
+        optimizer=optimizer.state_dict(),
+        param_schedulers=[dict(milestones=Counter({200: 1}), gamma=0.5, last_step=2)])
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def demo_checkpoint(tmp_path_factory):
+    """A checkpoint of the demo config's model in mmengine's Runner format (built in-process, seeded)."""
+    return save_runner_checkpoint(build_demo_model(), tmp_path_factory.mktemp('ckpt') / 'demo_x2.pth')

@@ -1,0 +1,330 @@
+"""panet_mm.apis.restore: weights-only checkpoint loading, strict key matching, colour handling and data
+pre-processing of the config, test-time modes, safe output planning and atomic writes (CPU, tiny model)."""
+import os
+import os.path as osp
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import DEMO_CONFIG, ROOT, build_demo_model, save_runner_checkpoint
+from mmengine.config import Config
+
+from panet_mm.apis import restore as R
+
+
+def photo(h=20, w=28, seed=0):
+    """A smooth, deterministic RGB test image (uint8)."""
+    rng = np.random.RandomState(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([x / w * 200, y / h * 180 + 30, (x + y) / (h + w) * 150 + 50], axis=2)
+    return np.clip(img + rng.uniform(-10, 10, img.shape), 0, 255).astype(np.uint8)
+
+
+class NearestUp(torch.nn.Module):
+    """Stand-in generator: nearest x2 up-sampling, recording what it was fed."""
+
+    def forward(self, x):
+        self.seen = x.detach().clone()
+        return F.interpolate(x, scale_factor=2, mode='nearest')
+
+
+@pytest.fixture(scope='module')
+def restorer(demo_checkpoint):
+    return R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu')
+
+
+# ---------------------------------------------------------------------------------------- checkpoints
+
+
+def test_runner_checkpoint_loads_weights_only(demo_checkpoint):
+    with pytest.raises(pickle.UnpicklingError):  # plain weights-only loading refuses mmengine's metadata
+        torch.load(demo_checkpoint, weights_only=True)
+    state = R.load_state_dict_safely(str(demo_checkpoint))
+    model = build_demo_model()
+    assert set(state) == set(model.state_dict())
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())  # same seed, same weights
+    allowed = torch.serialization.get_safe_globals()
+    assert not [g for g in allowed if g in R._STAND_INS]  # the stand-ins were allowed for that load only
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f'open({self.marker!r}, "w").write("pwned")',)
+
+
+class RunsShell:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}',)
+
+
+@pytest.mark.parametrize('payload', [RunsCode, RunsShell])
+def test_crafted_pickle_is_refused(tmp_path, payload):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save(dict(meta=payload(str(marker)), state_dict=build_demo_model().state_dict()), path)
+    with pytest.raises(R.CheckpointRefusedError, match='weights-only loader refuses'):
+        R.load_state_dict_safely(str(path))
+    assert not marker.exists()
+
+
+def test_truncated_and_missing_checkpoints_are_refused(tmp_path, demo_checkpoint):
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(demo_checkpoint.read_bytes()[:5000])
+    with pytest.raises(R.CheckpointRefusedError, match='cannot be read'):
+        R.load_state_dict_safely(str(cut))
+    with pytest.raises(R.CheckpointRefusedError, match='does not exist'):
+        R.load_state_dict_safely(str(tmp_path / 'nope.pth'))
+
+
+def test_other_scale_is_refused_with_keys(tmp_path):
+    path = save_runner_checkpoint(build_demo_model(upscale_factor=3), tmp_path / 'x3.pth')
+    with pytest.raises(R.CheckpointRefusedError) as err:
+        R.build_restorer(DEMO_CONFIG, str(path), device='cpu')
+    msg = str(err.value)
+    assert 'mis-shaped' in msg and 'generator.upsample.0.upsample_conv.weight' in msg
+    assert 'another scale' in msg and 'nothing was loaded' in msg
+
+
+def test_other_architecture_is_refused_with_keys(tmp_path):
+    from mmagic.registry import MODELS
+    torch.manual_seed(0)
+    generator = dict(type='PANet', mid_channels=8, num_blocks=2, attention_cfg=dict(reduction=2))
+    model = MODELS.build(dict(type='PANetEditModel', generator=generator, pixel_loss=dict(type='L1Loss')))
+    path = save_runner_checkpoint(model, tmp_path / 'panet.pth')
+    with pytest.raises(R.CheckpointRefusedError) as err:
+        R.build_restorer(DEMO_CONFIG, str(path), device='cpu')
+    msg = str(err.value)
+    assert 'missing (27): generator.add_mean.bias' in msg and 'unexpected (15): generator.body.0.act.weight' in msg
+    assert 'mis-shaped (9)' in msg and '... (15 more)' in msg
+
+
+def test_bare_generator_state_dict_is_accepted(tmp_path):
+    model = build_demo_model()
+    path = tmp_path / 'bare.pth'
+    torch.save(model.generator.state_dict(), path)
+    r = R.build_restorer(DEMO_CONFIG, str(path), device='cpu')
+    assert all(torch.equal(r.model.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+# ---------------------------------------------------------------------------------------- one image
+
+
+@pytest.mark.parametrize('config', ['panet_sr_x2_div2k.py', 'panet_sr_x3_div2k.py', 'panet_sr_x4_div2k.py',
+                                    'demo/panet_sr_x2_demo.py'])
+def test_sr_configs_have_an_inference_pipeline(config):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', config))
+    assert [t['type'] for t in cfg.inference_pipeline] == ['LoadImageFromFile', 'PackInputs']
+    load = R.find_load_settings(cfg)
+    assert (load.source, load.transform['key'], load.color_type, load.channel_order) == \
+        ('inference_pipeline', 'img', 'color', 'rgb')
+
+
+def test_config_colour_settings(restorer):
+    assert restorer.load.source == 'inference_pipeline'
+    assert (restorer.load.color_type, restorer.load.channel_order) == ('color', 'rgb')
+    assert restorer.in_channels == 3
+
+
+def test_restore_array_uses_config_preprocessing(restorer, monkeypatch):
+    img = photo()
+    up = NearestUp()
+    monkeypatch.setattr(restorer.model, 'generator', up)
+    out = restorer.restore_array(img)
+    # the generator sees RGB / 255 (data_preprocessor mean 0, std 255), the output comes back as given
+    expected_in = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    assert torch.allclose(up.seen, expected_in, atol=1e-6)
+    assert out.dtype == np.uint8 and np.array_equal(out, img.repeat(2, 0).repeat(2, 1))
+    bgr = restorer.to_bgr(out)
+    assert np.array_equal(bgr, cv2.resize(img[..., ::-1], None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
+
+
+def test_grey_array_to_colour_model(restorer, monkeypatch):
+    grey = photo()[..., 1]
+    img, notes = restorer.adapt_channels(grey)
+    assert img.shape == (20, 28, 3) and notes == ['grey image converted to 3 channels for the colour model']
+    monkeypatch.setattr(restorer.model, 'generator', NearestUp())
+    assert restorer.restore_array(grey).shape == (40, 56, 3)
+
+
+@pytest.mark.parametrize('options', [
+    dict(),
+    dict(chop=dict(min_size=100, shave=2)),  # 4 overlapping quadrants of 8 x 10
+    dict(tile=dict(size=10, overlap=4)),  # 2 x 2 tiles
+    dict(self_ensemble=True),
+    dict(tile=dict(size=10, overlap=2), self_ensemble=True),
+])
+def test_test_modes_keep_the_size(demo_checkpoint, options):
+    r = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', **options)
+    assert r.model.test_cfg is not None
+    out = r.restore_array(photo(12, 16))
+    assert out.shape == (24, 32, 3) and out.dtype == np.uint8
+
+
+def test_read_image_reports_conversions(restorer, tmp_path):
+    grey = tmp_path / 'grey.png'
+    cv2.imwrite(str(grey), photo()[..., 0])
+    img, notes = restorer.read_image(str(grey))
+    assert img.shape == (20, 28, 3) and notes == ['grey image converted to 3 channels for the colour model']
+    rgba = tmp_path / 'rgba.png'
+    cv2.imwrite(str(rgba), np.dstack([photo(), np.full((20, 28), 128, np.uint8)]))
+    img, notes = restorer.read_image(str(rgba))
+    assert img.shape == (20, 28, 3) and notes == ['alpha channel dropped']
+    colour = tmp_path / 'colour.png'
+    cv2.imwrite(str(colour), photo()[..., ::-1])
+    img, notes = restorer.read_image(str(colour))
+    assert np.array_equal(img, photo()) and notes == []  # loaded as RGB, as the config does
+
+
+@pytest.mark.parametrize('content', [b'', b'not an image at all', 'truncated'])
+def test_unreadable_images_raise(restorer, tmp_path, content):
+    path = tmp_path / 'bad.png'
+    if content == 'truncated':
+        ok, buf = cv2.imencode('.png', photo(40, 40))
+        content = buf.tobytes()[:len(buf) // 2]
+    path.write_bytes(content)
+    with pytest.raises(R.ImageReadError, match="bad.png"):
+        restorer.read_image(str(path))
+
+
+def test_colour_image_to_grey_model(tmp_path):
+    cfg = tmp_path / 'grey_x2.py'
+    cfg.write_text(
+        f'_base_ = [{DEMO_CONFIG!r}]\n'
+        'model = dict(generator=dict(in_channels=1, out_channels=1, rgb_mean=[0.45], rgb_std=[1.0]),\n'
+        '             data_preprocessor=dict(mean=[0.], std=[255.]))\n'
+        "inference_pipeline = [dict(type='LoadImageFromFile', key='img', color_type='grayscale', "
+        "channel_order='rgb', imdecode_backend='cv2'), dict(type='PackInputs')]\n")
+    ckpt = save_runner_checkpoint(build_demo_model(in_channels=1, out_channels=1, rgb_mean=[0.45], rgb_std=[1.0]),
+                                  tmp_path / 'grey.pth')
+    r = R.build_restorer(str(cfg), str(ckpt), device='cpu')
+    assert r.in_channels == 1 and r.load.color_type == 'grayscale'
+    src = tmp_path / 'colour.png'
+    cv2.imwrite(str(src), photo())
+    img, notes = r.read_image(str(src))
+    assert img.shape == (20, 28, 1) and notes and 'colour image converted to grey' in notes[0]
+    assert r.restore_array(img).shape == (40, 56, 1)
+    y, notes = r.adapt_channels(photo())  # a colour array: its Y channel
+    assert y.shape == (20, 28, 1) and 'Y channel' in notes[0]
+
+
+# ---------------------------------------------------------------------------------------- planning and writing
+
+
+def make_images(folder, names, size=(12, 16)):
+    for name in names:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), photo(*size))
+
+
+def test_plan_folder_names_suffix_ext_recursive(tmp_path):
+    src = tmp_path / 'in'
+    make_images(src, ['a.png', 'b.jpg', 'sub/c.png'])
+    (src / 'notes.txt').write_text('not an image')
+    jobs = R.plan_jobs(str(src), str(tmp_path / 'out'))
+    assert [osp.relpath(j.dst, tmp_path) for j in jobs] == ['out/a.png', 'out/b.jpg']
+    jobs = R.plan_jobs(str(src), str(tmp_path / 'out'), recursive=True, suffix='_x2', ext='png')
+    assert [osp.relpath(j.dst, tmp_path) for j in jobs] == ['out/a_x2.png', 'out/b_x2.png', 'out/sub/c_x2.png']
+
+
+def test_plan_single_file(tmp_path):
+    make_images(tmp_path, ['a.png'])
+    src = str(tmp_path / 'a.png')
+    assert R.plan_jobs(src, str(tmp_path / 'res'))[0].dst == str(tmp_path / 'res' / 'a.png')
+    assert R.plan_jobs(src, str(tmp_path / 'b.jpg'))[0].dst == str(tmp_path / 'b.jpg')
+    with pytest.raises(R.RestoreError, match='contradicts'):
+        R.plan_jobs(src, str(tmp_path / 'b.jpg'), ext='png')
+
+
+def test_plan_refuses_to_overwrite_inputs(tmp_path):
+    src = tmp_path / 'in'
+    make_images(src, ['a.png', 'b.png'])
+    with pytest.raises(R.RestoreError, match='is the input itself'):
+        R.plan_jobs(str(src), str(src))
+    with pytest.raises(R.RestoreError, match='is the input itself'):
+        R.plan_jobs(str(src / 'a.png'), str(src / 'a.png'))
+    with pytest.raises(R.RestoreError, match='is the input itself'):
+        R.plan_jobs(str(src), str(src / 'sub' / '..'))
+    out = tmp_path / 'out'
+    out.mkdir()
+    os.symlink(src / 'b.png', out / 'b.png')  # an output name that resolves to an input file
+    with pytest.raises(R.RestoreError, match="is the input file '.*b.png'"):
+        R.plan_jobs(str(src), str(out))
+    os.link(src / 'a.png', tmp_path / 'hard.png')  # the same file under another name
+    with pytest.raises(R.RestoreError, match='is the input file'):
+        R.plan_jobs(str(src / 'a.png'), str(tmp_path / 'hard.png'))
+
+
+def test_plan_refuses_names_escaping_output(tmp_path):
+    src = tmp_path / 'in'
+    make_images(src, ['a.png', 'sub/c.png'])
+    for suffix in ('/../../evil', '_x2/..', '..\\evil'):
+        with pytest.raises(R.RestoreError, match='path separator'):
+            R.plan_jobs(str(src), str(tmp_path / 'out'), suffix=suffix)
+    out = tmp_path / 'out'
+    out.mkdir()
+    (tmp_path / 'elsewhere').mkdir()
+    os.symlink(tmp_path / 'elsewhere', out / 'sub')  # OUTPUT/sub leads out of OUTPUT
+    with pytest.raises(R.RestoreError, match='outside OUTPUT'):
+        R.plan_jobs(str(src), str(out), recursive=True)
+    with pytest.raises(R.RestoreError, match="--ext '.png/x'"):
+        R.plan_jobs(str(src), str(tmp_path / 'o2'), ext='png/x')
+
+
+def test_plan_skips_output_inside_input_and_refuses_collisions(tmp_path):
+    src = tmp_path / 'in'
+    make_images(src, ['a.png', 'results/old.png'])
+    jobs = R.plan_jobs(str(src), str(src / 'results'), recursive=True, suffix='_x2')
+    assert [j.src for j in jobs] == [str(src / 'a.png')]
+    make_images(src, ['a.jpg'])
+    with pytest.raises(R.RestoreError, match='would both be written'):
+        R.plan_jobs(str(src), str(tmp_path / 'out'), ext='png')
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(R.RestoreError, match='no images'):
+        R.plan_jobs(str(tmp_path / 'empty'), str(tmp_path / 'o3'))
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    dst = tmp_path / 'out' / 'a.png'
+    R.write_image_atomic(str(dst), photo())
+    before = dst.read_bytes()
+    assert np.array_equal(cv2.imread(str(dst)), photo())
+
+    def crash(src, dst):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(R.os, 'replace', crash)
+    with pytest.raises(OSError, match='disk full'):
+        R.write_image_atomic(str(dst), photo(seed=1))
+    assert dst.read_bytes() == before  # the old file is intact
+    with pytest.raises(OSError):
+        R.write_image_atomic(str(tmp_path / 'out' / 'b.png'), photo())
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.png']  # no temporary file left
+
+
+def test_restore_files_reports_and_continues(restorer, tmp_path, capsys):
+    src = tmp_path / 'in'
+    make_images(src, ['a.png', 'b.jpg'])
+    (src / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n garbage')
+    cv2.imwrite(str(src / 'grey.png'), photo(12, 16)[..., 0])
+    lines = []
+    summary = R.restore_files(restorer, R.plan_jobs(str(src), str(tmp_path / 'out')), log=lines.append,
+                              progress=True)
+    assert [osp.basename(p) for p in summary.restored] == ['a.png', 'b.jpg', 'grey.png']
+    assert [osp.basename(s) for s, _ in summary.failed] == ['broken.png']
+    assert len([ln for ln in lines if ln.startswith('skipped')]) == 1 and 'broken.png' in lines[0]
+    assert any('grey.png' in ln and '3 channels' in ln for ln in lines)
+    assert 'restoring' in capsys.readouterr().err  # the progress bar
+    for name in ('a.png', 'b.jpg', 'grey.png'):
+        assert cv2.imread(str(tmp_path / 'out' / name)).shape == (24, 32, 3)
+    again = R.restore_files(restorer, R.plan_jobs(str(src), str(tmp_path / 'out')), log=lines.append)
+    assert len(again.kept) == 3 and not again.restored

@@ -1,0 +1,210 @@
+"""tools/restore.py (in-process through main() and once as a subprocess) and mmagic's inferencers on the
+demo config: folders with a corrupt file, single files, refusals that write nothing, test-time flags."""
+import importlib.util
+import os
+import os.path as osp
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import DEMO_CONFIG, ROOT, build_demo_model, run_tool, save_runner_checkpoint
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('restore_tool', osp.join(ROOT, 'tools', 'restore.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TOOL = load_tool()
+
+
+def photo(h, w, seed=0):
+    rng = np.random.RandomState(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([x / w * 200 + 20, y / h * 180 + 30, (x + y) / (h + w) * 150 + 50], axis=2)
+    return np.clip(img + rng.uniform(-8, 8, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """A folder: two colour images, a grey one, one in a sub-folder, a corrupt PNG and a text file."""
+    src = tmp_path / 'photos'
+    (src / 'trip').mkdir(parents=True)
+    cv2.imwrite(str(src / 'a.png'), photo(14, 18))
+    cv2.imwrite(str(src / 'b.jpg'), photo(12, 20, seed=1), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(src / 'grey.png'), photo(10, 16, seed=2)[..., 0])
+    cv2.imwrite(str(src / 'trip' / 'c.png'), photo(12, 12, seed=3))
+    ok, buf = cv2.imencode('.png', photo(30, 30))
+    (src / 'broken.png').write_bytes(buf.tobytes()[:len(buf) // 2])  # truncated download
+    (src / 'notes.txt').write_text('not an image')
+    return src
+
+
+def snapshot(folder):
+    return {p: open(p, 'rb').read() for p in sorted(str(q) for q in folder.rglob('*') if q.is_file())}
+
+
+def run(capsys, *args):
+    rc = TOOL.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_folder_with_corrupt_file(demo_checkpoint, inputs, tmp_path, capsys):
+    before = snapshot(inputs)
+    out = tmp_path / 'restored'
+    rc, stdout, stderr = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint, inputs, out,
+                             '--recursive', '--device', 'cpu')
+    assert rc == 1  # one image failed
+    skipped = [ln for ln in stderr.splitlines() if ln.startswith('skipped')]
+    assert len(skipped) == 1 and 'broken.png' in skipped[0] and 'truncated' in skipped[0]
+    assert any('grey.png' in ln and 'converted to 3 channels' in ln for ln in stderr.splitlines())
+    assert 'restored 4 of 5 image(s)' in stderr and '1 failed' in stderr
+    sizes = {str(p.relative_to(out)): cv2.imread(str(p)).shape for p in out.rglob('*') if p.is_file()}
+    assert sizes == {'a.png': (28, 36, 3), 'b.jpg': (24, 40, 3), 'grey.png': (20, 32, 3), 'trip/c.png': (24, 24, 3)}
+    assert snapshot(inputs) == before  # inputs untouched
+    assert not [p for p in tmp_path.rglob('*.tmp')]  # atomic writes left no temporary file
+
+    rc, stdout, stderr = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint, inputs, out,
+                             '--recursive', '--suffix', '_x2', '--ext', 'png')
+    assert rc == 1 and sorted(p.name for p in out.rglob('*_x2.png')) == ['a_x2.png', 'b_x2.png', 'c_x2.png',
+                                                                       'grey_x2.png']
+
+
+def test_single_file_and_existing_outputs(demo_checkpoint, inputs, tmp_path, capsys):
+    args = ['--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint]
+    rc, stdout, _ = run(capsys, *args, inputs / 'a.png', tmp_path / 'x2.png')
+    assert rc == 0 and 'restored 1 of 1' in stdout
+    assert cv2.imread(str(tmp_path / 'x2.png')).shape == (28, 36, 3)
+    rc, _, _ = run(capsys, *args, inputs / 'b.jpg', tmp_path / 'outdir', '--suffix', '_sr')
+    assert rc == 0 and cv2.imread(str(tmp_path / 'outdir' / 'b_sr.jpg')).shape == (24, 40, 3)
+    (tmp_path / 'x2.png').write_bytes(b'keep me')
+    rc, stdout, _ = run(capsys, *args, inputs / 'a.png', tmp_path / 'x2.png')
+    assert rc == 0 and 'kept 1 existing' in stdout and (tmp_path / 'x2.png').read_bytes() == b'keep me'
+    rc, _, _ = run(capsys, *args, inputs / 'a.png', tmp_path / 'x2.png', '--overwrite')
+    assert rc == 0 and cv2.imread(str(tmp_path / 'x2.png')).shape == (28, 36, 3)
+
+
+def test_refusals_write_nothing(demo_checkpoint, inputs, tmp_path, capsys):
+    args = ['--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint]
+    before = snapshot(inputs)
+    rc, _, err = run(capsys, *args, inputs, inputs)
+    assert rc == 2 and 'is the input itself' in err
+    rc, _, err = run(capsys, *args, inputs / 'a.png', inputs / 'a.png', '--overwrite')
+    assert rc == 2 and 'is the input itself' in err
+    out = tmp_path / 'out'
+    rc, _, err = run(capsys, *args, inputs, out, '--suffix', '/../../escaped')
+    assert rc == 2 and 'path separator' in err
+    out.mkdir()
+    os.symlink(inputs / 'a.png', out / 'a.png')  # an output name that leads back to an input
+    rc, _, err = run(capsys, *args, inputs, out, '--overwrite')
+    assert rc == 2 and 'is the input file' in err and (out / 'a.png').is_symlink()
+    assert snapshot(inputs) == before and os.listdir(out) == ['a.png']
+
+
+def test_wrong_checkpoint_is_refused_before_writing(inputs, tmp_path, capsys):
+    x3 = save_runner_checkpoint(build_demo_model(upscale_factor=3), tmp_path / 'x3.pth')
+    out = tmp_path / 'out'
+    rc, _, err = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', x3, inputs, out)
+    assert rc == 2 and 'does not match the model' in err and 'generator.upsample.0.upsample_conv.weight' in err
+    assert not out.exists()
+
+    class Payload:
+        def __reduce__(self):
+            return exec, (f'open({str(tmp_path / "pwned")!r}, "w").close()',)
+
+    evil = tmp_path / 'evil.pth'
+    torch.save(dict(state_dict=build_demo_model().state_dict(), meta=Payload()), evil)
+    rc, _, err = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', evil, inputs, out)
+    assert rc == 2 and 'weights-only loader refuses' in err
+    assert not (tmp_path / 'pwned').exists() and not out.exists()
+
+
+@pytest.mark.parametrize('flags', [
+    ['--chop', '--chop-min-size', '100', '--chop-shave', '2'],
+    ['--tile', '8', '--tile-overlap', '2'],
+    ['--self-ensemble'],
+])
+def test_test_time_flags_keep_sizes(demo_checkpoint, tmp_path, flags, capsys):
+    src = tmp_path / 'a.png'
+    cv2.imwrite(str(src), photo(14, 18))
+    rc, _, err = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint, src, tmp_path / 'o.png', *flags)
+    assert rc == 0, err
+    assert cv2.imread(str(tmp_path / 'o.png')).shape == (28, 36, 3)
+
+
+def test_bad_flag_combinations(demo_checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        TOOL.main(['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), 'a', 'b', '--chop', '--tile', '8'])
+    with pytest.raises(SystemExit):
+        TOOL.main(['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), 'a', 'b', '--chop-shave', '3'])
+    cv2.imwrite(str(tmp_path / 'a.png'), photo(8, 8))
+    rc, _, err = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint, tmp_path / 'a.png',
+                     tmp_path / 'o.png', '--tile', '8', '--tile-overlap', '8')
+    assert rc == 2 and 'overlap < size' in err
+
+
+def test_cli_subprocess(demo_checkpoint, inputs, tmp_path):
+    proc = run_tool([sys.executable, 'tools/restore.py', '--config', DEMO_CONFIG, '--checkpoint',
+                     str(demo_checkpoint), str(inputs), str(tmp_path / 'out'), '--no-progress'], check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert sum(ln.startswith('skipped') for ln in proc.stderr.splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.png', 'b.jpg', 'grey.png']
+
+
+class NearestUp(torch.nn.Module):
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=2, mode='nearest')
+
+
+@pytest.fixture(scope='module')
+def plain_checkpoint(tmp_path_factory):
+    """The demo model as tools/train.py (tensor-only message hub) or the converter write it: mmengine's
+    load_checkpoint, which mmagic's inferencers use, is weights-only once panet_mm is imported."""
+    path = tmp_path_factory.mktemp('plain') / 'demo_x2.pth'
+    torch.save(dict(meta=dict(iter=2, mmengine_version='0.10.7'), state_dict=build_demo_model().state_dict()), path)
+    return path
+
+
+def test_mmagic_inferencer_on_demo_config(plain_checkpoint, tmp_path):
+    """MMagicInferencer picks its task from model_name only: 'edsr' selects the image super-resolution
+    inferencer; model_config / model_ckpt replace EDSR's config and weights (nothing is downloaded)."""
+    from mmagic.apis import MMagicInferencer
+    editor = MMagicInferencer(model_name='edsr', model_config=DEMO_CONFIG, model_ckpt=str(plain_checkpoint),
+                              device='cpu')
+    src = tmp_path / 'lr.png'
+    cv2.imwrite(str(src), photo(14, 18))
+    editor.infer(img=str(src), result_out_dir=str(tmp_path / 'sr.png'))
+    assert cv2.imread(str(tmp_path / 'sr.png')).shape == (28, 36, 3)
+    # colours and pre-processing: with a nearest-neighbour generator the result is the input, enlarged
+    editor.inferencer.inferencer.model.generator = NearestUp()
+    editor.infer(img=str(src), result_out_dir=str(tmp_path / 'nn.png'))
+    expected = cv2.resize(cv2.imread(str(src)), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    assert np.array_equal(cv2.imread(str(tmp_path / 'nn.png')), expected)
+
+
+def test_image_super_resolution_inferencer_directly(plain_checkpoint, tmp_path):
+    from mmagic.apis.inferencers import ImageSuperResolutionInferencer
+    inferencer = ImageSuperResolutionInferencer(DEMO_CONFIG, str(plain_checkpoint), device='cpu')
+    src = tmp_path / 'lr.png'
+    cv2.imwrite(str(src), photo(10, 12))
+    inferencer(img=str(src), result_out_dir=str(tmp_path / 'sr.png'))
+    assert cv2.imread(str(tmp_path / 'sr.png')).shape == (20, 24, 3)
+
+
+def test_mmagic_inference_demo_script(plain_checkpoint, tmp_path):
+    import mmagic
+    script = osp.join(osp.dirname(mmagic.__file__), '.mim', 'demo', 'mmagic_inference_demo.py')
+    if not osp.isfile(script):
+        pytest.skip('this mmagic install has no .mim/demo/mmagic_inference_demo.py')
+    src = tmp_path / 'lr.png'
+    cv2.imwrite(str(src), photo(14, 18))
+    run_tool([sys.executable, script, '--model-name', 'edsr', '--model-config', DEMO_CONFIG, '--model-ckpt',
+              str(plain_checkpoint), '--img', str(src), '--result-out-dir', str(tmp_path / 'sr.png'),
+              '--device', 'cpu'])
+    assert cv2.imread(str(tmp_path / 'sr.png')).shape == (28, 36, 3)
