@@ -33,15 +33,17 @@ from panet_mm.apis.restore import RestoreError, build_restorer, plan_jobs, resto
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments."""
-    parser = argparse.ArgumentParser(description='Restore your own images with a trained panet_mm model',
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description='Restore your own images with a trained panet_mm model (whole image in one pass by default).',
+        epilog='exit status: 0 all restored (or kept), 1 some images failed (each reported), 2 refused before '
+        'writing anything (arguments, unsafe paths, checkpoint unsafe or not matching the config)')
     parser.add_argument('input', help='image file or folder of images (never modified)')
     parser.add_argument('output', help='output folder (or output file for a single input image)')
     parser.add_argument('--config', required=True, help='model config, e.g. configs/panet_sr_x2_div2k.py')
     parser.add_argument('--checkpoint', required=True, help='checkpoint trained with that config (.pth)')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available, else cpu)')
     parser.add_argument('--recursive', action='store_true', help='also restore images in sub-folders of INPUT')
-    parser.add_argument('--suffix', default='', help="added to each output file name's stem, e.g. _x2")
+    parser.add_argument('--suffix', default='', help="added to each output file name's stem, e.g. _x2 (default: none)")
     parser.add_argument('--ext', default=None, help='output format, e.g. png (default: the input extension)')
     parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (inputs never)')
     parser.add_argument('--chop', action='store_true', help='the released recursive overlapping chop')

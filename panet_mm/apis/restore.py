@@ -469,7 +469,7 @@ class Restorer:
                                'convert it first, e.g. (img / 257).round().astype(np.uint8) for 16-bit images')
         if img.ndim not in (2, 3) or min(img.shape[:2]) < 1:
             raise RestoreError(f'restore_array takes an H x W or H x W x C image, got shape {img.shape}')
-        img, _ = self.adapt_channels(img)
+        img, _ = self.adapt_channels(img.astype(np.float32) if img.dtype == np.float64 else img)
         out = self._predict(img).clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
         if out.shape[2] == 3 and self.load.channel_order == 'rgb':
             out = out[..., ::-1]  # the pre-processor destructs colour outputs to BGR
