@@ -2,15 +2,10 @@
 
 Three pieces, usable on their own:
 
-* :func:`load_state_dict_safely` reads a checkpoint with ``torch.load(weights_only=True)``, so a crafted
-  file cannot run code. Checkpoints written by mmengine's ``Runner`` (``tools/train.py``) hold, next to
-  the ``state_dict``, a message hub whose ``HistoryBuffer`` objects pickle bound methods through
-  ``builtins.getattr``; allowlisting the real ``getattr`` would let a file reach any attribute of any
-  allowed object, so it is never allowed. Instead, during the load only, those two names are
-  allowlisted as inert stand-ins (:class:`_Discarded`: built without running anything, state ignored)
-  together with the numpy constructors of plain arrays and scalars; everything outside ``state_dict``
-  is then dropped. Any other global (``os.system``, ``builtins.exec``, ...) is refused by torch's
-  weights-only unpickler. The ``state_dict`` must match the model exactly: a missing, unexpected or
+* :func:`load_state_dict_safely` reads a checkpoint weights-only with
+  :func:`panet_mm.engine.checkpoint.load_weights_only` (metadata of plain mmengine checkpoints loads as
+  inert stand-ins and is dropped), so a crafted file cannot run code; any other global (``os.system``,
+  ``builtins.exec``, ...) is refused. The ``state_dict`` must match the model exactly: a missing, unexpected or
   mis-shaped key refuses the checkpoint (listing the keys) and nothing is loaded.
 * :class:`Restorer` (from :func:`build_restorer`) holds the model built from the config with mmagic's
   registry and restores one image array, with the config's colour handling (the ``LoadImageFromFile``
@@ -28,11 +23,9 @@ import io
 import logging
 import os
 import os.path as osp
-import pickle
 import re
 import sys
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -40,6 +33,8 @@ import cv2
 import numpy as np
 import torch
 from torch import Tensor
+
+from panet_mm.engine.checkpoint import UnsafeCheckpointError, _first_line, load_weights_only
 
 #: File extensions collected from an input folder (case-insensitive).
 IMAGE_EXTENSIONS = ('.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.webp', '.pbm', '.pgm', '.ppm',
@@ -62,71 +57,7 @@ class ImageReadError(RestoreError):
 
 
 # --------------------------------------------------------------------------------------------------
-# Weights-only checkpoint loading
-
-
-class _Discarded:
-    """Inert stand-in for metadata objects of mmengine checkpoints (see the module docstring).
-
-    Creating, calling or ``__setstate__``-ing it runs no code of the checkpoint; it is dropped with
-    everything else outside ``state_dict``.
-    """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> _Discarded:
-        return object.__new__(cls)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return f'<discarded {type(self).__module__}.{type(self).__name__}>'
-
-
-def _stand_in(module: str, name: str) -> type:
-    """A :class:`_Discarded` subclass that torch's weights-only unpickler finds under ``module.name``."""
-    return type(name, (_Discarded,), {'__module__': module, '__qualname__': name})
-
-
-# The two unsafe-to-allow globals of mmengine Runner checkpoints (message hub, HistoryBuffer).
-_STAND_INS = (_stand_in('mmengine.logging.history_buffer', 'HistoryBuffer'), _stand_in('builtins', 'getattr'))
-
-
-def _numpy_globals() -> List[Any]:
-    """numpy constructors of plain arrays, dtypes and scalars (they rebuild data, nothing callable)."""
-    if int(np.__version__.split('.')[0]) >= 2:
-        from numpy._core import multiarray
-    else:
-        from numpy.core import multiarray
-    dtype_classes = {type(np.dtype(code)) for code in np.typecodes['All']}
-    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *sorted(dtype_classes, key=str)]
-
-
-@contextmanager
-def _checkpoint_globals() -> Iterator[None]:
-    """Allow the stand-ins and numpy data constructors for the duration of one weights-only load."""
-    get = getattr(torch.serialization, 'get_safe_globals', None)
-    registered = list(get()) if get is not None else []
-    # only what is not registered yet, so that leaving the scope removes nothing other code allowed
-    extra = [g for g in (*_STAND_INS, *_numpy_globals()) if not any(g is r for r in registered)]
-    scoped = getattr(torch.serialization, 'safe_globals', None)
-    if scoped is not None:  # torch >= 2.5
-        with scoped(extra):
-            yield
-        return
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is not None:  # torch 2.4: no scoped form; the entries are inert or data-only
-        add(extra)
-    yield
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    if 'WeightsUnpickler error:' in text:
-        text = text.split('WeightsUnpickler error:')[-1].strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:300]
+# Weights-only checkpoint loading (panet_mm.engine.checkpoint does the loading)
 
 
 def load_state_dict_safely(path: str) -> Dict[str, Tensor]:
@@ -150,18 +81,9 @@ def load_state_dict_safely(path: str) -> Dict[str, Tensor]:
         raise CheckpointRefusedError(f"checkpoint '{path}' does not exist; pass a .pth written by tools/train.py "
                                      'or tools/convert_official_ckpt.py')
     try:
-        with _checkpoint_globals():
-            obj = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointRefusedError(
-            f"checkpoint '{path}' holds Python objects that the weights-only loader refuses ({_first_line(err)}); "
-            'it was not written by tools/train.py or tools/convert_official_ckpt.py, or it was tampered with - '
-            'use a checkpoint from a trusted source (files that could run code are never unpickled)') from None
-    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError,
-            UnicodeDecodeError) as err:
-        raise CheckpointRefusedError(
-            f"checkpoint '{path}' cannot be read ({type(err).__name__}: {_first_line(err)}); it is truncated, "
-            'corrupt or not a PyTorch file - copy or download it again') from None
+        obj = load_weights_only(path, 'cpu', weights_only_metadata=True)
+    except UnsafeCheckpointError as err:
+        raise CheckpointRefusedError(str(err)) from None
     state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
     if not isinstance(state, dict) or not state:
         raise CheckpointRefusedError(f"checkpoint '{path}' holds {type(obj).__name__} without a 'state_dict' of "

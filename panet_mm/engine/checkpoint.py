@@ -17,13 +17,14 @@ Why it exists:
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import os.path as osp
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 import torch
@@ -43,50 +44,106 @@ def numpy_safe_globals() -> List[Any]:
     """
     multiarray = importlib.import_module('numpy.core.multiarray' if np.__version__.startswith('1.')
                                          else 'numpy._core.multiarray')
-    dtype_classes = {type(np.dtype(t)) for t in set(np.sctypeDict.values())}
-    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtype_classes]
+    dtype_classes = {type(np.dtype(code)) for code in np.typecodes['All']}
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *sorted(dtype_classes, key=str)]
 
 
-def _allow_numpy() -> None:
+class _Discarded:
+    """Inert stand-in for the metadata objects of checkpoints written by plain mmengine runs.
+
+    Such checkpoints pickle ``HistoryBuffer`` objects whose bound methods go through
+    ``builtins.getattr``; allowlisting the real ``getattr`` would let a file reach any attribute of any
+    allowed object. When only the weights are wanted, those two names are allowed as this class
+    instead: built without running anything, state ignored, dropped with the metadata.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Discarded:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f'<discarded {type(self).__module__}.{type(self).__name__}>'
+
+
+def _stand_in(module: str, name: str) -> type:
+    """A :class:`_Discarded` subclass that torch's weights-only unpickler finds under ``module.name``."""
+    return type(name, (_Discarded,), {'__module__': module, '__qualname__': name})
+
+
+#: The two unsafe-to-allow globals of plain mmengine checkpoints (message hub, HistoryBuffer).
+STAND_INS = (_stand_in('mmengine.logging.history_buffer', 'HistoryBuffer'), _stand_in('builtins', 'getattr'))
+
+
+@contextlib.contextmanager
+def _weights_only_globals(stand_ins: bool) -> Iterator[None]:
+    """Allow numpy data (and, if asked, the inert stand-ins) for the duration of one load."""
+    get = getattr(torch.serialization, 'get_safe_globals', None)
+    registered = list(get()) if get is not None else []
+    wanted = [*numpy_safe_globals(), *(STAND_INS if stand_ins else ())]
+    # only what is not registered yet, so that leaving the scope removes nothing other code allowed
+    extra = [g for g in wanted if not any(g is r for r in registered)]
+    scoped = getattr(torch.serialization, 'safe_globals', None)
+    if scoped is not None:  # torch >= 2.5
+        with scoped(extra):
+            yield
+        return
     add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is not None:  # torch >= 2.4
-        add(numpy_safe_globals())
+    if add is not None:  # torch 2.4: no scoped form; the entries are data-only or inert
+        add(extra)
+    yield
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint holds Python objects that weights-only loading refuses to build."""
+    """A checkpoint is unreadable, or holds Python objects that weights-only loading refuses."""
 
 
-def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu') -> Any:
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    if 'WeightsUnpickler error:' in text:
+        text = text.split('WeightsUnpickler error:')[-1].strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:300]
+
+
+def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu',
+                      weights_only_metadata: bool = False) -> Any:
     """``torch.load(filename, weights_only=True)`` with numpy data allowed and a readable refusal.
 
     Args:
         filename (str | Path): A local checkpoint file.
         map_location: As for :func:`torch.load`. Default: ``'cpu'``.
+        weights_only_metadata (bool): The caller needs only the weights: metadata objects of plain
+            mmengine checkpoints (``HistoryBuffer``) load as inert stand-ins instead of being refused.
+            Default: False.
 
     Returns:
         The loaded object (tensors, containers, numbers, strings, numpy arrays).
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        UnsafeCheckpointError: If the file holds other Python objects (or is not a torch file).
+        UnsafeCheckpointError: If the file holds other Python objects, or is not a readable torch file.
     """
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(f"checkpoint '{filename}' not found")
-    _allow_numpy()
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        with _weights_only_globals(stand_ins=weights_only_metadata):
+            return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        detail = str(e).split('WeightsUnpickler error:')[-1].strip().splitlines()[0][:200]
         raise UnsafeCheckpointError(
-            f"checkpoint '{filename}' holds Python objects besides tensors ({detail}); panet_mm loads "
-            'checkpoints weights-only so that a crafted file cannot run code. If you made or trust it, '
-            "re-save its weights: torch.save({'state_dict': torch.load(path, weights_only=False)['state_dict']}, "
-            'new_path)') from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise UnsafeCheckpointError(f"checkpoint '{filename}' cannot be read ({str(e).splitlines()[0][:200]}); "
-                                    'it is truncated, corrupt or not a PyTorch file') from None
+            f"checkpoint '{filename}' holds Python objects that the weights-only loader refuses ({_first_line(e)}); "
+            'panet_mm never unpickles objects that could run code. Use a checkpoint written by tools/train.py or '
+            "tools/convert_official_ckpt.py; for a file you made and trust, re-save its weights with torch.save("
+            "{'state_dict': torch.load(path, weights_only=False)['state_dict']}, new_path)") from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError,
+            UnicodeDecodeError) as e:
+        raise UnsafeCheckpointError(f"checkpoint '{filename}' cannot be read ({type(e).__name__}: {_first_line(e)}); "
+                                    'it is truncated, corrupt or not a PyTorch file - copy or download it again'
+                                    ) from None
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
@@ -180,5 +237,5 @@ class AtomicLocalBackend(LocalBackend):
         _atomic_write(obj, filepath, encoding)
 
 
-__all__ = ['AtomicLocalBackend', 'UnsafeCheckpointError', 'WeightsOnlyCheckpointHook', 'ensure_checkpoint_hook',
-           'load_local_weights_only', 'load_weights_only', 'numpy_safe_globals']
+__all__ = ['STAND_INS', 'AtomicLocalBackend', 'UnsafeCheckpointError', 'WeightsOnlyCheckpointHook',
+           'ensure_checkpoint_hook', 'load_local_weights_only', 'load_weights_only', 'numpy_safe_globals']

@@ -13,6 +13,7 @@ from conftest import DEMO_CONFIG, ROOT, build_demo_model, save_runner_checkpoint
 from mmengine.config import Config
 
 from panet_mm.apis import restore as R
+from panet_mm.engine.checkpoint import STAND_INS
 
 
 def photo(h=20, w=28, seed=0):
@@ -47,7 +48,7 @@ def test_runner_checkpoint_loads_weights_only(demo_checkpoint):
     assert set(state) == set(model.state_dict())
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())  # same seed, same weights
     allowed = torch.serialization.get_safe_globals()
-    assert not [g for g in allowed if g in R._STAND_INS]  # the stand-ins were allowed for that load only
+    assert not [g for g in allowed if g in STAND_INS]  # the stand-ins were allowed for that load only
 
 
 class RunsCode:
@@ -71,7 +72,7 @@ def test_crafted_pickle_is_refused(tmp_path, payload):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save(dict(meta=payload(str(marker)), state_dict=build_demo_model().state_dict()), path)
-    with pytest.raises(R.CheckpointRefusedError, match='weights-only loader refuses'):
+    with pytest.raises(R.CheckpointRefusedError, match='the weights-only loader refuses'):
         R.load_state_dict_safely(str(path))
     assert not marker.exists()
 
