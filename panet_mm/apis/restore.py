@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from panet_mm.engine.checkpoint import UnsafeCheckpointError, _first_line, load_weights_only
+from panet_mm.engine.runner import compare_state_dicts
 
 #: File extensions collected from an input folder (case-insensitive).
 IMAGE_EXTENSIONS = ('.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.webp', '.pbm', '.pgm', '.ppm',
@@ -126,10 +127,8 @@ def match_state_dict(model: torch.nn.Module, state: Dict[str, Tensor], checkpoin
         prefixed = {f'generator.{k}': v for k, v in state.items()}
         if set(prefixed) == set(expected):
             state = prefixed
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = sorted(f'{k} {tuple(state[k].shape)} (model: {expected[k]})' for k in set(state) & set(expected)
-                       if tuple(state[k].shape) != expected[k])
+    found = compare_state_dicts(model.state_dict(), state)
+    missing, unexpected, misshaped = (sorted(found[k]) for k in ('missing', 'unexpected', 'mis-shaped'))
     if not (missing or unexpected or misshaped):
         return state
     counts = ', '.join(f'{len(v)} {n}' for n, v in (('missing', missing), ('unexpected', unexpected),
