@@ -88,3 +88,53 @@ def save_runner_checkpoint(model, path):
 def demo_checkpoint(tmp_path_factory):
     """A checkpoint of the demo config's model in mmengine's Runner format (built in-process, seeded)."""
     return save_runner_checkpoint(build_demo_model(), tmp_path_factory.mktemp('ckpt') / 'demo_x2.pth')
+
+
+# --- restoration test sets (tools/prepare_testsets.py) -------------------------------------------------------
+
+TESTSET_OPTIONS = ('kodak24', 'cbsd68', 'mcmaster', 'urban100', 'live1', 'classic5', 'set5', 'set14', 'b100',
+                   'manga109')
+
+
+def write_tiny_images(folder, sizes=((36, 48), (40, 53), (45, 61)), seed=0):
+    """Small smooth colour images (deterministic) named img_1.png, ...; return the folder."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i, (h, w) in enumerate(sizes, 1):
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([xx * 200 / w, yy * 200 / h, (xx + yy) * 100 / (h + w)], axis=-1)
+        texture = cv2.GaussianBlur(rng.random((h, w, 3)) * 120, (5, 5), 1.2)
+        cv2.imwrite(str(folder / f'img_{i}.png'), np.clip(base + texture, 0, 255).astype(np.uint8))
+    return folder
+
+
+@pytest.fixture(scope='session')
+def tiny_testsets(tmp_path_factory):
+    """Every benchmark of tools/prepare_testsets.py made from the same 3 tiny images: the ``data`` root."""
+    src = write_tiny_images(tmp_path_factory.mktemp('testset_src') / 'clean')
+    out = tmp_path_factory.mktemp('testsets') / 'data'
+    args = [sys.executable, 'tools/prepare_testsets.py', '--out', str(out), '--workers', '1']
+    for option in TESTSET_OPTIONS:
+        args += [f'--{option}', str(src)]
+    run_tool(args)
+    return out
+
+
+def point_testsets_at(config, data_root):
+    """{cfg key: value} pointing a task config's val/test loaders at ``data_root/{SET}`` (lists or dicts)."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(config) if isinstance(config, (str, os.PathLike)) else config
+    opts = {}
+    for split in ('val', 'test'):
+        loaders = cfg.get(f'{split}_dataloader')
+        if isinstance(loaders, dict):
+            opts[f'{split}_dataloader.dataset.data_root'] = f'{data_root}/{osp.basename(loaders.dataset.data_root)}'
+        elif loaders:
+            for i, loader in enumerate(loaders):
+                opts[f'{split}_dataloader.{i}.dataset.data_root'] = \
+                    f'{data_root}/{osp.basename(loader.dataset.data_root)}'
+    return opts

@@ -1,0 +1,272 @@
+"""Arrange downloaded benchmark test sets in the layout the configs read, with their degraded inputs.
+
+    python tools/prepare_testsets.py [--out data] [--kodak24 DIR] [--cbsd68 DIR] [--mcmaster DIR]
+        [--urban100 DIR] [--live1 DIR] [--classic5 DIR] [--set5 DIR] [--set14 DIR] [--b100 DIR]
+        [--manga109 DIR] [--sigmas 10 30 50 70] [--qualities 10 20 30 40] [--patterns GRBG]
+        [--scales 2 3 4] [--workers 2] [--overwrite]
+
+Each option names the folder holding one set's clean (HR / ground-truth) images, in any format
+OpenCV reads (PNG, BMP, TIFF, JPEG, ...). The degraded inputs are written once, like the paper's
+pre-generated test data, and are the same bytes in every run:
+
+* colour denoising / demosaicing sets (Kodak24, CBSD68, McMaster, Urban100)::
+
+      {out}/{Set}/GT/NAME.png                the clean image (3-channel PNG, full size)
+      {out}/{Set}/noisy_sigma{s}/NAME.png    + AWGN of std s (0-255 scale), rounded and clipped to 8 bits;
+                                             the noise is seeded per image (base seed 0 and the NAME,
+                                             see panet_mm.datasets.transforms.SeededGaussianNoise)
+      {out}/{Set}/mosaic_{pattern}/NAME.png  zero-filled 3-channel Bayer mosaic (BayerMosaic), GRBG by default
+
+* JPEG artifact reduction sets (LIVE1, Classic5)::
+
+      {out}/{Set}/GT_gray/NAME.png           1-channel: grey images as they are, colour images as their
+                                             MATLAB BT.601 Y channel (rgb2ycbcr, 16-235; GrayOrY)
+      {out}/{Set}/jpeg_q{q}/NAME.png         GT_gray compressed by OpenCV's JPEG encoder at quality q and
+                                             decoded (JPEGCompression), stored losslessly as PNG
+
+* super-resolution sets (Set5, Set14, B100, Urban100, Manga109), as tools/prepare_div2k.py does Set5::
+
+      {out}/{Set}/GTmod12/NAME.png           HR cropped to a multiple of 12 (bottom / right)
+      {out}/{Set}/LRbicx{s}/NAME.png         MATLAB-like bicubic down-sampling by s
+
+NAME is the source file name without its extension; in the SR benchmark packages' layout
+(``img_001_SRF_2_HR.png`` next to ``img_001_SRF_2_LR.png``) the ``*_LR`` files are skipped and the
+``_SRF_<n>_HR`` / ``_HR`` suffix is dropped. Urban100 gets both its colour and its SR layout. Every
+file is written atomically (temporary file + rename); existing files are kept unless --overwrite.
+The same transforms are used on the fly by the configs' ``test_pipeline_on_the_fly``, so prepared
+and on-the-fly inputs are identical.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import re
+import sys
+from dataclasses import dataclass
+from functools import partial
+from multiprocessing import Pool
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+IMG_EXT = ('.png', '.bmp', '.tif', '.tiff', '.jpg', '.jpeg', '.ppm', '.pgm', '.webp')
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """One benchmark: its folder name under --out, the tasks it serves and its usual image count."""
+
+    name: str
+    tasks: Tuple[str, ...]  # 'color' (denoising + demosaicing), 'gray' (JPEG), 'sr'
+    count: int
+    example: str
+
+
+TEST_SETS: Dict[str, TestSet] = {
+    'kodak24': TestSet('Kodak24', ('color', ), 24, 'kodim01.png ... kodim24.png'),
+    'cbsd68': TestSet('CBSD68', ('color', ), 68, 'the 68 colour BSD68 test images'),
+    'mcmaster': TestSet('McMaster', ('color', ), 18, '1.tif ... 18.tif'),
+    'urban100': TestSet('Urban100', ('color', 'sr'), 100, 'img_001.png ... img_100.png (HR)'),
+    'live1': TestSet('LIVE1', ('gray', ), 29, 'the 29 LIVE1 reference images (bikes.bmp, ...)'),
+    'classic5': TestSet('Classic5', ('gray', ), 5, 'baboon, barbara, boats, lena, peppers'),
+    'set5': TestSet('Set5', ('sr', ), 5, 'baby, bird, butterfly, head, woman (HR)'),
+    'set14': TestSet('Set14', ('sr', ), 14, 'the 14 Set14 HR images'),
+    'b100': TestSet('B100', ('sr', ), 100, 'the 100 BSD100 HR images'),
+    'manga109': TestSet('Manga109', ('sr', ), 109, 'the 109 Manga109 images'),
+}
+SR_MOD = 12  # GTmod12: every scale in 2, 3, 4 divides the HR size
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse and check the command line (cheap checks only: nothing is imported or written)."""
+    parser = argparse.ArgumentParser(
+        description='Arrange benchmark test sets under --out and write their degraded inputs (noise, mosaic, '
+        'JPEG, bicubic LR) once, reproducibly.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--out', default='data', help='root folder the configs read (data_root)')
+    for key, ts in TEST_SETS.items():
+        parser.add_argument(f'--{key}', metavar='DIR', help=f'folder of the {ts.name} clean images ({ts.example})')
+    parser.add_argument('--sigmas', type=float, nargs='+', default=[10, 30, 50, 70],
+                        help='AWGN standard deviations on the 0-255 scale (colour sets)')
+    parser.add_argument('--qualities', type=int, nargs='+', default=[10, 20, 30, 40],
+                        help='JPEG qualities (LIVE1, Classic5)')
+    parser.add_argument('--patterns', nargs='+', default=['GRBG'], help='Bayer patterns (colour sets)')
+    parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='SR down-sampling factors')
+    parser.add_argument('--workers', type=int, default=2, help='worker processes')
+    parser.add_argument('--overwrite', action='store_true', help='rewrite files that already exist')
+    args = parser.parse_args(argv)
+
+    args.sets = {key: getattr(args, key) for key in TEST_SETS if getattr(args, key)}
+    if not args.sets:
+        parser.error('no test set given; pass the folder of at least one set, e.g. --kodak24 PATH/TO/Kodak24')
+    bad = [s for s in args.sigmas if not 1 <= s <= 255]
+    if bad:
+        parser.error(f'--sigmas {bad}: give the noise levels on the 0-255 scale, e.g. --sigmas 10 30 50 70')
+    bad = [q for q in args.qualities if not 1 <= q <= 100]
+    if bad:
+        parser.error(f'--qualities {bad}: JPEG qualities are integers from 1 to 100')
+    args.patterns = [p.upper() for p in args.patterns]
+    bad = [p for p in args.patterns if p not in ('RGGB', 'BGGR', 'GRBG', 'GBRG')]
+    if bad:
+        parser.error(f'--patterns {bad}: use some of RGGB, BGGR, GRBG, GBRG')
+    bad = [s for s in args.scales if s < 1 or SR_MOD % s]
+    if bad:
+        parser.error(f'--scales {bad}: each scale must divide {SR_MOD} (the GTmod{SR_MOD} crop), e.g. --scales 2 3 4')
+    if args.workers < 1:
+        parser.error(f'--workers {args.workers}: use at least 1')
+    return args
+
+
+def output_name(stem: str) -> Optional[str]:
+    """Output name (no extension) of a source image, or None for the LR images of an SR package."""
+    if re.search(r'_LR$', stem):
+        return None
+    return re.sub(r'(_SRF_\d+)?_HR$', '', stem)
+
+
+def list_sources(key: str, folder: str) -> List[Tuple[str, str]]:
+    """``(source path, output name)`` of every image of one set, sorted; exits with one sentence if unusable."""
+    option, ts = f'--{key}', TEST_SETS[key]
+    if not osp.isdir(folder):
+        what = 'is a file, not a folder' if osp.exists(folder) else 'does not exist'
+        raise SystemExit(f"error: {option} folder '{folder}' {what}; pass the folder holding the {ts.name} "
+                         f'images ({ts.example}).')
+    sources: Dict[str, str] = {}
+    for f in sorted(os.listdir(folder)):
+        path = osp.join(folder, f)
+        stem, ext = osp.splitext(f)
+        if ext.lower() not in IMG_EXT or not osp.isfile(path):
+            continue
+        name = output_name(stem)
+        if name is None:
+            continue
+        if name in sources:
+            raise SystemExit(f"error: {option} folder '{folder}' holds two images named {name!r} "
+                             f"('{osp.basename(sources[name])}' and '{f}'); keep one of them.")
+        sources[name] = path
+    if not sources:
+        raise SystemExit(f"error: {option} folder '{folder}' holds no images ({', '.join(IMG_EXT)}); pass the "
+                         f'folder holding the {ts.name} images ({ts.example}).')
+    return [(path, name) for name, path in sources.items()]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Work on one image (run in worker processes; panet_mm is imported there, after the cheap checks)
+
+
+def _write(img, path: str, overwrite: bool) -> int:
+    from panet_mm.datasets.prepare import imwrite_atomic
+
+    if not overwrite and osp.exists(path):
+        return 0
+    imwrite_atomic(img, path)
+    return 1
+
+
+def _read(path: str, flags: int):
+    import cv2
+
+    img = cv2.imread(path, flags)
+    if img is None:
+        raise ValueError(f"OpenCV could not read the image '{path}'; convert it to PNG or remove it")
+    if img.dtype != 'uint8':
+        raise ValueError(f"'{path}' has {img.dtype} pixels; the test sets need 8-bit images")
+    return img
+
+
+def process_color(job: Tuple[str, str], set_dir: str, args: argparse.Namespace) -> int:
+    """GT, noisy and mosaic images of one colour test image; return the number of files written."""
+    import cv2
+
+    from panet_mm.datasets.transforms import TEST_SEED, add_gaussian_noise, bayer_mosaic, image_seed
+
+    src, name = job
+    bgr = _read(src, cv2.IMREAD_COLOR)
+    written = _write(bgr, osp.join(set_dir, 'GT', f'{name}.png'), args.overwrite)
+    seed = image_seed(name, TEST_SEED)  # what SeededGaussianNoise derives from the dataset key NAME
+    for sigma in args.sigmas:
+        noisy = add_gaussian_noise(bgr, sigma, seed, channel_order='bgr')
+        written += _write(noisy, osp.join(set_dir, f'noisy_sigma{sigma:g}', f'{name}.png'), args.overwrite)
+    for pattern in args.patterns:
+        mosaic = bayer_mosaic(bgr, pattern, channel_order='bgr')
+        written += _write(mosaic, osp.join(set_dir, f'mosaic_{pattern.lower()}', f'{name}.png'), args.overwrite)
+    return written
+
+
+def process_gray(job: Tuple[str, str], set_dir: str, args: argparse.Namespace) -> int:
+    """Grey / Y ground truth and JPEG inputs of one image; return the number of files written."""
+    import cv2
+
+    from panet_mm.datasets.transforms import gray_or_y, jpeg_compress
+
+    src, name = job
+    gray = gray_or_y(_read(src, cv2.IMREAD_UNCHANGED), channel_order='bgr')[..., 0]
+    written = _write(gray, osp.join(set_dir, 'GT_gray', f'{name}.png'), args.overwrite)
+    for quality in args.qualities:
+        written += _write(jpeg_compress(gray, quality), osp.join(set_dir, f'jpeg_q{quality}', f'{name}.png'),
+                          args.overwrite)
+    return written
+
+
+def process_sr(job: Tuple[str, str], set_dir: str, args: argparse.Namespace) -> int:
+    """GTmod12 and bicubic LR images of one SR test image; return the number of files written."""
+    import cv2
+
+    from panet_mm.datasets.prepare import bicubic_downscale, mod_crop
+
+    src, name = job
+    gt = mod_crop(_read(src, cv2.IMREAD_COLOR), SR_MOD)
+    written = _write(gt, osp.join(set_dir, f'GTmod{SR_MOD}', f'{name}.png'), args.overwrite)
+    for s in args.scales:
+        written += _write(bicubic_downscale(gt, s), osp.join(set_dir, f'LRbicx{s}', f'{name}.png'), args.overwrite)
+    return written
+
+
+PROCESSORS: Dict[str, Callable[..., int]] = {'color': process_color, 'gray': process_gray, 'sr': process_sr}
+
+
+def import_libraries() -> None:
+    """Import panet_mm (and so mmagic) once in the parent, with one sentence if that fails."""
+    try:
+        import panet_mm.datasets.prepare  # noqa: F401
+        import panet_mm.datasets.transforms  # noqa: F401
+    except ModuleNotFoundError as e:
+        if e.name != 'panet_mm':
+            raise SystemExit(f'error: panet_mm needs {e.name}, which is not installed; set up the environment '
+                             'with `bash tools/setup_env.sh`.') from None
+        sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # a checkout, not installed
+        import panet_mm.datasets.transforms  # noqa: F401
+
+
+def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
+    """Prepare every requested set; return ``{set name: (images, files written)}``."""
+    from tqdm import tqdm
+
+    jobs = {key: list_sources(key, folder) for key, folder in args.sets.items()}  # check all before writing
+    import_libraries()
+    summary = {}
+    with Pool(args.workers) as pool:
+        for key, sources in jobs.items():
+            ts = TEST_SETS[key]
+            set_dir = osp.join(args.out, ts.name)
+            written = 0
+            for task in ts.tasks:
+                work = pool.imap(partial(PROCESSORS[task], set_dir=set_dir, args=args), sources)
+                for n in tqdm(work, total=len(sources), desc=f'{ts.name} ({task})', unit='img'):
+                    written += n
+            summary[ts.name] = (len(sources), written)
+    return summary
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command-line entry point."""
+    args = parse_args(argv)
+    summary = prepare(args)
+    for key in args.sets:
+        ts = TEST_SETS[key]
+        n, written = summary[ts.name]
+        note = '' if n == ts.count else f' (the benchmark has {ts.count}: check the folder)'
+        print(f'{ts.name}: {n} images{note}, {written} files written under {osp.join(args.out, ts.name)}')
+
+
+if __name__ == '__main__':
+    main()
