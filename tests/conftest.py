@@ -96,7 +96,7 @@ TESTSET_OPTIONS = ('kodak24', 'cbsd68', 'mcmaster', 'urban100', 'live1', 'classi
                    'manga109')
 
 
-def write_tiny_images(folder, sizes=((36, 48), (40, 53), (45, 61)), seed=0):
+def write_tiny_images(folder, sizes=((24, 36), (28, 37), (37, 49)), seed=0):
     """Small smooth colour images (deterministic) named img_1.png, ...; return the folder."""
     import cv2
     import numpy as np

@@ -40,7 +40,7 @@ def test_layout_and_content(tiny_testsets, tmp_path):
         for sub in ['GTmod12', 'LRbicx2', 'LRbicx3', 'LRbicx4']:
             assert sorted(p.stem for p in (root / name / sub).iterdir()) == NAMES, (name, sub)
 
-    clean = read(src / 'img_2.png')  # 40x53
+    clean = read(src / 'img_2.png')  # 28x37
     gt = read(root / 'Kodak24' / 'GT' / 'img_2.png')
     assert np.array_equal(gt, clean)  # full size, unchanged
     noisy = read(root / 'Kodak24' / 'noisy_sigma30' / 'img_2.png')
@@ -58,7 +58,7 @@ def test_layout_and_content(tiny_testsets, tmp_path):
     assert np.array_equal(read(root / 'LIVE1' / 'jpeg_q10' / 'img_2.png'), jpeg_compress(y, 10))
 
     hr = read(root / 'Set14' / 'GTmod12' / 'img_2.png')
-    assert hr.shape == (36, 48, 3) and np.array_equal(hr, mod_crop(clean, 12))
+    assert hr.shape == (24, 36, 3) and np.array_equal(hr, mod_crop(clean, 12))
     assert np.array_equal(read(root / 'Set14' / 'LRbicx3' / 'img_2.png'), bicubic_downscale(hr, 3))
 
 

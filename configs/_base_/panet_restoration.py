@@ -1,0 +1,82 @@
+# PANet (Mei et al. 2020) for image restoration: what the denoising, demosaicing and JPEG artifact
+# reduction configs share. The network and the released training recipe:
+# - PANet: conv3x3 head (64 channels), 80 ResBlocks (PReLU) with the pyramid attention after block 40
+#   (C=64, reduction r=2, 5 levels at scales 1.0-0.6, softmax scale 10), conv3x3, long skip, conv3x3 tail;
+#   no mean shift, no image-level residual; 0-255 internal range (rgb_range=255) as the released models.
+# - L1 loss; Adam(0.9, 0.999), eps 1e-8, lr 1e-4 halved at 200k/400k/600k/800k; 1M iterations; batch 16.
+# - Training data: DIV2K 1-800 HR sub-images (python tools/prepare_div2k.py), random 48x48 patches of the
+#   clean image with h-flip, v-flip and transpose; each task config degrades a copy of the patch on the fly.
+# - Evaluation: mmagic's MultiValLoop / MultiTestLoop; each task config lists the test sets of the paper's
+#   table (tools/prepare_testsets.py writes their fixed degraded inputs) and validates on the first one.
+_base_ = ['./default_runtime.py']
+
+data_root = 'data'
+
+model = dict(
+    # mmagic's BaseEditModel plus test-time options; default: the whole image in one pass.
+    # The released protocol tiles instead: test_cfg=dict(chop=dict(min_size=6800, shave=10)) for
+    # denoising (6400 for the other tasks); see PANetEditModel.
+    type='PANetEditModel',
+    generator=dict(
+        type='PANet',
+        in_channels=3,  # 1 for the grey / Y JPEG models
+        out_channels=3,
+        mid_channels=64,
+        num_blocks=80,
+        res_scale=1.0,
+        rgb_range=255,
+        attention_cfg=dict(reduction=2, levels=5, softmax_scale=10, res_scale=1.0)),
+    pixel_loss=dict(type='L1Loss', loss_weight=1.0, reduction='mean'),
+    train_cfg=dict(),
+    test_cfg=dict(),
+    data_preprocessor=dict(type='DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.]))
+
+# Pipeline pieces the task configs assemble (each task config spells out its own pipelines).
+load_gt = dict(type='LoadImageFromFile', key='gt', color_type='color', channel_order='rgb', imdecode_backend='cv2')
+load_img = dict(type='LoadImageFromFile', key='img', color_type='color', channel_order='rgb', imdecode_backend='cv2')
+patch_size = 48
+# a random clean patch with the paper's augmentation; the degradation comes after it
+random_patch = [
+    dict(type='Crop', keys=['gt'], crop_size=(patch_size, patch_size), random_crop=True),
+    dict(type='Flip', keys=['gt'], flip_ratio=0.5, direction='horizontal'),
+    dict(type='Flip', keys=['gt'], flip_ratio=0.5, direction='vertical'),
+    dict(type='RandomTransposeHW', keys=['gt'], transpose_ratio=0.5),
+]
+# the input starts as a copy of the clean image, with its channel order and colour type (which mmagic's
+# DataPreprocessor reads to put the prediction into the ground truth's channel order for the metrics)
+copy_gt_to_img = dict(
+    type='CopyValues',
+    src_keys=['gt', 'gt_channel_order', 'gt_color_type'],
+    dst_keys=['img', 'img_channel_order', 'img_color_type'])
+
+train_dataloader = dict(
+    num_workers=8,
+    batch_size=16,
+    drop_last=True,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='CheckedImageDataset',
+        prepare_cmd='python tools/prepare_div2k.py --div2k data/DIV2K (README "Preparing DIV2K and Set5"; '
+        'only the HR sub-images are read)',
+        ann_file='meta_info_DIV2K800sub_GT.txt',
+        metainfo=dict(dataset_type='div2k', task_name='restoration'),
+        data_root=data_root + '/DIV2K',
+        data_prefix=dict(gt='DIV2K_train_HR_sub'),
+        pipeline=[]))  # set by each task config
+
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000000, val_interval=5000)
+val_cfg = dict(type='MultiValLoop')
+test_cfg = dict(type='MultiTestLoop')
+
+optim_wrapper = dict(
+    constructor='DefaultOptimWrapperConstructor',
+    type='OptimWrapper',
+    optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), eps=1e-8))
+param_scheduler = dict(
+    type='MultiStepLR', by_epoch=False, milestones=[200000, 400000, 600000, 800000], gamma=0.5)
+
+# save_best names the first test set's prefixed PSNR in each task config, e.g. 'Kodak24/PSNR'
+default_hooks = dict(checkpoint=dict(interval=5000, rule='greater'))
+# Total batch 16 as in the paper; with --auto-scale-lr the lr follows the real total batch size.
+auto_scale_lr = dict(enable=False, base_batch_size=16)

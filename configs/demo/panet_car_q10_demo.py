@@ -1,0 +1,74 @@
+# A small PANet JPEG artifact reduction model (quality 10, grey / Y channel) that trains in about a minute on
+# 2 CPU cores on the offline demo data (python tools/make_demo_data.py). Same recipe as ../panet_car_q10_div2k.py,
+# scaled down: 16 channels, 2 ResBlocks with the pyramid attention between them, 16x16 patches, batch 8,
+# 200 iterations.
+# Validation / test: the Y channel of the 5 held-out demo Set5 photos (centre 48x48 crops: the attention is
+# quadratic in pixels, this keeps a CPU validation to seconds), JPEG-compressed on the fly at quality 10
+# (JPEGCompression: deterministic, the demo has no prepared inputs); Y PSNR / SSIM without crop.
+_base_ = ['../panet_car_q10_div2k.py']
+
+experiment_name = 'panet_car_q10_demo'
+work_dir = f'./work_dirs/{experiment_name}'
+quality = 10
+data_root = 'data/demo'
+
+model = dict(generator=dict(mid_channels=16, num_blocks=2))
+
+train_pipeline = [
+    _base_.load_gt,
+    dict(type='GrayOrY', keys=['gt']),
+    dict(type='Crop', keys=['gt'], crop_size=(16, 16), random_crop=True),
+    dict(type='Flip', keys=['gt'], flip_ratio=0.5, direction='horizontal'),
+    dict(type='Flip', keys=['gt'], flip_ratio=0.5, direction='vertical'),
+    dict(type='RandomTransposeHW', keys=['gt'], transpose_ratio=0.5),
+    _base_.copy_gt_to_img,
+    dict(type='RandomJPEGCompression', keys=['img'], params=dict(quality=[quality, quality]),
+         color_type='grayscale'),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    num_workers=2,
+    batch_size=8,
+    dataset=dict(prepare_cmd='python tools/make_demo_data.py', data_root=data_root + '/DIV2K',
+                 pipeline=train_pipeline))
+
+val_pipeline = [
+    _base_.load_gt,
+    dict(type='GrayOrY', keys=['gt']),
+    dict(type='Crop', keys=['gt'], crop_size=(48, 48), random_crop=False),
+    _base_.copy_gt_to_img,
+    dict(type='JPEGCompression', keys=['img'], quality=quality),
+    dict(type='PackInputs'),
+]
+val_dataloader = dict(
+    _delete_=True,
+    num_workers=0,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CheckedImageDataset',
+        prepare_cmd='python tools/make_demo_data.py',
+        metainfo=dict(dataset_type='set5', task_name='jpeg_artifact_reduction'),
+        data_root=data_root + '/Set5',
+        data_prefix=dict(gt='GTmod12'),
+        pipeline=val_pipeline))
+val_evaluator = dict(
+    _delete_=True,
+    type='Evaluator',
+    metrics=[
+        dict(type='PSNR', crop_border=0, convert_to=None, prefix='Set5'),
+        dict(type='SSIM', crop_border=0, convert_to=None, prefix='Set5'),
+    ])
+test_dataloader = dict(val_dataloader)
+test_evaluator = dict(val_evaluator)
+
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=200, val_interval=100)
+optim_wrapper = dict(optimizer=dict(lr=5e-4))
+param_scheduler = dict(type='MultiStepLR', by_epoch=False, milestones=[150], gamma=0.5)
+
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(interval=100, max_keep_ckpts=2, save_best='Set5/PSNR', rule='greater'))
+log_processor = dict(window_size=20)
+randomness = dict(seed=0)
