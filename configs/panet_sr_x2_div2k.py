@@ -1,9 +1,10 @@
 # PA-EDSR x2 (PANet paper, super-resolution): EDSR (256 channels, 32 ResBlocks, res_scale 0.1) with
 # pyramid attention (C=256, r=8, res_scale 0.1) after block 16. Released recipe: DIV2K 1-800 sub-images,
 # LR patches 48x48 (HR 96), h/v flips and transposes, batch 16, L1, Adam(0.9, 0.999) lr 1e-4 halved at
-# 200k/400k/600k/800k, 1M iterations. Validation: Set5, Y-channel PSNR/SSIM with crop = scale.
+# 200k/400k/600k/800k, 1M iterations. Validation: Set5; test: Set5, Set14, B100, Urban100, Manga109;
+# Y-channel PSNR/SSIM with crop = scale.
 # Data: python tools/prepare_div2k.py --div2k data/DIV2K --set5 PATH/TO/Set5/HR (demo: tools/make_demo_data.py).
-_base_ = ['./_base_/default_runtime.py']
+_base_ = ['./_base_/default_runtime.py', './_base_/datasets/sr_x2_testsets.py']
 
 scale = 2
 experiment_name = 'panet_sr_x2_div2k'
@@ -81,8 +82,9 @@ val_evaluator = dict(
         dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
         dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='Set5'),
     ])
-test_dataloader = val_dataloader
-test_evaluator = val_evaluator
+# tools/test.py reports every test set of the paper's table: Set5, Set14, B100, Urban100, Manga109
+test_dataloader = _base_.sr_x2_test_dataloader
+test_evaluator = _base_.sr_x2_test_evaluator
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000000, val_interval=5000)
 val_cfg = dict(type='MultiValLoop')

@@ -1,6 +1,6 @@
 # PA-EDSR x3: the x2 recipe (panet_sr_x2_div2k.py) with every scale-dependent setting at x3:
-# upsampler, LR folders, HR patch 48*3, Set5 LRbicx3, and crop = 3 in the Y-channel metrics.
-_base_ = ['./panet_sr_x2_div2k.py']
+# upsampler, LR folders, HR patch 48*3, Set5 (and the test sets) LRbicx3, and crop = 3 in the Y-channel metrics.
+_base_ = ['./panet_sr_x2_div2k.py', './_base_/datasets/sr_x3_testsets.py']
 
 scale = 3
 experiment_name = 'panet_sr_x3_div2k'
@@ -22,9 +22,9 @@ train_dataloader = dict(dataset=dict(
     data_prefix=dict(img=f'DIV2K_train_LR_bicubic/X{scale}_sub', gt='DIV2K_train_HR_sub'),
     pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12')))
-test_dataloader = val_dataloader
 val_evaluator = dict(metrics=[
     dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
     dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='Set5'),
 ])
-test_evaluator = val_evaluator
+test_dataloader = _base_.sr_x3_test_dataloader
+test_evaluator = _base_.sr_x3_test_evaluator

@@ -29,7 +29,31 @@ train_dataloader = dict(
 val_dataloader = dict(
     num_workers=0,
     dataset=dict(prepare_cmd='python tools/make_demo_data.py', data_root=data_root + '/Set5'))
-test_dataloader = val_dataloader
+# the demo has only its held-out Set5 photos: test on them, not on the paper's five test sets
+test_dataloader = dict(
+    _delete_=True,
+    num_workers=0,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CheckedImageDataset',
+        prepare_cmd='python tools/make_demo_data.py',
+        metainfo=dict(dataset_type='set5', task_name='sisr'),
+        data_root=data_root + '/Set5',
+        data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12'),
+        pipeline=[
+            dict(type='LoadImageFromFile', key='img', color_type='color', channel_order='rgb', imdecode_backend='cv2'),
+            dict(type='LoadImageFromFile', key='gt', color_type='color', channel_order='rgb', imdecode_backend='cv2'),
+            dict(type='PackInputs'),
+        ]))
+test_evaluator = dict(
+    _delete_=True,
+    type='Evaluator',
+    metrics=[
+        dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
+        dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='Set5'),
+    ])
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=300, val_interval=100)
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
