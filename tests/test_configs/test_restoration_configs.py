@@ -176,3 +176,29 @@ def test_demo_configs(demo):
                                                                                   ('SSIM', 'Set5', 0)]
     assert cfg.default_hooks.checkpoint.save_best == 'Set5/PSNR'
     assert cfg.inference_pipeline == paper.inference_pipeline
+
+
+def test_inference_pipelines(tiny_testsets):
+    """What MMagicInferencer / tools/restore.py feed the models: the degraded file as the model takes it."""
+    from mmengine.dataset import Compose
+
+    from panet_mm.datasets.transforms import bayer_mosaic, gray_or_y
+
+    init_default_scope('mmagic')
+    photo = f'{tiny_testsets}/Kodak24/GT/img_1.png'
+    rgb = Compose([dict(type='LoadImageFromFile', key='img', channel_order='rgb')])(dict(img_path=photo))['img']
+
+    def run(path, config):
+        return Compose(load(config).inference_pipeline)(dict(img_path=path))['inputs'].numpy().transpose(1, 2, 0)
+
+    noisy = f'{tiny_testsets}/Kodak24/noisy_sigma30/img_1.png'
+    assert run(noisy, 'configs/panet_dn_sigma30_div2k.py').shape == rgb.shape
+    # demosaicing: a prepared mosaic passes unchanged, a photo is mosaicked first
+    mosaic = f'{tiny_testsets}/Kodak24/mosaic_grbg/img_1.png'
+    assert np.array_equal(run(mosaic, 'configs/panet_demosaic_div2k.py'), bayer_mosaic(rgb))
+    assert np.array_equal(run(photo, 'configs/panet_demosaic_div2k.py'), bayer_mosaic(rgb))
+    # JPEG: grey files stay grey, colour files become their Y channel
+    grey = f'{tiny_testsets}/LIVE1/jpeg_q10/img_1.png'
+    grey_img = Compose([dict(type='LoadImageFromFile', key='img', color_type='grayscale')])(dict(img_path=grey))['img']
+    assert np.array_equal(run(grey, 'configs/panet_car_q40_div2k.py'), grey_img)
+    assert np.array_equal(run(photo, 'configs/panet_car_q10_div2k.py'), gray_or_y(rgb))

@@ -62,23 +62,24 @@ def test_layout_and_content(tiny_testsets, tmp_path):
     assert np.array_equal(read(root / 'Set14' / 'LRbicx3' / 'img_2.png'), bicubic_downscale(hr, 3))
 
 
-def test_same_bytes_every_run(tmp_path):
-    src = write_tiny_images(tmp_path / 'src', sizes=((20, 24), (26, 30)))
-    for out in ('a', 'b'):
-        tool('--out', tmp_path / out, '--kodak24', src, '--classic5', src, '--set14', src, '--sigmas', '30',
-             '--qualities', '10')
-    names = files(tmp_path / 'a')
-    assert names == files(tmp_path / 'b') and len(names) == 2 * (3 + 2 + 4)
-    match, mismatch, errors = filecmp.cmpfiles(tmp_path / 'a', tmp_path / 'b', names, shallow=False)
+def test_same_bytes_every_run(tiny_testsets, tmp_path):
+    """A second run (2 workers instead of 1) writes byte-identical files; existing files are kept unless
+    --overwrite, which writes the same bytes again."""
+    src = write_tiny_images(tmp_path / 'src')  # the images tiny_testsets was made from
+    out = tmp_path / 'again'
+    run_tool([sys.executable, 'tools/prepare_testsets.py', '--workers', '2', '--out', str(out), '--kodak24', str(src),
+              '--classic5', str(src), '--set14', str(src)])
+    names = files(out)
+    assert len(names) == 3 * (6 + 5 + 4)
+    match, mismatch, errors = filecmp.cmpfiles(tiny_testsets, out, names, shallow=False)
     assert not mismatch and not errors
-    # existing files are kept unless --overwrite; --overwrite writes the same bytes again
-    target = tmp_path / 'a' / 'Kodak24' / 'noisy_sigma30' / 'img_1.png'
+    target = out / 'Kodak24' / 'noisy_sigma30' / 'img_1.png'
     target.write_bytes(b'stale')
-    tool('--out', tmp_path / 'a', '--kodak24', src, '--sigmas', '30')
+    tool('--out', out, '--kodak24', src, '--sigmas', '30')
     assert target.read_bytes() == b'stale'
-    tool('--out', tmp_path / 'a', '--kodak24', src, '--sigmas', '30', '--overwrite')
-    assert filecmp.cmp(target, tmp_path / 'b' / 'Kodak24' / 'noisy_sigma30' / 'img_1.png', shallow=False)
-    assert not list((tmp_path / 'a').rglob('*.tmp'))
+    tool('--out', out, '--kodak24', src, '--sigmas', '30', '--overwrite')
+    assert filecmp.cmp(target, tiny_testsets / 'Kodak24' / 'noisy_sigma30' / 'img_1.png', shallow=False)
+    assert not list(out.rglob('*.tmp'))
 
 
 def test_grey_sources_and_sr_package_names(tmp_path):
