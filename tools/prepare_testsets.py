@@ -46,7 +46,10 @@ import sys
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import Pool
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IMG_EXT = ('.png', '.bmp', '.tif', '.tiff', '.jpg', '.jpeg', '.ppm', '.pgm', '.webp')
 
@@ -153,7 +156,8 @@ def list_sources(key: str, folder: str) -> List[Tuple[str, str]]:
 # Work on one image (run in worker processes; panet_mm is imported there, after the cheap checks)
 
 
-def _write(img, path: str, overwrite: bool) -> int:
+def _write(img: np.ndarray, path: str, overwrite: bool) -> int:
+    """Write ``img`` atomically unless ``path`` exists (and not --overwrite); return 1 if written."""
     from panet_mm.datasets.prepare import imwrite_atomic
 
     if not overwrite and osp.exists(path):
@@ -162,7 +166,8 @@ def _write(img, path: str, overwrite: bool) -> int:
     return 1
 
 
-def _read(path: str, flags: int):
+def _read(path: str, flags: int) -> np.ndarray:
+    """Read an 8-bit image with OpenCV, or raise one sentence naming the file."""
     import cv2
 
     img = cv2.imread(path, flags)
