@@ -3,8 +3,10 @@
 # Charbonnier, Adam 2e-4, 1.6M iterations; test on CBSD68 / Kodak24 / McMaster / Urban100) at sigma 30
 # (mmagic ships 15 / 25 / 50), with one pyramid attention block after the third of the six residual
 # Swin transformer blocks (layers.2). RSTBs work on tokens (B, H*W, 180); the wrapper reshapes them to
-# a (B, 180, H, W) map around the attention. Noise is drawn on the fly, also at test time (mmagic's
-# convention; the PANet paper used fixed pre-generated noise).
+# a (B, 180, H, W) map around the attention. Training noise is drawn on the fly (mmagic's RandomNoise);
+# validation / test noise is seeded per image (SeededGaussianNoise, 8-bit like stored noisy images), so
+# every run sees the same noisy inputs (the PANet paper used fixed pre-generated noise; mmagic's own
+# SwinIR configs draw fresh test noise every time).
 # Cost: SwinIR denoises at full resolution, so the attention sees all 128x128 pixels of a patch:
 # about 3.3*(128*128)^2*(90+180)*9*2 = 4.3 TFLOPs per patch forward. If that is too slow, train on
 # 64x64 patches (PANet's own denoising patch is 48x48).
@@ -40,7 +42,10 @@ train_pipeline = load_pair + [
     add_noise,
     dict(type='PackInputs'),
 ]
-test_pipeline = load_pair + [add_noise, dict(type='PackInputs')]
+test_pipeline = load_pair + [
+    dict(type='SeededGaussianNoise', keys=['img'], sigma=sigma, seed=0),
+    dict(type='PackInputs'),
+]
 
 # mmagic's SwinIR denoising configs validate with mmengine's ValLoop, which cannot call mmagic's
 # metrics (BaseSampleWiseMetric.evaluate() takes 1 positional argument); MultiValLoop can.

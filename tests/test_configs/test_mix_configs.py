@@ -82,10 +82,11 @@ def without_scope(value):
 
 def test_swinir_config_noise_is_sigma_30_everywhere():
     cfg = Config.fromfile(osp.join(ROOT, 'configs/mix/swinir_pa_dn30_dfwb.py'))
-    loaders = [cfg.train_dataloader, cfg.val_dataloader] + list(cfg.test_dataloader)
-    for loader in loaders:
-        noise = [t for t in loader.dataset.pipeline if t['type'] == 'RandomNoise']
-        assert [n['params']['gaussian_sigma'] for n in noise] == [[30, 30]]
+    noise = [t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'RandomNoise']
+    assert [n['params']['gaussian_sigma'] for n in noise] == [[30, 30]]
+    for loader in [cfg.val_dataloader] + list(cfg.test_dataloader):
+        noise = [t for t in loader.dataset.pipeline if 'Noise' in t['type']]
+        assert noise == [dict(type='SeededGaussianNoise', keys=['img'], sigma=30, seed=0)]
     assert cfg.val_cfg.type == 'MultiValLoop'
 
 

@@ -1,7 +1,8 @@
 # A small NAFNet denoiser with pyramid attention at its bottleneck that trains in about a minute on
 # 2 CPU cores on the offline demo data (python tools/make_demo_data.py). SIDD is not in the demo
 # data, so the demo denoises synthetic Gaussian noise (sigma 30) added on the fly to the demo's HR
-# training sub-images, validated on its Set5 images. Same model recipe as ../nafnet_pa_dn_sidd.py,
+# training sub-images, validated on its Set5 images with per-image seeded noise (SeededGaussianNoise:
+# the same noisy inputs in every run, so A/B runs compare like with like). Same model recipe as ../nafnet_pa_dn_sidd.py,
 # scaled down: width 16, two encoder / decoder levels of one block, two middle blocks with the
 # attention after the first (at 1/4 resolution, 64 channels), 32x32 patches, batch 8, 300 iterations.
 # Plain NAFNet for A/B runs: --cfg-options "model.generator.insert=[]".
@@ -34,7 +35,10 @@ train_pipeline = load_pair + [
     add_noise,
     dict(type='PackInputs'),
 ]
-val_pipeline = load_pair + [add_noise, dict(type='PackInputs')]
+val_pipeline = load_pair + [
+    dict(type='SeededGaussianNoise', keys=['img'], sigma=sigma, seed=0),  # the same noisy input in every run
+    dict(type='PackInputs'),
+]
 
 train_dataloader = dict(
     num_workers=2,

@@ -1,7 +1,8 @@
 # A small SwinIR colour denoiser (Gaussian sigma 30) with pyramid attention that trains in about a
 # minute on 2 CPU cores on the offline demo data (python tools/make_demo_data.py): the demo's HR
 # training sub-images with noise drawn on the fly, validated on centre 32x32 crops of its Set5 images
-# (the attention is quadratic in pixels and SwinIR denoises at full resolution: keep images small).
+# (the attention is quadratic in pixels and SwinIR denoises at full resolution: keep images small)
+# with per-image seeded noise (SeededGaussianNoise: the same noisy inputs in every run).
 # Same recipe as ../swinir_pa_dn30_dfwb.py, scaled down: embedding 24, two RSTBs of depth 2, window 8,
 # the attention after the first RSTB, 16x16 patches, batch 8, 200 iterations.
 # Plain SwinIR for A/B runs: --cfg-options "model.generator.insert=[]".
@@ -36,7 +37,7 @@ train_pipeline = load_pair + [
 ]
 val_pipeline = load_pair + [
     dict(type='Crop', keys=['img', 'gt'], crop_size=(32, 32), random_crop=False),
-    add_noise,
+    dict(type='SeededGaussianNoise', keys=['img'], sigma=sigma, seed=0),  # the same noisy input in every run
     dict(type='PackInputs'),
 ]
 
