@@ -21,14 +21,25 @@ the released PANet computes::
 
 ``pyramid_attention_reference`` is that formula written as directly as possible: it materialises
 the full ``(H*W) x L`` score map (``L ~= 3.3*H*W``), so its memory is quadratic in pixels.
+
+``pyramid_attention`` is the kernel the model uses: the same function, computed in chunks of query
+pixels with a recomputing backward (memory linear in pixels) and on ``k x 1`` column embeddings
+instead of ``k x k`` patches (3x fewer multiply-adds), using::
+
+    <P(q)_p, P(k)_j>  = sum_dx <C(q)_{p+dx}, C(k)_{j+dx}>     # C(t): the k x 1 column of t around a pixel
+    fold(A @ P(v))    = fold_kx1(A' @ C(v)),   A'_{p,j} = sum_dx A_{p-dx, j-dx}
+
+``choose_chunk_size`` / ``estimate_chunk_bytes`` expose its memory model; ``tools/benchmark_attention.py``
+compares the two implementations.
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     'pyramid_scales',
@@ -36,6 +47,9 @@ __all__ = [
     'extract_patches',
     'normalised_key_patches',
     'pyramid_attention_reference',
+    'pyramid_attention',
+    'choose_chunk_size',
+    'estimate_chunk_bytes',
 ]
 
 
@@ -166,3 +180,563 @@ def pyramid_attention_reference(query: Tensor,
     patches = torch.bmm(attn, v)                                       # (B, HW, C*k*k)
     out = F.fold(patches.transpose(1, 2), (h, w), ksize, padding=ksize // 2)
     return out / divisor
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast kernel
+# ---------------------------------------------------------------------------------------------
+class _Method(NamedTuple):
+    """How much of the ``k x k`` patch is unfolded into the feature dimension.
+
+    The offsets that are not unfolded are summed along diagonal shifts instead: the score of query
+    ``p`` and key ``j`` is ``sum_d G[p + d, j + d]`` where ``G`` is the (narrower) inner product of
+    the partly unfolded embeddings. The query and every key/value level are zero padded by the
+    summed offsets' range, so that a shift never leaves a level.
+    """
+
+    unfold_y: bool      # unfold the patch rows (else: sum the k vertical offsets)
+    unfold_x: bool      # unfold the patch columns (else: sum the k horizontal offsets)
+
+    def padding(self, r: int) -> Tuple[int, int]:
+        """Zero padding ``(pad_y, pad_x)`` of the query and of every key/value level."""
+        return (0 if self.unfold_y else r), (0 if self.unfold_x else r)
+
+    def kernel(self, ksize: int) -> Tuple[int, int]:
+        """The unfolded part of the patch."""
+        return (ksize if self.unfold_y else 1), (ksize if self.unfold_x else 1)
+
+    def offsets(self, r: int) -> Tuple[Tuple[int, int], ...]:
+        """The summed offsets ``(dy, dx)``, the centre first."""
+        ys = [0] if self.unfold_y else range(-r, r + 1)
+        xs = [0] if self.unfold_x else range(-r, r + 1)
+        return tuple(sorted(((dy, dx) for dy in ys for dx in xs), key=lambda d: d != (0, 0)))
+
+
+# Multiply-adds per (query, key) pair for a k x k patch, Cq query/key and C value channels:
+#   'patch': k*k*(Cq + C), no shifted sums, no halo: the plain formulation, chunked.
+#   'col':   k*(Cq + C), k-1 shifted additions per score and per paste; the halo is r positions,
+#            and every summed shift moves all levels alike (one slice for all of them).
+#   'row':   k*(Cq + C), k-1 shifted additions, a halo of r query rows.
+#   'pixel': Cq + C, k*k-1 shifted additions (per level), a halo of r query rows.
+_METHODS = {
+    'col': _Method(unfold_y=True, unfold_x=False),
+    'pixel': _Method(unfold_y=False, unfold_x=False),
+    'row': _Method(unfold_y=False, unfold_x=True),
+    'patch': _Method(unfold_y=True, unfold_x=True),
+}
+
+
+def _resolve_method(method: str) -> str:
+    if method == 'auto':
+        return 'col'
+    if method not in _METHODS:
+        raise ValueError(f"method must be 'auto' or one of {tuple(_METHODS)}, got {method!r}")
+    return method
+
+
+class _Geometry(NamedTuple):
+    """Static layout of one call of the chunked kernel.
+
+    The query lives in a zero-padded ``(H + 2*pad_y) x (W + 2*pad_x)`` layout, flattened row-major;
+    every key/value level in a ``(H_l + 2*pad_y) x (W_l + 2*pad_x)`` one, the levels concatenated
+    along the key axis (``L'`` positions, padding included).
+    """
+
+    height: int
+    width: int
+    pad_y: int
+    pad_x: int
+    offsets: Tuple[Tuple[int, int], ...]          # summed (dy, dx), the centre first
+    level_sizes: Tuple[Tuple[int, int], ...]      # real (H_l, W_l) of every level
+
+    @property
+    def padded_width(self) -> int:
+        return self.width + 2 * self.pad_x
+
+    @property
+    def halo(self) -> int:
+        """Largest flat offset of a summed neighbour in the padded query layout."""
+        return self.pad_y * self.padded_width + self.pad_x
+
+    @property
+    def identity(self) -> bool:
+        """Nothing is summed (the patch formulation): gather and scatter are the identity."""
+        return self.offsets == ((0, 0),)
+
+    @property
+    def padded_level_sizes(self) -> List[Tuple[int, int]]:
+        return [(hl + 2 * self.pad_y, wl + 2 * self.pad_x) for hl, wl in self.level_sizes]
+
+    @property
+    def num_keys(self) -> int:
+        """``L'``: key positions, padding included."""
+        return sum(hp * wp for hp, wp in self.padded_level_sizes)
+
+    def padded_index(self, pixel: int) -> int:
+        """Flat index in the padded query layout of real pixel number ``pixel``."""
+        y, x = divmod(pixel, self.width)
+        return (y + self.pad_y) * self.padded_width + x + self.pad_x
+
+    def chunks(self, chunk_size: int) -> Iterator[Tuple[int, int]]:
+        """``(a, m)``: padded flat start and span of every chunk of ``chunk_size`` real query pixels."""
+        total = self.height * self.width
+        for p0 in range(0, total, chunk_size):
+            p1 = min(p0 + chunk_size, total)
+            a = self.padded_index(p0)
+            yield a, self.padded_index(p1 - 1) + 1 - a
+
+    def padding_rows(self, a: int, m: int) -> List[int]:
+        """Chunk-relative indices of the padding positions among query positions ``a .. a+m-1``."""
+        if self.pad_x == 0:
+            return []
+        wp, idx = self.padded_width, []
+        for row in range(a // wp, (a + m - 1) // wp + 1):
+            for col in [*range(self.pad_x), *range(self.pad_x + self.width, wp)]:
+                if a <= row * wp + col < a + m:
+                    idx.append(row * wp + col - a)
+        return idx
+
+    def shifts(self) -> List[Tuple[int, List[Tuple[int, int, int]]]]:
+        """``(query offset, [(start, end, key offset)])`` of every summed offset but the centre.
+
+        Key positions ``start <= j < end`` have their neighbour at ``j + key offset``; every real key is
+        covered (the padding is wide enough), padding keys are masked out of the softmax anyway.
+        """
+        out = []
+        total = self.num_keys
+        for dy, dx in self.offsets[1:]:
+            if dy == 0:                 # the same flat key offset in every level: one slice
+                ranges = [(max(0, -dx), total - max(0, dx), dx)]
+            else:
+                ranges, off = [], 0
+                for hp, wp in self.padded_level_sizes:
+                    ok = dy * wp + dx
+                    ranges.append((off + max(0, -ok), off + hp * wp - max(0, ok), ok))
+                    off += hp * wp
+            out.append((dy * self.padded_width + dx, ranges))
+        return out
+
+    def key_bias(self, dtype: torch.dtype, device: torch.device) -> Optional[Tensor]:
+        """``(L',)``: 0 for real keys, ``-inf`` for padding keys (None when there is no padding)."""
+        if self.pad_y == 0 and self.pad_x == 0:
+            return None
+        parts = []
+        for (hl, wl), (hp, wp) in zip(self.level_sizes, self.padded_level_sizes):
+            part = torch.full((hp, wp), float('-inf'), dtype=dtype, device=device)
+            part[self.pad_y:self.pad_y + hl, self.pad_x:self.pad_x + wl] = 0
+            parts.append(part.flatten())
+        return torch.cat(parts)
+
+
+def _gather_diagonals(pix: Tensor, geo: _Geometry, m: int, out: Tensor) -> Tensor:
+    """Patch inner products from partial inner products: the diagonal-shift sum.
+
+    ``pix`` is ``(B, m + 2*halo, L')``: row ``i`` belongs to padded query position ``a - halo + i``.
+    Writes ``out[b, i, j] = sum_d pix[b, halo + i + d_q, j + d_k]`` over the summed offsets ``d``
+    (``d_q``/``d_k``: ``d`` in the query/key layouts) into ``out`` ``(B, m, L')`` and returns it.
+    """
+    if geo.identity:
+        return out if out is pix else out.copy_(pix)
+    h0 = geo.halo
+    out.copy_(pix[:, h0:h0 + m])
+    for oq, ranges in geo.shifts():
+        for s, e, ok in ranges:
+            out[:, :, s:e] += pix[:, h0 + oq:h0 + oq + m, s + ok:e + ok]
+    return out
+
+
+def _scatter_diagonals(attn: Tensor, geo: _Geometry, m: int, out: Tensor) -> Tensor:
+    """Adjoint of :func:`_gather_diagonals`: ``(B, m, L')`` into ``out`` ``(B, m + 2*halo, L')``.
+
+    Row ``i'`` of the result holds, for every key position, its total weight in the paste at padded
+    query position ``a - halo + i'``: ``scatter(A) @ v`` pastes ``A @ V_patches`` over the summed
+    offsets. ``out`` needs no initialisation.
+    """
+    if geo.identity:
+        return out if out is attn else out.copy_(attn)
+    h0 = geo.halo
+    out[:, :h0].zero_()
+    out[:, h0 + m:].zero_()
+    out[:, h0:h0 + m].copy_(attn)
+    for oq, ranges in geo.shifts():
+        for s, e, ok in ranges:
+            out[:, h0 + oq:h0 + oq + m, s + ok:e + ok] += attn[:, :, s:e]
+    return out
+
+
+class _Workspace:
+    """Flat buffers reused by every chunk of one call (fresh large allocations page-fault on CPU)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.buffers: dict = {}
+
+    def get(self, name: str, shape: Tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        numel = 1
+        for s in shape:
+            numel *= s
+        buf = self.buffers.get(name)
+        if buf is None or buf.dtype != dtype or buf.numel() < numel:
+            self.buffers.pop(name, None)
+            buf = self.buffers[name] = torch.empty(numel, dtype=dtype, device=self.device)
+        return buf[:numel].view(shape)
+
+
+def _accumulate_bmm(acc: Tensor, a: Tensor, b: Tensor) -> None:
+    """``acc += a @ b`` (batched), in place when the dtypes allow it."""
+    if acc.dtype == a.dtype:
+        acc.baddbmm_(a, b)
+    else:
+        acc += torch.bmm(a, b)
+
+
+def _probabilities(ws: _Workspace, q: Tensor, k: Tensor, inv_scale: Tensor, bias: Optional[Tensor],
+                   geo: _Geometry, a: int, m: int) -> Tuple[Tensor, Tensor]:
+    """Raw scores and softmax probabilities ``(B, m, L')`` of the chunk at padded positions ``a .. a+m-1``.
+
+    Raw scores are the inner products with the *unnormalised* key patches; the logits are
+    ``raw * inv_scale + bias``. Both results live in the workspace (``'raw'``, ``'attn'``). Padding
+    keys (bias ``-inf``) and padding query rows get probability 0.
+    """
+    b, h0, n_keys = q.shape[0], geo.halo, k.shape[1]
+    acc = inv_scale.dtype
+    raw = ws.get('raw', (b, m, n_keys), acc)
+    pix = raw if geo.identity and q.dtype == acc else ws.get('pix', (b, m + 2 * h0, n_keys), q.dtype)
+    torch.bmm(q[:, a - h0:a + m + h0], k.transpose(1, 2), out=pix)
+    _gather_diagonals(pix, geo, m, raw)
+    attn = ws.get('attn', (b, m, n_keys), acc)
+    if bias is None:
+        torch.mul(raw, inv_scale, out=attn)
+    else:
+        torch.addcmul(bias, raw, inv_scale, out=attn)
+    torch.softmax(attn, dim=-1, out=attn)
+    rows = geo.padding_rows(a, m)
+    if rows:
+        attn.index_fill_(1, torch.tensor(rows, device=attn.device), 0)
+    return raw, attn
+
+
+def _scatter_for_matmul(ws: _Workspace, src: Tensor, geo: _Geometry, m: int, dtype: torch.dtype) -> Tensor:
+    """``scatter(src)`` in ``dtype``, ready for a matrix product (summed in ``src``'s dtype)."""
+    shape = (src.shape[0], m + 2 * geo.halo, src.shape[2])
+    if geo.identity:
+        return src if src.dtype == dtype else ws.get('pix', shape, dtype).copy_(src)
+    if src.dtype == dtype:
+        return _scatter_diagonals(src, geo, m, ws.get('pix', shape, dtype))
+    summed = _scatter_diagonals(src, geo, m, ws.get('mix', shape, src.dtype))
+    return ws.get('pix', shape, dtype).copy_(summed)
+
+
+def _cast(grad: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
+    return None if grad is None else grad.to(dtype)
+
+
+class _ChunkedAttention(torch.autograd.Function):
+    """Chunked attention on partly unfolded embeddings; backward recomputes each chunk's probabilities.
+
+    Inputs (``Np``: positions of the padded query layout, ``L'``: padded key positions):
+
+    * ``q``: ``(B, Np, Dq)`` padded query (compute dtype).
+    * ``k``: ``(B, L', Dq)`` padded keys of all levels, *not* normalised (compute dtype).
+    * ``v``: ``(B, L', Dv)`` padded values of all levels (compute dtype).
+    * ``inv_norm``: ``(B, L')`` ``1 / max(||key patch||, eps)``, 0 on padding keys (float32 or float64:
+      the accumulation dtype).
+
+    Output: ``(B, Np, Dv)`` in the accumulation dtype, to be folded by the caller.
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, inv_norm: Tensor, geo: _Geometry, chunk_size: int,
+                scale: float) -> Tensor:
+        acc, cdt, h0 = inv_norm.dtype, q.dtype, geo.halo
+        ws = _Workspace(q.device)
+        with torch.autocast(q.device.type, enabled=False):
+            inv_scale = (inv_norm * scale).unsqueeze(1)
+            bias = geo.key_bias(acc, q.device)
+            out = q.new_zeros((q.shape[0], q.shape[1], v.shape[2]), dtype=acc)
+            for a, m in geo.chunks(chunk_size):
+                attn = _probabilities(ws, q, k, inv_scale, bias, geo, a, m)[1]
+                _accumulate_bmm(out[:, a - h0:a + m + h0], _scatter_for_matmul(ws, attn, geo, m, cdt), v)
+        ctx.save_for_backward(q, k, v, inv_norm)
+        ctx.geo, ctx.chunk_size, ctx.scale = geo, chunk_size, scale
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        q, k, v, inv_norm = ctx.saved_tensors
+        geo, chunk_size, scale = ctx.geo, ctx.chunk_size, ctx.scale
+        need_q, need_k, need_v, need_n = ctx.needs_input_grad[:4]
+        acc, cdt, h0 = inv_norm.dtype, q.dtype, geo.halo
+        b, n_keys = q.shape[0], k.shape[1]
+        grad_q = torch.zeros_like(q, dtype=acc) if need_q else None
+        grad_k = torch.zeros_like(k, dtype=acc) if need_k else None
+        grad_v = torch.zeros_like(v, dtype=acc) if need_v else None
+        grad_n = torch.zeros_like(inv_norm) if need_n else None
+        ws = _Workspace(q.device)
+        with torch.autocast(q.device.type, enabled=False):
+            grad_out = grad_out.to(cdt)
+            inv_scale = (inv_norm * scale).unsqueeze(1)
+            bias = geo.key_bias(acc, q.device)
+            for a, m in geo.chunks(chunk_size):
+                lo, hi = a - h0, a + m + h0
+                raw, attn = _probabilities(ws, q, k, inv_scale, bias, geo, a, m)
+                g_rows = grad_out[:, lo:hi]
+                if need_v:
+                    _accumulate_bmm(grad_v, _scatter_for_matmul(ws, attn, geo, m, cdt).transpose(1, 2), g_rows)
+                if not (need_q or need_k or need_n):
+                    continue
+                # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
+                grad = ws.get('grad', (b, m, n_keys), acc)
+                pix = grad if geo.identity and cdt == acc else ws.get('pix', (b, m + 2 * h0, n_keys), cdt)
+                torch.bmm(g_rows, v.transpose(1, 2), out=pix)
+                _gather_diagonals(pix, geo, m, grad)
+                # softmax backward, in place: dZ = A * dA - A * sum_j(A * dA)
+                grad.mul_(attn)
+                torch.addcmul(grad, attn, grad.sum(-1, keepdim=True), value=-1, out=grad)
+                if need_n:                                   # logits = raw * inv_norm * scale + bias
+                    grad_n += raw.mul_(grad).sum(1).mul_(scale)
+                grad.mul_(inv_scale)                         # d loss / d raw
+                if need_q or need_k:
+                    grad_pix = _scatter_for_matmul(ws, grad, geo, m, cdt)
+                    if need_q:
+                        _accumulate_bmm(grad_q[:, lo:hi], grad_pix, k)
+                    if need_k:
+                        _accumulate_bmm(grad_k, grad_pix.transpose(1, 2), q[:, lo:hi])
+        return _cast(grad_q, q.dtype), _cast(grad_k, k.dtype), _cast(grad_v, v.dtype), grad_n, None, None, None
+
+
+def _key_inverse_norms(keys: Sequence[Tensor], ksize: int, eps: float, dtype: torch.dtype,
+                       pad: Tuple[int, int] = (0, 0)) -> Tensor:
+    """``(B, L')``: ``1 / max(||key patch||_2, eps)`` of every patch of every level, 0 on the padding.
+
+    The squared patch norms are box sums of squared pixel norms. ``max(sqrt(s), eps)`` is computed as
+    ``sqrt(max(s, eps**2))``: the same value, but an all-zero key patch gets a zero gradient instead
+    of the NaN of ``sqrt`` at 0.
+    """
+    out, r = [], ksize // 2
+    for t in keys:
+        sq = F.pad(t.to(dtype).pow(2).sum(dim=1), (r, r, r, r))                # (B, H+2r, W+2r)
+        h, w = t.shape[-2:]
+        rows = sum(sq[:, dy:dy + h] for dy in range(ksize))                       # box sum, separably
+        patch_sq = sum(rows[:, :, dx:dx + w] for dx in range(ksize))
+        inv = patch_sq.clamp_min(eps * eps).rsqrt().unsqueeze(1)
+        if pad != (0, 0):
+            inv = F.pad(inv, (pad[1], pad[1], pad[0], pad[0]))
+        out.append(inv.flatten(1))
+    return torch.cat(out, dim=1)
+
+
+def _unfold(x: Tensor, kernel: Tuple[int, int], pad: Tuple[int, int] = (0, 0)) -> Tensor:
+    """``(B, C, H, W)`` -> ``(B, (H+2*pad_y)*(W+2*pad_x), C*kh*kw)``: zero padding, then same-size patches."""
+    if pad != (0, 0):
+        x = F.pad(x, (pad[1], pad[1], pad[0], pad[0]))
+    if kernel == (1, 1):
+        return x.flatten(2).transpose(1, 2)
+    return F.unfold(x, kernel, padding=(kernel[0] // 2, kernel[1] // 2)).transpose(1, 2)
+
+
+def _geometry(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], ksize: int,
+              method: str) -> _Geometry:
+    spec = _METHODS[_resolve_method(method)]
+    pad_y, pad_x = spec.padding(ksize // 2)
+    return _Geometry(height, width, pad_y, pad_x, spec.offsets(ksize // 2),
+                     tuple((int(h), int(w)) for h, w in level_sizes))
+
+
+def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: Sequence[Tuple[int, int]],
+                         batch: int = 1, ksize: int = 3, dtype: torch.dtype = torch.float32,
+                         method: str = 'auto') -> int:
+    """Peak bytes of the per-chunk temporaries of :func:`pyramid_attention` (forward or backward).
+
+    A chunk of ``chunk_size`` query pixels spans ``m`` positions of the padded query layout (padding
+    columns included) plus a halo on either side (see ``method``). Backward, the larger of the two
+    passes, holds one ``(B, m + 2*halo, L')`` buffer in the compute dtype (plus one in the
+    accumulation dtype when the compute dtype is narrower) and three ``(B, m, L')`` buffers in the
+    accumulation dtype (float32; float64 for float64 inputs), ``L'`` being the number of key
+    positions with their padding. Linear-size tensors (inputs, outputs, gradients) are not counted.
+
+    Args:
+        chunk_size (int): Query pixels per chunk.
+        height (int): Query height ``H``.
+        width (int): Query width ``W``.
+        level_sizes (Sequence[tuple[int, int]]): ``(H_l, W_l)`` of every key/value level.
+        batch (int): Batch size ``B``. Default: 1.
+        ksize (int): Patch size. Default: 3.
+        dtype (torch.dtype): Compute dtype (that of the inputs, or autocast's). Default: float32.
+        method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
+
+    Returns:
+        int: Estimated bytes.
+    """
+    geo = _geometry(height, width, level_sizes, ksize, method)
+    # a chunk crosses at most ceil((chunk_size - 1) / W) row ends, each adding 2*pad_x positions
+    span = chunk_size + 2 * geo.pad_x * ((chunk_size + width - 2) // width)
+    acc_bytes = 8 if dtype == torch.float64 else 4
+    cdt_bytes = torch.empty((), dtype=dtype).element_size()
+    window = 0 if geo.identity and cdt_bytes == acc_bytes else span + 2 * geo.halo
+    window_bytes = window * (cdt_bytes + (acc_bytes if cdt_bytes != acc_bytes and not geo.identity else 0))
+    return batch * geo.num_keys * (window_bytes + 3 * span * acc_bytes)
+
+
+def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int = 1,
+                      ksize: int = 3, dtype: torch.dtype = torch.float32, memory_budget_mb: float = 256.0,
+                      method: str = 'auto', device: Union[str, torch.device, None] = None) -> int:
+    """Largest number of query pixels per chunk whose temporaries fit ``memory_budget_mb``.
+
+    Uses :func:`estimate_chunk_bytes`. Whole image rows are preferred; below one row the chunk is a
+    number of pixels. The result is at least 1: a budget below ``estimate_chunk_bytes(1, ...)``
+    (about ``24 * B * L`` bytes for ``'col'``) cannot be met and gives 1. For a CPU ``device`` the
+    chunk is further capped, in whole rows, so that one ``(B, chunk, L)`` float block stays below
+    32 MiB (faster: it stays in cache), unless a single row is already larger.
+
+    Args:
+        height (int): Query height ``H``.
+        width (int): Query width ``W``.
+        level_sizes (Sequence[tuple[int, int]]): ``(H_l, W_l)`` of every key/value level.
+        batch (int): Batch size ``B``. Default: 1.
+        ksize (int): Patch size. Default: 3.
+        dtype (torch.dtype): Compute dtype (that of the inputs, or autocast's). Default: float32.
+        memory_budget_mb (float): Budget for one chunk's temporaries, in MiB. Default: 256.
+        method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
+        device (str | torch.device, optional): Where the kernel runs; ``'cpu'`` applies the cache
+            cap. Default: None (budget only).
+
+    Returns:
+        int: Query pixels per chunk, in ``[1, H*W]``.
+    """
+    budget = memory_budget_mb * 2**20
+    total = height * width
+
+    def fits(c: int) -> bool:
+        return estimate_chunk_bytes(c, height, width, level_sizes, batch, ksize, dtype, method) <= budget
+
+    if fits(total):
+        chunk = total
+    else:
+        lo, hi, unit = (1, height, width) if fits(width) else (1, width, 1)   # fits(lo*unit), not fits(hi*unit)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid * unit) else (lo, mid)
+        chunk = lo * unit
+    if device is not None and torch.device(device).type == 'cpu' and chunk > width:
+        geo = _geometry(height, width, level_sizes, ksize, method)
+        row_block = batch * geo.padded_width * geo.num_keys * (8 if dtype == torch.float64 else 4)
+        if row_block <= _CPU_BLOCK_BYTES:   # (larger rows are out of cache anyway: the budget decides)
+            chunk = min(chunk, _CPU_BLOCK_BYTES // row_block * width)
+    return chunk
+
+
+# On CPU the default chunk is capped (in whole rows) so that one (B, chunk, L') float block stays
+# below this size. Measured on a 2-core CPU: smaller blocks run the shifted sums and the softmax in
+# cache (2-row chunks were fastest on an idle core), but every chunk costs ~15 parallel regions,
+# and with the cores shared with other processes (a training job's data loaders, say) each of those
+# waits for a descheduled thread: there 2-row chunks were 3x slower than 8-row ones. 32 MiB keeps
+# most of the cache benefit and few enough chunks.
+_CPU_BLOCK_BYTES = 32 * 2**20
+
+
+def _compute_dtype(*tensors: Tensor) -> torch.dtype:
+    """The dtype the matrix products run in: autocast's when it is on, else the inputs' common dtype."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    device_type = tensors[0].device.type
+    if dtype == torch.float64:
+        return dtype
+    try:                                # torch >= 2.4
+        if torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+    except (TypeError, AttributeError):  # older torch: per-device functions
+        if device_type == 'cuda' and torch.is_autocast_enabled():
+            return torch.get_autocast_gpu_dtype()
+        if device_type == 'cpu' and torch.is_autocast_cpu_enabled():
+            return torch.get_autocast_cpu_dtype()
+    return dtype
+
+
+def pyramid_attention(query: Tensor,
+                      keys: Sequence[Tensor],
+                      values: Sequence[Tensor],
+                      ksize: int = 3,
+                      softmax_scale: float = 10.0,
+                      eps: float = 1e-4,
+                      divisor: float = 4.0,
+                      chunk_size: Optional[int] = None,
+                      memory_budget_mb: float = 256.0,
+                      method: str = 'auto') -> Tensor:
+    """Pyramid attention, exact, with memory linear in the number of pixels.
+
+    Computes the same function as :func:`pyramid_attention_reference` (up to float rounding), but
+
+    * never materialises the ``(H*W) x L`` score map: the query pixels are processed in chunks, each
+      with a few batched matrix products over the whole batch (no Python loop over the batch), so
+      the temporaries are ``O(chunk * L)`` and bounded by ``memory_budget_mb``;
+    * has a custom backward that recomputes every chunk's probabilities instead of storing them, so
+      training memory is linear in the pixels too. Gradients reach ``query``, every key map (the
+      normalisation by ``max(||k||, eps)`` included) and every value map;
+    * needs fewer multiply-adds. A ``k x k`` patch inner product is a sum of ``k`` inner products
+      of ``k x 1`` columns along a diagonal shift, and the fold of ``A @ V_patches`` is a shifted
+      sum of ``A`` times ``k x 1`` value columns. The default ``'col'`` method therefore multiplies
+      ``k*Cq``- and ``k*C``-wide embeddings (3x fewer multiply-adds than unfolded patches) and
+      adds ``k - 1`` shifted copies of each chunk's score/probability block; the ``L x k*k*C``
+      unfolded values are never built. Query and key/value maps are zero padded by one column on
+      each side so that a shift is one contiguous slice for all levels; the padding keys get
+      probability exactly 0.
+
+    The softmax and every sum over keys run in float32 (float64 for float64 inputs). Under
+    ``torch.autocast`` the matrix products run in the autocast dtype (e.g. bfloat16), otherwise in
+    the inputs' dtype; the result has the dtype of ``query``.
+
+    ``method`` selects how much of each patch is unfolded (all give the same result up to rounding):
+    ``'col'`` (``k x 1`` columns, the default; fastest measured on CPU), ``'row'`` (``1 x k`` rows),
+    ``'pixel'`` (nothing: ``Cq + C`` multiply-adds per query/key pair but ``k*k - 1`` shifted sums
+    and a halo of one query row per chunk) and ``'patch'`` (the plain formulation, chunked).
+
+    Args:
+        query (Tensor): ``(B, Cq, H, W)`` query embedding of the block input.
+        keys (Sequence[Tensor]): ``(B, Cq, H_l, W_l)`` key embedding of every pyramid level.
+        values (Sequence[Tensor]): ``(B, C, H_l, W_l)`` value embedding of every pyramid level.
+        ksize (int): Odd patch size. Default: 3.
+        softmax_scale (float): Multiplier of the scores before the softmax. Default: 10.
+        eps (float): Lower bound of a key patch's norm. Default: 1e-4.
+        divisor (float): The pasted patches are divided by this (4 in the released code).
+        chunk_size (int, optional): Query pixels per chunk. Default (None): the largest chunk whose
+            temporaries fit ``memory_budget_mb`` (:func:`choose_chunk_size`), on CPU further capped
+            to 32 MiB per ``(B, chunk, L)`` block (faster: it stays in cache), in whole rows.
+        memory_budget_mb (float): Budget for one chunk's temporaries in MiB, used when
+            ``chunk_size`` is None. Default: 256. Below ``estimate_chunk_bytes(1, ...)`` (about
+            ``24 * B * L`` bytes for ``'col'``) it cannot be met and chunks of one pixel are used.
+        method (str): ``'auto'`` (= ``'col'``), ``'col'``, ``'row'``, ``'pixel'`` or ``'patch'``.
+
+    Returns:
+        Tensor: ``(B, C, H, W)``, the attention branch (the block adds ``res_scale * x``), in the
+        dtype of ``query``.
+    """
+    b, h, w, _ = _check_inputs(query, keys, values)
+    if ksize % 2 != 1:
+        raise ValueError(f'ksize must be odd, got {ksize}')
+    sizes = [tuple(t.shape[-2:]) for t in keys]
+    geo = _geometry(h, w, sizes, ksize, method)
+    pad = (geo.pad_y, geo.pad_x)
+    kernel = _METHODS[_resolve_method(method)].kernel(ksize)
+    cdt = _compute_dtype(query, *keys, *values)
+    acc = torch.float64 if cdt == torch.float64 else torch.float32
+    if chunk_size is None:
+        chunk_size = choose_chunk_size(h, w, sizes, b, ksize, cdt, memory_budget_mb, method, query.device)
+    if chunk_size < 1:
+        raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+
+    with torch.autocast(query.device.type, enabled=False):
+        q = _unfold(query.to(cdt), kernel, pad)
+        k = torch.cat([_unfold(t.to(cdt), kernel, pad) for t in keys], dim=1)
+        v = torch.cat([_unfold(t.to(cdt), kernel, pad) for t in values], dim=1)
+        inv_norm = _key_inverse_norms(keys, ksize, eps, acc, pad)
+        out = _ChunkedAttention.apply(q, k, v, inv_norm, geo, chunk_size, float(softmax_scale))
+        out = out.view(b, h + 2 * geo.pad_y, w + 2 * geo.pad_x, -1)[:, geo.pad_y:geo.pad_y + h, geo.pad_x:geo.pad_x + w]
+        if kernel == (1, 1):
+            out = out.permute(0, 3, 1, 2)
+        else:
+            out = F.fold(out.reshape(b, h * w, -1).transpose(1, 2), (h, w), kernel,
+                         padding=(kernel[0] // 2, kernel[1] // 2))
+        return (out / divisor).to(query.dtype).contiguous()

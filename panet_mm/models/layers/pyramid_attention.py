@@ -42,9 +42,9 @@ class PyramidAttention(nn.Module):
         res_scale (float): Scale of the identity branch. Default: 1.
         eps (float): Lower bound of a key patch's norm. Default: 1e-4.
         divisor (float): The pasted attention output is divided by this. Default: 4.
-        implementation (str): ``'chunked'`` (exact, memory linear in pixels, the default when the
-            fast kernel is available) or ``'reference'`` (the straightforward formulation that
-            materialises the full score map; quadratic memory, kept for checking).
+        implementation (str): ``'chunked'`` (exact, memory linear in pixels, the default) or
+            ``'reference'`` (the straightforward formulation that materialises the full score map;
+            quadratic memory, kept for checking).
         chunk_size (int, optional): Query pixels per chunk for the chunked kernel. Default: chosen
             from ``memory_budget_mb``.
         memory_budget_mb (float): Memory budget of one chunk's score map. Default: 256.
@@ -98,7 +98,7 @@ class PyramidAttention(nn.Module):
         keys = [self.key(t) for t in levels]
         values = [self.value(t) for t in levels]
         kwargs = dict(ksize=self.ksize, softmax_scale=self.softmax_scale, eps=self.eps, divisor=self.divisor)
-        if self.implementation == 'chunked' and hasattr(pa_ops, 'pyramid_attention'):
+        if self.implementation == 'chunked':
             return pa_ops.pyramid_attention(query, keys, values, chunk_size=self.chunk_size,
                                             memory_budget_mb=self.memory_budget_mb, **kwargs)
         return pa_ops.pyramid_attention_reference(query, keys, values, **kwargs)

@@ -1,0 +1,232 @@
+"""The chunked pyramid attention kernel against the straightforward reference (CPU, tiny tensors)."""
+import importlib
+from typing import List, Sequence, Tuple
+
+import pytest
+import torch
+
+from panet_mm.ops.pyramid_attention import (
+    build_pyramid,
+    choose_chunk_size,
+    estimate_chunk_bytes,
+    pyramid_attention,
+    pyramid_attention_reference,
+    pyramid_scales,
+)
+
+# the module itself (``panet_mm.ops`` may re-export the function under the same name)
+pa = importlib.import_module('panet_mm.ops.pyramid_attention')
+
+METHODS = ['col', 'pixel', 'row', 'patch']
+
+
+def make_inputs(batch: int, cq: int, c: int, h: int, w: int, levels: int, dtype: torch.dtype = torch.float64,
+                seed: int = 0) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor], torch.Tensor]:
+    """Query, pyramid keys/values (bicubic pyramid of random maps) and an output gradient, as leaves."""
+    g = torch.Generator().manual_seed(seed)
+    scales = pyramid_scales(levels)
+    q = torch.randn(batch, cq, h, w, generator=g, dtype=torch.float64)
+    xk = torch.randn(batch, cq, h, w, generator=g, dtype=torch.float64)
+    xv = torch.randn(batch, c, h, w, generator=g, dtype=torch.float64)
+    grad_out = torch.randn(batch, c, h, w, generator=g, dtype=torch.float64)
+
+    def leaf(t: torch.Tensor) -> torch.Tensor:
+        return t.to(dtype).detach().requires_grad_()
+
+    return (leaf(q), [leaf(t) for t in build_pyramid(xk, scales)], [leaf(t) for t in build_pyramid(xv, scales)],
+            grad_out.to(dtype))
+
+
+def output_and_grads(fn, query: torch.Tensor, keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor],
+                     grad_out: torch.Tensor, **kwargs) -> List[torch.Tensor]:
+    """``[out, d query, d keys..., d values...]`` of ``sum(fn(...) * grad_out)``."""
+    out = fn(query, keys, values, **kwargs)
+    grads = torch.autograd.grad((out * grad_out.to(out.dtype)).sum(), [query, *keys, *values])
+    return [out, *grads]
+
+
+def assert_close_scaled(actual: Sequence[torch.Tensor], expected: Sequence[torch.Tensor], tol: float) -> None:
+    """Every tensor within ``tol * max(1, max|expected|)`` of its counterpart (shapes equal)."""
+    assert len(actual) == len(expected)
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        assert a.shape == e.shape, (i, a.shape, e.shape)
+        assert torch.isfinite(a).all(), i
+        scale = max(1.0, e.abs().max().item())
+        err = (a.double() - e.double()).abs().max().item()
+        assert err <= tol * scale, f'tensor {i}: max error {err:.3g} > {tol:.1g} * {scale:.3g}'
+
+
+# (batch, Cq, C, H, W, levels, chunk_size)
+SHAPES = [
+    (1, 2, 3, 7, 9, 1, None),       # odd size, one level
+    (2, 4, 8, 7, 9, 5, 7),          # 63 pixels in chunks of 7 (7 < W: chunks cross rows)
+    (2, 4, 8, 11, 5, 3, 1),         # chunk_size=1
+    (1, 3, 5, 6, 6, 4, 13),         # 13 does not divide 36
+    (2, 32, 64, 7, 9, 5, 20),       # PANet channels (C=64, r=2)
+    (1, 32, 256, 6, 6, 5, None),    # PA-EDSR channels (C=256, r=8)
+    (3, 4, 6, 5, 8, 2, 16),         # chunk of two full rows
+]
+
+
+@pytest.mark.parametrize('shape', SHAPES, ids=lambda s: 'b{}_cq{}_c{}_{}x{}_l{}_chunk{}'.format(*s))
+@pytest.mark.parametrize('method', METHODS)
+def test_matches_reference_float64(shape, method):
+    *dims, chunk = shape
+    inputs = make_inputs(*dims, dtype=torch.float64)
+    expected = output_and_grads(pyramid_attention_reference, *inputs)
+    actual = output_and_grads(pyramid_attention, *inputs, chunk_size=chunk, method=method)
+    assert actual[0].dtype == torch.float64
+    assert_close_scaled(actual, expected, 1e-10)
+
+
+@pytest.mark.parametrize('shape', SHAPES, ids=lambda s: 'b{}_cq{}_c{}_{}x{}_l{}_chunk{}'.format(*s))
+@pytest.mark.parametrize('method', ['auto', 'patch'])
+def test_matches_reference_float32(shape, method):
+    """float32 kernel within 1e-5 (relative to the largest value) of the exact (float64) result."""
+    *dims, chunk = shape
+    expected = output_and_grads(pyramid_attention_reference, *make_inputs(*dims, dtype=torch.float64))
+    inputs = make_inputs(*dims, dtype=torch.float32)
+    actual = output_and_grads(pyramid_attention, *inputs, chunk_size=chunk, method=method)
+    assert actual[0].dtype == torch.float32
+    assert_close_scaled(actual, expected, 1e-5)
+    # and close to the float32 reference itself
+    assert_close_scaled(actual, output_and_grads(pyramid_attention_reference, *inputs), 2e-5)
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_options_ksize5_scale_divisor_eps(method):
+    inputs = make_inputs(2, 3, 4, 9, 8, 3)
+    kwargs = dict(ksize=5, softmax_scale=3.0, divisor=9.0, eps=0.5)
+    expected = output_and_grads(pyramid_attention_reference, *inputs, **kwargs)
+    actual = output_and_grads(pyramid_attention, *inputs, chunk_size=11, method=method, **kwargs)
+    assert_close_scaled(actual, expected, 1e-10)
+
+
+def test_keys_with_zero_patches():
+    """All-zero key patches take the eps branch; the kernel's gradient stays finite there."""
+    query, keys, values, grad_out = make_inputs(1, 3, 4, 8, 8, 2)
+    with torch.no_grad():
+        keys[0][..., :4, :4] = 0                    # interior patches of level 0 are exactly zero
+    expected = output_and_grads(pyramid_attention_reference, query, keys, values, grad_out)
+    actual = output_and_grads(pyramid_attention, query, keys, values, grad_out, chunk_size=10)
+    assert_close_scaled(actual[:1], expected[:1], 1e-10)
+    assert all(torch.isfinite(g).all() for g in actual[1:])
+    # away from the zero block the reference's gradients are finite too and must agree
+    assert_close_scaled([actual[1], *actual[3:]], [expected[1], *expected[3:]], 1e-10)
+
+
+@pytest.mark.parametrize('need', ['query', 'keys', 'values'])
+def test_gradient_subsets(need):
+    """Only some inputs require grad: the others get none, the requested ones are right."""
+    query, keys, values, grad_out = make_inputs(2, 3, 4, 6, 7, 3)
+    for name, ts in (('query', [query]), ('keys', keys), ('values', values)):
+        for t in ts:
+            t.requires_grad_(name == need)
+    wrt = {'query': [query], 'keys': keys, 'values': values}[need]
+    out = pyramid_attention(query, keys, values, chunk_size=9)
+    ref = pyramid_attention_reference(query, keys, values)
+    actual = torch.autograd.grad((out * grad_out).sum(), wrt)
+    expected = torch.autograd.grad((ref * grad_out).sum(), wrt)
+    assert_close_scaled(actual, expected, 1e-10)
+
+
+@pytest.mark.parametrize('method', ['auto', 'pixel'])
+def test_bf16_autocast_cpu(method):
+    inputs = make_inputs(2, 32, 64, 7, 9, 5, dtype=torch.float32)
+    expected = output_and_grads(pyramid_attention_reference, *inputs)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        actual = output_and_grads(pyramid_attention, *inputs, chunk_size=20, method=method)
+    assert actual[0].dtype == torch.float32                     # the dtype of the query
+    assert all(g.dtype == torch.float32 for g in actual[1:])
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        assert torch.isfinite(a).all(), i
+        rel = ((a - e).abs().max() / e.abs().max()).item()
+        assert rel < (0.03 if i == 0 else 0.1), (i, rel)       # bf16 products, float32 softmax
+
+
+def test_bf16_inputs_keep_dtype():
+    query, keys, values, _ = make_inputs(1, 4, 6, 6, 7, 2, dtype=torch.bfloat16)
+    out = pyramid_attention(query, keys, values)
+    assert out.dtype == torch.bfloat16 and out.shape == (1, 6, 6, 7)
+    out.float().sum().backward()
+    assert query.grad.dtype == torch.bfloat16 and torch.isfinite(query.grad).all()
+    ref = pyramid_attention_reference(query.float(), [t.float() for t in keys], [t.float() for t in values])
+    assert ((out.float() - ref).abs().max() / ref.abs().max()).item() < 0.05
+
+
+def test_invalid_arguments():
+    query, keys, values, _ = make_inputs(1, 2, 3, 5, 5, 2)
+    with pytest.raises(ValueError):
+        pyramid_attention(query, keys, values, ksize=2)
+    with pytest.raises(ValueError):
+        pyramid_attention(query, keys, values, chunk_size=0)
+    with pytest.raises(ValueError):
+        pyramid_attention(query, keys, values, method='flash')
+    with pytest.raises(ValueError):
+        pyramid_attention(query, keys[:1], values)
+
+
+# ------------------------------------------------------------------ memory model
+LEVELS_64 = [(int(64 * s), int(64 * s)) for s in pyramid_scales(5)]
+
+
+@pytest.mark.parametrize('method', ['auto', 'pixel', 'patch'])
+@pytest.mark.parametrize('budget_mb', [0.05, 1, 8, 64, 256, 4096])
+def test_choose_chunk_size_respects_budget(method, budget_mb):
+    h = w = 64
+    batch = 2
+    chunk = choose_chunk_size(h, w, LEVELS_64, batch, memory_budget_mb=budget_mb, method=method)
+    assert 1 <= chunk <= h * w
+
+    def est(c):
+        return estimate_chunk_bytes(c, h, w, LEVELS_64, batch, method=method)
+
+    if chunk > 1 or est(1) <= budget_mb * 2**20:
+        assert est(chunk) <= budget_mb * 2**20
+    if chunk < h * w:                   # maximal: the next candidate (a row more, or a pixel more) does not fit
+        step = w if chunk % w == 0 and est(w) <= budget_mb * 2**20 else 1
+        assert est(chunk + step) > budget_mb * 2**20
+
+
+def test_small_budget_gives_small_chunks():
+    h = w = 64
+    big = choose_chunk_size(h, w, LEVELS_64, 1, memory_budget_mb=256)
+    small = choose_chunk_size(h, w, LEVELS_64, 1, memory_budget_mb=2)
+    tiny = choose_chunk_size(h, w, LEVELS_64, 1, memory_budget_mb=0.01)
+    assert tiny == 1 < small < w < big
+    # the estimate is linear in the chunk and in the number of keys, hence in pixels for a fixed chunk
+    assert estimate_chunk_bytes(2 * w, h, w, LEVELS_64) < 2.1 * estimate_chunk_bytes(w, h, w, LEVELS_64)
+    levels_128 = [(2 * a, 2 * b) for a, b in LEVELS_64]
+    ratio = estimate_chunk_bytes(1, 128, 128, levels_128) / estimate_chunk_bytes(1, 64, 64, LEVELS_64)
+    assert 3.5 < ratio < 4.5
+    assert estimate_chunk_bytes(w, h, w, LEVELS_64, dtype=torch.float64) > estimate_chunk_bytes(w, h, w, LEVELS_64)
+
+
+@pytest.mark.parametrize('method,dtype', [(m, d) for m in METHODS for d in (torch.float32, torch.float64)]
+                         + [('col', torch.bfloat16), ('patch', torch.bfloat16)])
+def test_workspace_stays_within_estimate(monkeypatch, method, dtype):
+    """The per-chunk buffers the kernel really allocates (forward and backward) fit the estimate."""
+    peaks = []
+    real_workspace = pa._Workspace
+
+    class CountingWorkspace(real_workspace):
+        def get(self, name, shape, dtype):
+            out = super().get(name, shape, dtype)
+            peaks.append(sum(b.numel() * b.element_size() for b in self.buffers.values()))
+            return out
+
+    monkeypatch.setattr(pa, '_Workspace', CountingWorkspace)
+    batch, h, w = 2, 8, 7
+    autocast = dtype == torch.bfloat16              # float32 inputs, bfloat16 products under autocast
+    query, keys, values, grad_out = make_inputs(batch, 4, 8, h, w, 5, dtype=torch.float32 if autocast else dtype)
+    sizes = [tuple(t.shape[-2:]) for t in keys]
+    for budget in (0.01, 0.1):
+        chunk = choose_chunk_size(h, w, sizes, batch, dtype=dtype, memory_budget_mb=budget, method=method)
+        peaks.clear()
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            out = pyramid_attention(query, keys, values, memory_budget_mb=budget, method=method)
+            (out * grad_out).sum().backward()
+        assert peaks
+        assert max(peaks) <= estimate_chunk_bytes(chunk, h, w, sizes, batch, dtype=dtype, method=method)
+        if chunk > 1:
+            assert max(peaks) <= budget * 2**20
