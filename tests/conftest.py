@@ -138,3 +138,13 @@ def point_testsets_at(config, data_root):
                 opts[f'{split}_dataloader.{i}.dataset.data_root'] = \
                     f'{data_root}/{osp.basename(loader.dataset.data_root)}'
     return opts
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine (~50 ms per op)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

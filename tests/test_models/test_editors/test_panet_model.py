@@ -8,14 +8,7 @@ from mmagic.structures import DataSample
 import panet_mm  # noqa: F401
 from panet_mm.models.editors.panet.panet_model import PANetEditModel, chop_boxes, tile_starts
 
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine (~50 ms per op)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 # ----------------------------------------------------------------------------- toy generators

@@ -14,13 +14,7 @@ L1 = 0.25  # mean |x|
 MSE = 0.075  # mean x^2 = (0.01 + 0.04 + 0.09 + 0.16) / 4
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def test_weighted_sum_hand_computed():

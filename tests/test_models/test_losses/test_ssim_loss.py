@@ -9,14 +9,7 @@ import panet_mm  # noqa: F401
 from panet_mm.models.losses import SSIMLoss, ssim
 from panet_mm.models.losses.ssim_loss import rgb_to_y
 
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin-waits on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def numpy_ssim(x, y, size=11, sigma=1.5, data_range=1.0):
