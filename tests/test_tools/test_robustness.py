@@ -95,3 +95,21 @@ def test_sigkill_then_resume_matches_uninterrupted_run(demo_root, tmp_path):
     assert got.keys() == want.keys()
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_empty_folder_and_too_small_image_are_named(demo_root, tmp_path):
+    data = tmp_path / 'DIV2K'
+    shutil.copytree(demo_root / 'DIV2K', data)
+    names = sorted(os.listdir(data / 'DIV2K_train_HR_sub'))
+    (data / 'meta_info_DIV2K800sub_GT.txt').write_text(f'{names[0]} (120,120,3)\n')
+    hr = data / 'DIV2K_train_HR_sub' / names[0]
+    lr = data / 'DIV2K_train_LR_bicubic' / 'X2_sub' / names[0]
+    img = cv2.imread(str(hr))
+    cv2.imwrite(str(hr), img[:20, :20])  # smaller than the 32x32 HR patch of the demo config
+    cv2.imwrite(str(lr), img[:10, :10])
+    proc = train(demo_root, tmp_path / 'w', 2, check=False, data_root=data)
+    assert proc.returncode == 1 and str(hr) in proc.stderr and 'smaller than patch size' in proc.stderr
+
+    (data / 'meta_info_DIV2K800sub_GT.txt').write_text('\n')
+    proc = train(demo_root, tmp_path / 'w2', 2, check=False, data_root=data)
+    assert proc.returncode == 1 and 'no images found' in proc.stderr and 'make_demo_data.py' in proc.stderr
