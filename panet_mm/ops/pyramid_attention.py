@@ -345,22 +345,32 @@ def _gather_diagonals(pix: Tensor, geo: _Geometry, m: int, out: Tensor) -> Tenso
     return out
 
 
-def _scatter_diagonals(attn: Tensor, geo: _Geometry, m: int, out: Tensor) -> Tensor:
+def _scatter_diagonals(attn: Tensor, geo: _Geometry, m: int, out: Tensor, scale: Optional[Tensor] = None) -> Tensor:
     """Adjoint of :func:`_gather_diagonals`: ``(B, m, L')`` into ``out`` ``(B, m + 2*halo, L')``.
 
     Row ``i'`` of the result holds, for every key position, its total weight in the paste at padded
     query position ``a - halo + i'``: ``scatter(A) @ v`` pastes ``A @ V_patches`` over the summed
-    offsets. ``out`` needs no initialisation.
+    offsets. With ``scale`` (broadcastable to ``(B, 1, L')``) it scatters ``attn * scale`` instead
+    (in the same passes; ``attn`` itself is left alone unless it is ``out``). ``out`` needs no
+    initialisation.
     """
     if geo.identity:
+        if scale is not None:
+            return torch.mul(attn, scale, out=out)
         return out if out is attn else out.copy_(attn)
     h0 = geo.halo
     out[:, :h0].zero_()
     out[:, h0 + m:].zero_()
-    out[:, h0:h0 + m].copy_(attn)
+    if scale is None:
+        out[:, h0:h0 + m].copy_(attn)
+    else:
+        torch.mul(attn, scale, out=out[:, h0:h0 + m])
     for oq, ranges in geo.shifts():
         for s, e, ok in ranges:
-            out[:, h0 + oq:h0 + oq + m, s + ok:e + ok] += attn[:, :, s:e]
+            if scale is None:
+                out[:, h0 + oq:h0 + oq + m, s + ok:e + ok] += attn[:, :, s:e]
+            else:
+                out[:, h0 + oq:h0 + oq + m, s + ok:e + ok].addcmul_(attn[:, :, s:e], scale[..., s:e])
     return out
 
 
@@ -416,14 +426,20 @@ def _probabilities(ws: _Workspace, q: Tensor, k: Tensor, inv_scale: Tensor, bias
     return raw, attn
 
 
-def _scatter_for_matmul(ws: _Workspace, src: Tensor, geo: _Geometry, m: int, dtype: torch.dtype) -> Tensor:
-    """``scatter(src)`` in ``dtype``, ready for a matrix product (summed in ``src``'s dtype)."""
+def _scatter_for_matmul(ws: _Workspace, src: Tensor, geo: _Geometry, m: int, dtype: torch.dtype,
+                        scale: Optional[Tensor] = None) -> Tensor:
+    """``scatter(src [* scale])`` in ``dtype``, ready for a matrix product (summed in ``src``'s dtype).
+
+    May overwrite ``src`` (the patch formulation scales it in place).
+    """
     shape = (src.shape[0], m + 2 * geo.halo, src.shape[2])
     if geo.identity:
+        if scale is not None:
+            src.mul_(scale)
         return src if src.dtype == dtype else ws.get('pix', shape, dtype).copy_(src)
     if src.dtype == dtype:
-        return _scatter_diagonals(src, geo, m, ws.get('pix', shape, dtype))
-    summed = _scatter_diagonals(src, geo, m, ws.get('mix', shape, src.dtype))
+        return _scatter_diagonals(src, geo, m, ws.get('pix', shape, dtype), scale)
+    summed = _scatter_diagonals(src, geo, m, ws.get('mix', shape, src.dtype), scale)
     return ws.get('pix', shape, dtype).copy_(summed)
 
 
@@ -496,9 +512,8 @@ class _ChunkedAttention(torch.autograd.Function):
                 torch.addcmul(grad, attn, grad.sum(-1, keepdim=True), value=-1, out=grad)
                 if need_n:                                   # logits = raw * inv_norm * scale + bias
                     grad_n += raw.mul_(grad).sum(1).mul_(scale)
-                grad.mul_(inv_scale)                         # d loss / d raw
-                if need_q or need_k:
-                    grad_pix = _scatter_for_matmul(ws, grad, geo, m, cdt)
+                if need_q or need_k:                         # d loss / d raw = dZ * inv_norm * scale
+                    grad_pix = _scatter_for_matmul(ws, grad, geo, m, cdt, inv_scale)
                     if need_q:
                         _accumulate_bmm(grad_q[:, lo:hi], grad_pix, k)
                     if need_k:
@@ -588,7 +603,8 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
     number of pixels. The result is at least 1: a budget below ``estimate_chunk_bytes(1, ...)``
     (about ``24 * B * L`` bytes for ``'col'``) cannot be met and gives 1. For a CPU ``device`` the
     chunk is further capped, in whole rows, so that one ``(B, chunk, L)`` float block stays below
-    32 MiB (faster: it stays in cache), unless a single row is already larger.
+    16 MiB (faster: it stays in cache), unless a single row is already larger, but not below two
+    rows (thin chunks make slow matrix products).
 
     Args:
         height (int): Query height ``H``.
@@ -623,17 +639,20 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
         geo = _geometry(height, width, level_sizes, ksize, method)
         row_block = batch * geo.padded_width * geo.num_keys * (8 if dtype == torch.float64 else 4)
         if row_block <= _CPU_BLOCK_BYTES:   # (larger rows are out of cache anyway: the budget decides)
-            chunk = min(chunk, _CPU_BLOCK_BYTES // row_block * width)
+            chunk = min(chunk, max(_CPU_BLOCK_BYTES // row_block, _CPU_MIN_ROWS) * width)
     return chunk
 
 
 # On CPU the default chunk is capped (in whole rows) so that one (B, chunk, L') float block stays
-# below this size. Measured on a 2-core CPU: smaller blocks run the shifted sums and the softmax in
-# cache (2-row chunks were fastest on an idle core), but every chunk costs ~15 parallel regions,
-# and with the cores shared with other processes (a training job's data loaders, say) each of those
-# waits for a descheduled thread: there 2-row chunks were 3x slower than 8-row ones. 32 MiB keeps
-# most of the cache benefit and few enough chunks.
-_CPU_BLOCK_BYTES = 32 * 2**20
+# below this size. Measured on a 2-core CPU at 64x64, batch 1: smaller blocks run the shifted sums
+# and the softmax in cache (2-4 row chunks were fastest on an idle machine, 16 rows ~15% slower);
+# but every chunk costs ~15 parallel regions, and with the cores shared with other processes each
+# of those waits for a descheduled thread (there 2-row chunks were 3x slower than 8-row ones).
+_CPU_BLOCK_BYTES = 16 * 2**20
+# ... but not below this many rows: thinner chunks make the matrix products markedly less efficient
+# (measured: ~35 GMAC/s for 50-row products, ~40 for 100, one core; 96x96 ran 20% slower in 1-row
+# chunks than in 2-row ones).
+_CPU_MIN_ROWS = 2
 
 
 def _compute_dtype(*tensors: Tensor) -> torch.dtype:
@@ -703,7 +722,7 @@ def pyramid_attention(query: Tensor,
         divisor (float): The pasted patches are divided by this (4 in the released code).
         chunk_size (int, optional): Query pixels per chunk. Default (None): the largest chunk whose
             temporaries fit ``memory_budget_mb`` (:func:`choose_chunk_size`), on CPU further capped
-            to 32 MiB per ``(B, chunk, L)`` block (faster: it stays in cache), in whole rows.
+            to 16 MiB per ``(B, chunk, L)`` block (faster: it stays in cache), in whole rows.
         memory_budget_mb (float): Budget for one chunk's temporaries in MiB, used when
             ``chunk_size`` is None. Default: 256. Below ``estimate_chunk_bytes(1, ...)`` (about
             ``24 * B * L`` bytes for ``'col'``) it cannot be met and chunks of one pixel are used.
