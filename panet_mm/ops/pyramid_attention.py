@@ -703,9 +703,10 @@ def pyramid_attention(query: Tensor,
       each side so that a shift is one contiguous slice for all levels; the padding keys get
       probability exactly 0.
 
-    The softmax and every sum over keys run in float32 (float64 for float64 inputs). Under
-    ``torch.autocast`` the matrix products run in the autocast dtype (e.g. bfloat16), otherwise in
-    the inputs' dtype; the result has the dtype of ``query``.
+    The softmax, the shifted sums and the accumulation of the output and of the gradients run in
+    float32 (float64 for float64 inputs). Under ``torch.autocast`` the matrix products run in the
+    autocast dtype (e.g. bfloat16), otherwise in the inputs' dtype; the result has the dtype of
+    ``query``, the gradients those of the inputs.
 
     ``method`` selects how much of each patch is unfolded (all give the same result up to rounding):
     ``'col'`` (``k x 1`` columns, the default; fastest measured on CPU), ``'row'`` (``1 x k`` rows),

@@ -19,14 +19,8 @@ pa = importlib.import_module('panet_mm.ops.pyramid_attention')
 
 METHODS = ['col', 'pixel', 'row', 'patch']
 
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """Tiny tensors: one thread is faster, and immune to a busy machine's oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny tensors: one intra-op thread (tests/conftest.py) is faster and immune to a busy machine
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def make_inputs(batch: int, cq: int, c: int, h: int, w: int, levels: int, dtype: torch.dtype = torch.float64,
