@@ -49,6 +49,7 @@ __all__ = [
     'pyramid_attention_reference',
     'pyramid_attention',
     'choose_chunk_size',
+    'choose_batch_chunk',
     'estimate_chunk_bytes',
 ]
 
@@ -338,8 +339,18 @@ def _gather_diagonals(pix: Tensor, geo: _Geometry, m: int, out: Tensor) -> Tenso
     if geo.identity:
         return out if out is pix else out.copy_(pix)
     h0 = geo.halo
-    out.copy_(pix[:, h0:h0 + m])
-    for oq, ranges in geo.shifts():
+    shifts = geo.shifts()
+    centre = pix[:, h0:h0 + m]
+    (oq, ranges), rest = shifts[0], shifts[1:]
+    if len(ranges) == 1:            # the centre plus the first shift in one pass, the rest copied
+        s, e, ok = ranges[0]
+        torch.add(centre[:, :, s:e], pix[:, h0 + oq:h0 + oq + m, s + ok:e + ok], out=out[:, :, s:e])
+        out[:, :, :s].copy_(centre[:, :, :s])
+        out[:, :, e:].copy_(centre[:, :, e:])
+    else:
+        out.copy_(centre)
+        rest = shifts
+    for oq, ranges in rest:
         for s, e, ok in ranges:
             out[:, :, s:e] += pix[:, h0 + oq:h0 + oq + m, s + ok:e + ok]
     return out
@@ -392,12 +403,19 @@ class _Workspace:
         return buf[:numel].view(shape)
 
 
-def _accumulate_bmm(acc: Tensor, a: Tensor, b: Tensor) -> None:
-    """``acc += a @ b`` (batched), in place when the dtypes allow it."""
-    if acc.dtype == a.dtype:
+def _accumulate_bmm(ws: _Workspace, acc: Tensor, a: Tensor, b: Tensor) -> None:
+    """``acc += a @ b`` (batched).
+
+    In place (``baddbmm_``) when ``acc`` is contiguous and of the product's dtype; otherwise the
+    product goes to a workspace buffer first: torch runs ``baddbmm_`` on a strided slice (a chunk's
+    rows of every image) as one matrix product per image, measured 10-20% slower on CPU.
+    """
+    if acc.dtype != a.dtype:        # mixed precision: the (linear-size) product in the compute dtype
+        acc += torch.bmm(a, b)
+    elif acc.is_contiguous():
         acc.baddbmm_(a, b)
     else:
-        acc += torch.bmm(a, b)
+        acc += torch.bmm(a, b, out=ws.get('mm', (a.shape[0], a.shape[1], b.shape[2]), a.dtype))
 
 
 def _probabilities(ws: _Workspace, q: Tensor, k: Tensor, inv_scale: Tensor, bias: Optional[Tensor],
@@ -463,18 +481,20 @@ class _ChunkedAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, inv_norm: Tensor, geo: _Geometry, chunk_size: int,
-                scale: float) -> Tensor:
+                batch_chunk: int, scale: float) -> Tensor:
         acc, cdt, h0 = inv_norm.dtype, q.dtype, geo.halo
         ws = _Workspace(q.device)
         with torch.autocast(q.device.type, enabled=False):
             inv_scale = (inv_norm * scale).unsqueeze(1)
             bias = geo.key_bias(acc, q.device)
             out = q.new_zeros((q.shape[0], q.shape[1], v.shape[2]), dtype=acc)
-            for a, m in geo.chunks(chunk_size):
-                attn = _probabilities(ws, q, k, inv_scale, bias, geo, a, m)[1]
-                _accumulate_bmm(out[:, a - h0:a + m + h0], _scatter_for_matmul(ws, attn, geo, m, cdt), v)
+            for i in _batch_slices(q.shape[0], batch_chunk):
+                qi, ki, vi, si = q[i], k[i], v[i], inv_scale[i]
+                for a, m in geo.chunks(chunk_size):
+                    attn = _probabilities(ws, qi, ki, si, bias, geo, a, m)[1]
+                    _accumulate_bmm(ws, out[i, a - h0:a + m + h0], _scatter_for_matmul(ws, attn, geo, m, cdt), vi)
         ctx.save_for_backward(q, k, v, inv_norm)
-        ctx.geo, ctx.chunk_size, ctx.scale = geo, chunk_size, scale
+        ctx.geo, ctx.chunk_size, ctx.batch_chunk, ctx.scale = geo, chunk_size, batch_chunk, scale
         return out
 
     @staticmethod
@@ -484,7 +504,7 @@ class _ChunkedAttention(torch.autograd.Function):
         geo, chunk_size, scale = ctx.geo, ctx.chunk_size, ctx.scale
         need_q, need_k, need_v, need_n = ctx.needs_input_grad[:4]
         acc, cdt, h0 = inv_norm.dtype, q.dtype, geo.halo
-        b, n_keys = q.shape[0], k.shape[1]
+        n_keys = k.shape[1]
         grad_q = torch.zeros_like(q, dtype=acc) if need_q else None
         grad_k = torch.zeros_like(k, dtype=acc) if need_k else None
         grad_v = torch.zeros_like(v, dtype=acc) if need_v else None
@@ -494,31 +514,42 @@ class _ChunkedAttention(torch.autograd.Function):
             grad_out = grad_out.to(cdt)
             inv_scale = (inv_norm * scale).unsqueeze(1)
             bias = geo.key_bias(acc, q.device)
-            for a, m in geo.chunks(chunk_size):
-                lo, hi = a - h0, a + m + h0
-                raw, attn = _probabilities(ws, q, k, inv_scale, bias, geo, a, m)
-                g_rows = grad_out[:, lo:hi]
-                if need_v:
-                    _accumulate_bmm(grad_v, _scatter_for_matmul(ws, attn, geo, m, cdt).transpose(1, 2), g_rows)
-                if not (need_q or need_k or need_n):
-                    continue
-                # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
-                grad = ws.get('grad', (b, m, n_keys), acc)
-                pix = grad if geo.identity and cdt == acc else ws.get('pix', (b, m + 2 * h0, n_keys), cdt)
-                torch.bmm(g_rows, v.transpose(1, 2), out=pix)
-                _gather_diagonals(pix, geo, m, grad)
-                # softmax backward, in place: dZ = A * dA - A * sum_j(A * dA)
-                grad.mul_(attn)
-                torch.addcmul(grad, attn, grad.sum(-1, keepdim=True), value=-1, out=grad)
-                if need_n:                                   # logits = raw * inv_norm * scale + bias
-                    grad_n += raw.mul_(grad).sum(1).mul_(scale)
-                if need_q or need_k:                         # d loss / d raw = dZ * inv_norm * scale
-                    grad_pix = _scatter_for_matmul(ws, grad, geo, m, cdt, inv_scale)
-                    if need_q:
-                        _accumulate_bmm(grad_q[:, lo:hi], grad_pix, k)
-                    if need_k:
-                        _accumulate_bmm(grad_k, grad_pix.transpose(1, 2), q[:, lo:hi])
-        return _cast(grad_q, q.dtype), _cast(grad_k, k.dtype), _cast(grad_v, v.dtype), grad_n, None, None, None
+            for i in _batch_slices(q.shape[0], ctx.batch_chunk):
+                qi, ki, vi, si, gi = q[i], k[i], v[i], inv_scale[i], grad_out[i]
+                b = qi.shape[0]
+                for a, m in geo.chunks(chunk_size):
+                    lo, hi = a - h0, a + m + h0
+                    raw, attn = _probabilities(ws, qi, ki, si, bias, geo, a, m)
+                    g_rows = gi[:, lo:hi]
+                    if need_v:
+                        _accumulate_bmm(ws, grad_v[i], _scatter_for_matmul(ws, attn, geo, m, cdt).transpose(1, 2),
+                                        g_rows)
+                    if not (need_q or need_k or need_n):
+                        continue
+                    # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
+                    grad = ws.get('grad', (b, m, n_keys), acc)
+                    pix = grad if geo.identity and cdt == acc else ws.get('pix', (b, m + 2 * h0, n_keys), cdt)
+                    torch.bmm(g_rows, vi.transpose(1, 2), out=pix)
+                    _gather_diagonals(pix, geo, m, grad)
+                    # softmax backward, one fused pass: dZ = A * (dA - sum_j(A * dA))
+                    dz = ws.get('dz', (b, m, n_keys), acc)
+                    torch.ops.aten._softmax_backward_data.out(grad, attn, -1, acc, grad_input=dz)
+                    if need_n:                               # logits = raw * inv_norm * scale + bias
+                        weights = ws.get('ones', (b, 1, m), acc).fill_(scale)
+                        grad_n[i] += torch.bmm(weights, raw.mul_(dz)).squeeze(1)   # sum over the chunk's rows
+                    if need_q or need_k:                     # d loss / d raw = dZ * inv_norm * scale
+                        grad_pix = _scatter_for_matmul(ws, dz, geo, m, cdt, si)
+                        if need_q:
+                            _accumulate_bmm(ws, grad_q[i, lo:hi], grad_pix, ki)
+                        if need_k:
+                            _accumulate_bmm(ws, grad_k[i], grad_pix.transpose(1, 2), qi[:, lo:hi])
+        return (_cast(grad_q, q.dtype), _cast(grad_k, k.dtype), _cast(grad_v, v.dtype), grad_n,
+                None, None, None, None)
+
+
+def _batch_slices(batch: int, batch_chunk: int) -> Iterator[slice]:
+    for b0 in range(0, batch, batch_chunk):
+        yield slice(b0, min(b0 + batch_chunk, batch))
 
 
 def _key_inverse_norms(keys: Sequence[Tensor], ksize: int, eps: float, dtype: torch.dtype,
@@ -561,25 +592,30 @@ def _geometry(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], k
 
 def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: Sequence[Tuple[int, int]],
                          batch: int = 1, ksize: int = 3, dtype: torch.dtype = torch.float32,
-                         method: str = 'auto') -> int:
+                         method: str = 'auto', channels: int = 0) -> int:
     """Peak bytes of the per-chunk temporaries of :func:`pyramid_attention` (forward or backward).
 
     A chunk of ``chunk_size`` query pixels spans ``m`` positions of the padded query layout (padding
     columns included) plus a halo on either side (see ``method``). Backward, the larger of the two
     passes, holds one ``(B, m + 2*halo, L')`` buffer in the compute dtype (plus one in the
-    accumulation dtype when the compute dtype is narrower) and three ``(B, m, L')`` buffers in the
+    accumulation dtype when the compute dtype is narrower) and four ``(B, m, L')`` buffers in the
     accumulation dtype (float32; float64 for float64 inputs), ``L'`` being the number of key
-    positions with their padding. Linear-size tensors (inputs, outputs, gradients) are not counted.
+    positions with their padding; with ``channels`` it also counts the ``(B, m + 2*halo, D)``
+    matrix-product buffer (``D``: the unfolded width of ``channels``). Linear-size tensors (inputs,
+    outputs, gradients) are not counted. ``B`` is the number of images processed together (see
+    :func:`choose_batch_chunk`).
 
     Args:
         chunk_size (int): Query pixels per chunk.
         height (int): Query height ``H``.
         width (int): Query width ``W``.
         level_sizes (Sequence[tuple[int, int]]): ``(H_l, W_l)`` of every key/value level.
-        batch (int): Batch size ``B``. Default: 1.
+        batch (int): Images per chunk ``B``. Default: 1.
         ksize (int): Patch size. Default: 3.
         dtype (torch.dtype): Compute dtype (that of the inputs, or autocast's). Default: float32.
         method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
+        channels (int): The larger of the query and value channel counts; 0 leaves the product
+            buffer out (it is ``O(chunk * C)``, small next to the ``O(chunk * L)`` ones). Default: 0.
 
     Returns:
         int: Estimated bytes.
@@ -591,19 +627,59 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
     cdt_bytes = torch.empty((), dtype=dtype).element_size()
     window = 0 if geo.identity and cdt_bytes == acc_bytes else span + 2 * geo.halo
     window_bytes = window * (cdt_bytes + (acc_bytes if cdt_bytes != acc_bytes and not geo.identity else 0))
-    return batch * geo.num_keys * (window_bytes + 3 * span * acc_bytes)
+    kh, kw = _METHODS[_resolve_method(method)].kernel(ksize)
+    product_bytes = (span + 2 * geo.halo) * channels * kh * kw * cdt_bytes + span * acc_bytes
+    return batch * (geo.num_keys * (window_bytes + 4 * span * acc_bytes) + product_bytes)
+
+
+def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int,
+                       ksize: int = 3, dtype: torch.dtype = torch.float32, method: str = 'auto',
+                       device: Union[str, torch.device, None] = None) -> int:
+    """Images processed together per chunk: all of them, except on CPU.
+
+    On CPU the per-chunk ``(images, chunk, L')`` blocks are kept near the cache-friendly size of
+    :func:`choose_chunk_size` by taking fewer images at a time rather than thinner row chunks: at
+    least ``torch.get_num_threads()`` images (the batched matrix products then run one image per
+    thread, measured faster than splitting one product between threads) and a chunk of at least two
+    rows. Measured on a 2-core CPU, forward+backward of batch 16 at 48x48: 2 images x 2 rows per
+    chunk ran about 10% faster than 16 images x 2 rows, 3 images x 3 rows 25% slower than 2 x 3.
+
+    Args:
+        height (int): Query height ``H``.
+        width (int): Query width ``W``.
+        level_sizes (Sequence[tuple[int, int]]): ``(H_l, W_l)`` of every key/value level.
+        batch (int): Batch size.
+        ksize (int): Patch size. Default: 3.
+        dtype (torch.dtype): Compute dtype. Default: float32.
+        method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
+        device (str | torch.device, optional): Where the kernel runs. Default: None (all images).
+
+    Returns:
+        int: Images per chunk, in ``[1, batch]``.
+    """
+    if device is None or torch.device(device).type != 'cpu' or batch <= 1:
+        return max(batch, 1)
+    geo = _geometry(height, width, level_sizes, ksize, method)
+    row_block = geo.padded_width * geo.num_keys * (8 if dtype == torch.float64 else 4)   # one image row
+    images = min(batch, max(torch.get_num_threads(), 1))
+    rows = min(height, max(_CPU_BLOCK_BYTES // (images * row_block), _CPU_MIN_ROWS))
+    more = _CPU_BLOCK_BYTES // (rows * row_block)
+    if more >= batch:
+        return batch
+    return max(images, more - more % images)      # a multiple of the thread count (3 images on 2 threads: +25%)
 
 
 def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int = 1,
                       ksize: int = 3, dtype: torch.dtype = torch.float32, memory_budget_mb: float = 256.0,
-                      method: str = 'auto', device: Union[str, torch.device, None] = None) -> int:
+                      method: str = 'auto', device: Union[str, torch.device, None] = None,
+                      channels: int = 0) -> int:
     """Largest number of query pixels per chunk whose temporaries fit ``memory_budget_mb``.
 
     Uses :func:`estimate_chunk_bytes`. Whole image rows are preferred; below one row the chunk is a
     number of pixels. The result is at least 1: a budget below ``estimate_chunk_bytes(1, ...)``
     (about ``24 * B * L`` bytes for ``'col'``) cannot be met and gives 1. For a CPU ``device`` the
     chunk is further capped, in whole rows, so that one ``(B, chunk, L)`` float block stays below
-    16 MiB (faster: it stays in cache), unless a single row is already larger, but not below two
+    8 MiB (faster: it stays in cache), unless a single row is already larger, but not below two
     rows (thin chunks make slow matrix products).
 
     Args:
@@ -617,6 +693,7 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
         method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
         device (str | torch.device, optional): Where the kernel runs; ``'cpu'`` applies the cache
             cap. Default: None (budget only).
+        channels (int): Passed to :func:`estimate_chunk_bytes`. Default: 0.
 
     Returns:
         int: Query pixels per chunk, in ``[1, H*W]``.
@@ -625,7 +702,7 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
     total = height * width
 
     def fits(c: int) -> bool:
-        return estimate_chunk_bytes(c, height, width, level_sizes, batch, ksize, dtype, method) <= budget
+        return estimate_chunk_bytes(c, height, width, level_sizes, batch, ksize, dtype, method, channels) <= budget
 
     if fits(total):
         chunk = total
@@ -643,12 +720,14 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
     return chunk
 
 
-# On CPU the default chunk is capped (in whole rows) so that one (B, chunk, L') float block stays
-# below this size. Measured on a 2-core CPU at 64x64, batch 1: smaller blocks run the shifted sums
-# and the softmax in cache (2-4 row chunks were fastest on an idle machine, 16 rows ~15% slower);
-# but every chunk costs ~15 parallel regions, and with the cores shared with other processes each
-# of those waits for a descheduled thread (there 2-row chunks were 3x slower than 8-row ones).
-_CPU_BLOCK_BYTES = 16 * 2**20
+# On CPU the default chunk is capped (in whole rows, and in images: see choose_batch_chunk) so that
+# one (images, chunk, L') float block stays below this size. Measured on a 2-core CPU: at 64x64,
+# batch 1, smaller blocks run the shifted sums and the softmax in cache (2-4 row chunks were fastest
+# on an idle machine, 16 rows ~15% slower); forward+backward at batch 16, 48x48: 2 images x 2 rows
+# (6 MB) 5.47 s, x 3 rows 5.55 s, x 4 rows 5.64 s, x 5 rows 5.92 s, 16 images x 2 rows 6.15 s.
+# Every chunk costs ~15 parallel regions, though, and with the cores shared with other processes
+# each of those waits for a descheduled thread (there 2-row chunks were 3x slower than 8-row ones).
+_CPU_BLOCK_BYTES = 8 * 2**20
 # ... but not below this many rows: thinner chunks make the matrix products markedly less efficient
 # (measured: ~35 GMAC/s for 50-row products, ~40 for 100, one core; 96x96 ran 20% slower in 1-row
 # chunks than in 2-row ones).
@@ -683,7 +762,8 @@ def pyramid_attention(query: Tensor,
                       divisor: float = 4.0,
                       chunk_size: Optional[int] = None,
                       memory_budget_mb: float = 256.0,
-                      method: str = 'auto') -> Tensor:
+                      method: str = 'auto',
+                      batch_chunk: Optional[int] = None) -> Tensor:
     """Pyramid attention, exact, with memory linear in the number of pixels.
 
     Computes the same function as :func:`pyramid_attention_reference` (up to float rounding), but
@@ -723,11 +803,13 @@ def pyramid_attention(query: Tensor,
         divisor (float): The pasted patches are divided by this (4 in the released code).
         chunk_size (int, optional): Query pixels per chunk. Default (None): the largest chunk whose
             temporaries fit ``memory_budget_mb`` (:func:`choose_chunk_size`), on CPU further capped
-            to 16 MiB per ``(B, chunk, L)`` block (faster: it stays in cache), in whole rows.
+            to 8 MiB per ``(images, chunk, L)`` block (faster: it stays in cache), in whole rows.
         memory_budget_mb (float): Budget for one chunk's temporaries in MiB, used when
             ``chunk_size`` is None. Default: 256. Below ``estimate_chunk_bytes(1, ...)`` (about
             ``24 * B * L`` bytes for ``'col'``) it cannot be met and chunks of one pixel are used.
         method (str): ``'auto'`` (= ``'col'``), ``'col'``, ``'row'``, ``'pixel'`` or ``'patch'``.
+        batch_chunk (int, optional): Images processed together per chunk. Default (None): the whole
+            batch on GPU, a few images at a time on CPU (:func:`choose_batch_chunk`).
 
     Returns:
         Tensor: ``(B, C, H, W)``, the attention branch (the block adds ``res_scale * x``), in the
@@ -742,8 +824,14 @@ def pyramid_attention(query: Tensor,
     kernel = _METHODS[_resolve_method(method)].kernel(ksize)
     cdt = _compute_dtype(query, *keys, *values)
     acc = torch.float64 if cdt == torch.float64 else torch.float32
+    if batch_chunk is None:
+        batch_chunk = choose_batch_chunk(h, w, sizes, b, ksize, cdt, method, query.device)
+    if batch_chunk < 1:
+        raise ValueError(f'batch_chunk must be >= 1, got {batch_chunk}')
     if chunk_size is None:
-        chunk_size = choose_chunk_size(h, w, sizes, b, ksize, cdt, memory_budget_mb, method, query.device)
+        channels = max(query.shape[1], values[0].shape[1])
+        chunk_size = choose_chunk_size(h, w, sizes, min(batch_chunk, b), ksize, cdt, memory_budget_mb, method,
+                                       query.device, channels)
     if chunk_size < 1:
         raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
 
@@ -752,7 +840,7 @@ def pyramid_attention(query: Tensor,
         k = torch.cat([_unfold(t.to(cdt), kernel, pad) for t in keys], dim=1)
         v = torch.cat([_unfold(t.to(cdt), kernel, pad) for t in values], dim=1)
         inv_norm = _key_inverse_norms(keys, ksize, eps, acc, pad)
-        out = _ChunkedAttention.apply(q, k, v, inv_norm, geo, chunk_size, float(softmax_scale))
+        out = _ChunkedAttention.apply(q, k, v, inv_norm, geo, chunk_size, batch_chunk, float(softmax_scale))
         out = out.view(b, h + 2 * geo.pad_y, w + 2 * geo.pad_x, -1)[:, geo.pad_y:geo.pad_y + h, geo.pad_x:geo.pad_x + w]
         if kernel == (1, 1):
             out = out.permute(0, 3, 1, 2)

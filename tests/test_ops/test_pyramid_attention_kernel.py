@@ -7,6 +7,7 @@ import torch
 
 from panet_mm.ops.pyramid_attention import (
     build_pyramid,
+    choose_batch_chunk,
     choose_chunk_size,
     estimate_chunk_bytes,
     pyramid_attention,
@@ -96,6 +97,32 @@ def test_matches_reference_float32(shape, method):
     assert_close_scaled(actual, output_and_grads(pyramid_attention_reference, *inputs), 2e-5)
 
 
+@pytest.mark.parametrize('batch_chunk', [1, 2, 5])
+@pytest.mark.parametrize('method', ['auto', 'patch'])
+def test_batch_chunks_match_reference(batch_chunk, method):
+    """Images taken a few at a time (the last group smaller) give the same outputs and gradients."""
+    inputs = make_inputs(5, 4, 6, 6, 7, 5, dtype=torch.float64)
+    expected = output_and_grads(pyramid_attention_reference, *inputs)
+    actual = output_and_grads(pyramid_attention, *inputs, chunk_size=9, batch_chunk=batch_chunk, method=method)
+    assert_close_scaled(actual, expected, 1e-10)
+
+
+def test_choose_batch_chunk(monkeypatch):
+    sizes_48 = [(int(48 * s), int(48 * s)) for s in pyramid_scales(5)]
+    # GPU (or no device): the whole batch at once
+    assert choose_batch_chunk(48, 48, sizes_48, 16) == 16
+    assert choose_batch_chunk(48, 48, sizes_48, 16, device='cuda') == 16
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 2)
+    # CPU: at least one image per thread, blocks near the cache size: 2 images of 48x48 (1.6 MB rows)
+    assert choose_batch_chunk(48, 48, sizes_48, 16, device='cpu') == 2
+    assert choose_batch_chunk(48, 48, sizes_48, 1, device='cpu') == 1
+    # small maps: more images per chunk, never more than the batch
+    sizes_8 = [(int(8 * s), int(8 * s)) for s in pyramid_scales(5)]
+    assert choose_batch_chunk(8, 8, sizes_8, 16, device='cpu') == 16
+    middle = choose_batch_chunk(16, 16, [(int(16 * s),) * 2 for s in pyramid_scales(5)], 64, device='cpu')
+    assert 2 < middle < 64 and middle % 2 == 0      # a multiple of the thread count
+
+
 @pytest.mark.parametrize('method', METHODS)
 def test_options_ksize5_scale_divisor_eps(method):
     inputs = make_inputs(2, 3, 4, 9, 8, 3)
@@ -164,6 +191,8 @@ def test_invalid_arguments():
     with pytest.raises(ValueError):
         pyramid_attention(query, keys, values, chunk_size=0)
     with pytest.raises(ValueError):
+        pyramid_attention(query, keys, values, batch_chunk=0)
+    with pytest.raises(ValueError):
         pyramid_attention(query, keys, values, method='flash')
     with pytest.raises(ValueError):
         pyramid_attention(query, keys[:1], values)
@@ -224,12 +253,14 @@ def test_workspace_stays_within_estimate(monkeypatch, method, dtype):
     query, keys, values, grad_out = make_inputs(batch, 4, 8, h, w, 5, dtype=torch.float32 if autocast else dtype)
     sizes = [tuple(t.shape[-2:]) for t in keys]
     for budget in (0.01, 0.1):
-        chunk = choose_chunk_size(h, w, sizes, batch, dtype=dtype, memory_budget_mb=budget, method=method)
+        chunk = choose_chunk_size(h, w, sizes, batch, dtype=dtype, memory_budget_mb=budget, method=method,
+                                  device='cpu', channels=8)
         peaks.clear()
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
             out = pyramid_attention(query, keys, values, memory_budget_mb=budget, method=method)
             (out * grad_out).sum().backward()
         assert peaks
-        assert max(peaks) <= estimate_chunk_bytes(chunk, h, w, sizes, batch, dtype=dtype, method=method)
+        assert max(peaks) <= estimate_chunk_bytes(chunk, h, w, sizes, batch, dtype=dtype, method=method,
+                                                  channels=8)
         if chunk > 1:
             assert max(peaks) <= budget * 2**20
