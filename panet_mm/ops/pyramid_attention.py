@@ -34,6 +34,7 @@ compares the two implementations.
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
@@ -329,6 +330,19 @@ class _Geometry(NamedTuple):
         return torch.cat(parts)
 
 
+@functools.lru_cache(maxsize=64)
+def _shifts(geo: _Geometry) -> List[Tuple[int, List[Tuple[int, int, int]]]]:
+    """``geo.shifts()``, computed once per geometry (it is needed several times per chunk)."""
+    return geo.shifts()
+
+
+@functools.lru_cache(maxsize=4096)
+def _padding_rows(geo: _Geometry, a: int, m: int, device: torch.device) -> Optional[Tensor]:
+    """``geo.padding_rows(a, m)`` as an index tensor on ``device`` (None when empty), once per chunk."""
+    rows = geo.padding_rows(a, m)
+    return torch.tensor(rows, device=device) if rows else None
+
+
 def _gather_diagonals(pix: Tensor, geo: _Geometry, m: int, out: Tensor) -> Tensor:
     """Patch inner products from partial inner products: the diagonal-shift sum.
 
@@ -339,7 +353,7 @@ def _gather_diagonals(pix: Tensor, geo: _Geometry, m: int, out: Tensor) -> Tenso
     if geo.identity:
         return out if out is pix else out.copy_(pix)
     h0 = geo.halo
-    shifts = geo.shifts()
+    shifts = _shifts(geo)
     centre = pix[:, h0:h0 + m]
     (oq, ranges), rest = shifts[0], shifts[1:]
     if len(ranges) == 1:            # the centre plus the first shift in one pass, the rest copied
@@ -376,7 +390,7 @@ def _scatter_diagonals(attn: Tensor, geo: _Geometry, m: int, out: Tensor, scale:
         out[:, h0:h0 + m].copy_(attn)
     else:
         torch.mul(attn, scale, out=out[:, h0:h0 + m])
-    for oq, ranges in geo.shifts():
+    for oq, ranges in _shifts(geo):
         for s, e, ok in ranges:
             if scale is None:
                 out[:, h0 + oq:h0 + oq + m, s + ok:e + ok] += attn[:, :, s:e]
@@ -438,9 +452,9 @@ def _probabilities(ws: _Workspace, q: Tensor, k: Tensor, inv_scale: Tensor, bias
     else:
         torch.addcmul(bias, raw, inv_scale, out=attn)
     torch.softmax(attn, dim=-1, out=attn)
-    rows = geo.padding_rows(a, m)
-    if rows:
-        attn.index_fill_(1, torch.tensor(rows, device=attn.device), 0)
+    rows = _padding_rows(geo, a, m, attn.device)
+    if rows is not None:
+        attn.index_fill_(1, rows, 0)
     return raw, attn
 
 
