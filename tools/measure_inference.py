@@ -1,0 +1,159 @@
+"""Time and peak memory of one whole-image inference with a config's model, before you try it on photos.
+
+    python tools/measure_inference.py CONFIG [--size 256 | --size 480x320] [--device cpu|cuda]
+                                      [--test-cfg chop|tile=SIZE,OVERLAP] [--cfg-options k=v ...] [--json F]
+
+The model is built from the config with random weights (no checkpoint or data is read: weights do not
+change the time or the memory) and run once in eval mode, under ``torch.no_grad``, on a random
+``--size`` image with the test-time path of the config's model (``PANetEditModel.restore``: whole
+image unless the config or ``--test-cfg`` asks for chop / tiles). It prints the time of that pass and
+the peak memory: on CPU the process's peak resident set size (``ru_maxrss``, everything the process
+ever held: Python, torch, mmagic and the model included) and its increase over the resident size
+just before the pass; on CUDA ``torch.cuda.max_memory_allocated``. Why a tool: mmagic has no way to
+ask "will this model restore a photo of this size on this machine?" short of trying on real data.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import sys
+import time
+from typing import Optional, Tuple
+
+import torch
+from mmengine.config import Config, DictAction
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """``'256'`` -> (256, 256); ``'480x320'`` -> (480, 320) as (height, width)."""
+    m = re.fullmatch(r'\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?', text)
+    if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
+        raise argparse.ArgumentTypeError(f"--size must be N or HxW with positive integers, got '{text}'")
+    h = int(m.group(1))
+    return h, int(m.group(2)) if m.group(2) else h
+
+
+def parse_test_cfg(text: str) -> dict:
+    """``'chop'`` -> chop with the released defaults; ``'tile=128,16'`` -> tiles of 128 overlapping by 16."""
+    if text == 'chop':
+        return dict(chop=dict(min_size=6400, shave=10))
+    m = re.fullmatch(r'tile=(\d+)(?:,(\d+))?', text)
+    if m:
+        return dict(tile=dict(size=int(m.group(1)), overlap=int(m.group(2) or 0)))
+    raise argparse.ArgumentTypeError(f"--test-cfg must be 'chop' or 'tile=SIZE[,OVERLAP]', got '{text}'")
+
+
+def current_rss_bytes() -> int:
+    try:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    except OSError:
+        return 0
+
+
+def peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == 'darwin' else peak * 1024     # bytes on macOS, KiB on Linux
+
+
+def _in_channels(model: torch.nn.Module) -> int:
+    conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    return 3 if conv is None else int(conv.in_channels)
+
+
+def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: Optional[dict] = None,
+            cfg_options: Optional[dict] = None, seed: int = 0) -> dict:
+    """Build the config's model and time one restoration of a random ``size`` image.
+
+    Args:
+        config (str): Config file.
+        size (tuple[int, int]): Input ``(height, width)`` (low-resolution input for SR models).
+        device (str): ``'cpu'`` or ``'cuda'``. Default: ``'cpu'``.
+        test_cfg (dict, optional): Replaces the model's test-time options (``PANetEditModel`` only).
+        cfg_options (dict, optional): Config overrides, as ``--cfg-options``.
+        seed (int): Seed of the random weights and image. Default: 0.
+
+    Returns:
+        dict: ``model``, ``input``, ``output``, ``time_s``, ``device``, ``threads`` and the memory
+        figures (``peak_rss_bytes`` and ``rss_increase_bytes`` on CPU, ``cuda_peak_bytes`` on CUDA).
+    """
+    if not os.path.isfile(config):
+        raise SystemExit(f"config file '{config}' not found; the configs are listed in configs/")
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device} was requested but torch sees no GPU; use --device cpu")
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmagic'))
+    from mmagic.registry import MODELS
+
+    import panet_mm  # noqa: F401  (registers the panet_mm modules even without custom_imports)
+    model_cfg = cfg.model.copy()
+    if test_cfg is not None:
+        if model_cfg.get('type') not in ('PANetEditModel', 'mmagic.PANetEditModel'):
+            raise SystemExit(f"--test-cfg needs a config with model type='PANetEditModel'; '{config}' builds "
+                             f"{model_cfg.get('type')}")
+        model_cfg['test_cfg'] = {**dict(model_cfg.get('test_cfg') or {}), **test_cfg}
+    torch.manual_seed(seed)
+    model = MODELS.build(model_cfg).eval().to(device)
+    restore = getattr(model, 'restore', None) or getattr(model, 'generator', model)
+    x = torch.rand(1, _in_channels(model), *size, device=device)
+    cuda = device.startswith('cuda')
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    base = current_rss_bytes()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = restore(x)
+    if cuda:
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - t0
+    result = dict(config=config, model=type(model).__name__,
+                  generator=type(getattr(model, 'generator', model)).__name__, input=list(x.shape),
+                  output=list(out.shape), time_s=elapsed, device=device, threads=torch.get_num_threads(),
+                  test_cfg=dict(model_cfg.get('test_cfg') or {}))
+    if cuda:
+        result['cuda_peak_bytes'] = int(torch.cuda.max_memory_allocated())
+    else:
+        peak = peak_rss_bytes()
+        result.update(peak_rss_bytes=peak, rss_increase_bytes=max(peak - base, 0))
+    return result
+
+
+def _gb(n: int) -> str:
+    return f'{n / 2**30:.2f} GB' if n >= 2**30 else f'{n / 2**20:.0f} MB'
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='model config, e.g. configs/panet_dn_sigma30_div2k.py')
+    parser.add_argument('--size', type=parse_size, default=(256, 256),
+                        help='input size N or HxW (the low-resolution input for SR); default 256')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (default cpu)')
+    parser.add_argument('--test-cfg', type=parse_test_cfg, default=None,
+                        help="'chop' (released chop) or 'tile=SIZE[,OVERLAP]'; default: the config's (whole image)")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
+    parser.add_argument('--json', help='also write the result to this JSON file')
+    args = parser.parse_args(argv)
+    r = measure(args.config, args.size, args.device, args.test_cfg, args.cfg_options)
+    mode = ', '.join(sorted(k for k in r['test_cfg'] if k in ('chop', 'tile'))) or 'whole image'
+    print(f"{r['generator']} ({r['model']}) {r['input'][2]}x{r['input'][3]}x{r['input'][1]} -> "
+          f"{r['output'][2]}x{r['output'][3]}, {mode}, {r['device']} ({r['threads']} threads): {r['time_s']:.1f} s")
+    if 'cuda_peak_bytes' in r:
+        print(f"peak GPU memory allocated: {_gb(r['cuda_peak_bytes'])}")
+    else:
+        print(f"peak memory of the process: {_gb(r['peak_rss_bytes'])} "
+              f"(+{_gb(r['rss_increase_bytes'])} over the process before the pass)")
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(r, f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
