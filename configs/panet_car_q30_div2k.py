@@ -1,79 +1,29 @@
-# PANet JPEG compression artifact reduction, quality 30 (PANet paper, Table "JPEG artifact reduction"; one model
-# per quality), on the grey / Y channel: the network has 1 input and 1 output channel.
-# Network, loss, optimiser and schedule: ./_base_/panet_restoration.py (64 channels, 80 ResBlocks, attention
-# C=64 r=2; L1; Adam 1e-4 halved every 200k; 1M iterations; batch 16 of 48x48 DIV2K patches, flips + transpose).
-# Channel: grey images stay grey, colour images become MATLAB's BT.601 Y (GrayOrY: rgb2ycbcr, 16-235 range).
-# Degradation: JPEG at exactly quality 30, OpenCV's encoder (cv2.imencode, IMWRITE_JPEG_QUALITY) of the grey image.
-# Training compresses every patch on the fly (mmagic's RandomJPEGCompression at the fixed quality).
-# Evaluation: LIVE1, Classic5; grey / Y PSNR / SSIM without border crop. The inputs are read from
-# data/{SET}/jpeg_q30 and the ground truth from data/{SET}/GT_gray, written once by
-#   python tools/prepare_testsets.py --live1 DIR --classic5 DIR
-# Without the jpeg_q30 files, evaluate with `test_pipeline_on_the_fly` and data_prefix=dict(gt='GT_gray'): the
-# same compression on the fly (JPEGCompression), identical pixels to the prepared files.
-# Training data: python tools/prepare_div2k.py --div2k data/DIV2K (demo, q10: configs/demo/panet_car_q10_demo.py).
-_base_ = ['./_base_/panet_restoration.py']
+# PANet JPEG compression artifact reduction, quality 30 (PANet paper, table "JPEG artifact reduction"; one model per
+# quality), grey / Y channel. The recipe of the four qualities (DIV2K training, the JPEG encoder, evaluation on LIVE1
+# / Classic5 in grey / Y, the 1-channel network, schedule): ./_base_/panet_car_div2k.py. This file sets the quality
+# and rebuilds what carries it: mmengine evaluates the base before this file, so the base's pipelines and loaders
+# cannot see this quality.
+_base_ = ['./_base_/panet_car_div2k.py']
 
 quality = 30
 experiment_name = f'panet_car_q{quality}_div2k'
 work_dir = f'./work_dirs/{experiment_name}'
 
-model = dict(
-    generator=dict(in_channels=1, out_channels=1),
-    data_preprocessor=dict(mean=[0.], std=[255.]))
-
-# load as colour (RGB), then grey images stay grey and colour ones become Y: (H, W, 1) uint8
-load_gray_gt = [_base_.load_gt, dict(type='GrayOrY', keys=['gt'])]
-load_gray_img = [_base_.load_img, dict(type='GrayOrY', keys=['img'])]
-
-train_pipeline = load_gray_gt + _base_.random_patch + [
+# training: every clean grey / Y patch JPEG-compressed at exactly this quality
+train_pipeline = _base_.load_gray_gt + _base_.random_patch + [
     _base_.copy_gt_to_img,
     dict(type='RandomJPEGCompression', keys=['img'], params=dict(quality=[quality, quality]),
          color_type='grayscale'),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-
-# test inputs: the fixed JPEG images of tools/prepare_testsets.py (decoded, stored as grey PNG)
-test_pipeline = load_gray_img + load_gray_gt + [dict(type='PackInputs')]
-# fallback without prepared inputs: the same compression on the fly (use with data_prefix=dict(gt='GT_gray'))
-test_pipeline_on_the_fly = load_gray_gt + [
+# test and validation: the prepared JPEG inputs data/{SET}/jpeg_q30
+test_dataloader = [dict(loader, dataset=dict(loader.dataset, data_prefix=dict(img=f'jpeg_q{quality}', gt='GT_gray')))
+                   for loader in _base_.test_dataloader]
+val_dataloader = test_dataloader[0]
+# without them: the same compression on the fly (use with data_prefix=dict(gt='GT_gray'))
+test_pipeline_on_the_fly = _base_.load_gray_gt + [
     _base_.copy_gt_to_img,
     dict(type='JPEGCompression', keys=['img'], quality=quality),
     dict(type='PackInputs'),
 ]
-# MultiTestLoop reports every set of the paper's table; the first is also the validation set.
-test_sets = ['LIVE1', 'Classic5']
-
-
-def test_loader(name):
-    return dict(
-        num_workers=2,
-        persistent_workers=False,
-        drop_last=False,
-        sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=dict(
-            type='CheckedImageDataset',
-            prepare_cmd=f'python tools/prepare_testsets.py --{name.lower()} PATH/TO/{name} '
-            '(README "Preparing the restoration test sets")',
-            metainfo=dict(dataset_type=name.lower(), task_name='jpeg_artifact_reduction'),
-            data_root=f'{_base_.data_root}/{name}',
-            data_prefix=dict(img=f'jpeg_q{quality}', gt='GT_gray'),
-            pipeline=test_pipeline))
-
-
-def gray_metrics(name):
-    # the images are already one channel (grey / Y): no conversion, no border crop
-    return dict(type='Evaluator', metrics=[
-        dict(type='PSNR', crop_border=0, convert_to=None, prefix=name),
-        dict(type='SSIM', crop_border=0, convert_to=None, prefix=name),
-    ])
-
-
-test_dataloader = [test_loader(name) for name in test_sets]
-test_evaluator = [gray_metrics(name) for name in test_sets]
-val_dataloader = test_loader(test_sets[0])
-val_evaluator = gray_metrics(test_sets[0])
-default_hooks = dict(checkpoint=dict(save_best=f'{test_sets[0]}/PSNR', rule='greater'))
-
-# MMagicInferencer / tools/restore.py: the input is the JPEG file; the model restores its grey / Y channel
-inference_pipeline = load_gray_img + [dict(type='PackInputs')]

@@ -8,14 +8,18 @@
 # are read from data/{SET}/mosaic_grbg, written once by
 #   python tools/prepare_testsets.py --mcmaster DIR --kodak24 DIR --cbsd68 DIR --urban100 DIR
 # Without those files, evaluate with `test_pipeline_on_the_fly` and data_prefix=dict(gt='GT') (the mosaic is
-# deterministic: identical pixels). Tiling (test_cfg chop / tile) must start tiles at even offsets, or a tile
-# shows the network another phase of the pattern: the default whole-image test has no such issue.
+# deterministic: identical pixels). Test-time tiling (test_cfg chop / tile) starts every tile at an even offset
+# (align=2), or a tile would show the network another phase of the pattern; the default whole-image test needs none.
 # Training data: python tools/prepare_div2k.py --div2k data/DIV2K (demo: configs/demo/panet_demosaic_demo.py).
 _base_ = ['./_base_/panet_restoration.py']
 
 pattern = 'GRBG'
 experiment_name = 'panet_demosaic_div2k'
 work_dir = f'./work_dirs/{experiment_name}'
+
+# align=2: chop / tile origins at even offsets (the GRBG phase kept); x8 self_ensemble is then refused (a flip or
+# transpose changes the pattern)
+model = dict(test_cfg=dict(align=2))
 
 train_pipeline = [_base_.load_gt] + _base_.random_patch + [
     _base_.copy_gt_to_img,
@@ -67,7 +71,7 @@ default_hooks = dict(checkpoint=dict(save_best=f'{test_sets[0]}/PSNR', rule='gre
 
 # MMagicInferencer / tools/restore.py: the input may be a zero-filled 3-channel GRBG mosaic (mosaicking it again
 # changes nothing), a 1-channel raw GRBG Bayer image (read as 3 equal channels, sampled to the same layout) or
-# a full RGB photo (mosaicked first, to try the model)
+# a full RGB photo (mosaicked first, to try the model); tools/restore.py notes which of the last two it did
 inference_pipeline = [
     _base_.load_img,
     dict(type='BayerMosaic', keys=['img'], pattern=pattern),

@@ -90,6 +90,24 @@ def demo_checkpoint(tmp_path_factory):
     return save_runner_checkpoint(build_demo_model(), tmp_path_factory.mktemp('ckpt') / 'demo_x2.pth')
 
 
+DEMOSAIC_CONFIG = osp.join(ROOT, 'configs', 'demo', 'panet_demosaic_demo.py')
+
+
+@pytest.fixture(scope='session')
+def demosaic_checkpoint(tmp_path_factory):
+    """A checkpoint of the demosaicing demo config's model (small PANet, GRBG), built in-process, seeded."""
+    import torch
+    from mmagic.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import panet_mm  # noqa: F401
+    init_default_scope('mmagic')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(DEMOSAIC_CONFIG).model)
+    return save_runner_checkpoint(model, tmp_path_factory.mktemp('ckpt') / 'demosaic.pth')
+
+
 # --- restoration test sets (tools/prepare_testsets.py) -------------------------------------------------------
 
 TESTSET_OPTIONS = ('kodak24', 'cbsd68', 'mcmaster', 'urban100', 'live1', 'classic5', 'set5', 'set14', 'b100',

@@ -16,8 +16,12 @@ The whole image goes through the network in one pass by default; ``--chop`` (the
 chop), ``--tile`` (fixed overlapping tiles) bound the memory, ``--self-ensemble`` averages the x8
 flips / transposes. Colour handling follows the config's (inference / test) pipeline: a grey image
 given to a colour model becomes 3 channels, a colour image given to a grey model becomes grey; both
-are reported. The checkpoint is loaded weights-only (a crafted file cannot run code) and must match
-the config's model exactly.
+are reported. Demosaicing configs (a ``BayerMosaic`` in the inference pipeline) take a 1-channel image
+as the raw Bayer colour filter array and expand it into the zero-filled 3-channel mosaic, pass a
+zero-filled mosaic of their pattern unchanged, and mosaic any other colour image first (a simulation
+of the sensor), reporting what was done; their tiles start at even offsets (``test_cfg`` ``align=2``)
+and ``--self-ensemble`` is refused (a flip or transpose changes the Bayer pattern). The checkpoint is
+loaded weights-only (a crafted file cannot run code) and must match the config's model exactly.
 
 Exit status: 0 every image restored (or kept), 1 some images failed (listed), 2 refused before
 anything was written (bad arguments, unsafe paths, checkpoint not matching the model or not safe).
@@ -52,7 +56,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--chop-shave', type=int, default=None, help='chop: overlap in input pixels (default 10)')
     parser.add_argument('--tile', type=int, default=None, metavar='SIZE', help='fixed tiles of SIZE input pixels')
     parser.add_argument('--tile-overlap', type=int, default=None, help='tile: overlap in input pixels (default 0)')
-    parser.add_argument('--self-ensemble', action='store_true', help='average the x8 flips / transposes')
+    parser.add_argument('--self-ensemble', action='store_true',
+                        help='average the x8 flips / transposes (refused for demosaicing models)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     if not args.chop and (args.chop_min_size is not None or args.chop_shave is not None):

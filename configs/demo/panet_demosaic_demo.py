@@ -12,7 +12,7 @@ work_dir = f'./work_dirs/{experiment_name}'
 pattern = 'GRBG'
 data_root = 'data/demo'
 
-model = dict(generator=dict(mid_channels=16, num_blocks=2))
+model = dict(generator=dict(mid_channels=16, num_blocks=2), test_cfg=dict(align=2))  # align: as the paper config
 
 train_pipeline = [
     _base_.load_gt,

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from panet_mm.datasets.transforms.mosaic import bayer_mosaic, check_pattern, is_bayer_mosaic
 from panet_mm.engine.checkpoint import UnsafeCheckpointError, _first_line, load_weights_only
 from panet_mm.engine.runner import compare_state_dicts
 
@@ -162,6 +163,9 @@ class LoadSettings:
         to_y_channel (bool): Whether the config converts colour images to their Y channel.
         source (str): The config entry the settings come from, e.g. ``'inference_pipeline'``.
         transform (dict): The transform config (with ``key='img'``).
+        bayer_pattern (str, optional): The pattern of a ``BayerMosaic`` of ``img`` in the same pipeline
+            (demosaicing configs): inputs are then Bayer data, see :meth:`Restorer.to_mosaic`. Default: None.
+        bayer_channel_order (str): Channel order of that ``BayerMosaic`` (the loader's unless set). Default: 'rgb'.
     """
 
     color_type: str
@@ -169,6 +173,8 @@ class LoadSettings:
     to_y_channel: bool
     source: str
     transform: Dict[str, Any] = field(compare=False)
+    bayer_pattern: Optional[str] = None
+    bayer_channel_order: str = 'rgb'
 
 
 def _dataset_pipelines(node: Any, prefix: str) -> Iterator[Tuple[str, Any]]:
@@ -192,7 +198,8 @@ def find_load_settings(cfg: Any, config: str = '<config>') -> LoadSettings:
     ``test_pipeline`` / ``val_pipeline``; in the first pipeline with a ``LoadImageFromFile`` it takes
     the one for ``key='img'``, else the one for ``'gt'`` (pipelines that synthesise the input from
     the ground truth: the user's image is then loaded like the ground truth, without the synthetic
-    degradation).
+    degradation). A ``BayerMosaic`` of ``img`` in that pipeline (demosaicing) is recorded: its pattern
+    tells the restorer to give the model zero-filled Bayer mosaics.
 
     Args:
         cfg (Config): The loaded config.
@@ -216,10 +223,16 @@ def find_load_settings(cfg: Any, config: str = '<config>') -> LoadSettings:
             found = next((t for t in loaders if t.get('key') == key), None)
             if found is not None:
                 transform = dict(copy.deepcopy(dict(found)), key='img')
-                return LoadSettings(color_type=str(found.get('color_type', 'color')),
-                                    channel_order=str(found.get('channel_order', 'bgr')).lower(),
+                channel_order = str(found.get('channel_order', 'bgr')).lower()
+                mosaic = next((t for t in pipeline if isinstance(t, dict)
+                               and t.get('type') in ('BayerMosaic', 'mmagic.BayerMosaic')
+                               and 'img' in ([t['keys']] if isinstance(t.get('keys'), str) else t.get('keys', []))),
+                              None)
+                pattern = None if mosaic is None else check_pattern(mosaic.get('pattern', 'GRBG'), source)
+                return LoadSettings(color_type=str(found.get('color_type', 'color')), channel_order=channel_order,
                                     to_y_channel=bool(found.get('to_y_channel', False)),
-                                    source=source, transform=transform)
+                                    source=source, transform=transform, bayer_pattern=pattern,
+                                    bayer_channel_order=str((mosaic or {}).get('channel_order') or channel_order))
     raise RestoreError(f"config '{config}' has no LoadImageFromFile in inference_pipeline or its test / val "
                        'pipelines; add inference_pipeline = [dict(type=\'LoadImageFromFile\', key=\'img\', ...), '
                        "dict(type='PackInputs')]")
@@ -309,7 +322,8 @@ class Restorer:
         img = img[..., None] if img.ndim == 2 else img
         notes = []
         loaded = int(img.shape[2])
-        if channels in (1, 2) and loaded >= 3:
+        bayer = self.load.bayer_pattern is not None
+        if channels in (1, 2) and loaded >= 3 and not bayer:
             notes.append(f'grey image converted to {loaded} channels for the colour model')
         elif channels >= 3 and loaded == 1:
             how = 'its Y channel (ITU-R BT.601)' if self.load.to_y_channel else 'grey'
@@ -318,8 +332,64 @@ class Restorer:
             notes.append('alpha channel dropped')
         if dtype != np.uint8 and img.dtype == np.uint8:
             notes.append(f'{dtype} image reduced to 8 bits')
+        if bayer:
+            img, more = self.to_mosaic(img, raw=channels in (1, 2))
+            notes += more
         img, more = self.adapt_channels(img)
         return img, notes + more
+
+    def to_mosaic(self, img: np.ndarray, raw: Optional[bool] = None) -> Tuple[np.ndarray, List[str]]:
+        """For a demosaicing config (``load.bayer_pattern``): the zero-filled 3-channel mosaic the model takes.
+
+        * A 1-channel image (``raw``) is raw colour-filter-array data, one measurement per pixel with the
+          config's pattern anchored at the top-left pixel: it is spread into the zero-filled mosaic
+          (:func:`~panet_mm.datasets.transforms.bayer_mosaic`; a grey file read as 3 equal channels
+          gives the same mosaic).
+        * A 3-channel image that already is a zero-filled mosaic of that pattern passes unchanged.
+        * Any other 3-channel image is a colour photo: it is mosaicked with the pattern (a simulation of
+          the sensor, to try the model). A zero-filled mosaic of another Bayer pattern is refused.
+
+        Other configs, and images with other channel counts, are returned unchanged.
+
+        Args:
+            img (np.ndarray): ``H x W`` or ``H x W x C`` image in the config's channel order.
+            raw (bool, optional): Whether the file was a 1-channel image (it may have been read as 3
+                equal channels). Default: None, i.e. whether ``img`` has 1 channel (2: with alpha).
+
+        Returns:
+            tuple[np.ndarray, list[str]]: The image and notes on what was done.
+
+        Raises:
+            RestoreError: The image is a zero-filled mosaic of another Bayer pattern.
+        """
+        pattern, order = self.load.bayer_pattern, self.load.bayer_channel_order
+        img = img[..., None] if img.ndim == 2 else img
+        if pattern is None:
+            return img, []
+        c = int(img.shape[2])
+        if raw is None:
+            raw = c in (1, 2)
+        if c in (2, 4):
+            img, c = img[..., :c - 1], c - 1
+        if c not in (1, 3):
+            return img, []
+        where = f'{pattern[:2]} / {pattern[2:]} from the top-left pixel'
+        if raw:
+            return bayer_mosaic(img[..., :1], pattern, order), [
+                f'1-channel image taken as raw {pattern} Bayer data ({where}) and expanded into the zero-filled '
+                '3-channel mosaic the model takes']
+        if is_bayer_mosaic(img, pattern, order):
+            return img, []
+        other = next((p for p in ('RGGB', 'BGGR', 'GRBG', 'GBRG') if p != pattern and is_bayer_mosaic(img, p, order)),
+                     None)
+        if other is not None:
+            raise RestoreError(f'the image is a zero-filled {other} mosaic but the model of {self.config} takes '
+                               f'{pattern} ({where}); crop it by one row and/or column to shift the pattern, or '
+                               'pass a model trained for that pattern')
+        return bayer_mosaic(img, pattern, order), [
+            f'colour image mosaicked with the {pattern} Bayer pattern first (a simulation of the camera sensor, to '
+            'try the model); to demosaic a real raw image, pass its colour filter array as a 1-channel image (e.g. '
+            f'an 8-bit PNG / PGM, {where}) or a zero-filled 3-channel {pattern} mosaic']
 
     def adapt_channels(self, img: np.ndarray) -> Tuple[np.ndarray, List[str]]:
         """Give an image the generator's channel count.
@@ -377,20 +447,23 @@ class Restorer:
         Args:
             img (np.ndarray): ``H x W`` or ``H x W x C`` image, values 0-255 (uint8 or float), colour in
                 the config's channel order (``load.channel_order``; RGB for the shipped configs);
-                channels are adapted as in :meth:`adapt_channels`.
+                channels are adapted as in :meth:`adapt_channels`. For demosaicing configs the image
+                becomes a zero-filled Bayer mosaic first, as in :meth:`to_mosaic` (a 1-channel array is
+                raw Bayer data, a colour one is mosaicked unless it already is a mosaic).
 
         Returns:
             np.ndarray: ``uint8`` ``H*s x W*s x C_out`` image (``s``: the model's scale), same channel order.
 
         Raises:
-            RestoreError: Unsupported dtype or channel count.
+            RestoreError: Unsupported dtype or channel count, or a mosaic of another Bayer pattern.
         """
         if img.dtype not in (np.uint8, np.float32, np.float64):
             raise RestoreError(f'restore_array takes uint8 or float images with values 0-255, got {img.dtype}; '
                                'convert it first, e.g. (img / 257).round().astype(np.uint8) for 16-bit images')
         if img.ndim not in (2, 3) or min(img.shape[:2]) < 1:
             raise RestoreError(f'restore_array takes an H x W or H x W x C image, got shape {img.shape}')
-        img, _ = self.adapt_channels(img.astype(np.float32) if img.dtype == np.float64 else img)
+        img, _ = self.to_mosaic(img.astype(np.float32) if img.dtype == np.float64 else img)
+        img, _ = self.adapt_channels(img)
         out = self._predict(img).clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
         if out.shape[2] == 3 and self.load.channel_order == 'rgb':
             out = out[..., ::-1]  # the pre-processor destructs colour outputs to BGR
@@ -422,7 +495,10 @@ def build_restorer(config: str,
     """Build the config's model with mmagic's registry and load ``checkpoint`` weights-only and strictly.
 
     The test-time mode is the one given here (whole image by default), not the config's: ``chop`` /
-    ``tile`` / ``self_ensemble`` of the config's ``model.test_cfg`` are replaced, its other keys kept.
+    ``tile`` / ``self_ensemble`` of the config's ``model.test_cfg`` are replaced, its other keys kept
+    (``align``, ``min_input_size``). A demosaicing config (a ``BayerMosaic`` in its inference pipeline)
+    gets ``align=2`` unless its ``test_cfg`` sets ``align``, so chop / tile keep the Bayer phase; the
+    model then refuses ``self_ensemble`` (a flip or transpose changes the pattern).
 
     Args:
         config (str): Model config (e.g. ``configs/panet_sr_x2_div2k.py``).
@@ -437,6 +513,7 @@ def build_restorer(config: str,
 
     Raises:
         RestoreError: Missing config, unsupported options or device.
+        ValueError: Test-time options the model refuses (e.g. ``self_ensemble`` for a demosaicing model).
         CheckpointRefusedError: The checkpoint is unsafe, unreadable or does not match the model.
     """
     from mmengine.config import Config
@@ -457,13 +534,15 @@ def build_restorer(config: str,
     options = {k: v for k, v in dict(chop=chop, tile=tile, self_ensemble=self_ensemble).items() if v}
     test_cfg = {k: v for k, v in dict(model_cfg.get('test_cfg') or {}).items()
                 if k not in ('chop', 'tile', 'self_ensemble')}
+    load = find_load_settings(cfg, config)
     if model_cfg.get('type') in ('PANetEditModel', 'mmagic.PANetEditModel'):
         test_cfg.update(options)
+        if load.bayer_pattern is not None:
+            test_cfg.setdefault('align', 2)  # tiles / chop quadrants at even offsets keep the Bayer phase
     elif options:
         raise RestoreError(f"config '{config}' builds {model_cfg.get('type')}, which has no {sorted(options)}; "
                            "use a config with model type='PANetEditModel' or drop those options")
     model_cfg['test_cfg'] = test_cfg
-    load = find_load_settings(cfg, config)
     model = MODELS.build(model_cfg)
     state = match_state_dict(model, load_state_dict_safely(checkpoint), checkpoint, config)
     model.load_state_dict(state, strict=True)

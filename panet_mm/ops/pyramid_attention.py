@@ -783,8 +783,9 @@ def pyramid_attention(query: Tensor,
     Computes the same function as :func:`pyramid_attention_reference` (up to float rounding), but
 
     * never materialises the ``(H*W) x L`` score map: the query pixels are processed in chunks, each
-      with a few batched matrix products over the whole batch (no Python loop over the batch), so
-      the temporaries are ``O(chunk * L)`` and bounded by ``memory_budget_mb``;
+      with a few batched matrix products over the whole batch on GPU (on CPU over groups of a few
+      images, ``batch_chunk``, so that a chunk's blocks stay near cache size), so the temporaries
+      are ``O(chunk * L)`` and bounded by ``memory_budget_mb``;
     * has a custom backward that recomputes every chunk's probabilities instead of storing them, so
       training memory is linear in the pixels too. Gradients reach ``query``, every key map (the
       normalisation by ``max(||k||, eps)`` included) and every value map;

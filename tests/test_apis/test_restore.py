@@ -1,5 +1,6 @@
 """panet_mm.apis.restore: weights-only checkpoint loading, strict key matching, colour handling and data
-pre-processing of the config, test-time modes, safe output planning and atomic writes (CPU, tiny model)."""
+pre-processing of the config, test-time modes, demosaicing inputs (raw CFA / photo / mosaic), safe output
+planning and atomic writes (CPU, tiny model)."""
 import os
 import os.path as osp
 import pickle
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DEMO_CONFIG, ROOT, build_demo_model, save_runner_checkpoint
+from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, build_demo_model, save_runner_checkpoint
 from mmengine.config import Config
 
 from panet_mm.apis import restore as R
+from panet_mm.datasets.transforms import bayer_mosaic
 from panet_mm.engine.checkpoint import STAND_INS
 
 
@@ -215,6 +217,81 @@ def test_colour_image_to_grey_model(tmp_path):
     assert r.restore_array(img).shape == (40, 56, 1)
     y, notes = r.adapt_channels(photo())  # a colour array: its Y channel
     assert y.shape == (20, 28, 1) and 'Y channel' in notes[0]
+
+
+# ---------------------------------------------------------------------------------------- demosaicing
+
+
+class Record(torch.nn.Module):
+    """Stand-in generator: the identity, recording what it was fed."""
+
+    def forward(self, x):
+        self.seen = x.detach().clone()
+        return x
+
+
+@pytest.fixture(scope='module')
+def demosaicer(demosaic_checkpoint):
+    return R.build_restorer(DEMOSAIC_CONFIG, str(demosaic_checkpoint), device='cpu')
+
+
+def test_demosaic_config_gives_bayer_inputs_and_align(demosaicer):
+    assert (demosaicer.load.source, demosaicer.load.bayer_pattern) == ('inference_pipeline', 'GRBG')
+    assert demosaicer.model.align == 2 and demosaicer.in_channels == 3
+
+
+def generator_input(restorer, monkeypatch, img):
+    """What the generator receives for ``img`` through restore_array, as a uint8 RGB image."""
+    rec = Record()
+    monkeypatch.setattr(restorer.model, 'generator', rec)
+    out = restorer.restore_array(img)
+    seen = (rec.seen[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    assert np.array_equal(out, seen)  # the identity stand-in gives its input back
+    return seen
+
+
+@pytest.mark.parametrize('kind', ['raw', 'photo', 'mosaic'])
+def test_demosaic_inputs_become_the_zero_filled_mosaic(demosaicer, monkeypatch, tmp_path, kind):
+    rgb = photo()
+    mosaic = bayer_mosaic(rgb, 'GRBG')
+    raw = mosaic.max(axis=2)  # the colour filter array: one measurement per pixel
+    given = dict(raw=raw, photo=rgb, mosaic=mosaic)[kind]
+    path = tmp_path / f'{kind}.png'
+    cv2.imwrite(str(path), given if given.ndim == 2 else given[..., ::-1])
+    img, notes = demosaicer.read_image(str(path))
+    assert np.array_equal(img, mosaic)
+    if kind == 'raw':
+        assert len(notes) == 1 and notes[0].startswith('1-channel image taken as raw GRBG Bayer data (GR / BG from '
+                                                       'the top-left pixel) and expanded')
+    elif kind == 'photo':
+        assert len(notes) == 1 and 'mosaicked with the GRBG Bayer pattern' in notes[0]
+        assert 'pass its colour filter array as a 1-channel image' in notes[0]
+    else:
+        assert notes == []  # already a GRBG mosaic: unchanged
+    assert np.array_equal(generator_input(demosaicer, monkeypatch, img), mosaic)
+    # the array API does the same with the arrays themselves (raw as H x W and as H x W x 1, float too)
+    assert np.array_equal(generator_input(demosaicer, monkeypatch, given), mosaic)
+    if kind == 'raw':
+        assert np.array_equal(generator_input(demosaicer, monkeypatch, raw[..., None].astype(np.float64)), mosaic)
+
+
+def test_demosaic_refuses_a_mosaic_of_another_pattern(demosaicer):
+    with pytest.raises(R.RestoreError, match='zero-filled RGGB mosaic but the model .* takes GRBG'):
+        demosaicer.restore_array(bayer_mosaic(photo(), 'RGGB'))
+
+
+def test_demosaic_test_modes_keep_align(demosaic_checkpoint, tmp_path):
+    ckpt = str(demosaic_checkpoint)
+    with pytest.raises(ValueError, match='self_ensemble together with align=2.*flip or transpose'):
+        R.build_restorer(DEMOSAIC_CONFIG, ckpt, device='cpu', self_ensemble=True)
+    for options in (dict(chop=dict(min_size=60, shave=3)), dict(tile=dict(size=9, overlap=2))):
+        r = R.build_restorer(DEMOSAIC_CONFIG, ckpt, device='cpu', **options)
+        assert r.model.align == 2 and (r.model.chop_cfg or r.model.tile_cfg)
+        assert r.restore_array(photo(13, 17)).shape == (13, 17, 3)
+    # a demosaicing config without align still tiles at even offsets (the inference pipeline mosaics)
+    cfg = tmp_path / 'no_align.py'
+    cfg.write_text(f'_base_ = [{DEMOSAIC_CONFIG!r}]\nmodel = dict(test_cfg=dict(_delete_=True))\n')
+    assert R.build_restorer(str(cfg), ckpt, device='cpu', tile=dict(size=9)).model.align == 2
 
 
 # ---------------------------------------------------------------------------------------- planning and writing

@@ -58,6 +58,8 @@ def only(pipeline, name):
 def test_paper_recipe(path):
     spec, cfg = PAPER[path], load(path)
     assert cfg.model.type == 'PANetEditModel'
+    # demosaicing: chop / tile start at even offsets (the Bayer phase kept); the others: whole image, no options
+    assert cfg.model.test_cfg == (dict(align=2) if 'demosaic' in path else {})
     gen = cfg.model.generator
     assert (gen.type, gen.mid_channels, gen.num_blocks, gen.rgb_range) == ('PANet', 64, 80, 255)
     assert gen.in_channels == gen.out_channels == spec['channels']
@@ -161,6 +163,7 @@ def test_demo_configs(demo):
     gen = cfg.model.generator
     assert gen.mid_channels <= 32 and gen.num_blocks <= 4
     assert gen.in_channels == paper.model.generator.in_channels
+    assert cfg.model.test_cfg == paper.model.test_cfg
     assert cfg.train_cfg.max_iters <= 300 and cfg.train_dataloader.dataset.data_root == 'data/demo/DIV2K'
     assert cfg.train_dataloader.dataset.prepare_cmd == 'python tools/make_demo_data.py'
     assert cfg.optim_wrapper.optimizer.type == 'Adam' and cfg.model.pixel_loss.type == 'L1Loss'

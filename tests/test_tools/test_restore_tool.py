@@ -1,5 +1,6 @@
 """tools/restore.py (in-process through main() and once as a subprocess) and mmagic's inferencers on the
-demo config: folders with a corrupt file, single files, refusals that write nothing, test-time flags."""
+demo config: folders with a corrupt file, single files, refusals that write nothing, test-time flags, and the
+demosaicing demo config (raw CFA / photo / mosaic inputs, align kept, self-ensemble refused)."""
 import importlib.util
 import os
 import os.path as osp
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DEMO_CONFIG, ROOT, build_demo_model, run_tool, save_runner_checkpoint
+from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, build_demo_model, run_tool, save_runner_checkpoint
 
 
 def load_tool():
@@ -147,6 +148,31 @@ def test_bad_flag_combinations(demo_checkpoint, tmp_path, capsys):
     rc, _, err = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint, tmp_path / 'a.png',
                      tmp_path / 'o.png', '--tile', '8', '--tile-overlap', '8')
     assert rc == 2 and 'overlap < size' in err
+
+
+def test_demosaic_inputs_notes_and_self_ensemble_refused(demosaic_checkpoint, tmp_path, capsys):
+    from panet_mm.datasets.transforms import bayer_mosaic
+    rgb = photo(14, 19)
+    mosaic = bayer_mosaic(rgb, 'GRBG')
+    src = tmp_path / 'in'
+    src.mkdir()
+    cv2.imwrite(str(src / 'raw.png'), mosaic.max(axis=2))  # a raw GRBG colour filter array, 1 channel
+    cv2.imwrite(str(src / 'photo.png'), rgb[..., ::-1])
+    cv2.imwrite(str(src / 'mosaic.png'), mosaic[..., ::-1])
+    args = ['--config', DEMOSAIC_CONFIG, '--checkpoint', demosaic_checkpoint, src]
+    out = tmp_path / 'out'
+    rc, stdout, err = run(capsys, *args, out, '--chop', '--chop-min-size', '60', '--chop-shave', '3')
+    assert rc == 0 and 'restored 3 of 3' in stdout, err
+    notes = [ln for ln in err.splitlines() if ln.startswith('note:')]
+    assert len(notes) == 2
+    assert 'raw.png' in notes[1] and 'taken as raw GRBG Bayer data' in notes[1]
+    assert 'photo.png' in notes[0] and 'mosaicked with the GRBG Bayer pattern' in notes[0]
+    results = {p.name: cv2.imread(str(p)) for p in out.iterdir()}
+    assert {k: v.shape for k, v in results.items()} == {n: (14, 19, 3) for n in ('raw.png', 'photo.png', 'mosaic.png')}
+    assert np.array_equal(results['raw.png'], results['mosaic.png'])  # the same mosaic reached the model
+    rc, _, err = run(capsys, *args, tmp_path / 'se', '--self-ensemble')
+    assert rc == 2 and 'self_ensemble together with align=2' in err and 'drop self_ensemble' in err
+    assert len([ln for ln in err.splitlines() if ln.strip()]) == 1 and not (tmp_path / 'se').exists()
 
 
 def test_cli_subprocess(demo_checkpoint, inputs, tmp_path):

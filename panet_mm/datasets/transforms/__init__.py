@@ -12,12 +12,12 @@ grey/Y handling) and for reproducible test inputs.
 """
 from .color import GrayOrY, gray_or_y, is_gray
 from .jpeg import JPEGCompression, jpeg_compress, pick_quality
-from .mosaic import BAYER_PATTERNS, BayerMosaic, bayer_mask, bayer_mosaic
+from .mosaic import BAYER_PATTERNS, BayerMosaic, bayer_mask, bayer_mosaic, is_bayer_mosaic
 from .noise import SeededGaussianNoise, add_gaussian_noise
 from .seeding import TEST_SEED, image_name, image_seed
 
 __all__ = [
     'BAYER_PATTERNS', 'BayerMosaic', 'GrayOrY', 'JPEGCompression', 'SeededGaussianNoise', 'TEST_SEED',
-    'add_gaussian_noise', 'bayer_mask', 'bayer_mosaic', 'gray_or_y', 'image_name', 'image_seed', 'is_gray',
-    'jpeg_compress', 'pick_quality'
+    'add_gaussian_noise', 'bayer_mask', 'bayer_mosaic', 'gray_or_y', 'image_name', 'image_seed', 'is_bayer_mosaic',
+    'is_gray', 'jpeg_compress', 'pick_quality'
 ]

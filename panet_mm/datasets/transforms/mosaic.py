@@ -90,6 +90,28 @@ def bayer_mosaic(img: np.ndarray, pattern: str = 'GRBG', channel_order: str = 'r
     return np.where(mask, source, np.zeros((), dtype=img.dtype)).astype(img.dtype, copy=False)
 
 
+def is_bayer_mosaic(img: np.ndarray, pattern: str = 'GRBG', channel_order: str = 'rgb') -> bool:
+    """Whether ``img`` already is a zero-filled 3-channel mosaic of ``pattern`` (then :func:`bayer_mosaic` keeps it).
+
+    True when every pixel is 0 in the two channels that the pattern does not measure there.
+
+    Args:
+        img: Image of any shape and dtype; only ``(H, W, 3)`` images can be mosaics.
+        pattern: One of :data:`BAYER_PATTERNS`, anchored at pixel ``(0, 0)``. Default: ``'GRBG'``.
+        channel_order: ``'rgb'`` or ``'bgr'``: the channel order of ``img``. Default: ``'rgb'``.
+
+    Returns:
+        bool: Whether the image is such a mosaic.
+    """
+    order = check_channel_order(channel_order, 'is_bayer_mosaic')
+    if img.ndim != 3 or img.shape[2] != 3:
+        return False
+    mask = bayer_mask(img.shape[0], img.shape[1], pattern)
+    if order == 'bgr':
+        mask = mask[..., ::-1]
+    return not np.any(img[~mask])
+
+
 @TRANSFORMS.register_module()
 class BayerMosaic(BaseTransform):
     """Replace images by their zero-filled 3-channel Bayer mosaic (see :func:`bayer_mosaic`).
@@ -135,4 +157,4 @@ class BayerMosaic(BaseTransform):
         return f'{type(self).__name__}(keys={self.keys}, pattern={self.pattern!r})'
 
 
-__all__ = ['BAYER_PATTERNS', 'BayerMosaic', 'bayer_mask', 'bayer_mosaic', 'check_pattern']
+__all__ = ['BAYER_PATTERNS', 'BayerMosaic', 'bayer_mask', 'bayer_mosaic', 'check_pattern', 'is_bayer_mosaic']

@@ -1,4 +1,5 @@
-"""BayerMosaic: the four patterns, zero fill, idempotence, raw input, and the phase after crops / flips."""
+"""BayerMosaic: the four patterns, zero fill, idempotence, raw input, mosaic detection, and the phase after crops /
+flips."""
 import numpy as np
 import pytest
 from mmagic.registry import TRANSFORMS
@@ -7,7 +8,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 import panet_mm  # noqa: F401
-from panet_mm.datasets.transforms import BAYER_PATTERNS, BayerMosaic, bayer_mask, bayer_mosaic
+from panet_mm.datasets.transforms import BAYER_PATTERNS, BayerMosaic, bayer_mask, bayer_mosaic, is_bayer_mosaic
 
 # colour measured at (0, 0), (0, 1), (1, 0), (1, 1), as RGB channel indices
 EXPECTED = {'RGGB': (0, 1, 1, 2), 'BGGR': (2, 1, 1, 0), 'GRBG': (1, 0, 2, 1), 'GBRG': (1, 2, 0, 1)}
@@ -48,6 +49,16 @@ def test_idempotent_raw_input_and_bgr():
     assert np.array_equal(bayer_mosaic(raw[..., None]), m)
     assert np.array_equal(bayer_mosaic(np.repeat(raw[..., None], 3, -1)), m)  # grey raw read as colour
     assert np.array_equal(bayer_mosaic(img[..., ::-1], channel_order='bgr')[..., ::-1], m)
+
+
+@pytest.mark.parametrize('pattern', BAYER_PATTERNS)
+def test_is_bayer_mosaic(pattern):
+    img = photo(7, 9)
+    m = bayer_mosaic(img, pattern)
+    assert is_bayer_mosaic(m, pattern) and is_bayer_mosaic(m.astype(np.float32), pattern)
+    assert is_bayer_mosaic(m[..., ::-1], pattern, channel_order='bgr')
+    assert not any(is_bayer_mosaic(m, other) for other in BAYER_PATTERNS if other != pattern)
+    assert not is_bayer_mosaic(img, pattern) and not is_bayer_mosaic(m[..., 0], pattern)  # a photo, one channel
 
 
 def test_phase_after_crop():

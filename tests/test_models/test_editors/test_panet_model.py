@@ -1,4 +1,5 @@
-"""PANetEditModel: chop tiling rules, chop / tile / x8 / padding equivalences, SR shapes, val/test steps."""
+"""PANetEditModel: chop tiling rules, chop / tile / x8 / padding equivalences, SR shapes, val/test steps, tile
+alignment for Bayer mosaics (align)."""
 import pytest
 import torch
 import torch.nn as nn
@@ -6,7 +7,8 @@ from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 
 import panet_mm  # noqa: F401
-from panet_mm.models.editors.panet.panet_model import PANetEditModel, chop_boxes, tile_starts
+from panet_mm.datasets.transforms import bayer_mask, bayer_mosaic
+from panet_mm.models.editors.panet.panet_model import PANetEditModel, chop_boxes, tile_spans, tile_starts
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -279,6 +281,9 @@ def test_val_and_test_step_from_config(test_cfg):
     (dict(tile=dict(overlap=2)), 'tile needs a size'),
     (dict(tile=dict(size=4, overlap=4)), 'overlap < size'),
     (dict(min_input_size=0), 'min_input_size must be a positive int'),
+    (dict(align=0), 'align must be an int >= 1'),
+    (dict(align=2.0), 'align must be an int >= 1'),
+    (dict(align=4, tile=dict(size=3)), 'smaller than align=4'),
 ])
 def test_bad_test_cfg_named(test_cfg, match):
     with pytest.raises(ValueError, match=match):
@@ -288,6 +293,110 @@ def test_bad_test_cfg_named(test_cfg, match):
 def test_chop_cfg_true_uses_released_defaults():
     model = edit_model(dict(type='_PixelNet'), chop=True)
     assert model.chop_cfg == dict(min_size=6400, shave=10, tiles_per_batch=1)
+
+
+# ----------------------------------------------------------------------------- align: Bayer phase kept
+@pytest.mark.parametrize('h,w', [(23, 17), (53, 71), (30, 31), (64, 64), (7, 300), (2, 3), (1, 1)])
+@pytest.mark.parametrize('min_size,shave', [(100, 3), (400, 4), (6400, 10), (16, 0)])
+def test_chop_boxes_align(h, w, min_size, shave):
+    tiles = chop_boxes(h, w, min_size, shave, align=2)
+    assert all(t.top % 2 == 0 and t.left % 2 == 0 for t in tiles), 'every leaf origin even'
+    assert all(t.top + t.height <= h and t.left + t.width <= w for t in tiles)
+    cover, keep = _coverage(tiles, h, w)
+    assert (keep == 1).all(), 'the kept regions partition the image'
+    if shave:  # align=1 is the released chop (shave=0 with odd sides: the released code mis-stitches)
+        assert chop_boxes(h, w, min_size, shave, align=1) == chop_boxes(h, w, min_size, shave)
+
+
+def test_chop_boxes_align_moves_odd_origins():
+    released = chop_boxes(23, 17, 100, 3)
+    aligned = chop_boxes(23, 17, 100, 3, align=2)
+    assert any(t.top % 2 for t in released)  # 23 - (11 + 3) = 9
+    assert not any(t.top % 2 or t.left % 2 for t in aligned)
+    assert len(aligned) == len(released)  # same recursion, quadrants starting up to align - 1 pixels earlier
+    assert all(0 <= a.height - r.height <= 1 and 0 <= a.width - r.width <= 1 for a, r in zip(aligned, released))
+    assert chop_boxes(100, 100, align=2) == chop_boxes(100, 100)  # already even: unchanged
+
+
+@pytest.mark.parametrize('length', [1, 2, 7, 11, 20, 23, 40])
+@pytest.mark.parametrize('size,overlap', [(4, 0), (8, 3), (5, 4), (6, 2)])
+@pytest.mark.parametrize('align', [1, 2, 3])
+def test_tile_spans_align_cover(length, size, overlap, align):
+    spans = tile_spans(length, size, overlap, align)
+    assert all(s % align == 0 for s, _ in spans)
+    assert spans[-1][0] + spans[-1][1] == length
+    assert all(n == size for _, n in spans[:-1]) and size <= spans[-1][1] < size + align or length <= size
+    covered = torch.zeros(length, dtype=torch.int)
+    for s, n in spans:
+        covered[s:s + n] += 1
+    assert (covered > 0).all()
+    assert [s for s, _ in spans] == tile_starts(length, size, overlap, align)
+
+
+def test_tile_starts_align():
+    assert tile_starts(20, 8, 3, align=1) == tile_starts(20, 8, 3) == [0, 5, 10, 12]
+    assert tile_starts(20, 8, 3, align=2) == [0, 4, 8, 12]
+    assert tile_spans(11, 4, 0, align=2) == [(0, 4), (4, 4), (6, 5)]  # the last tile starts earlier, one larger
+    with pytest.raises(ValueError, match='size >= align'):
+        tile_spans(11, 1, 0, align=2)
+
+
+@MODELS.register_module(force=True)
+class _PhaseNet(nn.Module):
+    """Demosaics as a network trained on GRBG mosaics: keeps, at each pixel, the channel that GRBG measures there,
+    counted from its own input's top-left pixel. Its output therefore depends on the Bayer phase of its tile: on a
+    GRBG mosaic it is the identity when the tile starts at an even offset, mostly zeros otherwise."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape))
+        mask = torch.from_numpy(bayer_mask(x.shape[-2], x.shape[-1], 'GRBG')).permute(2, 0, 1).to(x.dtype)
+        return x * mask
+
+
+def grbg_mosaic(h, w, seed=0):
+    img = rand(h, w, 3, seed=seed) + 0.1  # no zeros in the photo
+    return torch.from_numpy(bayer_mosaic(img.numpy(), 'GRBG')).permute(2, 0, 1)[None]
+
+
+@pytest.mark.parametrize('test_cfg', [
+    dict(chop=dict(min_size=100, shave=3)),
+    dict(chop=dict(min_size=40, shave=2, tiles_per_batch=4)),
+    dict(tile=dict(size=8, overlap=3)),
+    dict(tile=dict(size=(5, 7), overlap=0, tiles_per_batch=3)),
+])
+def test_align_keeps_the_bayer_phase(test_cfg):
+    x = grbg_mosaic(23, 17)
+    aligned = edit_model(dict(type='_PhaseNet'), align=2, **test_cfg)
+    released = edit_model(dict(type='_PhaseNet'), **test_cfg)
+    with torch.no_grad():
+        whole = aligned.generator(x)
+        assert torch.equal(whole, x)  # the stand-in is exact on a whole GRBG mosaic
+        # identical up to the float rounding of the tile overlaps' average (chop: bit for bit)
+        out = aligned(x, mode='tensor')
+        torch.testing.assert_close(out, whole, rtol=1e-6, atol=0)
+        assert 'tile' in test_cfg or torch.equal(out, whole)
+        wrong = (released(x, mode='tensor') - whole).abs().max()
+        assert wrong > 0.1, 'odd tile offsets show the network another phase'
+
+
+def test_padding_keeps_the_bayer_phase():
+    model = edit_model(dict(type='_PhaseNet'), align=2, min_input_size=12, tile=dict(size=6, overlap=2))
+    x = grbg_mosaic(5, 9, seed=1)
+    with torch.no_grad():
+        out = model(x, mode='tensor')
+    assert (12, 12) in {s[-2:] for s in model.generator.seen}  # tiles padded at the bottom / right
+    assert torch.equal(out, x)
+
+
+def test_self_ensemble_with_align_refused_at_build():
+    with pytest.raises(ValueError, match='self_ensemble together with align=2') as err:
+        edit_model(dict(type='_PixelNet'), self_ensemble=True, align=2)
+    assert 'flip or transpose changes the Bayer pattern' in str(err.value) and 'drop self_ensemble' in str(err.value)
+    assert edit_model(dict(type='_PixelNet'), self_ensemble=True, align=1).self_ensemble
 
 
 def test_pad_modes():

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from panet_mm.models.layers import PyramidAttention
 
-_TEST_KEYS = ('chop', 'tile', 'self_ensemble', 'min_input_size')
+_TEST_KEYS = ('chop', 'tile', 'self_ensemble', 'min_input_size', 'align')
 _CHOP_KEYS = ('min_size', 'shave', 'tiles_per_batch')
 _TILE_KEYS = ('size', 'overlap', 'tiles_per_batch')
 
@@ -49,21 +49,29 @@ class ChopTile:
     keep_width: int
 
 
-def _split_axis(length: int, shave: int) -> List[Tuple[int, int, int, int]]:
+def _split_axis(length: int, shave: int, align: int = 1) -> List[Tuple[int, int, int, int]]:
     """``(start, size, keep_start, keep_end)`` of the halves along one axis, relative to the node.
 
     Two overlapping halves of ``length // 2 + shave`` as in the released chop; a single piece (no
     split) when that would not make the pieces smaller (the released code mis-stitches or crashes
-    there, and identical halves give the same result as no split).
+    there, and identical halves give the same result as no split). With ``align > 1`` the second
+    half starts at ``length - (length // 2 + shave)`` rounded down to a multiple of ``align`` (it grows
+    by up to ``align - 1``); no split when that start would be 0. The second half never starts after
+    the first row / column it keeps (with ``shave=0`` and an odd length it grows by one, where the
+    released code mis-stitches).
     """
     half = length // 2
     size = half + shave
     if half < 1 or size >= length:
         return [(0, length, 0, length)]
-    return [(0, size, 0, half), (length - size, size, half, length)]
+    start = min(length - size, half)
+    start -= start % align
+    if start < 1:
+        return [(0, length, 0, length)]
+    return [(0, size, 0, half), (start, length - start, half, length)]
 
 
-def chop_boxes(h: int, w: int, min_size: int = 6400, shave: int = 10) -> List[ChopTile]:
+def chop_boxes(h: int, w: int, min_size: int = 6400, shave: int = 10, align: int = 1) -> List[ChopTile]:
     """Leaf tiles of the released recursive overlapping chop (``forward_chop``) of an ``h x w`` image.
 
     A node of size ``h x w`` is split into 4 quadrants of ``(h//2 + shave) x (w//2 + shave)``
@@ -74,12 +82,18 @@ def chop_boxes(h: int, w: int, min_size: int = 6400, shave: int = 10) -> List[Ch
     coordinate is the input one times the scale. Extension for thin images (where the released code
     fails): an axis whose half plus ``shave`` is not shorter than the node is not split.
 
+    ``align > 1`` (not in the released code) makes every leaf origin a multiple of ``align``: the
+    second quadrant along an axis starts at its released start rounded down to a multiple of
+    ``align`` (so it is up to ``align - 1`` pixels larger); the kept regions are unchanged, so they
+    still partition the image. ``align=2`` keeps the Bayer phase of a mosaic in every tile.
+
     Args:
         h (int): Image height.
         w (int): Image width.
         min_size (int): A quadrant with fewer pixels than this is a leaf (the released test commands
             use 6400, 6800 for denoising). Default: 6400.
         shave (int): Overlap added to each half, in input pixels. Default: 10.
+        align (int): Every leaf origin is a multiple of this. Default: 1 (the released chop).
 
     Returns:
         list[ChopTile]: Leaf tiles in the order the released code runs them.
@@ -88,10 +102,11 @@ def chop_boxes(h: int, w: int, min_size: int = 6400, shave: int = 10) -> List[Ch
         raise ValueError(f'chop_boxes needs a non-empty image, got {h}x{w}')
     if shave < 0 or min_size < 1:
         raise ValueError(f'chop needs shave >= 0 and min_size >= 1, got shave={shave}, min_size={min_size}')
+    _check_align(align)
     leaves: List[ChopTile] = []
 
     def visit(top: int, left: int, nh: int, nw: int, keep: Tuple[int, int, int, int]) -> None:
-        rows, cols = _split_axis(nh, shave), _split_axis(nw, shave)
+        rows, cols = _split_axis(nh, shave, align), _split_axis(nw, shave, align)
         if len(rows) == 1 and len(cols) == 1:
             leaves.append(ChopTile(top, left, nh, nw, *keep))
             return
@@ -111,23 +126,56 @@ def chop_boxes(h: int, w: int, min_size: int = 6400, shave: int = 10) -> List[Ch
     return leaves
 
 
-def tile_starts(length: int, size: int, overlap: int) -> List[int]:
-    """Starts of fixed tiles of ``size`` with at least ``overlap`` pixels overlap covering ``length``.
+def _check_align(align: Any) -> int:
+    if isinstance(align, bool) or not isinstance(align, int) or align < 1:
+        raise ValueError(f'align must be an int >= 1, got {align!r}')
+    return align
+
+
+def tile_spans(length: int, size: int, overlap: int, align: int = 1) -> List[Tuple[int, int]]:
+    """``(start, size)`` of fixed tiles of ``size`` overlapping by at least ``overlap`` covering ``length``.
+
+    Tiles step by ``size - overlap`` rounded down to a multiple of ``align`` (at least ``align``, so
+    with ``size - overlap < align`` the overlap is ``size - align``); the last tile ends exactly at
+    ``length``. With ``align > 1`` every start is a multiple of
+    ``align``: the last tile then starts at ``length - size`` rounded down and is up to
+    ``align - 1`` pixels larger than ``size``.
 
     Args:
         length (int): Image size along the axis.
         size (int): Tile size (the image size when larger).
         overlap (int): Minimum overlap between neighbouring tiles (``0 <= overlap < size``).
+        align (int): Every start is a multiple of this. Default: 1.
 
     Returns:
-        list[int]: Tile starts; the last tile ends exactly at ``length``.
+        list[tuple[int, int]]: Tile starts and sizes, in order.
     """
     if size <= overlap or overlap < 0:
         raise ValueError(f'tile needs 0 <= overlap < size, got size={size}, overlap={overlap}')
+    _check_align(align)
     if length <= size:
-        return [0]
-    starts = list(range(0, length - size, size - overlap))
-    return starts + [length - size]
+        return [(0, length)]
+    if size < align:
+        raise ValueError(f'tile needs size >= align, got size={size}, align={align}')
+    step = max(align, (size - overlap) // align * align)
+    last = (length - size) // align * align
+    starts = [s for s in range(0, length - size, step) if s < last] + [last]
+    return [(s, size) for s in starts[:-1]] + [(last, length - last)]
+
+
+def tile_starts(length: int, size: int, overlap: int, align: int = 1) -> List[int]:
+    """Starts of the tiles of :func:`tile_spans` (multiples of ``align``; the last tile ends at ``length``).
+
+    Args:
+        length (int): Image size along the axis.
+        size (int): Tile size (the image size when larger).
+        overlap (int): Minimum overlap between neighbouring tiles (``0 <= overlap < size``).
+        align (int): Every start is a multiple of this. Default: 1.
+
+    Returns:
+        list[int]: Tile starts.
+    """
+    return [s for s, _ in tile_spans(length, size, overlap, align)]
 
 
 def _as_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
@@ -210,7 +258,15 @@ class PANetEditModel(BaseEditModel):
               the bottom/right (reflect, or replicate when the image is too small to reflect) and the
               output cropped back. Default: the smallest side for which every pyramid level of the
               generator's attention is non-empty (2 for the paper's scales down to 0.6), so tiny or
-              thin images are restored instead of rejected.
+              thin images are restored instead of rejected. Padding at the bottom/right keeps the
+              position (e.g. the Bayer phase) of every input pixel.
+            - ``align`` (int >= 1): every ``chop`` leaf and every ``tile`` starts at a multiple of
+              ``align`` input pixels (chop: the second quadrant's start rounded down; tile: starts
+              rounded down, the last tile up to ``align - 1`` pixels larger; see :func:`chop_boxes`,
+              :func:`tile_spans`). ``align=2`` for zero-filled Bayer mosaics (the demosaicing
+              configs), whose 2x2 pattern a tile at an odd offset would show in another phase.
+              ``self_ensemble`` is refused with ``align > 1`` (a flip or transpose changes the
+              pattern). Default: 1 (the released chop, bit for bit).
         init_cfg (dict, optional): Initialisation config. Default: None.
         data_preprocessor (dict, optional): Data pre-processor config. Default: None.
     """
@@ -240,7 +296,17 @@ class PANetEditModel(BaseEditModel):
             tile_starts(size[0], size[0], self.tile_cfg['overlap'])  # validates overlap < size
             tile_starts(size[1], size[1], self.tile_cfg['overlap'])
             self.tile_cfg['size'] = size
+        self.align = cfg.get('align', 1)
+        if isinstance(self.align, bool) or not isinstance(self.align, int) or self.align < 1:
+            raise ValueError(f'PANetEditModel test_cfg align must be an int >= 1, got {self.align!r}')
+        if self.tile_cfg is not None and min(self.tile_cfg['size']) < self.align:
+            raise ValueError(f"PANetEditModel test_cfg tile size {self.tile_cfg['size']} is smaller than "
+                             f'align={self.align}; use tiles of at least {self.align} pixels')
         self.self_ensemble = bool(cfg.get('self_ensemble', False))
+        if self.self_ensemble and self.align > 1:
+            raise ValueError(f'PANetEditModel test_cfg sets self_ensemble together with align={self.align}, which '
+                             'is refused because a flip or transpose changes the Bayer pattern the model was '
+                             'trained on; drop self_ensemble (tools/restore.py: --self-ensemble) for this model.')
         min_input = cfg.get('min_input_size')
         if min_input is not None and (not isinstance(min_input, int) or min_input < 1):
             raise ValueError(f'PANetEditModel test_cfg min_input_size must be a positive int, got {min_input!r}')
@@ -345,7 +411,7 @@ class PANetEditModel(BaseEditModel):
         """The released recursive chop: leaf tiles from :func:`chop_boxes`, kept regions copied."""
         h, w = x.shape[-2:]
         cfg = self.chop_cfg
-        tiles = chop_boxes(h, w, int(cfg['min_size']), int(cfg['shave']))
+        tiles = chop_boxes(h, w, int(cfg['min_size']), int(cfg['shave']), self.align)
         result: List[Optional[Tensor]] = [None]
 
         def paste(idx: int, out: Tensor, s: int) -> None:
@@ -368,8 +434,9 @@ class PANetEditModel(BaseEditModel):
         h, w = x.shape[-2:]
         (th, tw), overlap = self.tile_cfg['size'], int(self.tile_cfg['overlap'])
         th, tw = min(th, h), min(tw, w)
-        boxes = [(t, le, th, tw) for t in tile_starts(h, th, min(overlap, th - 1))
-                 for le in tile_starts(w, tw, min(overlap, tw - 1))]
+        rows = tile_spans(h, th, min(overlap, th - 1), self.align)
+        cols = tile_spans(w, tw, min(overlap, tw - 1), self.align)
+        boxes = [(t, le, hh, ww) for t, hh in rows for le, ww in cols]
         acc: List[Optional[Tensor]] = [None, None]
 
         def paste(idx: int, out: Tensor, s: int) -> None:
@@ -384,4 +451,4 @@ class PANetEditModel(BaseEditModel):
         return acc[0] / acc[1]
 
 
-__all__ = ['ChopTile', 'PANetEditModel', 'chop_boxes', 'tile_starts']
+__all__ = ['ChopTile', 'PANetEditModel', 'chop_boxes', 'tile_spans', 'tile_starts']
