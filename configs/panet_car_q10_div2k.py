@@ -1,15 +1,16 @@
-# PANet JPEG compression artifact reduction, quality 10 (PANet paper, table "JPEG artifact reduction"; one model per
-# quality), grey / Y channel. The recipe of the four qualities (DIV2K training, the JPEG encoder, evaluation on LIVE1
-# / Classic5 in grey / Y, the 1-channel network, schedule): ./_base_/panet_car_div2k.py. This file sets the quality
-# and rebuilds what carries it: mmengine evaluates the base before this file, so the base's pipelines and loaders
-# cannot see this quality.
+# PANet JPEG compression artifact reduction, quality 10 (PANet paper, Table "JPEG artifact reduction"; one model per
+# quality), on the grey / Y channel. Paper: PSNR / SSIM 29.69 / .8250 on LIVE1, 30.03 / .8195 on Classic5.
+# Shared by the four qualities (DIV2K training data, grey / Y loading, the test sets LIVE1, Classic5 and their
+# metrics, the 1-channel network, schedule): ./_base_/panet_car_div2k.py. Here: the quality and what carries it,
+# rebuilt in this file because mmengine evaluates the base before it (the base's pipelines and loaders cannot see
+# this quality).
 _base_ = ['./_base_/panet_car_div2k.py']
 
 quality = 10
 experiment_name = f'panet_car_q{quality}_div2k'
 work_dir = f'./work_dirs/{experiment_name}'
 
-# training: every clean grey / Y patch JPEG-compressed at exactly this quality
+# training: every clean grey / Y patch JPEG-compressed at exactly this quality (OpenCV's encoder)
 train_pipeline = _base_.load_gray_gt + _base_.random_patch + [
     _base_.copy_gt_to_img,
     dict(type='RandomJPEGCompression', keys=['img'], params=dict(quality=[quality, quality]),
