@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import cv2
@@ -81,11 +82,16 @@ BASELINES: Dict[str, Callable[[np.ndarray, Sequence[int]], np.ndarray]] = {
 
 
 def psnr_settings(cfg: Config) -> dict:
-    """crop_border / convert_to of the first PSNR metric of the config's test evaluator."""
+    """crop_border / convert_to of the first PSNR metric of the config's test evaluator.
+
+    ``channel_order='BGR'`` as mmagic's sample-wise metrics use it: the model outputs they compare
+    (and :func:`evaluate` compares) are de-normalised to BGR for colour images.
+    """
     evaluator = cfg.test_evaluator[0] if isinstance(cfg.test_evaluator, list) else cfg.test_evaluator
     for metric in evaluator['metrics']:
         if metric['type'] == 'PSNR':
-            return dict(crop_border=metric.get('crop_border', 0), convert_to=metric.get('convert_to'))
+            return dict(crop_border=metric.get('crop_border', 0), convert_to=metric.get('convert_to'),
+                        channel_order='BGR')
     raise SystemExit('the config has no PSNR metric in test_evaluator')
 
 
@@ -112,12 +118,14 @@ def evaluate(runner: Runner, task: str, settings: dict) -> Dict[str, float]:
     model.eval()
     ours: List[float] = []
     base: List[float] = []
+    def hwc(t: torch.Tensor) -> np.ndarray:
+        return t.detach().cpu().numpy().transpose(1, 2, 0).astype(np.float64)
+
     for batch in loader:
-        outputs = model.val_step(batch)
-        for raw, sample, out in zip(batch['inputs'], batch['data_samples'], outputs):
-            gt = sample.gt_img.numpy().transpose(1, 2, 0).astype(np.float64)
-            pred = out.output.pred_img.numpy().transpose(1, 2, 0).astype(np.float64)
-            lq = raw.numpy().transpose(1, 2, 0)
+        # the model's outputs carry the ground truth, the input and the prediction as mmagic's metrics
+        # see them (de-normalised, in the pre-processor's output channel order): all three compared alike
+        for out in model.val_step(batch):
+            gt, lq, pred = hwc(out.gt_img), hwc(out.input), hwc(out.output.pred_img)
             ours.append(psnr(np.clip(pred, 0, 255), gt, **settings))
             base.append(psnr(BASELINES[task](lq, gt.shape), gt, **settings))
     return {'model': float(np.mean(ours)), 'baseline': float(np.mean(base)), 'images': len(ours)}
@@ -141,14 +149,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         cfg = configure(task, args.data_root, osp.join(args.work_dir, task), args.iters)
         with readable_errors():
             runner = build_runner(cfg)
+            start = time.perf_counter()
             runner.train()
+            train_s = time.perf_counter() - start
             results[task] = evaluate(runner, task, psnr_settings(cfg))
-        results[task].update(iters=cfg.train_cfg.max_iters, baseline_name=TASKS[task][1], config=TASKS[task][0])
-    print('\n| task | demo config | iterations | held-out images | model PSNR | baseline | baseline PSNR | gain |')
-    print('|---|---|---|---|---|---|---|---|')
+        results[task].update(iters=cfg.train_cfg.max_iters, baseline_name=TASKS[task][1], config=TASKS[task][0],
+                             train_s=train_s, threads=torch.get_num_threads())
+    print('\n| task | demo config | iterations | training time | held-out images | model PSNR | baseline '
+          '| baseline PSNR | gain |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for task, r in results.items():
-        print(f"| {task} | `{r['config']}` | {r['iters']} | {r['images']} | {r['model']:.2f} | {r['baseline_name']} | "
-              f"{r['baseline']:.2f} | {r['model'] - r['baseline']:+.2f} |")
+        print(f"| {task} | `{r['config']}` | {r['iters']} | {r['train_s']:.0f} s | {r['images']} | {r['model']:.2f} | "
+              f"{r['baseline_name']} | {r['baseline']:.2f} | {r['model'] - r['baseline']:+.2f} |")
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w') as f:

@@ -1,6 +1,7 @@
 """tools/quick_quality.py: the baselines, and a short run that prints the comparison table."""
 import json
 import os.path as osp
+import re
 import sys
 
 import numpy as np
@@ -37,9 +38,13 @@ def test_sr_run_prints_table(demo_root, tmp_path):
     out = tmp_path / 'q.json'
     proc = run_tool([sys.executable, 'tools/quick_quality.py', 'sr', '--iters', '2', '--data-root', str(demo_root),
                      '--work-dir', str(tmp_path / 'w'), '--json', str(out)])
-    assert '| sr | `configs/demo/panet_sr_x2_demo.py` | 2 | 5 |' in proc.stdout
+    assert re.search(r'^\| sr \| `configs/demo/panet_sr_x2_demo.py` \| 2 \| \d+ s \| 5 \|', proc.stdout, re.M)
     r = json.loads(out.read_text())['sr']
     assert r['images'] == 5 and 20 < r['baseline'] < 50 and np.isfinite(r['model'])
+    assert r['train_s'] > 0 and r['threads'] >= 1
+    # the table's model PSNR is the config's own metric: the same as the validation on the same photos
+    logged = re.findall(r'Set5/PSNR: (\d+\.\d+)', proc.stdout + proc.stderr)
+    assert logged and abs(float(logged[-1]) - r['model']) < 1e-3, (logged, r['model'])
 
 
 def test_every_task_has_a_demo_config():
