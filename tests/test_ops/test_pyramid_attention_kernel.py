@@ -161,10 +161,11 @@ def test_gradient_subsets(need):
 
 
 @pytest.mark.parametrize('method', ['auto', 'pixel'])
-def test_bf16_autocast_cpu(method):
+@pytest.mark.parametrize('half', [torch.bfloat16, torch.float16], ids=['bf16', 'fp16'])
+def test_half_autocast_cpu(method, half):
     inputs = make_inputs(2, 32, 64, 7, 9, 5, dtype=torch.float32)
     expected = output_and_grads(pyramid_attention_reference, *inputs)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast('cpu', dtype=half):
         actual = output_and_grads(pyramid_attention, *inputs, chunk_size=20, method=method)
     assert actual[0].dtype == torch.float32                     # the dtype of the query
     assert all(g.dtype == torch.float32 for g in actual[1:])
@@ -174,12 +175,13 @@ def test_bf16_autocast_cpu(method):
         assert rel < (0.03 if i == 0 else 0.1), (i, rel)       # bf16 products, float32 softmax
 
 
-def test_bf16_inputs_keep_dtype():
-    query, keys, values, _ = make_inputs(1, 4, 6, 6, 7, 2, dtype=torch.bfloat16)
+@pytest.mark.parametrize('half', [torch.bfloat16, torch.float16], ids=['bf16', 'fp16'])
+def test_half_inputs_keep_dtype(half):
+    query, keys, values, _ = make_inputs(1, 4, 6, 6, 7, 2, dtype=half)
     out = pyramid_attention(query, keys, values)
-    assert out.dtype == torch.bfloat16 and out.shape == (1, 6, 6, 7)
+    assert out.dtype == half and out.shape == (1, 6, 6, 7)
     out.float().sum().backward()
-    assert query.grad.dtype == torch.bfloat16 and torch.isfinite(query.grad).all()
+    assert query.grad.dtype == half and torch.isfinite(query.grad).all()
     ref = pyramid_attention_reference(query.float(), [t.float() for t in keys], [t.float() for t in values])
     assert ((out.float() - ref).abs().max() / ref.abs().max()).item() < 0.05
 
