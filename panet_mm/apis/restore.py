@@ -43,6 +43,12 @@ IMAGE_EXTENSIONS = ('.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.w
                     '.pnm', '.tif', '.tiff')
 
 _LOADER_TYPES = ('LoadImageFromFile', 'mmagic.LoadImageFromFile')
+#: Whole-image restorations whose pyramid attention needs more multiply-adds than this get a note on CPU
+#: (about 4 minutes on 2 cores; a 256x256 input to the full PANet needs 4.1e12).
+SLOW_ATTENTION_MACS = 1e13
+#: Speed of the attention kernel per CPU thread for the time estimate of that note: forward at 128x128 ran
+#: 2.5e11 multiply-adds in 6.4 s with 2 threads (README, Attention speed and memory).
+CPU_MACS_PER_THREAD = 20e9
 _MAX_LISTED_KEYS = 12
 
 
@@ -291,6 +297,42 @@ class Restorer:
         self.config = config
         self._loader = TRANSFORMS.build(copy.deepcopy(load.transform))
         self._pack = TRANSFORMS.build(dict(type='PackInputs'))
+
+    def attention_cost_note(self, height: int, width: int) -> Optional[str]:
+        """A note when restoring a ``height x width`` input in one pass will be slow on CPU, else None.
+
+        Whole-image pyramid attention costs multiply-adds quadratic in the pixels
+        (:func:`panet_mm.ops.pyramid_attention.attention_macs`, summed over the generator's blocks,
+        x8 with self-ensemble). Above :data:`SLOW_ATTENTION_MACS` on CPU the note gives the cost, a
+        rough time (at :data:`CPU_MACS_PER_THREAD` per torch thread) and the tiling options that bound
+        it. Only for PANet / PA-EDSR generators (their attention runs at the input's resolution) in
+        whole-image mode: chopped or tiled restorations are bounded already.
+
+        Args:
+            height (int): Input height.
+            width (int): Input width.
+
+        Returns:
+            str, optional: The note.
+        """
+        from panet_mm.models.editors.panet.panet_net import PAEDSRNet, PANet
+        from panet_mm.models.layers import PyramidAttention
+        from panet_mm.ops.pyramid_attention import attention_macs
+        model = self.model
+        generator = getattr(model, 'generator', model)
+        if (not str(self.device).startswith('cpu') or not isinstance(generator, (PANet, PAEDSRNet))
+                or getattr(model, 'chop_cfg', None) is not None or getattr(model, 'tile_cfg', None) is not None):
+            return None
+        macs = sum(attention_macs(height, width, m.scales, m.channels // m.reduction, m.channels, m.ksize)
+                   for m in generator.modules() if isinstance(m, PyramidAttention))
+        macs *= 8 if getattr(model, 'self_ensemble', False) else 1
+        if macs < SLOW_ATTENTION_MACS:
+            return None
+        seconds = macs / (CPU_MACS_PER_THREAD * max(torch.get_num_threads(), 1))
+        eta = f'{seconds / 3600:.1f} h' if seconds >= 5400 else f'{seconds / 60:.0f} min'
+        return (f'{width}x{height} in one pass: the pyramid attention alone needs about {macs:.1e} multiply-adds '
+                f'(quadratic in the pixels; roughly {eta} with {torch.get_num_threads()} CPU threads); --tile 256 '
+                '--tile-overlap 16 bounds it (the attention then sees each tile), or use --device cuda')
 
     def read_image(self, path: str) -> Tuple[np.ndarray, List[str]]:
         """Load ``path`` as the config loads test inputs, adapted to the model's channels.
@@ -793,7 +835,8 @@ def restore_files(restorer: Restorer, jobs: Sequence[RestoreJob], overwrite: boo
             continue
         try:
             img, notes = restorer.read_image(job.src)
-            for note in notes:
+            slow = restorer.attention_cost_note(*img.shape[:2])
+            for note in notes + ([slow] if slow else []):
                 summary.notes.append((job.src, note))
                 log(f"note: '{job.src}': {note}")
             out = restorer.restore_array(img)

@@ -52,6 +52,7 @@ __all__ = [
     'choose_chunk_size',
     'choose_batch_chunk',
     'estimate_chunk_bytes',
+    'attention_macs',
 ]
 
 
@@ -644,6 +645,31 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
     kh, kw = _METHODS[_resolve_method(method)].kernel(ksize)
     product_bytes = (span + 2 * geo.halo) * channels * kh * kw * cdt_bytes + span * acc_bytes
     return batch * (geo.num_keys * (window_bytes + 4 * span * acc_bytes) + product_bytes)
+
+
+def attention_macs(height: int, width: int, scales: Sequence[float], query_channels: int, value_channels: int,
+                   ksize: int = 3) -> int:
+    """Multiply-adds of the matrix products of one forward call of :func:`pyramid_attention` (one image).
+
+    Every query pixel meets every patch of every level (``L = sum_l H_l*W_l``); with the default
+    ``'col'`` formulation a (query, key) pair costs ``ksize * (Cq + C)`` multiply-adds (the plain
+    formulation: ``ksize**2 * (Cq + C)``). The cost is quadratic in the number of pixels, which is what
+    limits whole-image restoration of large photos (the backward of training costs about 2.3 times
+    more).
+
+    Args:
+        height (int): Query height ``H``.
+        width (int): Query width ``W``.
+        scales (Sequence[float]): Scales of the pyramid levels (:func:`pyramid_scales`).
+        query_channels (int): Query / key channels ``Cq``.
+        value_channels (int): Value channels ``C``.
+        ksize (int): Patch size. Default: 3.
+
+    Returns:
+        int: Multiply-adds.
+    """
+    keys = sum(int(height * s) * int(width * s) for s in scales)
+    return height * width * keys * ksize * (query_channels + value_channels)
 
 
 def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int,

@@ -406,3 +406,24 @@ def test_restore_files_reports_and_continues(restorer, tmp_path, capsys):
         assert cv2.imread(str(tmp_path / 'out' / name)).shape == (24, 32, 3)
     again = R.restore_files(restorer, R.plan_jobs(str(src), str(tmp_path / 'out')), log=lines.append)
     assert len(again.kept) == 3 and not again.restored
+
+
+def test_attention_cost_note_on_large_whole_images(restorer, demo_checkpoint, monkeypatch):
+    assert restorer.attention_cost_note(12, 16) is None                   # small: nothing to say
+    note = restorer.attention_cost_note(800, 1000)
+    assert note.startswith('1000x800 in one pass') and '--tile 256 --tile-overlap 16' in note
+    assert 'multiply-adds' in note and ' h with ' in note                 # hours on CPU
+    monkeypatch.setattr(restorer, 'device', 'cuda')
+    assert restorer.attention_cost_note(800, 1000) is None                # a GPU: no estimate
+    tiled = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', tile=dict(size=64, overlap=8))
+    assert tiled.attention_cost_note(800, 1000) is None                   # tiles bound it already
+
+
+def test_restore_files_reports_the_cost_note(restorer, tmp_path, monkeypatch):
+    monkeypatch.setattr(R, 'SLOW_ATTENTION_MACS', 0)
+    make_images(tmp_path / 'in', ['a.png'])
+    lines = []
+    summary = R.restore_files(restorer, R.plan_jobs(str(tmp_path / 'in'), str(tmp_path / 'out')), log=lines.append,
+                              progress=False)
+    assert [osp.basename(p) for p in summary.restored] == ['a.png']
+    assert any('a.png' in ln and '16x12 in one pass' in ln for ln in lines), lines

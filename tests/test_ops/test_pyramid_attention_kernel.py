@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from panet_mm.ops.pyramid_attention import (
+    attention_macs,
     build_pyramid,
     choose_batch_chunk,
     choose_chunk_size,
@@ -105,6 +106,14 @@ def test_batch_chunks_match_reference(batch_chunk, method):
     expected = output_and_grads(pyramid_attention_reference, *inputs)
     actual = output_and_grads(pyramid_attention, *inputs, chunk_size=9, batch_chunk=batch_chunk, method=method)
     assert_close_scaled(actual, expected, 1e-10)
+
+
+def test_attention_macs():
+    scales = pyramid_scales(5)
+    keys = sum(int(48 * s) * int(40 * s) for s in scales)
+    assert attention_macs(48, 40, scales, 32, 64) == 48 * 40 * keys * 3 * (32 + 64)
+    # quadratic in the pixels
+    assert attention_macs(96, 80, scales, 32, 64) / attention_macs(48, 40, scales, 32, 64) == pytest.approx(16, 0.01)
 
 
 def test_choose_batch_chunk(monkeypatch):
