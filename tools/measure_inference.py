@@ -18,13 +18,15 @@ import argparse
 import json
 import os
 import re
-import resource
 import sys
 import time
 from typing import Optional, Tuple
 
 import torch
+from benchmark_attention import current_rss_bytes, peak_rss_bytes  # tools/ is on sys.path for a script
 from mmengine.config import Config, DictAction
+
+from panet_mm.apis.restore import _first_conv_in_channels
 
 
 def parse_size(text: str) -> Tuple[int, int]:
@@ -44,24 +46,6 @@ def parse_test_cfg(text: str) -> dict:
     if m:
         return dict(tile=dict(size=int(m.group(1)), overlap=int(m.group(2) or 0)))
     raise argparse.ArgumentTypeError(f"--test-cfg must be 'chop' or 'tile=SIZE[,OVERLAP]', got '{text}'")
-
-
-def current_rss_bytes() -> int:
-    try:
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-    except OSError:
-        return 0
-
-
-def peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == 'darwin' else peak * 1024     # bytes on macOS, KiB on Linux
-
-
-def _in_channels(model: torch.nn.Module) -> int:
-    conv = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
-    return 3 if conv is None else int(conv.in_channels)
 
 
 def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: Optional[dict] = None,
@@ -101,7 +85,7 @@ def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: O
     torch.manual_seed(seed)
     model = MODELS.build(model_cfg).eval().to(device)
     restore = getattr(model, 'restore', None) or getattr(model, 'generator', model)
-    x = torch.rand(1, _in_channels(model), *size, device=device)
+    x = torch.rand(1, _first_conv_in_channels(model) or 3, *size, device=device)
     cuda = device.startswith('cuda')
     if cuda:
         torch.cuda.synchronize()

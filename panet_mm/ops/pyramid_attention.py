@@ -275,6 +275,10 @@ class _Geometry(NamedTuple):
         """``L'``: key positions, padding included."""
         return sum(hp * wp for hp, wp in self.padded_level_sizes)
 
+    def row_block_bytes(self, dtype: torch.dtype) -> int:
+        """Bytes of one padded query row of one image's ``(rows, L')`` block in the accumulation dtype."""
+        return self.padded_width * self.num_keys * (8 if dtype == torch.float64 else 4)
+
     def padded_index(self, pixel: int) -> int:
         """Flat index in the padded query layout of real pixel number ``pixel``."""
         y, x = divmod(pixel, self.width)
@@ -700,7 +704,7 @@ def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int,
     if device is None or torch.device(device).type != 'cpu' or batch <= 1:
         return max(batch, 1)
     geo = _geometry(height, width, level_sizes, ksize, method)
-    row_block = geo.padded_width * geo.num_keys * (8 if dtype == torch.float64 else 4)   # one image row
+    row_block = geo.row_block_bytes(dtype)
     images = min(batch, max(torch.get_num_threads(), 1))
     rows = min(height, max(_CPU_BLOCK_BYTES // (images * row_block), _CPU_MIN_ROWS))
     more = _CPU_BLOCK_BYTES // (rows * row_block)
@@ -754,7 +758,7 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
         chunk = lo * unit
     if device is not None and torch.device(device).type == 'cpu' and chunk > width:
         geo = _geometry(height, width, level_sizes, ksize, method)
-        row_block = batch * geo.padded_width * geo.num_keys * (8 if dtype == torch.float64 else 4)
+        row_block = batch * geo.row_block_bytes(dtype)
         if row_block <= _CPU_BLOCK_BYTES:   # (larger rows are out of cache anyway: the budget decides)
             chunk = min(chunk, max(_CPU_BLOCK_BYTES // row_block, _CPU_MIN_ROWS) * width)
     return chunk
