@@ -4,7 +4,7 @@
 # 200k/400k/600k/800k, 1M iterations. Validation: Set5; test: Set5, Set14, B100, Urban100, Manga109;
 # Y-channel PSNR/SSIM with crop = scale.
 # Data: python tools/prepare_div2k.py --div2k data/DIV2K --set5 PATH/TO/Set5/HR (demo: tools/make_demo_data.py).
-_base_ = ['./_base_/default_runtime.py', './_base_/datasets/sr_x2_testsets.py']
+_base_ = ['./_base_/default_runtime.py', './_base_/datasets/sr_testsets.py']
 
 scale = 2
 experiment_name = 'panet_sr_x2_div2k'

@@ -1,6 +1,6 @@
 # PA-EDSR x3: the x2 recipe (panet_sr_x2_div2k.py) with every scale-dependent setting at x3:
 # upsampler, LR folders, HR patch 48*3, Set5 (and the test sets) LRbicx3, and crop = 3 in the Y-channel metrics.
-_base_ = ['./panet_sr_x2_div2k.py', './_base_/datasets/sr_x3_testsets.py']
+_base_ = ['./panet_sr_x2_div2k.py']  # its test-set base (_base_/datasets/sr_testsets.py) has x3 too
 
 scale = 3
 experiment_name = 'panet_sr_x3_div2k'

@@ -1,6 +1,6 @@
 # PA-EDSR x4: the x2 recipe (panet_sr_x2_div2k.py) with every scale-dependent setting at x4:
 # upsampler, LR folders, HR patch 48*4, Set5 (and the test sets) LRbicx4, and crop = 4 in the Y-channel metrics.
-_base_ = ['./panet_sr_x2_div2k.py', './_base_/datasets/sr_x4_testsets.py']
+_base_ = ['./panet_sr_x2_div2k.py']  # its test-set base (_base_/datasets/sr_testsets.py) has x4 too
 
 scale = 4
 experiment_name = 'panet_sr_x4_div2k'

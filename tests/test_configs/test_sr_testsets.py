@@ -1,4 +1,4 @@
-"""configs/_base_/datasets/sr_x{2,3,4}_testsets.py: the five SR benchmarks, Y channel, crop = scale, prefixes."""
+"""configs/_base_/datasets/sr_testsets.py: the five SR benchmarks at x2/x3/x4, Y channel, crop = scale, prefixes."""
 import os.path as osp
 
 import pytest
@@ -15,8 +15,10 @@ SETS = ['Set5', 'Set14', 'B100', 'Urban100', 'Manga109']
 @pytest.mark.parametrize('scale', [2, 3, 4])
 def test_sr_testsets(scale, tiny_testsets):
     init_default_scope('mmagic')
-    cfg = Config.fromfile(osp.join(ROOT, f'configs/_base_/datasets/sr_x{scale}_testsets.py'))
-    assert set(cfg.keys()) == {f'sr_x{scale}_test_dataloader', f'sr_x{scale}_test_evaluator'}  # no clashes
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/_base_/datasets/sr_testsets.py'))
+    # every name carries the scale (no clash with a config's own keys); the sets' names are shared
+    assert set(cfg.keys()) == {'sr_sets'} | {f'sr_x{s}_test_{kind}' for s in (2, 3, 4)
+                                             for kind in ('dataloader', 'evaluator')}
     loaders, evaluators = cfg[f'sr_x{scale}_test_dataloader'], cfg[f'sr_x{scale}_test_evaluator']
     assert [osp.basename(d.dataset.data_root) for d in loaders] == SETS
     for name, loader, evaluator in zip(SETS, loaders, evaluators):
@@ -33,11 +35,11 @@ def test_sr_testsets(scale, tiny_testsets):
 
 
 def test_all_scales_in_one_base_chain(tmp_path):
-    """An SR config at x3 inherits the x2 config (with the x2 lists) and adds the x3 file: no duplicate keys."""
+    """An SR config at x3 inherits the x2 config (with the test-set base) and finds the x3 lists there."""
     base = osp.join(ROOT, 'configs/_base_/datasets')
-    (tmp_path / 'x2.py').write_text(f"_base_ = ['{base}/sr_x2_testsets.py']\n"
+    (tmp_path / 'x2.py').write_text(f"_base_ = ['{base}/sr_testsets.py']\n"
                                     'test_dataloader = _base_.sr_x2_test_dataloader\n')
-    (tmp_path / 'x3.py').write_text(f"_base_ = ['./x2.py', '{base}/sr_x3_testsets.py']\n"
+    (tmp_path / 'x3.py').write_text("_base_ = ['./x2.py']\n"
                                     'test_dataloader = _base_.sr_x3_test_dataloader\n'
                                     'test_evaluator = _base_.sr_x3_test_evaluator\n')
     cfg = Config.fromfile(str(tmp_path / 'x3.py'))
