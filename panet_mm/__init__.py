@@ -4,7 +4,11 @@ Importing the package registers its modules in mmagic's registries; configs pull
 ``custom_imports = dict(imports=['panet_mm'], allow_failed_imports=False)``.
 The torch-only attention maths is in :mod:`panet_mm.ops.pyramid_attention`.
 """
-from . import datasets, engine, models  # noqa: F401  (registers the modules)
-from .version import __version__
+from .utils.compat import add_numpy_aliases
+
+add_numpy_aliases()  # before mmagic is imported: mmagic 1.2.0 uses np.bool8, which numpy 2 removed
+
+from . import datasets, engine, models  # noqa: E402,F401  (registers the modules)
+from .version import __version__  # noqa: E402
 
 __all__ = ["__version__", "datasets", "engine", "models"]

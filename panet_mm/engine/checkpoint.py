@@ -18,7 +18,6 @@ Why it exists:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import os.path as osp
 import pickle
@@ -34,6 +33,8 @@ from mmengine.logging import HistoryBuffer
 from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from panet_mm.utils.compat import numpy_core_module
+
 _BUFFER_TAG = '__panet_mm_history_buffer__'
 
 
@@ -42,8 +43,7 @@ def numpy_safe_globals() -> List[Any]:
 
     They rebuild data only (array buffers, dtypes, scalars); nothing callable by the file.
     """
-    multiarray = importlib.import_module('numpy.core.multiarray' if np.__version__.startswith('1.')
-                                         else 'numpy._core.multiarray')
+    multiarray = numpy_core_module('multiarray')
     dtype_classes = {type(np.dtype(code)) for code in np.typecodes['All']}
     return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *sorted(dtype_classes, key=str)]
 
@@ -82,20 +82,12 @@ STAND_INS = (_stand_in('mmengine.logging.history_buffer', 'HistoryBuffer'), _sta
 @contextlib.contextmanager
 def _weights_only_globals(stand_ins: bool) -> Iterator[None]:
     """Allow numpy data (and, if asked, the inert stand-ins) for the duration of one load."""
-    get = getattr(torch.serialization, 'get_safe_globals', None)
-    registered = list(get()) if get is not None else []
+    registered = list(torch.serialization.get_safe_globals())
     wanted = [*numpy_safe_globals(), *(STAND_INS if stand_ins else ())]
     # only what is not registered yet, so that leaving the scope removes nothing other code allowed
     extra = [g for g in wanted if not any(g is r for r in registered)]
-    scoped = getattr(torch.serialization, 'safe_globals', None)
-    if scoped is not None:  # torch >= 2.5
-        with scoped(extra):
-            yield
-        return
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is not None:  # torch 2.4: no scoped form; the entries are data-only or inert
-        add(extra)
-    yield
+    with torch.serialization.safe_globals(extra):  # torch >= 2.5, as setup.py requires
+        yield
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
