@@ -33,7 +33,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from panet_mm.utils.compat import numpy_core_module
+from panet_mm.utils.compat import numpy_core_module, numpy_pickle_aliases
 
 _BUFFER_TAG = '__panet_mm_history_buffer__'
 
@@ -41,11 +41,13 @@ _BUFFER_TAG = '__panet_mm_history_buffer__'
 def numpy_safe_globals() -> List[Any]:
     """The numpy constructors that plain arrays and scalars need under ``weights_only=True``.
 
-    They rebuild data only (array buffers, dtypes, scalars); nothing callable by the file.
+    They rebuild data only (array buffers, dtypes, scalars); nothing callable by the file. Files written
+    under the other numpy major (numpy 1 vs 2 name these functions differently) load too.
     """
     multiarray = numpy_core_module('multiarray')
     dtype_classes = {type(np.dtype(code)) for code in np.typecodes['All']}
-    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *sorted(dtype_classes, key=str)]
+    return [multiarray._reconstruct, multiarray.scalar, *numpy_pickle_aliases(), np.ndarray, np.dtype,
+            *sorted(dtype_classes, key=str)]
 
 
 class _Discarded:

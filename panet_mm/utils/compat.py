@@ -12,6 +12,7 @@ numpy, torch or panet_mm exist, so it must not import them (nor its own package)
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -20,7 +21,7 @@ import site
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence, Tuple
 
 #: Removed numpy aliases that mmagic 1.2.0 still uses (``np.bool8`` in mmagic/utils/trans_utils.py).
 #: Can go when mmagic publishes a release that no longer uses them (1.2.0 is its latest, January 2024).
@@ -126,6 +127,35 @@ def numpy_core_module(name: str) -> ModuleType:
     import numpy as np
     package = 'numpy.core' if int(np.__version__.split('.')[0]) < 2 else 'numpy._core'
     return importlib.import_module(f'{package}.{name}')
+
+
+@functools.cache
+def numpy_pickle_aliases() -> Tuple[Callable[..., Any], ...]:
+    """numpy's array and scalar constructors under the module name the *other* numpy major writes.
+
+    Why: a pickle names the functions that rebuild numpy data by module: numpy 1 writes
+    ``numpy.core.multiarray.scalar``, numpy 2 ``numpy._core.multiarray.scalar``. torch's weights-only
+    unpickler matches allowed globals by ``__module__`` and ``__name__``, so a checkpoint written on one
+    stack (mmengine's message hub holds numpy scalars) would be refused on the other. These forwarders
+    carry the other name and call the installed function; torch 2.5 has no ``(func, name)`` form of
+    ``safe_globals``, so a named forwarder is what works on both stacks. When it can go: with numpy 1.
+
+    Returns:
+        tuple: One forwarder per constructor, the same objects on every call.
+    """
+    import numpy as np
+    other = 'numpy._core.multiarray' if int(np.__version__.split('.')[0]) < 2 else 'numpy.core.multiarray'
+    installed = numpy_core_module('multiarray')
+    aliases = []
+    for name in ('_reconstruct', 'scalar'):
+        func = getattr(installed, name)
+
+        def forward(*args: Any, _func: Callable[..., Any] = func) -> Any:
+            return _func(*args)
+
+        forward.__module__, forward.__name__, forward.__qualname__ = other, name, name
+        aliases.append(forward)
+    return tuple(aliases)
 
 
 def _main(argv: Optional[Iterable[str]] = None) -> int:

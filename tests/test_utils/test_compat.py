@@ -10,6 +10,7 @@ import warnings
 import mmagic
 import numpy as np
 import pytest
+import torch
 from conftest import demo_overrides, run_tool
 
 import panet_mm  # noqa: F401  (applies the aliases, as a config's custom_imports does)
@@ -102,3 +103,22 @@ def test_mmagic_own_train_script_trains_a_mixing_config(demo_root, tmp_path):
     log = proc.stdout + proc.stderr
     assert 'Iter(train) [2/2]' in log and 'Set5/PSNR' in log
     assert (work / 'iter_2.pth').is_file()
+
+
+@pytest.mark.parametrize('name', ['written_numpy1_torch2.5.pth', 'written_numpy2_torch2.14.pth'])
+def test_checkpoints_with_numpy_data_load_weights_only_on_either_stack(name):
+    """Files written by ``torch.save`` on the pinned stack (numpy 1.26, torch 2.5.1) and on the modern one
+    (numpy 2.4, torch 2.14.1) name numpy's constructors under different modules; both load here.
+    Written with: torch.manual_seed(0); torch.save({'state_dict': {'conv.weight': torch.randn(2, 1, 3, 3)},
+    'meta': {'best_score': np.float64(18.5), 'iter': np.int64(4), 'mean': np.array([.5, .25], np.float32)}})."""
+    from panet_mm.engine.checkpoint import load_weights_only
+    path = osp.join(osp.dirname(__file__), 'data', name)
+    with open(path, 'rb') as f:
+        assert (b'numpy._core.multiarray' in f.read()) == ('numpy2' in name)  # what each numpy writes
+    ckpt = load_weights_only(path)
+    torch.manual_seed(0)
+    assert torch.equal(ckpt['state_dict']['conv.weight'], torch.randn(2, 1, 3, 3))
+    meta = ckpt['meta']
+    assert meta['best_score'] == 18.5 and type(meta['best_score']) is np.float64
+    assert meta['iter'] == 4 and type(meta['iter']) is np.int64
+    assert meta['mean'].dtype == np.float32 and meta['mean'].tolist() == [0.5, 0.25]
