@@ -1,7 +1,7 @@
 """Benchmark the chunked pyramid attention kernel against the straightforward reference.
 
-Runs with torch alone: ``panet_mm/ops/pyramid_attention.py`` is loaded by file path, so neither
-mmagic nor mmengine (nor the ``panet_mm`` package) is imported.
+Runs with torch alone: ``panet_mm/ops`` is loaded by file path, so neither mmagic nor mmengine (nor
+the ``panet_mm`` package) is imported.
 
 Every (implementation, pass, size) is measured in a fresh child process, so that peak memory is
 clean: on CPU the peak resident set size of the child minus its resident size just before the first
@@ -27,15 +27,23 @@ import subprocess
 import sys
 import time
 
-KERNEL_PATH = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'panet_mm', 'ops', 'pyramid_attention.py')
+OPS_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'panet_mm', 'ops')
 
 
 def load_kernel():
-    """The kernel module, loaded by path (no ``panet_mm`` package import)."""
-    spec = importlib.util.spec_from_file_location('_pyramid_attention_kernel', KERNEL_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``panet_mm/ops/pyramid_attention.py``, loaded with ``panet_mm/ops`` as a stand-alone package.
+
+    Importing ``panet_mm.ops`` normally runs ``panet_mm/__init__.py``, which registers the mmagic
+    modules; loading the folder under another name needs torch alone.
+    """
+    name = '_panet_ops'
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, osp.join(OPS_DIR, '__init__.py'),
+                                                      submodule_search_locations=[OPS_DIR])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f'{name}.pyramid_attention')
 
 
 def level_sizes(size, levels):
