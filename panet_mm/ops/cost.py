@@ -58,14 +58,15 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
 
 
 def attention_macs(height: int, width: int, scales: Sequence[float], query_channels: int, value_channels: int,
-                   ksize: int = 3) -> int:
-    """Multiply-adds of the matrix products of one forward call of :func:`pyramid_attention` (one image).
+                   ksize: int = 3, method: str = 'col', backward: bool = False) -> int:
+    """Multiply-adds of the matrix products of one call of :func:`pyramid_attention` (one image).
 
-    Every query pixel meets every patch of every level (``L = sum_l H_l*W_l``); with the default
-    ``'col'`` formulation a (query, key) pair costs ``ksize * (Cq + C)`` multiply-adds (the plain
-    formulation: ``ksize**2 * (Cq + C)``). The cost is quadratic in the number of pixels, which is what
-    limits whole-image restoration of large photos (the backward of training costs about 2.3 times
-    more).
+    Every query pixel meets every patch of every level (``L = sum_l H_l*W_l``). With ``Dq``/``Dv``
+    the unfolded query/value widths of ``method`` (``'col'``: ``ksize*Cq`` / ``ksize*C``, ``'pixel'``:
+    ``Cq`` / ``C``, ``'patch'``: ``ksize**2`` times the channels), a forward call costs
+    ``H*W*L*(Dq + Dv)``: quadratic in the number of pixels, which is what limits whole-image
+    restoration of large photos. The recomputing backward adds ``3*Dq + 2*Dv`` per pair (scores
+    again, gradients of the values, of the probabilities, of the query and of the keys).
 
     Args:
         height (int): Query height ``H``.
@@ -74,12 +75,17 @@ def attention_macs(height: int, width: int, scales: Sequence[float], query_chann
         query_channels (int): Query / key channels ``Cq``.
         value_channels (int): Value channels ``C``.
         ksize (int): Patch size. Default: 3.
+        method (str): Formulation (``'auto'`` counts as ``'col'``). Default: ``'col'``.
+        backward (bool): Count forward and backward. Default: False (forward only).
 
     Returns:
         int: Multiply-adds.
     """
     keys = sum(int(height * s) * int(width * s) for s in scales)
-    return height * width * keys * ksize * (query_channels + value_channels)
+    kh, kw = _METHODS[_resolve_method(method)].kernel(ksize)
+    dq, dv = kh * kw * query_channels, kh * kw * value_channels
+    per_pair = 4 * dq + 3 * dv if backward else dq + dv
+    return height * width * keys * per_pair
 
 
 def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int,
