@@ -48,8 +48,11 @@ def pyramid_scales(levels: int, step: float = 0.1) -> List[float]:
 def build_pyramid(x: Tensor, scales: Sequence[float]) -> List[Tensor]:
     """Bicubic pyramid of ``x`` as the released code builds it.
 
-    Level ``i`` is ``F.interpolate(x, scale_factor=s_i, mode='bicubic', align_corners=False)``
-    (``x`` itself for ``s_i == 1``), so its size is ``floor(s_i*H) x floor(s_i*W)``.
+    Level ``i`` has size ``floor(s_i*H) x floor(s_i*W)`` (``x`` itself for ``s_i == 1``) and is
+    resampled bicubically (``align_corners=False``) with the step ``H / floor(s_i*H)`` implied by the
+    sizes. That is what ``F.interpolate(x, scale_factor=s_i, mode='bicubic')`` did on PyTorch 1.1, which
+    the released models were trained with; since PyTorch 1.6 the same call samples with the step
+    ``1 / s_i`` instead (other pixels), so ``recompute_scale_factor=True`` keeps the trained behaviour.
 
     Args:
         x (Tensor): Input of shape ``(B, C, H, W)``.
@@ -66,7 +69,8 @@ def build_pyramid(x: Tensor, scales: Sequence[float]) -> List[Tensor]:
             if min(int(x.shape[-2] * s), int(x.shape[-1] * s)) < 1:
                 raise ValueError(f'input of size {tuple(x.shape[-2:])} is too small for a pyramid level at '
                                  f'scale {s:g}; use an input of at least {int(1 / s) + 1} pixels per side')
-            levels.append(F.interpolate(x, scale_factor=s, mode='bicubic', align_corners=False))
+            levels.append(F.interpolate(x, scale_factor=s, mode='bicubic', align_corners=False,
+                                        recompute_scale_factor=True))
     return levels
 
 
