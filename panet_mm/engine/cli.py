@@ -52,7 +52,10 @@ def load_config(args: argparse.Namespace) -> Config:
         raise SystemExit(f"config file '{args.config}' not found; the configs are listed in configs/ "
                          '(see README "Configs")')
     register_config_package()  # `_base_ = 'panet_mm::...'` in the config
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = Config.fromfile(args.config)
+    except FileNotFoundError as err:
+        raise SystemExit(explain_missing_base(args.config, err)) from None
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -63,6 +66,19 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     setup_distributed(cfg, args.launcher)
     return cfg
+
+
+def explain_missing_base(config: str, err: FileNotFoundError) -> str:
+    """One line for a config whose base file is missing, with the fix for ``panet_mm::`` bases."""
+    quoted = re.search(r'"(.+)"', str(err))  # mmengine's check_file_exist: 'file "PATH" does not exist'
+    missing = getattr(err, 'filename', None) or (quoted.group(1) if quoted else str(err))
+    text = f"config '{config}' names a base file that does not exist: {missing}"
+    if osp.join('.mim', 'model-index.yml') in str(err):
+        return (f"{text}; `panet_mm::` bases need panet_mm installed from its wheel (an editable install has no "
+                "panet_mm/.mim): pip install dist/panet_mm-*.whl, or use a relative _base_ into configs/")
+    if osp.join('.mim', 'configs') in str(err):
+        return f"{text}; the installed names are those of configs/panet/ (see configs/panet/README.md)"
+    return text
 
 
 def enable_amp(cfg: Config) -> Optional[str]:
@@ -150,5 +166,5 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
-__all__ = ['add_common_args', 'build_runner', 'enable_amp', 'explain_unknown_type', 'load_config',
-           'readable_errors']
+__all__ = ['add_common_args', 'build_runner', 'enable_amp', 'explain_missing_base', 'explain_unknown_type',
+           'load_config', 'readable_errors']

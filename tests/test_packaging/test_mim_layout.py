@@ -151,3 +151,23 @@ def test_panet_mm_base_needs_the_import_first():
     code = ("from mmengine.config.utils import MODULE2PACKAGE as M; assert 'panet_mm' not in M; "
             "import panet_mm; assert M['panet_mm'] == 'panet_mm'")
     subprocess.run([sys.executable, '-c', code], check=True, cwd=ROOT)
+
+
+def test_missing_panet_mm_base_is_explained(tmp_path):
+    """tools/train.py and tools/test.py say why a panet_mm:: base is missing and what to do, in one line."""
+    from mmengine.utils import check_file_exist
+
+    from panet_mm.engine.cli import explain_missing_base
+
+    site = tmp_path / 'site-packages' / 'panet_mm'
+    editable = FileNotFoundError(2, 'No such file or directory', str(site / '.mim' / 'model-index.yml'))
+    text = explain_missing_base('my.py', editable)
+    assert text.startswith(f"config 'my.py' names a base file that does not exist: {site}/.mim/model-index.yml")
+    assert 'installed from its wheel' in text and '\n' not in text
+    with pytest.raises(FileNotFoundError) as wrong_name:
+        check_file_exist(str(site / '.mim' / 'configs' / 'panet' / 'nope.py'))  # what mmengine raises
+    assert 'configs/panet/README.md' in explain_missing_base('my.py', wrong_name.value)
+    with pytest.raises(FileNotFoundError) as local:
+        check_file_exist(str(tmp_path / 'base.py'))
+    assert explain_missing_base('my.py', local.value) == \
+        f"config 'my.py' names a base file that does not exist: {tmp_path / 'base.py'}"
