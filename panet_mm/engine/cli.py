@@ -17,6 +17,7 @@ from typing import Iterator, List, Optional
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 
+from ..registry import register_config_package
 from .checkpoint import UnsafeCheckpointError
 from .distributed import setup_distributed
 from .hooks import NonFiniteLossError, NonFiniteOutputError
@@ -50,6 +51,7 @@ def load_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         raise SystemExit(f"config file '{args.config}' not found; the configs are listed in configs/ "
                          '(see README "Configs")')
+    register_config_package()  # `_base_ = 'panet_mm::...'` in the config
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
