@@ -20,7 +20,7 @@ from mmengine.registry import RUNNERS
 from ..registry import register_config_package
 from .checkpoint import UnsafeCheckpointError
 from .distributed import setup_distributed
-from .hooks import NonFiniteLossError
+from .hooks import NonFiniteLossError, NonFiniteOutputError
 from .runner import CheckpointMismatchError, PANetRunner
 
 
@@ -148,7 +148,8 @@ def readable_errors() -> Iterator[None]:
         return
     try:
         yield
-    except (CheckpointMismatchError, UnsafeCheckpointError, NonFiniteLossError, FileNotFoundError) as e:
+    except (CheckpointMismatchError, UnsafeCheckpointError, NonFiniteLossError, NonFiniteOutputError,
+            FileNotFoundError) as e:
         _fail(str(e))
     except KeyError as e:
         text = explain_unknown_type(str(e))
