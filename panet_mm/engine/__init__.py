@@ -7,12 +7,12 @@ from .checkpoint import (
                          load_weights_only,
 )
 from .distributed import CPUDistributedDataParallel, setup_distributed
-from .hooks import NonFiniteLossError, NonFiniteLossHook
+from .hooks import NonFiniteLossError, NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook
 from .runner import CheckpointMismatchError, PANetRunner, compare_state_dicts
 
 __all__ = [
     'AtomicLocalBackend', 'CPUDistributedDataParallel', 'CheckpointMismatchError', 'NonFiniteLossError',
-    'NonFiniteLossHook', 'PANetRunner',
+    'NonFiniteLossHook', 'NonFiniteOutputError', 'NonFiniteOutputHook', 'PANetRunner',
     'UnsafeCheckpointError', 'WeightsOnlyCheckpointHook', 'compare_state_dicts', 'ensure_checkpoint_hook',
     'load_weights_only', 'setup_distributed'
 ]

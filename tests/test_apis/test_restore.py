@@ -15,7 +15,7 @@ from mmengine.config import Config
 
 from panet_mm.apis import restore as R
 from panet_mm.datasets.transforms import bayer_mosaic
-from panet_mm.engine.checkpoint import STAND_INS
+from panet_mm.engine.checkpoint import MMENGINE_SAFE_GLOBALS
 
 
 def photo(h=20, w=28, seed=0):
@@ -60,7 +60,7 @@ def test_runner_checkpoint_loads_weights_only(demo_checkpoint):
     assert set(state) == set(model.state_dict())
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())  # same seed, same weights
     allowed = torch.serialization.get_safe_globals()
-    assert not [g for g in allowed if g in STAND_INS]  # the stand-ins were allowed for that load only
+    assert not [g for g in allowed if g in MMENGINE_SAFE_GLOBALS]  # allowed for that load only
 
 
 class RunsCode:
@@ -182,6 +182,16 @@ def test_test_modes_keep_the_size(demo_checkpoint, options):
     assert out.shape == (24, 32, 3) and out.dtype == np.uint8
 
 
+@pytest.mark.parametrize('precision', ['bf16', 'fp16'])
+def test_precision_option(demo_checkpoint, restorer, precision):
+    """--precision reaches the model's test_cfg; the 8-bit result stays within a few levels of float32's."""
+    r = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', precision=precision)
+    assert r.model.precision == precision and r.model.test_cfg['precision'] == precision
+    img = photo(12, 16)
+    diff = np.abs(r.restore_array(img).astype(int) - restorer.restore_array(img).astype(int))
+    assert diff.max() <= 4 and diff.mean() < 1
+
+
 def test_read_image_reports_conversions(restorer, tmp_path):
     grey = tmp_path / 'grey.png'
     cv2.imwrite(str(grey), photo()[..., 0])
@@ -190,7 +200,7 @@ def test_read_image_reports_conversions(restorer, tmp_path):
     rgba = tmp_path / 'rgba.png'
     cv2.imwrite(str(rgba), np.dstack([photo(), np.full((20, 28), 128, np.uint8)]))
     img, notes = restorer.read_image(str(rgba))
-    assert img.shape == (20, 28, 3) and notes == ['alpha channel dropped']
+    assert img.shape == (20, 28, 3) and notes == ['alpha channel dropped (transparent pixels keep their stored colour)']
     colour = tmp_path / 'colour.png'
     cv2.imwrite(str(colour), photo()[..., ::-1])
     img, notes = restorer.read_image(str(colour))
