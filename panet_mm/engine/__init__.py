@@ -8,10 +8,13 @@ from .checkpoint import (
 )
 from .distributed import CPUDistributedDataParallel, setup_distributed
 from .hooks import NonFiniteLossError, NonFiniteLossHook
+from .optim import CPUAmpOptimWrapper
 from .runner import CheckpointMismatchError, PANetRunner, compare_state_dicts
+from .visualization import FirstSamplesVisualizationHook
 
 __all__ = [
-    'AtomicLocalBackend', 'CPUDistributedDataParallel', 'CheckpointMismatchError', 'NonFiniteLossError',
+    'AtomicLocalBackend', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel', 'CheckpointMismatchError',
+    'FirstSamplesVisualizationHook', 'NonFiniteLossError',
     'NonFiniteLossHook', 'PANetRunner',
     'UnsafeCheckpointError', 'WeightsOnlyCheckpointHook', 'compare_state_dicts', 'ensure_checkpoint_hook',
     'load_weights_only', 'setup_distributed'
