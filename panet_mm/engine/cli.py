@@ -18,9 +18,10 @@ from typing import Iterator, List, Optional, Sequence
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 
+from ..registry import register_config_package
 from .checkpoint import UnsafeCheckpointError
 from .distributed import setup_distributed
-from .hooks import NonFiniteLossError
+from .hooks import NonFiniteLossError, NonFiniteOutputError
 from .runner import CheckpointMismatchError, PANetRunner
 
 
@@ -61,7 +62,11 @@ def load_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         raise SystemExit(f"config file '{args.config}' not found; the configs are listed in configs/ "
                          '(see README "Configs")')
-    cfg = Config.fromfile(args.config)
+    register_config_package()  # `_base_ = 'panet_mm::...'` in the config
+    try:
+        cfg = Config.fromfile(args.config)
+    except FileNotFoundError as err:
+        raise SystemExit(explain_missing_base(args.config, err)) from None
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(parse_cfg_options(args.cfg_options))
@@ -74,6 +79,19 @@ def load_config(args: argparse.Namespace) -> Config:
         add_tensorboard(cfg)
     setup_distributed(cfg, args.launcher)
     return cfg
+
+
+def explain_missing_base(config: str, err: FileNotFoundError) -> str:
+    """One line for a config whose base file is missing, with the fix for ``panet_mm::`` bases."""
+    quoted = re.search(r'"(.+)"', str(err))  # mmengine's check_file_exist: 'file "PATH" does not exist'
+    missing = getattr(err, 'filename', None) or (quoted.group(1) if quoted else str(err))
+    text = f"config '{config}' names a base file that does not exist: {missing}"
+    if osp.join('.mim', 'model-index.yml') in str(err):
+        return (f"{text}; `panet_mm::` bases need panet_mm installed from its wheel (an editable install has no "
+                "panet_mm/.mim): pip install dist/panet_mm-*.whl, or use a relative _base_ into configs/")
+    if osp.join('.mim', 'configs') in str(err):
+        return f"{text}; the installed names are those of configs/panet/ (see configs/panet/README.md)"
+    return text
 
 
 def add_tensorboard(cfg: Config) -> None:
@@ -184,7 +202,8 @@ def readable_errors() -> Iterator[None]:
         return
     try:
         yield
-    except (CheckpointMismatchError, UnsafeCheckpointError, NonFiniteLossError, FileNotFoundError) as e:
+    except (CheckpointMismatchError, UnsafeCheckpointError, NonFiniteLossError, NonFiniteOutputError,
+            FileNotFoundError) as e:
         _fail(str(e))
     except KeyError as e:
         text = explain_unknown_type(str(e))
@@ -202,5 +221,5 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
-__all__ = ['add_tensorboard', 'build_runner', 'enable_amp', 'explain_unknown_type', 'load_config', 'parse_cfg_options',
-           'readable_errors']
+__all__ = ['add_tensorboard', 'build_runner', 'enable_amp', 'explain_missing_base', 'explain_unknown_type',
+           'load_config', 'parse_cfg_options', 'readable_errors']
