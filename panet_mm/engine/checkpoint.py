@@ -30,7 +30,6 @@ Why it exists:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import os.path as osp
 import pickle
@@ -48,6 +47,8 @@ from mmengine.logging import HistoryBuffer
 from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from panet_mm.utils.compat import numpy_core_module, numpy_pickle_aliases
+
 _BUFFER_TAG = '__panet_mm_history_buffer__'
 #: Name of :class:`AtomicLocalBackend` in mmengine's file backends.
 ATOMIC_BACKEND = 'panet_mm_atomic_local'
@@ -56,12 +57,13 @@ ATOMIC_BACKEND = 'panet_mm_atomic_local'
 def numpy_safe_globals() -> List[Any]:
     """The numpy constructors that plain arrays and scalars need under ``weights_only=True``.
 
-    They rebuild data only (array buffers, dtypes, scalars); nothing callable by the file.
+    They rebuild data only (array buffers, dtypes, scalars); nothing callable by the file. Files written
+    under the other numpy major (numpy 1 vs 2 name these functions differently) load too.
     """
-    multiarray = importlib.import_module('numpy.core.multiarray' if np.__version__.startswith('1.')
-                                         else 'numpy._core.multiarray')
+    multiarray = numpy_core_module('multiarray')
     dtype_classes = {type(np.dtype(code)) for code in np.typecodes['All']}
-    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *sorted(dtype_classes, key=str)]
+    return [multiarray._reconstruct, multiarray.scalar, *numpy_pickle_aliases(), np.ndarray, np.dtype,
+            *sorted(dtype_classes, key=str)]
 
 
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
@@ -90,20 +92,12 @@ MMENGINE_SAFE_GLOBALS = (HistoryBuffer, _history_buffer_getattr)
 @contextlib.contextmanager
 def _weights_only_globals() -> Iterator[None]:
     """Allow numpy data and mmengine's message hub for the duration of one load."""
-    get = getattr(torch.serialization, 'get_safe_globals', None)
-    registered = list(get()) if get is not None else []
+    registered = list(torch.serialization.get_safe_globals())
     wanted = [*numpy_safe_globals(), *MMENGINE_SAFE_GLOBALS]
     # only what is not registered yet, so that leaving the scope removes nothing other code allowed
     extra = [g for g in wanted if not any(g is r for r in registered)]
-    scoped = getattr(torch.serialization, 'safe_globals', None)
-    if scoped is not None:  # torch >= 2.5
-        with scoped(extra):
-            yield
-        return
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is not None:  # torch 2.4: no scoped form; the entries are data-only or restricted
-        add(extra)
-    yield
+    with torch.serialization.safe_globals(extra):  # torch >= 2.5, as setup.py requires
+        yield
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
