@@ -36,7 +36,8 @@ def test_snippets_build(tmp_path):
     init_default_scope('mmagic')
     cfg = Config.fromfile(str(config_with(tmp_path, ema, clip, vis)))
     hooks = [HOOKS.build(dict(h)) for h in cfg.custom_hooks]
-    assert [type(h).__name__ for h in hooks] == ['WeightsOnlyCheckpointHook', 'NonFiniteLossHook', 'EMAHook']
+    assert [type(h).__name__ for h in hooks] == ['FirstSamplesVisualizationHook', 'WeightsOnlyCheckpointHook',
+                                                 'NonFiniteLossHook', 'EMAHook']
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=10.0, norm_type=2)
     assert cfg.optim_wrapper.optimizer.type == 'Adam'  # merged into the base's wrapper, not replacing it
     backends = [VISBACKENDS.build(dict(b, save_dir=str(tmp_path / 'vis'))) for b in cfg.visualizer.vis_backends]
