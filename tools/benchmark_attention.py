@@ -226,18 +226,25 @@ def measure_times(spec):
     case = Case(spec)
     impls = spec['impls']
     fns = {impl: case.fn(impl) for impl in impls}
-    for impl in impls:
-        case.call(fns[impl], *case.inputs(1, 12))
+    tiny = case.inputs(1, 12)
     inputs = case.inputs(spec['batch'], spec['size'])
     rates = ['float32', 'bfloat16'] + ([spec['dtype']] if spec['dtype'] not in ('float32', 'bfloat16') else [])
-    warmup, peaks = {}, {}
+    warmup, peaks, errors = {}, {}, {}
     for impl in impls:                          # on CUDA the warm-up call also measures the peak memory
         if case.cuda:
             case.torch.cuda.reset_peak_memory_stats()
             base = case.torch.cuda.memory_allocated()
-        warmup[impl] = case.timed(fns[impl], inputs)[0]
+        try:
+            case.call(fns[impl], *tiny)         # load the BLAS / softmax kernels first
+            warmup[impl] = case.timed(fns[impl], inputs)[0]
+        except (RuntimeError, ValueError) as err:   # e.g. a baseline out of memory: the others still run
+            errors[impl] = str(err).strip().splitlines()[0][:200]
+            if case.cuda:
+                case.torch.cuda.empty_cache()
+            continue
         if case.cuda:
             peaks[impl] = max(case.torch.cuda.max_memory_allocated() - base, 0)
+    impls = [impl for impl in impls if impl not in errors]
     times = {impl: [] for impl in impls}
     cpu_times = {impl: [] for impl in impls}
     mm = {name: [] for name in rates}
@@ -253,6 +260,7 @@ def measure_times(spec):
         for name in rates:
             mm[name].append(case.matmul_gflops(name))
     result = dict(spec, times_s=times, cpu_times_s=cpu_times, warmup_s=warmup, matmul_gflops=mm, peak_bytes=peaks,
+                  errors=errors,
                   threads=case.torch.get_num_threads(), macs={}, chunks={})
     for impl in impls:
         result['macs'][impl] = case.macs(impl)
@@ -390,6 +398,8 @@ def summarise(timing, memory, impls, dtype):
             rec['peak_bytes'] = timing['peak_bytes'][impl]
         if 'error' in timing:
             rec.setdefault('error', timing['error'])
+        elif impl in timing.get('errors', {}):
+            rec.setdefault('error', timing['errors'][impl])
         elif impl in timing.get('times_s', {}):
             ts = timing['times_s'][impl]
             rec['time_s'] = statistics.median(ts)

@@ -81,6 +81,18 @@ def test_device_check_smoke(tmp_path):
         assert '| fwd' in section or '| with fast' in section, title
 
 
+def test_benchmark_attention_one_failing_implementation_spares_the_others(tmp_path):
+    """An implementation that raises (here: an unknown method; on a GPU: a baseline out of memory) is reported,
+    the others of the same case are still timed."""
+    out_json = tmp_path / 'bench.json'
+    run_tool([sys.executable, 'tools/benchmark_attention.py', '--sizes', '10', '--fb-sizes', '', '--repeats', '1',
+              '--channels', '8', '--threads', '1', '--no-memory', '--method', 'flash', '--json', str(out_json)],
+             timeout=300)
+    records = {r['impl']: r for r in json.loads(out_json.read_text())}
+    assert "method must be 'auto' or one of" in records['fast']['error'] and 'time_s' not in records['fast']
+    assert records['released']['time_s'] > 0 and records['reference']['ratio_released'] > 0
+
+
 def test_benchmark_attention_skips_a_reference_that_would_not_fit(tmp_path):
     out_json = tmp_path / 'bench.json'
     run_tool([sys.executable, 'tools/benchmark_attention.py', '--sizes', '12', '--fb-sizes', '', '--repeats', '0',
