@@ -63,6 +63,13 @@ def test_benchmark_attention_training_step(tmp_path):
         assert r['attention_share'][impl] == pytest.approx(1 - r['step_s']['without attention'] /
                                                            r['step_s'][f'with {impl}'])
     assert '| with released | 2 | 10x10 |' in proc.stdout
+    lo, hi = r['fast_over_released_spread']
+    assert lo <= r['fast_over_released'] <= hi
+    proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--step', '1,10,16,2', '--forward-only',
+                     '--impls', 'fast', '--repeats', '1', '--threads', '1', '--json', str(out_json)], timeout=300)
+    r = json.loads(out_json.read_text())
+    assert r['train'] is False and set(r['step_s']) == {'without attention', 'with fast'}
+    assert '| PA-EDSR x2 forward |' in proc.stdout and 'fast_over_released' not in r
     proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--step', '2,10'], check=False, timeout=300)
     assert proc.returncode != 0 and '--step must be BATCH,SIZE,CHANNELS,BLOCKS' in proc.stderr
 
@@ -79,6 +86,18 @@ def test_device_check_smoke(tmp_path):
                   'PANet block, bfloat16 autocast', 'PA-EDSR x2 training step, float32'):
         section = report.split(f'## {title}')[1].split('\n## ')[0]
         assert '| fwd' in section or '| with fast' in section, title
+
+
+def test_benchmark_attention_one_failing_implementation_spares_the_others(tmp_path):
+    """An implementation that raises (here: an unknown method; on a GPU: a baseline out of memory) is reported,
+    the others of the same case are still timed."""
+    out_json = tmp_path / 'bench.json'
+    run_tool([sys.executable, 'tools/benchmark_attention.py', '--sizes', '10', '--fb-sizes', '', '--repeats', '1',
+              '--channels', '8', '--threads', '1', '--no-memory', '--method', 'flash', '--json', str(out_json)],
+             timeout=300)
+    records = {r['impl']: r for r in json.loads(out_json.read_text())}
+    assert "method must be 'auto' or one of" in records['fast']['error'] and 'time_s' not in records['fast']
+    assert records['released']['time_s'] > 0 and records['reference']['ratio_released'] > 0
 
 
 def test_benchmark_attention_skips_a_reference_that_would_not_fit(tmp_path):
