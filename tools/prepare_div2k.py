@@ -22,21 +22,10 @@ import argparse
 import math
 import os
 import os.path as osp
+import warnings
 from functools import partial
 from multiprocessing import Pool
 from typing import List, Optional, Sequence, Tuple
-
-from tqdm import tqdm
-
-from panet_mm.datasets.prepare import (
-    bicubic_downscale,
-    crop_sub_images,
-    imread_color,
-    imwrite_atomic,
-    mod_crop,
-    sub_image_starts,
-    write_meta_info,
-)
 
 IMG_EXT = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -68,6 +57,14 @@ def list_images(folder: str) -> List[str]:
 
 def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, Tuple[int, int, int]]]:
     """Write the HR and LR sub-images of one DIV2K image; return the meta-info entries."""
+    from panet_mm.datasets.prepare import (
+        bicubic_downscale,
+        crop_sub_images,
+        imread_color,
+        imwrite_atomic,
+        mod_crop,
+        sub_image_starts,
+    )
     stem = osp.splitext(name)[0]
     # mod-crop by every scale at once so that each sub-image starts on a whole LR pixel
     hr = mod_crop(imread_color(osp.join(args.div2k, 'DIV2K_train_HR', name)), math.lcm(*args.scales))
@@ -102,6 +99,9 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
 
 def prepare_div2k(args: argparse.Namespace) -> int:
     """Prepare the DIV2K sub-images; return the number of HR sub-images."""
+    from tqdm import tqdm
+
+    from panet_mm.datasets.prepare import write_meta_info
     hr_dir = osp.join(args.div2k, 'DIV2K_train_HR')
     if not osp.isdir(hr_dir):
         raise SystemExit(f"folder '{hr_dir}' not found: download DIV2K_train_HR.zip from the DIV2K site and "
@@ -120,6 +120,9 @@ def prepare_div2k(args: argparse.Namespace) -> int:
 
 def prepare_set5(args: argparse.Namespace) -> int:
     """Arrange Set5 HR images as GTmod12 and LRbicx{s}; return the number of images."""
+    from tqdm import tqdm
+
+    from panet_mm.datasets.prepare import bicubic_downscale, imread_color, imwrite_atomic, mod_crop
     names = list_images(args.set5) if osp.isdir(args.set5) else []
     if not names:
         raise SystemExit(f"no Set5 images found in '{args.set5}'; point --set5 at the folder of the 5 HR images")
@@ -134,6 +137,10 @@ def prepare_set5(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+    quiet_third_party_warnings(early)
     if not args.no_div2k:
         n = prepare_div2k(args)
         print(f'DIV2K: {n} HR sub-images and their LR x{args.scales} in {args.div2k}')

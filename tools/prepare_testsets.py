@@ -43,6 +43,7 @@ import os
 import os.path as osp
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import Pool
@@ -247,7 +248,11 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
     from tqdm import tqdm
 
     jobs = {key: list_sources(key, folder) for key, folder in args.sets.items()}  # check all before writing
-    import_libraries()
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        import_libraries()
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+    quiet_third_party_warnings(early)
     summary = {}
     with Pool(args.workers) as pool:
         for key, sources in jobs.items():

@@ -309,11 +309,11 @@ class Restorer:
         """A note when restoring a ``height x width`` input in one pass will be slow on CPU, else None.
 
         Whole-image pyramid attention costs multiply-adds quadratic in the pixels
-        (:func:`panet_mm.ops.pyramid_attention.attention_macs`, summed over the generator's blocks,
-        x8 with self-ensemble). Above :data:`SLOW_ATTENTION_MACS` on CPU the note gives the cost, a
-        rough time (at :data:`CPU_MACS_PER_THREAD` per torch thread) and the tiling options that bound
-        it. Only for PANet / PA-EDSR generators (their attention runs at the input's resolution) in
-        whole-image mode: chopped or tiled restorations are bounded already.
+        (``PyramidAttention.macs``, summed over the generator's blocks, x8 with self-ensemble). Above
+        :data:`SLOW_ATTENTION_MACS` on CPU the note gives the cost, a rough time (at
+        :data:`CPU_MACS_PER_THREAD` per torch thread) and the tiling options that bound it. Only for
+        PANet / PA-EDSR generators (their attention runs at the input's resolution) in whole-image
+        mode: chopped or tiled restorations are bounded already.
 
         Args:
             height (int): Input height.
@@ -324,14 +324,12 @@ class Restorer:
         """
         from panet_mm.models.editors.panet.panet_net import PAEDSRNet, PANet
         from panet_mm.models.layers import PyramidAttention
-        from panet_mm.ops.pyramid_attention import attention_macs
         model = self.model
         generator = getattr(model, 'generator', model)
         if (not str(self.device).startswith('cpu') or not isinstance(generator, (PANet, PAEDSRNet))
                 or getattr(model, 'chop_cfg', None) is not None or getattr(model, 'tile_cfg', None) is not None):
             return None
-        macs = sum(attention_macs(height, width, m.scales, m.channels // m.reduction, m.channels, m.ksize)
-                   for m in generator.modules() if isinstance(m, PyramidAttention))
+        macs = sum(m.macs(height, width) for m in generator.modules() if isinstance(m, PyramidAttention))
         macs *= 8 if getattr(model, 'self_ensemble', False) else 1
         if macs < SLOW_ATTENTION_MACS:
             return None

@@ -8,11 +8,14 @@ from .checkpoint import (
 )
 from .distributed import CPUDistributedDataParallel, setup_distributed
 from .hooks import NonFiniteLossError, NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook
+from .optim import CPUAmpOptimWrapper
 from .runner import CheckpointMismatchError, PANetRunner, compare_state_dicts
+from .visualization import FirstSamplesVisualizationHook
 
 __all__ = [
-    'AtomicLocalBackend', 'CPUDistributedDataParallel', 'CheckpointMismatchError', 'NonFiniteLossError',
-    'NonFiniteLossHook', 'NonFiniteOutputError', 'NonFiniteOutputHook', 'PANetRunner',
+    'AtomicLocalBackend', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel', 'CheckpointMismatchError',
+    'FirstSamplesVisualizationHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'NonFiniteOutputError',
+    'NonFiniteOutputHook', 'PANetRunner',
     'UnsafeCheckpointError', 'WeightsOnlyCheckpointHook', 'compare_state_dicts', 'ensure_checkpoint_hook',
     'load_weights_only', 'setup_distributed'
 ]
