@@ -5,13 +5,19 @@
 Distributed: tools/dist_test.sh CONFIG CHECKPOINT GPUS.
 """
 import argparse
+import os
 import os.path as osp
+import sys
+import tempfile
 
 import mmengine
 from mmagic.utils import print_colored_log
 from mmengine.hooks import Hook
 
 from panet_mm.engine.cli import add_common_args, build_runner, load_config, readable_errors
+
+#: Formats mmengine.dump writes, by extension.
+OUT_FORMATS = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
 
 
 def parse_args() -> argparse.Namespace:
@@ -20,7 +26,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='file (.json/.yaml/.pkl) to save the metrics to')
     add_common_args(parser)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.out and osp.splitext(args.out)[1].lower() not in OUT_FORMATS:
+        parser.error(f"--out '{args.out}': the metrics are saved as {', '.join(OUT_FORMATS)}; name the file "
+                     'with one of these extensions')
+    return args
+
+
+def check_writable(out: str) -> None:
+    """Refuse (exit 2) an ``--out`` whose folder cannot be written, before the evaluation runs."""
+    folder = osp.dirname(osp.abspath(out))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f'.{osp.basename(out)}.', suffix='.probe', dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        print(f"error: --out '{out}' cannot be written ({err.strerror or err}); pass a file in a writable folder",
+              file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 class SaveMetricsHook(Hook):
@@ -39,6 +63,8 @@ def main() -> None:
     args = parse_args()
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f"checkpoint '{args.checkpoint}' not found")
+    if args.out:
+        check_writable(args.out)  # before the evaluation, not after it
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     with readable_errors():

@@ -4,13 +4,16 @@
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 
 Distributed: tools/dist_train.sh CONFIG GPUS (works without a GPU too, over gloo).
+The run holds the work directory (``.panet_mm_train.lock``): a second run there is refused with one line,
+a lock left by a killed run is taken over with a note, and temporary files of its interrupted
+checkpoint saves are removed.
 """
 import argparse
 import logging
 
 from mmagic.utils import print_colored_log
 
-from panet_mm.engine.cli import add_common_args, build_runner, enable_amp, load_config, readable_errors
+from panet_mm.engine.cli import add_common_args, build_runner, enable_amp, hold_work_dir, load_config, readable_errors
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,7 +43,7 @@ def main() -> None:
     if args.resume:
         cfg.resume = True
 
-    with readable_errors():
+    with readable_errors(), hold_work_dir(cfg):  # one run per work directory
         runner = build_runner(cfg)
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner._log_dir}')
