@@ -1,22 +1,37 @@
-"""Benchmark the chunked pyramid attention kernel against the straightforward reference.
+"""Benchmark the chunked pyramid attention kernel against the released block's way and the reference.
 
-Runs with torch alone: ``panet_mm/ops/pyramid_attention.py`` is loaded by file path, so neither
-mmagic nor mmengine (nor the ``panet_mm`` package) is imported.
+Runs with torch alone: ``panet_mm/ops`` is loaded by file path, so neither mmagic nor mmengine (nor
+the ``panet_mm`` package) is imported.
 
-Every (implementation, pass, size) is measured in a fresh child process, so that peak memory is
-clean: on CPU the peak resident set size of the child minus its resident size just before the first
-call (``ru_maxrss`` minus ``/proc/self/statm``); on CUDA ``torch.cuda.max_memory_allocated`` minus
-the memory allocated before the call. The first call is the warm-up (and the memory measurement);
-the time is the median wall time of ``--repeats`` further calls (the process CPU time is reported
-too: on a shared machine it is the steadier of the two). Inputs are random tensors of the pyramid's
-sizes (query ``C/r`` channels, keys ``C/r``, values ``C``, levels ``floor(s*H) x floor(s*W)``
-for ``s = 1, 0.9, ...``); the 1x1 embeddings and the pyramid are not timed, for either side.
+Implementations (``--impls``): ``fast`` (:func:`pyramid_attention`, ``--method``; ``--methods``
+adds one ``fast:<method>`` per formulation), ``released`` (:func:`released_block_attention`: the
+released block's conv2d / softmax / conv_transpose2d loop over the batch, the code users would
+otherwise run) and ``reference`` (:func:`pyramid_attention_reference`, the batched formula). The
+baselines always run in float32; ``--dtype`` puts the fast kernel under autocast.
 
-Example (the default CPU run, about 5 minutes on 2 cores)::
+For every (pass, batch, size):
+
+* time: ONE child process runs all implementations interleaved: a warm-up round, then
+  ``--repeats`` rounds, each timing one call of every implementation (in a rotated order) and the
+  machine's ``torch.mm`` rate in float32 and bfloat16 (2048^2 on CPU, 8192^2 on CUDA). Times are
+  medians over the rounds; every ratio is taken per round, and its median and min-max spread are
+  reported, so a loaded machine shows up as spread rather than as a wrong number.
+* memory: one fresh child per implementation (``--no-memory`` skips them): on CPU the peak resident
+  set size minus the resident size before the call; on CUDA ``torch.cuda.max_memory_allocated``
+  minus the memory allocated before it.
+
+The achieved rate of the fast kernel is its counted multiply-adds (:func:`attention_macs` of the
+formulation it ran, forward or forward+backward) times two over its time, as a share of the
+measured ``torch.mm`` rate of its dtype. Inputs are random tensors of the pyramid's sizes (query
+``C/r`` channels, keys ``C/r``, values ``C``, levels ``floor(s*H) x floor(s*W)`` for
+``s = 1, 0.9, ...``); the 1x1 embeddings and the pyramid are not timed, for any implementation.
+
+Example (the default CPU run, about 10 minutes on 2 idle cores)::
 
     python tools/benchmark_attention.py --plot attention.png --json attention.json
 """
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -27,15 +42,25 @@ import subprocess
 import sys
 import time
 
-KERNEL_PATH = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'panet_mm', 'ops', 'pyramid_attention.py')
+OPS_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'panet_mm', 'ops')
+BASELINES = ('released', 'reference')
+DTYPES = ('float32', 'bfloat16', 'float16')
 
 
 def load_kernel():
-    """The kernel module, loaded by path (no ``panet_mm`` package import)."""
-    spec = importlib.util.spec_from_file_location('_pyramid_attention_kernel', KERNEL_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``panet_mm/ops/pyramid_attention.py``, loaded with ``panet_mm/ops`` as a stand-alone package.
+
+    Importing ``panet_mm.ops`` normally runs ``panet_mm/__init__.py``, which registers the mmagic
+    modules; loading the folder under another name needs torch alone.
+    """
+    name = '_panet_ops'
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, osp.join(OPS_DIR, '__init__.py'),
+                                                      submodule_search_locations=[OPS_DIR])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f'{name}.pyramid_attention')
 
 
 def level_sizes(size, levels):
@@ -61,79 +86,165 @@ def peak_rss_bytes():
     return peak if sys.platform == 'darwin' else peak * 1024     # bytes on macOS, KiB on Linux
 
 
-# ----------------------------------------------------------------------------- child process
-def worker(spec):
-    """Measure one (impl, pass, size); return a dict (runs in a fresh process)."""
-    import torch
-    if spec.get('threads'):
-        torch.set_num_threads(spec['threads'])
-    pa = load_kernel()
-    device = torch.device(spec['device'])
-    cuda = device.type == 'cuda'
-    batch, size, channels, reduction = spec['batch'], spec['size'], spec['channels'], spec['reduction']
-    backward = spec['pass'] == 'fwd+bwd'
-    if spec['impl'] == 'reference':
-        def kernel(q, ks, vs):
-            return pa.pyramid_attention_reference(q, ks, vs)
-    else:
-        def kernel(q, ks, vs):
-            return pa.pyramid_attention(q, ks, vs, memory_budget_mb=spec['memory_budget_mb'], method=spec['method'])
+def impl_method(impl, default_method):
+    """The kernel formulation of ``impl`` (``'fast'`` or ``'fast:<method>'``), None for a baseline."""
+    if impl == 'fast':
+        return default_method
+    if impl.startswith('fast:'):
+        return impl.split(':', 1)[1]
+    return None
 
-    def make(b, s):
+
+# ----------------------------------------------------------------------------- child process
+class Case:
+    """One (pass, batch, size) of a spec, with its inputs and a callable per implementation."""
+
+    def __init__(self, spec):
+        import torch
+        self.torch = torch
+        if spec.get('threads'):
+            torch.set_num_threads(spec['threads'])
+        self.spec = spec
+        self.pa = load_kernel()
+        self.device = torch.device(spec['device'])
+        self.cuda = self.device.type == 'cuda'
+        self.backward = spec['pass'] == 'fwd+bwd'
+        self.dtype = getattr(torch, spec.get('dtype', 'float32'))
+
+    def fn(self, impl):
+        pa, torch, spec = self.pa, self.torch, self.spec
+        method = impl_method(impl, spec['method'])
+        if method is None:
+            base = pa.released_block_attention if impl == 'released' else pa.pyramid_attention_reference
+            return base
+        half = self.dtype != torch.float32
+
+        def fast(q, ks, vs):
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=half):
+                return pa.pyramid_attention(q, ks, vs, memory_budget_mb=spec['memory_budget_mb'], method=method)
+        return fast
+
+    def inputs(self, batch, size):
+        torch, spec = self.torch, self.spec
         g = torch.Generator(device='cpu').manual_seed(0)
-        sizes = level_sizes(s, spec['levels'])
-        q = torch.randn(b, channels // reduction, s, s, generator=g).to(device)
-        ks = [torch.randn(b, channels // reduction, h, w, generator=g).to(device) for h, w in sizes]
-        vs = [torch.randn(b, channels, h, w, generator=g).to(device) for h, w in sizes]
-        grad = torch.randn(b, channels, s, s, generator=g).to(device)
-        if backward:
+        c, cq = spec['channels'], spec['channels'] // spec['reduction']
+        sizes = level_sizes(size, spec['levels'])
+        q = torch.randn(batch, cq, size, size, generator=g).to(self.device)
+        ks = [torch.randn(batch, cq, h, w, generator=g).to(self.device) for h, w in sizes]
+        vs = [torch.randn(batch, c, h, w, generator=g).to(self.device) for h, w in sizes]
+        grad = torch.randn(batch, c, size, size, generator=g).to(self.device)
+        if self.backward:
             for t in (q, *ks, *vs):
                 t.requires_grad_()
         return q, ks, vs, grad
 
-    def call(q, ks, vs, grad):
-        if backward:
-            out = kernel(q, ks, vs)
-            out.backward(grad)
-        else:
-            with torch.no_grad():
-                kernel(q, ks, vs)
-        if cuda:
-            torch.cuda.synchronize()
+    def sync(self):
+        if self.cuda:
+            self.torch.cuda.synchronize()
 
-    call(*make(1, 12))                      # load the BLAS/softmax kernels outside the measurement
-    inputs = make(batch, size)
-    if cuda:
+    def call(self, fn, q, ks, vs, grad):
+        if self.backward:
+            for t in (q, *ks, *vs):
+                t.grad = None
+            fn(q, ks, vs).backward(grad)
+        else:
+            with self.torch.no_grad():
+                fn(q, ks, vs)
+        self.sync()
+
+    def timed(self, fn, inputs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        self.call(fn, *inputs)
+        return time.perf_counter() - t0, time.process_time() - c0
+
+    def matmul_gflops(self, dtype_name):
+        """Measured ``torch.mm`` rate (GFLOP/s, 2 per multiply-add), the better of two calls."""
+        torch = self.torch
+        n = 8192 if self.cuda else 2048
+        a = torch.randn(n, n, device=self.device).to(getattr(torch, dtype_name))
+        b = torch.randn(n, n, device=self.device).to(getattr(torch, dtype_name))
+        best = float('inf')
+        for _ in range(2):
+            self.sync()
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            self.sync()
+            best = min(best, time.perf_counter() - t0)
+        return 2 * n ** 3 / best / 1e9
+
+    def chunk_info(self, impl):
+        pa, spec = self.pa, self.spec
+        size, batch = spec['size'], spec['batch']
+        sizes = level_sizes(size, spec['levels'])
+        method = impl_method(impl, spec['method'])
+        budget = spec['memory_budget_mb'] or pa.default_memory_budget_mb(self.device)
+        images = pa.choose_batch_chunk(size, size, sizes, batch, dtype=self.dtype, method=method, device=self.device)
+        chunk = pa.choose_chunk_size(size, size, sizes, images, dtype=self.dtype, memory_budget_mb=budget,
+                                     method=method, device=self.device, channels=spec['channels'])
+        return images, chunk
+
+    def macs(self, impl):
+        spec = self.spec
+        method = impl_method(impl, spec['method']) or 'patch'
+        scales = [1 - i / 10 for i in range(spec['levels'])]
+        return spec['batch'] * self.pa.attention_macs(spec['size'], spec['size'], scales,
+                                                      spec['channels'] // spec['reduction'], spec['channels'],
+                                                      method=method, backward=self.backward)
+
+
+def measure_memory(spec):
+    """Peak extra memory and time of the first call of one implementation (in a fresh process)."""
+    case = Case(spec)
+    fn = case.fn(spec['impl'])
+    case.call(fn, *case.inputs(1, 12))          # load the BLAS/softmax kernels outside the measurement
+    inputs = case.inputs(spec['batch'], spec['size'])
+    torch = case.torch
+    if case.cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
         base = current_rss_bytes()
-    t0 = time.perf_counter()
-    call(*inputs)
-    first = time.perf_counter() - t0
-    peak = (torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()) - base
-    times, cpu_times = [], []
-    for _ in range(spec['repeats']):
-        if backward:
-            for t in (inputs[0], *inputs[1], *inputs[2]):
-                t.grad = None
-        t0, c0 = time.perf_counter(), time.process_time()
-        call(*inputs)
-        times.append(time.perf_counter() - t0)
-        cpu_times.append(time.process_time() - c0)
-    result = dict(spec, time_s=statistics.median(times) if times else first, first_call_s=first,
-                  cpu_time_s=statistics.median(cpu_times) if cpu_times else None,
-                  peak_bytes=max(int(peak), 0), threads=torch.get_num_threads())
-    if spec['impl'] == 'fast':
-        sizes = level_sizes(size, spec['levels'])
-        dtype = torch.float32
-        images = pa.choose_batch_chunk(size, size, sizes, batch, dtype=dtype, method=spec['method'], device=device)
-        result['batch_chunk'] = images
-        result['chunk_size'] = pa.choose_chunk_size(size, size, sizes, images, dtype=dtype,
-                                                    memory_budget_mb=spec['memory_budget_mb'], method=spec['method'],
-                                                    device=device, channels=channels)
+    first = case.timed(fn, inputs)[0]
+    peak = (torch.cuda.max_memory_allocated() if case.cuda else peak_rss_bytes()) - base
+    return dict(spec, peak_bytes=max(int(peak), 0), first_call_s=first)
+
+
+def measure_times(spec):
+    """All implementations of one case, interleaved in this process; see the module docstring."""
+    case = Case(spec)
+    impls = spec['impls']
+    fns = {impl: case.fn(impl) for impl in impls}
+    for impl in impls:
+        case.call(fns[impl], *case.inputs(1, 12))
+    inputs = case.inputs(spec['batch'], spec['size'])
+    rates = ['float32', 'bfloat16'] + ([spec['dtype']] if spec['dtype'] not in ('float32', 'bfloat16') else [])
+    warmup = {impl: case.timed(fns[impl], inputs)[0] for impl in impls}
+    times = {impl: [] for impl in impls}
+    cpu_times = {impl: [] for impl in impls}
+    mm = {name: [] for name in rates}
+    for r in range(spec['repeats']):
+        for name in rates:
+            mm[name].append(case.matmul_gflops(name))
+        for impl in impls[r % len(impls):] + impls[:r % len(impls)]:
+            wall, cpu = case.timed(fns[impl], inputs)
+            times[impl].append(wall)
+            cpu_times[impl].append(cpu)
+    if not spec['repeats']:                     # the warm-up call is the only measurement
+        times = {impl: [t] for impl, t in warmup.items()}
+        for name in rates:
+            mm[name].append(case.matmul_gflops(name))
+    result = dict(spec, times_s=times, cpu_times_s=cpu_times, warmup_s=warmup, matmul_gflops=mm,
+                  threads=case.torch.get_num_threads(), macs={}, chunks={})
+    for impl in impls:
+        result['macs'][impl] = case.macs(impl)
+        if impl_method(impl, spec['method']) is not None:
+            result['chunks'][impl] = case.chunk_info(impl)
     return result
+
+
+def worker(spec):
+    return measure_memory(spec) if spec['mode'] == 'memory' else measure_times(spec)
 
 
 def run_child(spec, timeout):
@@ -150,6 +261,44 @@ def run_child(spec, timeout):
     return json.loads(lines[-1])
 
 
+# ----------------------------------------------------------------------------- summary
+def summarise(timing, memory, impls, dtype):
+    """One record per implementation of a case: medians, per-round ratios, rates, memory."""
+    out = {}
+    for impl in impls:
+        rec = {'impl': impl}
+        if impl in memory:
+            for key in ('peak_bytes', 'first_call_s', 'error', 'skipped'):
+                if key in memory[impl]:
+                    rec[key] = memory[impl][key]
+        if 'error' in timing:
+            rec.setdefault('error', timing['error'])
+        elif impl in timing.get('times_s', {}):
+            ts = timing['times_s'][impl]
+            rec['time_s'] = statistics.median(ts)
+            rec['time_spread_s'] = [min(ts), max(ts)]
+            cpu = timing['cpu_times_s'].get(impl)
+            if cpu:
+                rec['cpu_time_s'] = statistics.median(cpu)
+            rec['macs'] = timing['macs'][impl]
+            rec['gflops'] = 2 * rec['macs'] / rec['time_s'] / 1e9
+            mm = timing['matmul_gflops']
+            own = mm.get(dtype if impl_method(impl, '') is not None else 'float32') or mm['float32']
+            rec['matmul_share'] = rec['gflops'] / statistics.median(own)
+            if impl in timing['chunks']:
+                rec['batch_chunk'], rec['chunk_size'] = timing['chunks'][impl]
+            for base in BASELINES:
+                if base != impl and base in timing['times_s']:
+                    per_round = [a / b for a, b in zip(ts, timing['times_s'][base])]
+                    rec[f'ratio_{base}'] = statistics.median(per_round)
+                    rec[f'ratio_{base}_spread'] = [min(per_round), max(per_round)]
+        out[impl] = rec
+    if 'matmul_gflops' in timing:
+        for impl in out:
+            out[impl]['matmul_gflops'] = {k: statistics.median(v) for k, v in timing['matmul_gflops'].items()}
+    return out
+
+
 # ----------------------------------------------------------------------------- report
 def fmt_time(r):
     if r is None:
@@ -158,6 +307,8 @@ def fmt_time(r):
         return r['skipped']
     if 'error' in r:
         return f"error: {r['error']}"
+    if 'time_s' not in r:
+        return '-'
     return f"{r['time_s'] * 1e3:.0f} ms" if r['time_s'] < 10 else f"{r['time_s']:.1f} s"
 
 
@@ -168,23 +319,67 @@ def fmt_mem(r):
     return f'{mb / 1024:.2f} GB' if mb >= 1024 else f'{mb:.0f} MB'
 
 
-def ratio(fast, ref, key):
-    if not fast or not ref or key not in fast or key not in ref or not ref[key]:
+def fmt_ratio(r, base):
+    if not r or f'ratio_{base}' not in r:
         return '-'
-    return f'{fast[key] / ref[key]:.3f}'
+    lo, hi = r[f'ratio_{base}_spread']
+    return f"{r[f'ratio_{base}']:.2f} ({lo:.2f}-{hi:.2f})"
 
 
-def markdown_table(rows):
-    lines = ['| pass | batch | size | fast time | reference time | time ratio | CPU-time ratio | fast peak mem '
-             '| reference peak mem | mem ratio | fast chunk (images x pixels) |',
-             '|---|---|---|---|---|---|---|---|---|---|---|']
+def mem_ratio(a, b):
+    if not a or not b or not a.get('peak_bytes') or not b.get('peak_bytes'):
+        return '-'
+    return f"{a['peak_bytes'] / b['peak_bytes']:.3f}"
+
+
+def markdown_table(rows, fast='fast'):
+    """Fast kernel against the baselines, one line per (pass, batch, size)."""
+    lines = ['| pass | batch | size | fast | released | reference | fast / released (min-max) '
+             '| fast / reference (min-max) | mm GFLOP/s f32 / bf16 | fast GFLOP/s (share of mm) | fast peak mem '
+             '| released peak mem | mem ratio | fast chunk (images x pixels) |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for key in sorted(rows, key=lambda k: (k[0] != 'fwd', k[1], k[2])):
-        fast, ref = rows[key].get('fast'), rows[key].get('reference')
-        chunk = f"{fast['batch_chunk']} x {fast['chunk_size']}" if fast and 'chunk_size' in fast else '-'
-        lines.append(f'| {key[0]} | {key[1]} | {key[2]}x{key[2]} | {fmt_time(fast)} | {fmt_time(ref)} | '
-                     f"{ratio(fast, ref, 'time_s')} | {ratio(fast, ref, 'cpu_time_s')} | "
-                     f"{fmt_mem(fast)} | {fmt_mem(ref)} | {ratio(fast, ref, 'peak_bytes')} | {chunk} |")
+        recs = rows[key]
+        f, rel, ref = recs.get(fast), recs.get('released'), recs.get('reference')
+        mm = (f or rel or ref or {}).get('matmul_gflops', {})
+        mm_txt = f"{mm['float32']:.0f} / {mm['bfloat16']:.0f}" if 'float32' in mm else '-'
+        rate = f"{f['gflops']:.0f} ({100 * f['matmul_share']:.0f}%)" if f and 'gflops' in f else '-'
+        chunk = f"{f['batch_chunk']} x {f['chunk_size']}" if f and 'chunk_size' in f else '-'
+        lines.append(f'| {key[0]} | {key[1]} | {key[2]}x{key[2]} | {fmt_time(f)} | {fmt_time(rel)} | '
+                     f"{fmt_time(ref)} | {fmt_ratio(f, 'released')} | {fmt_ratio(f, 'reference')} | {mm_txt} | "
+                     f'{rate} | {fmt_mem(f)} | {fmt_mem(rel)} | {mem_ratio(f, rel)} | {chunk} |')
     return '\n'.join(lines)
+
+
+def methods_table(rows, methods):
+    """Time of every formulation relative to the fastest, one line per case."""
+    lines = ['| pass | batch | size | ' + ' | '.join(methods) + ' | fastest |',
+             '|---|---|---|' + '---|' * (len(methods) + 1)]
+    for key in sorted(rows, key=lambda k: (k[0] != 'fwd', k[1], k[2])):
+        times = {m: rows[key].get(f'fast:{m}', {}).get('time_s') for m in methods}
+        known = {m: t for m, t in times.items() if t}
+        if not known:
+            continue
+        best = min(known, key=known.get)
+        cells = [f'{fmt_time(rows[key][f"fast:{m}"])} ({known[m] / known[best]:.2f}x)' if m in known else '-'
+                 for m in methods]
+        lines.append(f'| {key[0]} | {key[1]} | {key[2]}x{key[2]} | ' + ' | '.join(cells) + f' | {best} |')
+    return '\n'.join(lines)
+
+
+def method_records(rows, methods, args):
+    """The measured table the 'auto' rule is checked against: one entry per case."""
+    out = []
+    for (pass_, batch, size), recs in sorted(rows.items()):
+        times = {m: recs[f'fast:{m}']['time_s'] for m in methods if 'time_s' in recs.get(f'fast:{m}', {})}
+        if not times:
+            continue
+        spread = {m: recs[f'fast:{m}']['time_spread_s'] for m in times}
+        out.append(dict(device=args.device, dtype=args.dtype, threads=args.threads, channels=args.channels,
+                        reduction=args.reduction, levels=args.levels, size=size, batch=batch,
+                        backward=pass_ == 'fwd+bwd', times_s=times, spread_s=spread,
+                        fastest=min(times, key=times.get)))
+    return out
 
 
 def plot(records, path):
@@ -192,8 +387,9 @@ def plot(records, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {'fast': '-o', 'released': '--s', 'reference': ':^'}
     for (pass_, batch) in sorted({(r['pass'], r['batch']) for r in records}):
-        for impl, style in (('fast', '-o'), ('reference', '--s')):
+        for impl, style in styles.items():
             pts = sorted((r['size'] ** 2, r) for r in records
                          if r['pass'] == pass_ and r['batch'] == batch and r['impl'] == impl and 'time_s' in r)
             if not pts:
@@ -201,7 +397,9 @@ def plot(records, path):
             px = [p for p, _ in pts]
             label = f'{impl}, {pass_}, batch {batch}'
             axes[0].plot(px, [r['time_s'] for _, r in pts], style, label=label)
-            axes[1].plot(px, [r['peak_bytes'] / 2**20 for _, r in pts], style, label=label)
+            mem = [(p, r['peak_bytes'] / 2**20) for p, r in pts if r.get('peak_bytes')]
+            if mem:
+                axes[1].plot([p for p, _ in mem], [m for _, m in mem], style, label=label)
     for ax, ylabel in zip(axes, ('time per call (s)', 'peak memory (MiB)')):
         ax.set_xscale('log')
         ax.set_yscale('log')
@@ -209,7 +407,7 @@ def plot(records, path):
         ax.set_ylabel(ylabel)
         ax.grid(True, which='both', alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle('Pyramid attention: chunked kernel vs reference')
+    fig.suptitle('Pyramid attention: chunked kernel vs the released block and the reference')
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -233,14 +431,21 @@ def parse_args(argv=None):
     p.add_argument('--levels', type=int, default=5)
     p.add_argument('--batch', type=int, default=1, help='batch of the forward-pass sizes')
     p.add_argument('--fb-batch', type=int, default=16, help='batch of the forward+backward sizes')
-    p.add_argument('--repeats', type=int, default=3, help='timed calls after the warm-up call (median)')
+    p.add_argument('--repeats', type=int, default=3, help='timed rounds after the warm-up round (median)')
+    p.add_argument('--dtype', choices=DTYPES, default='float32',
+                   help='dtype of the fast kernel (autocast); the baselines run in float32')
     p.add_argument('--max-ref-gb', type=float, default=8.0,
-                   help="skip the reference where its (B, H*W, L) float32 score map alone exceeds this")
-    p.add_argument('--memory-budget-mb', type=float, default=256.0, help="the fast kernel's memory_budget_mb")
+                   help="skip the baselines where the (B, H*W, L) float32 score map alone exceeds this")
+    p.add_argument('--memory-budget-mb', type=float, default=None,
+                   help="the fast kernel's memory_budget_mb (default: the kernel's)")
     p.add_argument('--method', default='auto', help="the fast kernel's method")
-    p.add_argument('--impls', default='fast,reference', help='implementations to run')
+    p.add_argument('--methods', default='', help='comma-separated formulations to time side by side '
+                   '(adds fast:<method> implementations and a table of their times)')
+    p.add_argument('--method-table', default=None, help='write the per-case times of --methods here (JSON)')
+    p.add_argument('--impls', default='fast,released,reference', help='implementations to run')
+    p.add_argument('--no-memory', action='store_true', help='skip the per-implementation memory children')
     p.add_argument('--threads', type=int, default=0, help='torch threads in the children (0: torch default)')
-    p.add_argument('--timeout', type=float, default=1200, help='seconds per measurement')
+    p.add_argument('--timeout', type=float, default=1800, help='seconds per child process')
     p.add_argument('--plot', default=None, help='write a time / memory plot (PNG) here')
     p.add_argument('--json', default=None, help='write every measurement here')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
@@ -255,27 +460,43 @@ def main(argv=None):
     cuda = args.device == 'cuda'
     sizes = args.sizes if args.sizes is not None else ([48, 64, 96, 128, 192, 256] if cuda else [32, 48, 64, 96, 128])
     fb_sizes = args.fb_sizes if args.fb_sizes is not None else [32, 48]
-    impls = [s.strip() for s in args.impls.split(',') if s.strip()]
+    methods = [m.strip() for m in args.methods.split(',') if m.strip()]
+    impls = [s.strip() for s in args.impls.split(',') if s.strip()] + [f'fast:{m}' for m in methods]
     jobs = [('fwd', args.batch, s) for s in sizes] + [('fwd+bwd', args.fb_batch, s) for s in fb_sizes]
     print(f'device={args.device} C={args.channels} r={args.reduction} levels={args.levels} repeats={args.repeats} '
-          f'memory_budget_mb={args.memory_budget_mb} method={args.method}', flush=True)
+          f'dtype={args.dtype} memory_budget_mb={args.memory_budget_mb} method={args.method} '
+          f'load average={os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs', flush=True)
     records, rows = [], {}
     for pass_, batch, size in jobs:
-        for impl in impls:
-            spec = dict(impl=impl, device=args.device, size=size, batch=batch, channels=args.channels,
-                        reduction=args.reduction, levels=args.levels, repeats=args.repeats, method=args.method,
-                        memory_budget_mb=args.memory_budget_mb, threads=args.threads, **{'pass': pass_})
-            score_gb = reference_score_map_bytes(batch, size, args.levels) / 1e9
-            if impl == 'reference' and score_gb > args.max_ref_gb:
-                result = dict(spec, skipped=f'skipped (est. {score_gb:.1f} GB score map)')
-            else:
-                result = run_child(spec, args.timeout)
-            records.append(result)
-            rows.setdefault((pass_, batch, size), {})[impl] = result
-            print(f'  {pass_:8s} batch {batch:3d} {size:4d}x{size:<4d} {impl:9s} {fmt_time(result):>24s}  '
-                  f'peak {fmt_mem(result)}', flush=True)
+        common = dict(device=args.device, size=size, batch=batch, channels=args.channels, reduction=args.reduction,
+                      levels=args.levels, repeats=args.repeats, method=args.method, dtype=args.dtype,
+                      memory_budget_mb=args.memory_budget_mb, threads=args.threads, **{'pass': pass_})
+        score_gb = reference_score_map_bytes(batch, size, args.levels) / 1e9
+        skipped = {impl: dict(skipped=f'skipped (est. {score_gb:.1f} GB score map)')
+                   for impl in impls if impl in BASELINES and score_gb > args.max_ref_gb}
+        run = [impl for impl in impls if impl not in skipped]
+        memory = dict(skipped)
+        if not args.no_memory:
+            for impl in run:
+                memory[impl] = run_child(dict(common, mode='memory', impl=impl), args.timeout)
+        timing = run_child(dict(common, mode='time', impls=run), args.timeout) if run else {}
+        summary = summarise(timing, memory, impls, args.dtype)
+        for impl, rec in summary.items():
+            records.append(dict(rec, **{'pass': pass_}, batch=batch, size=size, device=args.device,
+                                dtype=args.dtype if impl_method(impl, '') is not None else 'float32',
+                                channels=args.channels, reduction=args.reduction, levels=args.levels,
+                                load_average=os.getloadavg()[0]))
+            print(f'  {pass_:8s} batch {batch:3d} {size:4d}x{size:<4d} {impl:12s} {fmt_time(rec):>24s}  '
+                  f"vs released {fmt_ratio(rec, 'released'):>18s}  peak {fmt_mem(rec)}", flush=True)
+        rows[(pass_, batch, size)] = summary
     print()
-    print(markdown_table(rows))
+    print(markdown_table(rows, 'fast' if 'fast' in impls else (impls[0] if impls else 'fast')))
+    if methods:
+        print()
+        print(methods_table(rows, methods))
+        if args.method_table:
+            with open(args.method_table, 'w') as f:
+                json.dump(method_records(rows, methods, args), f, indent=1)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(records, f, indent=1)

@@ -1,11 +1,13 @@
 """Convert a released PANet / PA-EDSR checkpoint to a panet_mm (mmengine) checkpoint.
 
-    python tools/convert_official_ckpt.py SRC.pt DST.pth --arch panet|paedsr [--scale N] [--colors 1|3]
+    python tools/convert_official_ckpt.py SRC.pt DST.pth [--arch panet|paedsr] [--scale N] [--colors 1|3]
 
-The released file is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling); every key
-and shape is checked against the target generator and nothing is written unless all match. The
-output loads with ``python tools/test.py CONFIG DST.pth``; the config's generator must use
-``rgb_range=255`` (the released models work on 0-255 data). Exit status: 0 converted, 1 refused.
+The released file is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling). The
+network, scale, colours and the data range it was trained on are read from the file and printed; a
+flag the file contradicts is refused. Every key, shape and value is checked (NaN/Inf refused, PA-EDSR's
+``msa.*`` copies must equal their ``body.16.*`` twins) and nothing is written unless all pass. The
+output loads with ``python tools/test.py CONFIG DST.pth``; the config's generator uses ``rgb_range=255``
+(a model trained on 0-1 data, as every released one, is rescaled exactly). Exit status: 0 converted, 1 refused.
 """
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Convert a released PANet / PA-EDSR .pt checkpoint to panet_mm')
     parser.add_argument('src', help='released checkpoint (.pt); never modified')
     parser.add_argument('dst', help='output mmengine checkpoint (.pth); written atomically, must differ from src')
-    parser.add_argument('--arch', required=True, choices=['panet', 'paedsr'],
-                        help='panet: denoising / demosaicing / JPEG models; paedsr: super-resolution models')
+    parser.add_argument('--arch', default=None, choices=['panet', 'paedsr'],
+                        help='panet: denoising / demosaicing / JPEG models; paedsr: super-resolution models '
+                        '(default: inferred from the keys)')
     parser.add_argument('--scale', type=int, default=None,
                         help='PA-EDSR scale 2, 3 or 4 (default: inferred from the tail); not for panet')
     parser.add_argument('--colors', type=int, choices=[1, 3], default=None,
@@ -33,6 +36,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='number of ResBlocks, for non-paper variants (default: 80 panet, 32 paedsr)')
     parser.add_argument('--reduction', type=int, default=None,
                         help='attention channel reduction, for non-paper variants (default: 2 panet, 8 paedsr)')
+    parser.add_argument('--source-rgb-range', type=float, default=None,
+                        help='data range the released model was trained on, 1 or 255 (default: read from its '
+                        'sub_mean; needed only for a file without one)')
     return parser.parse_args(argv)
 
 
@@ -42,11 +48,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         meta = convert_official_checkpoint(args.src, args.dst, args.arch, scale=args.scale, colors=args.colors,
                                            mid_channels=args.mid_channels, num_blocks=args.num_blocks,
-                                           reduction=args.reduction)
+                                           reduction=args.reduction, source_rgb_range=args.source_rgb_range)
     except ConversionError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     cfg = meta['generator_cfg']
+    for fact in meta['inferred']:
+        print(f'inferred from the file: {fact}')
     print(f"converted {args.src} -> {args.dst} ({meta['arch']}, scale {meta['scale']}, {meta['colors']} colours)")
     for note in meta['notes']:
         print(f'note: {note}')

@@ -3,7 +3,7 @@
     python tools/restore.py --config CONFIG --checkpoint CKPT INPUT OUTPUT [--device cpu|cuda]
         [--recursive] [--suffix _x2] [--ext png] [--overwrite]
         [--chop [--chop-min-size 6400 --chop-shave 10] | --tile SIZE [--tile-overlap N]] [--self-ensemble]
-        [--max-pixels N]
+        [--precision fp32|bf16|fp16] [--max-pixels N]
 
 INPUT is an image or a folder of images (``--recursive``: with its sub-folders). A folder OUTPUT
 receives the results under the inputs' relative names (``--suffix`` added to the stem, the input's
@@ -23,6 +23,9 @@ zero-filled mosaic of their pattern unchanged, and mosaic any other colour image
 of the sensor), reporting what was done; their tiles start at even offsets (``test_cfg`` ``align=2``)
 and ``--self-ensemble`` is refused (a flip or transpose changes the Bayer pattern). The checkpoint is
 loaded weights-only (a crafted file cannot run code) and must match the config's model exactly.
+
+``--precision bf16`` (or ``fp16``, for GPUs) runs the network under autocast; the README lists its
+accuracy against float32.
 
 Before the model is loaded, every output folder is probed for writing and its free space compared with an
 estimate of the results (from the inputs' headers); a read-only or full disk met later stops the run at
@@ -71,6 +74,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tile-overlap', type=int, default=None, help='tile: overlap in input pixels (default 0)')
     parser.add_argument('--self-ensemble', action='store_true',
                         help='average the x8 flips / transposes (refused for demosaicing models)')
+    parser.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'], default=None,
+                        help="autocast dtype of the network: bf16 for CPUs with bfloat16 units and GPUs, fp16 for "
+                        "GPUs (default: the config's test_cfg precision, fp32)")
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--max-pixels', type=int, default=None,
                         help='refuse images declaring more pixels, from their header (default: what the memory '
@@ -102,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         jobs = plan_jobs(args.input, args.output, recursive=args.recursive, suffix=args.suffix, ext=args.ext)
         check_output_room(jobs, config_scale(args.config), overwrite=args.overwrite)  # before loading the model
         restorer = build_restorer(args.config, args.checkpoint, device=args.device, chop=chop, tile=tile,
-                                  self_ensemble=args.self_ensemble)
+                                  self_ensemble=args.self_ensemble, precision=args.precision)
         restorer.max_pixels = args.max_pixels
     except (RestoreError, ValueError) as err:  # ValueError: test_cfg options PANetEditModel refuses
         print(f'error: {err}', file=sys.stderr)

@@ -2,7 +2,8 @@
 # reduction configs share. The network and the released training recipe:
 # - PANet: conv3x3 head (64 channels), 80 ResBlocks (PReLU) with the pyramid attention after block 40
 #   (C=64, reduction r=2, 5 levels at scales 1.0-0.6, softmax scale 10), conv3x3, long skip, conv3x3 tail;
-#   no mean shift, no image-level residual; 0-255 internal range (rgb_range=255) as the released models.
+#   no mean shift, no image-level residual; 0-255 internal range (rgb_range=255; the released models ran on
+#   0-1 data, and tools/convert_official_ckpt.py rescales them to this exactly).
 # - L1 loss; Adam(0.9, 0.999), eps 1e-8, lr 1e-4 halved at 200k/400k/600k/800k; 1M iterations; batch 16.
 # - Training data: DIV2K 1-800 HR sub-images (python tools/prepare_div2k.py), random 48x48 patches of the
 #   clean image with h-flip, v-flip and transpose; each task config degrades a copy of the patch on the fly.

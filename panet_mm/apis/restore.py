@@ -543,7 +543,8 @@ def build_restorer(config: str,
                    device: Optional[str] = None,
                    chop: Optional[Dict[str, int]] = None,
                    tile: Optional[Dict[str, Any]] = None,
-                   self_ensemble: bool = False) -> Restorer:
+                   self_ensemble: bool = False,
+                   precision: Optional[str] = None) -> Restorer:
     """Build the config's model with mmagic's registry and load ``checkpoint`` weights-only and strictly.
 
     The test-time mode is the one given here (whole image by default), not the config's: ``chop`` /
@@ -559,6 +560,8 @@ def build_restorer(config: str,
         chop (dict, optional): The released recursive chop, ``dict(min_size=6400, shave=10)``.
         tile (dict, optional): Fixed overlapping tiles, ``dict(size=128, overlap=16)``.
         self_ensemble (bool): Geometric x8 self-ensemble. Default: False.
+        precision (str, optional): ``'fp32'``, ``'bf16'`` or ``'fp16'`` (autocast; the model's
+            ``test_cfg`` ``precision``). Default: None (the config's, float32 unless it sets one).
 
     Returns:
         Restorer: The model in eval mode on ``device``.
@@ -583,7 +586,8 @@ def build_restorer(config: str,
     import panet_mm  # noqa: F401  (registers PANetEditModel etc. even if the config lacks custom_imports)
 
     model_cfg = copy.deepcopy(cfg.model)
-    options = {k: v for k, v in dict(chop=chop, tile=tile, self_ensemble=self_ensemble).items() if v}
+    options = {k: v for k, v in dict(chop=chop, tile=tile, self_ensemble=self_ensemble, precision=precision).items()
+               if v}
     test_cfg = {k: v for k, v in dict(model_cfg.get('test_cfg') or {}).items()
                 if k not in ('chop', 'tile', 'self_ensemble')}
     load = find_load_settings(cfg, config)

@@ -172,6 +172,16 @@ def test_test_modes_keep_the_size(demo_checkpoint, options):
     assert out.shape == (24, 32, 3) and out.dtype == np.uint8
 
 
+@pytest.mark.parametrize('precision', ['bf16', 'fp16'])
+def test_precision_option(demo_checkpoint, restorer, precision):
+    """--precision reaches the model's test_cfg; the 8-bit result stays within a few levels of float32's."""
+    r = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', precision=precision)
+    assert r.model.precision == precision and r.model.test_cfg['precision'] == precision
+    img = photo(12, 16)
+    diff = np.abs(r.restore_array(img).astype(int) - restorer.restore_array(img).astype(int))
+    assert diff.max() <= 4 and diff.mean() < 1
+
+
 def test_read_image_reports_conversions(restorer, tmp_path):
     grey = tmp_path / 'grey.png'
     cv2.imwrite(str(grey), photo()[..., 0])

@@ -16,8 +16,8 @@ from panet_mm.ops.pyramid_attention import (
     pyramid_scales,
 )
 
-# the module itself (``panet_mm.ops`` may re-export the function under the same name)
-pa = importlib.import_module('panet_mm.ops.pyramid_attention')
+# the kernel module itself (its workspace class is replaced in a test)
+kernel_module = importlib.import_module('panet_mm.ops.kernel')
 
 METHODS = ['col', 'pixel', 'row', 'patch']
 
@@ -250,7 +250,7 @@ def test_small_budget_gives_small_chunks():
 def test_workspace_stays_within_estimate(monkeypatch, method, dtype):
     """The per-chunk buffers the kernel really allocates (forward and backward) fit the estimate."""
     peaks = []
-    real_workspace = pa._Workspace
+    real_workspace = kernel_module._Workspace
 
     class CountingWorkspace(real_workspace):
         def get(self, name, shape, dtype):
@@ -258,7 +258,7 @@ def test_workspace_stays_within_estimate(monkeypatch, method, dtype):
             peaks.append(sum(b.numel() * b.element_size() for b in self.buffers.values()))
             return out
 
-    monkeypatch.setattr(pa, '_Workspace', CountingWorkspace)
+    monkeypatch.setattr(kernel_module, '_Workspace', CountingWorkspace)
     batch, h, w = 2, 8, 7
     autocast = dtype == torch.bfloat16              # float32 inputs, bfloat16 products under autocast
     query, keys, values, grad_out = make_inputs(batch, 4, 8, h, w, 5, dtype=torch.float32 if autocast else dtype)

@@ -9,27 +9,57 @@ from conftest import run_tool
 def test_benchmark_attention_table_json_and_plot(tmp_path):
     out_json, out_png = tmp_path / 'bench.json', tmp_path / 'bench.png'
     proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--sizes', '12', '--fb-sizes', '10',
-                     '--fb-batch', '3', '--repeats', '1', '--channels', '8', '--reduction', '2',
-                     '--json', str(out_json), '--plot', str(out_png)], timeout=300)
+                     '--fb-batch', '3', '--repeats', '2', '--channels', '8', '--reduction', '2', '--threads', '1',
+                     '--method', 'col', '--json', str(out_json), '--plot', str(out_png)], timeout=300)
     records = json.loads(out_json.read_text())
     assert {(r['impl'], r['pass'], r['size']) for r in records} == {
-        ('fast', 'fwd', 12), ('reference', 'fwd', 12), ('fast', 'fwd+bwd', 10), ('reference', 'fwd+bwd', 10)}
+        (impl, pass_, size) for impl in ('fast', 'released', 'reference') for pass_, size in (('fwd', 12),
+                                                                                           ('fwd+bwd', 10))}
     for r in records:
         assert 'error' not in r, r
         assert r['time_s'] > 0 and r['peak_bytes'] >= 0
-    fast_bwd = next(r for r in records if r['impl'] == 'fast' and r['pass'] == 'fwd+bwd')
+        assert r['time_spread_s'][0] <= r['time_s'] <= r['time_spread_s'][1]
+        assert r['matmul_gflops']['float32'] > 0 and r['matmul_gflops']['bfloat16'] > 0
+    fast = {r['pass']: r for r in records if r['impl'] == 'fast'}
+    for pass_, r in fast.items():
+        # per-round ratios: their median lies within their spread
+        lo, hi = r['ratio_released_spread']
+        assert lo <= r['ratio_released'] <= hi
+        # counted multiply-adds of 'col': forward Dq + Dv per (query, key) pair,
+        # forward+backward 4*Dq + 3*Dv
+        pairs = {'fwd': 144 * sum(int(12 * (1 - i / 10)) ** 2 for i in range(5)),
+                 'fwd+bwd': 3 * 100 * sum(int(10 * (1 - i / 10)) ** 2 for i in range(5))}[pass_]
+        dq, dv = 3 * 4, 3 * 8       # C=8, r=2: unfolded k x 1 columns of 4 and 8 channels
+        assert r['macs'] == pairs * ((4 * dq + 3 * dv) if pass_ == 'fwd+bwd' else (dq + dv))
+        assert r['gflops'] == pytest.approx(2 * r['macs'] / r['time_s'] / 1e9)
+    fast_bwd = fast['fwd+bwd']
     assert 1 <= fast_bwd['batch_chunk'] <= 3 and 1 <= fast_bwd['chunk_size'] <= 100
     table = [ln for ln in proc.stdout.splitlines() if ln.startswith('| fwd')]
-    assert len(table) == 2 and all(ln.count('|') == 12 for ln in table)
+    assert len(table) == 2 and all(ln.count('|') == 15 for ln in table)
     assert out_png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_benchmark_attention_methods_table(tmp_path):
+    table = tmp_path / 'methods.json'
+    proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--sizes', '10', '--fb-sizes', '',
+                     '--repeats', '1', '--channels', '8', '--threads', '1', '--impls', '', '--methods', 'col,pixel',
+                     '--no-memory', '--method-table', str(table)], timeout=300)
+    (entry,) = json.loads(table.read_text())
+    assert set(entry['times_s']) == {'col', 'pixel'} and entry['fastest'] == min(entry['times_s'],
+                                                                                  key=entry['times_s'].get)
+    assert (entry['size'], entry['channels'], entry['reduction'], entry['dtype'], entry['device'],
+            entry['backward']) == (10, 8, 2, 'float32', 'cpu', False)
+    assert '| fwd | 1 | 10x10 |' in proc.stdout
 
 
 def test_benchmark_attention_skips_a_reference_that_would_not_fit(tmp_path):
     out_json = tmp_path / 'bench.json'
     run_tool([sys.executable, 'tools/benchmark_attention.py', '--sizes', '12', '--fb-sizes', '', '--repeats', '0',
               '--channels', '8', '--max-ref-gb', '0', '--json', str(out_json)], timeout=300)
-    ref = next(r for r in json.loads(out_json.read_text()) if r['impl'] == 'reference')
-    assert 'skipped' in ref and 'time_s' not in ref
+    records = {r['impl']: r for r in json.loads(out_json.read_text())}
+    for base in ('released', 'reference'):
+        assert 'skipped' in records[base] and 'time_s' not in records[base]
+    assert records['fast']['time_s'] > 0 and 'ratio_released' not in records['fast']
 
 
 def test_measure_inference_whole_image_and_tiles(tmp_path):

@@ -130,6 +130,7 @@ def test_wrong_checkpoint_is_refused_before_writing(inputs, tmp_path, capsys):
     ['--chop', '--chop-min-size', '100', '--chop-shave', '2'],
     ['--tile', '8', '--tile-overlap', '2'],
     ['--self-ensemble'],
+    ['--precision', 'bf16'],
 ])
 def test_test_time_flags_keep_sizes(demo_checkpoint, tmp_path, flags, capsys):
     src = tmp_path / 'a.png'

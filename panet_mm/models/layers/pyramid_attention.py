@@ -47,7 +47,8 @@ class PyramidAttention(nn.Module):
             quadratic memory, kept for checking).
         chunk_size (int, optional): Query pixels per chunk for the chunked kernel. Default: chosen
             from ``memory_budget_mb``.
-        memory_budget_mb (float): Memory budget of one chunk's score map. Default: 256.
+        memory_budget_mb (float, optional): Memory budget of one chunk's temporaries, in MiB. Default:
+            None (256 on CPU, a quarter of the free device memory on CUDA).
     """
 
     def __init__(self,
@@ -62,7 +63,7 @@ class PyramidAttention(nn.Module):
                  divisor: float = 4.0,
                  implementation: str = 'chunked',
                  chunk_size: Optional[int] = None,
-                 memory_budget_mb: float = 256.0) -> None:
+                 memory_budget_mb: Optional[float] = None) -> None:
         super().__init__()
         if channels % reduction != 0:
             raise ValueError(f'channels ({channels}) must be divisible by reduction ({reduction})')

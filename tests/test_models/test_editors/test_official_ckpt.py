@@ -1,11 +1,17 @@
-"""Released-checkpoint converter: a released-layout model written here from PAPER.md, converted and compared.
+"""Released-checkpoint converter, tested on the released networks' own key lists and on a from-spec forward.
 
-The module tree below reproduces the released naming (``head`` / ``body.N.body.{0,1,2}`` /
-``conv_match_L_base`` ... / ``tail``) and forward (on 0-255 data) from the spec alone; the
-reference repository is not imported.
+``tests/data/released/*.txt`` are the ``state_dict()`` key / shape / dtype lists of the six released
+networks, dumped from the reference code (SHI-Labs/Pyramid-Attention-Networks, see each header): the
+state dicts below are built from them (random values, the released sharing: PA-EDSR's ``msa.*`` and
+``body.16.*`` are one tensor, PANet's PReLU slope is one tensor under 80 names, the mean shifts hold
+``-+rgb_range x DIV2K mean`` at the manifest's rgb_range).
+The module tree and the functional forward below reproduce the released naming and forward (on data in
+``[0, rgb_range]``) from the spec alone; the reference repository is not imported.
 """
+import math
 import os
 import os.path as osp
+import re
 import stat
 import subprocess
 import sys
@@ -22,6 +28,7 @@ from panet_mm.models.editors.panet.official import (
     build_generator,
     convert_official_checkpoint,
     convert_state_dict,
+    generator_config,
     unwrap_state_dict,
 )
 
@@ -47,12 +54,33 @@ class RelResBlock(nn.Module):
         return self.body(x) * self.res_scale + x
 
 
-class RelPyramidAttention(nn.Module):
-    """Spec: bicubic pyramid 1.0..0.6, 1x1 conv+PReLU embeddings, normalised keys, one softmax, paste / 4."""
+def rel_attention(x, p, res_scale, levels=5):
+    """Spec: bicubic pyramid 1.0..0.6, 1x1 conv+PReLU embeddings, normalised keys, one softmax, paste / 4.
 
+    ``p(name)`` gives the released tensor ``conv_match_L_base.0.weight`` ... ``escape_NaN``."""
+    def embed(t, name):
+        return F.prelu(F.conv2d(t, p(f'{name}.0.weight'), p(f'{name}.0.bias')), p(f'{name}.1.weight'))
+
+    outs = []
+    for b in range(x.shape[0]):
+        xi = x[b:b + 1]
+        pyr = [xi if s == 1 else F.interpolate(xi, scale_factor=s, mode='bicubic', align_corners=False)
+               for s in [1 - i / 10 for i in range(levels)]]
+        keys = torch.cat([F.unfold(embed(t, 'conv_match'), 3, padding=1) for t in pyr], -1)[0].t()
+        vals = torch.cat([F.unfold(embed(t, 'conv_assembly'), 3, padding=1) for t in pyr], -1)[0].t()
+        keys = keys / torch.max(keys.norm(dim=1, keepdim=True), p('escape_NaN'))
+        q = embed(xi, 'conv_match_L_base')
+        score = F.conv2d(q, keys.view(keys.shape[0], -1, 3, 3), padding=1)       # (1, L, H, W)
+        attn = F.softmax(score * 10, dim=1)
+        y = F.conv_transpose2d(attn, vals.view(vals.shape[0], -1, 3, 3), padding=1) / 4
+        outs.append(y + res_scale * xi)
+    return torch.cat(outs)
+
+
+class RelPyramidAttention(nn.Module):
     def __init__(self, c, r, res_scale, levels=5):
         super().__init__()
-        self.scales = [1 - i / 10 for i in range(levels)]
+        self.levels = levels
         self.res_scale = res_scale
         self.conv_match_L_base = nn.Sequential(nn.Conv2d(c, c // r, 1), nn.PReLU())
         self.conv_match = nn.Sequential(nn.Conv2d(c, c // r, 1), nn.PReLU())
@@ -60,28 +88,29 @@ class RelPyramidAttention(nn.Module):
         self.register_buffer('escape_NaN', torch.FloatTensor([1e-4]))
 
     def forward(self, x):
-        outs = []
-        for b in range(x.shape[0]):
-            xi = x[b:b + 1]
-            pyr = [xi if s == 1 else F.interpolate(xi, scale_factor=s, mode='bicubic', align_corners=False)
-                   for s in self.scales]
-            keys = torch.cat([F.unfold(self.conv_match(p), 3, padding=1) for p in pyr], -1)[0].t()
-            vals = torch.cat([F.unfold(self.conv_assembly(p), 3, padding=1) for p in pyr], -1)[0].t()
-            keys = keys / torch.max(keys.norm(dim=1, keepdim=True), self.escape_NaN)
-            q = self.conv_match_L_base(xi)
-            score = F.conv2d(q, keys.view(keys.shape[0], -1, 3, 3), padding=1)       # (1, L, H, W)
-            attn = F.softmax(score * 10, dim=1)
-            y = F.conv_transpose2d(attn, vals.view(vals.shape[0], -1, 3, 3), padding=1) / 4
-            outs.append(y + self.res_scale * xi)
-        return torch.cat(outs)
+        sd = self.state_dict()
+        return rel_attention(x, sd.__getitem__, self.res_scale, self.levels)
+
+
+DIV2K_MEAN = torch.tensor([0.4488, 0.4371, 0.4040])
+
+
+def mean_shift(rgb_range, sign):
+    m = nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        m.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+        m.bias.copy_(sign * rgb_range * DIV2K_MEAN)
+    return m
 
 
 class RelPANet(nn.Module):
-    def __init__(self, colors=3, c=8, blocks=4, r=2):
+    """Works on data in ``[0, rgb_range]``; the mean shifts are built from rgb_range but never used."""
+
+    def __init__(self, colors=3, c=8, blocks=4, r=2, rgb_range=255):
         super().__init__()
         shared = nn.PReLU()  # the released argument-order bug: ONE PReLU for all ResBlocks
-        self.sub_mean = nn.Conv2d(3, 3, 1)  # built, never used
-        self.add_mean = nn.Conv2d(3, 3, 1)
+        self.sub_mean = mean_shift(rgb_range, -1)  # built, never used
+        self.add_mean = mean_shift(rgb_range, 1)
         self.head = nn.Sequential(conv(colors, c, 3))
         body = [RelResBlock(c, shared, 1) for _ in range(blocks // 2)] + [RelPyramidAttention(c, r, 1)]
         body += [RelResBlock(c, shared, 1) for _ in range(blocks - blocks // 2)] + [conv(c, c, 3)]
@@ -96,16 +125,14 @@ class RelPANet(nn.Module):
 
 
 class RelPAEDSR(nn.Module):
-    def __init__(self, scale=2, c=16, blocks=2, r=8):
+    """Works on data in ``[0, rgb_range]`` (the released models: 1)."""
+
+    def __init__(self, scale=2, c=16, blocks=2, r=8, rgb_range=255):
         super().__init__()
-        mean = torch.tensor([0.4488, 0.4371, 0.4040]) * 255
-        self.sub_mean, self.add_mean = nn.Conv2d(3, 3, 1), nn.Conv2d(3, 3, 1)
-        with torch.no_grad():
-            for m, sign in ((self.sub_mean, -1), (self.add_mean, 1)):
-                m.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-                m.bias.copy_(sign * mean)
+        self.sub_mean, self.add_mean = mean_shift(rgb_range, -1), mean_shift(rgb_range, 1)
+        self.msa = RelPyramidAttention(c, r, 0.1)  # registered twice, as released: msa.* and body.K.*
         self.head = nn.Sequential(conv(3, c, 3))
-        body = [RelResBlock(c, nn.ReLU(True), 0.1) for _ in range(blocks // 2)] + [RelPyramidAttention(c, r, 0.1)]
+        body = [RelResBlock(c, nn.ReLU(True), 0.1) for _ in range(blocks // 2)] + [self.msa]
         body += [RelResBlock(c, nn.ReLU(True), 0.1) for _ in range(blocks - blocks // 2)] + [conv(c, c, 3)]
         self.body = nn.Sequential(*body)
         up = [conv(c, 4 * c, 3), nn.PixelShuffle(2), conv(c, 4 * c, 3), nn.PixelShuffle(2)] if scale == 4 else \
@@ -121,14 +148,14 @@ PANET_SMALL = dict(mid_channels=8, num_blocks=4, reduction=2)
 PAEDSR_SMALL = dict(mid_channels=16, num_blocks=2, reduction=8)
 
 
-def released_panet(colors=3, seed=0):
+def released_panet(colors=3, seed=0, rgb_range=255):
     torch.manual_seed(seed)
-    return RelPANet(colors, 8, 4, 2).eval()
+    return RelPANet(colors, 8, 4, 2, rgb_range).eval()
 
 
-def released_paedsr(scale=2, seed=0):
+def released_paedsr(scale=2, seed=0, rgb_range=255):
     torch.manual_seed(seed)
-    return RelPAEDSR(scale, 16, 2, 8).eval()
+    return RelPAEDSR(scale, 16, 2, 8, rgb_range).eval()
 
 
 def build_ours(cfg):
@@ -144,34 +171,37 @@ def save(obj, path):
 
 
 # ----------------------------------------------------------------------------- equivalence
-@pytest.mark.parametrize('colors', [3, 1])
-def test_panet_converted_output_identical(colors):
-    ref = released_panet(colors)
+@pytest.mark.parametrize('colors,rgb_range', [(3, 255), (1, 255), (3, 1), (1, 1)])
+def test_panet_converted_output_identical(colors, rgb_range):
+    ref = released_panet(colors, rgb_range=rgb_range)
     state = ref.state_dict()
     assert 'body.0.body.1.weight' in state and 'body.2.escape_NaN' in state and 'tail.0.weight' in state
     ours_sd, info = convert_state_dict(state, 'panet', **PANET_SMALL)
     net = build_ours(info['generator_cfg'])
     net.load_state_dict(ours_sd, strict=True)
     assert info['colors'] == colors and info['generator_cfg']['rgb_range'] == 255
+    assert info['source_rgb_range'] == rgb_range
     assert any('rgb_range=255' in n for n in info['notes'])
     assert any('sub_mean' in n for n in info['notes'])
+    assert any('0-1 data' in n for n in info['notes']) == (rgb_range == 1)
     x = torch.rand(2, colors, 9, 7, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        torch.testing.assert_close(net(x), ref(x * 255) / 255, atol=1e-5, rtol=0)
+        torch.testing.assert_close(net(x), ref(x * rgb_range) / rgb_range, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize('scale', [2, 3, 4])
-def test_paedsr_converted_output_identical(scale):
-    ref = released_paedsr(scale)
-    ours_sd, info = convert_state_dict(ref.state_dict(), 'paedsr', **PAEDSR_SMALL)  # scale inferred
-    assert info['scale'] == scale
+@pytest.mark.parametrize('rgb_range', [255, 1])
+def test_paedsr_converted_output_identical(scale, rgb_range):
+    ref = released_paedsr(scale, rgb_range=rgb_range)
+    ours_sd, info = convert_state_dict(ref.state_dict(), **PAEDSR_SMALL)  # arch, scale and range inferred
+    assert info['arch'] == 'paedsr' and info['scale'] == scale and info['source_rgb_range'] == rgb_range
     net = build_ours(info['generator_cfg'])
     net.load_state_dict(ours_sd, strict=True)
     x = torch.rand(1, 3, 8, 6, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         out = net(x)
         assert out.shape == (1, 3, 8 * scale, 6 * scale)
-        torch.testing.assert_close(out, ref(x * 255) / 255, atol=1e-5, rtol=0)
+        torch.testing.assert_close(out, ref(x * rgb_range) / rgb_range, atol=1e-5, rtol=0)
 
 
 def test_shared_prelu_under_some_names_copied_to_all_blocks():
@@ -286,19 +316,22 @@ def test_missing_unexpected_misshaped_all_listed(tmp_path, capsys):
 
 
 def test_wrong_scale_refused(tmp_path, capsys):
+    """A --scale the file contradicts is refused naming both; a tail that says nothing falls back to the key report."""
     state = released_paedsr(2).state_dict()
-    _refused(tmp_path, capsys, state, SMALL_PAEDSR_ARGS + ['--scale', '3'], 'tail.0.0.weight (64, 16, 3, 3)',
-             'upsample.0.upsample_conv.weight', '--scale')
+    _refused(tmp_path, capsys, state, SMALL_PAEDSR_ARGS + ['--scale', '3'], '--scale 3 contradicts',
+             'tail.0.0.weight (64, 16, 3, 3)', 'is x2')
+    _refused(tmp_path, capsys, state, SMALL_PAEDSR_ARGS + ['--scale', '4'], '--scale 4 contradicts', 'is x2')
+    state['tail.0.0.weight'] = torch.zeros(40, 16, 3, 3)  # no scale has 40 = s*s*16 channels
     _refused(tmp_path, capsys, state, SMALL_PAEDSR_ARGS + ['--scale', '4'], 'missing', 'tail.0.2.weight',
-             'tail.0.2.bias')
+             'tail.0.2.bias', 'mis-shaped', 'tail.0.0.weight (40, 16, 3, 3)')
 
 
 def test_wrong_depth_and_arch_refused(tmp_path, capsys):
     state = released_panet().state_dict()
     _refused(tmp_path, capsys, state, ['--arch', 'panet', '--mid-channels', '8', '--num-blocks', '6'],
              'the file has 4 ResBlocks, the target 6')
-    _refused(tmp_path, capsys, state, ['--arch', 'paedsr', '--scale', '2'], 'tail.1.weight', 'mis-shaped',
-             'try --arch panet')
+    _refused(tmp_path, capsys, state, ['--arch', 'paedsr', '--scale', '2'], '--arch paedsr contradicts',
+             'tail.0.weight', 'a panet')
 
 
 def test_truncated_file_refused(tmp_path, capsys):
@@ -333,11 +366,217 @@ def test_scale_for_panet_and_grey_paedsr_refused():
     state = released_panet().state_dict()
     with pytest.raises(ConversionError, match='--scale 2 was given for --arch panet'):
         convert_state_dict(state, 'panet', scale=2, **PANET_SMALL)
-    with pytest.raises(ConversionError, match='RGB only'):
+    with pytest.raises(ConversionError, match=r'--colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)'):
         convert_state_dict(released_paedsr().state_dict(), 'paedsr', colors=1, **PAEDSR_SMALL)
+    with pytest.raises(ConversionError, match='RGB only'):
+        generator_config('paedsr', 2, colors=1)
 
 
 def test_paper_shapes_by_default():
     """Without overrides the target is the paper's model: the small file is refused with a depth hint."""
     with pytest.raises(ConversionError, match='the file has 4 ResBlocks, the target 80'):
         convert_state_dict(released_panet().state_dict(), 'panet')
+
+
+# ----------------------------------------------------------------------------- the released key lists
+MANIFEST_DIR = osp.join(ROOT, 'tests', 'data', 'released')
+MANIFESTS = {  # name: (arch, scale, colours, tensors in the file)
+    'paedsr_x2': ('paedsr', 2, 3, 160),
+    'paedsr_x3': ('paedsr', 3, 3, 160),
+    'paedsr_x4': ('paedsr', 4, 3, 162),
+    'panet_dn_rgb': ('panet', 1, 3, 420),
+    'panet_car_grey': ('panet', 1, 1, 420),
+    'panet_demosaic': ('panet', 1, 3, 420),
+}
+MANIFEST_LAST = {'paedsr': 'tail.1', 'panet': 'tail.0'}
+# tiny widths, scaled consistently: PA-EDSR 256 -> 16 features (attention 32 -> 2, up-sampling 1024 -> 64,
+# 2304 -> 144); PANet 64 -> 8 (attention 32 -> 4). Depth stays the released one.
+TINY = {'paedsr': ({256: 16, 32: 2, 1024: 64, 2304: 144}, dict(mid_channels=16, reduction=8)),
+        'panet': ({64: 8, 32: 4}, dict(mid_channels=8, reduction=2))}
+
+
+def read_manifest(name):
+    """(entries [(key, shape, dtype)], groups of keys sharing one tensor, header facts) of a manifest."""
+    entries, groups, facts = [], [], {}
+    with open(osp.join(MANIFEST_DIR, f'{name}.txt')) as f:
+        for line in f:
+            if line.startswith('# same tensor:'):
+                groups.append(line.split(':', 1)[1].split())
+            elif line.startswith('# ->'):
+                facts = dict(kv.split('=', 1) for kv in line[4:].split() if '=' in kv)
+            elif line.strip() and not line.startswith('#'):
+                key, shape, dtype = line.split()
+                entries.append((key, tuple(int(d) for d in shape.split('x')), getattr(torch, dtype)))
+    return entries, groups, facts
+
+
+def manifest_state(name, tiny=False, dtype=None, seed=0):
+    """A state dict with exactly the manifest's keys (shapes scaled down when ``tiny``), the released sharing,
+    the released mean shifts and escape_NaN, and random weights of a trained network's magnitude."""
+    entries, groups, facts = read_manifest(name)
+    arch = MANIFESTS[name][0]
+    dims = TINY[arch][0] if tiny else {}
+    rgb_range = float(facts['rgb_range'])
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape, dt in entries:
+        shape = tuple(dims.get(d, d) for d in shape)
+        dt = dtype or dt
+        if key.endswith('escape_NaN'):
+            value = torch.full(shape, 1e-4, dtype=dt)
+        elif key.split('.')[0] in ('sub_mean', 'add_mean'):
+            sign = -1 if key.startswith('sub_mean') else 1
+            value = (torch.eye(3).view(3, 3, 1, 1) if key.endswith('weight') else sign * rgb_range * DIV2K_MEAN).to(dt)
+        elif len(shape) == 4:
+            fan_in = shape[1] * shape[2] * shape[3]
+            value = (torch.randn(shape, generator=g) / math.sqrt(fan_in)).to(dt)
+        elif shape == (1, ):  # PReLU slopes
+            value = (0.25 + 0.1 * torch.rand(shape, generator=g)).to(dt)
+        else:  # biases
+            value = (0.01 * torch.randn(shape, generator=g)).to(dt)
+        state[key] = value
+    for group in groups:  # one tensor under every name, as torch.save keeps it
+        for key in group[1:]:
+            state[key] = state[group[0]]
+    return state
+
+
+def released_forward(sd, x, arch, res_scale):
+    """The released forward on the released names, from the spec, on data in ``[0, rgb_range]``."""
+    def conv(t, name):
+        w = sd[f'{name}.weight']
+        return F.conv2d(t, w, sd[f'{name}.bias'], padding=w.shape[-1] // 2)
+
+    if arch == 'paedsr':
+        x = conv(x, 'sub_mean')
+    head = conv(x, 'head.0')
+    last = max(int(m.group(1)) for k in sd for m in [re.fullmatch(r'body\.(\d+)\.weight', k)] if m)
+    feat = head
+    for i in range(last):
+        if f'body.{i}.escape_NaN' in sd:
+            feat = rel_attention(feat, lambda n, i=i: sd[f'body.{i}.{n}'], res_scale)
+        else:
+            r = conv(feat, f'body.{i}.body.0')
+            r = F.relu(r) if arch == 'paedsr' else F.prelu(r, sd[f'body.{i}.body.1.weight'])
+            feat = conv(r, f'body.{i}.body.2') * res_scale + feat
+    feat = conv(feat, f'body.{last}') + head
+    if arch == 'panet':
+        return conv(feat, 'tail.0')
+    j = 0
+    while f'tail.0.{j}.weight' in sd:
+        w = sd[f'tail.0.{j}.weight']
+        feat = F.pixel_shuffle(conv(feat, f'tail.0.{j}'), int(round(math.sqrt(w.shape[0] / w.shape[1]))))
+        j += 2
+    return conv(conv(feat, 'tail.1'), 'add_mean')
+
+
+@pytest.mark.parametrize('name', sorted(MANIFESTS))
+def test_manifest_facts(name):
+    """What the converter relies on, read from the released key lists."""
+    entries, groups, facts = read_manifest(name)
+    arch, scale, colors, count = MANIFESTS[name]
+    keys = [k for k, _, _ in entries]
+    assert len(keys) == count == len(set(keys))
+    assert {dt for _, _, dt in entries} == {torch.float32}
+    assert int(facts['n_colors']) == colors and float(facts['rgb_range']) == 1.0  # every released model: 0-1 data
+    twins = [k for k in keys if k.startswith('msa.')]
+    if arch == 'paedsr':
+        assert len(twins) == 10 and all(f'body.16.{k[4:]}' in keys for k in twins)
+        assert sorted(groups) == sorted([k, f'body.16.{k[4:]}'] for k in twins)
+    else:
+        assert not twins and len(groups) == 1 and len(groups[0]) == 80  # the shared PReLU slope
+        assert all(re.fullmatch(r'body\.\d+\.body\.1\.weight', k) for k in groups[0])
+
+
+@pytest.mark.parametrize('name', sorted(MANIFESTS))
+def test_released_layout_converts_at_paper_size(name):
+    """Every released file's exact keys and shapes convert with the defaults: arch, scale, colours and data range
+    inferred; PA-EDSR's msa.* twins accepted; the result loads strictly into the paper-size generator."""
+    arch, scale, colors, _ = MANIFESTS[name]
+    state = manifest_state(name)
+    out, info = convert_state_dict(state, source=f'{name}.pt')
+    assert (info['arch'], info['scale'], info['colors'], info['source_rgb_range']) == (arch, scale, colors, 1.0)
+    assert any(f'arch {arch}' in f for f in info['inferred']) and any('rgb_range 1' in f for f in info['inferred'])
+    assert (arch == 'paedsr') == any(f'scale x{scale}' in f for f in info['inferred'])
+    twins = [k for k in state if k.startswith('msa.')]
+    assert set(twins) <= set(info['ignored']) and (arch == 'paedsr') == bool(twins)
+    net = build_generator(info['generator_cfg'], device='meta')
+    net.load_state_dict(out, strict=True, assign=True)  # every key and shape of the paper model, nothing else
+    assert torch.equal(out['conv_first.weight'], (state['head.0.weight'].double() * (1 / 255)).float())
+    assert torch.equal(out['conv_last.weight'], (state[MANIFEST_LAST[arch] + '.weight'].double() * 255).float())
+
+
+@pytest.mark.parametrize('name', sorted(MANIFESTS))
+def test_converted_equals_released_forward_float64(name):
+    """Tiny widths, released depth, float64: ours (reference attention) == the released forward on 0-1 data."""
+    arch, scale, colors, _ = MANIFESTS[name]
+    state = manifest_state(name, tiny=True, dtype=torch.float64, seed=1)
+    out, info = convert_state_dict(state, **TINY[arch][1])
+    assert info['generator_cfg']['rgb_range'] == 255 and info['source_rgb_range'] == 1.0
+    net = build_ours(info['generator_cfg']).double()
+    net.load_state_dict(out, strict=True)
+    x = torch.rand(2, colors, 9, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    with torch.no_grad():
+        ours = net(x)
+        ref = released_forward(state, x, arch, 0.1 if arch == 'paedsr' else 1.0)  # rgb_range 1: data as is
+    assert ours.shape == ref.shape == (2, colors, 9 * scale, 8 * scale)
+    spread = float(ref.max() - ref.min())
+    assert spread > 1e-3
+    assert float((ours - ref).abs().max()) <= 1e-4 * spread
+
+
+def test_differing_twins_refused_naming_them(tmp_path, capsys):
+    state = manifest_state('paedsr_x2', tiny=True)
+    state['msa.conv_match.0.weight'] = state['msa.conv_match.0.weight'].clone()  # separate but equal: accepted
+    assert convert_state_dict(state, **TINY['paedsr'][1])[1]['arch'] == 'paedsr'
+    state['msa.conv_match.0.weight'][0, 0] += 1e-3
+    state['msa.conv_assembly.1.weight'] = state['msa.conv_assembly.1.weight'] + 0.5
+    err = _refused(tmp_path, capsys, state, ['--mid-channels', '16'], '2 twin(s) differ',
+                   'msa.conv_assembly.1.weight != body.16.conv_assembly.1.weight',
+                   'msa.conv_match.0.weight != body.16.conv_match.0.weight', 'nothing was written')
+    assert 'conv_match_L_base' not in err and err.count('\n') == 1
+
+
+def test_non_finite_weights_refused_naming_keys(tmp_path, capsys):
+    state = manifest_state('panet_dn_rgb', tiny=True)
+    state['body.3.body.0.weight'] = state['body.3.body.0.weight'].clone()
+    state['body.3.body.0.weight'][0, 0, 0, 0] = float('nan')
+    state['tail.0.bias'] = torch.full_like(state['tail.0.bias'], float('inf'))
+    _refused(tmp_path, capsys, state, ['--mid-channels', '8'], 'NaN or Inf weights in 2 tensor(s)',
+             'body.3.body.0.weight, tail.0.bias', 'src.pt')
+
+
+def test_cli_infers_and_prints_what_it_read(tmp_path, capsys):
+    """No --arch: the tool says what it read from the file; the converted file remembers it."""
+    src = save(manifest_state('panet_car_grey', tiny=True), tmp_path / 'Q40.pt')
+    assert convert_official_ckpt.main([src, str(tmp_path / 'q40.pth'), '--mid-channels', '8']) == 0
+    printed = capsys.readouterr().out
+    for fact in ('inferred from the file: arch panet (keys tail.0.weight)',
+                 'inferred from the file: 1 colour channel(s) (head.0.weight (8, 1, 3, 3))',
+                 'inferred from the file: trained on rgb_range 1 (sub_mean.bias)', '0-1 data'):
+        assert fact in printed, printed
+    meta = torch.load(str(tmp_path / 'q40.pth'), weights_only=True)['meta']
+    assert meta['arch'] == 'panet' and meta['colors'] == 1 and meta['source_rgb_range'] == 1.0
+
+
+def test_flags_contradicting_the_file_refused_naming_both(tmp_path, capsys):
+    x4 = manifest_state('paedsr_x4', tiny=True)
+    _refused(tmp_path, capsys, x4, ['--arch', 'panet', '--mid-channels', '16'], '--arch panet contradicts',
+             'tail.1.weight, tail.0.0.weight, msa.*', 'a paedsr')
+    _refused(tmp_path, capsys, x4, ['--scale', '2', '--mid-channels', '16'], '--scale 2 contradicts',
+             'tail.0.0.weight (64, 16, 3, 3)', 'is x4')
+    grey = manifest_state('panet_car_grey', tiny=True)
+    _refused(tmp_path, capsys, grey, ['--colors', '3', '--mid-channels', '8'], '--colors 3 contradicts',
+             'head.0.weight (8, 1, 3, 3)', 'takes 1 channel')
+    _refused(tmp_path, capsys, grey, ['--source-rgb-range', '255', '--mid-channels', '8'],
+             '--source-rgb-range 255 contradicts', 'rgb_range 1')
+    with pytest.raises(ConversionError, match='whether it is a PANet or a PA-EDSR'):
+        convert_state_dict({k: v for k, v in grey.items() if not k.startswith('tail')})
+
+
+def test_data_range_needed_when_the_file_does_not_say(tmp_path, capsys):
+    state = {k: v for k, v in manifest_state('panet_demosaic', tiny=True).items() if 'mean' not in k}
+    _refused(tmp_path, capsys, state, ['--mid-channels', '8'], 'cannot tell the data range', '--source-rgb-range 1')
+    out, info = convert_state_dict(state, mid_channels=8, source_rgb_range=1)
+    assert info['source_rgb_range'] == 1.0 and info['ignored'] == ['body.40.escape_NaN']
+    assert torch.allclose(out['conv_last.bias'], state['tail.0.bias'] * 255)

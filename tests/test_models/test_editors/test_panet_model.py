@@ -284,6 +284,7 @@ def test_val_and_test_step_from_config(test_cfg):
     (dict(align=0), 'align must be an int >= 1'),
     (dict(align=2.0), 'align must be an int >= 1'),
     (dict(align=4, tile=dict(size=3)), 'smaller than align=4'),
+    (dict(precision='half'), "precision must be one of \\['fp32', 'bf16', 'fp16'\\], got 'half'"),
 ])
 def test_bad_test_cfg_named(test_cfg, match):
     with pytest.raises(ValueError, match=match):
@@ -404,3 +405,30 @@ def test_pad_modes():
     x = torch.arange(5.).view(1, 1, 1, 5)
     assert _pad_axis(x, -1, 7).flatten().tolist() == [0, 1, 2, 3, 4, 3, 2]      # reflect
     assert _pad_axis(x, -2, 3).flatten().tolist() == [0, 1, 2, 3, 4] * 3         # replicate: 1 row can't reflect
+
+
+# ----------------------------------------------------------------------------- precision (autocast)
+@pytest.mark.parametrize('precision,dtype', [('bf16', torch.bfloat16), ('fp16', torch.float16)])
+def test_precision_runs_the_generator_under_autocast(precision, dtype):
+    """The generator's convolutions run in the half dtype; the result is float32, close to fp32's."""
+    seen = []
+
+    @MODELS.register_module(force=True)
+    class _ConvNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            seen.append(y.dtype)
+            return y
+
+    x = rand(1, 3, 9, 11)
+    edit_model(dict(type='_ConvNet'))(x, mode='tensor')
+    half = edit_model(dict(type='_ConvNet'), precision=precision, self_ensemble=True)
+    out = half(x, mode='tensor')
+    assert seen[0] == torch.float32 and seen[1:] == [dtype] * 8 and out.dtype == torch.float32
+    x8 = edit_model(dict(type='_ConvNet'), self_ensemble=True)(x, mode='tensor')
+    assert (out - x8).abs().max() < 0.02 and not torch.equal(out, x8)

@@ -16,7 +16,8 @@ class MeanShift(nn.Conv2d):
     """``y = (x + sign * rgb_range * mean) / std`` per channel, with frozen weights.
 
     Args:
-        rgb_range (float): Range the network works in (255 for the released models).
+        rgb_range (float): Range the network works in (panet_mm's configs: 255; the released models were
+            trained at 1, which ``tools/convert_official_ckpt.py`` converts exactly).
         mean (Sequence[float]): Channel means in ``[0, 1]``.
         std (Sequence[float]): Channel standard deviations. Default: all ones.
         sign (int): -1 subtracts the mean, +1 adds it back.

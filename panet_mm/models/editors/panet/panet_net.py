@@ -48,7 +48,8 @@ class PANet(BaseModule):
         num_blocks (int): Number of ResBlocks in the body (80 in the paper). Default: 80.
         res_scale (float): Residual scale of the ResBlocks. Default: 1.
         rgb_range (float): The input in ``[0, 1]`` is multiplied by this before the network and the
-            output divided by it (255 reproduces released models trained on 0-255 data). Default: 1.
+            output divided by it (panet_mm's configs use 255; the converter rescales the released models,
+            trained at 1, to it exactly). Default: 1.
         attention_cfg (dict, optional): Overrides of the ``PyramidAttention`` arguments
             (defaults: ``channels=mid_channels, reduction=2, res_scale=1``).
         init_cfg (dict, optional): mmengine initialisation config. Default: None.
@@ -101,7 +102,8 @@ class PAEDSRNet(BaseModule):
         upscale_factor (int): 2, 3 or 4 (any 2^n works). Default: 2.
         res_scale (float): Residual scale of the ResBlocks. Default: 0.1.
         rgb_range (float): The input in ``[0, 1]`` is multiplied by this before the network and the
-            output divided by it; the released models use 255. Default: 255.
+            output divided by it (the released models were trained at 1; the converter rescales them
+            exactly to 255). Default: 255.
         rgb_mean (Sequence[float]): Image mean in RGB order, in ``[0, 1]`` (DIV2K's by default).
         rgb_std (Sequence[float]): Image std in RGB order. Default: (1, 1, 1).
         attention_cfg (dict, optional): Overrides of the ``PyramidAttention`` arguments

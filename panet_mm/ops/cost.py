@@ -1,0 +1,203 @@
+"""Cost model of the chunked kernel: memory per chunk, multiply-adds, chunk and image-group sizes.
+
+Every function here is pure arithmetic on shapes (no tensor is allocated), so that callers can
+plan a call (:func:`choose_chunk_size`) or warn about one (:func:`attention_macs`) before making it.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Tuple, Union
+
+import torch
+
+from .layout import _METHODS, _geometry, _resolve_method
+
+__all__ = ['estimate_chunk_bytes', 'attention_macs', 'choose_batch_chunk', 'choose_chunk_size',
+           'default_memory_budget_mb']
+
+
+def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: Sequence[Tuple[int, int]],
+                         batch: int = 1, ksize: int = 3, dtype: torch.dtype = torch.float32,
+                         method: str = 'auto', channels: int = 0) -> int:
+    """Peak bytes of the per-chunk temporaries of :func:`pyramid_attention` (forward or backward).
+
+    A chunk of ``chunk_size`` query pixels spans ``m`` positions of the padded query layout (padding
+    columns included) plus a halo on either side (see ``method``). Backward, the larger of the two
+    passes, holds one ``(B, m + 2*halo, L')`` buffer in the compute dtype (plus one in the
+    accumulation dtype when the compute dtype is narrower) and four ``(B, m, L')`` buffers in the
+    accumulation dtype (float32; float64 for float64 inputs), ``L'`` being the number of key
+    positions with their padding; with ``channels`` it also counts the ``(B, m + 2*halo, D)``
+    matrix-product buffer (``D``: the unfolded width of ``channels``). Linear-size tensors (inputs,
+    outputs, gradients) are not counted. ``B`` is the number of images processed together (see
+    :func:`choose_batch_chunk`).
+
+    Args:
+        chunk_size (int): Query pixels per chunk.
+        height (int): Query height ``H``.
+        width (int): Query width ``W``.
+        level_sizes (Sequence[tuple[int, int]]): ``(H_l, W_l)`` of every key/value level.
+        batch (int): Images per chunk ``B``. Default: 1.
+        ksize (int): Patch size. Default: 3.
+        dtype (torch.dtype): Compute dtype (that of the inputs, or autocast's). Default: float32.
+        method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
+        channels (int): The larger of the query and value channel counts; 0 leaves the product
+            buffer out (it is ``O(chunk * C)``, small next to the ``O(chunk * L)`` ones). Default: 0.
+
+    Returns:
+        int: Estimated bytes.
+    """
+    geo = _geometry(height, width, level_sizes, ksize, method)
+    # a chunk crosses at most ceil((chunk_size - 1) / W) row ends, each adding 2*pad_x positions
+    span = chunk_size + 2 * geo.pad_x * ((chunk_size + width - 2) // width)
+    acc_bytes = 8 if dtype == torch.float64 else 4
+    cdt_bytes = torch.empty((), dtype=dtype).element_size()
+    window = 0 if geo.identity and cdt_bytes == acc_bytes else span + 2 * geo.halo
+    window_bytes = window * (cdt_bytes + (acc_bytes if cdt_bytes != acc_bytes and not geo.identity else 0))
+    kh, kw = _METHODS[_resolve_method(method)].kernel(ksize)
+    product_bytes = (span + 2 * geo.halo) * channels * kh * kw * cdt_bytes + span * acc_bytes
+    return batch * (geo.num_keys * (window_bytes + 4 * span * acc_bytes) + product_bytes)
+
+
+def attention_macs(height: int, width: int, scales: Sequence[float], query_channels: int, value_channels: int,
+                   ksize: int = 3, method: str = 'col', backward: bool = False) -> int:
+    """Multiply-adds of the matrix products of one call of :func:`pyramid_attention` (one image).
+
+    Every query pixel meets every patch of every level (``L = sum_l H_l*W_l``). With ``Dq``/``Dv``
+    the unfolded query/value widths of ``method`` (``'col'``: ``ksize*Cq`` / ``ksize*C``, ``'pixel'``:
+    ``Cq`` / ``C``, ``'patch'``: ``ksize**2`` times the channels), a forward call costs
+    ``H*W*L*(Dq + Dv)``: quadratic in the number of pixels, which is what limits whole-image
+    restoration of large photos. The recomputing backward adds ``3*Dq + 2*Dv`` per pair (scores
+    again, gradients of the values, of the probabilities, of the query and of the keys).
+
+    Args:
+        height (int): Query height ``H``.
+        width (int): Query width ``W``.
+        scales (Sequence[float]): Scales of the pyramid levels (:func:`pyramid_scales`).
+        query_channels (int): Query / key channels ``Cq``.
+        value_channels (int): Value channels ``C``.
+        ksize (int): Patch size. Default: 3.
+        method (str): Formulation (``'auto'`` counts as ``'col'``). Default: ``'col'``.
+        backward (bool): Count forward and backward. Default: False (forward only).
+
+    Returns:
+        int: Multiply-adds.
+    """
+    keys = sum(int(height * s) * int(width * s) for s in scales)
+    kh, kw = _METHODS[_resolve_method(method)].kernel(ksize)
+    dq, dv = kh * kw * query_channels, kh * kw * value_channels
+    per_pair = 4 * dq + 3 * dv if backward else dq + dv
+    return height * width * keys * per_pair
+
+
+def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int,
+                       ksize: int = 3, dtype: torch.dtype = torch.float32, method: str = 'auto',
+                       device: Union[str, torch.device, None] = None) -> int:
+    """Images processed together per chunk: all of them, except on CPU.
+
+    On CPU the per-chunk ``(images, chunk, L')`` blocks are kept near the cache-friendly size of
+    :func:`choose_chunk_size` by taking fewer images at a time rather than thinner row chunks: at
+    least ``torch.get_num_threads()`` images (the batched matrix products then run one image per
+    thread, faster than splitting one product between threads), a multiple of the thread count, and
+    a chunk of at least two rows. The README's benchmark section has the measurements.
+
+    Args:
+        height (int): Query height ``H``.
+        width (int): Query width ``W``.
+        level_sizes (Sequence[tuple[int, int]]): ``(H_l, W_l)`` of every key/value level.
+        batch (int): Batch size.
+        ksize (int): Patch size. Default: 3.
+        dtype (torch.dtype): Compute dtype. Default: float32.
+        method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
+        device (str | torch.device, optional): Where the kernel runs. Default: None (all images).
+
+    Returns:
+        int: Images per chunk, in ``[1, batch]``.
+    """
+    if device is None or torch.device(device).type != 'cpu' or batch <= 1:
+        return max(batch, 1)
+    geo = _geometry(height, width, level_sizes, ksize, method)
+    row_block = geo.row_block_bytes(dtype)
+    images = min(batch, max(torch.get_num_threads(), 1))
+    rows = min(height, max(_CPU_BLOCK_BYTES // (images * row_block), _CPU_MIN_ROWS))
+    more = _CPU_BLOCK_BYTES // (rows * row_block)
+    if more >= batch:
+        return batch
+    return max(images, more - more % images)      # a multiple of the thread count
+
+
+def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int = 1,
+                      ksize: int = 3, dtype: torch.dtype = torch.float32, memory_budget_mb: float = 256.0,
+                      method: str = 'auto', device: Union[str, torch.device, None] = None,
+                      channels: int = 0) -> int:
+    """Largest number of query pixels per chunk whose temporaries fit ``memory_budget_mb``.
+
+    Uses :func:`estimate_chunk_bytes`. Whole image rows are preferred; below one row the chunk is a
+    number of pixels. The result is at least 1: a budget below ``estimate_chunk_bytes(1, ...)``
+    (about ``24 * B * L`` bytes for ``'col'``) cannot be met and gives 1. For a CPU ``device`` the
+    chunk is further capped, in whole rows, so that one ``(B, chunk, L)`` float block stays below
+    8 MiB (faster: it stays in cache), unless a single row is already larger, but not below two
+    rows (thin chunks make slow matrix products).
+
+    Args:
+        height (int): Query height ``H``.
+        width (int): Query width ``W``.
+        level_sizes (Sequence[tuple[int, int]]): ``(H_l, W_l)`` of every key/value level.
+        batch (int): Batch size ``B``. Default: 1.
+        ksize (int): Patch size. Default: 3.
+        dtype (torch.dtype): Compute dtype (that of the inputs, or autocast's). Default: float32.
+        memory_budget_mb (float): Budget for one chunk's temporaries, in MiB. Default: 256.
+        method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
+        device (str | torch.device, optional): Where the kernel runs; ``'cpu'`` applies the cache
+            cap. Default: None (budget only).
+        channels (int): Passed to :func:`estimate_chunk_bytes`. Default: 0.
+
+    Returns:
+        int: Query pixels per chunk, in ``[1, H*W]``.
+    """
+    budget = memory_budget_mb * 2**20
+    total = height * width
+
+    def fits(c: int) -> bool:
+        return estimate_chunk_bytes(c, height, width, level_sizes, batch, ksize, dtype, method, channels) <= budget
+
+    if fits(total):
+        chunk = total
+    else:
+        lo, hi, unit = (1, height, width) if fits(width) else (1, width, 1)   # fits(lo*unit), not fits(hi*unit)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid * unit) else (lo, mid)
+        chunk = lo * unit
+    if device is not None and torch.device(device).type == 'cpu' and chunk > width:
+        geo = _geometry(height, width, level_sizes, ksize, method)
+        row_block = batch * geo.row_block_bytes(dtype)
+        if row_block <= _CPU_BLOCK_BYTES:   # (larger rows are out of cache anyway: the budget decides)
+            chunk = min(chunk, max(_CPU_BLOCK_BYTES // row_block, _CPU_MIN_ROWS) * width)
+    return chunk
+
+
+# On CPU the default chunk is capped (in whole rows, and in images: see choose_batch_chunk) so that
+# one (images, chunk, L') float block stays in cache ...
+_CPU_BLOCK_BYTES = 8 * 2**20
+# ... but not below this many rows: thinner chunks make the matrix products markedly less efficient.
+_CPU_MIN_ROWS = 2
+
+
+
+def default_memory_budget_mb(device: Union[str, torch.device, None] = None) -> float:
+    """The kernel's default budget for one chunk's temporaries, in MiB.
+
+    256 MiB on CPU (the CPU cap of :func:`choose_chunk_size` keeps chunks far smaller anyway). On
+    CUDA a quarter of the device's currently free memory (``torch.cuda.mem_get_info``), at least
+    256 MiB: larger chunks mean fewer, thicker kernel launches, and a quarter leaves room for the
+    rest of a training step's activations.
+
+    Args:
+        device (str | torch.device, optional): Where the kernel runs. Default: None (CPU).
+
+    Returns:
+        float: Budget in MiB.
+    """
+    if device is None or torch.device(device).type != 'cuda':
+        return 256.0
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return max(free / 4 / 2**20, 256.0)
