@@ -82,9 +82,8 @@ val_evaluator = dict(
         dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
         dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='Set5'),
     ])
-# tools/test.py reports every test set of the paper's table: Set5, Set14, B100, Urban100, Manga109
-test_dataloader = _base_.sr_x2_test_dataloader
-test_evaluator = _base_.sr_x2_test_evaluator
+# test_dataloader / test_evaluator: every test set of the paper's table (Set5, Set14, B100, Urban100,
+# Manga109) at x2, from _base_/datasets/sr_testsets.py
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000000, val_interval=5000)
 val_cfg = dict(type='MultiValLoop')

@@ -1,6 +1,6 @@
 # PA-EDSR x3: the x2 recipe (panet_sr_x2_div2k.py) with every scale-dependent setting at x3:
 # upsampler, LR folders, HR patch 48*3, Set5 (and the test sets) LRbicx3, and crop = 3 in the Y-channel metrics.
-_base_ = ['./panet_sr_x2_div2k.py']  # its test-set base (_base_/datasets/sr_testsets.py) has x3 too
+_base_ = ['./panet_sr_x2_div2k.py']
 
 scale = 3
 experiment_name = 'panet_sr_x3_div2k'
@@ -26,5 +26,7 @@ val_evaluator = dict(metrics=[
     dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
     dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='Set5'),
 ])
-test_dataloader = _base_.sr_x3_test_dataloader
-test_evaluator = _base_.sr_x3_test_evaluator
+# the x2 config's test sets (_base_/datasets/sr_testsets.py) at this scale: LR folders and crop
+test_dataloader = [dict(d, dataset=dict(d.dataset, data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12')))
+                   for d in _base_.test_dataloader]
+test_evaluator = [dict(e, metrics=[dict(m, crop_border=scale) for m in e.metrics]) for e in _base_.test_evaluator]

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import List, Optional
-
-from panet_mm.models.editors.panet.official import ConversionError, convert_official_checkpoint
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -45,6 +44,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the conversion; return the exit status."""
     args = parse_args(argv)
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+        from panet_mm.models.editors.panet.official import ConversionError, convert_official_checkpoint
+    quiet_third_party_warnings(early)
     try:
         meta = convert_official_checkpoint(args.src, args.dst, args.arch, scale=args.scale, colors=args.colors,
                                            mid_channels=args.mid_channels, num_blocks=args.num_blocks,

@@ -32,10 +32,10 @@ import sys
 import time
 import warnings
 from importlib.metadata import PackageNotFoundError, version
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import cv2
-import numpy as np
+if TYPE_CHECKING:  # numpy and OpenCV are imported when used, so that --help answers at once
+    import numpy as np
 
 # panet_mm.datasets.prepare, imported by import_libraries() once the cheap checks have passed:
 # importing panet_mm pulls in mmagic and torch, which takes seconds.
@@ -147,8 +147,9 @@ def libpng_warnings_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def read_photo(data_dir: str, name: str, max_side: int) -> np.ndarray:
+def read_photo(data_dir: str, name: str, max_side: int) -> "np.ndarray":
     """Read a bundled photo as BGR and shrink it with INTER_AREA so its longer side is <= max_side."""
+    import cv2
     with libpng_warnings_silenced():
         img = prepare.imread_color(osp.join(data_dir, name))
     h, w = img.shape[:2]

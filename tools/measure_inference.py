@@ -20,13 +20,10 @@ import os
 import re
 import sys
 import time
-from typing import Optional, Tuple
+import warnings
+from typing import Optional, Sequence, Tuple, Union
 
-import torch
 from benchmark_attention import current_rss_bytes, peak_rss_bytes  # tools/ is on sys.path for a script
-from mmengine.config import Config, DictAction
-
-from panet_mm.apis.restore import _first_conv_in_channels
 
 
 def parse_size(text: str) -> Tuple[int, int]:
@@ -49,7 +46,7 @@ def parse_test_cfg(text: str) -> dict:
 
 
 def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: Optional[dict] = None,
-            cfg_options: Optional[dict] = None, seed: int = 0) -> dict:
+            cfg_options: Union[dict, Sequence[str], None] = None, seed: int = 0) -> dict:
     """Build the config's model and time one restoration of a random ``size`` image.
 
     Args:
@@ -57,7 +54,8 @@ def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: O
         size (tuple[int, int]): Input ``(height, width)`` (low-resolution input for SR models).
         device (str): ``'cpu'`` or ``'cuda'``. Default: ``'cpu'``.
         test_cfg (dict, optional): Replaces the model's test-time options (``PANetEditModel`` only).
-        cfg_options (dict, optional): Config overrides, as ``--cfg-options``.
+        cfg_options (dict | Sequence[str], optional): Config overrides, as ``--cfg-options`` (a dict,
+            or its ``KEY=VALUE`` strings).
         seed (int): Seed of the random weights and image. Default: 0.
 
     Returns:
@@ -66,16 +64,24 @@ def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: O
     """
     if not os.path.isfile(config):
         raise SystemExit(f"config file '{config}' not found; the configs are listed in configs/")
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        import torch
+        from mmagic.registry import MODELS
+        from mmengine.config import Config
+        from mmengine.registry import init_default_scope
+
+        import panet_mm  # noqa: F401  (registers the panet_mm modules even without custom_imports)
+        from panet_mm.apis.restore import _first_conv_in_channels
+        from panet_mm.engine.cli import parse_cfg_options
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+    quiet_third_party_warnings(early)
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit(f"--device {device} was requested but torch sees no GPU; use --device cpu")
-    from mmengine.registry import init_default_scope
     cfg = Config.fromfile(config)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        cfg.merge_from_dict(parse_cfg_options(cfg_options))
     init_default_scope(cfg.get('default_scope', 'mmagic'))
-    from mmagic.registry import MODELS
-
-    import panet_mm  # noqa: F401  (registers the panet_mm modules even without custom_imports)
     model_cfg = cfg.model.copy()
     if test_cfg is not None:
         if model_cfg.get('type') not in ('PANetEditModel', 'mmagic.PANetEditModel'):
@@ -121,7 +127,7 @@ def main(argv=None) -> int:
     parser.add_argument('--device', default='cpu', help='cpu or cuda (default cpu)')
     parser.add_argument('--test-cfg', type=parse_test_cfg, default=None,
                         help="'chop' (released chop) or 'tile=SIZE[,OVERLAP]'; default: the config's (whole image)")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
+    parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE', help='override config settings')
     parser.add_argument('--json', help='also write the result to this JSON file')
     args = parser.parse_args(argv)
     r = measure(args.config, args.size, args.device, args.test_cfg, args.cfg_options)

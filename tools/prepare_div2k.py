@@ -27,23 +27,9 @@ import math
 import os
 import os.path as osp
 import sys
+import warnings
 from functools import partial
 from typing import List, Optional, Sequence, Tuple
-
-from tqdm import tqdm
-
-from panet_mm.datasets.image_io import ImageFileError
-from panet_mm.datasets.prepare import (
-    ImagePool,
-    bicubic_downscale,
-    crop_sub_images,
-    imread_color,
-    imwrite_atomic,
-    mod_crop,
-    same_folder,
-    sub_image_starts,
-    write_meta_info,
-)
 
 IMG_EXT = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -67,13 +53,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.max_pixels is not None and args.max_pixels < 1:
         parser.error(f'--max-pixels {args.max_pixels}: give a positive number of pixels')
-    if args.set5:
-        outs = [osp.join(args.set5_out, d) for d in ['GTmod12'] + [f'LRbicx{s}' for s in args.scales]]
-        clash = next((o for o in outs if same_folder(args.set5, o)), None)
-        if clash:
-            parser.error(f"--set5 '{args.set5}' is the folder this tool writes {osp.basename(clash)} images to "
-                         f"(under --set5-out '{args.set5_out}'): its images would be replaced by their outputs. "
-                         'Copy the originals to another folder and pass that one')
     bad = [s for s in args.scales if s < 1 or args.crop_size % s or args.step % s]
     if bad:
         parser.error(f'--crop-size {args.crop_size} and --step {args.step} must be multiples of every scale; '
@@ -88,6 +67,14 @@ def list_images(folder: str) -> List[str]:
 
 def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, Tuple[int, int, int]]]:
     """Write the HR and LR sub-images of one DIV2K image; return the meta-info entries."""
+    from panet_mm.datasets.prepare import (
+        bicubic_downscale,
+        crop_sub_images,
+        imread_color,
+        imwrite_atomic,
+        mod_crop,
+        sub_image_starts,
+    )
     stem = osp.splitext(name)[0]
     # mod-crop by every scale at once so that each sub-image starts on a whole LR pixel
     hr = mod_crop(imread_color(osp.join(args.div2k, 'DIV2K_train_HR', name), args.max_pixels), math.lcm(*args.scales))
@@ -125,6 +112,7 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
 
 def prepare_div2k(args: argparse.Namespace) -> int:
     """Prepare the DIV2K sub-images; return the number of HR sub-images."""
+    from panet_mm.datasets.prepare import ImagePool, write_meta_info
     hr_dir = osp.join(args.div2k, 'DIV2K_train_HR')
     if not osp.isdir(hr_dir):
         raise SystemExit(f"folder '{hr_dir}' not found: download DIV2K_train_HR.zip from the DIV2K site and "
@@ -145,6 +133,10 @@ def prepare_div2k(args: argparse.Namespace) -> int:
 
 def prepare_set5(args: argparse.Namespace) -> int:
     """Arrange Set5 HR images as GTmod12 and LRbicx{s}; return the number of images."""
+    from tqdm import tqdm
+
+    from panet_mm.datasets.image_io import ImageFileError
+    from panet_mm.datasets.prepare import bicubic_downscale, imread_color, imwrite_atomic, mod_crop
     names = list_images(args.set5) if osp.isdir(args.set5) else []
     if not names:
         raise SystemExit(f"no Set5 images found in '{args.set5}'; point --set5 at the folder of the 5 HR images")
@@ -166,6 +158,19 @@ def prepare_set5(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     args.skipped = []
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+    quiet_third_party_warnings(early)
+    if args.set5:
+        from panet_mm.datasets.prepare import same_folder
+        outs = [osp.join(args.set5_out, d) for d in ['GTmod12'] + [f'LRbicx{s}' for s in args.scales]]
+        clash = next((o for o in outs if same_folder(args.set5, o)), None)
+        if clash:
+            print(f"error: --set5 '{args.set5}' is the folder this tool writes {osp.basename(clash)} images to (under "
+                  f"--set5-out '{args.set5_out}'): its images would be replaced by their outputs. Copy the originals "
+                  'to another folder and pass that one', file=sys.stderr)
+            raise SystemExit(2)
     if not args.no_div2k:
         n = prepare_div2k(args)
         print(f'DIV2K: {n} HR sub-images and their LR x{args.scales} in {args.div2k}')

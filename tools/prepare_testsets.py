@@ -49,6 +49,7 @@ import os
 import os.path as osp
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
@@ -290,10 +291,13 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
     A set with a damaged image stops there (one line on stderr naming it) and is left out of the
     result, unless ``args.skip_bad``; the skipped images are in ``args.skipped``.
     """
-    from panet_mm.datasets.prepare import ImagePool
-
     jobs = {key: list_sources(key, folder) for key, folder in args.sets.items()}  # check all before writing
-    import_libraries()
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        import_libraries()
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+    quiet_third_party_warnings(early)
+    from panet_mm.datasets.prepare import ImagePool
     clash = source_clash(args)
     if clash:
         print(f'error: {clash}', file=sys.stderr)

@@ -19,18 +19,13 @@ import json
 import os
 import os.path as osp
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+import warnings
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
 
-import cv2
-import numpy as np
-import torch
-import torch.nn.functional as F
-from mmagic.evaluation.metrics.psnr import psnr
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
-
-from panet_mm.engine.cli import build_runner, readable_errors
+if TYPE_CHECKING:                  # the stack is imported when used, so that --help answers at once
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.runner import Runner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TASKS = {
@@ -43,6 +38,8 @@ TASKS = {
 
 def bicubic_baseline(lr: np.ndarray, gt_shape: Sequence[int]) -> np.ndarray:
     """Bicubic up-sampling of an HWC image to ``gt_shape``."""
+    import cv2
+    import numpy as np
     out = cv2.resize(lr.astype(np.float32), (gt_shape[1], gt_shape[0]), interpolation=cv2.INTER_CUBIC)
     return np.clip(out.reshape(gt_shape), 0, 255)
 
@@ -54,6 +51,9 @@ def bilinear_demosaic(mosaic: np.ndarray) -> np.ndarray:
     cross kernel, red and blue with the 3x3 bilinear kernel, normalised by the weights of the known
     samples so that borders and every pattern are handled alike.
     """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
     img = torch.from_numpy(mosaic.astype(np.float64)).permute(2, 0, 1)[:, None]
     # each channel's sampling lattice: the phases of the 2x2 Bayer block where it has any non-zero sample
     known = torch.zeros_like(img)
@@ -73,10 +73,14 @@ def bilinear_demosaic(mosaic: np.ndarray) -> np.ndarray:
     return torch.cat(out, 1)[0].permute(1, 2, 0).numpy()
 
 
+def _as_float(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    return x.astype('float64')
+
+
 BASELINES: Dict[str, Callable[[np.ndarray, Sequence[int]], np.ndarray]] = {
     'sr': bicubic_baseline,
-    'dn': lambda x, shape: x.astype(np.float64),
-    'car': lambda x, shape: x.astype(np.float64),
+    'dn': _as_float,
+    'car': _as_float,
     'demosaic': lambda x, shape: bilinear_demosaic(x),
 }
 
@@ -97,6 +101,7 @@ def psnr_settings(cfg: Config) -> dict:
 
 def configure(task: str, data_root: str, work_dir: str, iters: Optional[int]) -> Config:
     """The task's demo config pointed at ``data_root`` and ``work_dir``."""
+    from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, TASKS[task][0]))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         ds = cfg[loader]['dataset']
@@ -106,13 +111,16 @@ def configure(task: str, data_root: str, work_dir: str, iters: Optional[int]) ->
         cfg.train_cfg.max_iters = iters
     cfg.train_cfg.val_interval = cfg.train_cfg.max_iters
     cfg.default_hooks.checkpoint.interval = cfg.train_cfg.max_iters
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] != 'BasicVisualizationHook']
+    grids = ('BasicVisualizationHook', 'FirstSamplesVisualizationHook')
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] not in grids]
     return cfg
 
 
-@torch.no_grad()
 def evaluate(runner: Runner, task: str, settings: dict) -> Dict[str, float]:
     """Mean PSNR of the model and of the baseline over the config's test set."""
+    import numpy as np
+    import torch
+    from mmagic.evaluation.metrics.psnr import psnr
     loader = runner.build_dataloader(runner.cfg.test_dataloader)
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     model.eval()
@@ -124,7 +132,9 @@ def evaluate(runner: Runner, task: str, settings: dict) -> Dict[str, float]:
     for batch in loader:
         # the model's outputs carry the ground truth, the input and the prediction as mmagic's metrics
         # see them (de-normalised, in the pre-processor's output channel order): all three compared alike
-        for out in model.val_step(batch):
+        with torch.no_grad():
+            outs = model.val_step(batch)
+        for out in outs:
             gt, lq, pred = hwc(out.gt_img), hwc(out.input), hwc(out.output.pred_img)
             ours.append(psnr(np.clip(pred, 0, 255), gt, **settings))
             base.append(psnr(BASELINES[task](lq, gt.shape), gt, **settings))
@@ -143,6 +153,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if not osp.isdir(args.data_root):
         raise SystemExit(f"demo data folder '{args.data_root}' not found; build it with: "
                          'python tools/make_demo_data.py')
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        import torch
+        from mmengine.registry import init_default_scope
+
+        from panet_mm.engine.cli import build_runner, readable_errors
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+    quiet_third_party_warnings(early)
     init_default_scope('mmagic')
     results = {}
     for task in tasks:

@@ -39,16 +39,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import List, Optional
-
-from panet_mm.apis.restore import (
-    RestoreError,
-    build_restorer,
-    check_output_room,
-    config_scale,
-    plan_jobs,
-    restore_files,
-)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -99,6 +91,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Restore the images; return the exit status (0 all restored, 1 some failed, 2 refused)."""
     args = parse_args(argv)
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        from panet_mm.apis.restore import (
+            RestoreError,
+            build_restorer,
+            check_output_room,
+            config_scale,
+            plan_jobs,
+            restore_files,
+        )
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+    quiet_third_party_warnings(early)
     chop = tile = None
     if args.chop:
         chop = {k: v for k, v in dict(min_size=args.chop_min_size, shave=args.chop_shave).items() if v is not None}

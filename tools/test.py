@@ -9,12 +9,7 @@ import os
 import os.path as osp
 import sys
 import tempfile
-
-import mmengine
-from mmagic.utils import print_colored_log
-from mmengine.hooks import Hook
-
-from panet_mm.engine.cli import add_common_args, build_runner, load_config, readable_errors
+import warnings
 
 #: Formats mmengine.dump writes, by extension.
 OUT_FORMATS = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
@@ -25,7 +20,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='file (.json/.yaml/.pkl) to save the metrics to')
-    add_common_args(parser)
+    parser.add_argument('--work-dir', help='the directory to save logs and metrics')
+    parser.add_argument(
+        '--cfg-options', nargs='+', metavar='KEY=VALUE',
+        help='override config settings, e.g. test_dataloader.dataset.data_root=data/demo/Set5 (lists: key="[a,b]")')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if args.out and osp.splitext(args.out)[1].lower() not in OUT_FORMATS:
         parser.error(f"--out '{args.out}': the metrics are saved as {', '.join(OUT_FORMATS)}; name the file "
@@ -47,16 +49,19 @@ def check_writable(out: str) -> None:
         raise SystemExit(2) from None
 
 
-class SaveMetricsHook(Hook):
-    """Dump the test metrics to a file after the test epoch."""
+def save_metrics_hook(out: str):
+    """A hook that dumps the test metrics to ``out`` after the test epoch."""
+    import mmengine
+    from mmagic.utils import print_colored_log
+    from mmengine.hooks import Hook
 
-    def __init__(self, out: str) -> None:
-        self.out = out
+    class SaveMetricsHook(Hook):
+        def after_test_epoch(self, runner, metrics=None) -> None:
+            if metrics is not None:
+                mmengine.dump(metrics, out)
+                print_colored_log(f'Metrics saved to {out}')
 
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        if metrics is not None:
-            mmengine.dump(metrics, self.out)
-            print_colored_log(f'Metrics saved to {self.out}')
+    return SaveMetricsHook()
 
 
 def main() -> None:
@@ -65,6 +70,13 @@ def main() -> None:
         raise SystemExit(f"checkpoint '{args.checkpoint}' not found")
     if args.out:
         check_writable(args.out)  # before the evaluation, not after it
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        from mmagic.utils import print_colored_log
+
+        from panet_mm.engine.cli import build_runner, load_config, readable_errors
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+    quiet_third_party_warnings(early)
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     with readable_errors():
@@ -72,7 +84,7 @@ def main() -> None:
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner._log_dir}')
         if args.out:
-            runner.register_hook(SaveMetricsHook(args.out), 'LOWEST')
+            runner.register_hook(save_metrics_hook(args.out), 'LOWEST')
         runner.test()
 
 

@@ -10,10 +10,7 @@ checkpoint saves are removed.
 """
 import argparse
 import logging
-
-from mmagic.utils import print_colored_log
-
-from panet_mm.engine.cli import add_common_args, build_runner, enable_amp, hold_work_dir, load_config, readable_errors
+import warnings
 
 
 def parse_args() -> argparse.Namespace:
@@ -22,20 +19,36 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', action='store_true',
                         help='resume from the latest checkpoint in the work directory')
     parser.add_argument('--amp', action='store_true', default=False,
-                        help='enable automatic-mixed-precision training')
+                        help='enable automatic-mixed-precision training (bfloat16 autocast on CPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate with the real total batch size (auto_scale_lr in the config)')
-    add_common_args(parser)
+    parser.add_argument('--work-dir', help='the directory to save logs, checkpoints and metrics')
+    parser.add_argument(
+        '--cfg-options', nargs='+', metavar='KEY=VALUE',
+        help='override config settings, e.g. train_cfg.max_iters=10 '
+        'train_dataloader.dataset.data_root=data/demo/DIV2K (lists: key="[a,b]")')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        from mmagic.utils import print_colored_log
+
+        from panet_mm.engine.cli import build_runner, enable_amp, hold_work_dir, load_config, readable_errors
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+    quiet_third_party_warnings(early)
+
     cfg = load_config(args)
     if args.amp:
         note = enable_amp(cfg)
         if note:
-            print_colored_log(note, logger='current', level=logging.WARNING)
+            print_colored_log(note, level=logging.WARNING)
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise SystemExit('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in the config')

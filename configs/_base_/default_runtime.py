@@ -33,13 +33,22 @@ log_processor = dict(type='LogProcessor', window_size=100, by_epoch=False)
 load_from = None
 resume = False
 
+# Image grids, one row per sample: LR input | output | ground truth (gt_path names the file), of the first
+# 3 images of every validation / test set, under {work_dir}/{timestamp}/vis_data/vis_image/.
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='ConcatImageVisualizer',
     vis_backends=vis_backends,
     fn_key='gt_path',
-    img_keys=['gt_img', 'input', 'pred_img'],
+    img_keys=['input', 'pred_img', 'gt_img'],
     bgr2rgb=True)
-# panet_mm's tools add these two to every run; listed here for other launchers (e.g. mmagic's tools):
+# True (or --cfg-options tensorboard=True): panet_mm's tools also log the scalars and the grids to
+# TensorBoard (TensorboardVisBackend, under {work_dir}/{timestamp}/vis_data/); pip install panet_mm[tensorboard]
+tensorboard = False
+# panet_mm's tools add the last two to every run; listed here for other launchers (e.g. mmagic's tools):
 # checkpoints that load weights-only (torch >= 2.6), and a stop at the first NaN / infinite loss.
-custom_hooks = [dict(type='WeightsOnlyCheckpointHook'), dict(type='NonFiniteLossHook')]
+custom_hooks = [
+    dict(type='FirstSamplesVisualizationHook', num_samples=3),
+    dict(type='WeightsOnlyCheckpointHook'),
+    dict(type='NonFiniteLossHook'),
+]

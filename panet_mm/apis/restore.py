@@ -3,8 +3,8 @@
 Three pieces, usable on their own:
 
 * :func:`load_state_dict_safely` reads a checkpoint weights-only with
-  :func:`panet_mm.engine.checkpoint.load_weights_only` (metadata of plain mmengine checkpoints loads as
-  inert stand-ins and is dropped), so a crafted file cannot run code; any other global (``os.system``,
+  :func:`panet_mm.engine.checkpoint.load_weights_only` (mmengine's metadata loads as data and is dropped),
+  so a crafted file cannot run code; any other global (``os.system``,
   ``builtins.exec``, ...) is refused. The ``state_dict`` must match the model exactly: a missing, unexpected or
   mis-shaped key refuses the checkpoint (listing the keys) and nothing is loaded.
 * :class:`Restorer` (from :func:`build_restorer`) holds the model built from the config with mmagic's
@@ -36,8 +36,10 @@ import torch
 from torch import Tensor
 
 from panet_mm.datasets.image_io import ImageFileError, check_image_file, pillow_checks, read_image_header
+from panet_mm.datasets.transforms.color import gray_or_y, is_gray
 from panet_mm.datasets.transforms.mosaic import bayer_mosaic, check_pattern, is_bayer_mosaic
 from panet_mm.engine.checkpoint import UnsafeCheckpointError, _first_line, load_weights_only
+from panet_mm.engine.hooks import non_finite_keys, non_finite_message
 from panet_mm.engine.runner import compare_state_dicts
 
 #: File extensions collected from an input folder (case-insensitive).
@@ -91,7 +93,7 @@ def load_state_dict_safely(path: str) -> Dict[str, Tensor]:
         raise CheckpointRefusedError(f"checkpoint '{path}' does not exist; pass a .pth written by tools/train.py "
                                      'or tools/convert_official_ckpt.py')
     try:
-        obj = load_weights_only(path, 'cpu', weights_only_metadata=True)
+        obj = load_weights_only(path, 'cpu')
     except UnsafeCheckpointError as err:
         raise CheckpointRefusedError(str(err)) from None
     state = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
@@ -247,15 +249,17 @@ def find_load_settings(cfg: Any, config: str = '<config>') -> LoadSettings:
 
 
 def _native_info(data: bytes, path: str) -> Tuple[int, np.dtype]:
-    """Channels and dtype of the encoded image as stored; truncated or corrupt files raise.
+    """Channels (grey + alpha: 2) and dtype of the encoded image as stored; truncated or corrupt files raise.
 
     PIL checks files it knows (it notices truncated PNG / JPEG data, which OpenCV may decode into a
     partly grey image); OpenCV then decodes, which also covers formats PIL does not know.
     """
     from PIL import Image, UnidentifiedImageError
+    mode = None
     try:  # the declared size was checked against the pixel limit (read_image): Pillow's own guard is off
         with pillow_checks(), Image.open(io.BytesIO(data)) as im:
             im.load()
+            mode = im.mode
     except UnidentifiedImageError:
         pass  # not a PIL format: OpenCV decides below
     except (OSError, SyntaxError, ValueError, EOFError) as err:
@@ -264,7 +268,10 @@ def _native_info(data: bytes, path: str) -> Tuple[int, np.dtype]:
     native = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if native is None:
         raise ImageReadError(f"'{path}' is not an image OpenCV can decode; convert it to PNG")
-    return (1 if native.ndim == 2 else int(native.shape[2])), native.dtype
+    channels = 1 if native.ndim == 2 else int(native.shape[2])
+    if channels == 4 and mode in ('LA', 'La'):
+        channels = 2  # grey + alpha, which OpenCV decodes as 4 channels
+    return channels, native.dtype
 
 
 def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
@@ -308,11 +315,11 @@ class Restorer:
         """A note when restoring a ``height x width`` input in one pass will be slow on CPU, else None.
 
         Whole-image pyramid attention costs multiply-adds quadratic in the pixels
-        (:func:`panet_mm.ops.pyramid_attention.attention_macs`, summed over the generator's blocks,
-        x8 with self-ensemble). Above :data:`SLOW_ATTENTION_MACS` on CPU the note gives the cost, a
-        rough time (at :data:`CPU_MACS_PER_THREAD` per torch thread) and the tiling options that bound
-        it. Only for PANet / PA-EDSR generators (their attention runs at the input's resolution) in
-        whole-image mode: chopped or tiled restorations are bounded already.
+        (``PyramidAttention.macs``, summed over the generator's blocks, x8 with self-ensemble). Above
+        :data:`SLOW_ATTENTION_MACS` on CPU the note gives the cost, a rough time (at
+        :data:`CPU_MACS_PER_THREAD` per torch thread) and the tiling options that bound it. Only for
+        PANet / PA-EDSR generators (their attention runs at the input's resolution) in whole-image
+        mode: chopped or tiled restorations are bounded already.
 
         Args:
             height (int): Input height.
@@ -323,14 +330,12 @@ class Restorer:
         """
         from panet_mm.models.editors.panet.panet_net import PAEDSRNet, PANet
         from panet_mm.models.layers import PyramidAttention
-        from panet_mm.ops.pyramid_attention import attention_macs
         model = self.model
         generator = getattr(model, 'generator', model)
         if (not str(self.device).startswith('cpu') or not isinstance(generator, (PANet, PAEDSRNet))
                 or getattr(model, 'chop_cfg', None) is not None or getattr(model, 'tile_cfg', None) is not None):
             return None
-        macs = sum(attention_macs(height, width, m.scales, m.channels // m.reduction, m.channels, m.ksize)
-                   for m in generator.modules() if isinstance(m, PyramidAttention))
+        macs = sum(m.macs(height, width) for m in generator.modules() if isinstance(m, PyramidAttention))
         macs *= 8 if getattr(model, 'self_ensemble', False) else 1
         if macs < SLOW_ATTENTION_MACS:
             return None
@@ -372,20 +377,26 @@ class Restorer:
         if img is None:
             raise ImageReadError(f"'{path}' cannot be decoded as the config loads images; convert it to PNG")
         img = img[..., None] if img.ndim == 2 else img
+        # Each conversion is decided once, from what the file holds (its channels and depth) to what the
+        # model takes, and noted once: the loader's own grey-to-colour copy is undone first.
         notes = []
-        loaded = int(img.shape[2])
-        bayer = self.load.bayer_pattern is not None
-        if channels in (1, 2) and loaded >= 3 and not bayer:
-            notes.append(f'grey image converted to {loaded} channels for the colour model')
-        elif channels >= 3 and loaded == 1:
-            how = 'its Y channel (ITU-R BT.601)' if self.load.to_y_channel else 'grey'
-            notes.append(f'colour image converted to {how} for the 1-channel model (config {self.load.source})')
-        if channels in (2, 4) and loaded in (1, 3):
-            notes.append('alpha channel dropped')
+        if int(img.shape[2]) in (2, 4):  # a loader that keeps alpha ('unchanged')
+            img = img[..., :-1]
+        if channels in (2, 4):
+            notes.append('alpha channel dropped (transparent pixels keep their stored colour)')
+        if img.dtype == np.uint16:  # a loader that keeps 16 bits: 0-65535 to 0-255 exactly, as floats
+            img = img.astype(np.float32) / 257
+        elif img.dtype not in (np.uint8, np.float32, np.float64):
+            raise ImageReadError(f"'{path}' decodes to {img.dtype} pixels; convert it to an 8- or 16-bit PNG")
         if dtype != np.uint8 and img.dtype == np.uint8:
-            notes.append(f'{dtype} image reduced to 8 bits')
-        if bayer:
-            img, more = self.to_mosaic(img, raw=channels in (1, 2))
+            notes.append(f'{np.dtype(dtype).itemsize * 8}-bit image reduced to 8 bits, as the config loads images')
+        if channels in (1, 2) and img.shape[2] == 3:
+            img = img[..., :1]  # a grey file that the loader read as 3 equal channels
+        elif channels in (3, 4) and img.shape[2] == 1:
+            how = 'its Y channel (ITU-R BT.601)' if self.load.to_y_channel else 'grey'
+            notes.append(f'colour image converted to {how} by the config\'s loader ({self.load.source})')
+        if self.load.bayer_pattern is not None:
+            img, more = self.to_mosaic(img, raw=channels in (1, 2) or (img.shape[2] == 3 and is_gray(img)))
             notes += more
         img, more = self.adapt_channels(img)
         return img, notes + more
@@ -427,8 +438,9 @@ class Restorer:
             return img, []
         where = f'{pattern[:2]} / {pattern[2:]} from the top-left pixel'
         if raw:
+            what = '1-channel image' if c == 1 else 'grey image (3 equal channels)'
             return bayer_mosaic(img[..., :1], pattern, order), [
-                f'1-channel image taken as raw {pattern} Bayer data ({where}) and expanded into the zero-filled '
+                f'{what} taken as raw {pattern} Bayer data ({where}) and expanded into the zero-filled '
                 '3-channel mosaic the model takes']
         if is_bayer_mosaic(img, pattern, order):
             return img, []
@@ -467,10 +479,17 @@ class Restorer:
             img = np.repeat(img, 3, axis=2)
             notes.append('grey image converted to 3 channels for the colour model')
         elif c == 3 and self.in_channels == 1:
-            import mmcv
-            to_y = mmcv.rgb2ycbcr if self.load.channel_order == 'rgb' else mmcv.bgr2ycbcr
-            img = to_y(img, y_only=True)[..., None]
-            notes.append('colour image converted to its Y channel (ITU-R BT.601) for the 1-channel model')
+            # as GrayOrY (the grey / Y configs): grey stays grey, colour becomes MATLAB's BT.601 Y
+            if is_gray(img):
+                img = img[..., :1]
+                notes.append('grey image stored as 3 equal channels taken as 1 channel for the 1-channel model')
+            else:
+                order = self.load.channel_order if self.load.channel_order in ('rgb', 'bgr') else 'rgb'
+                if img.dtype == np.uint8:
+                    img = gray_or_y(img, order)
+                else:  # mmcv takes float images as 0-1
+                    img = gray_or_y(img.astype(np.float32) / 255, order) * 255
+                notes.append('colour image converted to its Y channel (ITU-R BT.601) for the 1-channel model')
         elif c != self.in_channels:
             raise RestoreError(f'the image has {c} channels but the model of {self.config} takes {self.in_channels}; '
                                'pass a colour (3-channel) or grey (1-channel) image')
@@ -480,8 +499,10 @@ class Restorer:
     def _predict(self, img: np.ndarray) -> Tensor:
         """Model output ``(C, H', W')``, 0-255, as mmagic's data pre-processor destructs it (BGR if colour)."""
         from mmengine.logging import MMLogger
-        results = dict(img=img, img_path='', ori_img_shape=img.shape, img_channel_order=self.load.channel_order,
-                       img_color_type=self.load.color_type)
+        grey = img.ndim == 2 or img.shape[2] == 1  # mmagic's pre-processor must not reorder one channel
+        results = dict(img=img, img_path='', ori_img_shape=img.shape,
+                       img_channel_order='single' if grey else self.load.channel_order,
+                       img_color_type='grayscale' if grey else 'color')
         packed = self._pack(results)
         logger = MMLogger.get_current_instance()
         logger.addFilter(_no_missing_gt_warning)  # a user's image has no ground truth; mmagic warns per image
@@ -497,7 +518,7 @@ class Restorer:
         """Restore one image.
 
         Args:
-            img (np.ndarray): ``H x W`` or ``H x W x C`` image, values 0-255 (uint8 or float), colour in
+            img (np.ndarray): ``H x W`` or ``H x W x C`` image, uint8, uint16 (0-65535) or float (0-255), colour in
                 the config's channel order (``load.channel_order``; RGB for the shipped configs);
                 channels are adapted as in :meth:`adapt_channels`. For demosaicing configs the image
                 becomes a zero-filled Bayer mosaic first, as in :meth:`to_mosaic` (a 1-channel array is
@@ -507,16 +528,24 @@ class Restorer:
             np.ndarray: ``uint8`` ``H*s x W*s x C_out`` image (``s``: the model's scale), same channel order.
 
         Raises:
-            RestoreError: Unsupported dtype or channel count, or a mosaic of another Bayer pattern.
+            RestoreError: Unsupported dtype or channel count, a mosaic of another Bayer pattern, or a model
+                output with NaN / infinite values.
         """
+        if img.dtype == np.uint16:  # 16-bit images (cv2.IMREAD_UNCHANGED of a 16-bit PNG): 0-65535 to 0-255
+            img = img.astype(np.float32) / 257
         if img.dtype not in (np.uint8, np.float32, np.float64):
-            raise RestoreError(f'restore_array takes uint8 or float images with values 0-255, got {img.dtype}; '
-                               'convert it first, e.g. (img / 257).round().astype(np.uint8) for 16-bit images')
+            raise RestoreError(f'restore_array takes uint8, uint16 or float images (float: values 0-255), got '
+                               f'{img.dtype}; convert it first')
         if img.ndim not in (2, 3) or min(img.shape[:2]) < 1:
             raise RestoreError(f'restore_array takes an H x W or H x W x C image, got shape {img.shape}')
         img, _ = self.to_mosaic(img.astype(np.float32) if img.dtype == np.float64 else img)
         img, _ = self.adapt_channels(img)
-        out = self._predict(img).clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        pred = self._predict(img)
+        if not bool(torch.isfinite(pred).all()):
+            raise RestoreError(f"the model's output has NaN / infinite values ({int((~torch.isfinite(pred)).sum())} of "
+                               f'{pred.numel()}), so nothing was written; the checkpoint or the device computation '
+                               'is broken (try --device cpu, or an earlier checkpoint)')
+        out = pred.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
         if out.shape[2] == 3 and self.load.channel_order == 'rgb':
             out = out[..., ::-1]  # the pre-processor destructs colour outputs to BGR
         return np.ascontiguousarray(out)
@@ -569,7 +598,8 @@ def build_restorer(config: str,
     Raises:
         RestoreError: Missing config, unsupported options or device.
         ValueError: Test-time options the model refuses (e.g. ``self_ensemble`` for a demosaicing model).
-        CheckpointRefusedError: The checkpoint is unsafe, unreadable or does not match the model.
+        CheckpointRefusedError: The checkpoint is unsafe, unreadable, does not match the model or has NaN /
+            infinite weights.
     """
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -601,6 +631,9 @@ def build_restorer(config: str,
     model_cfg['test_cfg'] = test_cfg
     model = MODELS.build(model_cfg)
     state = match_state_dict(model, load_state_dict_safely(checkpoint), checkpoint, config)
+    bad = non_finite_keys(state)
+    if bad:
+        raise CheckpointRefusedError(non_finite_message(checkpoint, bad))
     model.load_state_dict(state, strict=True)
     model.eval().to(device)
     generator = getattr(model, 'generator', model)

@@ -7,12 +7,15 @@ from .checkpoint import (
                          load_weights_only,
 )
 from .distributed import CPUDistributedDataParallel, setup_distributed
-from .hooks import NonFiniteLossError, NonFiniteLossHook
+from .hooks import NonFiniteLossError, NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook
+from .optim import CPUAmpOptimWrapper
 from .runner import CheckpointMismatchError, PANetRunner, compare_state_dicts
+from .visualization import FirstSamplesVisualizationHook
 
 __all__ = [
-    'AtomicLocalBackend', 'CPUDistributedDataParallel', 'CheckpointMismatchError', 'NonFiniteLossError',
-    'NonFiniteLossHook', 'PANetRunner',
+    'AtomicLocalBackend', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel', 'CheckpointMismatchError',
+    'FirstSamplesVisualizationHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'NonFiniteOutputError',
+    'NonFiniteOutputHook', 'PANetRunner',
     'UnsafeCheckpointError', 'WeightsOnlyCheckpointHook', 'compare_state_dicts', 'ensure_checkpoint_hook',
     'load_weights_only', 'setup_distributed'
 ]

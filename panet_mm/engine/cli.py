@@ -1,7 +1,8 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: arguments and config loading.
+"""What ``tools/train.py`` and ``tools/test.py`` share: config loading, AMP, the runner, readable errors.
 
-The arguments are mmagic's (``--work-dir``, ``--cfg-options``, ``--launcher``, ``--local-rank``);
-the extras are a readable error for a missing config and the CPU distributed set-up.
+The tools declare mmagic's arguments themselves (``--work-dir``, ``--cfg-options``, ``--launcher``,
+``--local-rank``) and import this module only after parsing them, so that ``--help`` imports nothing
+heavy. The extras are a readable error for a missing config and the CPU distributed set-up.
 """
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import os
 import os.path as osp
 import re
 import sys
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 
+from ..registry import register_config_package
 from .checkpoint import UnsafeCheckpointError
 from .distributed import setup_distributed
-from .hooks import NonFiniteLossError
+from .hooks import NonFiniteLossError, NonFiniteOutputError
 from .runner import CheckpointMismatchError, PANetRunner
 from .work_dir import WorkDirBusyError, WorkDirLock, remove_interrupted_saves
 
@@ -30,24 +32,34 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments every mmagic tool takes."""
-    parser.add_argument('--work-dir', help='the directory to save logs, checkpoints and metrics')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, e.g. train_cfg.max_iters=10 '
-        'train_dataloader.dataset.data_root=data/demo/DIV2K (lists: key="[a,b]")')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+def parse_cfg_options(options: Optional[Sequence[str]]) -> dict:
+    """``--cfg-options`` values (``KEY=VALUE`` strings) parsed as mmengine's ``DictAction`` parses them.
+
+    The tools declare ``--cfg-options`` as plain strings and parse them here, after ``--help`` had its
+    chance: importing mmengine for ``DictAction`` would make every ``--help`` wait for it.
+
+    Args:
+        options (Sequence[str], optional): The strings; a dict (already parsed) is returned as is.
+
+    Returns:
+        dict: The overrides, for ``Config.merge_from_dict``.
+    """
+    if isinstance(options, dict):
+        return options
+    bad = [kv for kv in options or () if '=' not in kv]
+    if bad:
+        raise SystemExit(f"--cfg-options takes KEY=VALUE pairs, got {bad[0]!r} (e.g. train_cfg.max_iters=10)")
+    namespace = argparse.Namespace()
+    DictAction(option_strings=['--cfg-options'], dest='cfg_options')(None, namespace, list(options or ()))
+    return namespace.cfg_options
 
 
 def load_config(args: argparse.Namespace) -> Config:
     """Load ``args.config`` with the command-line overrides and the work directory applied.
 
     Args:
-        args (argparse.Namespace): Parsed arguments of a tool (see :func:`add_common_args`).
+        args (argparse.Namespace): Parsed arguments of a tool: ``config``, ``work_dir``, ``cfg_options``
+            (``KEY=VALUE`` strings), ``launcher``, ``local_rank`` (mmagic's tools' arguments).
 
     Returns:
         Config: The config, ready for ``Runner.from_cfg``.
@@ -57,19 +69,26 @@ def load_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         raise SystemExit(f"config file '{args.config}' not found; the configs are listed in configs/ "
                          '(see README "Configs")')
-    cfg = Config.fromfile(args.config)
+    register_config_package()  # `_base_ = 'panet_mm::...'` in the config
+    try:
+        cfg = Config.fromfile(args.config)
+    except FileNotFoundError as err:
+        raise SystemExit(explain_missing_base(args.config, err)) from None
     cfg.launcher = args.launcher
     if args.cfg_options:
-        problem = check_overrides(cfg, args.cfg_options)
+        options = parse_cfg_options(args.cfg_options)
+        problem = check_overrides(cfg, options)
         if problem:
             print(f'error: {problem}', file=sys.stderr)
             raise SystemExit(2)
-        cfg.merge_from_dict(args.cfg_options)
+        cfg.merge_from_dict(options)
     # work_dir priority: command line > config > config file name
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if cfg.get('tensorboard', False):
+        add_tensorboard(cfg)
     setup_distributed(cfg, args.launcher)
     return cfg
 
@@ -142,25 +161,79 @@ def hold_work_dir(cfg: Config) -> Iterator[None]:
         yield
 
 
-def enable_amp(cfg: Config) -> Optional[str]:
-    """Switch every ``OptimWrapper`` of ``cfg`` to ``AmpOptimWrapper`` with dynamic loss scaling.
+def explain_missing_base(config: str, err: FileNotFoundError) -> str:
+    """One line for a config whose base file is missing, with the fix for ``panet_mm::`` bases."""
+    quoted = re.search(r'"(.+)"', str(err))  # mmengine's check_file_exist: 'file "PATH" does not exist'
+    missing = getattr(err, 'filename', None) or (quoted.group(1) if quoted else str(err))
+    text = f"config '{config}' names a base file that does not exist: {missing}"
+    if osp.join('.mim', 'model-index.yml') in str(err):
+        return (f"{text}; `panet_mm::` bases need panet_mm installed from its wheel (an editable install has no "
+                "panet_mm/.mim): pip install dist/panet_mm-*.whl, or use a relative _base_ into configs/")
+    if osp.join('.mim', 'configs') in str(err):
+        return f"{text}; the installed names are those of configs/panet/ (see configs/panet/README.md)"
+    return text
+
+
+def add_tensorboard(cfg: Config) -> None:
+    """Add mmengine's ``TensorboardVisBackend`` to the config's visualizer (the ``tensorboard = True`` switch).
+
+    Raises:
+        SystemExit: TensorBoard is not installed (it is an optional extra).
+    """
+    import importlib.util
+    if importlib.util.find_spec('tensorboard') is None:
+        raise SystemExit("the config sets tensorboard=True but TensorBoard is not installed; install it with "
+                         "pip install 'panet_mm[tensorboard]' (or pip install tensorboard), or set tensorboard=False")
+    visualizer = cfg.get('visualizer')
+    if visualizer is None:
+        raise SystemExit('the config sets tensorboard=True but has no visualizer to add TensorBoard to; '
+                         "inherit configs/_base_/default_runtime.py or define visualizer = dict(...)")
+    backends = list(visualizer.get('vis_backends') or [])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+    visualizer['vis_backends'] = backends
+
+
+def enable_amp(cfg: Config, device: Optional[str] = None) -> Optional[str]:
+    """Switch every ``OptimWrapper`` of ``cfg`` to mixed precision.
+
+    With a GPU: mmengine's ``AmpOptimWrapper`` with dynamic loss scaling (float16 unless the config's
+    wrapper names a ``dtype``). On CPU: :class:`~panet_mm.engine.optim.CPUAmpOptimWrapper`, bfloat16
+    autocast (mmengine's wrapper refuses CPU). Validation runs in the same autocast (``val_cfg.fp16``,
+    which is bfloat16 on CPU).
+
+    Args:
+        cfg (Config): The config, changed in place.
+        device (str, optional): ``'cuda'`` or ``'cpu'``. Default: ``'cuda'`` when a GPU is visible.
 
     Returns:
-        str, optional: A note for the log when AMP was already enabled, else None.
+        str, optional: A note for the log (AMP already on in the config, or the CPU dtype), else None.
     """
+    if device is None:
+        import torch
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
     wrapper = cfg.optim_wrapper
     single = 'type' in wrapper and ('constructor' not in wrapper
                                     or wrapper['constructor'] == 'DefaultOptimWrapperConstructor')
     targets = [wrapper] if single else [v for v in wrapper.values() if isinstance(v, dict) and 'type' in v]
     notes = []
     for w in targets:
-        if w['type'] == 'AmpOptimWrapper':
+        if w['type'] in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
             notes.append('AMP training is already enabled in the config')
             continue
         if w['type'] != 'OptimWrapper':
             raise SystemExit(f"--amp needs optim_wrapper type 'OptimWrapper', the config has {w['type']!r}")
-        w['type'] = 'AmpOptimWrapper'
-        w['loss_scale'] = 'dynamic'
+        if device == 'cpu':
+            w['type'] = 'CPUAmpOptimWrapper'
+            w['dtype'] = 'bfloat16'
+            notes.append('--amp on CPU: bfloat16 autocast (CPUAmpOptimWrapper, no loss scaling)')
+        else:
+            w['type'] = 'AmpOptimWrapper'
+            w['loss_scale'] = 'dynamic'
+    # validation in the same autocast (mmengine's and mmagic's validation loops take fp16=True)
+    val_cfg = cfg.get('val_cfg') or {}
+    if val_cfg.get('type') in ('MultiValLoop', 'ValLoop', 'mmagic.MultiValLoop') and 'fp16' not in val_cfg:
+        val_cfg['fp16'] = True
     return notes[0] if notes else None
 
 
@@ -209,8 +282,8 @@ def readable_errors() -> Iterator[None]:
         return
     try:
         yield
-    except (CheckpointMismatchError, UnsafeCheckpointError, NonFiniteLossError, FileNotFoundError,
-            WorkDirBusyError) as e:
+    except (CheckpointMismatchError, UnsafeCheckpointError, NonFiniteLossError, NonFiniteOutputError,
+            FileNotFoundError, WorkDirBusyError) as e:
         _fail(str(e))
     except OSError as e:
         text = disk_error(e)
@@ -244,5 +317,5 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
-__all__ = ['add_common_args', 'build_runner', 'check_overrides', 'disk_error', 'enable_amp', 'explain_unknown_type',
-           'hold_work_dir', 'load_config', 'readable_errors']
+__all__ = ['add_tensorboard', 'build_runner', 'check_overrides', 'disk_error', 'enable_amp', 'explain_missing_base',
+           'explain_unknown_type', 'hold_work_dir', 'load_config', 'parse_cfg_options', 'readable_errors']

@@ -1,9 +1,9 @@
-"""Training hooks of panet_mm."""
+"""Hooks of panet_mm: stop at non-finite losses (training) and non-finite outputs (testing)."""
 from __future__ import annotations
 
 import math
 import os.path as osp
-from typing import Any, List, Optional
+from typing import Any, List, Mapping, Optional
 
 import torch
 from mmengine.hooks import Hook
@@ -70,4 +70,45 @@ def _last_checkpoint(runner) -> Optional[str]:
     return None
 
 
-__all__ = ['NonFiniteLossError', 'NonFiniteLossHook']
+def non_finite_keys(state: Mapping[str, Any]) -> List[str]:
+    """Keys of the floating-point tensors of ``state`` that hold a NaN or an infinity."""
+    return [str(k) for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def non_finite_message(source: str, keys: List[str]) -> str:
+    """One sentence naming the non-finite tensors of a checkpoint and what to do."""
+    shown = ', '.join(keys[:8]) + (f' (+{len(keys) - 8} more)' if len(keys) > 8 else '')
+    return (f"checkpoint '{source}' has NaN / infinite weights in {len(keys)} tensor(s): {shown}; its training "
+            'diverged, so nothing was restored or tested - use an earlier checkpoint of the run')
+
+
+class NonFiniteOutputError(RuntimeError):
+    """A model's test output holds NaN or infinite values (or its checkpoint does)."""
+
+
+@HOOKS.register_module()
+class NonFiniteOutputHook(Hook):
+    """Stop testing at the first output with NaN / infinite values, naming the image.
+
+    Why it exists: mmagic's metrics and visualisation turn such outputs into NaN scores and black images
+    without an error. Priority ``VERY_HIGH``: it runs before hooks that write images of the batch, and
+    the test metrics are dumped only after the epoch, so nothing is written.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        for sample in outputs or []:
+            output = getattr(sample, 'output', sample)
+            pred = getattr(output, 'pred_img', None)
+            if isinstance(pred, torch.Tensor) and pred.is_floating_point() and not bool(torch.isfinite(pred).all()):
+                meta = sample.metainfo if hasattr(sample, 'metainfo') else {}
+                name = meta.get('img_path') or meta.get('gt_path') or f'batch {batch_idx}'
+                raise NonFiniteOutputError(
+                    f"the model's output for '{name}' has NaN / infinite values (test iteration {batch_idx + 1}); "
+                    'nothing was written - the checkpoint or the test-time settings (e.g. --amp, fp16) are broken')
+
+
+__all__ = ['NonFiniteLossError', 'NonFiniteLossHook', 'NonFiniteOutputError', 'NonFiniteOutputHook',
+           'non_finite_keys', 'non_finite_message']

@@ -5,7 +5,13 @@ only logs what did not match, so a checkpoint for another depth, scale or archit
 without an error. :class:`PANetRunner` compares keys and shapes first and stops with the mismatches
 named, unless the config asks for a partial load (``allow_partial_load = True``). It also registers
 :class:`~panet_mm.engine.checkpoint.WeightsOnlyCheckpointHook` (its checkpoints load weights-only)
-and :class:`~panet_mm.engine.hooks.NonFiniteLossHook` (a NaN loss stops the run, naming the batch).
+and :class:`~panet_mm.engine.hooks.NonFiniteLossHook` (a NaN loss stops the run, naming the batch),
+refuses checkpoints with NaN / infinite weights and registers
+:class:`~panet_mm.engine.hooks.NonFiniteOutputHook` (a NaN test output stops the test).
+Its checkpoints load weights-only (:func:`~panet_mm.engine.checkpoint.load_checkpoint_file`), its loops run
+inside :func:`~panet_mm.engine.checkpoint.safe_checkpoint_loading` and its ``CheckpointHook`` writes atomically
+(:class:`~panet_mm.engine.checkpoint.AtomicLocalBackend`): scoped to this runner, so a plain mmengine Runner
+in the same process is unchanged.
 ``tools/train.py`` and ``tools/test.py`` use it unless the config names another ``runner_type``.
 """
 from __future__ import annotations
@@ -13,13 +19,20 @@ from __future__ import annotations
 import re
 from typing import Callable, List, Union
 
+from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
-from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-from .checkpoint import ensure_checkpoint_hook
-from .hooks import NonFiniteLossHook
+from .checkpoint import (
+    ATOMIC_BACKEND,
+    ensure_checkpoint_hook,
+    is_local_path,
+    load_checkpoint_file,
+    safe_checkpoint_loading,
+)
+from .hooks import NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook, non_finite_keys, non_finite_message
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -59,8 +72,28 @@ class PANetRunner(Runner):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         ensure_checkpoint_hook(self)
-        if not any(isinstance(h, NonFiniteLossHook) for h in self.hooks):
-            self.register_hook(NonFiniteLossHook())
+        for hook_type in (NonFiniteLossHook, NonFiniteOutputHook):
+            if not any(isinstance(h, hook_type) for h in self.hooks):
+                self.register_hook(hook_type())
+        for hook in self.hooks:
+            if isinstance(hook, CheckpointHook) and hook.backend_args is None and hook.file_client_args is None \
+                    and (hook.out_dir is None or is_local_path(hook.out_dir)):
+                hook.backend_args = dict(backend=ATOMIC_BACKEND)
+
+    def train(self):
+        """mmengine's ``train`` with weights-only checkpoint loading (``init_cfg`` pretrained weights too)."""
+        with safe_checkpoint_loading():
+            return super().train()
+
+    def val(self):
+        """mmengine's ``val`` with weights-only checkpoint loading."""
+        with safe_checkpoint_loading():
+            return super().val()
+
+    def test(self):
+        """mmengine's ``test`` with weights-only checkpoint loading."""
+        with safe_checkpoint_loading():
+            return super().test()
 
     def load_checkpoint(self,
                         filename: str,
@@ -68,7 +101,7 @@ class PANetRunner(Runner):
                         strict: bool = False,
                         revise_keys: list = [(r'^module.', '')]):
         """Load ``filename`` into the model; stop with the mismatched keys unless partial loads are allowed."""
-        checkpoint = _load_checkpoint(filename, map_location=map_location)
+        checkpoint = load_checkpoint_file(filename, map_location=map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         allow_partial = bool(self.cfg.get('allow_partial_load', False)) and not strict
@@ -76,6 +109,9 @@ class PANetRunner(Runner):
         if isinstance(state, dict):
             for pattern, repl in revise_keys:
                 state = {re.sub(pattern, repl, k): v for k, v in state.items()}
+            bad = non_finite_keys(state)
+            if bad:
+                raise NonFiniteOutputError(non_finite_message(filename, bad))
             problems = {k: v for k, v in compare_state_dicts(model.state_dict(), state).items() if v}
             if problems and not allow_partial:
                 detail = '; '.join(f'{len(v)} {k}: {_listing(v)}' for k, v in problems.items())

@@ -397,7 +397,9 @@ def pyramid_attention(query: Tensor,
     b, h, w, _ = _check_inputs(query, keys, values)
     if ksize % 2 != 1:
         raise ValueError(f'ksize must be odd, got {ksize}')
-    sizes = [tuple(t.shape[-2:]) for t in keys]
+    # The chunk layout is planned in Python ints: under torch.jit.trace (mmengine's flop counter) sizes
+    # are 0-dim tensors; their values specialise the traced graph to this input size.
+    sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in keys]
     geo = _geometry(h, w, sizes, ksize, method)
     pad = (geo.pad_y, geo.pad_x)
     kernel = _METHODS[_resolve_method(method)].kernel(ksize)

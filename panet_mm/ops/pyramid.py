@@ -48,8 +48,11 @@ def pyramid_scales(levels: int, step: float = 0.1) -> List[float]:
 def build_pyramid(x: Tensor, scales: Sequence[float]) -> List[Tensor]:
     """Bicubic pyramid of ``x`` as the released code builds it.
 
-    Level ``i`` is ``F.interpolate(x, scale_factor=s_i, mode='bicubic', align_corners=False)``
-    (``x`` itself for ``s_i == 1``), so its size is ``floor(s_i*H) x floor(s_i*W)``.
+    Level ``i`` has size ``floor(s_i*H) x floor(s_i*W)`` (``x`` itself for ``s_i == 1``) and is
+    resampled bicubically (``align_corners=False``) with the step ``H / floor(s_i*H)`` implied by the
+    sizes. That is what ``F.interpolate(x, scale_factor=s_i, mode='bicubic')`` did on PyTorch 1.1, which
+    the released models were trained with; since PyTorch 1.6 the same call samples with the step
+    ``1 / s_i`` instead (other pixels), so ``recompute_scale_factor=True`` keeps the trained behaviour.
 
     Args:
         x (Tensor): Input of shape ``(B, C, H, W)``.
@@ -66,7 +69,8 @@ def build_pyramid(x: Tensor, scales: Sequence[float]) -> List[Tensor]:
             if min(int(x.shape[-2] * s), int(x.shape[-1] * s)) < 1:
                 raise ValueError(f'input of size {tuple(x.shape[-2:])} is too small for a pyramid level at '
                                  f'scale {s:g}; use an input of at least {int(1 / s) + 1} pixels per side')
-            levels.append(F.interpolate(x, scale_factor=s, mode='bicubic', align_corners=False))
+            levels.append(F.interpolate(x, scale_factor=s, mode='bicubic', align_corners=False,
+                                        recompute_scale_factor=True))
     return levels
 
 
@@ -107,7 +111,7 @@ def _check_inputs(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor
         raise ValueError(f'query must be (B, C, H, W), got shape {tuple(query.shape)}')
     if len(keys) == 0 or len(keys) != len(values):
         raise ValueError(f'need one key and one value map per level, got {len(keys)} keys and {len(values)} values')
-    b, cq, h, w = query.shape
+    b, cq, h, w = (int(s) for s in query.shape)     # ints also under torch.jit.trace (sizes are tensors there)
     for i, (k, v) in enumerate(zip(keys, values)):
         if k.shape[0] != b or k.shape[1] != cq:
             raise ValueError(f'keys[{i}] has shape {tuple(k.shape)}, expected batch {b} and {cq} channels')
@@ -116,5 +120,5 @@ def _check_inputs(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor
                              f'{tuple(k.shape[-2:])} like keys[{i}]')
         if v.shape[1] != values[0].shape[1]:
             raise ValueError(f'values[{i}] has {v.shape[1]} channels, values[0] has {values[0].shape[1]}')
-    return b, h, w, values[0].shape[1]
+    return b, h, w, int(values[0].shape[1])
 

@@ -1,16 +1,18 @@
-# Super-resolution test sets of the PANet paper's table: Set5, Set14, B100, Urban100, Manga109, at x2, x3 and x4.
+# Super-resolution test sets of the PANet paper's table at x2: Set5, Set14, B100, Urban100, Manga109
+# (as mmagic's _base_/datasets/sisr_x2_test_config.py, the config keys themselves: test_dataloader and
+# test_evaluator, nothing else, so that a run's logged config carries only the test sets it uses).
 # Each set is read from data/{SET}/LRbicx{scale} (input) and data/{SET}/GTmod12 (ground truth), written by
 #   python tools/prepare_testsets.py --set5 DIR --set14 DIR --b100 DIR --urban100 DIR --manga109 DIR
 # Metrics: Y-channel (MATLAB BT.601) PSNR / SSIM with crop_border = scale, prefixed by the set name
-# ('Set5/PSNR', 'Set14/PSNR', ...), so `tools/test.py CONFIG CKPT` reports every column of the table.
-# Use: add this file to an SR config's _base_ list, then (for scale N)
-#   test_dataloader = _base_.sr_xN_test_dataloader
-#   test_evaluator = _base_.sr_xN_test_evaluator
-# Every name defined here carries the scale, so a config of another scale that inherits an SR config finds
-# its own lists in the same _base_ chain.
+# ('Set5/PSNR', 'Set14/PSNR', ...), so that `tools/test.py CONFIG CKPT` reports every column of the table.
+# Another scale: a config that inherits these lists rewrites the LR folder and the crop, e.g. at x3
+# (panet_sr_x3_div2k.py):
+#   test_dataloader = [dict(d, dataset=dict(d.dataset, data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12')))
+#                      for d in _base_.test_dataloader]
+#   test_evaluator = [dict(e, metrics=[dict(m, crop_border=scale) for m in e.metrics]) for e in _base_.test_evaluator]
 
 
-def sr_test_loader(name, scale):
+def sr_test_loader(name, scale):  # (functions are not config keys: mmengine drops them)
     return dict(
         num_workers=2,
         persistent_workers=False,
@@ -39,10 +41,5 @@ def sr_y_metrics(name, scale):
     ])
 
 
-sr_sets = ['Set5', 'Set14', 'B100', 'Urban100', 'Manga109']
-sr_x2_test_dataloader = [sr_test_loader(name, 2) for name in sr_sets]
-sr_x2_test_evaluator = [sr_y_metrics(name, 2) for name in sr_sets]
-sr_x3_test_dataloader = [sr_test_loader(name, 3) for name in sr_sets]
-sr_x3_test_evaluator = [sr_y_metrics(name, 3) for name in sr_sets]
-sr_x4_test_dataloader = [sr_test_loader(name, 4) for name in sr_sets]
-sr_x4_test_evaluator = [sr_y_metrics(name, 4) for name in sr_sets]
+test_dataloader = [sr_test_loader(name, 2) for name in ('Set5', 'Set14', 'B100', 'Urban100', 'Manga109')]
+test_evaluator = [sr_y_metrics(name, 2) for name in ('Set5', 'Set14', 'B100', 'Urban100', 'Manga109')]

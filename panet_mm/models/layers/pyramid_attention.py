@@ -12,6 +12,7 @@ from mmagic.registry import MODELS
 from torch import Tensor
 
 from panet_mm.ops import pyramid_attention as pa_ops
+from panet_mm.ops.flops import CHUNKED_ATTENTION_OP, chunked_attention_flop_handle
 
 
 class _Embedding(nn.Sequential):
@@ -89,6 +90,26 @@ class PyramidAttention(nn.Module):
                 f'softmax_scale={self.softmax_scale}, res_scale={self.res_scale}, '
                 f'implementation={self.implementation!r}')
 
+    def macs(self, height: int, width: int) -> int:
+        """Multiply-adds of one forward of one ``(C, height, width)`` feature map.
+
+        The three 1x1 embeddings (query at full resolution, key and value at every pyramid level) and
+        the attention's matrix products (:func:`~panet_mm.ops.pyramid_attention.attention_macs`); the
+        bicubic pyramid, PReLUs, softmax and additions are not counted, as mmengine's flop counter
+        does not count them either. Quadratic in the pixels: what limits whole-image restoration.
+
+        Args:
+            height (int): Feature map height.
+            width (int): Feature map width.
+
+        Returns:
+            int: Multiply-adds.
+        """
+        c, cq = self.channels, self.channels // self.reduction
+        level_pixels = sum(int(height * s) * int(width * s) for s in self.scales)
+        embeddings = height * width * c * cq + level_pixels * c * (cq + c)
+        return embeddings + pa_ops.attention_macs(height, width, self.scales, cq, c, self.ksize)
+
     def attention(self, x: Tensor) -> Tensor:
         """The attention branch alone (``pasted / divisor``), without the identity."""
         if x.dim() != 4 or x.shape[1] != self.channels:
@@ -114,6 +135,23 @@ class PyramidAttention(nn.Module):
             Tensor: ``attention(x) + res_scale * x``, same shape as ``x``.
         """
         return self.attention(x) + self.res_scale * x
+
+
+def _register_flop_handle() -> None:
+    """Count the kernel in mmengine's flop counter (and so in mmagic's ``get_flops``).
+
+    mmengine has no registry for flop handles: every ``FlopAnalyzer`` starts from the module-level
+    table ``_DEFAULT_SUPPORTED_FLOP_OPS``, so the handle is added there, next to the block's
+    registration in ``MODELS``. Without it the kernel's node counts 0 and is reported as unsupported.
+    """
+    try:
+        from mmengine.analysis import complexity_analysis
+    except ImportError:         # an mmengine without the analysis package: nothing to count with
+        return
+    complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.setdefault(CHUNKED_ATTENTION_OP, chunked_attention_flop_handle)
+
+
+_register_flop_handle()
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -64,7 +64,9 @@ def rel_attention(x, p, res_scale, levels=5):
     outs = []
     for b in range(x.shape[0]):
         xi = x[b:b + 1]
-        pyr = [xi if s == 1 else F.interpolate(xi, scale_factor=s, mode='bicubic', align_corners=False)
+        # bicubic steps from the floored sizes, as PyTorch 1.1 (the released code's) resampled
+        pyr = [xi if s == 1 else F.interpolate(xi, size=(int(s * xi.shape[-2]), int(s * xi.shape[-1])),
+                                               mode='bicubic', align_corners=False)
                for s in [1 - i / 10 for i in range(levels)]]
         keys = torch.cat([F.unfold(embed(t, 'conv_match'), 3, padding=1) for t in pyr], -1)[0].t()
         vals = torch.cat([F.unfold(embed(t, 'conv_assembly'), 3, padding=1) for t in pyr], -1)[0].t()

@@ -33,8 +33,9 @@ def slow_pyramid_attention(block, x):
         levels = []
         for i in range(len(block.scales)):
             s = 1 - i / 10
-            levels.append(img if s == 1 else F.interpolate(img, scale_factor=s, mode='bicubic',
-                                                           align_corners=False))
+            # PyTorch 1.1 (the released code's) resampling: the step follows from the floored sizes
+            size = (math.floor(s * img.shape[-2]), math.floor(s * img.shape[-1]))
+            levels.append(img if s == 1 else F.interpolate(img, size=size, mode='bicubic', align_corners=False))
         q = block.query(img)[0]
         keys, values = [], []
         for lvl in levels:
@@ -103,6 +104,17 @@ def test_pyramid_sizes_are_floored():
     from panet_mm.ops.pyramid_attention import build_pyramid
     sizes = [tuple(t.shape[-2:]) for t in build_pyramid(torch.zeros(1, 4, 13, 17), block.scales)]
     assert sizes == [(math.floor(s * 13), math.floor(s * 17)) for s in (1.0, 0.9, 0.8, 0.7, 0.6)]
+
+
+def test_pyramid_resamples_as_the_released_models_were_trained():
+    """PyTorch 1.1 derived the bicubic step from the sizes; torch >= 1.6 uses 1/scale unless told."""
+    from panet_mm.ops.pyramid_attention import build_pyramid
+    x = torch.randn(1, 2, 13, 17, generator=torch.Generator().manual_seed(0))
+    for s, level in zip((0.9, 0.8, 0.7, 0.6), build_pyramid(x, [0.9, 0.8, 0.7, 0.6])):
+        from_sizes = F.interpolate(x, size=level.shape[-2:], mode='bicubic', align_corners=False)
+        torch.testing.assert_close(level, from_sizes, rtol=0, atol=0)
+        direct = F.interpolate(x, scale_factor=s, mode='bicubic', align_corners=False)
+        assert (level - direct).abs().max() > 0.1
 
 
 def test_bad_input_is_named():

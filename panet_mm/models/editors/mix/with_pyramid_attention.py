@@ -507,7 +507,7 @@ class WithPyramidAttention(BaseModule):
         or present (a mixed checkpoint; then all of them must be).
 
         Args:
-            checkpoint (str | Mapping[str, Tensor]): Path / URL of a checkpoint (mmengine's loaders),
+            checkpoint (str | Mapping[str, Tensor]): Path of a checkpoint (loaded weights-only; URLs through mmengine),
                 or a state dict. A ``'state_dict'`` entry is used when present.
             prefix (str, optional): Prefix of the generator's keys in the checkpoint:
                 ``'generator.'`` for an mmagic edit-model checkpoint, ``''`` for a bare generator
@@ -518,9 +518,9 @@ class WithPyramidAttention(BaseModule):
             list[str]: State-dict keys of the inserted blocks that were not in the checkpoint.
         """
         source = checkpoint if isinstance(checkpoint, str) else 'the given state dict'
-        if isinstance(checkpoint, str):
-            from mmengine.runner.checkpoint import CheckpointLoader
-            checkpoint = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
+        if isinstance(checkpoint, str):  # weights-only: a crafted file cannot run code, even under mmagic's tools
+            from panet_mm.engine.checkpoint import load_checkpoint_file
+            checkpoint = load_checkpoint_file(checkpoint, map_location=map_location)
         state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, Mapping) else None
         if not isinstance(state, Mapping):
             raise TypeError(f'{source} is not a state dict (got {type(checkpoint).__name__})')

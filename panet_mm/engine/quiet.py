@@ -1,0 +1,56 @@
+"""Quiet tools: the third-party warnings the stack emits on import, filtered by message and category.
+
+The pinned stack (mmagic 1.2.0 with its transformers / diffusers, mmengine, torch) warns about its own
+deprecations on every run, before a tool has done anything; none of it is actionable by a user of
+panet_mm. The tools (never ``import panet_mm`` itself) filter exactly these, by message and category,
+so that every other warning, panet_mm's own included, still shows. A tool imports the stack inside
+``warnings.catch_warnings(record=True)`` (these warnings fire during the imports, before this module
+could be imported) and hands the record to :func:`quiet_third_party_warnings`, which re-emits the
+others.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Iterable, List, Tuple, Type
+
+#: ``(message regex, category)`` of every filtered warning, with where it comes from.
+THIRD_PARTY_WARNINGS: List[Tuple[str, Type[Warning]]] = [
+    # transformers 4.36 and diffusers 0.24 (imported by mmagic.models) on torch >= 2.2
+    (r'`torch\.utils\._pytree\._register_pytree_node` is deprecated', FutureWarning),
+    # mmengine 0.10 (mmengine/optim/optimizer/zero_optimizer.py imports torch.distributed.optim)
+    (r'`TorchScript` support for functional optimizers is deprecated', DeprecationWarning),
+    # mmagic 1.2.0 (mmagic/utils/trans_utils.py) on numpy >= 1.24
+    (r'`np\.bool8` is a deprecated alias', DeprecationWarning),
+    # controlnet_aux 0.0.7 (imported by mmagic.models): scipy, timm and its optional mediapipe
+    (r'Please import `gaussian_filter` from the `scipy\.ndimage` namespace', DeprecationWarning),
+    (r'Importing from timm\.models\.(layers|registry) is deprecated', DeprecationWarning),
+    (r"The module 'mediapipe' is not installed", UserWarning),
+    (r'Overwriting tiny_vit_\w+ in registry with controlnet_aux\.', UserWarning),
+]
+
+
+def _is_known(message: str, category: Type[Warning]) -> bool:
+    return any(issubclass(category, cat) and re.match(pattern, message) for pattern, cat in THIRD_PARTY_WARNINGS)
+
+
+def quiet_third_party_warnings(early: Iterable[warnings.WarningMessage] = ()) -> None:
+    """Filter :data:`THIRD_PARTY_WARNINGS` from now on; re-emit the other warnings recorded in ``early``.
+
+    Args:
+        early (Iterable[warnings.WarningMessage]): Warnings recorded while importing the stack
+            (``warnings.catch_warnings(record=True)`` with ``simplefilter('always')``); each other one
+            is emitted again once, through the filters in force (``-W`` options included).
+    """
+    for pattern, category in THIRD_PARTY_WARNINGS:
+        warnings.filterwarnings('ignore', message=pattern, category=category)
+    seen = set()
+    for w in early:
+        key = (str(w.message), w.category, w.filename, w.lineno)
+        if key in seen or _is_known(str(w.message), w.category):
+            continue
+        seen.add(key)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+__all__ = ['THIRD_PARTY_WARNINGS', 'quiet_third_party_warnings']

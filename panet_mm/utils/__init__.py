@@ -1,0 +1,1 @@
+"""Helpers shared across panet_mm that belong to no mmagic registry."""

@@ -1,0 +1,28 @@
+"""PyramidAttention.macs() against mmengine's flop counter (the handle panet_mm registers there) and by hand."""
+import pytest
+import torch
+from mmengine.analysis import FlopAnalyzer
+
+from panet_mm.models.layers import PyramidAttention
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+
+def test_macs_by_hand():
+    """C=4, r=2, one level: embeddings 4*2 + 4*2 + 4*4 per pixel, 3*(2+4) per (query, key) pair."""
+    block = PyramidAttention(channels=4, reduction=2, levels=1)
+    hw = 5 * 6
+    assert block.macs(5, 6) == hw * (8 + 8 + 16) + hw * hw * 3 * (2 + 4)
+
+
+@pytest.mark.parametrize('channels,reduction,h,w', [(8, 2, 12, 10), (16, 8, 9, 15)])
+def test_macs_is_what_mmengine_counts(channels, reduction, h, w):
+    """The registered handle makes the block's count in mmengine's default FlopAnalyzer exactly macs()."""
+    block = PyramidAttention(channels=channels, reduction=reduction).eval()
+    x = torch.randn(2, channels, h, w, generator=torch.Generator().manual_seed(0))
+    flops = FlopAnalyzer(block, (x,)).unsupported_ops_warnings(False)
+    assert flops.total() == 2 * block.macs(h, w)
+    # the 1x1 embeddings through mmengine's own conv handle, the rest is the kernel
+    embeddings = sum(flops.total(name) for name in ('query', 'key', 'value'))
+    assert flops.by_operator()['conv'] == embeddings
+    assert flops.total() - embeddings > 10 * embeddings    # the attention dominates

@@ -1,0 +1,75 @@
+"""Every tool's --help imports no heavy library; the third-party import warnings are filtered by the tools only."""
+import glob
+import json
+import os.path as osp
+import subprocess
+import sys
+import warnings
+
+import pytest
+from conftest import ROOT
+
+from panet_mm.engine.quiet import THIRD_PARTY_WARNINGS, quiet_third_party_warnings
+
+TOOLS = sorted(glob.glob(osp.join(ROOT, 'tools', '*.py')) + glob.glob(osp.join(ROOT, 'tools', '*', '*.py')))
+HEAVY = ('torch', 'mmagic', 'mmengine', 'mmcv', 'cv2', 'numpy', 'panet_mm')
+
+# Run a tool's --help as `python TOOL --help` does (its folder first on sys.path), then list what it imported.
+PROBE = '''
+import json, runpy, sys
+tool = sys.argv[1]
+sys.path.insert(0, __import__('os').path.dirname(tool))
+sys.argv = [tool, '--help']
+try:
+    runpy.run_path(tool, run_name='__main__')
+except SystemExit as e:
+    code = e.code
+print(json.dumps({'code': code, 'heavy': sorted(m for m in HEAVY if m in sys.modules)}))
+'''.replace('HEAVY', repr(HEAVY))
+
+
+def test_every_tool_is_probed():
+    names = {osp.relpath(t, ROOT) for t in TOOLS}
+    assert {'tools/train.py', 'tools/test.py', 'tools/restore.py', 'tools/analysis_tools/get_flops.py'} <= names
+
+
+@pytest.mark.parametrize('tool', TOOLS, ids=lambda t: osp.relpath(t, ROOT))
+def test_help_imports_nothing_heavy(tool):
+    proc = subprocess.run([sys.executable, '-c', PROBE, tool], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {'code': 0, 'heavy': []}, proc.stderr
+    assert 'usage:' in proc.stdout
+
+
+def test_import_panet_mm_leaves_the_warning_filters_alone():
+    """Filtering is the tools' choice, never a side effect of importing the package."""
+    code = ('import json, warnings; import panet_mm; '
+            'print(json.dumps([f[1].pattern for f in warnings.filters if f[1] is not None]))')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    installed = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert installed.isdisjoint(pattern for pattern, _ in THIRD_PARTY_WARNINGS)
+    assert 'FutureWarning: `torch.utils._pytree._register_pytree_node` is deprecated' in proc.stderr  # still shown
+
+
+def record(message, category):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        warnings.warn(message, category, stacklevel=1)
+    return caught
+
+
+def test_quiet_filters_only_the_listed_warnings():
+    known = record('`torch.utils._pytree._register_pytree_node` is deprecated. Please use ...', FutureWarning)
+    ours = record('panet_mm: the input is grey; it was made colour', UserWarning)
+    # the same message under another category is not filtered: both are matched
+    other = record('`torch.utils._pytree._register_pytree_node` is deprecated. Please use ...', UserWarning)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter('always')
+        quiet_third_party_warnings(known + ours + other + ours)
+        warnings.warn('`np.bool8` is a deprecated alias for `np.bool_`.', DeprecationWarning, stacklevel=1)  # filtered
+        warnings.warn('panet_mm: later', UserWarning, stacklevel=1)
+    assert [(str(w.message), w.category) for w in shown] == [
+        ('panet_mm: the input is grey; it was made colour', UserWarning),        # once, though recorded twice
+        ('`torch.utils._pytree._register_pytree_node` is deprecated. Please use ...', UserWarning),
+        ('panet_mm: later', UserWarning)]
+    assert all(cat is not Warning for _, cat in THIRD_PARTY_WARNINGS)
