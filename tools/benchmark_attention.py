@@ -16,9 +16,9 @@ For every (pass, batch, size):
   machine's ``torch.mm`` rate in float32 and bfloat16 (2048^2 on CPU, 8192^2 on CUDA). Times are
   medians over the rounds; every ratio is taken per round, and its median and min-max spread are
   reported, so a loaded machine shows up as spread rather than as a wrong number.
-* memory: one fresh child per implementation (``--no-memory`` skips them): on CPU the peak resident
-  set size minus the resident size before the call; on CUDA ``torch.cuda.max_memory_allocated``
-  minus the memory allocated before it.
+* memory: on CPU one fresh child per implementation (``--no-memory`` skips them), the peak resident
+  set size minus the resident size before the call; on CUDA, in the timing child's warm-up call,
+  ``torch.cuda.max_memory_allocated`` minus the memory allocated before it.
 
 The achieved rate of the fast kernel is its counted multiply-adds (:func:`attention_macs` of the
 formulation it ran, forward or forward+backward) times two over its time, as a share of the
@@ -176,16 +176,27 @@ class Case:
         pa, spec = self.pa, self.spec
         size, batch = spec['size'], spec['batch']
         sizes = level_sizes(size, spec['levels'])
-        method = impl_method(impl, spec['method'])
+        method = self.resolved(impl)
         budget = spec['memory_budget_mb'] or pa.default_memory_budget_mb(self.device)
         images = pa.choose_batch_chunk(size, size, sizes, batch, dtype=self.dtype, method=method, device=self.device)
         chunk = pa.choose_chunk_size(size, size, sizes, images, dtype=self.dtype, memory_budget_mb=budget,
                                      method=method, device=self.device, channels=spec['channels'])
         return images, chunk
 
+    def resolved(self, impl):
+        """The formulation a fast implementation runs ('auto' resolved as the kernel does)."""
+        spec = self.spec
+        method = impl_method(impl, spec['method'])
+        if method == 'auto':
+            size = spec['size']
+            method = self.pa.choose_method(size, size, level_sizes(size, spec['levels']),
+                                           spec['channels'] // spec['reduction'], spec['channels'],
+                                           dtype=self.dtype, device=self.device)
+        return method
+
     def macs(self, impl):
         spec = self.spec
-        method = impl_method(impl, spec['method']) or 'patch'
+        method = self.resolved(impl) or 'patch'
         scales = [1 - i / 10 for i in range(spec['levels'])]
         return spec['batch'] * self.pa.attention_macs(spec['size'], spec['size'], scales,
                                                       spec['channels'] // spec['reduction'], spec['channels'],
@@ -215,11 +226,25 @@ def measure_times(spec):
     case = Case(spec)
     impls = spec['impls']
     fns = {impl: case.fn(impl) for impl in impls}
-    for impl in impls:
-        case.call(fns[impl], *case.inputs(1, 12))
+    tiny = case.inputs(1, 12)
     inputs = case.inputs(spec['batch'], spec['size'])
     rates = ['float32', 'bfloat16'] + ([spec['dtype']] if spec['dtype'] not in ('float32', 'bfloat16') else [])
-    warmup = {impl: case.timed(fns[impl], inputs)[0] for impl in impls}
+    warmup, peaks, errors = {}, {}, {}
+    for impl in impls:                          # on CUDA the warm-up call also measures the peak memory
+        if case.cuda:
+            case.torch.cuda.reset_peak_memory_stats()
+            base = case.torch.cuda.memory_allocated()
+        try:
+            case.call(fns[impl], *tiny)         # load the BLAS / softmax kernels first
+            warmup[impl] = case.timed(fns[impl], inputs)[0]
+        except (RuntimeError, ValueError) as err:   # e.g. a baseline out of memory: the others still run
+            errors[impl] = str(err).strip().splitlines()[0][:200]
+            if case.cuda:
+                case.torch.cuda.empty_cache()
+            continue
+        if case.cuda:
+            peaks[impl] = max(case.torch.cuda.max_memory_allocated() - base, 0)
+    impls = [impl for impl in impls if impl not in errors]
     times = {impl: [] for impl in impls}
     cpu_times = {impl: [] for impl in impls}
     mm = {name: [] for name in rates}
@@ -234,16 +259,114 @@ def measure_times(spec):
         times = {impl: [t] for impl, t in warmup.items()}
         for name in rates:
             mm[name].append(case.matmul_gflops(name))
-    result = dict(spec, times_s=times, cpu_times_s=cpu_times, warmup_s=warmup, matmul_gflops=mm,
+    result = dict(spec, times_s=times, cpu_times_s=cpu_times, warmup_s=warmup, matmul_gflops=mm, peak_bytes=peaks,
+                  errors=errors,
                   threads=case.torch.get_num_threads(), macs={}, chunks={})
     for impl in impls:
         result['macs'][impl] = case.macs(impl)
         if impl_method(impl, spec['method']) is not None:
             result['chunks'][impl] = case.chunk_info(impl)
+            result.setdefault('methods', {})[impl] = case.resolved(impl)
     return result
 
 
+def build_pa_edsr(torch, pa, channels, blocks, attention):
+    """A torch-only PA-EDSR x2 (the registered ``PAEDSRNet``'s layers, sizes and order, no mean shifts).
+
+    ``attention`` is None (the network without its attention block) or ``fn(query, keys, values)``.
+    """
+    nn = torch.nn
+
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(True),
+                                      nn.Conv2d(channels, channels, 3, padding=1))
+
+        def forward(self, x):
+            return x + 0.1 * self.body(x)
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            reduced = channels // 8
+            self.query = nn.Sequential(nn.Conv2d(channels, reduced, 1), nn.PReLU())
+            self.key = nn.Sequential(nn.Conv2d(channels, reduced, 1), nn.PReLU())
+            self.value = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.PReLU())
+            self.scales = pa.pyramid_scales(5)
+
+        def forward(self, x):
+            levels = pa.build_pyramid(x, self.scales)
+            return attention(self.query(x), [self.key(t) for t in levels], [self.value(t) for t in levels]) + 0.1 * x
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            body = [Res() for _ in range(blocks // 2)] + ([Attention()] if attention else [])
+            self.head = nn.Conv2d(3, channels, 3, padding=1)
+            self.body = nn.Sequential(*body, *[Res() for _ in range(blocks - blocks // 2)],
+                                      nn.Conv2d(channels, channels, 3, padding=1))
+            self.tail = nn.Sequential(nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2),
+                                      nn.Conv2d(channels, 3, 3, padding=1))
+
+        def forward(self, x):
+            feat = self.head(x)
+            return self.tail(self.body(feat) + feat)
+
+    return Net()
+
+
+def measure_step(spec):
+    """Training steps (forward, L1 loss, backward, Adam) of PA-EDSR with and without its attention."""
+    case = Case(dict(spec, **{'pass': 'fwd+bwd'}))
+    torch, pa = case.torch, case.pa
+    torch.manual_seed(0)
+    variants = {'without attention': None}
+    for impl in spec['impls']:
+        variants[f'with {impl}'] = case.fn(impl)
+    steps = {}
+    for name, fn in variants.items():
+        net = build_pa_edsr(torch, pa, spec['channels'], spec['blocks'], fn).to(case.device)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+
+        def step(net=net, opt=opt):
+            x = torch.rand(spec['batch'], 3, spec['size'], spec['size'], device=case.device)
+            gt = torch.rand(spec['batch'], 3, 2 * spec['size'], 2 * spec['size'], device=case.device)
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.l1_loss(net(x), gt).backward()
+            opt.step()
+            case.sync()
+        steps[name] = step
+    times = {name: [] for name in steps}
+    for step in steps.values():
+        step()                                  # warm-up
+    for _ in range(max(spec['repeats'], 1)):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    out = dict(spec, step_s={name: statistics.median(ts) for name, ts in times.items()},
+               step_spread_s={name: [min(ts), max(ts)] for name, ts in times.items()})
+    base = out['step_s']['without attention']
+    out['attention_share'] = {name[5:]: 1 - base / t for name, t in out['step_s'].items() if name.startswith('with ')}
+    return out
+
+
+def step_table(result):
+    lines = ['| PA-EDSR x2 training step | batch | input | median time (min-max) | attention share |',
+             '|---|---|---|---|---|']
+    for name, t in result['step_s'].items():
+        lo, hi = result['step_spread_s'][name]
+        share = result['attention_share'].get(name[5:]) if name.startswith('with ') else None
+        lines.append(f"| {name} | {result['batch']} | {result['size']}x{result['size']} | "
+                     f"{t * 1e3:.0f} ms ({lo * 1e3:.0f}-{hi * 1e3:.0f}) | "
+                     f"{'-' if share is None else f'{100 * share:.0f}%'} |")
+    return '\n'.join(lines)
+
+
 def worker(spec):
+    if spec['mode'] == 'step':
+        return measure_step(spec)
     return measure_memory(spec) if spec['mode'] == 'memory' else measure_times(spec)
 
 
@@ -271,8 +394,12 @@ def summarise(timing, memory, impls, dtype):
             for key in ('peak_bytes', 'first_call_s', 'error', 'skipped'):
                 if key in memory[impl]:
                     rec[key] = memory[impl][key]
+        if impl in timing.get('peak_bytes', {}):
+            rec['peak_bytes'] = timing['peak_bytes'][impl]
         if 'error' in timing:
             rec.setdefault('error', timing['error'])
+        elif impl in timing.get('errors', {}):
+            rec.setdefault('error', timing['errors'][impl])
         elif impl in timing.get('times_s', {}):
             ts = timing['times_s'][impl]
             rec['time_s'] = statistics.median(ts)
@@ -287,6 +414,7 @@ def summarise(timing, memory, impls, dtype):
             rec['matmul_share'] = rec['gflops'] / statistics.median(own)
             if impl in timing['chunks']:
                 rec['batch_chunk'], rec['chunk_size'] = timing['chunks'][impl]
+                rec['method'] = timing['methods'][impl]
             for base in BASELINES:
                 if base != impl and base in timing['times_s']:
                     per_round = [a / b for a, b in zip(ts, timing['times_s'][base])]
@@ -336,7 +464,7 @@ def markdown_table(rows, fast='fast'):
     """Fast kernel against the baselines, one line per (pass, batch, size)."""
     lines = ['| pass | batch | size | fast | released | reference | fast / released (min-max) '
              '| fast / reference (min-max) | mm GFLOP/s f32 / bf16 | fast GFLOP/s (share of mm) | fast peak mem '
-             '| released peak mem | mem ratio | fast chunk (images x pixels) |',
+             '| released peak mem | mem ratio | fast method, chunk (images x pixels) |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for key in sorted(rows, key=lambda k: (k[0] != 'fwd', k[1], k[2])):
         recs = rows[key]
@@ -344,7 +472,7 @@ def markdown_table(rows, fast='fast'):
         mm = (f or rel or ref or {}).get('matmul_gflops', {})
         mm_txt = f"{mm['float32']:.0f} / {mm['bfloat16']:.0f}" if 'float32' in mm else '-'
         rate = f"{f['gflops']:.0f} ({100 * f['matmul_share']:.0f}%)" if f and 'gflops' in f else '-'
-        chunk = f"{f['batch_chunk']} x {f['chunk_size']}" if f and 'chunk_size' in f else '-'
+        chunk = f"{f['method']}, {f['batch_chunk']} x {f['chunk_size']}" if f and 'chunk_size' in f else '-'
         lines.append(f'| {key[0]} | {key[1]} | {key[2]}x{key[2]} | {fmt_time(f)} | {fmt_time(rel)} | '
                      f"{fmt_time(ref)} | {fmt_ratio(f, 'released')} | {fmt_ratio(f, 'reference')} | {mm_txt} | "
                      f'{rate} | {fmt_mem(f)} | {fmt_mem(rel)} | {mem_ratio(f, rel)} | {chunk} |')
@@ -448,6 +576,9 @@ def parse_args(argv=None):
     p.add_argument('--timeout', type=float, default=1800, help='seconds per child process')
     p.add_argument('--plot', default=None, help='write a time / memory plot (PNG) here')
     p.add_argument('--json', default=None, help='write every measurement here')
+    p.add_argument('--step', default=None, metavar='BATCH,SIZE,CHANNELS,BLOCKS',
+                   help='instead of the block: time PA-EDSR x2 training steps with and without the attention '
+                        '(e.g. 16,48,256,32 for the paper\'s training)')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -458,6 +589,25 @@ def main(argv=None):
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
     cuda = args.device == 'cuda'
+    if args.step:
+        try:
+            batch, size, channels, blocks = (int(v) for v in args.step.split(','))
+        except ValueError:
+            raise SystemExit(f'--step must be BATCH,SIZE,CHANNELS,BLOCKS, e.g. 16,48,256,32; '
+                             f'got {args.step!r}') from None
+        impls = [s.strip() for s in args.impls.split(',') if s.strip()]
+        result = run_child(dict(mode='step', device=args.device, batch=batch, size=size, channels=channels,
+                                reduction=8, blocks=blocks, levels=5, repeats=args.repeats, method=args.method,
+                                dtype=args.dtype, memory_budget_mb=args.memory_budget_mb, threads=args.threads,
+                                impls=impls), args.timeout)
+        if 'error' in result:
+            print(f"error: {result['error']}", file=sys.stderr)
+            return 1
+        print(step_table(result))
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(result, f, indent=1)
+        return 0
     sizes = args.sizes if args.sizes is not None else ([48, 64, 96, 128, 192, 256] if cuda else [32, 48, 64, 96, 128])
     fb_sizes = args.fb_sizes if args.fb_sizes is not None else [32, 48]
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
@@ -476,7 +626,7 @@ def main(argv=None):
                    for impl in impls if impl in BASELINES and score_gb > args.max_ref_gb}
         run = [impl for impl in impls if impl not in skipped]
         memory = dict(skipped)
-        if not args.no_memory:
+        if not args.no_memory and not cuda:
             for impl in run:
                 memory[impl] = run_child(dict(common, mode='memory', impl=impl), args.timeout)
         timing = run_child(dict(common, mode='time', impls=run), args.timeout) if run else {}

@@ -11,7 +11,7 @@ import torch
 
 from .layout import _METHODS, _geometry, _resolve_method
 
-__all__ = ['estimate_chunk_bytes', 'attention_macs', 'choose_batch_chunk', 'choose_chunk_size',
+__all__ = ['estimate_chunk_bytes', 'attention_macs', 'choose_batch_chunk', 'choose_chunk_size', 'choose_method',
            'default_memory_budget_mb']
 
 
@@ -38,7 +38,8 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
         batch (int): Images per chunk ``B``. Default: 1.
         ksize (int): Patch size. Default: 3.
         dtype (torch.dtype): Compute dtype (that of the inputs, or autocast's). Default: float32.
-        method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
+        method (str): Formulation, see :func:`pyramid_attention`; ``'auto'`` is taken as ``'col'`` here
+            (resolve it with :func:`choose_method` first). Default: ``'auto'``.
         channels (int): The larger of the query and value channel counts; 0 leaves the product
             buffer out (it is ``O(chunk * C)``, small next to the ``O(chunk * L)`` ones). Default: 0.
 
@@ -106,7 +107,8 @@ def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int,
         batch (int): Batch size.
         ksize (int): Patch size. Default: 3.
         dtype (torch.dtype): Compute dtype. Default: float32.
-        method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
+        method (str): Formulation, see :func:`pyramid_attention`; ``'auto'`` is taken as ``'col'`` here
+            (resolve it with :func:`choose_method` first). Default: ``'auto'``.
         device (str | torch.device, optional): Where the kernel runs. Default: None (all images).
 
     Returns:
@@ -145,7 +147,8 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
         ksize (int): Patch size. Default: 3.
         dtype (torch.dtype): Compute dtype (that of the inputs, or autocast's). Default: float32.
         memory_budget_mb (float): Budget for one chunk's temporaries, in MiB. Default: 256.
-        method (str): Formulation, see :func:`pyramid_attention`. Default: ``'auto'``.
+        method (str): Formulation, see :func:`pyramid_attention`; ``'auto'`` is taken as ``'col'`` here
+            (resolve it with :func:`choose_method` first). Default: ``'auto'``.
         device (str | torch.device, optional): Where the kernel runs; ``'cpu'`` applies the cache
             cap. Default: None (budget only).
         channels (int): Passed to :func:`estimate_chunk_bytes`. Default: 0.
@@ -201,3 +204,45 @@ def default_memory_budget_mb(device: Union[str, torch.device, None] = None) -> f
         return 256.0
     free, _ = torch.cuda.mem_get_info(torch.device(device))
     return max(free / 4 / 2**20, 256.0)
+
+
+def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], query_channels: int,
+                  value_channels: int, ksize: int = 3, dtype: torch.dtype = torch.float32,
+                  device: Union[str, torch.device, None] = None) -> str:
+    """The formulation ``method='auto'`` runs: a rule measured with ``tools/benchmark_attention.py --methods``.
+
+    A (query, key) pair costs ``ksize * (Cq + C)`` multiply-adds in ``'col'`` but only ``Cq + C`` in
+    ``'pixel'``, which pays instead ``ksize**2 - 1`` shifted sums over each chunk's score block (a
+    cost per pair independent of the channels). So ``'pixel'`` wins when the channels are wide
+    enough for the saved products to outweigh the extra passes, and the cheaper a multiply-add
+    (bfloat16 / float16 matrix units) the wider they must be. Measured on CPU (the table in
+    ``tests/test_ops/data/attention_methods.json``, checked by a test): float32 ``'col'`` for
+    ``Cq + C = 96`` (PANet), ``'pixel'`` for ``Cq + C = 288`` (PA-EDSR); bfloat16 ``'col'`` for
+    both (its matrix products are about 4x cheaper, so the extra passes weigh more). The sizes did
+    not change the order in the measured range (32x32 to 64x64), so the rule looks at channels,
+    dtype and device only; ``height``, ``width`` and ``level_sizes`` are accepted for rules to come. On CUDA
+    nothing has been measured yet: ``'col'`` (the fewest multiply-adds among the formulations with
+    few passes); ``tools/device_check.sh`` measures the table there.
+
+    Args:
+        height (int): Query height ``H``.
+        width (int): Query width ``W``.
+        level_sizes (Sequence[tuple[int, int]]): ``(H_l, W_l)`` of every key/value level.
+        query_channels (int): Query / key channels ``Cq``.
+        value_channels (int): Value channels ``C``.
+        ksize (int): Patch size. Default: 3.
+        dtype (torch.dtype): Compute dtype (the inputs', or autocast's). Default: float32.
+        device (str | torch.device, optional): Where the kernel runs. Default: None (CPU).
+
+    Returns:
+        str: ``'col'`` or ``'pixel'``.
+    """
+    if device is not None and torch.device(device).type != 'cpu':
+        return 'col'
+    threshold = _PIXEL_MIN_CHANNELS.get(dtype)
+    return 'pixel' if threshold is not None and query_channels + value_channels >= threshold else 'col'
+
+
+# 'auto' on CPU: 'pixel' from this many query + value channels (Cq + C) up, else 'col'. Half precision
+# never ('col' was fastest at both channel counts measured in bfloat16; float16 was not measured).
+_PIXEL_MIN_CHANNELS = {torch.float32: 192, torch.float64: 192}

@@ -2,10 +2,10 @@
 
 mmengine's ``FlopAnalyzer`` (the counter behind mmagic's ``tools/analysis_tools/get_flops.py``)
 traces the model with ``torch.jit.trace`` and counts each graph node with a handle chosen by the node's
-kind. The kernel's ``torch.autograd.Function`` is one ``prim::PythonOp`` node, which no default handle
-knows (it would count 0). :func:`chunked_attention_flop_handle` counts it exactly as
-:func:`panet_mm.ops.pyramid_attention.attention_macs` does, from the layout the kernel records on the
-node. The registration in mmengine's table happens in ``panet_mm.models.layers.pyramid_attention``.
+kind. The kernel's ``torch.autograd.Function`` (:mod:`panet_mm.ops.kernel`) is one ``prim::PythonOp``
+node, which no default handle knows (it would count 0). :func:`chunked_attention_flop_handle` counts it
+exactly as :func:`panet_mm.ops.pyramid_attention.attention_macs` does, from the layout the kernel
+records on the node. The registration in mmengine's table happens in ``panet_mm.models.layers.pyramid_attention``.
 """
 from __future__ import annotations
 

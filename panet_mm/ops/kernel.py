@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .cost import choose_batch_chunk, choose_chunk_size, default_memory_budget_mb
+from .cost import choose_batch_chunk, choose_chunk_size, choose_method, default_memory_budget_mb
 from .layout import _METHODS, _Geometry, _geometry, _resolve_method
 from .pyramid import _check_inputs
 
@@ -351,7 +351,7 @@ def pyramid_attention(query: Tensor,
       normalisation by ``max(||k||, eps)`` included) and every value map;
     * needs fewer multiply-adds. A ``k x k`` patch inner product is a sum of ``k`` inner products
       of ``k x 1`` columns along a diagonal shift, and the fold of ``A @ V_patches`` is a shifted
-      sum of ``A`` times ``k x 1`` value columns. The default ``'col'`` method therefore multiplies
+      sum of ``A`` times ``k x 1`` value columns. The ``'col'`` method therefore multiplies
       ``k*Cq``- and ``k*C``-wide embeddings (3x fewer multiply-adds than unfolded patches) and
       adds ``k - 1`` shifted copies of each chunk's score/probability block; the ``L x k*k*C``
       unfolded values are never built. Query and key/value maps are zero padded by one column on
@@ -367,7 +367,7 @@ def pyramid_attention(query: Tensor,
     ``query``, the gradients those of the inputs.
 
     ``method`` selects how much of each patch is unfolded (all give the same result up to rounding):
-    ``'col'`` (``k x 1`` columns, the default; fastest measured on CPU), ``'row'`` (``1 x k`` rows),
+    ``'col'`` (``k x 1`` columns), ``'row'`` (``1 x k`` rows),
     ``'pixel'`` (nothing: ``Cq + C`` multiply-adds per query/key pair but ``k*k - 1`` shifted sums
     and a halo of one query row per chunk) and ``'patch'`` (the plain formulation, chunked).
 
@@ -386,7 +386,8 @@ def pyramid_attention(query: Tensor,
             ``chunk_size`` is None. Default (None): :func:`default_memory_budget_mb` (256 on CPU, a
             quarter of the free memory on CUDA). Below ``estimate_chunk_bytes(1, ...)`` (about
             ``24 * B * L`` bytes for ``'col'``) it cannot be met and chunks of one pixel are used.
-        method (str): ``'auto'`` (= ``'col'``), ``'col'``, ``'row'``, ``'pixel'`` or ``'patch'``.
+        method (str): ``'auto'`` (the measured rule of :func:`choose_method`: ``'col'`` or ``'pixel'``
+            by channels, dtype and device), ``'col'``, ``'row'``, ``'pixel'`` or ``'patch'``.
         batch_chunk (int, optional): Images processed together per chunk. Default (None): the whole
             batch on GPU, a few images at a time on CPU (:func:`choose_batch_chunk`).
 
@@ -400,10 +401,12 @@ def pyramid_attention(query: Tensor,
     # The chunk layout is planned in Python ints: under torch.jit.trace (mmengine's flop counter) sizes
     # are 0-dim tensors; their values specialise the traced graph to this input size.
     sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in keys]
+    cdt = _compute_dtype(query, *keys, *values)
+    if _resolve_method(method) and method == 'auto':      # (validates the name)
+        method = choose_method(h, w, sizes, int(query.shape[1]), int(values[0].shape[1]), ksize, cdt, query.device)
     geo = _geometry(h, w, sizes, ksize, method)
     pad = (geo.pad_y, geo.pad_x)
-    kernel = _METHODS[_resolve_method(method)].kernel(ksize)
-    cdt = _compute_dtype(query, *keys, *values)
+    kernel = _METHODS[method].kernel(ksize)
     acc = torch.float64 if cdt == torch.float64 else torch.float32
     if batch_chunk is None:
         batch_chunk = choose_batch_chunk(h, w, sizes, b, ksize, cdt, method, query.device)

@@ -13,7 +13,14 @@ panet_mm.ops.pyramid_attention import ...`` keeps working:
 Nothing here imports mmagic or mmengine. The registered ``nn.Module`` is
 ``panet_mm/models/layers/pyramid_attention.py``.
 """
-from .cost import attention_macs, choose_batch_chunk, choose_chunk_size, default_memory_budget_mb, estimate_chunk_bytes
+from .cost import (
+    attention_macs,
+    choose_batch_chunk,
+    choose_chunk_size,
+    choose_method,
+    default_memory_budget_mb,
+    estimate_chunk_bytes,
+)
 from .kernel import pyramid_attention
 from .pyramid import build_pyramid, extract_patches, normalised_key_patches, pyramid_scales
 from .reference import pyramid_attention_reference, released_block_attention
@@ -28,6 +35,7 @@ __all__ = [
     'pyramid_attention',
     'choose_chunk_size',
     'choose_batch_chunk',
+    'choose_method',
     'estimate_chunk_bytes',
     'attention_macs',
     'default_memory_budget_mb',

@@ -18,6 +18,7 @@ from panet_mm.ops.pyramid_attention import (
 
 # the kernel module itself (its workspace class is replaced in a test)
 kernel_module = importlib.import_module('panet_mm.ops.kernel')
+pa_cost = importlib.import_module('panet_mm.ops.cost')
 
 METHODS = ['col', 'pixel', 'row', 'patch']
 
@@ -275,3 +276,111 @@ def test_workspace_stays_within_estimate(monkeypatch, method, dtype):
                                                   channels=8)
         if chunk > 1:
             assert max(peaks) <= budget * 2**20
+
+
+# ------------------------------------------------------------------ torch.compile
+class _Block(torch.nn.Module):
+    """The registered block's structure (1x1 embeddings, bicubic pyramid, kernel, identity), torch only."""
+
+    def __init__(self, channels: int = 8, reduction: int = 2, levels: int = 3):
+        super().__init__()
+        torch.manual_seed(0)
+        self.query = torch.nn.Conv2d(channels, channels // reduction, 1)
+        self.key = torch.nn.Conv2d(channels, channels // reduction, 1)
+        self.value = torch.nn.Conv2d(channels, channels, 1)
+        self.scales = pyramid_scales(levels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        levels = build_pyramid(x, self.scales)
+        return pyramid_attention(self.query(x), [self.key(t) for t in levels], [self.value(t) for t in levels],
+                                 chunk_size=20) + x
+
+
+def _compiled_equals_eager(backend: str, device: str = 'cpu') -> None:
+    block = _Block().to(device)
+    x = torch.randn(2, 8, 11, 13, generator=torch.Generator().manual_seed(1)).to(device).requires_grad_()
+    eager = block(x)
+    (g_eager,) = torch.autograd.grad(eager.square().sum(), x)
+    compiled = torch.compile(block, backend=backend)(x)
+    (g_compiled,) = torch.autograd.grad(compiled.square().sum(), x)
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g_compiled, g_eager, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_torch_compile_equals_eager():
+    """Under torch.compile the kernel is a graph break (it stays eager) and the rest is traced: same result."""
+    torch._dynamo.reset()
+    _compiled_equals_eager('aot_eager')
+
+
+@pytest.mark.slow
+def test_torch_compile_inductor_equals_eager():
+    """The default backend (inductor, C++ code generation on CPU: minutes on a busy 2-core machine)."""
+    torch._dynamo.reset()
+    _compiled_equals_eager('inductor')
+
+
+# ------------------------------------------------------------------ CUDA (tools/device_check.sh runs these)
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+
+
+def _on_cuda(inputs):
+    query, keys, values, grad_out = inputs
+
+    def leaf(t):
+        return t.detach().cuda().requires_grad_()
+
+    return leaf(query), [leaf(t) for t in keys], [leaf(t) for t in values], grad_out.cuda()
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize('method', METHODS + ['auto'])
+def test_cuda_float32_matches_reference(method):
+    dims = (2, 32, 64, 12, 13, 5)
+    expected = output_and_grads(pyramid_attention_reference, *make_inputs(*dims, dtype=torch.float64))
+    actual = output_and_grads(pyramid_attention, *_on_cuda(make_inputs(*dims, dtype=torch.float32)), chunk_size=30,
+                              method=method)
+    assert actual[0].device.type == 'cuda' and actual[0].dtype == torch.float32
+    assert_close_scaled([t.cpu() for t in actual], expected, 1e-5)
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize('half', [torch.bfloat16, torch.float16], ids=['bf16', 'fp16'])
+def test_cuda_half_autocast(half):
+    inputs = make_inputs(2, 32, 64, 12, 13, 5, dtype=torch.float32)
+    expected = output_and_grads(pyramid_attention_reference, *inputs)
+    with torch.autocast('cuda', dtype=half):
+        actual = output_and_grads(pyramid_attention, *_on_cuda(inputs))
+    assert actual[0].dtype == torch.float32
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        a = a.cpu()
+        assert torch.isfinite(a).all(), i
+        rel = ((a - e).abs().max() / e.abs().max()).item()
+        assert rel < (0.03 if i == 0 else 0.1), (i, rel)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_chunk_loop_never_waits_for_the_host():
+    """Forward and backward under torch.cuda's sync debug mode 'error': a host synchronisation raises."""
+    query, keys, values, grad_out = _on_cuda(make_inputs(2, 8, 16, 20, 21, 5, dtype=torch.float32))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode('error')
+    try:
+        out = pyramid_attention(query, keys, values, chunk_size=50)          # many chunks, padding rows in each
+        grads = torch.autograd.grad((out * grad_out).sum(), [query, *keys, *values])
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_budget_from_free_memory():
+    free, _ = torch.cuda.mem_get_info()
+    budget = pa_cost.default_memory_budget_mb('cuda')
+    assert budget == pytest.approx(max(free / 4 / 2**20, 256.0), rel=0.1)
+    assert pa_cost.default_memory_budget_mb('cpu') == 256.0

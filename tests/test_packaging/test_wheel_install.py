@@ -85,18 +85,15 @@ def test_installed_wheel_trains_a_shipped_config_from_an_empty_folder(venv, demo
         f"train_dataloader = dict(num_workers=0, dataset=dict(data_root='{demo_root}/DIV2K'))\n"
         f"val_dataloader = dict(dataset=dict(data_root='{demo_root}/Set5'))\n"
         f"test_dataloader = dict(dataset=dict(data_root='{demo_root}/Set5'))\n"
-        "train_cfg = dict(max_iters=4, val_interval=2)\n"
+        "train_cfg = dict(max_iters=2, val_interval=2)\n"
         "default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))\n")
     proc = run([str(venv / 'panet-train'), 'my_config.py', '--work-dir', 'work'], cwd=where)
     log = proc.stdout + proc.stderr
-    assert 'Set5/PSNR' in log and 'Iter(train) [4/4]' in log
-    assert (where / 'work' / 'iter_4.pth').is_file()
+    assert 'Set5/PSNR' in log and 'Iter(train) [2/2]' in log
+    assert (where / 'work' / 'iter_2.pth').is_file()
     assert 'Failed to search registry' not in log and 'Failed to import' not in log
-
-    proc = run([str(venv / 'panet-test'), 'my_config.py', 'work/iter_4.pth', '--work-dir', 'test'], cwd=where)
-    assert 'Set5/PSNR' in proc.stdout + proc.stderr
-    for script in ('panet-restore', 'panet-convert'):
-        assert 'usage:' in run([str(venv / script), '--help'], cwd=where).stdout
-    proc = subprocess.run([str(venv / 'panet-train'), 'missing.py'], cwd=where, env=clean_env(),
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1 and "config file 'missing.py' not found" in proc.stderr
+    # the other scripts start their tools (exit statuses and full runs: tests/test_packaging/test_tools_entry.py
+    # and tests/test_tools/)
+    for script, usage in (('panet-test', 'test.py'), ('panet-restore', 'restore.py'),
+                          ('panet-convert', 'convert_official_ckpt.py')):
+        assert f'usage: {usage}' in run([str(venv / script), '--help'], cwd=where).stdout

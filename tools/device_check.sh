@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# GPU readiness check of the pyramid attention kernel on a bare machine: torch only (no mmagic /
+# mmengine, no network), about 5 minutes on one GPU. Prints one markdown report and writes it, with
+# the JSON measurements, to $OUT (default work_dirs/device_check).
+#
+#   bash tools/device_check.sh            # on the GPU machine, from the repository root
+#   bash tools/device_check.sh --smoke    # the same steps on CPU at tiny sizes (checks the script)
+#
+# Steps: (1) the environment; (2) tests/test_ops on CUDA (the gpu-marked tests: float32 against the
+# float64 reference, float16 / bfloat16 autocast, no host synchronisation in the chunk loop, chunk
+# budget from free memory) and the CPU ops tests under this torch / numpy; (3) the block benchmark
+# against the released block's way: PANet sizes (C=64, r=2) forward up to a whole 512x512 image and
+# forward+backward at training size (batch 16, 48x48), PA-EDSR sizes (C=256, r=8), bfloat16 at
+# 512x512, with torch.cuda.max_memory_allocated; (4) PA-EDSR x2 training steps (batch 16, 48x48)
+# with and without the attention: its share of a step; (5) the four formulations side by side, the
+# table the 'auto' rule is set from.
+#
+# The baselines are skipped where their score map alone would exceed 20 GB (one process runs every
+# implementation of a case, so an out-of-memory baseline would cost the kernel's row too).
+#
+# panet_mm/__init__.py registers mmagic modules, so the tests import panet_mm.ops through a shim
+# package whose __path__ is the real panet_mm folder (its __init__ is not run). pytest is taken from
+# the interpreter, or from build/device_deps (`pip install --target build/device_deps pytest` on a
+# machine with network, then carry that folder along).
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-python3}
+OUT=${OUT:-$ROOT/work_dirs/device_check}
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+mkdir -p "$OUT"
+REPORT=$OUT/device_check.md
+SHIM=$(mktemp -d)
+trap 'rm -rf "$SHIM"' EXIT
+mkdir -p "$SHIM/panet_mm"
+echo "__path__ = [$("$PY" -c 'import sys; print(repr(sys.argv[1]))' "$ROOT/panet_mm")]" > "$SHIM/panet_mm/__init__.py"
+export PYTHONPATH="$SHIM:$ROOT/build/device_deps${PYTHONPATH:+:$PYTHONPATH}"
+T0=$(date +%s)
+
+if [ $SMOKE = 1 ]; then
+    DEV=cpu; MARK="not slow"; REP=1; T_TEST=600; T_BENCH=600
+    PANET=(--sizes 12 --fb-sizes 10 --fb-batch 2 --channels 8 --reduction 2)
+    EDSR=(--sizes 12 --fb-sizes "" --channels 16 --reduction 8)
+    BF16=(--sizes 16 --fb-sizes "" --channels 8 --reduction 2 --impls fast --dtype bfloat16)
+    STEP=2,10,16,2
+    METHODS=(--sizes 10 --fb-sizes "" --channels 8 --reduction 2)
+else
+    DEV=cuda; MARK="gpu or not slow"; REP=3; T_TEST=150; T_BENCH=200
+    PANET=(--sizes 64,128,256,512 --fb-sizes 48 --fb-batch 16 --channels 64 --reduction 2 --max-ref-gb 20)
+    EDSR=(--sizes 48,64,128 --fb-sizes 48 --fb-batch 16 --channels 256 --reduction 8 --max-ref-gb 20)
+    BF16=(--sizes 256,512 --fb-sizes 48 --fb-batch 16 --channels 64 --reduction 2 --impls fast --dtype bfloat16)
+    STEP=16,48,256,32
+    METHODS=(--sizes 64,128,256 --fb-sizes 48 --fb-batch 16 --channels 64 --reduction 2)
+fi
+
+section() { printf '\n## %s\n\n' "$1" >> "$REPORT"; }
+: > "$REPORT"
+echo "# Pyramid attention device check ($(date -u +%Y-%m-%dT%H:%M:%SZ))" >> "$REPORT"
+
+section "Environment"
+"$PY" - >> "$REPORT" 2>&1 <<'EOF'
+import platform, torch
+print(f'- python {platform.python_version()}, torch {torch.__version__}, CUDA {torch.version.cuda}')
+try:
+    import numpy
+    print(f'- numpy {numpy.__version__}')
+except ImportError:
+    print('- numpy: not installed')
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    free, total = torch.cuda.mem_get_info()
+    print(f'- {p.name}, {total / 2**30:.0f} GiB ({free / 2**30:.0f} GiB free), capability {p.major}.{p.minor}; '
+          f'TF32 matmul {torch.backends.cuda.matmul.allow_tf32}')
+else:
+    print('- no CUDA device')
+EOF
+
+section "tests/test_ops ($MARK, on $DEV)"
+if "$PY" -c 'import pytest' 2>/dev/null; then
+    # -P: the shim, not the repository root, provides panet_mm
+    timeout $T_TEST "$PY" -P -m pytest -q -p no:cacheprovider -m "$MARK" -rs tests/test_ops > "$OUT/tests.txt" 2>&1
+    echo "exit status $? (timeout: 124)" >> "$REPORT"
+    echo '```' >> "$REPORT"; tail -n 15 "$OUT/tests.txt" >> "$REPORT"; echo '```' >> "$REPORT"
+else
+    echo "pytest is not importable: install it into build/device_deps (see the header of this script)" >> "$REPORT"
+fi
+
+bench() {
+    local name=$1; shift
+    section "$name"
+    timeout $T_BENCH "$PY" tools/benchmark_attention.py --device $DEV --repeats $REP "$@" > "$OUT/$(echo "$name" | tr ' /=,' '____').txt" 2>&1
+    local rc=$?
+    grep '^|' "$OUT/$(echo "$name" | tr ' /=,' '____').txt" >> "$REPORT" || tail -n 5 "$OUT/$(echo "$name" | tr ' /=,' '____').txt" >> "$REPORT"
+    [ $rc = 0 ] || echo "(exit status $rc; timeout: 124)" >> "$REPORT"
+}
+bench "PANet block, C=64 r=2, float32" "${PANET[@]}" --json "$OUT/panet.json"
+bench "PA-EDSR block, C=256 r=8, float32" "${EDSR[@]}" --json "$OUT/paedsr.json"
+bench "PANet block, bfloat16 autocast" "${BF16[@]}" --json "$OUT/bf16.json"
+bench "PA-EDSR x2 training step, float32" --step $STEP --impls fast,released --json "$OUT/step.json"
+# the measured table for the 'auto' rule on this device (tests/test_ops/data/attention_methods.json holds the CPU's)
+bench "formulations, C=64 r=2, float32" "${METHODS[@]}" --impls "" --methods col,pixel,row,patch --no-memory \
+    --method-table "$OUT/methods_float32.json"
+bench "formulations, C=64 r=2, bfloat16" "${METHODS[@]}" --impls "" --methods col,pixel,row,patch --no-memory \
+    --dtype bfloat16 --method-table "$OUT/methods_bfloat16.json"
+
+echo >> "$REPORT"
+echo "total $(( $(date +%s) - T0 )) s" >> "$REPORT"
+cat "$REPORT"
