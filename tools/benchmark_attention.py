@@ -317,7 +317,10 @@ def build_pa_edsr(torch, pa, channels, blocks, attention):
 
 
 def measure_step(spec):
-    """Training steps (forward, L1 loss, backward, Adam) of PA-EDSR with and without its attention."""
+    """Training steps (forward, L1 loss, backward, Adam) of PA-EDSR with and without its attention.
+
+    With ``spec['train']`` False: whole-network forward passes (no gradients) instead.
+    """
     case = Case(dict(spec, **{'pass': 'fwd+bwd'}))
     torch, pa = case.torch, case.pa
     torch.manual_seed(0)
@@ -331,6 +334,11 @@ def measure_step(spec):
 
         def step(net=net, opt=opt):
             x = torch.rand(spec['batch'], 3, spec['size'], spec['size'], device=case.device)
+            if not spec.get('train', True):
+                with torch.no_grad():
+                    net(x)
+                case.sync()
+                return
             gt = torch.rand(spec['batch'], 3, 2 * spec['size'], 2 * spec['size'], device=case.device)
             opt.zero_grad(set_to_none=True)
             torch.nn.functional.l1_loss(net(x), gt).backward()
@@ -349,11 +357,16 @@ def measure_step(spec):
                step_spread_s={name: [min(ts), max(ts)] for name, ts in times.items()})
     base = out['step_s']['without attention']
     out['attention_share'] = {name[5:]: 1 - base / t for name, t in out['step_s'].items() if name.startswith('with ')}
+    if 'with fast' in times and 'with released' in times:
+        per_round = [a / b for a, b in zip(times['with fast'], times['with released'])]
+        out['fast_over_released'] = statistics.median(per_round)
+        out['fast_over_released_spread'] = [min(per_round), max(per_round)]
     return out
 
 
 def step_table(result):
-    lines = ['| PA-EDSR x2 training step | batch | input | median time (min-max) | attention share |',
+    what = 'training step' if result.get('train', True) else 'forward'
+    lines = [f'| PA-EDSR x2 {what} | batch | input | median time (min-max) | attention share |',
              '|---|---|---|---|---|']
     for name, t in result['step_s'].items():
         lo, hi = result['step_spread_s'][name]
@@ -361,6 +374,9 @@ def step_table(result):
         lines.append(f"| {name} | {result['batch']} | {result['size']}x{result['size']} | "
                      f"{t * 1e3:.0f} ms ({lo * 1e3:.0f}-{hi * 1e3:.0f}) | "
                      f"{'-' if share is None else f'{100 * share:.0f}%'} |")
+    if 'fast_over_released' in result:
+        lo, hi = result['fast_over_released_spread']
+        lines.append(f"\nwith fast / with released: {result['fast_over_released']:.2f} ({lo:.2f}-{hi:.2f}) per round")
     return '\n'.join(lines)
 
 
@@ -579,6 +595,7 @@ def parse_args(argv=None):
     p.add_argument('--step', default=None, metavar='BATCH,SIZE,CHANNELS,BLOCKS',
                    help='instead of the block: time PA-EDSR x2 training steps with and without the attention '
                         '(e.g. 16,48,256,32 for the paper\'s training)')
+    p.add_argument('--forward-only', action='store_true', help='--step: whole-network forward passes instead')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -599,7 +616,7 @@ def main(argv=None):
         result = run_child(dict(mode='step', device=args.device, batch=batch, size=size, channels=channels,
                                 reduction=8, blocks=blocks, levels=5, repeats=args.repeats, method=args.method,
                                 dtype=args.dtype, memory_budget_mb=args.memory_budget_mb, threads=args.threads,
-                                impls=impls), args.timeout)
+                                impls=impls, train=not args.forward_only), args.timeout)
         if 'error' in result:
             print(f"error: {result['error']}", file=sys.stderr)
             return 1

@@ -75,12 +75,13 @@ def main() -> None:
         from mmagic.utils import print_colored_log
 
         from panet_mm.engine.cli import build_runner, load_config, readable_errors
-        from panet_mm.engine.quiet import quiet_third_party_warnings
+        from panet_mm.engine.quiet import quiet_third_party_logs, quiet_third_party_warnings
     quiet_third_party_warnings(early)
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     with readable_errors():
         runner = build_runner(cfg)
+        quiet_third_party_logs(runner.logger)
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner._log_dir}')
         if args.out:

@@ -10,6 +10,7 @@ others.
 """
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from typing import Iterable, List, Tuple, Type
@@ -28,6 +29,29 @@ THIRD_PARTY_WARNINGS: List[Tuple[str, Type[Warning]]] = [
     (r"The module 'mediapipe' is not installed", UserWarning),
     (r'Overwriting tiny_vit_\w+ in registry with controlnet_aux\.', UserWarning),
 ]
+
+
+#: Messages of the mmengine log warnings (``print_log``) a demo run prints that say nothing to a user.
+THIRD_PARTY_LOG_WARNINGS: List[str] = [
+    # mmengine's BaseDataset on mmagic-style metainfo values (dataset_type='div2k', task_name='sisr'): names, not
+    # files (a value that looks like a path still warns)
+    r'[\w-]+ is not a meta file, simply parsed as meta information$',
+    # mmagic 1.2.0's LoadImageFromFile builds mmengine's deprecated FileClient / HardDiskBackend
+    r'"FileClient" will be deprecated in future',
+    r'"HardDiskBackend" is the alias of "LocalBackend"',
+]
+
+
+class _ThirdPartyLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING
+                    and any(re.match(p, record.getMessage()) for p in THIRD_PARTY_LOG_WARNINGS))
+
+
+def quiet_third_party_logs(logger: logging.Logger) -> None:
+    """Drop :data:`THIRD_PARTY_LOG_WARNINGS` from ``logger`` (a runner's ``MMLogger``, ``print_log``'s current one)."""
+    if not any(isinstance(f, _ThirdPartyLogFilter) for f in logger.filters):
+        logger.addFilter(_ThirdPartyLogFilter())
 
 
 def _is_known(message: str, category: Type[Warning]) -> bool:
@@ -53,4 +77,4 @@ def quiet_third_party_warnings(early: Iterable[warnings.WarningMessage] = ()) ->
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-__all__ = ['THIRD_PARTY_WARNINGS', 'quiet_third_party_warnings']
+__all__ = ['THIRD_PARTY_LOG_WARNINGS', 'THIRD_PARTY_WARNINGS', 'quiet_third_party_logs', 'quiet_third_party_warnings']

@@ -30,8 +30,9 @@ def chunked_attention_flop_handle(inputs: List[Any], outputs: List[Any]) -> int:
     """Multiply-adds of one traced call of the chunked kernel (a handle of mmengine's ``FlopAnalyzer``).
 
     Every real query pixel meets every real key position of every level; a pair costs ``Dq + Dv``
-    multiply-adds, the widths of the kernel's query and value embeddings (``ksize * (Cq + C)`` with
-    the default ``'col'`` layout), as :func:`~panet_mm.ops.pyramid_attention.attention_macs` counts.
+    multiply-adds, the widths of the query and value embeddings of the formulation that ran
+    (``ksize * (Cq + C)`` for ``'col'``, ``Cq + C`` for ``'pixel'``), as
+    :func:`~panet_mm.ops.pyramid_attention.attention_macs` counts with that ``method``.
     The zero padding and the chunks' halo rows the kernel also multiplies are not counted.
 
     Args:

@@ -63,6 +63,13 @@ def test_benchmark_attention_training_step(tmp_path):
         assert r['attention_share'][impl] == pytest.approx(1 - r['step_s']['without attention'] /
                                                            r['step_s'][f'with {impl}'])
     assert '| with released | 2 | 10x10 |' in proc.stdout
+    lo, hi = r['fast_over_released_spread']
+    assert lo <= r['fast_over_released'] <= hi
+    proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--step', '1,10,16,2', '--forward-only',
+                     '--impls', 'fast', '--repeats', '1', '--threads', '1', '--json', str(out_json)], timeout=300)
+    r = json.loads(out_json.read_text())
+    assert r['train'] is False and set(r['step_s']) == {'without attention', 'with fast'}
+    assert '| PA-EDSR x2 forward |' in proc.stdout and 'fast_over_released' not in r
     proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--step', '2,10'], check=False, timeout=300)
     assert proc.returncode != 0 and '--step must be BATCH,SIZE,CHANNELS,BLOCKS' in proc.stderr
 

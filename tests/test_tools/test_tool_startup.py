@@ -1,6 +1,7 @@
 """Every tool's --help imports no heavy library; the third-party import warnings are filtered by the tools only."""
 import glob
 import json
+import logging
 import os.path as osp
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import warnings
 import pytest
 from conftest import ROOT
 
-from panet_mm.engine.quiet import THIRD_PARTY_WARNINGS, quiet_third_party_warnings
+from panet_mm.engine.quiet import THIRD_PARTY_WARNINGS, quiet_third_party_logs, quiet_third_party_warnings
 
 TOOLS = sorted(glob.glob(osp.join(ROOT, 'tools', '*.py')) + glob.glob(osp.join(ROOT, 'tools', '*', '*.py')))
 HEAVY = ('torch', 'mmagic', 'mmengine', 'mmcv', 'cv2', 'numpy', 'panet_mm')
@@ -73,3 +74,18 @@ def test_quiet_filters_only_the_listed_warnings():
         ('`torch.utils._pytree._register_pytree_node` is deprecated. Please use ...', UserWarning),
         ('panet_mm: later', UserWarning)]
     assert all(cat is not Warning for _, cat in THIRD_PARTY_WARNINGS)
+
+
+def test_quiet_logs_drops_only_the_listed_log_warnings(caplog):
+    logger = logging.getLogger('panet_mm_quiet_test')
+    quiet_third_party_logs(logger)
+    quiet_third_party_logs(logger)                      # once is enough
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        logger.warning('div2k is not a meta file, simply parsed as meta information')
+        logger.warning('"FileClient" will be deprecated in future. Please use io functions')
+        logger.warning('data/meta.txt is not a meta file, simply parsed as meta information')   # a path: kept
+        logger.info('"FileClient" will be deprecated in future.')                                # not a warning
+    assert [r.getMessage() for r in caplog.records] == [
+        'data/meta.txt is not a meta file, simply parsed as meta information',
+        '"FileClient" will be deprecated in future.']

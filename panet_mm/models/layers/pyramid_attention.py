@@ -5,8 +5,9 @@ learnable parts (the three 1x1 embeddings) and the residual connection.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
+import torch
 import torch.nn as nn
 from mmagic.registry import MODELS
 from torch import Tensor
@@ -90,25 +91,37 @@ class PyramidAttention(nn.Module):
                 f'softmax_scale={self.softmax_scale}, res_scale={self.res_scale}, '
                 f'implementation={self.implementation!r}')
 
-    def macs(self, height: int, width: int) -> int:
+    def macs(self, height: int, width: int, dtype: Optional[torch.dtype] = None,
+             device: Union[str, torch.device, None] = None) -> int:
         """Multiply-adds of one forward of one ``(C, height, width)`` feature map.
 
         The three 1x1 embeddings (query at full resolution, key and value at every pyramid level) and
-        the attention's matrix products (:func:`~panet_mm.ops.pyramid_attention.attention_macs`); the
-        bicubic pyramid, PReLUs, softmax and additions are not counted, as mmengine's flop counter
+        the attention's matrix products (:func:`~panet_mm.ops.pyramid_attention.attention_macs`) in the
+        formulation the kernel runs for that dtype and device (:func:`~panet_mm.ops.pyramid_attention.
+        choose_method`: ``'col'`` or ``'pixel'``; the unfolded patches for ``implementation='reference'``);
+        the bicubic pyramid, PReLUs, softmax and additions are not counted, as mmengine's flop counter
         does not count them either. Quadratic in the pixels: what limits whole-image restoration.
 
         Args:
             height (int): Feature map height.
             width (int): Feature map width.
+            dtype (torch.dtype, optional): Compute dtype (autocast's under autocast). Default: the
+                block's parameters'.
+            device (str | torch.device, optional): Where it runs. Default: the block's parameters'.
 
         Returns:
             int: Multiply-adds.
         """
         c, cq = self.channels, self.channels // self.reduction
-        level_pixels = sum(int(height * s) * int(width * s) for s in self.scales)
-        embeddings = height * width * c * cq + level_pixels * c * (cq + c)
-        return embeddings + pa_ops.attention_macs(height, width, self.scales, cq, c, self.ksize)
+        sizes = [(int(height * s), int(width * s)) for s in self.scales]
+        embeddings = height * width * c * cq + sum(h * w for h, w in sizes) * c * (cq + c)
+        param = next(self.parameters())
+        if self.implementation == 'reference':
+            method = 'patch'
+        else:
+            method = pa_ops.choose_method(height, width, sizes, cq, c, self.ksize, dtype or param.dtype,
+                                          device or param.device)
+        return embeddings + pa_ops.attention_macs(height, width, self.scales, cq, c, self.ksize, method=method)
 
     def attention(self, x: Tensor) -> Tensor:
         """The attention branch alone (``pasted / divisor``), without the identity."""

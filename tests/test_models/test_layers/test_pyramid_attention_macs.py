@@ -15,7 +15,7 @@ def test_macs_by_hand():
     assert block.macs(5, 6) == hw * (8 + 8 + 16) + hw * hw * 3 * (2 + 4)
 
 
-@pytest.mark.parametrize('channels,reduction,h,w', [(8, 2, 12, 10), (16, 8, 9, 15)])
+@pytest.mark.parametrize('channels,reduction,h,w', [(8, 2, 12, 10), (16, 8, 9, 15), (256, 8, 7, 6)])
 def test_macs_is_what_mmengine_counts(channels, reduction, h, w):
     """The registered handle makes the block's count in mmengine's default FlopAnalyzer exactly macs()."""
     block = PyramidAttention(channels=channels, reduction=reduction).eval()
@@ -25,4 +25,20 @@ def test_macs_is_what_mmengine_counts(channels, reduction, h, w):
     # the 1x1 embeddings through mmengine's own conv handle, the rest is the kernel
     embeddings = sum(flops.total(name) for name in ('query', 'key', 'value'))
     assert flops.by_operator()['conv'] == embeddings
-    assert flops.total() - embeddings > 10 * embeddings    # the attention dominates
+    assert flops.by_operator()['PythonOp._ChunkedAttention'] == flops.total() - embeddings > 0
+
+
+def test_macs_follows_the_formulation_the_kernel_picks():
+    """PA-EDSR's width (Cq + C = 288) runs the 'pixel' formulation in float32 on CPU, 'col' in bfloat16."""
+    from panet_mm.ops.pyramid_attention import attention_macs, choose_method
+
+    block = PyramidAttention(channels=256, reduction=8)
+    sizes = [(int(20 * s), int(16 * s)) for s in block.scales]
+    for dtype in (torch.float32, torch.bfloat16):
+        method = choose_method(20, 16, sizes, 32, 256, 3, dtype, 'cpu')
+        attention = attention_macs(20, 16, block.scales, 32, 256, method=method)
+        embeddings = block.macs(20, 16, dtype=dtype) - attention
+        assert embeddings == 20 * 16 * 256 * 32 + sum(h * w for h, w in sizes) * 256 * (32 + 256)
+    assert block.macs(20, 16, dtype=torch.bfloat16) > block.macs(20, 16)
+    reference = PyramidAttention(channels=256, reduction=8, implementation='reference')
+    assert reference.macs(20, 16) - embeddings == attention_macs(20, 16, block.scales, 32, 256, method='patch')
