@@ -16,10 +16,11 @@ Training photos are shrunk (cv2.INTER_AREA) to at most 320 px and cut into 120x1
 with a step of 60 px; each LR sub-image is the MATLAB-like bicubic down-sampling of its HR
 sub-image. The five validation photos are never used for training. The same command always
 writes the same bytes. A marker file ``{out}/.panet_mm_demo`` records that the folder belongs to
-this tool: reruns rewrite it in place (and remove stale images from its image folders), while a
-non-empty folder without the marker is left alone unless ``--overwrite`` is given (which adopts
-the folder: files outside the layout's image folders are never touched, but later reruns prune
-PNGs inside those folders that this tool does not make).
+this tool and lists every file the tool wrote there (each is recorded before it is written): reruns
+rewrite the folder in place and delete only recorded files that they no longer make (e.g. the LR
+images of a scale dropped from ``--scales``), and their own interrupted temporary files. A non-empty
+folder without the marker is left alone unless ``--overwrite`` is given; the user's files in it are
+never recorded, so no run ever deletes them.
 """
 import argparse
 import contextlib
@@ -158,8 +159,11 @@ def read_photo(data_dir: str, name: str, max_side: int) -> "np.ndarray":
     return img
 
 
-def marker_text(skimage_version: str) -> str:
-    """Content of the marker file (deterministic: no dates, no absolute paths)."""
+FILES_HEADER = 'Files made by this tool (a rerun deletes those it no longer makes):'
+
+
+def marker_text(skimage_version: str, files: Sequence[str] = ()) -> str:
+    """Content of the marker file (deterministic: no dates, no absolute paths), listing ``files``."""
     lines = [
         'Made by tools/make_demo_data.py (panet_mm). Rerunning the tool rewrites this folder; '
         'it is safe to delete.',
@@ -168,7 +172,22 @@ def marker_text(skimage_version: str) -> str:
     ]
     lines += [f'  {i:04d} = {name}' for i, name in enumerate(TRAIN_PHOTOS, 1)]
     lines += ['Held-out validation photos (Set5):'] + [f'  {name}' for name in VAL_PHOTOS]
+    lines += [FILES_HEADER] + [f'  {f}' for f in sorted(files)]
     return '\n'.join(lines) + '\n'
+
+
+def recorded_files(out: str) -> List[str]:
+    """The files the marker of ``out`` lists as made by this tool (none for markers of older versions)."""
+    try:
+        with open(osp.join(out, MARKER), encoding='utf-8') as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    if FILES_HEADER not in lines:
+        return []
+    files = [line.strip() for line in lines[lines.index(FILES_HEADER) + 1:] if line.startswith('  ')]
+    # only relative paths inside out: a tampered marker cannot name anything else
+    return [f for f in files if f and not osp.isabs(f) and '..' not in f.split('/')]
 
 
 def check_out_dir(out: str, overwrite: bool) -> bool:
@@ -185,30 +204,33 @@ def check_out_dir(out: str, overwrite: bool) -> bool:
     return False
 
 
-def prune_stale(out: str, hr_names: Sequence[str], val_names: Sequence[str]) -> int:
-    """In a folder this tool made, remove images and temp files that this run does not produce.
+def prune_stale(out: str, previous: Sequence[str], current: Sequence[str]) -> int:
+    """Delete the files an earlier run recorded that this run does not make, and this tool's temporary files.
 
-    Only the image folders of the layout are touched (HR and every ``X*_sub`` / ``LRbicx*``
-    folder), so output of a previous version or run with other photos cannot linger.
+    Only what the tool can prove it made is touched: files listed in the marker (``previous``) and
+    the atomic writer's temporary files (``.NAME.PID.RANDOM.tmp``) of those names or of ``current``.
+    Folders left empty by the deletion are removed too.
     """
-    expected: Dict[str, set] = {HR_SUB_DIR: set(hr_names), VAL_GT_DIR: set(val_names)}
-    lr_root = osp.dirname(LR_SUB_DIR)
-    for parent, pattern, names in ((lr_root, r'X\d+_sub', hr_names), ('Set5', r'LRbicx\d+', val_names)):
-        if osp.isdir(osp.join(out, parent)):
-            for d in os.listdir(osp.join(out, parent)):
-                if re.fullmatch(pattern, d):
-                    expected[f'{parent}/{d}'] = set(names)
+    out_real = osp.realpath(out)
+    stale = sorted(set(previous) - set(current))
+    names = set(previous) | set(current)
+    folders = {osp.dirname(f) for f in names}
+    for folder in folders:
+        path = osp.join(out, folder)
+        if osp.isdir(path):
+            for f in os.listdir(path):
+                m = re.fullmatch(r'\.(.+)\.\d+\.[0-9a-f]+\.tmp', f)
+                if m and osp.join(folder, m.group(1)) in names:
+                    stale.append(osp.join(folder, f))
     removed = 0
-    for rel, names in expected.items():
-        folder = osp.join(out, rel)
-        if not osp.isdir(folder):
-            continue
-        for f in os.listdir(folder):
-            stale_png = f.endswith('.png') and f not in names
-            stale_tmp = f.startswith('.') and f.endswith('.tmp')
-            if (stale_png or stale_tmp) and osp.isfile(osp.join(folder, f)):
-                os.remove(osp.join(folder, f))
-                removed += 1
+    for rel in stale:
+        path = osp.join(out, rel)
+        if osp.isfile(path) and not osp.islink(path) and osp.realpath(path).startswith(out_real + os.sep):
+            os.remove(path)
+            removed += 1
+    for folder in sorted(folders - {''}, key=len, reverse=True):
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            os.rmdir(osp.join(out, folder))
     return removed
 
 
@@ -217,9 +239,7 @@ def make_demo_data(out: str, scales: Sequence[int], overwrite: bool = False) -> 
     data_dir, skimage_version = skimage_data_dir()
     ours = check_out_dir(out, overwrite)
     import_libraries()
-    os.makedirs(out, exist_ok=True)
-    # The marker goes first, so that an interrupted run can simply be run again.
-    prepare.atomic_write_bytes(osp.join(out, MARKER), marker_text(skimage_version).encode('utf-8'))
+    previous = recorded_files(out) if ours else []
 
     try:
         from tqdm import tqdm
@@ -227,13 +247,15 @@ def make_demo_data(out: str, scales: Sequence[int], overwrite: bool = False) -> 
     except ImportError:  # tqdm is an install requirement, but keep going without it
         bar = None
 
+    # Everything is computed first (a few MB), so that the marker lists every file before it is written.
+    files: Dict[str, np.ndarray] = {}
     meta: List[Tuple[str, Tuple[int, ...]]] = []
     for index, name in enumerate(TRAIN_PHOTOS, 1):
         img = read_photo(data_dir, name, TRAIN_MAX_SIDE)
         for sub_name, sub in prepare.crop_sub_images(img, f'{index:04d}', CROP_SIZE, STEP, THRESH_SIZE):
-            prepare.imwrite_atomic(sub, osp.join(out, HR_SUB_DIR, sub_name))
+            files[f'{HR_SUB_DIR}/{sub_name}'] = sub
             for s in scales:
-                prepare.imwrite_atomic(prepare.bicubic_downscale(sub, s), osp.join(out, LR_SUB_DIR.format(s), sub_name))
+                files[f'{LR_SUB_DIR.format(s)}/{sub_name}'] = prepare.bicubic_downscale(sub, s)
             meta.append((sub_name, sub.shape))
         if bar is not None:
             bar.update()
@@ -242,16 +264,24 @@ def make_demo_data(out: str, scales: Sequence[int], overwrite: bool = False) -> 
     for name in VAL_PHOTOS:
         gt = prepare.mod_crop(read_photo(data_dir, name, VAL_MAX_SIDE), VAL_MOD)
         png = osp.splitext(name)[0] + '.png'
-        prepare.imwrite_atomic(gt, osp.join(out, VAL_GT_DIR, png))
+        files[f'{VAL_GT_DIR}/{png}'] = gt
         for s in scales:
-            prepare.imwrite_atomic(prepare.bicubic_downscale(gt, s), osp.join(out, VAL_LR_DIR.format(s), png))
+            files[f'{VAL_LR_DIR.format(s)}/{png}'] = prepare.bicubic_downscale(gt, s)
         val_sizes[png] = gt.shape[:2]
         if bar is not None:
             bar.update()
     if bar is not None:
         bar.close()
 
-    removed = prune_stale(out, [m[0] for m in meta], list(val_sizes)) if ours else 0
+    current = sorted(files) + [META_FILE]
+    os.makedirs(out, exist_ok=True)
+    # The marker goes first and lists what an interrupted run may leave, so that a rerun can clean it up.
+    marker = osp.join(out, MARKER)
+    prepare.atomic_write_bytes(marker, marker_text(skimage_version, sorted(set(previous) | set(current))).encode())
+    for rel, img in files.items():
+        prepare.imwrite_atomic(img, osp.join(out, rel))
+    removed = prune_stale(out, previous, current)
+    prepare.atomic_write_bytes(marker, marker_text(skimage_version, current).encode('utf-8'))
     # Written last: a complete meta-info file means a complete data set.
     prepare.write_meta_info(osp.join(out, META_FILE), meta)
     return dict(train=len(meta), val=val_sizes, removed=removed, skimage_version=skimage_version)
@@ -261,7 +291,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command-line entry point."""
     args = parse_args(argv)
     start = time.perf_counter()
-    summary = make_demo_data(args.out, args.scales, args.overwrite)
+    try:
+        summary = make_demo_data(args.out, args.scales, args.overwrite)
+    except OSError as err:
+        if os.environ.get('PANET_MM_DEBUG'):
+            raise
+        where = f" ('{err.filename}')" if err.filename else ''
+        raise SystemExit(f'error: cannot write the demo data under --out {args.out}{where}: '
+                         f'{err.strerror or err}; choose a writable folder with free space') from None
     elapsed = time.perf_counter() - start
     n_train, val = summary['train'], summary['val']
     n_files = (n_train + len(val)) * (1 + len(args.scales))
@@ -275,7 +312,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(f'  Set5:  {len(val)} held-out GT images in {VAL_GT_DIR} ({sizes}); LR in '
           + ', '.join(VAL_LR_DIR.format(s) for s in args.scales))
     if summary['removed']:
-        print(f'  removed {summary["removed"]} stale file(s) left by an earlier run')
+        print(f'  removed {summary["removed"]} stale file(s) an earlier run recorded in {MARKER} (or its temporary '
+              'files)')
 
 
 if __name__ == '__main__':

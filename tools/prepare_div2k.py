@@ -1,7 +1,7 @@
 """Prepare DIV2K (and optionally Set5) in the layout the SR configs read.
 
     python tools/prepare_div2k.py --div2k data/DIV2K [--scales 2 3 4] [--crop-size 480 --step 240]
-        [--set5 path/to/Set5_HR_images [--no-div2k]] [--workers 2]
+        [--set5 path/to/Set5_HR_images [--no-div2k]] [--workers 2] [--skip-bad] [--max-pixels N]
 
 From ``{div2k}/DIV2K_train_HR/0001.png ... 0800.png`` it writes
 
@@ -14,7 +14,11 @@ From ``{div2k}/DIV2K_train_HR/0001.png ... 0800.png`` it writes
 
 With ``--set5 DIR`` it also writes ``data/Set5/GTmod12`` (HR mod-cropped to a multiple of 12) and
 ``data/Set5/LRbicx{s}`` (bicubic LR) from the HR images in DIR (``--set5-out`` to change the target).
-Every file is written atomically; existing outputs are left alone unless ``--overwrite``.
+Every file is written atomically; existing outputs are left alone unless ``--overwrite``. Every source
+image is checked first (its declared size against ``--max-pixels`` from the header, then every pixel
+decoded once): a damaged image stops the run with one line naming it, before anything derived from it is
+written and before the meta-info file (``--skip-bad``: it is skipped, listed, and left out of the
+meta-info). A ``--set5`` folder that is one of the folders written under ``--set5-out`` is refused.
 """
 from __future__ import annotations
 
@@ -22,9 +26,9 @@ import argparse
 import math
 import os
 import os.path as osp
+import sys
 import warnings
 from functools import partial
-from multiprocessing import Pool
 from typing import List, Optional, Sequence, Tuple
 
 IMG_EXT = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -42,7 +46,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-div2k', action='store_true', help='only arrange Set5 (with --set5)')
     parser.add_argument('--workers', type=int, default=2, help='worker processes')
     parser.add_argument('--overwrite', action='store_true', help='rewrite files that already exist')
+    parser.add_argument('--skip-bad', action='store_true',
+                        help='skip damaged source images (listed at the end) instead of stopping')
+    parser.add_argument('--max-pixels', type=int, default=None,
+                        help='refuse images declaring more pixels (default: what the memory affords)')
     args = parser.parse_args(argv)
+    if args.max_pixels is not None and args.max_pixels < 1:
+        parser.error(f'--max-pixels {args.max_pixels}: give a positive number of pixels')
     bad = [s for s in args.scales if s < 1 or args.crop_size % s or args.step % s]
     if bad:
         parser.error(f'--crop-size {args.crop_size} and --step {args.step} must be multiples of every scale; '
@@ -67,7 +77,12 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
     )
     stem = osp.splitext(name)[0]
     # mod-crop by every scale at once so that each sub-image starts on a whole LR pixel
-    hr = mod_crop(imread_color(osp.join(args.div2k, 'DIV2K_train_HR', name)), math.lcm(*args.scales))
+    hr = mod_crop(imread_color(osp.join(args.div2k, 'DIV2K_train_HR', name), args.max_pixels), math.lcm(*args.scales))
+    # every input is read (and verified) before anything is written: a damaged one leaves no output
+    lrs = {}
+    for s in args.scales:
+        official = osp.join(args.div2k, 'DIV2K_train_LR_bicubic', f'X{s}', f'{stem}x{s}.png')
+        lrs[s] = (official, imread_color(official, args.max_pixels) if osp.isfile(official) else None)
     entries = []
     for sub_name, sub in crop_sub_images(hr, stem, args.crop_size, args.step, args.thresh_size):
         path = osp.join(args.div2k, 'DIV2K_train_HR_sub', sub_name)
@@ -75,10 +90,8 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
             imwrite_atomic(sub, path)
         entries.append((sub_name, sub.shape))
     for s in args.scales:
-        official = osp.join(args.div2k, 'DIV2K_train_LR_bicubic', f'X{s}', f'{stem}x{s}.png')
-        if osp.isfile(official):
-            lr = imread_color(official)
-        else:
+        official, lr = lrs[s]
+        if lr is None:
             lr = bicubic_downscale(hr, s)
         if lr.shape[0] * s < hr.shape[0] or lr.shape[1] * s < hr.shape[1]:
             raise ValueError(f"LR image '{official}' ({lr.shape[1]}x{lr.shape[0]}) does not match the HR image "
@@ -99,9 +112,7 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
 
 def prepare_div2k(args: argparse.Namespace) -> int:
     """Prepare the DIV2K sub-images; return the number of HR sub-images."""
-    from tqdm import tqdm
-
-    from panet_mm.datasets.prepare import write_meta_info
+    from panet_mm.datasets.prepare import ImagePool, write_meta_info
     hr_dir = osp.join(args.div2k, 'DIV2K_train_HR')
     if not osp.isdir(hr_dir):
         raise SystemExit(f"folder '{hr_dir}' not found: download DIV2K_train_HR.zip from the DIV2K site and "
@@ -109,11 +120,13 @@ def prepare_div2k(args: argparse.Namespace) -> int:
     names = list_images(hr_dir)
     if not names:
         raise SystemExit(f"no images in '{hr_dir}'")
-    entries = []
-    with Pool(max(1, args.workers)) as pool:
-        work = pool.imap(partial(process_div2k_image, args=args), names)
-        for result in tqdm(work, total=len(names), desc='DIV2K', unit='img'):
-            entries.extend(result)
+    with ImagePool(args.workers) as pool:
+        results, bad = pool.run(partial(process_div2k_image, args=args), names, args.skip_bad, desc='DIV2K')
+    if bad and not args.skip_bad:
+        raise SystemExit(f'error: DIV2K: {bad[0]}; stopped before writing anything made from it and before the '
+                         'meta-info file. Replace or remove it, or pass --skip-bad to leave it out')
+    args.skipped += bad
+    entries = [e for result in results for e in result]
     write_meta_info(osp.join(args.div2k, 'meta_info_DIV2K800sub_GT.txt'), entries)
     return len(entries)
 
@@ -122,12 +135,19 @@ def prepare_set5(args: argparse.Namespace) -> int:
     """Arrange Set5 HR images as GTmod12 and LRbicx{s}; return the number of images."""
     from tqdm import tqdm
 
+    from panet_mm.datasets.image_io import ImageFileError
     from panet_mm.datasets.prepare import bicubic_downscale, imread_color, imwrite_atomic, mod_crop
     names = list_images(args.set5) if osp.isdir(args.set5) else []
     if not names:
         raise SystemExit(f"no Set5 images found in '{args.set5}'; point --set5 at the folder of the 5 HR images")
     for name in tqdm(names, desc='Set5', unit='img'):
-        gt = mod_crop(imread_color(osp.join(args.set5, name)), 12)
+        try:
+            gt = mod_crop(imread_color(osp.join(args.set5, name), args.max_pixels), 12)
+        except ImageFileError as err:
+            if not args.skip_bad:
+                raise SystemExit(f'error: Set5: {err}; stopped. Replace or remove it, or pass --skip-bad') from None
+            args.skipped.append(str(err))
+            continue
         stem = osp.splitext(name)[0]
         imwrite_atomic(gt, osp.join(args.set5_out, 'GTmod12', f'{stem}.png'))
         for s in args.scales:
@@ -137,15 +157,29 @@ def prepare_set5(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
+    args.skipped = []
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
         from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
+    if args.set5:
+        from panet_mm.datasets.prepare import same_folder
+        outs = [osp.join(args.set5_out, d) for d in ['GTmod12'] + [f'LRbicx{s}' for s in args.scales]]
+        clash = next((o for o in outs if same_folder(args.set5, o)), None)
+        if clash:
+            print(f"error: --set5 '{args.set5}' is the folder this tool writes {osp.basename(clash)} images to (under "
+                  f"--set5-out '{args.set5_out}'): its images would be replaced by their outputs. Copy the originals "
+                  'to another folder and pass that one', file=sys.stderr)
+            raise SystemExit(2)
     if not args.no_div2k:
         n = prepare_div2k(args)
         print(f'DIV2K: {n} HR sub-images and their LR x{args.scales} in {args.div2k}')
     if args.set5:
         print(f'Set5: {prepare_set5(args)} images in {args.set5_out}')
+    if args.skipped:
+        print(f'skipped {len(args.skipped)} damaged image(s) (--skip-bad):', file=sys.stderr)
+        for message in args.skipped:
+            print(f'  {message}', file=sys.stderr)
 
 
 if __name__ == '__main__':

@@ -3,7 +3,7 @@
     python tools/prepare_testsets.py [--out data] [--kodak24 DIR] [--cbsd68 DIR] [--mcmaster DIR]
         [--urban100 DIR] [--live1 DIR] [--classic5 DIR] [--set5 DIR] [--set14 DIR] [--b100 DIR]
         [--manga109 DIR] [--sigmas 10 30 50 70] [--qualities 10 20 30 40] [--patterns GRBG]
-        [--scales 2 3 4] [--workers 2] [--overwrite]
+        [--scales 2 3 4] [--workers 2] [--overwrite] [--skip-bad] [--max-pixels N]
 
 Each option names the folder holding one set's clean (HR / ground-truth) images, in any format
 OpenCV reads (PNG, BMP, TIFF, JPEG, ...). The degraded inputs are written once, like the paper's
@@ -33,6 +33,12 @@ NAME is the source file name without its extension; in the SR benchmark packages
 (``img_001_SRF_2_HR.png`` next to ``img_001_SRF_2_LR.png``) the ``*_LR`` files are skipped and the
 ``_SRF_<n>_HR`` / ``_HR`` suffix is dropped. Urban100 gets both its colour and its SR layout. Every
 file is written atomically (temporary file + rename); existing files are kept unless --overwrite.
+
+Every source image is checked before it is used: an image declaring more than --max-pixels pixels is
+refused from its header (a decompression bomb is never decoded), and every pixel is decoded once to find
+truncated or corrupt files (OpenCV would fill them in grey). A damaged image stops its set, with one line
+naming it, and nothing derived from it is written; with --skip-bad it is skipped and listed at the end.
+A source folder that is one of the folders this tool writes is refused: the sources would be replaced.
 The same transforms are used on the fly by the configs' ``test_pipeline_on_the_fly``, so prepared
 and on-the-fly inputs are identical.
 """
@@ -46,7 +52,6 @@ import sys
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from multiprocessing import Pool
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
@@ -97,6 +102,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='SR down-sampling factors')
     parser.add_argument('--workers', type=int, default=2, help='worker processes')
     parser.add_argument('--overwrite', action='store_true', help='rewrite files that already exist')
+    parser.add_argument('--skip-bad', action='store_true',
+                        help='skip damaged source images (listed at the end) instead of stopping their set')
+    parser.add_argument('--max-pixels', type=int, default=None,
+                        help='refuse source images declaring more pixels (default: what the memory affords, '
+                        'see panet_mm.datasets.image_io.default_max_pixels)')
     args = parser.parse_args(argv)
 
     args.sets = {key: getattr(args, key) for key in TEST_SETS if getattr(args, key)}
@@ -117,7 +127,37 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f'--scales {bad}: each scale must divide {SR_MOD} (the GTmod{SR_MOD} crop), e.g. --scales 2 3 4')
     if args.workers < 1:
         parser.error(f'--workers {args.workers}: use at least 1')
+    if args.max_pixels is not None and args.max_pixels < 1:
+        parser.error(f'--max-pixels {args.max_pixels}: give a positive number of pixels')
     return args
+
+
+def output_folders(key: str, args: argparse.Namespace) -> List[str]:
+    """Every folder the tool writes for the set ``key`` (under ``{out}/{Set}``)."""
+    set_dir = osp.join(args.out, TEST_SETS[key].name)
+    names = []
+    for task in TEST_SETS[key].tasks:
+        if task == 'color':
+            names += ['GT'] + [f'noisy_sigma{s:g}' for s in args.sigmas]
+            names += [f'mosaic_{p.lower()}' for p in args.patterns]
+        elif task == 'gray':
+            names += ['GT_gray'] + [f'jpeg_q{q}' for q in args.qualities]
+        else:
+            names += [f'GTmod{SR_MOD}'] + [f'LRbicx{s}' for s in args.scales]
+    return [osp.join(set_dir, n) for n in names]
+
+
+def source_clash(args: argparse.Namespace) -> Optional[str]:
+    """A message if a source folder is a folder this tool writes (its images would be replaced), else None."""
+    from panet_mm.datasets.prepare import same_folder
+    for key, folder in args.sets.items():
+        for other in args.sets:
+            for out_folder in output_folders(other, args):
+                if same_folder(folder, out_folder):
+                    return (f"--{key} '{folder}' is the folder this tool writes {TEST_SETS[other].name}'s "
+                            f"{osp.basename(out_folder)} images to (under --out '{args.out}'): its images would be "
+                            'replaced by their outputs. Copy the originals to another folder and pass that one')
+    return None
 
 
 def output_name(stem: str) -> Optional[str]:
@@ -167,15 +207,13 @@ def _write(img: np.ndarray, path: str, overwrite: bool) -> int:
     return 1
 
 
-def _read(path: str, flags: int) -> np.ndarray:
-    """Read an 8-bit image with OpenCV, or raise one sentence naming the file."""
-    import cv2
+def _read(path: str, flags: int, args: argparse.Namespace) -> np.ndarray:
+    """Read an 8-bit image, verified whole first; a damaged or unsuitable one raises ``ImageFileError``."""
+    from panet_mm.datasets.image_io import ImageFileError, imread_verified
 
-    img = cv2.imread(path, flags)
-    if img is None:
-        raise ValueError(f"OpenCV could not read the image '{path}'; convert it to PNG or remove it")
+    img = imread_verified(path, flags, getattr(args, 'max_pixels', None))
     if img.dtype != 'uint8':
-        raise ValueError(f"'{path}' has {img.dtype} pixels; the test sets need 8-bit images")
+        raise ImageFileError(f"'{path}' has {img.dtype} pixels; the test sets need 8-bit images")
     return img
 
 
@@ -186,7 +224,7 @@ def process_color(job: Tuple[str, str], set_dir: str, args: argparse.Namespace) 
     from panet_mm.datasets.transforms import TEST_SEED, add_gaussian_noise, bayer_mosaic, image_seed
 
     src, name = job
-    bgr = _read(src, cv2.IMREAD_COLOR)
+    bgr = _read(src, cv2.IMREAD_COLOR, args)
     written = _write(bgr, osp.join(set_dir, 'GT', f'{name}.png'), args.overwrite)
     seed = image_seed(name, TEST_SEED)  # what SeededGaussianNoise derives from the dataset key NAME
     for sigma in args.sigmas:
@@ -205,7 +243,7 @@ def process_gray(job: Tuple[str, str], set_dir: str, args: argparse.Namespace) -
     from panet_mm.datasets.transforms import gray_or_y, jpeg_compress
 
     src, name = job
-    gray = gray_or_y(_read(src, cv2.IMREAD_UNCHANGED), channel_order='bgr')[..., 0]
+    gray = gray_or_y(_read(src, cv2.IMREAD_UNCHANGED, args), channel_order='bgr')[..., 0]
     written = _write(gray, osp.join(set_dir, 'GT_gray', f'{name}.png'), args.overwrite)
     for quality in args.qualities:
         written += _write(jpeg_compress(gray, quality), osp.join(set_dir, f'jpeg_q{quality}', f'{name}.png'),
@@ -217,10 +255,14 @@ def process_sr(job: Tuple[str, str], set_dir: str, args: argparse.Namespace) -> 
     """GTmod12 and bicubic LR images of one SR test image; return the number of files written."""
     import cv2
 
+    from panet_mm.datasets.image_io import ImageFileError
     from panet_mm.datasets.prepare import bicubic_downscale, mod_crop
 
     src, name = job
-    gt = mod_crop(_read(src, cv2.IMREAD_COLOR), SR_MOD)
+    img = _read(src, cv2.IMREAD_COLOR, args)
+    if min(img.shape[:2]) < SR_MOD:
+        raise ImageFileError(f"'{src}' is {img.shape[1]}x{img.shape[0]} pixels, smaller than the GTmod{SR_MOD} crop")
+    gt = mod_crop(img, SR_MOD)
     written = _write(gt, osp.join(set_dir, f'GTmod{SR_MOD}', f'{name}.png'), args.overwrite)
     for s in args.scales:
         written += _write(bicubic_downscale(gt, s), osp.join(set_dir, f'LRbicx{s}', f'{name}.png'), args.overwrite)
@@ -244,38 +286,62 @@ def import_libraries() -> None:
 
 
 def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
-    """Prepare every requested set; return ``{set name: (images, files written)}``."""
-    from tqdm import tqdm
+    """Prepare every requested set; return ``{set name: (images, files written)}``.
 
+    A set with a damaged image stops there (one line on stderr naming it) and is left out of the
+    result, unless ``args.skip_bad``; the skipped images are in ``args.skipped``.
+    """
     jobs = {key: list_sources(key, folder) for key, folder in args.sets.items()}  # check all before writing
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
         import_libraries()
         from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
-    summary = {}
-    with Pool(args.workers) as pool:
+    from panet_mm.datasets.prepare import ImagePool
+    clash = source_clash(args)
+    if clash:
+        print(f'error: {clash}', file=sys.stderr)
+        raise SystemExit(2)
+    summary: Dict[str, Tuple[int, int]] = {}
+    args.skipped = []
+    with ImagePool(args.workers) as pool:
         for key, sources in jobs.items():
             ts = TEST_SETS[key]
             set_dir = osp.join(args.out, ts.name)
-            written = 0
+            written, stopped, set_bad = 0, False, set()
             for task in ts.tasks:
-                work = pool.imap(partial(PROCESSORS[task], set_dir=set_dir, args=args), sources)
-                for n in tqdm(work, total=len(sources), desc=f'{ts.name} ({task})', unit='img'):
-                    written += n
-            summary[ts.name] = (len(sources), written)
+                results, bad = pool.run(partial(PROCESSORS[task], set_dir=set_dir, args=args), sources,
+                                        skip_bad=args.skip_bad, desc=f'{ts.name} ({task})')
+                written += sum(results)
+                set_bad.update(bad)
+                args.skipped += [b for b in bad if b not in args.skipped]
+                if bad and not args.skip_bad:
+                    print(f'error: {ts.name}: {bad[0]}; the set was stopped and nothing was made from that image. '
+                          'Replace or remove it, or pass --skip-bad to prepare the set without it', file=sys.stderr)
+                    stopped = True
+                    break
+            if not stopped:
+                summary[ts.name] = (len(sources) - len(set_bad), written)
     return summary
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Command-line entry point."""
+    """Command-line entry point (exit status 1 when a set was stopped by a damaged image)."""
     args = parse_args(argv)
     summary = prepare(args)
     for key in args.sets:
         ts = TEST_SETS[key]
+        if ts.name not in summary:
+            continue
         n, written = summary[ts.name]
         note = '' if n == ts.count else f' (the benchmark has {ts.count}: check the folder)'
         print(f'{ts.name}: {n} images{note}, {written} files written under {osp.join(args.out, ts.name)}')
+    if args.skip_bad and args.skipped:
+        print(f'skipped {len(args.skipped)} damaged image(s) (--skip-bad):', file=sys.stderr)
+        for message in args.skipped:
+            print(f'  {message}', file=sys.stderr)
+    if len(summary) < len(args.sets):
+        raise SystemExit(1)
 
 
 if __name__ == '__main__':

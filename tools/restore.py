@@ -3,7 +3,7 @@
     python tools/restore.py --config CONFIG --checkpoint CKPT INPUT OUTPUT [--device cpu|cuda]
         [--recursive] [--suffix _x2] [--ext png] [--overwrite]
         [--chop [--chop-min-size 6400 --chop-shave 10] | --tile SIZE [--tile-overlap N]] [--self-ensemble]
-        [--precision fp32|bf16|fp16]
+        [--precision fp32|bf16|fp16] [--max-pixels N]
 
 INPUT is an image or a folder of images (``--recursive``: with its sub-folders). A folder OUTPUT
 receives the results under the inputs' relative names (``--suffix`` added to the stem, the input's
@@ -26,6 +26,11 @@ loaded weights-only (a crafted file cannot run code) and must match the config's
 
 ``--precision bf16`` (or ``fp16``, for GPUs) runs the network under autocast; the README lists its
 accuracy against float32.
+
+Before the model is loaded, every output folder is probed for writing and its free space compared with an
+estimate of the results (from the inputs' headers); a read-only or full disk met later stops the run at
+the first failed write instead of computing the rest. An image declaring more than ``--max-pixels``
+pixels (default: what the machine's memory affords) is refused from its header, never decoded.
 
 Exit status: 0 every image restored (or kept), 1 some images failed (listed), 2 refused before
 anything was written (bad arguments, unsafe paths, checkpoint not matching the model or not safe).
@@ -65,7 +70,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="autocast dtype of the network: bf16 for CPUs with bfloat16 units and GPUs, fp16 for "
                         "GPUs (default: the config's test_cfg precision, fp32)")
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--max-pixels', type=int, default=None,
+                        help='refuse images declaring more pixels, from their header (default: what the memory '
+                        'affords; see panet_mm.datasets.image_io.default_max_pixels)')
     args = parser.parse_args(argv)
+    for name, value, low in (('--chop-shave', args.chop_shave, 0), ('--chop-min-size', args.chop_min_size, 1),
+                             ('--tile', args.tile, 1), ('--tile-overlap', args.tile_overlap, 0),
+                             ('--max-pixels', args.max_pixels, 1)):
+        if value is not None and value < low:
+            parser.error(f'{name} {value}: give {"a non-negative" if low == 0 else "a positive"} number of pixels')
     if not args.chop and (args.chop_min_size is not None or args.chop_shave is not None):
         parser.error('--chop-min-size / --chop-shave need --chop')
     if args.tile is None and args.tile_overlap is not None:
@@ -80,7 +93,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
-        from panet_mm.apis.restore import RestoreError, build_restorer, plan_jobs, restore_files
+        from panet_mm.apis.restore import (
+            RestoreError,
+            build_restorer,
+            check_output_room,
+            config_scale,
+            plan_jobs,
+            restore_files,
+        )
         from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
     chop = tile = None
@@ -90,8 +110,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         tile = dict(size=args.tile, overlap=args.tile_overlap or 0)
     try:
         jobs = plan_jobs(args.input, args.output, recursive=args.recursive, suffix=args.suffix, ext=args.ext)
+        check_output_room(jobs, config_scale(args.config), overwrite=args.overwrite)  # before loading the model
         restorer = build_restorer(args.config, args.checkpoint, device=args.device, chop=chop, tile=tile,
                                   self_ensemble=args.self_ensemble, precision=args.precision)
+        restorer.max_pixels = args.max_pixels
     except (RestoreError, ValueError) as err:  # ValueError: test_cfg options PANetEditModel refuses
         print(f'error: {err}', file=sys.stderr)
         return 2
@@ -102,6 +124,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if summary.failed:
         line += f'; {len(summary.failed)} failed: ' + ', '.join(src for src, _ in summary.failed)
     print(line, file=sys.stderr if summary.failed else sys.stdout)
+    if summary.stopped:
+        print(f'error: {summary.stopped}', file=sys.stderr)
     return 1 if summary.failed else 0
 
 

@@ -5,8 +5,14 @@
 Distributed: tools/dist_test.sh CONFIG CHECKPOINT GPUS.
 """
 import argparse
+import os
 import os.path as osp
+import sys
+import tempfile
 import warnings
+
+#: Formats mmengine.dump writes, by extension.
+OUT_FORMATS = ('.json', '.yaml', '.yml', '.pkl', '.pickle')
 
 
 def parse_args() -> argparse.Namespace:
@@ -22,7 +28,25 @@ def parse_args() -> argparse.Namespace:
                         help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.out and osp.splitext(args.out)[1].lower() not in OUT_FORMATS:
+        parser.error(f"--out '{args.out}': the metrics are saved as {', '.join(OUT_FORMATS)}; name the file "
+                     'with one of these extensions')
+    return args
+
+
+def check_writable(out: str) -> None:
+    """Refuse (exit 2) an ``--out`` whose folder cannot be written, before the evaluation runs."""
+    folder = osp.dirname(osp.abspath(out))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f'.{osp.basename(out)}.', suffix='.probe', dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        print(f"error: --out '{out}' cannot be written ({err.strerror or err}); pass a file in a writable folder",
+              file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def save_metrics_hook(out: str):
@@ -44,6 +68,8 @@ def main() -> None:
     args = parse_args()
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f"checkpoint '{args.checkpoint}' not found")
+    if args.out:
+        check_writable(args.out)  # before the evaluation, not after it
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
         from mmagic.utils import print_colored_log

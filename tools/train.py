@@ -4,6 +4,9 @@
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 
 Distributed: tools/dist_train.sh CONFIG GPUS (works without a GPU too, over gloo).
+The run holds the work directory (``.panet_mm_train.lock``): a second run there is refused with one line,
+a lock left by a killed run is taken over with a note, and temporary files of its interrupted
+checkpoint saves are removed.
 """
 import argparse
 import logging
@@ -37,7 +40,7 @@ def main() -> None:
         warnings.simplefilter('always')
         from mmagic.utils import print_colored_log
 
-        from panet_mm.engine.cli import build_runner, enable_amp, load_config, readable_errors
+        from panet_mm.engine.cli import build_runner, enable_amp, hold_work_dir, load_config, readable_errors
         from panet_mm.engine.quiet import quiet_third_party_logs, quiet_third_party_warnings
     quiet_third_party_warnings(early)
 
@@ -53,7 +56,7 @@ def main() -> None:
     if args.resume:
         cfg.resume = True
 
-    with readable_errors():
+    with readable_errors(), hold_work_dir(cfg):  # one run per work directory
         runner = build_runner(cfg)
         quiet_third_party_logs(runner.logger)
         print_colored_log(f'Working directory: {cfg.work_dir}')

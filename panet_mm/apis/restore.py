@@ -19,6 +19,7 @@ Three pieces, usable on their own:
 from __future__ import annotations
 
 import copy
+import errno
 import io
 import logging
 import os
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from panet_mm.datasets.image_io import ImageFileError, check_image_file, pillow_checks, read_image_header
 from panet_mm.datasets.transforms.color import gray_or_y, is_gray
 from panet_mm.datasets.transforms.mosaic import bayer_mosaic, check_pattern, is_bayer_mosaic
 from panet_mm.engine.checkpoint import UnsafeCheckpointError, _first_line, load_weights_only
@@ -254,12 +256,12 @@ def _native_info(data: bytes, path: str) -> Tuple[int, np.dtype]:
     """
     from PIL import Image, UnidentifiedImageError
     mode = None
-    try:
-        with Image.open(io.BytesIO(data)) as im:
+    try:  # the declared size was checked against the pixel limit (read_image): Pillow's own guard is off
+        with pillow_checks(), Image.open(io.BytesIO(data)) as im:
             im.load()
             mode = im.mode
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        pass  # not a PIL format (or too large for PIL's guard): OpenCV decides below
+    except UnidentifiedImageError:
+        pass  # not a PIL format: OpenCV decides below
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageReadError(f"'{path}' is truncated or corrupt ({_first_line(err)}); copy or export "
                              'the image again') from None
@@ -293,6 +295,10 @@ class Restorer:
         device (str): Device of the model.
         config (str): Config path (for messages).
     """
+
+    #: Images declaring more pixels are refused from their header, before decoding (None: the machine's
+    #: default, :func:`panet_mm.datasets.image_io.default_max_pixels`); ``tools/restore.py --max-pixels``.
+    max_pixels: Optional[int] = None
 
     def __init__(self, model: torch.nn.Module, load: LoadSettings, in_channels: int, device: str = 'cpu',
                  config: str = '<config>') -> None:
@@ -358,6 +364,10 @@ class Restorer:
         except OSError as err:
             raise ImageReadError(f"'{path}' cannot be read ({err.strerror or err}); check the file and its "
                                  'permissions') from None
+        try:  # from the header, before anything decodes it (a decompression bomb is never decoded)
+            check_image_file(data, self.max_pixels, '--max-pixels N', name=path)
+        except ImageFileError as err:
+            raise ImageReadError(str(err)) from None
         channels, dtype = _native_info(data, path)
         try:
             img = self._loader(dict(img_path=path))['img']
@@ -661,12 +671,15 @@ class RestoreSummary:
         failed (list[tuple[str, str]]): ``(input, reason)`` of files skipped because of a problem.
         kept (list[str]): Existing outputs left alone (no ``overwrite``).
         notes (list[tuple[str, str]]): ``(input, note)`` about conversions (e.g. grey to colour).
+        stopped (str, optional): Why the run stopped early (a full or read-only output disk); the
+            images after it were not computed.
     """
 
     restored: List[str] = field(default_factory=list)
     failed: List[Tuple[str, str]] = field(default_factory=list)
     kept: List[str] = field(default_factory=list)
     notes: List[Tuple[str, str]] = field(default_factory=list)
+    stopped: Optional[str] = None
 
 
 def _inside(path: str, root: str) -> bool:
@@ -835,6 +848,81 @@ def write_image_atomic(path: str, img: np.ndarray, params: Optional[Sequence[int
         raise
 
 
+#: Output bytes per pixel and channel assumed by :func:`check_output_room` (compressed formats: a
+#: conservative guess, so that only a disk that surely cannot hold the results is refused).
+_BYTES_PER_SAMPLE = {'.bmp': 1.0, '.dib': 1.0, '.ppm': 1.0, '.pgm': 1.0, '.pnm': 1.0, '.pbm': 1.0, '.jpg': 0.05,
+                     '.jpeg': 0.05, '.jpe': 0.05}
+_COMPRESSED_BYTES_PER_SAMPLE = 0.25
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def config_scale(config: str) -> int:
+    """The up-scaling factor of a config's generator (``upscale_factor``, ``upscale`` or ``scale``; else 1)."""
+    from mmengine.config import Config
+    try:
+        generator = Config.fromfile(config, import_custom_modules=False).model.get('generator', {})
+    except Exception:  # noqa: BLE001  (build_restorer reports config problems properly)
+        return 1
+    for key in ('upscale_factor', 'upscale', 'scale'):
+        if isinstance(generator.get(key), int):
+            return int(generator[key])
+    return 1
+
+
+def _existing_folder(path: str) -> str:
+    path = osp.abspath(path)
+    while not osp.isdir(path) and osp.dirname(path) != path:
+        path = osp.dirname(path)
+    return path
+
+
+def check_output_room(jobs: Sequence[RestoreJob], scale: int = 1, overwrite: bool = False) -> int:
+    """Refuse outputs that cannot be written before any model is loaded: a read-only folder or too little space.
+
+    Each output folder (its nearest existing parent) gets a probe file, created and removed. The space
+    the results need is estimated from the inputs' headers (no pixel decoded): output pixels times
+    channels times bytes per sample (1 for BMP / PNM, 0.25 for PNG, TIFF and WebP, 0.05 for JPEG).
+
+    Args:
+        jobs (sequence[RestoreJob]): From :func:`plan_jobs`.
+        scale (int): The model's up-scaling factor. Default: 1.
+        overwrite (bool): Existing outputs will be replaced (else they are kept and need no room).
+
+    Returns:
+        int: The estimated bytes the results need.
+
+    Raises:
+        RestoreError: An output folder is not writable, or has less free space than the estimate.
+    """
+    import shutil
+    needed: Dict[str, int] = {}
+    for job in jobs:
+        if job.error or (osp.lexists(job.dst) and not overwrite):
+            continue
+        folder = _existing_folder(osp.dirname(job.dst) or '.')
+        try:
+            header = read_image_header(job.src)
+        except (ImageFileError, OSError):
+            header = None  # reported when the image is read
+        per = _BYTES_PER_SAMPLE.get(osp.splitext(job.dst)[1].lower(), _COMPRESSED_BYTES_PER_SAMPLE)
+        size = 0 if header is None else int(header.pixels * scale * scale * 3 * per)
+        needed[folder] = needed.get(folder, 0) + size
+    for folder, size in needed.items():
+        try:
+            fd, probe = tempfile.mkstemp(prefix='.restore-probe.', suffix='.tmp', dir=folder)
+            os.close(fd)
+            os.remove(probe)
+        except OSError as err:
+            raise RestoreError(f"output folder '{folder}' cannot be written ({err.strerror or err}); choose a writable "
+                               'OUTPUT') from None
+        free = shutil.disk_usage(folder).free
+        if size > free:
+            raise RestoreError(f"output folder '{folder}' has {free / 1e6:.0f} MB free but the results need about "
+                               f'{size / 1e6:.0f} MB; free some space or choose another OUTPUT')
+    return sum(needed.values())
+
+
 def _default_log(message: str) -> None:
     from tqdm import tqdm
     tqdm.write(message, file=sys.stderr)
@@ -885,7 +973,19 @@ def restore_files(restorer: Restorer, jobs: Sequence[RestoreJob], overwrite: boo
         except ImageReadError as err:
             summary.failed.append((job.src, str(err)))
             log(f'skipped: {err}')
-        except (ValueError, RuntimeError, OSError, cv2.error) as err:
+        except OSError as err:
+            if err.errno in _DISK_FULL + _READ_ONLY:  # every later image would fail the same way: stop now
+                where = err.filename or job.dst
+                summary.stopped = (f"cannot write '{where}' ({err.strerror}); stopped before computing the other "
+                                   f'{len(jobs) - jobs.index(job) - 1} image(s): '
+                                   + ('free space on that disk' if err.errno in _DISK_FULL else
+                                      'choose a writable OUTPUT') + ' and rerun (finished results are kept)')
+                summary.failed.append((job.src, summary.stopped))
+                break
+            reason = f'{type(err).__name__}: {_first_line(err)}'
+            summary.failed.append((job.src, reason))
+            log(f"skipped '{job.src}': {reason}")
+        except (ValueError, RuntimeError, cv2.error) as err:
             reason = f'{type(err).__name__}: {_first_line(err)}'
             summary.failed.append((job.src, reason))
             log(f"skipped '{job.src}': {reason}")
@@ -895,5 +995,6 @@ def restore_files(restorer: Restorer, jobs: Sequence[RestoreJob], overwrite: boo
 
 
 __all__ = ['CheckpointRefusedError', 'IMAGE_EXTENSIONS', 'ImageReadError', 'LoadSettings', 'RestoreError',
-           'RestoreJob', 'RestoreSummary', 'Restorer', 'build_restorer', 'find_load_settings',
+           'RestoreJob', 'RestoreSummary', 'Restorer', 'build_restorer', 'check_output_room', 'config_scale',
+           'find_load_settings',
            'load_state_dict_safely', 'match_state_dict', 'plan_jobs', 'restore_files', 'write_image_atomic']

@@ -8,10 +8,12 @@ the command that prepares it instead.
 from __future__ import annotations
 
 import os.path as osp
-from typing import List
+from typing import List, Optional
 
 from mmagic.datasets import BasicImageDataset
 from mmagic.registry import DATASETS
+
+from .image_io import MAX_PIXELS_ENV, ImageFileError, check_image_file, verify_image_file
 
 
 class DataSampleError(RuntimeError):
@@ -23,17 +25,24 @@ class CheckedImageDataset(BasicImageDataset):
     """``BasicImageDataset`` that checks its folders, meta-info file and listed files first.
 
     A sample that fails in the pipeline (unreadable or truncated image, LR/HR sizes that do not match
-    the scale, an image smaller than the patch size) raises :class:`DataSampleError` naming its files.
+    the scale, an image smaller than the patch size) raises :class:`DataSampleError` naming its files
+    and, when one of them is damaged, which one. Before a sample is decoded, each of its files'
+    declared size is read from the header and checked against the pixel limit, so that a
+    decompression bomb in the data is refused instead of exhausting the memory.
 
     Args:
         prepare_cmd (str): Command that prepares this dataset, quoted in the error message.
             Default: ''.
+        max_pixels (int, optional): Pixel limit of one image. Default: None, i.e.
+            ``PANET_MM_MAX_PIXELS`` or what the machine's memory affords
+            (:func:`~panet_mm.datasets.image_io.default_max_pixels`).
         **kwargs: Arguments of mmagic's ``BasicImageDataset`` (``data_root``, ``data_prefix``,
             ``ann_file``, ``filename_tmpl``, ``pipeline``, ...).
     """
 
-    def __init__(self, prepare_cmd: str = '', **kwargs) -> None:
+    def __init__(self, prepare_cmd: str = '', max_pixels: Optional[int] = None, **kwargs) -> None:
         self.prepare_cmd = prepare_cmd
+        self.max_pixels = max_pixels
         super().__init__(**kwargs)
 
     def _missing(self, what: str) -> FileNotFoundError:
@@ -61,17 +70,34 @@ class CheckedImageDataset(BasicImageDataset):
         return data_list
 
     def prepare_data(self, idx: int):
-        """Run the pipeline on sample ``idx``; a failure is re-raised naming the sample's files."""
+        """Run the pipeline on sample ``idx``; a failure is re-raised naming the sample's (broken) files."""
+        info = self.get_data_info(idx)
+        paths = {k[:-5]: v for k, v in info.items() if k.endswith('_path') and isinstance(v, str)}
+        option = f'max_pixels=N in the dataset config (or {MAX_PIXELS_ENV}=N)'
         try:
+            for path in paths.values():  # header only: nothing is decoded before the sizes are known
+                check_image_file(path, self.max_pixels, option)
             return super().prepare_data(idx)
         except DataSampleError:
             raise
         except Exception as e:
-            info = self.get_data_info(idx)
-            files = ', '.join(f"{k[:-5]}: '{v}'" for k, v in info.items() if k.endswith('_path'))
+            files = ', '.join(f"{k}: '{v}'" for k, v in paths.items())
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            if not isinstance(e, ImageFileError):
+                broken = self._broken_file(paths, option)
+                reason = broken or reason
             raise DataSampleError(f"sample '{info.get('key', idx)}' ({files}) could not be loaded: {reason}; "
                                   'replace or remove this file (and its meta-info line)') from e
+
+    def _broken_file(self, paths: dict, option: str) -> Optional[str]:
+        """Which of a failed sample's files is damaged (decoded whole to find out), as a sentence; else None."""
+        for key, path in paths.items():
+            try:
+                verify_image_file(path, self.max_pixels, option)
+            except (ImageFileError, OSError) as err:
+                text = str(err).split('; copy or export')[0]
+                return f'its {key} file {text}'
+        return None
 
 
 __all__ = ['CheckedImageDataset', 'DataSampleError']

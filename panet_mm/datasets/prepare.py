@@ -19,13 +19,16 @@ This module is used by ``tools/make_demo_data.py`` and ``tools/prepare_div2k.py`
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import os.path as osp
 import uuid
-from typing import Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from .image_io import ImageFileError, imread_verified
 
 #: Shape as recorded in a meta-info file: ``(H, W, C)``.
 Shape = Tuple[int, int, int]
@@ -33,7 +36,7 @@ Shape = Tuple[int, int, int]
 __all__ = [
     'mod_crop', 'sub_image_starts', 'sub_image_name', 'crop_sub_images', 'bicubic_downscale',
     'atomic_write_bytes', 'imwrite_atomic', 'meta_info_line', 'parse_meta_info_line', 'write_meta_info',
-    'read_meta_info', 'imread_color'
+    'read_meta_info', 'imread_color', 'ImagePool', 'same_folder'
 ]
 
 
@@ -339,22 +342,111 @@ def read_meta_info(path: str) -> List[Tuple[str, Shape]]:
         return [parse_meta_info_line(line) for line in f if line.strip()]
 
 
-def imread_color(path: str) -> np.ndarray:
+def imread_color(path: str, max_pixels: Optional[int] = None, option: str = '--max-pixels N') -> np.ndarray:
     """Read an image as 3-channel BGR ``uint8`` with OpenCV (grayscale images are replicated).
+
+    The file is checked first (:func:`panet_mm.datasets.image_io.imread_verified`): its declared size
+    against the pixel limit, then every pixel decoded once, so a decompression bomb is refused before
+    decoding and a truncated or corrupt file never becomes data.
 
     Args:
         path: Image file.
+        max_pixels: The pixel limit. Defaults to
+            :func:`~panet_mm.datasets.image_io.default_max_pixels`.
+        option: How the user raises the limit, quoted when it refuses. Defaults to ``'--max-pixels N'``.
 
     Returns:
         The image, of shape ``(H, W, 3)``.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If OpenCV cannot decode the file.
+        ImageFileError: (a ``ValueError``) If the file is too large, empty, truncated, corrupt or not
+            an image.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'no such image file: {path}')
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f'OpenCV could not decode the image {path}')
-    return img
+    return imread_verified(path, cv2.IMREAD_COLOR, max_pixels, option)
+
+
+def same_folder(a: str, b: str) -> bool:
+    """Whether two paths name the same folder (through symbolic links, bind mounts or ``..``)."""
+    if osp.realpath(a) == osp.realpath(b):
+        return True
+    try:
+        return osp.samefile(a, b)
+    except OSError:
+        return False
+
+
+_stop_event: Any = None
+
+
+def _init_worker(event: Any) -> None:
+    global _stop_event
+    _stop_event = event
+
+
+class _Guarded:
+    """``func(item)`` in a worker: skipped once the batch is stopped, a damaged image returned, not raised."""
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        self.func = func
+
+    def __call__(self, item: Any) -> Tuple[str, Any]:
+        if _stop_event is not None and _stop_event.is_set():
+            return 'skipped', None
+        try:
+            return 'ok', self.func(item)
+        except ImageFileError as err:
+            return 'bad', str(err)
+
+
+class ImagePool:
+    """Worker processes for preparing images, stopping a batch at its first damaged image.
+
+    Why it exists: ``Pool.imap`` hands every item to the workers at once, so an error raised for one
+    image leaves the others running (and a traceback). Here a worker reports a damaged image
+    (:class:`~panet_mm.datasets.image_io.ImageFileError`) as a result; unless ``skip_bad``, the batch
+    then stops: images not started yet are skipped, those in progress finish. Nothing derived from
+    the damaged image is written, provided ``func`` reads its inputs before writing anything.
+
+    Args:
+        workers (int): Number of worker processes.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.stop = multiprocessing.Event()
+        self.pool = multiprocessing.Pool(max(1, workers), initializer=_init_worker, initargs=(self.stop, ))
+
+    def run(self, func: Callable[[Any], Any], items: Sequence[Any], skip_bad: bool = False,
+            desc: str = '') -> Tuple[List[Any], List[str]]:
+        """Apply ``func`` to every item (in order) in the workers.
+
+        Args:
+            func (callable): Picklable function of one item; raises ``ImageFileError`` for a damaged input.
+            items (sequence): The items.
+            skip_bad (bool): Keep going after a damaged image. Default: False (stop the batch).
+            desc (str): Progress-bar label.
+
+        Returns:
+            tuple[list, list[str]]: Results of the items that ran, and the messages of damaged images.
+        """
+        from tqdm import tqdm
+        self.stop.clear()
+        results, bad = [], []
+        for status, value in tqdm(self.pool.imap(_Guarded(func), items), total=len(items), desc=desc, unit='img'):
+            if status == 'ok':
+                results.append(value)
+            elif status == 'bad':
+                bad.append(value)
+                if not skip_bad:
+                    self.stop.set()
+        return results, bad
+
+    def __enter__(self) -> ImagePool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None:
+            self.pool.close()
+        else:
+            self.pool.terminate()
+        self.pool.join()

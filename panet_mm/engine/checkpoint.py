@@ -285,9 +285,11 @@ def _atomic_write(data: Union[bytes, str], filepath: Union[str, Path], encoding:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, filepath)
-    except BaseException:
+    except BaseException as err:
         if osp.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, OSError) and not err.filename:
+            err.filename = filepath  # a full disk fails in write / fsync, which name no file
         raise
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import errno
 import os
 import os.path as osp
 import re
@@ -23,6 +24,12 @@ from .checkpoint import UnsafeCheckpointError
 from .distributed import setup_distributed
 from .hooks import NonFiniteLossError, NonFiniteOutputError
 from .runner import CheckpointMismatchError, PANetRunner
+from .work_dir import WorkDirBusyError, WorkDirLock, remove_interrupted_saves
+
+_MISSING = object()
+#: Errors of a full or read-only disk: one line instead of a traceback.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def parse_cfg_options(options: Optional[Sequence[str]]) -> dict:
@@ -69,7 +76,12 @@ def load_config(args: argparse.Namespace) -> Config:
         raise SystemExit(explain_missing_base(args.config, err)) from None
     cfg.launcher = args.launcher
     if args.cfg_options:
-        cfg.merge_from_dict(parse_cfg_options(args.cfg_options))
+        options = parse_cfg_options(args.cfg_options)
+        problem = check_overrides(cfg, options)
+        if problem:
+            print(f'error: {problem}', file=sys.stderr)
+            raise SystemExit(2)
+        cfg.merge_from_dict(options)
     # work_dir priority: command line > config > config file name
     if args.work_dir:
         cfg.work_dir = args.work_dir
@@ -79,6 +91,74 @@ def load_config(args: argparse.Namespace) -> Config:
         add_tensorboard(cfg)
     setup_distributed(cfg, args.launcher)
     return cfg
+
+
+def _config_value(cfg: Config, key: str):
+    node = cfg._cfg_dict if isinstance(cfg, Config) else cfg  # a Config is not a dict; its ConfigDict is
+    for part in key.split('.'):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return _MISSING
+    return node
+
+
+def check_overrides(cfg: Config, options: dict) -> Optional[str]:
+    """A message for a ``--cfg-options`` value whose type contradicts the config's value there, else None.
+
+    Why it exists: ``DictAction`` keeps a value it cannot parse as a string, so ``train_cfg.max_iters=abc``
+    only fails when the loop is built, after the work directory and its logs were created, with a
+    traceback. Numbers and booleans of the config must stay numbers and booleans (``None`` is allowed).
+
+    Args:
+        cfg (Config): The config before the overrides.
+        options (dict): The parsed ``--cfg-options``.
+
+    Returns:
+        str, optional: The problem, naming the key, the value and what the config has there.
+    """
+    for key, value in options.items():
+        old = _config_value(cfg, key)
+        if old is _MISSING or old is None or value is None:
+            continue
+        if isinstance(old, bool):
+            ok, want = isinstance(value, bool), 'True or False'
+        elif isinstance(old, int):
+            ok = (isinstance(value, int) and not isinstance(value, bool)
+                  or isinstance(value, float) and value.is_integer())
+            want = 'an integer'
+        elif isinstance(old, float):
+            ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), 'a number'
+        else:
+            continue
+        if not ok:
+            return (f'--cfg-options {key}={value}: the config has {old!r} there; give {want} '
+                    '(nothing was created)')
+    return None
+
+
+@contextlib.contextmanager
+def hold_work_dir(cfg: Config) -> Iterator[None]:
+    """Hold the work directory's :class:`~panet_mm.engine.work_dir.WorkDirLock` for a training run.
+
+    Only the first process of a distributed run (rank 0) takes it. With the lock held, temporary files
+    of checkpoint saves that an earlier run left when it was interrupted are removed (with a note).
+    """
+    rank = int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) or 0)
+    if rank != 0:
+        yield
+        return
+    with WorkDirLock(cfg.work_dir) as lock:
+        if lock.note:
+            print(f'note: {lock.note}', file=sys.stderr)
+        removed, size = remove_interrupted_saves(cfg.work_dir)
+        if removed:
+            shown = ', '.join(removed[:4]) + (f' (+{len(removed) - 4} more)' if len(removed) > 4 else '')
+            print(f'note: removed {len(removed)} temporary file(s) ({size / 1e6:.1f} MB) of interrupted checkpoint '
+                  f"saves in '{cfg.work_dir}': {shown}", file=sys.stderr)
+        yield
 
 
 def explain_missing_base(config: str, err: FileNotFoundError) -> str:
@@ -203,8 +283,13 @@ def readable_errors() -> Iterator[None]:
     try:
         yield
     except (CheckpointMismatchError, UnsafeCheckpointError, NonFiniteLossError, NonFiniteOutputError,
-            FileNotFoundError) as e:
+            FileNotFoundError, WorkDirBusyError) as e:
         _fail(str(e))
+    except OSError as e:
+        text = disk_error(e)
+        if text is None:
+            raise
+        _fail(text)
     except KeyError as e:
         text = explain_unknown_type(str(e))
         if text is None:
@@ -216,10 +301,21 @@ def readable_errors() -> Iterator[None]:
         _fail(str(e).strip().splitlines()[-1])
 
 
+def disk_error(err: OSError, hint: str = 'then continue with --resume') -> Optional[str]:
+    """One sentence for a full or read-only disk (naming the file), or None for other errors."""
+    what = f"cannot write '{err.filename}'" if err.filename else 'a write failed'
+    if err.errno in _NO_SPACE:
+        return (f'{what}: {err.strerror or "no space left"}; free space on that disk (or pass another --work-dir), '
+                f'{hint}')
+    if err.errno in _NOT_WRITABLE:
+        return f'{what}: {err.strerror or "not writable"}; pass a writable --work-dir'
+    return None
+
+
 def _fail(message: str) -> None:
     print(f'error: {message}', file=sys.stderr)
     raise SystemExit(1)
 
 
-__all__ = ['add_tensorboard', 'build_runner', 'enable_amp', 'explain_missing_base', 'explain_unknown_type',
-           'load_config', 'parse_cfg_options', 'readable_errors']
+__all__ = ['add_tensorboard', 'build_runner', 'check_overrides', 'disk_error', 'enable_amp', 'explain_missing_base',
+           'explain_unknown_type', 'hold_work_dir', 'load_config', 'parse_cfg_options', 'readable_errors']

@@ -219,5 +219,5 @@ def test_imread_color_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         prepare.imread_color(str(tmp_path / 'missing.png'))
     (tmp_path / 'junk.png').write_bytes(b'not a png')
-    with pytest.raises(ValueError, match='could not decode'):
+    with pytest.raises(ValueError, match='is not an image file of a known format'):
         prepare.imread_color(str(tmp_path / 'junk.png'))

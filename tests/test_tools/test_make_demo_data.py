@@ -102,13 +102,19 @@ def test_deterministic_and_rerun_is_idempotent(demo, tmp_path):
     again = tmp_path / 'again'
     make(again)  # default --scales 2 3 4
     assert tree_hashes(again) == reference
-    # A rerun into a folder this tool made is allowed; it rewrites the same bytes and removes stale output.
-    stale = again / 'DIV2K' / 'DIV2K_train_HR_sub' / '0099_s001.png'
-    stale.write_bytes(b'old')
-    (again / 'Set5' / 'LRbicx4' / '.astronaut.png.123.abcd.tmp').write_bytes(b'half')
+    # A rerun into a folder this tool made is allowed; it rewrites the same bytes and deletes only files it
+    # recorded making (the LR images of scales no longer asked for) and its own temporary files.
+    make(again, '--scales', '2')
+    assert not (again / 'DIV2K' / 'DIV2K_train_LR_bicubic' / 'X3_sub').exists()
+    assert not (again / 'Set5' / 'LRbicx4').exists() and (again / 'Set5' / 'LRbicx2').is_dir()
+    mine = again / 'DIV2K' / 'DIV2K_train_HR_sub' / '0099_s001.png'
+    mine.write_bytes(b'the user put this here')
+    (again / 'Set5' / 'LRbicx2' / '.astronaut.png.123.abcd.tmp').write_bytes(b'half')
     proc = make(again)
+    assert mine.read_bytes() == b'the user put this here'  # not recorded: never deleted
+    mine.unlink()
     assert tree_hashes(again) == reference
-    assert 'removed 2 stale' in proc.stdout
+    assert 'removed 1 stale' in proc.stdout
 
 
 def test_refuses_foreign_folder(tmp_path):

@@ -1,0 +1,310 @@
+"""Reading image files that may be hostile: a pixel limit checked from the header, and full verification.
+
+Why it exists: OpenCV and Pillow decode whatever size a file declares. A small PNG or JPEG can
+declare 30000 x 30000 pixels (a decompression bomb) and exhaust the machine's memory while it is
+decoded; Pillow's own guard (``DecompressionBombError``) is a fixed 179 MP that callers tend to
+catch and hand the file to OpenCV, which decodes it anyway. And OpenCV decodes a truncated JPEG into
+an image with a flat grey block, with only a libjpeg warning on stderr.
+
+Every image panet_mm decodes (``tools/restore.py``, the preparation tools, ``CheckedImageDataset``)
+goes through this module first:
+
+* :func:`read_image_header` reads the declared size from the header without decoding any pixels:
+  PNG's ``IHDR``, JPEG's ``SOF`` segment (parsed here, so that nothing else runs first), other
+  formats through Pillow's lazy ``Image.open`` (which reads the header only).
+* :func:`check_image_file` refuses a size above the pixel limit (:func:`default_max_pixels`: what
+  the machine's memory affords, or ``PANET_MM_MAX_PIXELS``), naming the file, its declared size and
+  the option that raises the limit.
+* :func:`verify_image_file` also decodes the whole file with Pillow, which notices truncated or
+  corrupt PNG / JPEG data that OpenCV silently fills in.
+* :func:`imread_verified` is :func:`verify_image_file` followed by OpenCV's decoding (the pixels the
+  project always used), for tools that must never turn a damaged file into data.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import os.path as osp
+import resource
+import struct
+from typing import BinaryIO, Iterator, NamedTuple, Optional, Union
+
+import numpy as np
+
+#: Environment variable that sets the pixel limit (an integer number of pixels) for every reader.
+MAX_PIXELS_ENV = 'PANET_MM_MAX_PIXELS'
+#: Bytes of memory budgeted per declared pixel: the limit keeps a decoded image and the few float32
+#: copies made from it (3 channels x 4 bytes each) within a quarter of the memory.
+BYTES_PER_PIXEL_BUDGET = 128
+#: The default limit stays between these: OpenCV's own ceiling (2**30, ``OPENCV_IO_MAX_IMAGE_PIXELS``)
+#: and 16 MP (any photo a small machine is likely to be handed).
+MIN_DEFAULT_PIXELS = 1 << 24
+MAX_DEFAULT_PIXELS = 1 << 30
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+
+
+class ImageFileError(ValueError):
+    """An image file is empty, truncated, corrupt or not an image; the message names it."""
+
+
+class PixelLimitError(ImageFileError):
+    """An image declares more pixels than the limit (a possible decompression bomb)."""
+
+
+class ImageHeader(NamedTuple):
+    """What an image file declares before any pixel is decoded.
+
+    Attributes:
+        width (int): Declared width in pixels.
+        height (int): Declared height in pixels.
+        format (str): ``'PNG'``, ``'JPEG'`` or Pillow's format name.
+    """
+
+    width: int
+    height: int
+    format: str
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def memory_bytes() -> int:
+    """The memory this process may use: physical memory, lowered by a cgroup or address-space limit."""
+    total = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    for limit_file in ('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes'):
+        try:
+            with open(limit_file) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY and soft > 0:
+        total = min(total, soft)
+    return total
+
+
+def default_max_pixels() -> int:
+    """The pixel limit: ``PANET_MM_MAX_PIXELS`` if set, else a quarter of the memory at 32 bytes a pixel.
+
+    Returns:
+        int: The largest number of pixels an image may declare, between 16 MP and 2**30 by default.
+
+    Raises:
+        ValueError: If ``PANET_MM_MAX_PIXELS`` is not a positive integer.
+    """
+    env = os.environ.get(MAX_PIXELS_ENV)
+    if env:
+        try:
+            value = int(float(env))
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f'{MAX_PIXELS_ENV}={env!r} is not a positive number of pixels; unset it or give '
+                             f'e.g. {MAX_PIXELS_ENV}=400000000')
+        return value
+    return int(min(MAX_DEFAULT_PIXELS, max(MIN_DEFAULT_PIXELS, memory_bytes() // BYTES_PER_PIXEL_BUDGET)))
+
+
+def _png_size(head: bytes) -> Optional[ImageHeader]:
+    if head[:8] != b'\x89PNG\r\n\x1a\n':
+        return None
+    if len(head) < 24 or head[12:16] != b'IHDR':
+        raise ImageFileError('it starts like a PNG but has no IHDR header (truncated or corrupt)')
+    width, height = struct.unpack('>II', head[16:24])
+    return ImageHeader(width, height, 'PNG')
+
+
+def _jpeg_size(f: BinaryIO) -> Optional[ImageHeader]:
+    """Walk the JPEG segments up to the first SOF, seeking over the others (EXIF, ICC, ...)."""
+    f.seek(0)
+    if f.read(2) != b'\xff\xd8':
+        return None
+    while True:
+        byte = f.read(1)
+        if not byte:
+            break
+        if byte != b'\xff':
+            continue  # not at a marker: corrupt, keep scanning as decoders do
+        marker = f.read(1)
+        while marker == b'\xff':  # fill bytes
+            marker = f.read(1)
+        if not marker:
+            break
+        code = marker[0]
+        if code in _JPEG_STANDALONE or code == 0x00:
+            continue
+        if code in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+            break
+        raw = f.read(2)
+        if len(raw) < 2:
+            break
+        length = struct.unpack('>H', raw)[0]
+        if length < 2:
+            break
+        if code in _JPEG_SOF:
+            body = f.read(5)
+            if len(body) < 5:
+                break
+            height, width = struct.unpack('>HH', body[1:5])
+            return ImageHeader(width, height, 'JPEG')
+        f.seek(length - 2, io.SEEK_CUR)
+    raise ImageFileError('it starts like a JPEG but has no frame header (SOF) before its data (truncated or '
+                         'corrupt)')
+
+
+@contextlib.contextmanager
+def pillow_checks() -> Iterator[None]:
+    """Pillow without its own pixel guard (the size was checked already) and strict about truncation."""
+    from PIL import Image, ImageFile
+    saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+    Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:200]
+
+
+def _open(source: Union[str, bytes]) -> BinaryIO:
+    return io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, 'rb')
+
+
+def read_image_header(source: Union[str, bytes], name: Optional[str] = None) -> ImageHeader:
+    """The size an image file declares, read from its header without decoding pixels.
+
+    Args:
+        source (str | bytes): The file path, or the file's bytes.
+        name (str, optional): The file name for messages. Default: ``source`` if it is a path.
+
+    Returns:
+        ImageHeader: Declared width, height and format.
+
+    Raises:
+        ImageFileError: The file is empty, its header is truncated or corrupt, or it is not an image
+            format Pillow or this module recognises.
+        OSError: The file cannot be opened.
+    """
+    name = name or (source if isinstance(source, str) else '<bytes>')
+    with _open(source) as f:
+        head = f.read(32)
+        if not head:
+            raise ImageFileError(f"'{name}' is empty (0 bytes); copy or export the image again")
+        try:
+            header = _png_size(head) or _jpeg_size(f)
+        except ImageFileError as err:
+            raise ImageFileError(f"'{name}': {err}; copy or export the image again") from None
+        if header is None:
+            from PIL import Image, UnidentifiedImageError
+            f.seek(0)
+            try:
+                with pillow_checks(), Image.open(f) as im:  # lazy: reads the header only
+                    header = ImageHeader(int(im.width), int(im.height), str(im.format))
+            except UnidentifiedImageError:
+                raise ImageFileError(f"'{name}' is not an image file of a known format (PNG, JPEG, BMP, TIFF, WebP, "
+                                     'PNM, ...), or its header is corrupt; convert it to PNG') from None
+            except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
+                raise ImageFileError(f"'{name}' has a truncated or corrupt header ({_first_line(err)}); copy or "
+                                     'export the image again') from None
+    if header.width < 1 or header.height < 1:
+        raise ImageFileError(f"'{name}' declares {header.width}x{header.height} pixels (corrupt header); copy or "
+                             'export the image again')
+    return header
+
+
+def check_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None, option: str = '--max-pixels N',
+                     name: Optional[str] = None) -> ImageHeader:
+    """Read the header and refuse an image declaring more than ``max_pixels`` pixels.
+
+    Args:
+        source (str | bytes): The file path, or the file's bytes.
+        max_pixels (int, optional): The limit. Default: :func:`default_max_pixels`.
+        option (str): How the user raises the limit, quoted in the refusal. Default: ``'--max-pixels N'``.
+        name (str, optional): The file name for messages. Default: ``source`` if it is a path.
+
+    Returns:
+        ImageHeader: The declared size.
+
+    Raises:
+        PixelLimitError: The declared size is above the limit.
+        ImageFileError: See :func:`read_image_header`.
+    """
+    name = name or (source if isinstance(source, str) else '<bytes>')
+    header = read_image_header(source, name)
+    limit = default_max_pixels() if max_pixels is None else int(max_pixels)
+    if header.pixels > limit:
+        raise PixelLimitError(
+            f"'{name}' declares {header.width}x{header.height} pixels ({header.pixels / 1e6:.0f} MP), above the "
+            f'limit of {limit / 1e6:.0f} MP (a decompression bomb would exhaust the memory); it was not decoded. '
+            f'If the image is genuine, raise the limit ({option}, N >= {header.pixels})')
+    return header
+
+
+def verify_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None, option: str = '--max-pixels N',
+                      name: Optional[str] = None) -> ImageHeader:
+    """:func:`check_image_file`, then decode every pixel with Pillow to find truncated or corrupt data.
+
+    Args:
+        source (str | bytes): The file path, or the file's bytes.
+        max_pixels (int, optional): The limit. Default: :func:`default_max_pixels`.
+        option (str): How the user raises the limit. Default: ``'--max-pixels N'``.
+        name (str, optional): The file name for messages.
+
+    Returns:
+        ImageHeader: The declared size.
+
+    Raises:
+        PixelLimitError: The declared size is above the limit (nothing was decoded).
+        ImageFileError: The file is empty, truncated, corrupt or not an image.
+    """
+    from PIL import Image
+    name = name or (source if isinstance(source, str) else '<bytes>')
+    header = check_image_file(source, max_pixels, option, name)
+    try:
+        with _open(source) as f, pillow_checks(), Image.open(f) as im:
+            im.load()
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as err:
+        raise ImageFileError(f"'{name}' is truncated or corrupt ({_first_line(err)}); copy or export the image "
+                             'again') from None
+    return header
+
+
+def imread_verified(path: str, flags: Optional[int] = None, max_pixels: Optional[int] = None,
+                    option: str = '--max-pixels N') -> np.ndarray:
+    """Read an image with OpenCV after :func:`verify_image_file` (limit and full verification).
+
+    Args:
+        path (str): Image file.
+        flags (int, optional): ``cv2.imread`` flags. Default: ``cv2.IMREAD_COLOR``.
+        max_pixels (int, optional): The pixel limit. Default: :func:`default_max_pixels`.
+        option (str): How the user raises the limit. Default: ``'--max-pixels N'``.
+
+    Returns:
+        np.ndarray: The image as OpenCV decodes it (BGR for colour).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ImageFileError: The file is too large, empty, truncated, corrupt or not an image.
+    """
+    import cv2
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"no such image file: '{path}'")
+    verify_image_file(path, max_pixels, option)
+    img = cv2.imread(path, cv2.IMREAD_COLOR if flags is None else flags)
+    if img is None:
+        raise ImageFileError(f"'{path}' cannot be decoded by OpenCV; convert it to PNG")
+    return img
+
+
+__all__ = ['MAX_PIXELS_ENV', 'ImageFileError', 'ImageHeader', 'PixelLimitError', 'check_image_file',
+           'default_max_pixels', 'imread_verified', 'memory_bytes', 'pillow_checks', 'read_image_header',
+           'verify_image_file']

@@ -1,0 +1,105 @@
+"""Cases 4 and 7: one training run per work directory; leftovers of interrupted saves are removed."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, demo_overrides, run_tool
+
+from panet_mm.engine.work_dir import LOCK_NAME, WorkDirBusyError, WorkDirLock, remove_interrupted_saves
+
+DEMO = 'configs/demo/panet_sr_x2_demo.py'
+
+
+def dead_pid():
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    return proc.pid
+
+
+def test_second_lock_is_refused_naming_the_holder(tmp_path):
+    with WorkDirLock(str(tmp_path / 'w')) as first:
+        assert first.note is None
+        with pytest.raises(WorkDirBusyError) as err:
+            WorkDirLock(str(tmp_path / 'w')).acquire()
+        assert f'pid {os.getpid()}' in str(err.value) and socket.gethostname() in str(err.value)
+        assert '--work-dir' in str(err.value)
+    assert not (tmp_path / 'w' / LOCK_NAME).exists()  # released
+    WorkDirLock(str(tmp_path / 'w')).acquire().release()
+
+
+def test_stale_lock_of_a_killed_run_is_taken_over(tmp_path):
+    work = tmp_path / 'w'
+    work.mkdir()
+    (work / LOCK_NAME).write_text(json.dumps(dict(pid=dead_pid(), host=socket.gethostname(), start='1',
+                                                  started=time.time() - 60)))
+    with WorkDirLock(str(work)) as lock:
+        assert 'no longer running' in lock.note
+        assert json.loads((work / LOCK_NAME).read_text())['pid'] == os.getpid()
+
+
+def test_lock_of_a_live_process_without_flock_is_respected(tmp_path):
+    """A file system without flock: the lock file's PID (alive, same start time) still refuses."""
+    from panet_mm.engine.work_dir import _process_start
+    work = tmp_path / 'w'
+    work.mkdir()
+    holder = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])
+    try:
+        time.sleep(0.2)
+        (work / LOCK_NAME).write_text(json.dumps(dict(pid=holder.pid, host=socket.gethostname(),
+                                                      start=_process_start(holder.pid), started=time.time())))
+        with pytest.raises(WorkDirBusyError, match=f'pid {holder.pid}'):
+            WorkDirLock(str(work)).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_only_temporary_files_of_checkpoint_saves_are_removed(tmp_path):
+    names = ['.iter_4.pth.k2j4_x9a.tmp', '.last_checkpoint.abcdefgh.tmp', '.best_PSNR_iter_2.pth.12345678.tmp',
+             'iter_2.pth', '.notes.abcdefgh.tmp', 'mine.tmp', '.iter_4.pth.short.tmp']
+    for n in names:
+        (tmp_path / n).write_bytes(b'x' * 10)
+    removed, size = remove_interrupted_saves(str(tmp_path))
+    assert removed == sorted(names[:3]) and size == 30
+    assert sorted(os.listdir(tmp_path)) == sorted(names[3:])
+
+
+def train(demo_root, work, iters=2):
+    opts = demo_overrides(demo_root, **{'train_cfg.max_iters': iters, 'train_cfg.val_interval': 1000,
+                                        'default_hooks.checkpoint.interval': 2})
+    return run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work)] + opts, check=False)
+
+
+def test_train_refuses_a_work_dir_in_use(demo_root, tmp_path):
+    work = tmp_path / 'w'
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys, time; from panet_mm.engine.work_dir import WorkDirLock; '
+         'WorkDirLock(sys.argv[1]).acquire(); print("held", flush=True); time.sleep(120)', str(work)],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        proc = train(demo_root, work)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1 and f'pid {holder.pid}' in errors[0] and 'Traceback' not in proc.stderr
+    assert os.listdir(work) == [LOCK_NAME]  # no log folder, no checkpoint of the refused run
+
+
+def test_killed_run_leftovers_are_cleaned_at_the_next_start(demo_root, tmp_path):
+    work = tmp_path / 'w'
+    work.mkdir()
+    (work / LOCK_NAME).write_text(json.dumps(dict(pid=dead_pid(), host=socket.gethostname(), start='1')))
+    (work / '.iter_2.pth.ab12cd34.tmp').write_bytes(b'\0' * 4096)  # a save interrupted by SIGKILL
+    (work / 'notes.tmp').write_text('mine')
+    proc = train(demo_root, work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'took over the lock' in proc.stderr and 'removed 1 temporary file(s)' in proc.stderr
+    assert not (work / '.iter_2.pth.ab12cd34.tmp').exists() and (work / 'notes.tmp').exists()
+    assert (work / 'iter_2.pth').is_file() and not (work / LOCK_NAME).exists()
