@@ -132,7 +132,7 @@ def prepare_div2k(args: argparse.Namespace) -> int:
 
 
 def prepare_set5(args: argparse.Namespace) -> int:
-    """Arrange Set5 HR images as GTmod12 and LRbicx{s}; return the number of images."""
+    """Arrange Set5 HR images as GTmod12 and LRbicx{s}; return the number of images arranged."""
     from tqdm import tqdm
 
     from panet_mm.datasets.image_io import ImageFileError
@@ -140,6 +140,7 @@ def prepare_set5(args: argparse.Namespace) -> int:
     names = list_images(args.set5) if osp.isdir(args.set5) else []
     if not names:
         raise SystemExit(f"no Set5 images found in '{args.set5}'; point --set5 at the folder of the 5 HR images")
+    done = 0
     for name in tqdm(names, desc='Set5', unit='img'):
         try:
             gt = mod_crop(imread_color(osp.join(args.set5, name), args.max_pixels), 12)
@@ -148,11 +149,12 @@ def prepare_set5(args: argparse.Namespace) -> int:
                 raise SystemExit(f'error: Set5: {err}; stopped. Replace or remove it, or pass --skip-bad') from None
             args.skipped.append(str(err))
             continue
+        done += 1
         stem = osp.splitext(name)[0]
         imwrite_atomic(gt, osp.join(args.set5_out, 'GTmod12', f'{stem}.png'))
         for s in args.scales:
             imwrite_atomic(bicubic_downscale(gt, s), osp.join(args.set5_out, f'LRbicx{s}', f'{stem}.png'))
-    return len(names)
+    return done
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
