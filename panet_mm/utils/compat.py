@@ -158,6 +158,20 @@ def numpy_pickle_aliases() -> Tuple[Callable[..., Any], ...]:
     return tuple(aliases)
 
 
+def torch_load_defaults_to_weights_only() -> bool:
+    """Whether a plain ``torch.load(f)`` loads weights-only, as torch >= 2.6 does.
+
+    Why: mmengine 0.10.7 reads checkpoints with a plain ``torch.load``. From torch 2.6 on that refuses the
+    ``HistoryBuffer`` objects of mmengine's message hub, so under mmagic's own ``tools/train.py`` a run
+    cannot ``--resume`` a checkpoint written without :class:`~panet_mm.engine.WeightsOnlyCheckpointHook`
+    (panet_mm's runner, tools and loaders are not affected). When it can go: when mmengine's loader
+    passes ``weights_only`` itself, or torch < 2.6 is no longer supported.
+    """
+    import torch
+    major, minor = (int(part) for part in torch.__version__.split('+')[0].split('.')[:2])
+    return (major, minor) >= (2, 6)
+
+
 def _main(argv: Optional[Iterable[str]] = None) -> int:
     parser = argparse.ArgumentParser(description='panet_mm stack compatibility helpers.')
     parser.add_argument('--install-startup-hook', action='store_true',
