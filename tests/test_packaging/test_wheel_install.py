@@ -69,7 +69,8 @@ def test_wheel_carries_mim_files_scripts_and_licence(wheel):
                  'panet_mm/.mim/configs/_base_/default_runtime.py', 'panet_mm/.mim/tools/train.py',
                  'panet_mm/registry.py', 'panet_mm/tools_entry.py'):
         assert path in names, path
-    assert any(n.endswith('.dist-info/LICENSE') for n in names)
+    # setuptools >= 79 (modern stack) puts it in .dist-info/licenses/ (core metadata 2.4)
+    assert any(n.endswith(('.dist-info/LICENSE', '.dist-info/licenses/LICENSE')) for n in names)
     for script in ('panet-train', 'panet-test', 'panet-restore', 'panet-convert'):
         assert f'{script} = panet_mm.tools_entry:' in entry_points
 
