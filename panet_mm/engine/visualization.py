@@ -47,7 +47,11 @@ class FirstSamplesVisualizationHook(BasicVisualizationHook):
         key = getattr(loop, 'dataloader', None)     # mmagic's multi-set loops switch it per set
         if self._drawn.get(key, 0) < self.num_samples:
             self._drawn[key] = self._drawn.get(key, 0) + 1
-            super()._after_iter(runner, batch_idx, data_batch, outputs, mode)
+            # In a test run, not mmagic's `step=runner.iter`: that builds the train loop and its dataset,
+            # which a user testing a checkpoint need not have; the message hub's iteration (or 0) names it.
+            step = runner.iter if mode == 'val' else runner.message_hub.get_info('iter') or 0
+            for data_sample in outputs or ():
+                runner.visualizer.add_datasample(data_sample, step=step)
 
 
 __all__ = ['FirstSamplesVisualizationHook']

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import DEMO_CONFIG, demo_overrides, run_tool
 from mmengine.config import Config
+from mmengine.logging import MessageHub
 
 from panet_mm.engine import FirstSamplesVisualizationHook
 from panet_mm.engine.cli import load_config
@@ -26,7 +27,9 @@ def test_first_samples_of_every_set():
     """mmagic's multi-set loops number batches across sets; the hook counts per data loader and per run."""
     hook = FirstSamplesVisualizationHook(num_samples=2)
     loop = SimpleNamespace(dataloader=None)
-    runner = SimpleNamespace(visualizer=Recorder(), test_loop=loop, val_loop=loop, iter=0)
+    # no `iter`: reading runner.iter builds the train loop and its dataset, which a test-only run lacks
+    runner = SimpleNamespace(visualizer=Recorder(), test_loop=loop, val_loop=loop,
+                             message_hub=MessageHub.get_instance('test_first_samples_of_every_set'))
     for _ in range(2):                                  # two test runs
         hook.before_test_epoch(runner)
         index = 0
