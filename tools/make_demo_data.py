@@ -27,7 +27,6 @@ import contextlib
 import importlib.util
 import os
 import os.path as osp
-import re
 import sys
 import time
 import warnings
@@ -208,9 +207,10 @@ def prune_stale(out: str, previous: Sequence[str], current: Sequence[str]) -> in
     """Delete the files an earlier run recorded that this run does not make, and this tool's temporary files.
 
     Only what the tool can prove it made is touched: files listed in the marker (``previous``) and
-    the atomic writer's temporary files (``.NAME.PID.RANDOM.tmp``) of those names or of ``current``.
-    Folders left empty by the deletion are removed too.
+    the atomic writer's temporary files (:func:`panet_mm.utils.fileio.temp_file_target`) of those names or
+    of ``current``. Folders left empty by the deletion are removed too.
     """
+    from panet_mm.utils.fileio import temp_file_target
     out_real = osp.realpath(out)
     stale = sorted(set(previous) - set(current))
     names = set(previous) | set(current)
@@ -219,8 +219,8 @@ def prune_stale(out: str, previous: Sequence[str], current: Sequence[str]) -> in
         path = osp.join(out, folder)
         if osp.isdir(path):
             for f in os.listdir(path):
-                m = re.fullmatch(r'\.(.+)\.\d+\.[0-9a-f]+\.tmp', f)
-                if m and osp.join(folder, m.group(1)) in names:
+                target = temp_file_target(f)
+                if target and osp.join(folder, target) in names:
                     stale.append(osp.join(folder, f))
     removed = 0
     for rel in stale:
