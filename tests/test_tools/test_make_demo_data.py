@@ -1,4 +1,5 @@
-"""tools/make_demo_data.py: layout, HR/LR consistency, determinism, reruns and refusals (CPU, offline)."""
+"""tools/dataset_converters/make_demo_data.py: layout, HR/LR consistency, determinism, reruns and refusals (CPU,
+offline)."""
 import hashlib
 import importlib.util
 import os
@@ -10,7 +11,7 @@ import cv2
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(ROOT, 'tools', 'make_demo_data.py')
+TOOL = osp.join(ROOT, 'tools', 'dataset_converters', 'make_demo_data.py')
 SCALES = (2, 3, 4)
 
 

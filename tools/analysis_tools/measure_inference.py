@@ -1,6 +1,6 @@
 """Time and peak memory of one whole-image inference with a config's model, before you try it on photos.
 
-    python tools/measure_inference.py CONFIG [--size 256 | --size 480x320] [--device cpu|cuda]
+    python tools/analysis_tools/measure_inference.py CONFIG [--size 256 | --size 480x320] [--device cpu|cuda]
                                       [--test-cfg chop|tile=SIZE,OVERLAP] [--cfg-options k=v ...] [--json F]
 
 The model is built from the config with random weights (no checkpoint or data is read: weights do not

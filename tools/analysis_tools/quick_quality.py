@@ -1,10 +1,10 @@
 """Train a task's demo model for a fixed budget and compare it with the trivial baseline on held-out photos.
 
-    python tools/quick_quality.py TASK [TASK ...] [--data-root data/demo] [--iters N] [--json out.json]
+    python tools/analysis_tools/quick_quality.py TASK [TASK ...] [--data-root data/demo] [--iters N] [--json out.json]
     TASK: sr (PA-EDSR x2), dn (colour denoising, sigma 30), car (grey JPEG q10), demosaic, or all
 
 Each task trains its demo config (``configs/demo/``) on the offline demo data
-(``python tools/make_demo_data.py``), then restores the held-out demo photos (never seen in training)
+(``python tools/dataset_converters/make_demo_data.py``), then restores the held-out demo photos (never seen in training)
 and prints the model's PSNR (the config's own protocol: channel, crop) next to the baseline's:
 
 * sr: bicubic up-sampling of the LR image (OpenCV ``INTER_CUBIC``);
@@ -27,7 +27,7 @@ if TYPE_CHECKING:                  # the stack is imported when used, so that --
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TASKS = {
     'sr': ('configs/demo/panet_sr_x2_demo.py', 'bicubic up-sampling'),
     'dn': ('configs/demo/panet_dn_sigma30_demo.py', 'noisy input'),
@@ -144,7 +144,8 @@ def evaluate(runner: Runner, task: str, settings: dict) -> Dict[str, float]:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description='Train demo models and compare them with trivial baselines')
     parser.add_argument('tasks', nargs='+', choices=[*TASKS, 'all'])
-    parser.add_argument('--data-root', default='data/demo', help='demo data (python tools/make_demo_data.py)')
+    parser.add_argument('--data-root', default='data/demo',
+                        help='demo data (python tools/dataset_converters/make_demo_data.py)')
     parser.add_argument('--work-dir', default='work_dirs/quick_quality')
     parser.add_argument('--iters', type=int, help="training iterations (default: the demo config's)")
     parser.add_argument('--json', help='also write the results to this JSON file')
@@ -152,7 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     tasks = list(TASKS) if 'all' in args.tasks else args.tasks
     if not osp.isdir(args.data_root):
         raise SystemExit(f"demo data folder '{args.data_root}' not found; build it with: "
-                         'python tools/make_demo_data.py')
+                         'python tools/dataset_converters/make_demo_data.py')
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
         import torch

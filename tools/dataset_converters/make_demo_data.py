@@ -1,6 +1,6 @@
 """Make a small, deterministic super-resolution data set for offline demos and smoke tests.
 
-    python tools/make_demo_data.py [--out data/demo] [--scales 2 3 4] [--overwrite]
+    python tools/dataset_converters/make_demo_data.py [--out data/demo] [--scales 2 3 4] [--overwrite]
 
 The images are real photographs that ship inside the scikit-image package (``skimage/data``);
 nothing is downloaded. The output mimics mmagic's DIV2K / Set5 layout, so that the regular
@@ -115,7 +115,8 @@ def import_libraries() -> None:
             except ModuleNotFoundError as e:
                 if e.name != 'panet_mm':
                     raise
-                sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # a checkout, not installed
+                # a checkout, not installed
+                sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
                 from panet_mm.datasets import prepare
             import mmagic.datasets.transforms  # noqa: F401  (used by prepare.bicubic_downscale)
     except ImportError as e:
@@ -165,7 +166,7 @@ FILES_HEADER = 'Files made by this tool (a rerun deletes those it no longer make
 def marker_text(skimage_version: str, files: Sequence[str] = ()) -> str:
     """Content of the marker file (deterministic: no dates, no absolute paths), listing ``files``."""
     lines = [
-        'Made by tools/make_demo_data.py (panet_mm). Rerunning the tool rewrites this folder; '
+        'Made by tools/dataset_converters/make_demo_data.py (panet_mm). Rerunning the tool rewrites this folder; '
         'it is safe to delete.',
         f'Source: real photographs from skimage/data of scikit-image {skimage_version}.',
         'Training photos (DIV2K index = file):',

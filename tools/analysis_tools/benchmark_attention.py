@@ -28,7 +28,7 @@ measured ``torch.mm`` rate of its dtype. Inputs are random tensors of the pyrami
 
 Example (the default CPU run, about 10 minutes on 2 idle cores)::
 
-    python tools/benchmark_attention.py --plot attention.png --json attention.json
+    python tools/analysis_tools/benchmark_attention.py --plot attention.png --json attention.json
 """
 import argparse
 import importlib
@@ -42,7 +42,7 @@ import subprocess
 import sys
 import time
 
-OPS_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'panet_mm', 'ops')
+OPS_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'panet_mm', 'ops')
 BASELINES = ('released', 'reference')
 DTYPES = ('float32', 'bfloat16', 'float16')
 
