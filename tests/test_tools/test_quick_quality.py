@@ -9,7 +9,9 @@ import pytest
 from conftest import ROOT, run_tool
 
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
-from quick_quality import TASKS, bicubic_baseline, bilinear_demosaic  # noqa: E402
+from quick_quality import TASKS, bicubic_baseline  # noqa: E402
+
+from panet_mm.datasets.transforms.mosaic import bilinear_demosaic  # noqa: E402
 
 
 def smooth_image(h=16, w=20):
