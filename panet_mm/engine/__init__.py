@@ -7,8 +7,7 @@ from .checkpoint import (
                          load_weights_only,
 )
 from .distributed import CPUDistributedDataParallel, setup_distributed
-from .hooks import (NonFiniteLossError, NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook,
-                    SaveMetricsHook)
+from .hooks import NonFiniteLossError, NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook, SaveMetricsHook
 from .optim import CPUAmpOptimWrapper
 from .runner import CheckpointMismatchError, PANetRunner, compare_state_dicts
 from .visualization import FirstSamplesVisualizationHook
