@@ -183,6 +183,27 @@ def _scatter_for_matmul(ws: _Workspace, src: Tensor, geo: Geometry, m: int, dtyp
     return ws.get('pix', shape, dtype).copy_(summed)
 
 
+def _scatter_rolled(ws: _Workspace, src: Tensor, geo: Geometry, m: int, dtype: torch.dtype, carry: Tensor,
+                    scale: Optional[Tensor] = None) -> Tensor:
+    """The ``m`` complete rows of ``scatter(src [* scale])``: positions ``a - halo .. a + m - halo - 1``.
+
+    Consecutive chunks tile the padded positions, so the last ``2*halo`` rows of one chunk's scatter
+    are the first ones of the next chunk's: they are added from ``carry`` (``(B, 2*halo, L')``, in
+    ``src``'s dtype, zero before the first chunk) and saved there for the next chunk, and only rows
+    no later chunk adds to go into the matrix products (no product over halo rows; the caller
+    multiplies what is left in ``carry`` after the last chunk). Summed in ``src``'s dtype, returned
+    in ``dtype``.
+    """
+    if geo.halo == 0:
+        return _scatter_for_matmul(ws, src, geo, m, dtype, scale)
+    shape = (src.shape[0], m + 2 * geo.halo, src.shape[2])
+    summed = _scatter_diagonals(src, geo, m, ws.get('pix' if src.dtype == dtype else 'mix', shape, src.dtype), scale)
+    summed[:, :carry.shape[1]] += carry
+    carry.copy_(summed[:, m:])
+    done = summed[:, :m]
+    return done if src.dtype == dtype else ws.get('pix', (shape[0], m, shape[2]), dtype).copy_(done)
+
+
 def _cast(grad: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
     return None if grad is None else grad.to(dtype)
 
@@ -213,9 +234,13 @@ class _ChunkedAttention(torch.autograd.Function):
             out = q.new_zeros((q.shape[0], q.shape[1], v.shape[2]), dtype=acc)
             for i in _batch_slices(q.shape[0], batch_chunk):
                 qi, ki, vi, si = q[i], k[i], v[i], inv_scale[i]
+                carry = ws.get('carry', (qi.shape[0], 2 * h0, k.shape[1]), acc).zero_()
                 for a, m, rows in plan:
                     attn = _probabilities(ws, qi, ki, si, bias, geo, a, m, rows)[1]
-                    _accumulate_bmm(ws, out[i, a - h0:a + m + h0], _scatter_for_matmul(ws, attn, geo, m, cdt), vi)
+                    _accumulate_bmm(ws, out[i, a - h0:a + m - h0], _scatter_rolled(ws, attn, geo, m, cdt, carry), vi)
+                if h0:                                  # the halo left after the last chunk
+                    end = plan[-1][0] + plan[-1][1]
+                    _accumulate_bmm(ws, out[i, end - h0:end + h0], carry.to(cdt), vi)
         ctx.save_for_backward(q, k, v, inv_norm)
         ctx.geo, ctx.chunk_size, ctx.batch_chunk, ctx.scale = geo, chunk_size, batch_chunk, scale
         return out
@@ -224,51 +249,82 @@ class _ChunkedAttention(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
         q, k, v, inv_norm = ctx.saved_tensors
-        geo, chunk_size, scale = ctx.geo, ctx.chunk_size, ctx.scale
-        need_q, need_k, need_v, need_n = ctx.needs_input_grad[:4]
-        acc, cdt, h0 = inv_norm.dtype, q.dtype, geo.halo
-        n_keys = k.shape[1]
-        grad_q = torch.zeros_like(q, dtype=acc) if need_q else None
-        grad_k = torch.zeros_like(k, dtype=acc) if need_k else None
-        grad_v = torch.zeros_like(v, dtype=acc) if need_v else None
-        grad_n = torch.zeros_like(inv_norm) if need_n else None
-        ws = _Workspace(q.device)
+        need = ctx.needs_input_grad[:4]
+        acc, cdt = inv_norm.dtype, q.dtype
+        grads = [torch.zeros_like(t, dtype=acc) if n else None for t, n in zip((q, k, v, inv_norm), need)]
         with torch.autocast(q.device.type, enabled=False):
-            grad_out = grad_out.to(cdt)
-            inv_scale = (inv_norm * scale).unsqueeze(1)
-            bias = geo.key_bias(acc, q.device)
-            plan = _chunk_plan(geo, chunk_size, q.device)
-            for i in _batch_slices(q.shape[0], ctx.batch_chunk):
-                qi, ki, vi, si, gi = q[i], k[i], v[i], inv_scale[i], grad_out[i]
-                b = qi.shape[0]
-                for a, m, rows in plan:
-                    lo, hi = a - h0, a + m + h0
-                    raw, attn = _probabilities(ws, qi, ki, si, bias, geo, a, m, rows)
-                    g_rows = gi[:, lo:hi]
-                    if need_v:
-                        _accumulate_bmm(ws, grad_v[i], _scatter_for_matmul(ws, attn, geo, m, cdt).transpose(1, 2),
-                                        g_rows)
-                    if not (need_q or need_k or need_n):
-                        continue
-                    # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
-                    grad = ws.get('grad', (b, m, n_keys), acc)
-                    pix = grad if geo.identity and cdt == acc else ws.get('pix', (b, m + 2 * h0, n_keys), cdt)
-                    torch.bmm(g_rows, vi.transpose(1, 2), out=pix)
-                    _gather_diagonals(pix, geo, m, grad)
-                    # softmax backward, one fused pass: dZ = A * (dA - sum_j(A * dA))
-                    dz = ws.get('dz', (b, m, n_keys), acc)
-                    torch.ops.aten._softmax_backward_data.out(grad, attn, -1, acc, grad_input=dz)
-                    if need_n:                               # logits = raw * inv_norm * scale + bias
-                        weights = ws.get('ones', (b, 1, m), acc).fill_(scale)
-                        grad_n[i] += torch.bmm(weights, raw.mul_(dz)).squeeze(1)   # sum over the chunk's rows
-                    if need_q or need_k:                     # d loss / d raw = dZ * inv_norm * scale
-                        grad_pix = _scatter_for_matmul(ws, dz, geo, m, cdt, si)
-                        if need_q:
-                            _accumulate_bmm(ws, grad_q[i, lo:hi], grad_pix, ki)
-                        if need_k:
-                            _accumulate_bmm(ws, grad_k[i], grad_pix.transpose(1, 2), qi[:, lo:hi])
+            _Backward(ctx.geo, ctx.scale, inv_norm, q.device).run(q, k, v, grad_out.to(cdt), grads, ctx.chunk_size,
+                                                                  ctx.batch_chunk)
+        grad_q, grad_k, grad_v, grad_n = grads
         return (_cast(grad_q, q.dtype), _cast(grad_k, k.dtype), _cast(grad_v, v.dtype), grad_n,
                 None, None, None, None)
+
+
+class _Backward:
+    """The recomputing backward of :class:`_ChunkedAttention`, one group of images at a time."""
+
+    def __init__(self, geo: Geometry, scale: float, inv_norm: Tensor, device: torch.device):
+        self.geo, self.scale, self.ws = geo, scale, _Workspace(device)
+        self.inv_scale = (inv_norm * scale).unsqueeze(1)
+        self.bias = geo.key_bias(inv_norm.dtype, device)
+        self.acc = inv_norm.dtype
+
+    def run(self, q: Tensor, k: Tensor, v: Tensor, grad_out: Tensor, grads: List[Optional[Tensor]],
+            chunk_size: int, batch_chunk: int) -> None:
+        """Accumulate ``grads`` (``[q, k, v, inv_norm]``, None where not needed) over every chunk."""
+        plan = _chunk_plan(self.geo, chunk_size, q.device)
+        h0 = self.geo.halo
+        for i in _batch_slices(q.shape[0], batch_chunk):
+            gq, gk, gv, gn = (None if g is None else g[i] for g in grads)
+            t = (q[i], k[i], v[i], self.inv_scale[i], grad_out[i])
+            carries = [self.ws.get(name, (t[0].shape[0], 2 * h0, k.shape[1]), self.acc).zero_()
+                       for name in ('carry_v', 'carry_g')]
+            for a, m, rows in plan:
+                self.chunk(t, (gq, gk, gv, gn), carries, a, m, rows)
+            if h0:                                      # the halos left after the last chunk
+                end = plan[-1][0] + plan[-1][1]
+                self.paste_grads(t, (gq, gk, gv), [c.to(q.dtype) for c in carries], end - h0, 2 * h0)
+
+    def paste_grads(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], pasted: List[Optional[Tensor]],
+                    lo: int, n: int) -> None:
+        """The gradients of the products with the scattered rows ``lo .. lo+n-1`` (probabilities, dZ)."""
+        qi, ki, _, _, gi = t
+        gq, gk, gv = grads
+        ws = self.ws
+        if gv is not None and pasted[0] is not None:
+            _accumulate_bmm(ws, gv, pasted[0].transpose(1, 2), gi[:, lo:lo + n])
+        if pasted[1] is not None:
+            if gq is not None:
+                _accumulate_bmm(ws, gq[:, lo:lo + n], pasted[1], ki)
+            if gk is not None:
+                _accumulate_bmm(ws, gk, pasted[1].transpose(1, 2), qi[:, lo:lo + n])
+
+    def chunk(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], carries: List[Tensor], a: int,
+              m: int, rows: Optional[Tensor]) -> None:
+        qi, ki, vi, si, gi = t
+        gq, gk, gv, gn = grads
+        geo, ws, acc, cdt, h0 = self.geo, self.ws, self.acc, qi.dtype, self.geo.halo
+        b, n_keys = qi.shape[0], ki.shape[1]
+        raw, attn = _probabilities(ws, qi, ki, si, self.bias, geo, a, m, rows)
+        if gv is not None:
+            self.paste_grads(t, (None, None, gv), [_scatter_rolled(ws, attn, geo, m, cdt, carries[0]), None],
+                             a - h0, m)
+        if gq is None and gk is None and gn is None:
+            return
+        # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
+        grad = ws.get('grad', (b, m, n_keys), acc)
+        pix = grad if geo.identity and cdt == acc else ws.get('pix', (b, m + 2 * h0, n_keys), cdt)
+        torch.bmm(gi[:, a - h0:a + m + h0], vi.transpose(1, 2), out=pix)
+        _gather_diagonals(pix, geo, m, grad)
+        # softmax backward, one fused pass: dZ = A * (dA - sum_j(A * dA))
+        dz = ws.get('dz', (b, m, n_keys), acc)
+        torch.ops.aten._softmax_backward_data.out(grad, attn, -1, acc, grad_input=dz)
+        if gn is not None:                               # logits = raw * inv_norm * scale + bias
+            weights = ws.get('ones', (b, 1, m), acc).fill_(self.scale)
+            gn += torch.bmm(weights, raw.mul_(dz)).squeeze(1)   # sum over the chunk's rows
+        if gq is not None or gk is not None:             # d loss / d raw = dZ * inv_norm * scale
+            self.paste_grads(t, (gq, gk, None), [None, _scatter_rolled(ws, dz, geo, m, cdt, carries[1], si)],
+                             a - h0, m)
 
 
 def _batch_slices(batch: int, batch_chunk: int) -> Iterator[slice]:
