@@ -2,14 +2,10 @@
 
 Why it exists:
 
-* **Weights-only loading.** mmengine 0.10.7 reads every local checkpoint with a plain ``torch.load``:
-  on torch < 2.6 that unpickles arbitrary objects (a crafted file can run code), and on torch >= 2.6
-  (``weights_only=True`` by default) it cannot read mmengine's own checkpoints, whose message hub
-  pickles ``HistoryBuffer`` objects with ``getattr(HistoryBuffer, 'mean')``-style references.
-  :func:`load_weights_only` loads with ``weights_only=True`` and allows, for that one load, numpy data
-  and exactly those references (the real ``HistoryBuffer`` and a ``getattr`` that only returns its
-  statistics methods): every checkpoint mmengine / mmagic write loads, metadata included, and nothing
-  in the file is called except data constructors.
+* **Weights-only loading.** mmengine 0.10.7 reads every local checkpoint with a plain ``torch.load``,
+  which unpickles arbitrary objects on torch < 2.6 and cannot read mmengine's own checkpoints on
+  torch >= 2.6. :func:`~panet_mm.utils.checkpoint.load_weights_only` (re-exported here) reads them all
+  weights-only; this module puts it where mmengine loads.
 * **Scoped, not process-wide.** Importing panet_mm only registers modules: mmengine's checkpoint loader
   and file backends are left as they are, so mmagic's own tools and models behave exactly as without
   the plugin. panet_mm's runner (:class:`~panet_mm.engine.runner.PANetRunner`, used by ``tools/train.py``
@@ -30,14 +26,10 @@ Why it exists:
 from __future__ import annotations
 
 import contextlib
-import os
-import os.path as osp
-import pickle
 import re
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Union
+from typing import Any, Iterator, Union
 
 import numpy as np
 import torch
@@ -47,119 +39,18 @@ from mmengine.logging import HistoryBuffer
 from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from panet_mm.utils.compat import numpy_core_module, numpy_pickle_aliases
+from panet_mm.utils.checkpoint import (  # re-exported: the loader's historical home
+    MMENGINE_SAFE_GLOBALS,
+    UnsafeCheckpointError,
+    load_weights_only,
+    numpy_safe_globals,
+)
+from panet_mm.utils.errors import first_line as _first_line  # noqa: F401  (apis/restore.py until it moves)
+from panet_mm.utils.fileio import atomic_write
 
 _BUFFER_TAG = '__panet_mm_history_buffer__'
 #: Name of :class:`AtomicLocalBackend` in mmengine's file backends.
 ATOMIC_BACKEND = 'panet_mm_atomic_local'
-
-
-def numpy_safe_globals() -> List[Any]:
-    """The numpy constructors that plain arrays and scalars need under ``weights_only=True``.
-
-    They rebuild data only (array buffers, dtypes, scalars); nothing callable by the file. Files written
-    under the other numpy major (numpy 1 vs 2 name these functions differently) load too.
-    """
-    multiarray = numpy_core_module('multiarray')
-    dtype_classes = {type(np.dtype(code)) for code in np.typecodes['All']}
-    return [multiarray._reconstruct, multiarray.scalar, *numpy_pickle_aliases(), np.ndarray, np.dtype,
-            *sorted(dtype_classes, key=str)]
-
-
-def _history_buffer_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` for mmengine's message hub only: a statistics method of ``HistoryBuffer``, nothing else.
-
-    mmengine checkpoints pickle ``HistoryBuffer._statistics_methods`` as ``getattr(HistoryBuffer, 'mean')``
-    etc. (pickle protocol 2); allowlisting the real ``getattr`` would let a file reach any attribute of any
-    allowed object. Registered under the name ``builtins.getattr`` for one load at a time.
-    """
-    # the defaults are registered by the first HistoryBuffer(), which a fresh process may not have built yet
-    known = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
-    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and isinstance(name, str) and name in known \
-            and callable(getattr(HistoryBuffer, name, None)):
-        return getattr(obj, name)
-    raise pickle.UnpicklingError(f'getattr({type(obj).__name__}, {name!r}) is not a HistoryBuffer statistics method')
-
-
-_history_buffer_getattr.__module__ = 'builtins'
-_history_buffer_getattr.__name__ = _history_buffer_getattr.__qualname__ = 'getattr'
-
-#: What mmengine's message hub needs beyond tensors and numpy data: data-only ``HistoryBuffer`` objects
-#: (``__dict__`` set from the file, nothing called) and the restricted ``getattr`` above.
-MMENGINE_SAFE_GLOBALS = (HistoryBuffer, _history_buffer_getattr)
-
-
-@contextlib.contextmanager
-def _weights_only_globals() -> Iterator[None]:
-    """Allow numpy data and mmengine's message hub for the duration of one load."""
-    registered = list(torch.serialization.get_safe_globals())
-    wanted = [*numpy_safe_globals(), *MMENGINE_SAFE_GLOBALS]
-    # only what is not registered yet, so that leaving the scope removes nothing other code allowed
-    extra = [g for g in wanted if not any(g is r for r in registered)]
-    with torch.serialization.safe_globals(extra):  # torch >= 2.5, as setup.py requires
-        yield
-
-
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint is unreadable, or holds Python objects that weights-only loading refuses."""
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    if 'WeightsUnpickler error:' in text:
-        text = text.split('WeightsUnpickler error:')[-1].strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:300]
-
-
-def _torch_reason(err: BaseException) -> str:
-    """The reason in torch's weights-only refusal, without its advice to load with ``weights_only=False``."""
-    text = str(err).strip()
-    if 'WeightsUnpickler error:' in text:  # torch >= 2.6: the reason follows this marker
-        text = text.split('WeightsUnpickler error:')[-1]
-    advice = ('Weights only load failed', 'Re-running', 'weights_only', 'Check the documentation',
-              'Please file an issue', 'In PyTorch 2.6', 'Alternatively', '(1)', '(2)')
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(advice)]
-    lines = [ln for ln in lines if 'weights_only' not in ln]
-    return (lines[0] if lines else type(err).__name__)[:300]
-
-
-def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu',
-                      weights_only_metadata: bool = False) -> Any:
-    """``torch.load(filename, weights_only=True)`` that reads every mmengine / mmagic checkpoint.
-
-    numpy data and mmengine's message hub (``HistoryBuffer``) are allowed for this one load, as data
-    (see the module docstring); anything else that is not plain data is refused with torch's reason.
-
-    Args:
-        filename (str | Path): A local checkpoint file.
-        map_location: As for :func:`torch.load`. Default: ``'cpu'``.
-        weights_only_metadata (bool): Kept for callers that only need the weights; the metadata loads
-            in full either way. Default: False.
-
-    Returns:
-        The loaded object (tensors, containers, numbers, strings, numpy arrays, ``HistoryBuffer``).
-
-    Raises:
-        FileNotFoundError: If the file does not exist.
-        UnsafeCheckpointError: If the file holds other Python objects, or is not a readable torch file.
-    """
-    filename = osp.expanduser(str(filename))
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f"checkpoint '{filename}' not found")
-    try:
-        with _weights_only_globals():
-            return torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UnsafeCheckpointError(
-            f"checkpoint '{filename}' holds Python objects that the weights-only loader refuses ({_torch_reason(e)}); "
-            'panet_mm never unpickles objects that could run code. Use a checkpoint written by mmagic / mmengine, '
-            'tools/train.py or tools/convert_official_ckpt.py, or save only its tensors (the state_dict) from '
-            'the program that made it') from None
-    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError,
-            UnicodeDecodeError) as e:
-        raise UnsafeCheckpointError(f"checkpoint '{filename}' cannot be read ({type(e).__name__}: {_first_line(e)}); "
-                                    'it is truncated, corrupt or not a PyTorch file - copy or download it again'
-                                    ) from None
 
 
 def load_local_weights_only(filename: str, map_location: Any = None) -> Any:
@@ -273,32 +164,6 @@ def ensure_checkpoint_hook(runner) -> None:
         runner.register_hook(WeightsOnlyCheckpointHook())
 
 
-def _atomic_write(data: Union[bytes, str], filepath: Union[str, Path], encoding: Optional[str] = None) -> None:
-    filepath = str(filepath)
-    folder = osp.dirname(osp.abspath(filepath))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(filepath)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data.encode(encoding or 'utf-8') if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, filepath)
-    except BaseException as err:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        if isinstance(err, OSError) and not err.filename:
-            err.filename = filepath  # a full disk fails in write / fsync, which name no file
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @register_backend('panet_mm_atomic_local')
 class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend whose writes are atomic (temporary file + ``os.replace``).
@@ -309,10 +174,10 @@ class AtomicLocalBackend(LocalBackend):
     """
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
-        _atomic_write(obj, filepath)
+        atomic_write(filepath, obj)
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
-        _atomic_write(obj, filepath, encoding)
+        atomic_write(filepath, obj, encoding)
 
 
 __all__ = ['ATOMIC_BACKEND', 'MMENGINE_SAFE_GLOBALS', 'AtomicLocalBackend', 'UnsafeCheckpointError',

@@ -9,7 +9,7 @@ from typing import Sequence, Tuple, Union
 
 import torch
 
-from .layout import _METHODS, _geometry, _resolve_method
+from .layout import FORMULATIONS, make_geometry, resolve_method
 
 __all__ = ['estimate_chunk_bytes', 'attention_macs', 'choose_batch_chunk', 'choose_chunk_size', 'choose_method',
            'default_memory_budget_mb']
@@ -46,14 +46,14 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
     Returns:
         int: Estimated bytes.
     """
-    geo = _geometry(height, width, level_sizes, ksize, method)
+    geo = make_geometry(height, width, level_sizes, ksize, method)
     # a chunk crosses at most ceil((chunk_size - 1) / W) row ends, each adding 2*pad_x positions
     span = chunk_size + 2 * geo.pad_x * ((chunk_size + width - 2) // width)
     acc_bytes = 8 if dtype == torch.float64 else 4
     cdt_bytes = torch.empty((), dtype=dtype).element_size()
     window = 0 if geo.identity and cdt_bytes == acc_bytes else span + 2 * geo.halo
     window_bytes = window * (cdt_bytes + (acc_bytes if cdt_bytes != acc_bytes and not geo.identity else 0))
-    kh, kw = _METHODS[_resolve_method(method)].kernel(ksize)
+    kh, kw = FORMULATIONS[resolve_method(method)].kernel(ksize)
     product_bytes = (span + 2 * geo.halo) * channels * kh * kw * cdt_bytes + span * acc_bytes
     return batch * (geo.num_keys * (window_bytes + 4 * span * acc_bytes) + product_bytes)
 
@@ -83,7 +83,7 @@ def attention_macs(height: int, width: int, scales: Sequence[float], query_chann
         int: Multiply-adds.
     """
     keys = sum(int(height * s) * int(width * s) for s in scales)
-    kh, kw = _METHODS[_resolve_method(method)].kernel(ksize)
+    kh, kw = FORMULATIONS[resolve_method(method)].kernel(ksize)
     dq, dv = kh * kw * query_channels, kh * kw * value_channels
     per_pair = 4 * dq + 3 * dv if backward else dq + dv
     return height * width * keys * per_pair
@@ -116,7 +116,7 @@ def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int,
     """
     if device is None or torch.device(device).type != 'cpu' or batch <= 1:
         return max(batch, 1)
-    geo = _geometry(height, width, level_sizes, ksize, method)
+    geo = make_geometry(height, width, level_sizes, ksize, method)
     row_block = geo.row_block_bytes(dtype)
     images = min(batch, max(torch.get_num_threads(), 1))
     rows = min(height, max(_CPU_BLOCK_BYTES // (images * row_block), _CPU_MIN_ROWS))
@@ -171,7 +171,7 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
             lo, hi = (mid, hi) if fits(mid * unit) else (lo, mid)
         chunk = lo * unit
     if device is not None and torch.device(device).type == 'cpu' and chunk > width:
-        geo = _geometry(height, width, level_sizes, ksize, method)
+        geo = make_geometry(height, width, level_sizes, ksize, method)
         row_block = batch * geo.row_block_bytes(dtype)
         if row_block <= _CPU_BLOCK_BYTES:   # (larger rows are out of cache anyway: the budget decides)
             chunk = min(chunk, max(_CPU_BLOCK_BYTES // row_block, _CPU_MIN_ROWS) * width)

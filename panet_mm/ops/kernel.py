@@ -7,7 +7,7 @@ query pixels, on partly unfolded embeddings (see :mod:`panet_mm.ops.layout`), so
 from __future__ import annotations
 
 import functools
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -15,26 +15,26 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .cost import choose_batch_chunk, choose_chunk_size, choose_method, default_memory_budget_mb
-from .layout import _METHODS, _Geometry, _geometry, _resolve_method
-from .pyramid import _check_inputs
+from .layout import FORMULATIONS, Geometry, make_geometry, resolve_method
+from .pyramid import check_inputs
 
 __all__ = ['pyramid_attention']
 
 
 @functools.lru_cache(maxsize=64)
-def _shifts(geo: _Geometry) -> List[Tuple[int, List[Tuple[int, int, int]]]]:
+def _shifts(geo: Geometry) -> List[Tuple[int, List[Tuple[int, int, int]]]]:
     """``geo.shifts()``, computed once per geometry (it is needed several times per chunk)."""
     return geo.shifts()
 
 
 @functools.lru_cache(maxsize=64)
-def _chunk_spans(geo: _Geometry, chunk_size: int) -> Tuple[Tuple[Tuple[int, int], ...], Tuple[Tuple[int, ...], ...]]:
+def _chunk_spans(geo: Geometry, chunk_size: int) -> Tuple[Tuple[Tuple[int, int], ...], Tuple[Tuple[int, ...], ...]]:
     """Every chunk's ``(a, m)`` and the chunk-relative indices of its padding query rows."""
     spans = tuple(geo.chunks(chunk_size))
     return spans, tuple(tuple(geo.padding_rows(a, m)) for a, m in spans)
 
 
-def _chunk_plan(geo: _Geometry, chunk_size: int, device: torch.device) -> List[Tuple[int, int, Optional[Tensor]]]:
+def _chunk_plan(geo: Geometry, chunk_size: int, device: torch.device) -> List[Tuple[int, int, Optional[Tensor]]]:
     """``(a, m, padding rows)`` of every chunk, the index tensors sent to ``device`` in one copy.
 
     Built before the chunk loop so that the loop itself never waits for the host (a CUDA copy from
@@ -52,7 +52,7 @@ def _chunk_plan(geo: _Geometry, chunk_size: int, device: torch.device) -> List[T
     return [(a, m, part if len(r) else None) for (a, m), r, part in zip(spans, rows, parts)]
 
 
-def _gather_diagonals(pix: Tensor, geo: _Geometry, m: int, out: Tensor) -> Tensor:
+def _gather_diagonals(pix: Tensor, geo: Geometry, m: int, out: Tensor) -> Tensor:
     """Patch inner products from partial inner products: the diagonal-shift sum.
 
     ``pix`` is ``(B, m + 2*halo, L')``: row ``i`` belongs to padded query position ``a - halo + i``.
@@ -79,7 +79,7 @@ def _gather_diagonals(pix: Tensor, geo: _Geometry, m: int, out: Tensor) -> Tenso
     return out
 
 
-def _scatter_diagonals(attn: Tensor, geo: _Geometry, m: int, out: Tensor, scale: Optional[Tensor] = None) -> Tensor:
+def _scatter_diagonals(attn: Tensor, geo: Geometry, m: int, out: Tensor, scale: Optional[Tensor] = None) -> Tensor:
     """Adjoint of :func:`_gather_diagonals`: ``(B, m, L')`` into ``out`` ``(B, m + 2*halo, L')``.
 
     Row ``i'`` of the result holds, for every key position, its total weight in the paste at padded
@@ -142,7 +142,7 @@ def _accumulate_bmm(ws: _Workspace, acc: Tensor, a: Tensor, b: Tensor) -> None:
 
 
 def _probabilities(ws: _Workspace, q: Tensor, k: Tensor, inv_scale: Tensor, bias: Optional[Tensor],
-                   geo: _Geometry, a: int, m: int, rows: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+                   geo: Geometry, a: int, m: int, rows: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """Raw scores and softmax probabilities ``(B, m, L')`` of the chunk at padded positions ``a .. a+m-1``.
 
     Raw scores are the inner products with the *unnormalised* key patches; the logits are
@@ -166,7 +166,7 @@ def _probabilities(ws: _Workspace, q: Tensor, k: Tensor, inv_scale: Tensor, bias
     return raw, attn
 
 
-def _scatter_for_matmul(ws: _Workspace, src: Tensor, geo: _Geometry, m: int, dtype: torch.dtype,
+def _scatter_for_matmul(ws: _Workspace, src: Tensor, geo: Geometry, m: int, dtype: torch.dtype,
                         scale: Optional[Tensor] = None) -> Tensor:
     """``scatter(src [* scale])`` in ``dtype``, ready for a matrix product (summed in ``src``'s dtype).
 
@@ -202,7 +202,7 @@ class _ChunkedAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, inv_norm: Tensor, geo: _Geometry, chunk_size: int,
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, inv_norm: Tensor, geo: Geometry, chunk_size: int,
                 batch_chunk: int, scale: float) -> Tensor:
         acc, cdt, h0 = inv_norm.dtype, q.dtype, geo.halo
         ws = _Workspace(q.device)
@@ -326,6 +326,54 @@ def _compute_dtype(*tensors: Tensor) -> torch.dtype:
     return dtype
 
 
+class _Plan(NamedTuple):
+    """How one call runs: formulation, layout, dtypes, chunk sizes."""
+
+    method: str
+    geo: Geometry
+    compute_dtype: torch.dtype
+    acc_dtype: torch.dtype
+    batch_chunk: int
+    chunk_size: int
+
+
+def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize: int, method: str,
+          chunk_size: Optional[int], memory_budget_mb: Optional[float], batch_chunk: Optional[int]) -> _Plan:
+    """Resolve ``'auto'`` and the default chunk sizes, validating the arguments."""
+    b, h, w, _ = check_inputs(query, keys, values)
+    if ksize % 2 != 1:
+        raise ValueError(f'ksize must be odd, got {ksize}')
+    # Python ints: under torch.jit.trace (mmengine's flop counter) sizes are 0-dim tensors.
+    sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in keys]
+    cdt = _compute_dtype(query, *keys, *values)
+    if resolve_method(method) and method == 'auto':      # (validates the name)
+        method = choose_method(h, w, sizes, int(query.shape[1]), int(values[0].shape[1]), ksize, cdt, query.device)
+    geo = make_geometry(h, w, sizes, ksize, method)
+    if batch_chunk is None:
+        batch_chunk = choose_batch_chunk(h, w, sizes, b, ksize, cdt, method, query.device)
+    if batch_chunk < 1:
+        raise ValueError(f'batch_chunk must be >= 1, got {batch_chunk}')
+    if chunk_size is None:
+        if memory_budget_mb is None:
+            memory_budget_mb = default_memory_budget_mb(query.device)
+        channels = max(query.shape[1], values[0].shape[1])
+        chunk_size = choose_chunk_size(h, w, sizes, min(batch_chunk, b), ksize, cdt, memory_budget_mb, method,
+                                       query.device, channels)
+    if chunk_size < 1:
+        raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+    acc = torch.float64 if cdt == torch.float64 else torch.float32
+    return _Plan(method, geo, cdt, acc, batch_chunk, chunk_size)
+
+
+def _fold_output(out: Tensor, geo: Geometry, kernel: Tuple[int, int]) -> Tensor:
+    """``(B, Np, Dv)`` pasted columns in the padded layout -> ``(B, C, H, W)`` (overlaps summed)."""
+    b, h, w = out.shape[0], geo.height, geo.width
+    out = out.view(b, h + 2 * geo.pad_y, w + 2 * geo.pad_x, -1)[:, geo.pad_y:geo.pad_y + h, geo.pad_x:geo.pad_x + w]
+    if kernel == (1, 1):
+        return out.permute(0, 3, 1, 2)
+    return F.fold(out.reshape(b, h * w, -1).transpose(1, 2), (h, w), kernel, padding=(kernel[0] // 2, kernel[1] // 2))
+
+
 @torch.compiler.disable
 def pyramid_attention(query: Tensor,
                       keys: Sequence[Tensor],
@@ -340,36 +388,13 @@ def pyramid_attention(query: Tensor,
                       batch_chunk: Optional[int] = None) -> Tensor:
     """Pyramid attention, exact, with memory linear in the number of pixels.
 
-    Computes the same function as :func:`pyramid_attention_reference` (up to float rounding), but
-
-    * never materialises the ``(H*W) x L`` score map: the query pixels are processed in chunks, each
-      with a few batched matrix products over the whole batch on GPU (on CPU over groups of a few
-      images, ``batch_chunk``, so that a chunk's blocks stay near cache size), so the temporaries
-      are ``O(chunk * L)`` and bounded by ``memory_budget_mb``;
-    * has a custom backward that recomputes every chunk's probabilities instead of storing them, so
-      training memory is linear in the pixels too. Gradients reach ``query``, every key map (the
-      normalisation by ``max(||k||, eps)`` included) and every value map;
-    * needs fewer multiply-adds. A ``k x k`` patch inner product is a sum of ``k`` inner products
-      of ``k x 1`` columns along a diagonal shift, and the fold of ``A @ V_patches`` is a shifted
-      sum of ``A`` times ``k x 1`` value columns. The ``'col'`` method therefore multiplies
-      ``k*Cq``- and ``k*C``-wide embeddings (3x fewer multiply-adds than unfolded patches) and
-      adds ``k - 1`` shifted copies of each chunk's score/probability block; the ``L x k*k*C``
-      unfolded values are never built. Query and key/value maps are zero padded by one column on
-      each side so that a shift is one contiguous slice for all levels; the padding keys get
-      probability exactly 0.
-
-    Under ``torch.compile`` this function stays eager (a graph break): its chunk loop is Python
-    over sizes known from the shapes, which the compiler would unroll chunk by chunk.
-
-    The softmax, the shifted sums and the accumulation of the output and of the gradients run in
-    float32 (float64 for float64 inputs). Under ``torch.autocast`` the matrix products run in the
-    autocast dtype (e.g. bfloat16), otherwise in the inputs' dtype; the result has the dtype of
-    ``query``, the gradients those of the inputs.
-
-    ``method`` selects how much of each patch is unfolded (all give the same result up to rounding):
-    ``'col'`` (``k x 1`` columns), ``'row'`` (``1 x k`` rows),
-    ``'pixel'`` (nothing: ``Cq + C`` multiply-adds per query/key pair but ``k*k - 1`` shifted sums
-    and a halo of one query row per chunk) and ``'patch'`` (the plain formulation, chunked).
+    The function of :func:`pyramid_attention_reference` (up to rounding), computed in chunks of
+    query pixels so that the ``(H*W) x L`` score map is never built, with a backward that recomputes
+    each chunk instead of storing it, on partly unfolded embeddings (``method``, see
+    :mod:`panet_mm.ops.layout`: ``'col'`` needs 3x fewer multiply-adds than unfolded patches). The
+    softmax and the accumulations run in float32 (float64 for float64 inputs), the matrix products
+    in autocast's dtype when it is on; the result has the dtype of ``query``. Under
+    ``torch.compile`` this function stays eager (its chunk loop would be unrolled).
 
     Args:
         query (Tensor): ``(B, Cq, H, W)`` query embedding of the block input.
@@ -379,58 +404,24 @@ def pyramid_attention(query: Tensor,
         softmax_scale (float): Multiplier of the scores before the softmax. Default: 10.
         eps (float): Lower bound of a key patch's norm. Default: 1e-4.
         divisor (float): The pasted patches are divided by this (4 in the released code).
-        chunk_size (int, optional): Query pixels per chunk. Default (None): the largest chunk whose
-            temporaries fit ``memory_budget_mb`` (:func:`choose_chunk_size`), on CPU further capped
-            to 8 MiB per ``(images, chunk, L)`` block (faster: it stays in cache), in whole rows.
-        memory_budget_mb (float, optional): Budget for one chunk's temporaries in MiB, used when
-            ``chunk_size`` is None. Default (None): :func:`default_memory_budget_mb` (256 on CPU, a
-            quarter of the free memory on CUDA). Below ``estimate_chunk_bytes(1, ...)`` (about
-            ``24 * B * L`` bytes for ``'col'``) it cannot be met and chunks of one pixel are used.
-        method (str): ``'auto'`` (the measured rule of :func:`choose_method`: ``'col'`` or ``'pixel'``
-            by channels, dtype and device), ``'col'``, ``'row'``, ``'pixel'`` or ``'patch'``.
-        batch_chunk (int, optional): Images processed together per chunk. Default (None): the whole
-            batch on GPU, a few images at a time on CPU (:func:`choose_batch_chunk`).
+        chunk_size (int, optional): Query pixels per chunk. Default: :func:`choose_chunk_size`.
+        memory_budget_mb (float, optional): Budget for one chunk's temporaries in MiB when
+            ``chunk_size`` is None. Default: :func:`default_memory_budget_mb`.
+        method (str): ``'auto'`` (:func:`choose_method`), ``'col'``, ``'row'``, ``'pixel'`` or ``'patch'``.
+        batch_chunk (int, optional): Images processed together. Default: :func:`choose_batch_chunk`.
 
     Returns:
-        Tensor: ``(B, C, H, W)``, the attention branch (the block adds ``res_scale * x``), in the
-        dtype of ``query``.
+        Tensor: ``(B, C, H, W)``, the attention branch (the block adds ``res_scale * x``).
     """
-    b, h, w, _ = _check_inputs(query, keys, values)
-    if ksize % 2 != 1:
-        raise ValueError(f'ksize must be odd, got {ksize}')
-    # The chunk layout is planned in Python ints: under torch.jit.trace (mmengine's flop counter) sizes
-    # are 0-dim tensors; their values specialise the traced graph to this input size.
-    sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in keys]
-    cdt = _compute_dtype(query, *keys, *values)
-    if _resolve_method(method) and method == 'auto':      # (validates the name)
-        method = choose_method(h, w, sizes, int(query.shape[1]), int(values[0].shape[1]), ksize, cdt, query.device)
-    geo = _geometry(h, w, sizes, ksize, method)
+    plan = _plan(query, keys, values, ksize, method, chunk_size, memory_budget_mb, batch_chunk)
+    geo, cdt = plan.geo, plan.compute_dtype
     pad = (geo.pad_y, geo.pad_x)
-    kernel = _METHODS[method].kernel(ksize)
-    acc = torch.float64 if cdt == torch.float64 else torch.float32
-    if batch_chunk is None:
-        batch_chunk = choose_batch_chunk(h, w, sizes, b, ksize, cdt, method, query.device)
-    if batch_chunk < 1:
-        raise ValueError(f'batch_chunk must be >= 1, got {batch_chunk}')
-    if chunk_size is None:
-        if memory_budget_mb is None:
-            memory_budget_mb = default_memory_budget_mb(query.device)
-        channels = max(query.shape[1], values[0].shape[1])
-        chunk_size = choose_chunk_size(h, w, sizes, min(batch_chunk, b), ksize, cdt, memory_budget_mb, method,
-                                       query.device, channels)
-    if chunk_size < 1:
-        raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
-
+    kernel = FORMULATIONS[plan.method].kernel(ksize)
     with torch.autocast(query.device.type, enabled=False):
         q = _unfold(query.to(cdt), kernel, pad)
         k = torch.cat([_unfold(t.to(cdt), kernel, pad) for t in keys], dim=1)
         v = torch.cat([_unfold(t.to(cdt), kernel, pad) for t in values], dim=1)
-        inv_norm = _key_inverse_norms(keys, ksize, eps, acc, pad)
-        out = _ChunkedAttention.apply(q, k, v, inv_norm, geo, chunk_size, batch_chunk, float(softmax_scale))
-        out = out.view(b, h + 2 * geo.pad_y, w + 2 * geo.pad_x, -1)[:, geo.pad_y:geo.pad_y + h, geo.pad_x:geo.pad_x + w]
-        if kernel == (1, 1):
-            out = out.permute(0, 3, 1, 2)
-        else:
-            out = F.fold(out.reshape(b, h * w, -1).transpose(1, 2), (h, w), kernel,
-                         padding=(kernel[0] // 2, kernel[1] // 2))
-        return (out / divisor).to(query.dtype).contiguous()
+        inv_norm = _key_inverse_norms(keys, ksize, eps, plan.acc_dtype, pad)
+        out = _ChunkedAttention.apply(q, k, v, inv_norm, geo, plan.chunk_size, plan.batch_chunk,
+                                      float(softmax_scale))
+        return (_fold_output(out, geo, kernel) / divisor).to(query.dtype).contiguous()

@@ -16,10 +16,10 @@ from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ['METHODS']
+__all__ = ['METHODS', 'FORMULATIONS', 'Formulation', 'Geometry', 'make_geometry', 'resolve_method']
 
 
-class _Method(NamedTuple):
+class Formulation(NamedTuple):
     """How much of the ``k x k`` patch is unfolded into the feature dimension.
 
     The offsets that are not unfolded are summed along diagonal shifts instead: the score of query
@@ -52,27 +52,28 @@ class _Method(NamedTuple):
 #            and every summed shift moves all levels alike (one slice for all of them).
 #   'row':   k*(Cq + C), k-1 shifted additions, a halo of r query rows.
 #   'pixel': Cq + C, k*k-1 shifted additions (per level), a halo of r query rows.
-_METHODS = {
-    'col': _Method(unfold_y=True, unfold_x=False),
-    'pixel': _Method(unfold_y=False, unfold_x=False),
-    'row': _Method(unfold_y=False, unfold_x=True),
-    'patch': _Method(unfold_y=True, unfold_x=True),
+FORMULATIONS = {
+    'col': Formulation(unfold_y=True, unfold_x=False),
+    'pixel': Formulation(unfold_y=False, unfold_x=False),
+    'row': Formulation(unfold_y=False, unfold_x=True),
+    'patch': Formulation(unfold_y=True, unfold_x=True),
 }
 
 
-METHODS = tuple(_METHODS)
+METHODS = tuple(FORMULATIONS)
 """The names of the formulations."""
 
 
-def _resolve_method(method: str) -> str:
+def resolve_method(method: str) -> str:
+    """``method`` checked; ``'auto'`` stands for ``'col'`` where no shapes are known (cost estimates)."""
     if method == 'auto':
         return 'col'
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'auto' or one of {tuple(_METHODS)}, got {method!r}")
+    if method not in FORMULATIONS:
+        raise ValueError(f"method must be 'auto' or one of {tuple(FORMULATIONS)}, got {method!r}")
     return method
 
 
-class _Geometry(NamedTuple):
+class Geometry(NamedTuple):
     """Static layout of one call of the chunked kernel.
 
     The query lives in a zero-padded ``(H + 2*pad_y) x (W + 2*pad_x)`` layout, flattened row-major;
@@ -170,11 +171,11 @@ class _Geometry(NamedTuple):
         return torch.cat(parts)
 
 
-
-def _geometry(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], ksize: int,
-              method: str) -> _Geometry:
-    spec = _METHODS[_resolve_method(method)]
+def make_geometry(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], ksize: int,
+                  method: str) -> Geometry:
+    """The layout of one call with ``method`` on a ``height x width`` query and these key/value levels."""
+    spec = FORMULATIONS[resolve_method(method)]
     pad_y, pad_x = spec.padding(ksize // 2)
-    return _Geometry(height, width, pad_y, pad_x, spec.offsets(ksize // 2),
-                     tuple((int(h), int(w)) for h, w in level_sizes))
+    return Geometry(height, width, pad_y, pad_x, spec.offsets(ksize // 2),
+                    tuple((int(h), int(w)) for h, w in level_sizes))
 

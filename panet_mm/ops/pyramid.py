@@ -106,7 +106,8 @@ def normalised_key_patches(keys: Sequence[Tensor], ksize: int = 3, eps: float = 
     return k / norm.clamp_min(eps)
 
 
-def _check_inputs(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor]) -> Tuple[int, int, int, int]:
+def check_inputs(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor]) -> Tuple[int, int, int, int]:
+    """``(B, H, W, C)`` of a call's inputs, or a ValueError naming the argument whose shape does not fit."""
     if query.dim() != 4:
         raise ValueError(f'query must be (B, C, H, W), got shape {tuple(query.shape)}')
     if len(keys) == 0 or len(keys) != len(values):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .pyramid import _check_inputs, extract_patches, normalised_key_patches
+from .pyramid import check_inputs, extract_patches, normalised_key_patches
 
 __all__ = ['pyramid_attention_reference', 'released_block_attention']
 
@@ -41,7 +41,7 @@ def pyramid_attention_reference(query: Tensor,
     Returns:
         Tensor: ``(B, C, H, W)``, the attention branch (the block adds ``res_scale * x``).
     """
-    _, h, w, _ = _check_inputs(query, keys, values)
+    _, h, w, _ = check_inputs(query, keys, values)
     q = extract_patches(query, ksize)                                  # (B, HW, Cq*k*k)
     k = normalised_key_patches(keys, ksize, eps)                       # (B, L, Cq*k*k)
     v = torch.cat([extract_patches(t, ksize) for t in values], dim=1)  # (B, L, C*k*k)
@@ -82,7 +82,7 @@ def released_block_attention(query: Tensor,
     Returns:
         Tensor: ``(B, C, H, W)``, the attention branch.
     """
-    b, h, w, c = _check_inputs(query, keys, values)
+    b, h, w, c = check_inputs(query, keys, values)
     if ksize % 2 != 1:
         raise ValueError(f'ksize must be odd, got {ksize}')
     pad = ksize // 2

@@ -1,0 +1,252 @@
+"""Reading checkpoints safely and comparing their tensors with a model.
+
+Why it exists: one weights-only loader, one unwrapping of the containers checkpoints come in and one
+key / shape comparison, so that training, conversion, restoration and plain-weight loading refuse the
+same files with the same wording.
+
+* :func:`load_weights_only` is ``torch.load(weights_only=True)`` that also reads every checkpoint
+  mmengine / mmagic write: numpy data and mmengine's message hub (``HistoryBuffer``, pickled with
+  ``getattr(HistoryBuffer, 'mean')``-style references) are allowed for that one load, as data. A
+  plain ``torch.load`` on torch < 2.6 would unpickle anything (a crafted file can run code); torch
+  >= 2.6's weights-only default cannot read mmengine's own checkpoints.
+* :func:`unwrap_state_dict` finds the flat tensor state dict inside the usual wrappers.
+* :func:`compare_state_dicts` / :func:`list_keys` say which keys are missing, unexpected or mis-shaped.
+"""
+from __future__ import annotations
+
+import contextlib
+import os.path as osp
+import pickle
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Type, Union
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+from torch import Tensor, nn
+
+from .compat import numpy_core_module, numpy_pickle_aliases
+from .errors import PanetMMError, first_line
+
+#: Wrapper keys of the containers checkpoints come in: mmengine / mmagic (``state_dict``), plain
+#: training scripts (``model_state_dict``, ``model``, ``net``) and BasicSR (``params_ema``, ``params``).
+WRAPPER_KEYS = ('state_dict', 'model_state_dict', 'model', 'params_ema', 'params', 'net')
+#: Prefixes stripped when every key carries them: DataParallel (``module.``) and ``model.``.
+COMMON_PREFIXES = ('module.', 'model.')
+#: How many keys an error message lists before ``... (N more)``.
+LISTED_KEYS = 12
+
+
+class UnsafeCheckpointError(PanetMMError, pickle.UnpicklingError):
+    """A checkpoint is unreadable, or holds Python objects that weights-only loading refuses."""
+
+
+class StateDictError(PanetMMError):
+    """A loaded checkpoint holds no flat state dict of tensors."""
+
+
+def numpy_safe_globals() -> List[Any]:
+    """The numpy constructors that plain arrays and scalars need under ``weights_only=True``.
+
+    They rebuild data only (array buffers, dtypes, scalars); nothing callable by the file. Files written
+    under the other numpy major (numpy 1 vs 2 name these functions differently) load too.
+    """
+    multiarray = numpy_core_module('multiarray')
+    dtype_classes = {type(np.dtype(code)) for code in np.typecodes['All']}
+    return [multiarray._reconstruct, multiarray.scalar, *numpy_pickle_aliases(), np.ndarray, np.dtype,
+            *sorted(dtype_classes, key=str)]
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` for mmengine's message hub only: a statistics method of ``HistoryBuffer``, nothing else.
+
+    mmengine checkpoints pickle ``HistoryBuffer._statistics_methods`` as ``getattr(HistoryBuffer, 'mean')``
+    etc. (pickle protocol 2); allowlisting the real ``getattr`` would let a file reach any attribute of any
+    allowed object. Registered under the name ``builtins.getattr`` for one load at a time.
+    """
+    # the defaults are registered by the first HistoryBuffer(), which a fresh process may not have built yet
+    known = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and isinstance(name, str) and name in known \
+            and callable(getattr(HistoryBuffer, name, None)):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'getattr({type(obj).__name__}, {name!r}) is not a HistoryBuffer statistics method')
+
+
+_history_buffer_getattr.__module__ = 'builtins'
+_history_buffer_getattr.__name__ = _history_buffer_getattr.__qualname__ = 'getattr'
+
+
+#: What mmengine's message hub needs beyond tensors and numpy data: data-only ``HistoryBuffer`` objects
+#: (``__dict__`` set from the file, nothing called) and the restricted ``getattr`` above.
+MMENGINE_SAFE_GLOBALS = (HistoryBuffer, _history_buffer_getattr)
+
+
+@contextlib.contextmanager
+def weights_only_globals() -> Iterator[None]:
+    """Allow numpy data and mmengine's message hub for the duration of one load."""
+    registered = list(torch.serialization.get_safe_globals())
+    wanted = [*numpy_safe_globals(), *MMENGINE_SAFE_GLOBALS]
+    # only what is not registered yet, so that leaving the scope removes nothing other code allowed
+    extra = [g for g in wanted if not any(g is r for r in registered)]
+    with torch.serialization.safe_globals(extra):  # torch >= 2.5, as setup.py requires
+        yield
+
+
+def _torch_reason(err: BaseException) -> str:
+    """The reason in torch's weights-only refusal, without its advice to load with ``weights_only=False``."""
+    text = str(err).strip()
+    if 'WeightsUnpickler error:' in text:  # torch >= 2.6: the reason follows this marker
+        text = text.split('WeightsUnpickler error:')[-1]
+    advice = ('Weights only load failed', 'Re-running', 'weights_only', 'Check the documentation',
+              'Please file an issue', 'In PyTorch 2.6', 'Alternatively', '(1)', '(2)')
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(advice)]
+    lines = [ln for ln in lines if 'weights_only' not in ln]
+    return (lines[0] if lines else type(err).__name__)[:300]
+
+
+def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu',
+                      weights_only_metadata: bool = False) -> Any:
+    """``torch.load(filename, weights_only=True)`` that reads every mmengine / mmagic checkpoint.
+
+    Args:
+        filename (str | Path): A local checkpoint file.
+        map_location: As for :func:`torch.load`. Default: ``'cpu'``.
+        weights_only_metadata (bool): Kept for callers that only need the weights; the metadata loads
+            in full either way. Default: False.
+
+    Returns:
+        The loaded object (tensors, containers, numbers, strings, numpy arrays, ``HistoryBuffer``).
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        UnsafeCheckpointError: If the file holds other Python objects, or is not a readable torch file.
+    """
+    filename = osp.expanduser(str(filename))
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f"checkpoint '{filename}' not found")
+    try:
+        with weights_only_globals():
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UnsafeCheckpointError(
+            f"checkpoint '{filename}' holds Python objects that the weights-only loader refuses ({_torch_reason(e)}); "
+            'panet_mm never unpickles objects that could run code. Use a checkpoint written by mmagic / mmengine, '
+            'tools/train.py or tools/convert_official_ckpt.py, or save only its tensors (the state_dict) from '
+            'the program that made it') from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError,
+            UnicodeDecodeError) as e:
+        raise UnsafeCheckpointError(f"checkpoint '{filename}' cannot be read ({type(e).__name__}: {first_line(e)}); "
+                                    'it is truncated, corrupt or not a PyTorch file - copy or download it again'
+                                    ) from None
+
+
+def unwrap_state_dict(obj: Any, source: str = '<object>', prefix: Optional[str] = None,
+                      strip: Sequence[str] = COMMON_PREFIXES,
+                      error: Type[Exception] = StateDictError) -> Dict[str, Tensor]:
+    """The flat tensor state dict inside a loaded checkpoint.
+
+    Wrappers (:data:`WRAPPER_KEYS`, nested a few levels at most) are opened until a dict of tensors is
+    reached; then ``prefix`` selects and strips one sub-model's keys, and each of ``strip`` is removed
+    while every key carries it.
+
+    Args:
+        obj: What :func:`load_weights_only` returned.
+        source (str): The file name, for messages.
+        prefix (str, optional): Keep only the keys under this prefix, without it (e.g. ``'generator.'``
+            for the generator of an mmagic edit model). Default: None (all keys).
+        strip (sequence[str]): Prefixes removed when every key carries them. Default: :data:`COMMON_PREFIXES`.
+        error (type): The exception class raised (a caller's own refusal class). Default: StateDictError.
+
+    Returns:
+        dict[str, Tensor]: The state dict (a new dict; the tensors are not copied).
+
+    Raises:
+        StateDictError: No non-empty dict of tensors inside, or none under ``prefix``.
+    """
+    for _ in range(4):
+        if not isinstance(obj, Mapping) or (obj and all(isinstance(v, Tensor) for v in obj.values())):
+            break
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping) or not obj:
+        raise error(f"'{source}' holds {type(obj).__name__}, not a state dict of tensors; "
+                    'pass a checkpoint written by tools/train.py or tools/convert_official_ckpt.py, or a '
+                    'saved state_dict()')
+    bad = sorted(str(k) for k, v in obj.items() if not isinstance(v, Tensor))
+    if bad:
+        raise error(f"'{source}' has non-tensor state dict entries ({list_keys(bad)}); pass a checkpoint written "
+                    'by tools/train.py, or save only the model\'s state_dict()')
+    state = {str(k): v for k, v in obj.items()}
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not state:
+            raise error(f"'{source}' has no keys under the prefix '{prefix}' (it has e.g. "
+                        f'{list_keys(sorted(map(str, obj)), 3)}); pass the matching prefix')
+    while True:
+        common = next((p for p in strip if all(k.startswith(p) for k in state)), None)
+        if common is None:
+            return state
+        state = {k[len(common):]: v for k, v in state.items()}
+
+
+class StateDictDiff(NamedTuple):
+    """How a given state dict differs from the expected one (keys sorted)."""
+
+    missing: List[str]
+    unexpected: List[str]
+    #: ``(key, expected_shape, given_shape)``
+    mismatched: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def misshaped(self) -> List[str]:
+        """The mis-shaped keys as ``'key (given shape) vs model (expected shape)'``."""
+        return [f'{k} {given} vs model {expected}' for k, expected, given in self.mismatched]
+
+    def counts(self) -> str:
+        """E.g. ``'2 missing, 1 mis-shaped'``."""
+        return ', '.join(f'{len(v)} {n}' for n, v in self._groups() if v)
+
+    def lines(self, limit: int = LISTED_KEYS) -> List[str]:
+        """One line per non-empty group: ``'missing (27): a, b, ... (15 more)'``."""
+        return [f'{n} ({len(v)}): {list_keys(v, limit)}' for n, v in self._groups() if v]
+
+    def _groups(self) -> List[Tuple[str, List[str]]]:
+        return [('missing', self.missing), ('unexpected', self.unexpected), ('mis-shaped', self.misshaped())]
+
+
+def compare_state_dicts(expected: Mapping[str, Any], given: Mapping[str, Any]) -> StateDictDiff:
+    """Missing, unexpected and mis-shaped keys of ``given`` against ``expected`` (a model's ``state_dict()``).
+
+    BatchNorm's ``num_batches_tracked`` counters may be absent: torch fills them in when loading.
+    """
+    missing = sorted(k for k in expected if k not in given and 'num_batches_tracked' not in k)
+    unexpected = sorted(k for k in given if k not in expected)
+    mismatched = sorted((k, tuple(v.shape), tuple(given[k].shape)) for k, v in expected.items()
+                        if k in given and hasattr(given[k], 'shape') and tuple(given[k].shape) != tuple(v.shape))
+    return StateDictDiff(missing, unexpected, mismatched)
+
+
+def list_keys(keys: Sequence[str], limit: int = LISTED_KEYS) -> str:
+    """``keys`` for a message: the first ``limit`` (in the given order), then ``... (N more)``."""
+    shown = ', '.join(str(k) for k in keys[:limit])
+    return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
+
+
+def first_conv_in_channels(module: nn.Module) -> Optional[int]:
+    """Input channels of the first ``Conv2d`` in ``module`` (registration order), None without one.
+
+    The first convolution of an image-to-image network reads the image, so this is the channel count
+    the network takes.
+    """
+    conv = next((m for m in module.modules() if isinstance(m, nn.Conv2d)), None)
+    return None if conv is None else int(conv.in_channels)
+
+
+__all__ = ['COMMON_PREFIXES', 'LISTED_KEYS', 'MMENGINE_SAFE_GLOBALS', 'StateDictDiff', 'StateDictError',
+           'UnsafeCheckpointError', 'WRAPPER_KEYS', 'compare_state_dicts', 'first_conv_in_channels', 'list_keys',
+           'load_weights_only', 'numpy_safe_globals', 'unwrap_state_dict', 'weights_only_globals']

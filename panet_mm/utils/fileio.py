@@ -1,0 +1,125 @@
+"""The one atomic file writer: bytes, text, images and checkpoints.
+
+Why it exists: a plain ``open(path, 'wb')`` killed midway (Ctrl-C, a full disk, SIGKILL) leaves a
+truncated file that the next run reads as data (``--resume`` picks a half checkpoint, a dataset a half
+PNG). :func:`atomic_write` writes to a temporary file in the target's folder, syncs it and renames it
+over the target with :func:`os.replace`, so the target is either its old self or complete, and the
+temporary file is removed on any failure. The temporary file is named ``.NAME.XXXXXXXX.tmp``
+(:data:`TEMP_NAME` recognises it, so that a cleaner can find what an interrupted write left).
+"""
+from __future__ import annotations
+
+import io
+import os
+import os.path as osp
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import PanetMMError
+
+PathLike = Union[str, Path]
+
+#: Temporary files of :func:`atomic_write` (``tempfile.mkstemp``: 8 random characters), and those of
+#: earlier versions (``.NAME.PID.HEX.tmp``); group 1 is the target's file name.
+TEMP_NAME = re.compile(r'\.(.+)\.(?:[A-Za-z0-9_]{8}|\d+\.[0-9a-f]+)\.tmp')
+
+
+class ImageEncodeError(PanetMMError):
+    """OpenCV cannot encode an image in the format its file extension asks for."""
+
+
+def temp_file_target(name: str) -> Optional[str]:
+    """The file name an atomic write was writing when it left the temporary file ``name``, else None."""
+    m = TEMP_NAME.fullmatch(osp.basename(name))
+    return m.group(1) if m else None
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: PathLike, data: Union[bytes, str], encoding: Optional[str] = None) -> None:
+    """Write ``data`` to ``path`` atomically; its folder is created.
+
+    The file gets the permissions a plain write would give (``0o666`` minus the umask, not
+    ``mkstemp``'s ``0o600``).
+
+    Args:
+        path (str | Path): The target file.
+        data (bytes | str): The whole content; text is encoded with ``encoding``.
+        encoding (str, optional): For text. Default: UTF-8.
+
+    Raises:
+        OSError: The file cannot be written; its ``filename`` is the target (a full disk fails in
+            ``write`` / ``fsync``, which name no file).
+    """
+    path = str(path)
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data.encode(encoding or 'utf-8') if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except BaseException as err:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        if isinstance(err, OSError) and not err.filename:
+            err.filename = path
+        raise
+
+
+def encode_image(img: np.ndarray, ext: str, params: Optional[Sequence[int]] = None, path: str = '') -> bytes:
+    """``cv2.imencode`` for the extension ``ext`` (``'.png'``), refusing what OpenCV cannot encode.
+
+    Raises:
+        ImageEncodeError: OpenCV has no encoder for ``ext``, or not for this image's shape / dtype.
+    """
+    import cv2
+    try:
+        ok, buf = cv2.imencode(ext, img, list(params or []))
+    except cv2.error:  # some OpenCV versions raise for an unknown extension instead of returning False
+        ok, buf = False, None
+    if not ok:
+        where = f" for '{path}'" if path else ''
+        raise ImageEncodeError(f'OpenCV could not encode an image of shape {tuple(img.shape)} ({img.dtype}) as '
+                               f"'{ext}'{where}; save it as .png (lossless, any channel count)")
+    return buf.tobytes()
+
+
+def atomic_write_image(path: PathLike, img: np.ndarray, params: Optional[Sequence[int]] = None) -> None:
+    """Encode ``img`` (OpenCV layout: BGR if colour) for ``path``'s extension and write it atomically.
+
+    Args:
+        path (str | Path): The target file; its extension selects the format.
+        img (np.ndarray): ``H x W`` or ``H x W x C`` image.
+        params (sequence[int], optional): ``cv2.imencode`` parameters (PNG compression, JPEG quality).
+
+    Raises:
+        ImageEncodeError: The extension is not an image format OpenCV writes (nothing is written).
+        OSError: The file cannot be written.
+    """
+    path = str(path)
+    atomic_write(path, encode_image(img, osp.splitext(path)[1].lower(), params, path))
+
+
+def atomic_save_checkpoint(obj: Any, path: PathLike) -> None:
+    """``torch.save(obj)`` written atomically (serialised in memory first, then :func:`atomic_write`)."""
+    import torch
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(path, buf.getvalue())
+
+
+__all__ = ['TEMP_NAME', 'ImageEncodeError', 'atomic_save_checkpoint', 'atomic_write', 'atomic_write_image',
+           'current_umask', 'encode_image', 'temp_file_target']

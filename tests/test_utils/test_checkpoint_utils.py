@@ -1,0 +1,97 @@
+"""panet_mm.utils.checkpoint: weights-only loading, unwrapping, comparing and listing state dicts."""
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from panet_mm.utils.checkpoint import (
+    StateDictError,
+    UnsafeCheckpointError,
+    compare_state_dicts,
+    first_conv_in_channels,
+    list_keys,
+    load_weights_only,
+    unwrap_state_dict,
+)
+from panet_mm.utils.errors import PanetMMError
+
+
+class Exploit:
+
+    def __reduce__(self):
+        return (print, ('owned', ))
+
+
+def test_load_weights_only_refuses_objects_and_garbage(tmp_path):
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': {'seed': 0}}, tmp_path / 'ok.pth')
+    assert load_weights_only(tmp_path / 'ok.pth')['meta'] == {'seed': 0}
+    torch.save({'x': Exploit()}, tmp_path / 'bad.pth')
+    with pytest.raises(UnsafeCheckpointError, match='weights-only loader refuses') as err:
+        load_weights_only(tmp_path / 'bad.pth')
+    assert isinstance(err.value, pickle.UnpicklingError) and isinstance(err.value, PanetMMError)
+    data = (tmp_path / 'ok.pth').read_bytes()
+    (tmp_path / 'cut.pth').write_bytes(data[:len(data) // 2])  # a download cut short
+    with pytest.raises(UnsafeCheckpointError, match='cannot be read.*truncated'):
+        load_weights_only(tmp_path / 'cut.pth')
+    with pytest.raises(FileNotFoundError):
+        load_weights_only(tmp_path / 'missing.pth')
+
+
+STATE = {'head.weight': torch.zeros(2, 3), 'head.bias': torch.zeros(2)}
+
+
+@pytest.mark.parametrize('key', ['state_dict', 'model_state_dict', 'model', 'params_ema', 'params', 'net'])
+def test_unwrap_each_wrapper(key):
+    got = unwrap_state_dict({key: STATE, 'meta': {'epoch': 3}, 'optimizer': {'lr': 0.1}})
+    assert list(got) == ['head.weight', 'head.bias'] and got['head.weight'] is STATE['head.weight']
+
+
+def test_unwrap_nested_prefixes_and_selected_prefix():
+    wrapped = {'model': {'state_dict': {f'module.model.{k}': v for k, v in STATE.items()}}}
+    assert list(unwrap_state_dict(wrapped)) == list(STATE)
+    assert list(unwrap_state_dict({f'module.{k}': v for k, v in STATE.items()}, strip=('model.', ))) == \
+        [f'module.{k}' for k in STATE]  # only the prefixes asked for
+    edit = {'generator.a': torch.ones(1), 'generator.b': torch.ones(1), 'data_preprocessor.mean': torch.ones(3)}
+    assert list(unwrap_state_dict({'state_dict': edit}, prefix='generator.')) == ['a', 'b']
+
+
+@pytest.mark.parametrize('obj, match', [
+    ([torch.ones(1)], 'holds list, not a state dict'),
+    ({}, 'holds dict, not a state dict'),
+    ({'state_dict': {'w': torch.ones(1), 'step': 3}}, r'non-tensor state dict entries \(step\)'),
+])
+def test_unwrap_refusals_name_the_source(obj, match):
+    with pytest.raises(StateDictError, match=match) as err:
+        unwrap_state_dict(obj, source='x.pth')
+    assert "'x.pth'" in str(err.value) and '\n' not in str(err.value)
+    with pytest.raises(KeyError):  # a caller's own error class
+        unwrap_state_dict(obj, error=KeyError)
+    with pytest.raises(StateDictError, match="no keys under the prefix 'generator.'"):
+        unwrap_state_dict(STATE, prefix='generator.')
+
+
+def test_compare_and_list():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    expected = model.state_dict()
+    assert compare_state_dicts(expected, expected).ok
+    given = {k: v for k, v in expected.items() if 'num_batches_tracked' not in k}  # torch fills it in
+    assert compare_state_dicts(expected, given).ok
+    given['0.weight'] = torch.zeros(4, 1, 3, 3)
+    del given['1.bias']
+    given['2.weight'] = torch.zeros(1)
+    diff = compare_state_dicts(expected, given)
+    assert not diff.ok
+    assert diff.missing == ['1.bias'] and diff.unexpected == ['2.weight']
+    assert diff.mismatched == [('0.weight', (4, 3, 3, 3), (4, 1, 3, 3))]
+    assert diff.counts() == '1 missing, 1 unexpected, 1 mis-shaped'
+    assert diff.lines() == ['missing (1): 1.bias', 'unexpected (1): 2.weight',
+                            'mis-shaped (1): 0.weight (4, 1, 3, 3) vs model (4, 3, 3, 3)']
+    keys = [f'k{i}' for i in range(27)]
+    assert list_keys(keys).endswith('k11, ... (15 more)') and list_keys(keys[:3]) == 'k0, k1, k2'
+    assert list_keys(keys, limit=2) == 'k0, k1, ... (25 more)'
+
+
+def test_first_conv_in_channels():
+    assert first_conv_in_channels(nn.Sequential(nn.ReLU(), nn.Conv2d(1, 8, 3), nn.Conv2d(8, 3, 3))) == 1
+    assert first_conv_in_channels(nn.Linear(2, 2)) is None
