@@ -31,10 +31,9 @@ from panet_mm.models.editors.panet.official import (
     generator_config,
     unwrap_state_dict,
 )
+from panet_mm.tools_entry import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
-import convert_official_ckpt  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -237,7 +236,7 @@ def test_cli_round_trip_loads_into_edit_model(tmp_path, capsys):
     before = open(src, 'rb').read()
     dst = str(tmp_path / 'out' / 'panet_sigma10.pth')
     argv = [src, dst, '--arch', 'panet', '--mid-channels', '8', '--num-blocks', '4']
-    assert convert_official_ckpt.main(argv) == 0
+    assert run_tool('convert', argv) == 0
     printed = capsys.readouterr().out
     assert 'rgb_range=255' in printed and 'sub_mean' in printed
     assert open(src, 'rb').read() == before
@@ -295,7 +294,7 @@ def test_cli_as_a_script(tmp_path):
 def _refused(tmp_path, capsys, state_or_path, args, *expected):
     src = state_or_path if isinstance(state_or_path, str) else save(state_or_path, tmp_path / 'src.pt')
     dst = tmp_path / 'dst.pth'
-    assert convert_official_ckpt.main([src, str(dst)] + args) == 1
+    assert run_tool('convert', [src, str(dst)] + args) == 1
     err = capsys.readouterr().err
     assert not dst.exists() and not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
     for e in expected:
@@ -358,7 +357,7 @@ def test_pickle_with_object_refused(tmp_path, capsys):
 def test_dst_equal_src_refused(tmp_path, capsys):
     src = save(released_panet().state_dict(), tmp_path / 'same.pt')
     before = open(src, 'rb').read()
-    assert convert_official_ckpt.main([src, src] + SMALL_PANET_ARGS) == 1
+    assert run_tool('convert', [src, src] + SMALL_PANET_ARGS) == 1
     assert 'is the source file' in capsys.readouterr().err
     assert open(src, 'rb').read() == before
     with pytest.raises(ConversionError, match='is the source file'):
@@ -552,7 +551,7 @@ def test_non_finite_weights_refused_naming_keys(tmp_path, capsys):
 def test_cli_infers_and_prints_what_it_read(tmp_path, capsys):
     """No --arch: the tool says what it read from the file; the converted file remembers it."""
     src = save(manifest_state('panet_car_grey', tiny=True), tmp_path / 'Q40.pt')
-    assert convert_official_ckpt.main([src, str(tmp_path / 'q40.pth'), '--mid-channels', '8']) == 0
+    assert run_tool('convert', [src, str(tmp_path / 'q40.pth'), '--mid-channels', '8']) == 0
     printed = capsys.readouterr().out
     for fact in ('inferred from the file: arch panet (keys tail.0.weight)',
                  'inferred from the file: 1 colour channel(s) (head.0.weight (8, 1, 3, 3))',
