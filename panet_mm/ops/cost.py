@@ -212,7 +212,7 @@ def default_memory_budget_mb(device: Union[str, torch.device, None] = None) -> f
 def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], query_channels: int,
                   value_channels: int, ksize: int = 3, dtype: torch.dtype = torch.float32,
                   device: Union[str, torch.device, None] = None) -> str:
-    """The formulation ``method='auto'`` runs: a rule measured with ``tools/benchmark_attention.py --methods``.
+    """The formulation ``method='auto'`` runs: a rule measured with ``benchmark_attention.py --methods``.
 
     A (query, key) pair costs ``ksize * (Cq + C)`` multiply-adds in ``'col'`` but only ``Cq + C`` in
     ``'pixel'``, which pays instead ``ksize**2 - 1`` shifted sums over each chunk's score block (a

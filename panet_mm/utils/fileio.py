@@ -74,8 +74,8 @@ def atomic_write(path: PathLike, data: Union[bytes, str], encoding: Optional[str
     except BaseException as err:
         if osp.exists(tmp):
             os.remove(tmp)
-        if isinstance(err, OSError) and not err.filename:
-            err.filename = path
+        if isinstance(err, OSError) and not err.filename and err.errno is not None:
+            err.filename = path  # an OSError without errno would print '[Errno None] None' instead of its message
         raise
 
 

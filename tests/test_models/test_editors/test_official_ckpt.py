@@ -33,7 +33,7 @@ from panet_mm.models.editors.panet.official import (
 )
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
 import convert_official_ckpt  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -275,10 +275,11 @@ def test_paper_size_panet_with_default_hyper_parameters(tmp_path):
 
 
 def test_cli_as_a_script(tmp_path):
-    """The tool runs as ``python tools/convert_official_ckpt.py``: exit 0 and a readable file, exit 1 and none."""
+    """The tool runs as ``python tools/model_converters/convert_official_ckpt.py``: exit 0 and a readable file, exit 1
+    and none."""
     src = save(released_paedsr(3).state_dict(), tmp_path / 'PA_EDSR_x3.pt')
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    tool = osp.join(ROOT, 'tools', 'convert_official_ckpt.py')
+    tool = osp.join(ROOT, 'tools', 'model_converters', 'convert_official_ckpt.py')
     ok = subprocess.run([sys.executable, tool, src, str(tmp_path / 'x3.pth')] + SMALL_PAEDSR_ARGS + ['--scale', '3'],
                         capture_output=True, text=True, env=env, timeout=300)
     assert ok.returncode == 0, ok.stderr

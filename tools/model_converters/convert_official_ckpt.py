@@ -1,6 +1,7 @@
 """Convert a released PANet / PA-EDSR checkpoint to a panet_mm (mmengine) checkpoint.
 
-    python tools/convert_official_ckpt.py SRC.pt DST.pth [--arch panet|paedsr] [--scale N] [--colors 1|3]
+    python tools/model_converters/convert_official_ckpt.py SRC.pt DST.pth [--arch panet|paedsr] [--scale N]
+        [--colors 1|3]
 
 The released file is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling). The
 network, scale, colours and the data range it was trained on are read from the file and printed; a
