@@ -31,6 +31,7 @@ from panet_mm.models.editors.panet.official import (
     generator_config,
     unwrap_state_dict,
 )
+from panet_mm.utils.errors import cli_message
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
@@ -367,10 +368,14 @@ def test_dst_equal_src_refused(tmp_path, capsys):
 
 def test_scale_for_panet_and_grey_paedsr_refused():
     state = released_panet().state_dict()
-    with pytest.raises(ConversionError, match='--scale 2 was given for --arch panet'):
+    # the library names the parameters; the converter's message names its flags
+    with pytest.raises(ConversionError, match='^scale 2 was given for arch panet') as err:
         convert_state_dict(state, 'panet', scale=2, **PANET_SMALL)
-    with pytest.raises(ConversionError, match=r'--colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)'):
+    assert '--scale 2 was given for --arch panet' in cli_message(err.value, convert_official_ckpt.FLAGS)
+    with pytest.raises(ConversionError, match=r'^colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)') as err:
         convert_state_dict(released_paedsr().state_dict(), 'paedsr', colors=1, **PAEDSR_SMALL)
+    assert re.search(r'--colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)',
+                     cli_message(err.value, convert_official_ckpt.FLAGS))
     with pytest.raises(ConversionError, match='RGB only'):
         generator_config('paedsr', 2, colors=1)
 

@@ -11,6 +11,8 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from panet_mm.utils.checkpoint import first_conv_in_channels
+
 Target = Tuple[str, str]  # (where: 'after' | 'before', dotted module name)
 
 
@@ -25,9 +27,9 @@ class ProbeRecord:
 
 def probe_input_channels(net: nn.Module) -> int:
     """Input channels of ``net``, read from its first ``Conv2d`` (the default probe input)."""
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
+    channels = first_conv_in_channels(net)
+    if channels is not None:
+        return channels
     raise ValueError(f'{type(net).__name__} has no Conv2d to read its input channels from; '
                      f'pass probe_shape=(C, H, W) to WithPyramidAttention')
 
