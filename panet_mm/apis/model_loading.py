@@ -41,7 +41,7 @@ def load_state_dict_safely(path: str) -> Dict[str, Tensor]:
     """
     if not osp.isfile(path):
         raise CheckpointRefusedError(f"checkpoint '{path}' does not exist; pass a .pth written by tools/train.py "
-                                     'or tools/convert_official_ckpt.py')
+                                     'or tools/model_converters/convert_official_ckpt.py')
     try:
         obj = load_weights_only(path, 'cpu')
     except UnsafeCheckpointError as err:
@@ -56,7 +56,7 @@ def _mismatch_message(diff: StateDictDiff, checkpoint: str, config: str) -> str:
     lines += [f'  {line}' for line in diff.lines()]
     if any(k.startswith(('head.', 'tail.')) for k in diff.unexpected):
         lines.append('  hint: this looks like a released PANet / PA-EDSR file; convert it first with '
-                     'tools/convert_official_ckpt.py.')
+                     'tools/model_converters/convert_official_ckpt.py.')
     elif diff.mismatched and all('upsample' in k for k, _, _ in diff.mismatched):
         lines.append('  hint: only the up-sampler differs: the checkpoint was trained for another scale; use the '
                      'config of that scale.')

@@ -64,7 +64,8 @@ def main() -> None:
     cv2.setNumThreads(1)
     from panet_mm.apis import CheckpointRefusedError, ImageReadError, build_restorer, load_state_dict_safely
     from panet_mm.datasets.image_io import ImageFileError, imread_verified
-    spec = importlib.util.spec_from_file_location('prepare_testsets', osp.join(ROOT, 'tools', 'prepare_testsets.py'))
+    spec = importlib.util.spec_from_file_location(
+        'prepare_testsets', osp.join(ROOT, 'tools', 'dataset_converters', 'prepare_testsets.py'))
     tool = importlib.util.module_from_spec(spec)
     sys.modules['prepare_testsets'] = tool  # its dataclasses look their module up
     spec.loader.exec_module(tool)

@@ -1,6 +1,6 @@
-"""tools/make_demo_data.py: layout, HR/LR consistency, determinism, reruns and refusals (CPU, offline)."""
+"""tools/dataset_converters/make_demo_data.py: layout, HR/LR consistency, determinism, reruns and refusals (CPU,
+offline)."""
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -10,7 +10,7 @@ import cv2
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(ROOT, 'tools', 'make_demo_data.py')
+TOOL = osp.join(ROOT, 'tools', 'dataset_converters', 'make_demo_data.py')
 SCALES = (2, 3, 4)
 
 
@@ -137,10 +137,8 @@ def test_rejects_unsupported_scale(tmp_path):
 
 
 def test_missing_scikit_image_message(monkeypatch):
-    spec = importlib.util.spec_from_file_location('make_demo_data', TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    monkeypatch.setattr(tool.importlib.util, 'find_spec', lambda name: None)
-    with pytest.raises(SystemExit) as exc:
-        tool.skimage_data_dir()
+    from panet_mm.datasets import demo_data
+    monkeypatch.setattr(demo_data.importlib.util, 'find_spec', lambda name: None)
+    with pytest.raises(demo_data.DemoDataError) as exc:   # the tool prints it as 'error: ...', exit status 1
+        demo_data.skimage_data_dir()
     assert 'scikit-image' in str(exc.value) and 'pip install scikit-image' in str(exc.value)

@@ -68,7 +68,8 @@ class RestorationInferencer(BaseInferencer):
 
     Args:
         config (str): Model config file.
-        checkpoint (str): Checkpoint of that config (``tools/train.py`` or ``tools/convert_official_ckpt.py``).
+        checkpoint (str): Checkpoint of that config (``tools/train.py`` or
+            ``tools/model_converters/convert_official_ckpt.py``).
         device (str, optional): ``'cpu'`` or ``'cuda'``. Default: cuda if available, else cpu.
         chop (dict, optional): The released recursive chop, ``dict(min_size=6400, shave=10)``.
         tile (dict, optional): Fixed overlapping tiles, ``dict(size=128, overlap=16)``.

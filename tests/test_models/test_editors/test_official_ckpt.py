@@ -31,9 +31,10 @@ from panet_mm.models.editors.panet.official import (
     generator_config,
     unwrap_state_dict,
 )
+from panet_mm.utils.errors import cli_message
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
 import convert_official_ckpt  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -275,10 +276,11 @@ def test_paper_size_panet_with_default_hyper_parameters(tmp_path):
 
 
 def test_cli_as_a_script(tmp_path):
-    """The tool runs as ``python tools/convert_official_ckpt.py``: exit 0 and a readable file, exit 1 and none."""
+    """The tool runs as ``python tools/model_converters/convert_official_ckpt.py``: exit 0 and a readable file, exit 1
+    and none."""
     src = save(released_paedsr(3).state_dict(), tmp_path / 'PA_EDSR_x3.pt')
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    tool = osp.join(ROOT, 'tools', 'convert_official_ckpt.py')
+    tool = osp.join(ROOT, 'tools', 'model_converters', 'convert_official_ckpt.py')
     ok = subprocess.run([sys.executable, tool, src, str(tmp_path / 'x3.pth')] + SMALL_PAEDSR_ARGS + ['--scale', '3'],
                         capture_output=True, text=True, env=env, timeout=300)
     assert ok.returncode == 0, ok.stderr
@@ -366,10 +368,14 @@ def test_dst_equal_src_refused(tmp_path, capsys):
 
 def test_scale_for_panet_and_grey_paedsr_refused():
     state = released_panet().state_dict()
-    with pytest.raises(ConversionError, match='--scale 2 was given for --arch panet'):
+    # the library names the parameters; the converter's message names its flags
+    with pytest.raises(ConversionError, match='^scale 2 was given for arch panet') as err:
         convert_state_dict(state, 'panet', scale=2, **PANET_SMALL)
-    with pytest.raises(ConversionError, match=r'--colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)'):
+    assert '--scale 2 was given for --arch panet' in cli_message(err.value, convert_official_ckpt.FLAGS)
+    with pytest.raises(ConversionError, match=r'^colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)') as err:
         convert_state_dict(released_paedsr().state_dict(), 'paedsr', colors=1, **PAEDSR_SMALL)
+    assert re.search(r'--colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)',
+                     cli_message(err.value, convert_official_ckpt.FLAGS))
     with pytest.raises(ConversionError, match='RGB only'):
         generator_config('paedsr', 2, colors=1)
 

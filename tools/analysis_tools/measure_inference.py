@@ -1,6 +1,6 @@
 """Time and peak memory of one whole-image inference with a config's model, before you try it on photos.
 
-    python tools/measure_inference.py CONFIG [--size 256 | --size 480x320] [--device cpu|cuda]
+    python tools/analysis_tools/measure_inference.py CONFIG [--size 256 | --size 480x320] [--device cpu|cuda]
                                       [--test-cfg chop|tile=SIZE,OVERLAP] [--cfg-options k=v ...] [--json F]
 
 The model is built from the config with random weights (no checkpoint or data is read: weights do not
@@ -22,8 +22,6 @@ import sys
 import time
 import warnings
 from typing import Optional, Sequence, Tuple, Union
-
-from benchmark_attention import current_rss_bytes, peak_rss_bytes  # tools/ is on sys.path for a script
 
 
 def parse_size(text: str) -> Tuple[int, int]:
@@ -75,6 +73,7 @@ def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: O
         from panet_mm.apis.restore import _first_conv_in_channels
         from panet_mm.engine.cli import parse_cfg_options
         from panet_mm.engine.quiet import quiet_third_party_warnings
+        from panet_mm.utils.memory import current_rss_bytes, peak_rss_bytes
     quiet_third_party_warnings(early)
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit(f"--device {device} was requested but torch sees no GPU; use --device cpu")

@@ -1,10 +1,10 @@
 """Train a task's demo model for a fixed budget and compare it with the trivial baseline on held-out photos.
 
-    python tools/quick_quality.py TASK [TASK ...] [--data-root data/demo] [--iters N] [--json out.json]
+    python tools/analysis_tools/quick_quality.py TASK [TASK ...] [--data-root data/demo] [--iters N] [--json out.json]
     TASK: sr (PA-EDSR x2), dn (colour denoising, sigma 30), car (grey JPEG q10), demosaic, or all
 
 Each task trains its demo config (``configs/demo/``) on the offline demo data
-(``python tools/make_demo_data.py``), then restores the held-out demo photos (never seen in training)
+(``python tools/dataset_converters/make_demo_data.py``), then restores the held-out demo photos (never seen in training)
 and prints the model's PSNR (the config's own protocol: channel, crop) next to the baseline's:
 
 * sr: bicubic up-sampling of the LR image (OpenCV ``INTER_CUBIC``);
@@ -27,7 +27,7 @@ if TYPE_CHECKING:                  # the stack is imported when used, so that --
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TASKS = {
     'sr': ('configs/demo/panet_sr_x2_demo.py', 'bicubic up-sampling'),
     'dn': ('configs/demo/panet_dn_sigma30_demo.py', 'noisy input'),
@@ -44,33 +44,10 @@ def bicubic_baseline(lr: np.ndarray, gt_shape: Sequence[int]) -> np.ndarray:
     return np.clip(out.reshape(gt_shape), 0, 255)
 
 
-def bilinear_demosaic(mosaic: np.ndarray) -> np.ndarray:
-    """Bilinear demosaic of a zero-filled 3-channel mosaic (HWC, any Bayer pattern).
-
-    Each channel's missing samples are the weighted average of its known neighbours: green with the
-    cross kernel, red and blue with the 3x3 bilinear kernel, normalised by the weights of the known
-    samples so that borders and every pattern are handled alike.
-    """
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-    img = torch.from_numpy(mosaic.astype(np.float64)).permute(2, 0, 1)[:, None]
-    # each channel's sampling lattice: the phases of the 2x2 Bayer block where it has any non-zero sample
-    known = torch.zeros_like(img)
-    for c in range(3):
-        for dy in range(2):
-            for dx in range(2):
-                if img[c, 0, dy::2, dx::2].any():
-                    known[c, 0, dy::2, dx::2] = 1
-    cross = torch.tensor([[0, 1, 0], [1, 4, 1], [0, 1, 0]], dtype=torch.float64) / 4
-    box = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=torch.float64) / 4
-    out = []
-    for c in range(3):
-        k = (cross if c == 1 else box)[None, None]
-        num = F.conv2d(img[c:c + 1], k, padding=1)
-        den = F.conv2d(known[c:c + 1], k, padding=1).clamp_min(1e-8)
-        out.append(torch.where(known[c:c + 1] > 0, img[c:c + 1], num / den))
-    return torch.cat(out, 1)[0].permute(1, 2, 0).numpy()
+def bilinear_baseline(mosaic: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Bilinear demosaic of the zero-filled mosaic (panet_mm's :func:`bilinear_demosaic`)."""
+    from panet_mm.datasets.transforms.mosaic import bilinear_demosaic
+    return bilinear_demosaic(mosaic)
 
 
 def _as_float(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -81,7 +58,7 @@ BASELINES: Dict[str, Callable[[np.ndarray, Sequence[int]], np.ndarray]] = {
     'sr': bicubic_baseline,
     'dn': _as_float,
     'car': _as_float,
-    'demosaic': lambda x, shape: bilinear_demosaic(x),
+    'demosaic': bilinear_baseline,
 }
 
 
@@ -144,7 +121,8 @@ def evaluate(runner: Runner, task: str, settings: dict) -> Dict[str, float]:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description='Train demo models and compare them with trivial baselines')
     parser.add_argument('tasks', nargs='+', choices=[*TASKS, 'all'])
-    parser.add_argument('--data-root', default='data/demo', help='demo data (python tools/make_demo_data.py)')
+    parser.add_argument('--data-root', default='data/demo',
+                        help='demo data (python tools/dataset_converters/make_demo_data.py)')
     parser.add_argument('--work-dir', default='work_dirs/quick_quality')
     parser.add_argument('--iters', type=int, help="training iterations (default: the demo config's)")
     parser.add_argument('--json', help='also write the results to this JSON file')
@@ -152,7 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     tasks = list(TASKS) if 'all' in args.tasks else args.tasks
     if not osp.isdir(args.data_root):
         raise SystemExit(f"demo data folder '{args.data_root}' not found; build it with: "
-                         'python tools/make_demo_data.py')
+                         'python tools/dataset_converters/make_demo_data.py')
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
         import torch

@@ -1,6 +1,6 @@
 """Arrange downloaded benchmark test sets in the layout the configs read, with their degraded inputs.
 
-    python tools/prepare_testsets.py [--out data] [--kodak24 DIR] [--cbsd68 DIR] [--mcmaster DIR]
+    python tools/dataset_converters/prepare_testsets.py [--out data] [--kodak24 DIR] [--cbsd68 DIR] [--mcmaster DIR]
         [--urban100 DIR] [--live1 DIR] [--classic5 DIR] [--set5 DIR] [--set14 DIR] [--b100 DIR]
         [--manga109 DIR] [--sigmas 10 30 50 70] [--qualities 10 20 30 40] [--patterns GRBG]
         [--scales 2 3 4] [--workers 2] [--overwrite] [--skip-bad] [--max-pixels N]
@@ -24,7 +24,7 @@ pre-generated test data, and are the same bytes in every run:
       {out}/{Set}/jpeg_q{q}/NAME.png         GT_gray compressed by OpenCV's JPEG encoder at quality q and
                                              decoded (JPEGCompression), stored losslessly as PNG
 
-* super-resolution sets (Set5, Set14, B100, Urban100, Manga109), as tools/prepare_div2k.py does Set5::
+* super-resolution sets (Set5, Set14, B100, Urban100, Manga109), as prepare_div2k.py does Set5::
 
       {out}/{Set}/GTmod12/NAME.png           HR cropped to a multiple of 12 (bottom / right)
       {out}/{Set}/LRbicx{s}/NAME.png         MATLAB-like bicubic down-sampling by s
@@ -281,7 +281,7 @@ def import_libraries() -> None:
         if e.name != 'panet_mm':
             raise SystemExit(f'error: panet_mm needs {e.name}, which is not installed; set up the environment '
                              'with `bash tools/setup_env.sh`.') from None
-        sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # a checkout, not installed
+        sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # a checkout, not installed
         import panet_mm.datasets.transforms  # noqa: F401
 
 
