@@ -238,6 +238,8 @@ class WithPyramidAttention(BaseModule):
     def init_weights(self) -> None:
         """Initialise as the plain generator would, then load ``plain_weights`` and apply ``init_cfg``."""
         net = self._generator
+        # mmengine's BaseModule.init_weights records each parameter's initialiser in the root's
+        # _params_init_info; the generator is outside the module tree, so it borrows the wrapper's record.
         shared_info = getattr(self, '_params_init_info', None)
         if hasattr(net, 'init_weights'):
             if shared_info is not None:
