@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .layout import Geometry
 
-__all__ = ['Workspace', 'chunk_plan', 'probabilities', 'gather_diagonals', 'scatter_diagonals',
+__all__ = ['Workspace', 'HaloRows', 'chunk_plan', 'probabilities', 'gather_diagonals', 'scatter_diagonals',
            'scatter_for_matmul', 'scatter_rolled', 'accumulate_bmm']
 
 
@@ -138,19 +138,44 @@ def accumulate_bmm(ws: Workspace, acc: Tensor, a: Tensor, b: Tensor) -> None:
         acc += torch.bmm(a, b, out=ws.get('mm', (a.shape[0], a.shape[1], b.shape[2]), a.dtype))
 
 
+class HaloRows:
+    """The last ``2*halo`` rows of one chunk's product, which the next chunk's product starts with.
+
+    Consecutive chunks tile the padded positions, so copying those rows is cheaper than multiplying
+    them again (most of all for ``'pixel'``, whose halo is a whole padded row on either side).
+    """
+
+    def __init__(self, ws: Workspace, name: str, shape: Tuple[int, int, int], dtype: torch.dtype):
+        self.rows = ws.get(name, shape, dtype)
+        self.valid = False          # before the first chunk of a group of images
+
+    def product(self, lhs: Tensor, rhs_t: Tensor, a: int, m: int, out: Tensor) -> Tensor:
+        """``out = lhs[:, a - halo:a + m + halo] @ rhs_t``, the first ``2*halo`` rows copied when known."""
+        h0 = self.rows.shape[1] // 2
+        if not self.valid or h0 == 0:
+            torch.bmm(lhs[:, a - h0:a + m + h0], rhs_t, out=out)
+        else:
+            out[:, :2 * h0].copy_(self.rows)
+            torch.bmm(lhs[:, a + h0:a + m + h0], rhs_t, out=out[:, 2 * h0:])
+        self.rows.copy_(out[:, m:])
+        self.valid = True
+        return out
+
+
 def probabilities(ws: Workspace, q: Tensor, k: Tensor, inv_scale: Tensor, bias: Optional[Tensor],
-                   geo: Geometry, a: int, m: int, rows: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+                  geo: Geometry, a: int, m: int, rows: Optional[Tensor], halo: HaloRows) -> Tuple[Tensor, Tensor]:
     """Raw scores and softmax probabilities ``(B, m, L')`` of the chunk at padded positions ``a .. a+m-1``.
 
     Raw scores are the inner products with the *unnormalised* key patches; the logits are
     ``raw * inv_scale + bias``. Both results live in the workspace (``'raw'``, ``'attn'``). Padding
     keys (bias ``-inf``) and padding query rows (``rows``, chunk-relative) get probability 0.
+    ``halo`` holds the score rows shared with the previous chunk.
     """
     b, h0, n_keys = q.shape[0], geo.halo, k.shape[1]
     acc = inv_scale.dtype
     raw = ws.get('raw', (b, m, n_keys), acc)
     pix = raw if geo.identity and q.dtype == acc else ws.get('pix', (b, m + 2 * h0, n_keys), q.dtype)
-    torch.bmm(q[:, a - h0:a + m + h0], k.transpose(1, 2), out=pix)
+    halo.product(q, k.transpose(1, 2), a, m, pix)
     gather_diagonals(pix, geo, m, raw)
     attn = ws.get('attn', (b, m, n_keys), acc)
     if bias is None:

@@ -24,8 +24,8 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
     columns included) plus a halo on either side (see ``method``). Backward, the larger of the two
     passes, holds one ``(B, m + 2*halo, L')`` buffer in the compute dtype (plus one in the
     accumulation dtype when the compute dtype is narrower) and four ``(B, m, L')`` buffers in the
-    accumulation dtype (float32; float64 for float64 inputs) and two ``(B, 2*halo, L')`` ones
-    carried to the next chunk, ``L'`` being the number of key positions with their padding; with
+    accumulation dtype (float32; float64 for float64 inputs) and four ``(B, 2*halo, L')`` ones
+    kept for the next chunk (two in each dtype), ``L'`` being the number of key positions with their padding; with
     ``channels`` it also counts the ``(B, m + 2*halo, D)`` matrix-product buffer (``D``: the unfolded
     width of ``channels``). Linear-size tensors (inputs, outputs, gradients) are not counted. ``B`` is
     the number of images processed together (see
@@ -48,16 +48,16 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
         int: Estimated bytes.
     """
     geo = make_geometry(height, width, level_sizes, ksize, method)
-    # a chunk crosses at most ceil((chunk_size - 1) / W) row ends and may end at one more, each adding
-    # 2*pad_x positions
-    span = chunk_size + 2 * geo.pad_x * ((chunk_size + width - 2) // width + 1)
+    # a chunk spans at most ceil(chunk_size / W) row ends (its own last one included: chunks tile the
+    # padded layout), each adding 2*pad_x positions
+    span = chunk_size + 2 * geo.pad_x * ((chunk_size + width - 1) // width)
     acc_bytes = 8 if dtype == torch.float64 else 4
     cdt_bytes = torch.empty((), dtype=dtype).element_size()
     window = 0 if geo.identity and cdt_bytes == acc_bytes else span + 2 * geo.halo
     window_bytes = window * (cdt_bytes + (acc_bytes if cdt_bytes != acc_bytes and not geo.identity else 0))
     kh, kw = FORMULATIONS[resolve_method(method)].kernel(ksize)
     product_bytes = (span + 2 * geo.halo) * channels * kh * kw * cdt_bytes + span * acc_bytes
-    carry_bytes = 2 * 2 * geo.halo * acc_bytes        # two scattered halos carried to the next chunk
+    carry_bytes = 2 * 2 * geo.halo * (acc_bytes + cdt_bytes)    # halos kept for the next chunk (2 + 2)
     return batch * (geo.num_keys * (window_bytes + 4 * span * acc_bytes + carry_bytes) + product_bytes)
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .chunks import Workspace, accumulate_bmm, chunk_plan, gather_diagonals, probabilities, scatter_rolled
+from .chunks import HaloRows, Workspace, accumulate_bmm, chunk_plan, gather_diagonals, probabilities, scatter_rolled
 from .cost import choose_batch_chunk, choose_chunk_size, choose_method, default_memory_budget_mb
 from .layout import FORMULATIONS, Geometry, make_geometry, resolve_method
 from .pyramid import check_inputs
@@ -52,8 +52,9 @@ class _ChunkedAttention(torch.autograd.Function):
             for i in _batch_slices(q.shape[0], batch_chunk):
                 qi, ki, vi, si = q[i], k[i], v[i], inv_scale[i]
                 carry = ws.get('carry', (qi.shape[0], 2 * h0, k.shape[1]), acc).zero_()
+                halo = HaloRows(ws, 'halo', (qi.shape[0], 2 * h0, k.shape[1]), cdt)
                 for a, m, rows in plan:
-                    attn = probabilities(ws, qi, ki, si, bias, geo, a, m, rows)[1]
+                    attn = probabilities(ws, qi, ki, si, bias, geo, a, m, rows, halo)[1]
                     accumulate_bmm(ws, out[i, a - h0:a + m - h0], scatter_rolled(ws, attn, geo, m, cdt, carry), vi)
                 if h0:                                  # the halo left after the last chunk
                     end = plan[-1][0] + plan[-1][1]
@@ -94,10 +95,11 @@ class _Backward:
         for i in _batch_slices(q.shape[0], batch_chunk):
             gq, gk, gv, gn = (None if g is None else g[i] for g in grads)
             t = (q[i], k[i], v[i], self.inv_scale[i], grad_out[i])
-            carries = [self.ws.get(name, (t[0].shape[0], 2 * h0, k.shape[1]), self.acc).zero_()
-                       for name in ('carry_v', 'carry_g')]
+            shape = (t[0].shape[0], 2 * h0, k.shape[1])
+            carries = [self.ws.get(name, shape, self.acc).zero_() for name in ('carry_v', 'carry_g')]
+            halos = [HaloRows(self.ws, name, shape, q.dtype) for name in ('halo', 'halo_g')]
             for a, m, rows in plan:
-                self.chunk(t, (gq, gk, gv, gn), carries, a, m, rows)
+                self.chunk(t, (gq, gk, gv, gn), carries, halos, a, m, rows)
             if h0:                                      # the halos left after the last chunk
                 end = plan[-1][0] + plan[-1][1]
                 self.paste_grads(t, (gq, gk, gv), [c.to(q.dtype) for c in carries], end - h0, 2 * h0)
@@ -116,13 +118,13 @@ class _Backward:
             if gk is not None:
                 accumulate_bmm(ws, gk, pasted[1].transpose(1, 2), qi[:, lo:lo + n])
 
-    def chunk(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], carries: List[Tensor], a: int,
-              m: int, rows: Optional[Tensor]) -> None:
+    def chunk(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], carries: List[Tensor],
+              halos: List[HaloRows], a: int, m: int, rows: Optional[Tensor]) -> None:
         qi, ki, vi, si, gi = t
         gq, gk, gv, gn = grads
         geo, ws, acc, cdt, h0 = self.geo, self.ws, self.acc, qi.dtype, self.geo.halo
         b, n_keys = qi.shape[0], ki.shape[1]
-        raw, attn = probabilities(ws, qi, ki, si, self.bias, geo, a, m, rows)
+        raw, attn = probabilities(ws, qi, ki, si, self.bias, geo, a, m, rows, halos[0])
         if gv is not None:
             self.paste_grads(t, (None, None, gv), [scatter_rolled(ws, attn, geo, m, cdt, carries[0]), None],
                              a - h0, m)
@@ -131,7 +133,7 @@ class _Backward:
         # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
         grad = ws.get('grad', (b, m, n_keys), acc)
         pix = grad if geo.identity and cdt == acc else ws.get('pix', (b, m + 2 * h0, n_keys), cdt)
-        torch.bmm(gi[:, a - h0:a + m + h0], vi.transpose(1, 2), out=pix)
+        halos[1].product(gi, vi.transpose(1, 2), a, m, pix)
         gather_diagonals(pix, geo, m, grad)
         # softmax backward, one fused pass: dZ = A * (dA - sum_j(A * dA))
         dz = ws.get('dz', (b, m, n_keys), acc)

@@ -17,6 +17,10 @@ import sys
 import warnings
 from typing import List, Optional
 
+#: The flag of each setting the converter's messages name (they name the Python parameters).
+FLAGS = {'arch': '--arch', 'scale': '--scale', 'colors': '--colors', 'mid_channels': '--mid-channels',
+         'num_blocks': '--num-blocks', 'reduction': '--reduction', 'source_rgb_range': '--source-rgb-range'}
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments."""
@@ -49,13 +53,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         warnings.simplefilter('always')
         from panet_mm.engine.quiet import quiet_third_party_warnings
         from panet_mm.models.editors.panet.official import ConversionError, convert_official_checkpoint
+        from panet_mm.utils.errors import cli_message
     quiet_third_party_warnings(early)
     try:
         meta = convert_official_checkpoint(args.src, args.dst, args.arch, scale=args.scale, colors=args.colors,
                                            mid_channels=args.mid_channels, num_blocks=args.num_blocks,
                                            reduction=args.reduction, source_rgb_range=args.source_rgb_range)
     except ConversionError as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {cli_message(err, FLAGS)}', file=sys.stderr)
         return 1
     cfg = meta['generator_cfg']
     for fact in meta['inferred']:

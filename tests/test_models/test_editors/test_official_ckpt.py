@@ -364,12 +364,19 @@ def test_dst_equal_src_refused(tmp_path, capsys):
         convert_official_checkpoint(src, osp.join(str(tmp_path), '.', 'same.pt'), 'panet', **PANET_SMALL)
 
 
-def test_scale_for_panet_and_grey_paedsr_refused():
+def test_scale_for_panet_and_grey_paedsr_refused(tmp_path, capsys):
     state = released_panet().state_dict()
-    with pytest.raises(ConversionError, match='--scale 2 was given for --arch panet'):
+    # the library names the parameters; the converter's message names its flags
+    with pytest.raises(ConversionError, match='^scale 2 was given for arch panet'):
         convert_state_dict(state, 'panet', scale=2, **PANET_SMALL)
-    with pytest.raises(ConversionError, match=r'--colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)'):
+    src = save(state, tmp_path / 'dn.pt')
+    assert run_tool('convert', [src, str(tmp_path / 'dn.pth'), '--scale', '2'] + SMALL_PANET_ARGS) == 1
+    assert '--scale 2 was given for --arch panet' in capsys.readouterr().err
+    with pytest.raises(ConversionError, match=r'^colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)'):
         convert_state_dict(released_paedsr().state_dict(), 'paedsr', colors=1, **PAEDSR_SMALL)
+    src = save(released_paedsr().state_dict(), tmp_path / 'sr.pt')
+    assert run_tool('convert', [src, str(tmp_path / 'sr.pth'), '--colors', '1'] + SMALL_PAEDSR_ARGS) == 1
+    assert re.search(r'--colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)', capsys.readouterr().err)
     with pytest.raises(ConversionError, match='RGB only'):
         generator_config('paedsr', 2, colors=1)
 

@@ -15,16 +15,22 @@ its last conv (and PA-EDSR's mean-shift biases) by 255: the features in between 
 from __future__ import annotations
 
 import hashlib
-import os
 import os.path as osp
-import pickle
 import re
-import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from panet_mm.utils.checkpoint import (
+    StateDictDiff,
+    UnsafeCheckpointError,
+    compare_state_dicts,
+    load_weights_only,
+    unwrap_state_dict,
+)
+from panet_mm.utils.errors import first_line
+from panet_mm.utils.fileio import atomic_save_checkpoint
 from panet_mm.version import __version__
 
 from .official_infer import ConversionPlan, infer_arch, infer_scale, infer_source_rgb_range, plan_conversion
@@ -32,19 +38,16 @@ from .official_keys import (
     ARCH_DEFAULTS,
     TWIN_PREFIX,
     ConversionError,
+    SettingError,
     build_generator,
     detected_depth,
     generator_config,
     official_name,
     released_names,
-    target_shapes,
+    target_state,
 )
 
 CONVERTER_VERSION = '1.1'
-
-# Wrappers seen around released / re-saved state dicts, tried in this order.
-_WRAPPER_KEYS = ('state_dict', 'model_state_dict', 'model', 'params_ema', 'params', 'net')
-_PREFIXES = ('module.', 'model.')
 
 
 def load_official_file(path: str) -> Dict[str, Tensor]:
@@ -63,58 +66,11 @@ def load_official_file(path: str) -> Dict[str, Tensor]:
     if not osp.isfile(path):
         raise ConversionError(f"source checkpoint '{path}' does not exist; pass the released .pt file")
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError,
-            ImportError, UnicodeDecodeError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConversionError(
-            f"'{path}' is not a plain tensor checkpoint that torch.load(weights_only=True) can read "
-            f'({type(err).__name__}: {first}); it is truncated, corrupted or pickles other objects - '
-            'download the released file again (arbitrary pickles are never unpickled)') from err
-    return unwrap_state_dict(obj, source=path)
-
-
-def unwrap_state_dict(obj: Any, source: str = '<object>') -> Dict[str, Tensor]:
-    """Find the tensor state dict inside a loaded checkpoint.
-
-    Handles ``{'state_dict': ...}``-style wrappers (also ``model``, ``params``, ``net``...) and the
-    ``module.`` (DataParallel) / ``model.`` prefixes when every key carries them.
-
-    Args:
-        obj: What ``torch.load`` returned.
-        source (str): File name used in error messages.
-
-    Returns:
-        dict[str, Tensor]: Flat state dict.
-
-    Raises:
-        ConversionError: No dict of tensors found.
-    """
-    for _ in range(4):  # wrappers nest at most a few levels deep
-        if not isinstance(obj, dict):
-            break
-        if obj and all(isinstance(v, Tensor) for v in obj.values()):
-            break
-        inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
-        if inner is None:
-            break
-        obj = inner
-    if not isinstance(obj, dict) or not obj:
-        raise ConversionError(f"'{source}' holds {type(obj).__name__}, not a state dict of tensors; "
-                              'pass the released PANet / PA-EDSR .pt file')
-    bad = sorted(str(k) for k, v in obj.items() if not isinstance(v, Tensor))
-    if bad:
-        raise ConversionError(f"'{source}' has non-tensor entries {bad}; pass a plain state dict "
-                              '(the released .pt file) or unwrap it first')
-    state = {str(k): v for k, v in obj.items()}
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in _PREFIXES:
-            if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix):]: v for k, v in state.items()}
-                stripped = True
-    return state
+        obj = load_weights_only(path, map_location='cpu')
+    except (UnsafeCheckpointError, OSError) as err:
+        raise ConversionError(f'not a plain tensor checkpoint: {first_line(err, 600)}; the released files hold '
+                              'tensors only, so download it again') from err
+    return unwrap_state_dict(obj, source=path, error=ConversionError)
 
 
 def _drop_twins(state: Dict[str, Tensor], source: str) -> Tuple[Dict[str, Tensor], List[str]]:
@@ -160,85 +116,71 @@ def _check_finite(state: Dict[str, Tensor], source: str) -> None:
                               '(nothing was written)')
 
 
-class _Matched:
-    """The released tensors sorted by what the conversion does with them."""
-
-    def __init__(self) -> None:
-        self.out: Dict[str, Tensor] = {}        # our key -> tensor
-        self.slopes: Dict[str, Tensor] = {}     # released PReLU slope name -> tensor
-        self.ignored: List[str] = []
-        self.missing: List[str] = []
-        self.unexpected: List[str] = []
-        self.misshaped: List[str] = []
-
-
-def _match_keys(state: Dict[str, Tensor], plan: ConversionPlan, shapes: Dict[str, Tuple[int, ...]],
-                expected: Dict[str, str], slope_keys: List[str]) -> _Matched:
-    """Sort every released key: renamed, a PReLU slope copy, deliberately ignored, or unexpected."""
-    found = _Matched()
+def _sort_keys(state: Dict[str, Tensor], plan: ConversionPlan,
+               slope_keys: List[str]) -> Tuple[Dict[str, Tensor], Dict[str, Tensor], List[str]]:
+    """Split the released keys into those to rename (or report), PANet's PReLU slope copies and the ignored."""
     escape = f'body.{plan.num_blocks // 2}.escape_NaN'
     slope_names = {f'body.{k.split(".")[1]}.body.1.weight' for k in slope_keys}
+    given: Dict[str, Tensor] = {}
+    slopes: Dict[str, Tensor] = {}
+    ignored: List[str] = []
     for name, value in state.items():
-        if name in expected:
-            ours = expected[name]
-            if tuple(value.shape) != shapes[ours]:
-                found.misshaped.append(f'{name} {tuple(value.shape)} (expected {shapes[ours]} for {ours})')
-            else:
-                found.out[ours] = value
-        elif name in slope_names:
-            found.slopes[name] = value
+        if name in slope_names:
+            slopes[name] = value
         elif name == escape or (plan.arch == 'panet' and name.split('.')[0] in ('sub_mean', 'add_mean')):
-            found.ignored.append(name)
+            ignored.append(name)
         else:
-            found.unexpected.append(name)
-    found.missing = [name for name in expected if name not in state]
-    return found
+            given[name] = value
+    return given, slopes, ignored
 
 
-def _copy_shared_slope(found: _Matched, slope_keys: List[str], shape: Tuple[int, ...], source: str,
-                       notes: List[str]) -> None:
-    """Copy PANet's one shared PReLU slope into every block, after checking all its stored copies agree."""
-    if not found.slopes:
-        found.missing.append('body.N.body.1.weight (the shared PReLU slope, under at least one ResBlock name)')
-        return
-    bad_shape = [f'{n} {tuple(v.shape)} (expected {shape})' for n, v in found.slopes.items()
-                 if tuple(v.shape) != shape]
-    found.misshaped += bad_shape
+def _copy_shared_slope(out: Dict[str, Tensor], diff: StateDictDiff, slopes: Dict[str, Tensor],
+                       slope_keys: List[str], shape: Tuple[int, ...], source: str) -> Optional[str]:
+    """Copy PANet's one shared PReLU slope into every block after checking its stored copies agree.
+
+    Problems are added to ``diff``; returns the note for the user when the slope was copied.
+    """
+    if not slopes:
+        diff.missing.append('body.N.body.1.weight (the shared PReLU slope, under at least one ResBlock name)')
+        return None
+    bad_shape = [(n, shape, tuple(v.shape)) for n, v in slopes.items() if tuple(v.shape) != shape]
+    diff.mismatched.extend(bad_shape)
     if bad_shape:
-        return
-    first_name, first = next(iter(found.slopes.items()))
-    differ = [n for n, v in found.slopes.items() if not torch.equal(v, first)]
+        return None
+    first_name, first = next(iter(slopes.items()))
+    differ = [n for n, v in slopes.items() if not torch.equal(v, first)]
     if differ:
         raise ConversionError(
             f"'{source}': the PReLU slopes {sorted(differ)} differ from {first_name}, but the released "
             'PANet shares ONE slope across all ResBlocks; this is not a released PANet checkpoint '
             '(or it was fine-tuned with separate slopes) - it cannot be converted safely')
     for key in slope_keys:
-        found.out[key] = first.clone()
-    notes.append(f'PANet shared PReLU slope found under {len(found.slopes)} of {len(slope_keys)} ResBlock '
-                 f'names; copied into all {len(slope_keys)} blocks')
+        out[key] = first.clone()
+    return (f'PANet shared PReLU slope found under {len(slopes)} of {len(slope_keys)} ResBlock '
+            f'names; copied into all {len(slope_keys)} blocks')
 
 
-def _final_notes(plan: ConversionPlan, found: _Matched, twins: List[str], notes: List[str]) -> None:
-    """Say what was dropped and rescaled, rescaling ``found.out`` to the target range."""
+def _final_notes(plan: ConversionPlan, out: Dict[str, Tensor], ignored: List[str], twins: List[str]) -> List[str]:
+    """Rescale ``out`` to the target range; say what was dropped and rescaled."""
+    notes: List[str] = []
     target_range = float(plan.generator_cfg['rgb_range'])
     if plan.arch == 'panet':
-        if any(n.split('.')[0] in ('sub_mean', 'add_mean') for n in found.ignored):
+        if any(n.split('.')[0] in ('sub_mean', 'add_mean') for n in ignored):
             notes.append('released sub_mean / add_mean ignored: PANet builds them but never uses them')
         notes.append(f'the model config must use generator rgb_range={target_range:g} (PANet defaults to 1), '
                      "as panet_mm's PANet configs do")
     if twins:
-        found.ignored += twins
         notes.append(f'{len(twins)} msa.* key(s) dropped: the released PA-EDSR registers its attention twice, and '
                      'each equals its body twin')
     source_range = plan.source_rgb_range
     if source_range != target_range:
-        _rescale_range(found.out, plan.arch, source_range, target_range)
+        _rescale_range(out, plan.arch, source_range, target_range)
         notes.append(f'the released model works on 0-{source_range:g} data; conv_first was scaled by '
                      f'{source_range:g}/{target_range:g} and conv_last'
                      + (' and the mean-shift biases' if plan.arch == 'paedsr' else '')
                      + f' by {target_range:g}/{source_range:g}, so it runs at rgb_range={target_range:g} '
                      'with the same features (exact up to float rounding)')
+    return notes
 
 
 def convert_state_dict(state: Dict[str, Tensor],
@@ -278,19 +220,22 @@ def convert_state_dict(state: Dict[str, Tensor],
     _check_finite(state, source)
     plan = plan_conversion(state, source, arch, scale, colors, mid_channels, num_blocks, reduction, source_rgb_range)
     state, twins = _drop_twins(state, source)
-    shapes = target_shapes(plan.generator_cfg)
-    expected, slope_keys = released_names(list(shapes), plan.arch, plan.num_blocks)
-    found = _match_keys(state, plan, shapes, expected, slope_keys)
+    target = target_state(plan.generator_cfg)
+    expected, slope_keys = released_names(list(target), plan.arch, plan.num_blocks)
+    given, slopes, ignored = _sort_keys(state, plan, slope_keys)
+    diff = compare_state_dicts({name: target[ours] for name, ours in expected.items()}, given)
+    out = {expected[name]: value for name, value in given.items() if name in expected}
     notes: List[str] = []
     if slope_keys:
-        _copy_shared_slope(found, slope_keys, shapes[slope_keys[0]], source, notes)
-    if found.missing or found.unexpected or found.misshaped:
-        raise ConversionError(_problem_report(source, plan, found, detected_depth(list(state))))
-    _final_notes(plan, found, twins, notes)
+        note = _copy_shared_slope(out, diff, slopes, slope_keys, tuple(target[slope_keys[0]].shape), source)
+        notes += [note] if note else []
+    if not diff.ok:
+        raise SettingError('arch', _problem_report(source, plan, diff, detected_depth(list(state))))
+    notes += _final_notes(plan, out, ignored, twins)
     info = dict(generator_cfg=plan.generator_cfg, arch=plan.arch, scale=plan.scale, colors=plan.colors,
                 source_rgb_range=plan.source_rgb_range, inferred=plan.inferred, notes=notes,
-                ignored=sorted(found.ignored))
-    return found.out, info
+                ignored=sorted(ignored + twins))
+    return out, info
 
 
 def _rescale_range(out: Dict[str, Tensor], arch: str, source: float, target: float) -> None:
@@ -308,30 +253,24 @@ def _rescale_range(out: Dict[str, Tensor], arch: str, source: float, target: flo
         out[key] = (value.detach().double() * factor).to(value.dtype)
 
 
-def _problem_report(source: str, plan: ConversionPlan, found: _Matched, depth: Optional[int]) -> str:
+def _problem_report(source: str, plan: ConversionPlan, diff: StateDictDiff, depth: Optional[int]) -> str:
+    """The key report of a file that is not the target network, with hints at the setting to change."""
     arch, blocks = plan.arch, plan.num_blocks
-    missing, unexpected, misshaped = found.missing, found.unexpected, found.misshaped
-    counts = ', '.join(f'{len(v)} {n}' for n, v in (('missing', missing), ('unexpected', unexpected),
-                                                     ('mis-shaped', misshaped)) if v)
-    lines = [f"'{source}' does not match --arch {arch} (scale {plan.scale}, {plan.colors} colours, "
-             f'{plan.mid_channels} channels, {blocks} ResBlocks): {counts} key(s); nothing was written - check '
-             '--arch / --scale / --colors against the released file name.']
-    if missing:
-        lines.append(f'  missing ({len(missing)}): ' + ', '.join(missing))
-    if unexpected:
-        lines.append(f'  unexpected ({len(unexpected)}): ' + ', '.join(sorted(unexpected)))
-    if misshaped:
-        lines.append(f'  mis-shaped ({len(misshaped)}): ' + '; '.join(misshaped))
+    lines = [f"'{source}' does not match {{arch}} {arch} (scale {plan.scale}, {plan.colors} colours, "
+             f'{plan.mid_channels} channels, {blocks} ResBlocks): {diff.counts()} key(s); nothing was written - '
+             'check {arch} / {scale} / {colors} against the released file name.']
+    lines += [f'  {line}' for line in diff.lines()]
+    named = diff.missing + diff.unexpected + [k for k, _, _ in diff.mismatched]
     if depth is not None and depth != blocks:
         lines.append(f'  hint: the file has {depth} ResBlocks, the target {blocks}.')
-    if arch == 'paedsr' and plan.scale_given and any(k.startswith('tail.') for k in missing + misshaped + unexpected):
-        lines.append('  hint: the tail does not match --scale; the file name of a released model says its scale.')
-    if arch == 'panet' and 'tail.1.weight' in unexpected:
-        lines.append('  hint: the file looks like a PA-EDSR (super-resolution) checkpoint; try --arch paedsr.')
-    if arch == 'paedsr' and 'tail.0.weight' in unexpected:
+    if arch == 'paedsr' and plan.scale_given and any(k.startswith('tail.') for k in named):
+        lines.append('  hint: the tail does not match {scale}; the file name of a released model says its scale.')
+    if arch == 'panet' and 'tail.1.weight' in diff.unexpected:
+        lines.append('  hint: the file looks like a PA-EDSR (super-resolution) checkpoint; try {arch} paedsr.')
+    if arch == 'paedsr' and 'tail.0.weight' in diff.unexpected:
         lines.append('  hint: the file looks like a PANet (denoising / demosaicing / JPEG) checkpoint; '
-                     'try --arch panet.')
-    if any(k.startswith('generator.') for k in unexpected):
+                     'try {arch} panet.')
+    if any(k.startswith('generator.') for k in diff.unexpected):
         lines.append('  hint: this looks like an already converted panet_mm checkpoint; use it directly.')
     return '\n'.join(lines)
 
@@ -342,26 +281,6 @@ def _sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b''):
             h.update(chunk)
     return h.hexdigest()
-
-
-def save_checkpoint_atomic(checkpoint: Dict[str, Any], dst: str) -> None:
-    """``torch.save`` to a temporary file next to ``dst``, then ``os.replace`` it into place."""
-    folder = osp.dirname(osp.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(dst)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions a plain save would
-        os.replace(tmp, dst)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def convert_official_checkpoint(src: str, dst: str, arch: Optional[str] = None, **settings: Any) -> Dict[str, Any]:
@@ -396,11 +315,11 @@ def convert_official_checkpoint(src: str, dst: str, arch: Optional[str] = None, 
                 ignored_keys=info['ignored'])
     checkpoint = dict(meta=meta, state_dict={f'generator.{k}': v.detach().clone().contiguous()
                                              for k, v in converted.items()})
-    save_checkpoint_atomic(checkpoint, dst)
+    atomic_save_checkpoint(checkpoint, dst)
     return meta
 
 
-__all__ = ['ARCH_DEFAULTS', 'CONVERTER_VERSION', 'ConversionError', 'ConversionPlan', 'build_generator',
+__all__ = ['ARCH_DEFAULTS', 'CONVERTER_VERSION', 'ConversionError', 'ConversionPlan', 'SettingError',
+           'build_generator',
            'convert_official_checkpoint', 'convert_state_dict', 'generator_config', 'infer_arch', 'infer_scale',
-           'infer_source_rgb_range', 'load_official_file', 'official_name', 'save_checkpoint_atomic',
-           'unwrap_state_dict']
+           'infer_source_rgb_range', 'load_official_file', 'official_name', 'unwrap_state_dict']

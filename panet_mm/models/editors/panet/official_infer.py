@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .official_keys import ARCH_DEFAULTS, TWIN_PREFIX, ConversionError, check_arch, generator_config
+from .official_keys import ARCH_DEFAULTS, TWIN_PREFIX, ConversionError, SettingError, check_arch, generator_config
 
 #: The DIV2K mean the released mean shifts are built from (``common.MeanShift``).
 _DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
@@ -112,17 +112,17 @@ def _resolve_arch(state: Dict[str, Tensor], arch: Optional[str], source: str, in
     file_arch, evidence = infer_arch(state)
     if arch is None:
         if file_arch is None:
-            raise ConversionError(
-                f"cannot tell from the keys of '{source}' whether it is a PANet or a PA-EDSR "
+            raise SettingError(
+                'arch', f"cannot tell from the keys of '{source}' whether it is a PANet or a PA-EDSR "
                 f"({', '.join(evidence) if evidence else 'no tail.0.weight, tail.1.weight or msa.* key'}); pass "
-                '--arch panet (denoise / demosaic / JPEG) or --arch paedsr (SR)'
+                '{arch} panet (denoise / demosaic / JPEG) or {arch} paedsr (SR)'
                 + (', or use an already converted panet_mm checkpoint directly'
                    if any(k.startswith('generator.') for k in state) else ''))
         inferred.append(f"arch {file_arch} (keys {', '.join(evidence)})")
         return file_arch
     if arch in ARCH_DEFAULTS and file_arch is not None and arch != file_arch:
-        raise ConversionError(f"--arch {arch} contradicts '{source}', whose keys ({', '.join(evidence)}) are those "
-                              f'of a {file_arch}; drop --arch (it is inferred) or pass the file you meant')
+        raise SettingError('arch', f"{{arch}} {arch} contradicts '{source}', whose keys ({', '.join(evidence)}) are "
+                           f'those of a {file_arch}; drop {{arch}} (it is inferred) or pass the file you meant')
     return check_arch(arch)
 
 
@@ -135,8 +135,8 @@ def _resolve_colors(state: Dict[str, Tensor], colors: Optional[int], source: str
         inferred.append(f'{file_colors} colour channel(s) (head.0.weight {tuple(head.shape)})')
         return file_colors
     if file_colors is not None and int(colors) != file_colors:
-        raise ConversionError(f"--colors {colors} contradicts '{source}', whose head.0.weight {tuple(head.shape)} "
-                              f'takes {file_colors} channel(s); drop --colors (it is inferred)')
+        raise SettingError('colors', f"{{colors}} {colors} contradicts '{source}', whose head.0.weight "
+                           f'{tuple(head.shape)} takes {file_colors} channel(s); drop {{colors}} (it is inferred)')
     return colors
 
 
@@ -147,16 +147,16 @@ def _resolve_scale(state: Dict[str, Tensor], arch: str, scale: Optional[int], so
     file_scale = infer_scale(state)
     if scale is None:
         if file_scale is None:
-            raise ConversionError(f"cannot infer the scale of '{source}' from its tail.0.* keys; "
-                                  'pass --scale 2, 3 or 4')
+            raise SettingError('scale', f"cannot infer the scale of '{source}' from its tail.0.* keys; "
+                               'pass {scale} 2, 3 or 4')
         convs = sum(1 for k in state if re.fullmatch(r'tail\.0\.\d+\.weight', k))
         inferred.append(f"scale x{file_scale} (tail.0.0.weight {tuple(state['tail.0.0.weight'].shape)}, "
                         f'{convs} up-sampling conv(s))')
         return file_scale
     if file_scale is not None and int(scale) != file_scale:
-        raise ConversionError(f"--scale {scale} contradicts '{source}', whose up-sampler (tail.0.0.weight "
-                              f"{tuple(state['tail.0.0.weight'].shape)}) is x{file_scale}; drop --scale "
-                              '(it is inferred) or pass the file of that scale')
+        raise SettingError('scale', f"{{scale}} {scale} contradicts '{source}', whose up-sampler (tail.0.0.weight "
+                           f"{tuple(state['tail.0.0.weight'].shape)}) is x{file_scale}; drop {{scale}} "
+                           '(it is inferred) or pass the file of that scale')
     return scale
 
 
@@ -165,18 +165,20 @@ def _resolve_range(state: Dict[str, Tensor], arch: str, source_rgb_range: Option
     file_range = infer_source_rgb_range(state)
     if source_rgb_range is None:
         if file_range is None:
-            raise ConversionError(
-                f"cannot tell the data range '{source}' was trained on: it has no released sub_mean "
-                '(bias = -rgb_range x DIV2K mean); pass --source-rgb-range 1 (what the reference code uses for '
-                'every released model) or 255')
+            raise SettingError(
+                'source_rgb_range', f"cannot tell the data range '{source}' was trained on: it has no released "
+                'sub_mean (bias = -rgb_range x DIV2K mean); pass {source_rgb_range} 1 (what the reference code uses '
+                'for every released model) or 255')
         source_rgb_range = file_range
         inferred.append(f'trained on rgb_range {file_range:g} (sub_mean.bias)')
     elif file_range is not None and abs(float(source_rgb_range) - file_range) > 1e-3 * file_range:
-        raise ConversionError(f"--source-rgb-range {source_rgb_range:g} contradicts '{source}', whose sub_mean.bias "
-                              f'says rgb_range {file_range:g}; drop --source-rgb-range (it is inferred)')
+        raise SettingError('source_rgb_range', f"{{source_rgb_range}} {source_rgb_range:g} contradicts '{source}', "
+                           f'whose sub_mean.bias says rgb_range {file_range:g}; drop {{source_rgb_range}} '
+                           '(it is inferred)')
     source_rgb_range = float(source_rgb_range)
     if source_rgb_range <= 0:
-        raise ConversionError(f'--source-rgb-range {source_rgb_range:g} must be positive (1 or 255)')
+        raise SettingError('source_rgb_range', f'{{source_rgb_range}} {source_rgb_range:g} must be positive '
+                           '(1 or 255)')
     if arch == 'paedsr':
         add_range = _mean_shift_range(state, 'add_mean', 1)
         if file_range is not None and add_range is not None and abs(add_range - file_range) > 1e-3 * file_range:

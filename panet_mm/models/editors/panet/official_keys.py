@@ -25,10 +25,13 @@ The released files are plain ``state_dict`` pickles of the reference models. The
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
+from torch import Tensor
+
+from panet_mm.utils.errors import PanetMMError, ParameterError
 
 from .panet_net import PAEDSRNet, PANet
 
@@ -43,14 +46,42 @@ TWIN_PREFIX = 'msa.'
 _ATTENTION_NAMES = {'query': 'conv_match_L_base', 'key': 'conv_match', 'value': 'conv_assembly'}
 
 
-class ConversionError(ValueError):
+#: The settings of a conversion (the parameters of ``convert_state_dict``) that messages name.
+SETTINGS = ('arch', 'scale', 'colors', 'mid_channels', 'num_blocks', 'reduction', 'source_rgb_range')
+
+
+class ConversionError(PanetMMError):
     """A released checkpoint cannot be converted; the message names the keys and the fix."""
 
 
+class SettingError(ConversionError, ParameterError):
+    """A conversion setting the file contradicts, cannot tell, or the network cannot have.
+
+    The template names settings as ``{arch}``, ``{scale}``... (``{param}`` is ``param``): ``str()``
+    gives the parameter names, :meth:`for_cli` a command line's flags, so one message serves both.
+    """
+
+    def __init__(self, param: str, template: str, flag: Optional[str] = None) -> None:
+        self.param, self.template, self.flag = param, template, flag
+        PanetMMError.__init__(self, self._name_settings({}))
+
+    def for_cli(self, flags: Optional[Mapping[str, str]] = None) -> str:
+        """The message naming the flags of ``flags`` (setting name -> flag) instead of the parameters."""
+        return self._name_settings(flags or {})
+
+    def _name_settings(self, flags: Mapping[str, str]) -> str:
+        text = self.template.replace('{param}', '{' + self.param + '}')
+        for name in SETTINGS:
+            shown = flags.get(name) or (self.flag if name == self.param else None) or name
+            text = text.replace('{' + name + '}', shown)
+        return text
+
+
 def check_arch(arch: Any) -> str:
-    """``arch`` itself when it names a released network, else a :class:`ConversionError`."""
+    """``arch`` itself when it names a released network, else a :class:`SettingError`."""
     if arch not in ARCH_DEFAULTS:
-        raise ConversionError(f"unknown arch {arch!r}; use 'panet' (denoise / demosaic / JPEG) or 'paedsr' (SR)")
+        raise SettingError('arch', f"unknown {{arch}} {arch!r}; use 'panet' (denoise / demosaic / JPEG) or "
+                           "'paedsr' (SR)")
     return arch
 
 
@@ -75,17 +106,18 @@ def generator_config(arch: str, scale: int = 1, colors: int = 3, mid_channels: O
     red = d['reduction'] if reduction is None else int(reduction)
     if arch == 'panet':
         if scale != 1:
-            raise ConversionError(f'--scale {scale} was given for --arch panet, which has no up-sampler; '
-                                  'drop --scale or use --arch paedsr for super-resolution')
+            raise SettingError('scale', f'{{scale}} {scale} was given for {{arch}} panet, which has no up-sampler; '
+                               'drop {scale} or use {arch} paedsr for super-resolution')
         if colors not in (1, 3):
-            raise ConversionError(f'--colors {colors} is not supported; PANet models have 3 (colour) or 1 (grey)')
+            raise SettingError('colors', f'{{colors}} {colors} is not supported; PANet models have 3 (colour) or 1 '
+                               '(grey)')
         return dict(type='PANet', in_channels=colors, out_channels=colors, mid_channels=mid, num_blocks=blocks,
                     res_scale=1.0, rgb_range=255, attention_cfg=dict(reduction=red))
     if colors != 3:
-        raise ConversionError(f'--colors {colors} was given for --arch paedsr; the released PA-EDSR models '
-                              'are RGB only, drop --colors')
+        raise SettingError('colors', f'{{colors}} {colors} was given for {{arch}} paedsr; the released PA-EDSR '
+                           'models are RGB only, drop {colors}')
     if scale not in (2, 3) and (scale < 2 or scale & (scale - 1)):
-        raise ConversionError(f'--scale {scale} is not supported by PA-EDSR; use 2, 3 or 4')
+        raise SettingError('scale', f'{{scale}} {scale} is not supported by PA-EDSR; use 2, 3 or 4')
     return dict(type='PAEDSRNet', in_channels=3, out_channels=3, mid_channels=mid, num_blocks=blocks,
                 upscale_factor=scale, res_scale=0.1, rgb_range=255,
                 attention_cfg=dict(reduction=red, res_scale=0.1))
@@ -99,13 +131,13 @@ def build_generator(cfg: Dict[str, Any], device: str = 'cpu') -> nn.Module:
         return cls(**kwargs)
 
 
-def target_shapes(cfg: Dict[str, Any]) -> Dict[str, Tuple[int, ...]]:
-    """Shapes of the target generator's state dict, built on the meta device (no memory, no init cost)."""
+def target_state(cfg: Dict[str, Any]) -> Dict[str, Tensor]:
+    """The target generator's state dict, built on the meta device (shapes only: no memory, no init cost)."""
     try:
         net = build_generator(cfg, device='meta')
     except (RuntimeError, NotImplementedError, TypeError):
         net = build_generator(cfg)
-    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    return dict(net.state_dict())
 
 
 def official_name(key: str, arch: str, num_blocks: int) -> Optional[str]:
