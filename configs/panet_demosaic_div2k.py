@@ -6,11 +6,12 @@
 # always sees the pattern anchored at its input's top-left pixel, as for the whole test images (BayerMosaic).
 # Evaluation: McMaster (18 images), Kodak24, CBSD68, Urban100; RGB PSNR / SSIM without border crop. The mosaics
 # are read from data/{SET}/mosaic_grbg, written once by
-#   python tools/prepare_testsets.py --mcmaster DIR --kodak24 DIR --cbsd68 DIR --urban100 DIR
+#   python tools/dataset_converters/prepare_testsets.py --mcmaster DIR --kodak24 DIR --cbsd68 DIR --urban100 DIR
 # Without those files, evaluate with `test_pipeline_on_the_fly` and data_prefix=dict(gt='GT') (the mosaic is
 # deterministic: identical pixels). Test-time tiling (test_cfg chop / tile) starts every tile at an even offset
 # (align=2), or a tile would show the network another phase of the pattern; the default whole-image test needs none.
-# Training data: python tools/prepare_div2k.py --div2k data/DIV2K (demo: configs/demo/panet_demosaic_demo.py).
+# Training data: python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K
+# (demo: configs/demo/panet_demosaic_demo.py).
 _base_ = ['./_base_/panet_restoration.py']
 
 pattern = 'GRBG'
@@ -28,7 +29,7 @@ train_pipeline = [_base_.load_gt] + _base_.random_patch + [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
-# test inputs: the fixed mosaics of tools/prepare_testsets.py
+# test inputs: the fixed mosaics of tools/dataset_converters/prepare_testsets.py
 test_pipeline = [_base_.load_img, _base_.load_gt, dict(type='PackInputs')]
 # fallback without prepared inputs: the same mosaic on the fly (use with data_prefix=dict(gt='GT'))
 test_pipeline_on_the_fly = [
@@ -48,7 +49,7 @@ def test_loader(name):
         sampler=dict(type='DefaultSampler', shuffle=False),
         dataset=dict(
             type='CheckedImageDataset',
-            prepare_cmd=f'python tools/prepare_testsets.py --{name.lower()} PATH/TO/{name} '
+            prepare_cmd=f'python tools/dataset_converters/prepare_testsets.py --{name.lower()} PATH/TO/{name} '
             '(README "Preparing the restoration test sets")',
             metainfo=dict(dataset_type=name.lower(), task_name='demosaicing'),
             data_root=f'{_base_.data_root}/{name}',

@@ -3,7 +3,8 @@
 # LR patches 48x48 (HR 96), h/v flips and transposes, batch 16, L1, Adam(0.9, 0.999) lr 1e-4 halved at
 # 200k/400k/600k/800k, 1M iterations. Validation: Set5; test: Set5, Set14, B100, Urban100, Manga109;
 # Y-channel PSNR/SSIM with crop = scale.
-# Data: python tools/prepare_div2k.py --div2k data/DIV2K --set5 PATH/TO/Set5/HR (demo: tools/make_demo_data.py).
+# Data: python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K --set5 PATH/TO/Set5/HR
+# (demo: tools/dataset_converters/make_demo_data.py).
 _base_ = ['./_base_/default_runtime.py', './_base_/datasets/sr_testsets.py']
 
 scale = 2
@@ -56,7 +57,8 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/prepare_div2k.py --div2k data/DIV2K (README "Preparing DIV2K and Set5")',
+        prepare_cmd='python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K '
+        '(README "Preparing DIV2K and Set5")',
         ann_file='meta_info_DIV2K800sub_GT.txt',
         metainfo=dict(dataset_type='div2k', task_name='sisr'),
         data_root=data_root + '/DIV2K',
@@ -71,7 +73,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/prepare_div2k.py --no-div2k --set5 PATH/TO/Set5/HR',
+        prepare_cmd='python tools/dataset_converters/prepare_div2k.py --no-div2k --set5 PATH/TO/Set5/HR',
         metainfo=dict(dataset_type='set5', task_name='sisr'),
         data_root=data_root + '/Set5',
         data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12'),

@@ -13,7 +13,8 @@ import sys
 from typing import List, Optional
 
 PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
-TOOLS = {'train': 'train.py', 'test': 'test.py', 'restore': 'restore.py', 'convert': 'convert_official_ckpt.py'}
+TOOLS = {'train': 'train.py', 'test': 'test.py', 'restore': 'restore.py',
+         'convert': osp.join('model_converters', 'convert_official_ckpt.py')}
 
 
 def tool_path(name: str) -> str:
@@ -75,7 +76,7 @@ def restore() -> int:
 
 
 def convert() -> int:
-    """``panet-convert SRC.pt DST.pth --arch panet|paedsr``: tools/convert_official_ckpt.py."""
+    """``panet-convert SRC.pt DST.pth --arch panet|paedsr``: tools/model_converters/convert_official_ckpt.py."""
     return run_tool('convert')
 
 

@@ -24,9 +24,9 @@ def run_tool(args, cwd=ROOT, timeout=600, env=None, check=True):
 
 @pytest.fixture(scope='session')
 def demo_root(tmp_path_factory):
-    """The demo dataset (tools/make_demo_data.py) in a temporary folder."""
+    """The demo dataset (tools/dataset_converters/make_demo_data.py) in a temporary folder."""
     out = tmp_path_factory.mktemp('demo') / 'demo'
-    run_tool([sys.executable, 'tools/make_demo_data.py', '--out', str(out)])
+    run_tool([sys.executable, 'tools/dataset_converters/make_demo_data.py', '--out', str(out)])
     return out
 
 
@@ -108,7 +108,7 @@ def demosaic_checkpoint(tmp_path_factory):
     return save_runner_checkpoint(model, tmp_path_factory.mktemp('ckpt') / 'demosaic.pth')
 
 
-# --- restoration test sets (tools/prepare_testsets.py) -------------------------------------------------------
+# --- restoration test sets (tools/dataset_converters/prepare_testsets.py) -----------------------------------------
 
 TESTSET_OPTIONS = ('kodak24', 'cbsd68', 'mcmaster', 'urban100', 'live1', 'classic5', 'set5', 'set14', 'b100',
                    'manga109')
@@ -131,10 +131,11 @@ def write_tiny_images(folder, sizes=((24, 36), (28, 37), (37, 49)), seed=0):
 
 @pytest.fixture(scope='session')
 def tiny_testsets(tmp_path_factory):
-    """Every benchmark of tools/prepare_testsets.py made from the same 3 tiny images: the ``data`` root."""
+    """Every benchmark of tools/dataset_converters/prepare_testsets.py made from the same 3 tiny images: the ``data``
+    root."""
     src = write_tiny_images(tmp_path_factory.mktemp('testset_src') / 'clean')
     out = tmp_path_factory.mktemp('testsets') / 'data'
-    args = [sys.executable, 'tools/prepare_testsets.py', '--out', str(out), '--workers', '1']
+    args = [sys.executable, 'tools/dataset_converters/prepare_testsets.py', '--out', str(out), '--workers', '1']
     for option in TESTSET_OPTIONS:
         args += [f'--{option}', str(src)]
     run_tool(args)

@@ -89,7 +89,7 @@ fi
 bench() {
     local name=$1; shift
     section "$name"
-    timeout $T_BENCH "$PY" tools/benchmark_attention.py --device $DEV --repeats $REP "$@" > "$OUT/$(echo "$name" | tr ' /=,' '____').txt" 2>&1
+    timeout $T_BENCH "$PY" tools/analysis_tools/benchmark_attention.py --device $DEV --repeats $REP "$@" > "$OUT/$(echo "$name" | tr ' /=,' '____').txt" 2>&1
     local rc=$?
     grep '^|' "$OUT/$(echo "$name" | tr ' /=,' '____').txt" >> "$REPORT" || tail -n 5 "$OUT/$(echo "$name" | tr ' /=,' '____').txt" >> "$REPORT"
     [ $rc = 0 ] || echo "(exit status $rc; timeout: 124)" >> "$REPORT"

@@ -3,25 +3,6 @@
 #   tools/dist_test.sh CONFIG CHECKPOINT GPUS [tools/test.py arguments...]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR and PORT as for tools/dist_train.sh.
 set -euo pipefail
-if [ $# -lt 3 ]; then
-  echo "usage: $0 CONFIG CHECKPOINT GPUS [tools/test.py arguments...]" >&2
-  exit 2
-fi
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-python}
-HERE="$(cd "$(dirname "$0")" && pwd)"
-
-PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --master_port="$PORT" \
-    --nproc_per_node="$GPUS" \
-    "$HERE/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+source "$(dirname "${BASH_SOURCE[0]}")/launch.sh"
+need_args 3 $# 'CONFIG CHECKPOINT GPUS [tools/test.py arguments...]'
+torchrun_tool "$3" test.py "$1" "$2" --launcher pytorch "${@:4}"

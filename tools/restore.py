@@ -1,133 +1,26 @@
 """Restore your own images (one file or a folder) with a trained panet_mm model.
 
-    python tools/restore.py --config CONFIG --checkpoint CKPT INPUT OUTPUT [--device cpu|cuda]
-        [--recursive] [--suffix _x2] [--ext png] [--overwrite]
-        [--chop [--chop-min-size 6400 --chop-shave 10] | --tile SIZE [--tile-overlap N]] [--self-ensemble]
-        [--precision fp32|bf16|fp16] [--max-pixels N]
+    python tools/restore.py --config CONFIG --checkpoint CKPT INPUT OUTPUT [options]
 
-INPUT is an image or a folder of images (``--recursive``: with its sub-folders). A folder OUTPUT
-receives the results under the inputs' relative names (``--suffix`` added to the stem, the input's
-extension kept unless ``--ext``); a file INPUT may name its OUTPUT file directly. Inputs are never
-overwritten (OUTPUT equal to INPUT, or any output that resolves to an input file, refuses the run) and
-nothing is written outside OUTPUT. Each result is written atomically (temporary file + rename); existing
-results are kept unless ``--overwrite``. Unreadable or truncated images are reported with one line each
-and skipped; the others are restored.
-
-The whole image goes through the network in one pass by default; ``--chop`` (the released recursive
-chop), ``--tile`` (fixed overlapping tiles) bound the memory, ``--self-ensemble`` averages the x8
-flips / transposes. Colour handling follows the config's (inference / test) pipeline: a grey image
-given to a colour model becomes 3 channels, a colour image given to a grey model becomes grey; both
-are reported. Demosaicing configs (a ``BayerMosaic`` in the inference pipeline) take a 1-channel image
-as the raw Bayer colour filter array and expand it into the zero-filled 3-channel mosaic, pass a
-zero-filled mosaic of their pattern unchanged, and mosaic any other colour image first (a simulation
-of the sensor), reporting what was done; their tiles start at even offsets (``test_cfg`` ``align=2``)
-and ``--self-ensemble`` is refused (a flip or transpose changes the Bayer pattern). The checkpoint is
-loaded weights-only (a crafted file cannot run code) and must match the config's model exactly.
-
-``--precision bf16`` (or ``fp16``, for GPUs) runs the network under autocast; the README lists its
-accuracy against float32.
-
-Before the model is loaded, every output folder is probed for writing and its free space compared with an
-estimate of the results (from the inputs' headers); a read-only or full disk met later stops the run at
-the first failed write instead of computing the rest. An image declaring more than ``--max-pixels``
-pixels (default: what the machine's memory affords) is refused from its header, never decoded.
-
-Exit status: 0 every image restored (or kept), 1 some images failed (listed), 2 refused before
-anything was written (bad arguments, unsafe paths, checkpoint not matching the model or not safe).
+The command line is :mod:`panet_mm.apis.restore_cli` (``--help`` lists the options). It is loaded
+from the installed package's folder without importing the package, so that ``--help`` stays instant.
 """
-from __future__ import annotations
-
-import argparse
+import importlib.util
+import os.path as osp
 import sys
-import warnings
-from typing import List, Optional
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Command-line arguments."""
-    parser = argparse.ArgumentParser(
-        description='Restore your own images with a trained panet_mm model (whole image in one pass by default).',
-        epilog='exit status: 0 all restored (or kept), 1 some images failed (each reported), 2 refused before '
-        'writing anything (arguments, unsafe paths, checkpoint unsafe or not matching the config)')
-    parser.add_argument('input', help='image file or folder of images (never modified)')
-    parser.add_argument('output', help='output folder (or output file for a single input image)')
-    parser.add_argument('--config', required=True, help='model config, e.g. configs/panet_sr_x2_div2k.py')
-    parser.add_argument('--checkpoint', required=True, help='checkpoint trained with that config (.pth)')
-    parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available, else cpu)')
-    parser.add_argument('--recursive', action='store_true', help='also restore images in sub-folders of INPUT')
-    parser.add_argument('--suffix', default='', help="added to each output file name's stem, e.g. _x2 (default: none)")
-    parser.add_argument('--ext', default=None, help='output format, e.g. png (default: the input extension)')
-    parser.add_argument('--overwrite', action='store_true', help='replace existing outputs (inputs never)')
-    parser.add_argument('--chop', action='store_true', help='the released recursive overlapping chop')
-    parser.add_argument('--chop-min-size', type=int, default=None,
-                        help='chop: pieces with fewer pixels are run whole (default 6400)')
-    parser.add_argument('--chop-shave', type=int, default=None, help='chop: overlap in input pixels (default 10)')
-    parser.add_argument('--tile', type=int, default=None, metavar='SIZE', help='fixed tiles of SIZE input pixels')
-    parser.add_argument('--tile-overlap', type=int, default=None, help='tile: overlap in input pixels (default 0)')
-    parser.add_argument('--self-ensemble', action='store_true',
-                        help='average the x8 flips / transposes (refused for demosaicing models)')
-    parser.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'], default=None,
-                        help="autocast dtype of the network: bf16 for CPUs with bfloat16 units and GPUs, fp16 for "
-                        "GPUs (default: the config's test_cfg precision, fp32)")
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    parser.add_argument('--max-pixels', type=int, default=None,
-                        help='refuse images declaring more pixels, from their header (default: what the memory '
-                        'affords; see panet_mm.datasets.image_io.default_max_pixels)')
-    args = parser.parse_args(argv)
-    for name, value, low in (('--chop-shave', args.chop_shave, 0), ('--chop-min-size', args.chop_min_size, 1),
-                             ('--tile', args.tile, 1), ('--tile-overlap', args.tile_overlap, 0),
-                             ('--max-pixels', args.max_pixels, 1)):
-        if value is not None and value < low:
-            parser.error(f'{name} {value}: give {"a non-negative" if low == 0 else "a positive"} number of pixels')
-    if not args.chop and (args.chop_min_size is not None or args.chop_shave is not None):
-        parser.error('--chop-min-size / --chop-shave need --chop')
-    if args.tile is None and args.tile_overlap is not None:
-        parser.error('--tile-overlap needs --tile SIZE')
-    if args.chop and args.tile is not None:
-        parser.error('--chop and --tile are alternatives; pass one of them')
-    return args
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Restore the images; return the exit status (0 all restored, 1 some failed, 2 refused)."""
-    args = parse_args(argv)
-    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
-        warnings.simplefilter('always')
-        from panet_mm.apis.restore import (
-            RestoreError,
-            build_restorer,
-            check_output_room,
-            config_scale,
-            plan_jobs,
-            restore_files,
-        )
-        from panet_mm.engine.quiet import quiet_third_party_warnings
-    quiet_third_party_warnings(early)
-    chop = tile = None
-    if args.chop:
-        chop = {k: v for k, v in dict(min_size=args.chop_min_size, shave=args.chop_shave).items() if v is not None}
-    if args.tile is not None:
-        tile = dict(size=args.tile, overlap=args.tile_overlap or 0)
-    try:
-        jobs = plan_jobs(args.input, args.output, recursive=args.recursive, suffix=args.suffix, ext=args.ext)
-        check_output_room(jobs, config_scale(args.config), overwrite=args.overwrite)  # before loading the model
-        restorer = build_restorer(args.config, args.checkpoint, device=args.device, chop=chop, tile=tile,
-                                  self_ensemble=args.self_ensemble, precision=args.precision)
-        restorer.max_pixels = args.max_pixels
-    except (RestoreError, ValueError) as err:  # ValueError: test_cfg options PANetEditModel refuses
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    summary = restore_files(restorer, jobs, overwrite=args.overwrite, progress=False if args.no_progress else None)
-    line = f'restored {len(summary.restored)} of {len(jobs)} image(s) into {args.output}'
-    if summary.kept:
-        line += f'; kept {len(summary.kept)} existing output(s) (pass --overwrite to replace them)'
-    if summary.failed:
-        line += f'; {len(summary.failed)} failed: ' + ', '.join(src for src, _ in summary.failed)
-    print(line, file=sys.stderr if summary.failed else sys.stdout)
-    if summary.stopped:
-        print(f'error: {summary.stopped}', file=sys.stderr)
-    return 1 if summary.failed else 0
+def load_cli():
+    """``panet_mm/apis/restore_cli.py`` as a module of its own (the package import pulls in torch)."""
+    found = importlib.util.find_spec('panet_mm')
+    if found is None or not found.submodule_search_locations:
+        sys.exit('error: panet_mm is not importable; install it (pip install -e .) or run from the repository')
+    path = osp.join(list(found.submodule_search_locations)[0], 'apis', 'restore_cli.py')
+    spec = importlib.util.spec_from_file_location('panet_mm_restore_cli', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(load_cli().main())

@@ -49,21 +49,6 @@ def check_writable(out: str) -> None:
         raise SystemExit(2) from None
 
 
-def save_metrics_hook(out: str):
-    """A hook that dumps the test metrics to ``out`` after the test epoch."""
-    import mmengine
-    from mmagic.utils import print_colored_log
-    from mmengine.hooks import Hook
-
-    class SaveMetricsHook(Hook):
-        def after_test_epoch(self, runner, metrics=None) -> None:
-            if metrics is not None:
-                mmengine.dump(metrics, out)
-                print_colored_log(f'Metrics saved to {out}')
-
-    return SaveMetricsHook()
-
-
 def main() -> None:
     args = parse_args()
     if not osp.isfile(args.checkpoint):
@@ -75,6 +60,7 @@ def main() -> None:
         from mmagic.utils import print_colored_log
 
         from panet_mm.engine.cli import build_runner, load_config, readable_errors
+        from panet_mm.engine.hooks import SaveMetricsHook
         from panet_mm.engine.quiet import quiet_third_party_logs, quiet_third_party_warnings
     quiet_third_party_warnings(early)
     cfg = load_config(args)
@@ -83,9 +69,9 @@ def main() -> None:
         runner = build_runner(cfg)
         quiet_third_party_logs(runner.logger)
         print_colored_log(f'Working directory: {cfg.work_dir}')
-        print_colored_log(f'Log directory: {runner._log_dir}')
+        print_colored_log(f'Log directory: {runner.log_dir}')
         if args.out:
-            runner.register_hook(save_metrics_hook(args.out), 'LOWEST')
+            runner.register_hook(SaveMetricsHook(args.out))
         runner.test()
 
 

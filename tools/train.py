@@ -60,9 +60,9 @@ def main() -> None:
         runner = build_runner(cfg)
         quiet_third_party_logs(runner.logger)
         print_colored_log(f'Working directory: {cfg.work_dir}')
-        print_colored_log(f'Log directory: {runner._log_dir}')
+        print_colored_log(f'Log directory: {runner.log_dir}')
         runner.train()
-    print_colored_log(f'Log saved under {runner._log_dir}')
+    print_colored_log(f'Log saved under {runner.log_dir}')
     print_colored_log(f'Checkpoint saved under {cfg.work_dir}')
 
 

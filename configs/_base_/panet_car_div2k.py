@@ -8,10 +8,11 @@
 # grey image. Training compresses every patch on the fly (mmagic's RandomJPEGCompression at the fixed quality).
 # Evaluation: LIVE1, Classic5; grey / Y PSNR / SSIM without border crop. The inputs are read from
 # data/{SET}/jpeg_q{quality} and the ground truth from data/{SET}/GT_gray, written once by
-#   python tools/prepare_testsets.py --live1 DIR --classic5 DIR
+#   python tools/dataset_converters/prepare_testsets.py --live1 DIR --classic5 DIR
 # Without the jpeg_q{quality} files, evaluate with `test_pipeline_on_the_fly` and data_prefix=dict(gt='GT_gray'):
 # the same compression on the fly (JPEGCompression), identical pixels to the prepared files.
-# Training data: python tools/prepare_div2k.py --div2k data/DIV2K (demo, q10: ../demo/panet_car_q10_demo.py).
+# Training data: python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K
+# (demo, q10: ../demo/panet_car_q10_demo.py).
 #
 # quality: each model config sets it and builds what carries it: train_pipeline (and train_dataloader's),
 # test_pipeline_on_the_fly, the test / validation loaders' input folder, experiment_name and work_dir. They are not
@@ -30,7 +31,7 @@ model = dict(
 load_gray_gt = [_base_.load_gt, dict(type='GrayOrY', keys=['gt'])]
 load_gray_img = [_base_.load_img, dict(type='GrayOrY', keys=['img'])]
 
-# test inputs: the fixed JPEG images of tools/prepare_testsets.py (decoded, stored as grey PNG)
+# test inputs: the fixed JPEG images of tools/dataset_converters/prepare_testsets.py (decoded, stored as grey PNG)
 test_pipeline = load_gray_img + load_gray_gt + [dict(type='PackInputs')]
 # MultiTestLoop reports every set of the paper's table; the first is also the validation set.
 test_sets = ['LIVE1', 'Classic5']
@@ -44,7 +45,7 @@ def test_loader(name):
         sampler=dict(type='DefaultSampler', shuffle=False),
         dataset=dict(
             type='CheckedImageDataset',
-            prepare_cmd=f'python tools/prepare_testsets.py --{name.lower()} PATH/TO/{name} '
+            prepare_cmd=f'python tools/dataset_converters/prepare_testsets.py --{name.lower()} PATH/TO/{name} '
             '(README "Preparing the restoration test sets")',
             metainfo=dict(dataset_type=name.lower(), task_name='jpeg_artifact_reduction'),
             data_root=f'{_base_.data_root}/{name}',

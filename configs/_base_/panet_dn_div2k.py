@@ -6,10 +6,11 @@
 # RGB channel. Training adds fresh noise to every patch (mmagic's RandomNoise, clipped to [0, 255]).
 # Evaluation: Kodak24, CBSD68, McMaster (18 images), Urban100; RGB PSNR / SSIM without border crop. The noisy
 # inputs are read from data/{SET}/noisy_sigma{sigma}, written once (8-bit PNG, per-image seeds) by
-#   python tools/prepare_testsets.py --kodak24 DIR --cbsd68 DIR --mcmaster DIR --urban100 DIR
+#   python tools/dataset_converters/prepare_testsets.py --kodak24 DIR --cbsd68 DIR --mcmaster DIR --urban100 DIR
 # Without those files, evaluate with `test_pipeline_on_the_fly` and data_prefix=dict(gt='GT'): the same seeded
 # noise (SeededGaussianNoise, base seed 0) added on the fly, identical pixels to the prepared files.
-# Training data: python tools/prepare_div2k.py --div2k data/DIV2K (demo: ../demo/panet_dn_sigma30_demo.py).
+# Training data: python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K
+# (demo: ../demo/panet_dn_sigma30_demo.py).
 #
 # sigma: each model config sets it and builds what carries it: train_pipeline (and train_dataloader's),
 # test_pipeline_on_the_fly, the test / validation loaders' input folder, experiment_name and work_dir. They are not
@@ -20,7 +21,7 @@ _base_ = ['./panet_restoration.py']
 
 sigma = None  # set by each model config
 
-# test inputs: the fixed noisy images of tools/prepare_testsets.py
+# test inputs: the fixed noisy images of tools/dataset_converters/prepare_testsets.py
 test_pipeline = [_base_.load_img, _base_.load_gt, dict(type='PackInputs')]
 # MultiTestLoop reports every set of the paper's table; the first is also the validation set.
 test_sets = ['Kodak24', 'CBSD68', 'McMaster', 'Urban100']
@@ -34,7 +35,7 @@ def test_loader(name):
         sampler=dict(type='DefaultSampler', shuffle=False),
         dataset=dict(
             type='CheckedImageDataset',
-            prepare_cmd=f'python tools/prepare_testsets.py --{name.lower()} PATH/TO/{name} '
+            prepare_cmd=f'python tools/dataset_converters/prepare_testsets.py --{name.lower()} PATH/TO/{name} '
             '(README "Preparing the restoration test sets")',
             metainfo=dict(dataset_type=name.lower(), task_name='denoising'),
             data_root=f'{_base_.data_root}/{name}',

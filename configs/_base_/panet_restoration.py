@@ -3,12 +3,14 @@
 # - PANet: conv3x3 head (64 channels), 80 ResBlocks (PReLU) with the pyramid attention after block 40
 #   (C=64, reduction r=2, 5 levels at scales 1.0-0.6, softmax scale 10), conv3x3, long skip, conv3x3 tail;
 #   no mean shift, no image-level residual; 0-255 internal range (rgb_range=255; the released models ran on
-#   0-1 data, and tools/convert_official_ckpt.py rescales them to this exactly).
+#   0-1 data, and tools/model_converters/convert_official_ckpt.py rescales them to this exactly).
 # - L1 loss; Adam(0.9, 0.999), eps 1e-8, lr 1e-4 halved at 200k/400k/600k/800k; 1M iterations; batch 16.
-# - Training data: DIV2K 1-800 HR sub-images (python tools/prepare_div2k.py), random 48x48 patches of the
-#   clean image with h-flip, v-flip and transpose; each task config degrades a copy of the patch on the fly.
+# - Training data: DIV2K 1-800 HR sub-images (python tools/dataset_converters/prepare_div2k.py), random 48x48
+#   patches of the clean image with h-flip, v-flip and transpose; each task config degrades a copy of the patch
+#   on the fly.
 # - Evaluation: mmagic's MultiValLoop / MultiTestLoop; each task config lists the test sets of the paper's
-#   table (tools/prepare_testsets.py writes their fixed degraded inputs) and validates on the first one.
+#   table (tools/dataset_converters/prepare_testsets.py writes their fixed degraded inputs) and validates on the
+#   first one.
 _base_ = ['./default_runtime.py']
 
 data_root = 'data'
@@ -58,7 +60,8 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/prepare_div2k.py --div2k data/DIV2K (README "Preparing DIV2K and Set5"; '
+        prepare_cmd='python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K '
+        '(README "Preparing DIV2K and Set5"; '
         'only the HR sub-images are read)',
         ann_file='meta_info_DIV2K800sub_GT.txt',
         metainfo=dict(dataset_type='div2k', task_name='restoration'),

@@ -1,8 +1,9 @@
 # A small PANet JPEG artifact reduction model (quality 10, grey / Y channel) that trains in about a minute on
-# 2 CPU cores on the offline demo data (python tools/make_demo_data.py). Same recipe as ../panet_car_q10_div2k.py,
-# scaled down: 16 channels, 2 ResBlocks with the pyramid attention between them, 16x16 patches, batch 8,
-# 300 iterations (lr 1e-3, halved at 200). After 300 iterations: about 26.8 dB on the demo Set5 crops, a little
-# above the JPEG input (26.5 dB): without an image-level residual PANet first has to learn the identity.
+# 2 CPU cores on the offline demo data (python tools/dataset_converters/make_demo_data.py). Same recipe as
+# ../panet_car_q10_div2k.py, scaled down: 16 channels, 2 ResBlocks with the pyramid attention between them,
+# 16x16 patches, batch 8, 300 iterations (lr 1e-3, halved at 200). After 300 iterations: about 26.8 dB on the
+# demo Set5 crops, a little above the JPEG input (26.5 dB): without an image-level residual PANet first has to
+# learn the identity.
 # Validation / test: the Y channel of the 5 held-out demo Set5 photos (centre 48x48 crops: the attention is
 # quadratic in pixels, this keeps a CPU validation to seconds), JPEG-compressed on the fly at quality 10
 # (JPEGCompression: deterministic, the demo has no prepared inputs); Y PSNR / SSIM without crop.
@@ -30,7 +31,7 @@ train_pipeline = [
 train_dataloader = dict(
     num_workers=2,
     batch_size=8,
-    dataset=dict(prepare_cmd='python tools/make_demo_data.py', data_root=data_root + '/DIV2K',
+    dataset=dict(prepare_cmd='python tools/dataset_converters/make_demo_data.py', data_root=data_root + '/DIV2K',
                  pipeline=train_pipeline))
 
 val_pipeline = [
@@ -49,7 +50,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         metainfo=dict(dataset_type='set5', task_name='jpeg_artifact_reduction'),
         data_root=data_root + '/Set5',
         data_prefix=dict(gt='GTmod12'),

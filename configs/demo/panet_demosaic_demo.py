@@ -1,9 +1,11 @@
 # A small PANet demosaicing model (zero-filled GRBG Bayer mosaic) that trains in about a minute on 2 CPU cores on
-# the offline demo data (python tools/make_demo_data.py). Same recipe as ../panet_demosaic_div2k.py, scaled down:
+# the offline demo data (python tools/dataset_converters/make_demo_data.py). Same recipe as
+# ../panet_demosaic_div2k.py, scaled down:
 # 16 channels, 2 ResBlocks with the pyramid attention between them, 16x16 patches, batch 8, 600 iterations
 # (lr 3e-3, halved at 400; demosaicing learns slower than the other demo tasks: with the others' 300 iterations at
 # lr 1e-3 it reached 22.5 dB). After 600 iterations (about 40 s): 26.8 dB on the demo Set5 crops, on par with
-# bilinear demosaicing (26.7 dB; the mosaic itself: 8.8 dB). tools/quick_quality.py demosaic reports both.
+# bilinear demosaicing (26.7 dB; the mosaic itself: 8.8 dB). tools/analysis_tools/quick_quality.py demosaic
+# reports both.
 # Validation / test: the 5 held-out demo Set5 photos (centre 48x48 crops: the attention is quadratic in pixels,
 # this keeps a CPU validation to seconds), mosaicked on the fly after the crop (BayerMosaic is deterministic;
 # the demo has no prepared inputs); RGB PSNR / SSIM without crop.
@@ -29,7 +31,7 @@ train_pipeline = [
 train_dataloader = dict(
     num_workers=2,
     batch_size=8,
-    dataset=dict(prepare_cmd='python tools/make_demo_data.py', data_root=data_root + '/DIV2K',
+    dataset=dict(prepare_cmd='python tools/dataset_converters/make_demo_data.py', data_root=data_root + '/DIV2K',
                  pipeline=train_pipeline))
 
 val_pipeline = [
@@ -47,7 +49,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         metainfo=dict(dataset_type='set5', task_name='demosaicing'),
         data_root=data_root + '/Set5',
         data_prefix=dict(gt='GTmod12'),

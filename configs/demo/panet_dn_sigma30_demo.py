@@ -1,5 +1,6 @@
 # A small PANet colour denoiser (sigma 30) that trains in about a minute on 2 CPU cores on the offline demo
-# data (python tools/make_demo_data.py). Same recipe as ../panet_dn_sigma30_div2k.py, scaled down: 16 channels,
+# data (python tools/dataset_converters/make_demo_data.py). Same recipe as ../panet_dn_sigma30_div2k.py, scaled
+# down: 16 channels,
 # 2 ResBlocks with the pyramid attention between them, 16x16 patches, batch 8, 300 iterations (lr 1e-3, halved
 # at 200). After 300 iterations: about 23.0 dB on the demo Set5 crops (the noisy input: 19.1 dB).
 # Validation / test: the 5 held-out demo Set5 photos (centre 48x48 crops: the attention is quadratic in pixels,
@@ -30,7 +31,7 @@ train_pipeline = [
 train_dataloader = dict(
     num_workers=2,
     batch_size=8,
-    dataset=dict(prepare_cmd='python tools/make_demo_data.py', data_root=data_root + '/DIV2K',
+    dataset=dict(prepare_cmd='python tools/dataset_converters/make_demo_data.py', data_root=data_root + '/DIV2K',
                  pipeline=train_pipeline))
 
 val_pipeline = [
@@ -48,7 +49,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         metainfo=dict(dataset_type='set5', task_name='denoising'),
         data_root=data_root + '/Set5',
         data_prefix=dict(gt='GTmod12'),

@@ -1,5 +1,5 @@
 # A small PA-EDSR x2 that trains in about a minute on 2 CPU cores on the offline demo data
-# (python tools/make_demo_data.py). Same recipe as ../panet_sr_x2_div2k.py, scaled down:
+# (python tools/dataset_converters/make_demo_data.py). Same recipe as ../panet_sr_x2_div2k.py, scaled down:
 # 32 channels, 4 ResBlocks with the pyramid attention in the middle, LR patches 16x16, 300 iterations.
 _base_ = ['../panet_sr_x2_div2k.py']
 
@@ -23,12 +23,12 @@ train_pipeline = [
 train_dataloader = dict(
     num_workers=2,
     dataset=dict(
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         data_root=data_root + '/DIV2K',
         pipeline=train_pipeline))
 val_dataloader = dict(
     num_workers=0,
-    dataset=dict(prepare_cmd='python tools/make_demo_data.py', data_root=data_root + '/Set5'))
+    dataset=dict(prepare_cmd='python tools/dataset_converters/make_demo_data.py', data_root=data_root + '/Set5'))
 # the demo has only its held-out Set5 photos: test on them, not on the paper's five test sets
 test_dataloader = dict(
     _delete_=True,
@@ -38,7 +38,7 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         metainfo=dict(dataset_type='set5', task_name='sisr'),
         data_root=data_root + '/Set5',
         data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12'),

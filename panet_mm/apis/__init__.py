@@ -1,19 +1,30 @@
-"""High-level APIs of panet_mm: restoring a user's own images with a trained model."""
-from .restore import (
-    CheckpointRefusedError,
-    ImageReadError,
-    RestoreError,
+"""High-level APIs of panet_mm: restoring a user's own images with a trained model.
+
+:class:`PANetInferencer` / :class:`RestorationInferencer` restore one image (mmagic's inferencer
+stages); :func:`plan_jobs`, :func:`check_output_room` and :func:`restore_files` run them over folders.
+"""
+from panet_mm.utils.fileio import atomic_write_image as write_image_atomic
+
+from .errors import CheckpointRefusedError, ImageReadError, RestoreError, RestoreParameterError
+from .inferencers import PANetInferencer, RestorationInferencer, registered_models, resolve_config
+from .jobs import (
+    IMAGE_EXTENSIONS,
     RestoreJob,
-    Restorer,
     RestoreSummary,
-    build_restorer,
-    load_state_dict_safely,
+    check_output_room,
+    config_scale,
     plan_jobs,
     restore_files,
-    write_image_atomic,
 )
+from .load_settings import LoadSettings, find_load_settings
+from .model_loading import load_state_dict_safely, match_state_dict
+
+#: Earlier names of :class:`RestorationInferencer` (``build_restorer(config, checkpoint, ...)``).
+Restorer = build_restorer = RestorationInferencer
 
 __all__ = [
-    'CheckpointRefusedError', 'ImageReadError', 'RestoreError', 'RestoreJob', 'RestoreSummary', 'Restorer',
-    'build_restorer', 'load_state_dict_safely', 'plan_jobs', 'restore_files', 'write_image_atomic'
+    'CheckpointRefusedError', 'IMAGE_EXTENSIONS', 'ImageReadError', 'LoadSettings', 'PANetInferencer',
+    'RestorationInferencer', 'RestoreError', 'RestoreJob', 'RestoreParameterError', 'RestoreSummary', 'Restorer',
+    'build_restorer', 'check_output_room', 'config_scale', 'find_load_settings', 'load_state_dict_safely',
+    'match_state_dict', 'plan_jobs', 'registered_models', 'resolve_config', 'restore_files', 'write_image_atomic'
 ]

@@ -14,7 +14,7 @@ written losslessly as PNG through OpenCV. Every writer here is atomic: the data 
 temporary file in the destination folder that is then renamed over the destination with
 :func:`os.replace`, so an interrupted run never leaves a half-written file behind.
 
-This module is used by ``tools/make_demo_data.py`` and ``tools/prepare_div2k.py``.
+This module is used by ``tools/dataset_converters/`` (``make_demo_data.py``, ``prepare_div2k.py``).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from .checkpoint import (
                          load_weights_only,
 )
 from .distributed import CPUDistributedDataParallel, setup_distributed
-from .hooks import NonFiniteLossError, NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook
+from .hooks import NonFiniteLossError, NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook, SaveMetricsHook
 from .optim import CPUAmpOptimWrapper
 from .runner import CheckpointMismatchError, PANetRunner, compare_state_dicts
 from .visualization import FirstSamplesVisualizationHook
@@ -15,7 +15,7 @@ from .visualization import FirstSamplesVisualizationHook
 __all__ = [
     'AtomicLocalBackend', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel', 'CheckpointMismatchError',
     'FirstSamplesVisualizationHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'NonFiniteOutputError',
-    'NonFiniteOutputHook', 'PANetRunner',
+    'NonFiniteOutputHook', 'PANetRunner', 'SaveMetricsHook',
     'UnsafeCheckpointError', 'WeightsOnlyCheckpointHook', 'compare_state_dicts', 'ensure_checkpoint_hook',
     'load_weights_only', 'setup_distributed'
 ]

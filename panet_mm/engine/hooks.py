@@ -1,11 +1,13 @@
-"""Hooks of panet_mm: stop at non-finite losses (training) and non-finite outputs (testing)."""
+"""Hooks of panet_mm: stop at non-finite losses (training) and non-finite outputs (testing); save test metrics."""
 from __future__ import annotations
 
 import math
 import os.path as osp
 from typing import Any, List, Mapping, Optional
 
+import mmengine
 import torch
+from mmagic.utils import print_colored_log
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -112,5 +114,27 @@ class NonFiniteOutputHook(Hook):
                     'nothing was written - the checkpoint or the test-time settings (e.g. --amp, fp16) are broken')
 
 
+@HOOKS.register_module()
+class SaveMetricsHook(Hook):
+    """Dump the test metrics to a file after the test epoch (``tools/test.py --out``).
+
+    Priority ``LOWEST``: the metrics are final by then, and a run stopped by another hook writes none.
+
+    Args:
+        out (str): The file; its extension picks the format (``.json``, ``.yaml``, ``.pkl``, as
+            :func:`mmengine.dump`).
+    """
+
+    priority = 'LOWEST'
+
+    def __init__(self, out: str) -> None:
+        self.out = out
+
+    def after_test_epoch(self, runner, metrics: Optional[Mapping[str, Any]] = None) -> None:
+        if metrics is not None:
+            mmengine.dump(metrics, self.out)
+            print_colored_log(f'Metrics saved to {self.out}')
+
+
 __all__ = ['NonFiniteLossError', 'NonFiniteLossHook', 'NonFiniteOutputError', 'NonFiniteOutputHook',
-           'non_finite_keys', 'non_finite_message']
+           'SaveMetricsHook', 'non_finite_keys', 'non_finite_message']

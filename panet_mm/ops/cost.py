@@ -24,10 +24,11 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
     columns included) plus a halo on either side (see ``method``). Backward, the larger of the two
     passes, holds one ``(B, m + 2*halo, L')`` buffer in the compute dtype (plus one in the
     accumulation dtype when the compute dtype is narrower) and four ``(B, m, L')`` buffers in the
-    accumulation dtype (float32; float64 for float64 inputs), ``L'`` being the number of key
-    positions with their padding; with ``channels`` it also counts the ``(B, m + 2*halo, D)``
-    matrix-product buffer (``D``: the unfolded width of ``channels``). Linear-size tensors (inputs,
-    outputs, gradients) are not counted. ``B`` is the number of images processed together (see
+    accumulation dtype (float32; float64 for float64 inputs) and four ``(B, 2*halo, L')`` ones
+    kept for the next chunk (two in each dtype), ``L'`` being the number of key positions with their padding; with
+    ``channels`` it also counts the ``(B, m + 2*halo, D)`` matrix-product buffer (``D``: the unfolded
+    width of ``channels``). Linear-size tensors (inputs, outputs, gradients) are not counted. ``B`` is
+    the number of images processed together (see
     :func:`choose_batch_chunk`).
 
     Args:
@@ -47,15 +48,17 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
         int: Estimated bytes.
     """
     geo = make_geometry(height, width, level_sizes, ksize, method)
-    # a chunk crosses at most ceil((chunk_size - 1) / W) row ends, each adding 2*pad_x positions
-    span = chunk_size + 2 * geo.pad_x * ((chunk_size + width - 2) // width)
+    # a chunk spans at most ceil(chunk_size / W) row ends (its own last one included: chunks tile the
+    # padded layout), each adding 2*pad_x positions
+    span = chunk_size + 2 * geo.pad_x * ((chunk_size + width - 1) // width)
     acc_bytes = 8 if dtype == torch.float64 else 4
     cdt_bytes = torch.empty((), dtype=dtype).element_size()
     window = 0 if geo.identity and cdt_bytes == acc_bytes else span + 2 * geo.halo
     window_bytes = window * (cdt_bytes + (acc_bytes if cdt_bytes != acc_bytes and not geo.identity else 0))
     kh, kw = FORMULATIONS[resolve_method(method)].kernel(ksize)
     product_bytes = (span + 2 * geo.halo) * channels * kh * kw * cdt_bytes + span * acc_bytes
-    return batch * (geo.num_keys * (window_bytes + 4 * span * acc_bytes) + product_bytes)
+    carry_bytes = 2 * 2 * geo.halo * (acc_bytes + cdt_bytes)    # halos kept for the next chunk (2 + 2)
+    return batch * (geo.num_keys * (window_bytes + 4 * span * acc_bytes + carry_bytes) + product_bytes)
 
 
 def attention_macs(height: int, width: int, scales: Sequence[float], query_channels: int, value_channels: int,
@@ -209,7 +212,7 @@ def default_memory_budget_mb(device: Union[str, torch.device, None] = None) -> f
 def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], query_channels: int,
                   value_channels: int, ksize: int = 3, dtype: torch.dtype = torch.float32,
                   device: Union[str, torch.device, None] = None) -> str:
-    """The formulation ``method='auto'`` runs: a rule measured with ``tools/benchmark_attention.py --methods``.
+    """The formulation ``method='auto'`` runs: a rule measured with ``benchmark_attention.py --methods``.
 
     A (query, key) pair costs ``ksize * (Cq + C)`` multiply-adds in ``'col'`` but only ``Cq + C`` in
     ``'pixel'``, which pays instead ``ksize**2 - 1`` shifted sums over each chunk's score block (a

@@ -6,7 +6,6 @@ query pixels, on partly unfolded embeddings (see :mod:`panet_mm.ops.layout`), so
 """
 from __future__ import annotations
 
-import functools
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -14,173 +13,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .chunks import HaloRows, Workspace, accumulate_bmm, chunk_plan, gather_diagonals, probabilities, scatter_rolled
 from .cost import choose_batch_chunk, choose_chunk_size, choose_method, default_memory_budget_mb
 from .layout import FORMULATIONS, Geometry, make_geometry, resolve_method
 from .pyramid import check_inputs
 
 __all__ = ['pyramid_attention']
-
-
-@functools.lru_cache(maxsize=64)
-def _shifts(geo: Geometry) -> List[Tuple[int, List[Tuple[int, int, int]]]]:
-    """``geo.shifts()``, computed once per geometry (it is needed several times per chunk)."""
-    return geo.shifts()
-
-
-@functools.lru_cache(maxsize=64)
-def _chunk_spans(geo: Geometry, chunk_size: int) -> Tuple[Tuple[Tuple[int, int], ...], Tuple[Tuple[int, ...], ...]]:
-    """Every chunk's ``(a, m)`` and the chunk-relative indices of its padding query rows."""
-    spans = tuple(geo.chunks(chunk_size))
-    return spans, tuple(tuple(geo.padding_rows(a, m)) for a, m in spans)
-
-
-def _chunk_plan(geo: Geometry, chunk_size: int, device: torch.device) -> List[Tuple[int, int, Optional[Tensor]]]:
-    """``(a, m, padding rows)`` of every chunk, the index tensors sent to ``device`` in one copy.
-
-    Built before the chunk loop so that the loop itself never waits for the host (a CUDA copy from
-    pageable memory would synchronise the stream once per chunk).
-    """
-    spans, rows = _chunk_spans(geo, chunk_size)
-    if not any(rows):
-        return [(a, m, None) for a, m in spans]
-    flat = torch.tensor([i for r in rows for i in r], dtype=torch.long)
-    if device.type == 'cuda':
-        flat = flat.pin_memory().to(device, non_blocking=True)
-    else:
-        flat = flat.to(device)
-    parts = torch.split(flat, [len(r) for r in rows])
-    return [(a, m, part if len(r) else None) for (a, m), r, part in zip(spans, rows, parts)]
-
-
-def _gather_diagonals(pix: Tensor, geo: Geometry, m: int, out: Tensor) -> Tensor:
-    """Patch inner products from partial inner products: the diagonal-shift sum.
-
-    ``pix`` is ``(B, m + 2*halo, L')``: row ``i`` belongs to padded query position ``a - halo + i``.
-    Writes ``out[b, i, j] = sum_d pix[b, halo + i + d_q, j + d_k]`` over the summed offsets ``d``
-    (``d_q``/``d_k``: ``d`` in the query/key layouts) into ``out`` ``(B, m, L')`` and returns it.
-    """
-    if geo.identity:
-        return out if out is pix else out.copy_(pix)
-    h0 = geo.halo
-    shifts = _shifts(geo)
-    centre = pix[:, h0:h0 + m]
-    (oq, ranges), rest = shifts[0], shifts[1:]
-    if len(ranges) == 1:            # the centre plus the first shift in one pass, the rest copied
-        s, e, ok = ranges[0]
-        torch.add(centre[:, :, s:e], pix[:, h0 + oq:h0 + oq + m, s + ok:e + ok], out=out[:, :, s:e])
-        out[:, :, :s].copy_(centre[:, :, :s])
-        out[:, :, e:].copy_(centre[:, :, e:])
-    else:
-        out.copy_(centre)
-        rest = shifts
-    for oq, ranges in rest:
-        for s, e, ok in ranges:
-            out[:, :, s:e] += pix[:, h0 + oq:h0 + oq + m, s + ok:e + ok]
-    return out
-
-
-def _scatter_diagonals(attn: Tensor, geo: Geometry, m: int, out: Tensor, scale: Optional[Tensor] = None) -> Tensor:
-    """Adjoint of :func:`_gather_diagonals`: ``(B, m, L')`` into ``out`` ``(B, m + 2*halo, L')``.
-
-    Row ``i'`` of the result holds, for every key position, its total weight in the paste at padded
-    query position ``a - halo + i'``: ``scatter(A) @ v`` pastes ``A @ V_patches`` over the summed
-    offsets. With ``scale`` (broadcastable to ``(B, 1, L')``) it scatters ``attn * scale`` instead
-    (in the same passes; ``attn`` itself is left alone unless it is ``out``). ``out`` needs no
-    initialisation.
-    """
-    if geo.identity:
-        if scale is not None:
-            return torch.mul(attn, scale, out=out)
-        return out if out is attn else out.copy_(attn)
-    h0 = geo.halo
-    out[:, :h0].zero_()
-    out[:, h0 + m:].zero_()
-    if scale is None:
-        out[:, h0:h0 + m].copy_(attn)
-    else:
-        torch.mul(attn, scale, out=out[:, h0:h0 + m])
-    for oq, ranges in _shifts(geo):
-        for s, e, ok in ranges:
-            if scale is None:
-                out[:, h0 + oq:h0 + oq + m, s + ok:e + ok] += attn[:, :, s:e]
-            else:
-                out[:, h0 + oq:h0 + oq + m, s + ok:e + ok].addcmul_(attn[:, :, s:e], scale[..., s:e])
-    return out
-
-
-class _Workspace:
-    """Flat buffers reused by every chunk of one call (fresh large allocations page-fault on CPU)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.buffers: dict = {}
-
-    def get(self, name: str, shape: Tuple[int, ...], dtype: torch.dtype) -> Tensor:
-        numel = 1
-        for s in shape:
-            numel *= s
-        buf = self.buffers.get(name)
-        if buf is None or buf.dtype != dtype or buf.numel() < numel:
-            self.buffers.pop(name, None)
-            buf = self.buffers[name] = torch.empty(numel, dtype=dtype, device=self.device)
-        return buf[:numel].view(shape)
-
-
-def _accumulate_bmm(ws: _Workspace, acc: Tensor, a: Tensor, b: Tensor) -> None:
-    """``acc += a @ b`` (batched).
-
-    In place (``baddbmm_``) when ``acc`` is contiguous and of the product's dtype; otherwise the
-    product goes to a workspace buffer first: torch runs ``baddbmm_`` on a strided slice (a chunk's
-    rows of every image) as one matrix product per image, which is slower on CPU.
-    """
-    if acc.dtype != a.dtype:        # mixed precision: the (linear-size) product in the compute dtype
-        acc += torch.bmm(a, b)
-    elif acc.is_contiguous():
-        acc.baddbmm_(a, b)
-    else:
-        acc += torch.bmm(a, b, out=ws.get('mm', (a.shape[0], a.shape[1], b.shape[2]), a.dtype))
-
-
-def _probabilities(ws: _Workspace, q: Tensor, k: Tensor, inv_scale: Tensor, bias: Optional[Tensor],
-                   geo: Geometry, a: int, m: int, rows: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-    """Raw scores and softmax probabilities ``(B, m, L')`` of the chunk at padded positions ``a .. a+m-1``.
-
-    Raw scores are the inner products with the *unnormalised* key patches; the logits are
-    ``raw * inv_scale + bias``. Both results live in the workspace (``'raw'``, ``'attn'``). Padding
-    keys (bias ``-inf``) and padding query rows (``rows``, chunk-relative) get probability 0.
-    """
-    b, h0, n_keys = q.shape[0], geo.halo, k.shape[1]
-    acc = inv_scale.dtype
-    raw = ws.get('raw', (b, m, n_keys), acc)
-    pix = raw if geo.identity and q.dtype == acc else ws.get('pix', (b, m + 2 * h0, n_keys), q.dtype)
-    torch.bmm(q[:, a - h0:a + m + h0], k.transpose(1, 2), out=pix)
-    _gather_diagonals(pix, geo, m, raw)
-    attn = ws.get('attn', (b, m, n_keys), acc)
-    if bias is None:
-        torch.mul(raw, inv_scale, out=attn)
-    else:
-        torch.addcmul(bias, raw, inv_scale, out=attn)
-    torch.softmax(attn, dim=-1, out=attn)
-    if rows is not None:
-        attn.index_fill_(1, rows, 0)
-    return raw, attn
-
-
-def _scatter_for_matmul(ws: _Workspace, src: Tensor, geo: Geometry, m: int, dtype: torch.dtype,
-                        scale: Optional[Tensor] = None) -> Tensor:
-    """``scatter(src [* scale])`` in ``dtype``, ready for a matrix product (summed in ``src``'s dtype).
-
-    May overwrite ``src`` (the patch formulation scales it in place).
-    """
-    shape = (src.shape[0], m + 2 * geo.halo, src.shape[2])
-    if geo.identity:
-        if scale is not None:
-            src.mul_(scale)
-        return src if src.dtype == dtype else ws.get('pix', shape, dtype).copy_(src)
-    if src.dtype == dtype:
-        return _scatter_diagonals(src, geo, m, ws.get('pix', shape, dtype), scale)
-    summed = _scatter_diagonals(src, geo, m, ws.get('mix', shape, src.dtype), scale)
-    return ws.get('pix', shape, dtype).copy_(summed)
 
 
 def _cast(grad: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
@@ -205,17 +43,22 @@ class _ChunkedAttention(torch.autograd.Function):
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, inv_norm: Tensor, geo: Geometry, chunk_size: int,
                 batch_chunk: int, scale: float) -> Tensor:
         acc, cdt, h0 = inv_norm.dtype, q.dtype, geo.halo
-        ws = _Workspace(q.device)
+        ws = Workspace(q.device)
         with torch.autocast(q.device.type, enabled=False):
             inv_scale = (inv_norm * scale).unsqueeze(1)
             bias = geo.key_bias(acc, q.device)
-            plan = _chunk_plan(geo, chunk_size, q.device)
+            plan = chunk_plan(geo, chunk_size, q.device)
             out = q.new_zeros((q.shape[0], q.shape[1], v.shape[2]), dtype=acc)
             for i in _batch_slices(q.shape[0], batch_chunk):
                 qi, ki, vi, si = q[i], k[i], v[i], inv_scale[i]
+                carry = ws.get('carry', (qi.shape[0], 2 * h0, k.shape[1]), acc).zero_()
+                halo = HaloRows(ws, 'halo', (qi.shape[0], 2 * h0, k.shape[1]), cdt)
                 for a, m, rows in plan:
-                    attn = _probabilities(ws, qi, ki, si, bias, geo, a, m, rows)[1]
-                    _accumulate_bmm(ws, out[i, a - h0:a + m + h0], _scatter_for_matmul(ws, attn, geo, m, cdt), vi)
+                    attn = probabilities(ws, qi, ki, si, bias, geo, a, m, rows, halo)[1]
+                    accumulate_bmm(ws, out[i, a - h0:a + m - h0], scatter_rolled(ws, attn, geo, m, cdt, carry), vi)
+                if h0:                                  # the halo left after the last chunk
+                    end = plan[-1][0] + plan[-1][1]
+                    accumulate_bmm(ws, out[i, end - h0:end + h0], carry.to(cdt), vi)
         ctx.save_for_backward(q, k, v, inv_norm)
         ctx.geo, ctx.chunk_size, ctx.batch_chunk, ctx.scale = geo, chunk_size, batch_chunk, scale
         return out
@@ -224,51 +67,83 @@ class _ChunkedAttention(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
         q, k, v, inv_norm = ctx.saved_tensors
-        geo, chunk_size, scale = ctx.geo, ctx.chunk_size, ctx.scale
-        need_q, need_k, need_v, need_n = ctx.needs_input_grad[:4]
-        acc, cdt, h0 = inv_norm.dtype, q.dtype, geo.halo
-        n_keys = k.shape[1]
-        grad_q = torch.zeros_like(q, dtype=acc) if need_q else None
-        grad_k = torch.zeros_like(k, dtype=acc) if need_k else None
-        grad_v = torch.zeros_like(v, dtype=acc) if need_v else None
-        grad_n = torch.zeros_like(inv_norm) if need_n else None
-        ws = _Workspace(q.device)
+        need = ctx.needs_input_grad[:4]
+        acc, cdt = inv_norm.dtype, q.dtype
+        grads = [torch.zeros_like(t, dtype=acc) if n else None for t, n in zip((q, k, v, inv_norm), need)]
         with torch.autocast(q.device.type, enabled=False):
-            grad_out = grad_out.to(cdt)
-            inv_scale = (inv_norm * scale).unsqueeze(1)
-            bias = geo.key_bias(acc, q.device)
-            plan = _chunk_plan(geo, chunk_size, q.device)
-            for i in _batch_slices(q.shape[0], ctx.batch_chunk):
-                qi, ki, vi, si, gi = q[i], k[i], v[i], inv_scale[i], grad_out[i]
-                b = qi.shape[0]
-                for a, m, rows in plan:
-                    lo, hi = a - h0, a + m + h0
-                    raw, attn = _probabilities(ws, qi, ki, si, bias, geo, a, m, rows)
-                    g_rows = gi[:, lo:hi]
-                    if need_v:
-                        _accumulate_bmm(ws, grad_v[i], _scatter_for_matmul(ws, attn, geo, m, cdt).transpose(1, 2),
-                                        g_rows)
-                    if not (need_q or need_k or need_n):
-                        continue
-                    # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
-                    grad = ws.get('grad', (b, m, n_keys), acc)
-                    pix = grad if geo.identity and cdt == acc else ws.get('pix', (b, m + 2 * h0, n_keys), cdt)
-                    torch.bmm(g_rows, vi.transpose(1, 2), out=pix)
-                    _gather_diagonals(pix, geo, m, grad)
-                    # softmax backward, one fused pass: dZ = A * (dA - sum_j(A * dA))
-                    dz = ws.get('dz', (b, m, n_keys), acc)
-                    torch.ops.aten._softmax_backward_data.out(grad, attn, -1, acc, grad_input=dz)
-                    if need_n:                               # logits = raw * inv_norm * scale + bias
-                        weights = ws.get('ones', (b, 1, m), acc).fill_(scale)
-                        grad_n[i] += torch.bmm(weights, raw.mul_(dz)).squeeze(1)   # sum over the chunk's rows
-                    if need_q or need_k:                     # d loss / d raw = dZ * inv_norm * scale
-                        grad_pix = _scatter_for_matmul(ws, dz, geo, m, cdt, si)
-                        if need_q:
-                            _accumulate_bmm(ws, grad_q[i, lo:hi], grad_pix, ki)
-                        if need_k:
-                            _accumulate_bmm(ws, grad_k[i], grad_pix.transpose(1, 2), qi[:, lo:hi])
+            _Backward(ctx.geo, ctx.scale, inv_norm, q.device).run(q, k, v, grad_out.to(cdt), grads, ctx.chunk_size,
+                                                                  ctx.batch_chunk)
+        grad_q, grad_k, grad_v, grad_n = grads
         return (_cast(grad_q, q.dtype), _cast(grad_k, k.dtype), _cast(grad_v, v.dtype), grad_n,
                 None, None, None, None)
+
+
+class _Backward:
+    """The recomputing backward of :class:`_ChunkedAttention`, one group of images at a time."""
+
+    def __init__(self, geo: Geometry, scale: float, inv_norm: Tensor, device: torch.device):
+        self.geo, self.scale, self.ws = geo, scale, Workspace(device)
+        self.inv_scale = (inv_norm * scale).unsqueeze(1)
+        self.bias = geo.key_bias(inv_norm.dtype, device)
+        self.acc = inv_norm.dtype
+
+    def run(self, q: Tensor, k: Tensor, v: Tensor, grad_out: Tensor, grads: List[Optional[Tensor]],
+            chunk_size: int, batch_chunk: int) -> None:
+        """Accumulate ``grads`` (``[q, k, v, inv_norm]``, None where not needed) over every chunk."""
+        plan = chunk_plan(self.geo, chunk_size, q.device)
+        h0 = self.geo.halo
+        for i in _batch_slices(q.shape[0], batch_chunk):
+            gq, gk, gv, gn = (None if g is None else g[i] for g in grads)
+            t = (q[i], k[i], v[i], self.inv_scale[i], grad_out[i])
+            shape = (t[0].shape[0], 2 * h0, k.shape[1])
+            carries = [self.ws.get(name, shape, self.acc).zero_() for name in ('carry_v', 'carry_g')]
+            halos = [HaloRows(self.ws, name, shape, q.dtype) for name in ('halo', 'halo_g')]
+            for a, m, rows in plan:
+                self.chunk(t, (gq, gk, gv, gn), carries, halos, a, m, rows)
+            if h0:                                      # the halos left after the last chunk
+                end = plan[-1][0] + plan[-1][1]
+                self.paste_grads(t, (gq, gk, gv), [c.to(q.dtype) for c in carries], end - h0, 2 * h0)
+
+    def paste_grads(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], pasted: List[Optional[Tensor]],
+                    lo: int, n: int) -> None:
+        """The gradients of the products with the scattered rows ``lo .. lo+n-1`` (probabilities, dZ)."""
+        qi, ki, _, _, gi = t
+        gq, gk, gv = grads
+        ws = self.ws
+        if gv is not None and pasted[0] is not None:
+            accumulate_bmm(ws, gv, pasted[0].transpose(1, 2), gi[:, lo:lo + n])
+        if pasted[1] is not None:
+            if gq is not None:
+                accumulate_bmm(ws, gq[:, lo:lo + n], pasted[1], ki)
+            if gk is not None:
+                accumulate_bmm(ws, gk, pasted[1].transpose(1, 2), qi[:, lo:lo + n])
+
+    def chunk(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], carries: List[Tensor],
+              halos: List[HaloRows], a: int, m: int, rows: Optional[Tensor]) -> None:
+        qi, ki, vi, si, gi = t
+        gq, gk, gv, gn = grads
+        geo, ws, acc, cdt, h0 = self.geo, self.ws, self.acc, qi.dtype, self.geo.halo
+        b, n_keys = qi.shape[0], ki.shape[1]
+        raw, attn = probabilities(ws, qi, ki, si, self.bias, geo, a, m, rows, halos[0])
+        if gv is not None:
+            self.paste_grads(t, (None, None, gv), [scatter_rolled(ws, attn, geo, m, cdt, carries[0]), None],
+                             a - h0, m)
+        if gq is None and gk is None and gn is None:
+            return
+        # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
+        grad = ws.get('grad', (b, m, n_keys), acc)
+        pix = grad if geo.identity and cdt == acc else ws.get('pix', (b, m + 2 * h0, n_keys), cdt)
+        halos[1].product(gi, vi.transpose(1, 2), a, m, pix)
+        gather_diagonals(pix, geo, m, grad)
+        # softmax backward, one fused pass: dZ = A * (dA - sum_j(A * dA))
+        dz = ws.get('dz', (b, m, n_keys), acc)
+        torch.ops.aten._softmax_backward_data.out(grad, attn, -1, acc, grad_input=dz)
+        if gn is not None:                               # logits = raw * inv_norm * scale + bias
+            weights = ws.get('ones', (b, 1, m), acc).fill_(self.scale)
+            gn += torch.bmm(weights, raw.mul_(dz)).squeeze(1)   # sum over the chunk's rows
+        if gq is not None or gk is not None:             # d loss / d raw = dZ * inv_norm * scale
+            self.paste_grads(t, (gq, gk, None), [None, scatter_rolled(ws, dz, geo, m, cdt, carries[1], si)],
+                             a - h0, m)
 
 
 def _batch_slices(batch: int, batch_chunk: int) -> Iterator[slice]:

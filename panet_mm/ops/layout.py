@@ -121,12 +121,18 @@ class Geometry(NamedTuple):
         return (y + self.pad_y) * self.padded_width + x + self.pad_x
 
     def chunks(self, chunk_size: int) -> Iterator[Tuple[int, int]]:
-        """``(a, m)``: padded flat start and span of every chunk of ``chunk_size`` real query pixels."""
+        """``(a, m)``: padded flat start and span of every chunk of ``chunk_size`` real query pixels.
+
+        The spans tile the padded positions from the first real pixel to the last one without gaps
+        (a chunk ending a row takes the padding positions up to the next row's first pixel), so that
+        one chunk's trailing halo is the next chunk's leading halo.
+        """
         total = self.height * self.width
         for p0 in range(0, total, chunk_size):
             p1 = min(p0 + chunk_size, total)
             a = self.padded_index(p0)
-            yield a, self.padded_index(p1 - 1) + 1 - a
+            end = self.padded_index(p1) if p1 < total else self.padded_index(total - 1) + 1
+            yield a, end - a
 
     def padding_rows(self, a: int, m: int) -> List[int]:
         """Chunk-relative indices of the padding positions among query positions ``a .. a+m-1``."""

@@ -8,6 +8,7 @@ panet_mm.ops.pyramid_attention import ...`` keeps working:
   and the released block's way of computing it (the benchmark's baseline);
 * :mod:`~panet_mm.ops.layout`: the kernel's formulations (``'col'``, ``'row'``, ``'pixel'``, ``'patch'``);
 * :mod:`~panet_mm.ops.cost`: memory / multiply-add model, chunk sizes;
+* :mod:`~panet_mm.ops.chunks`: the per-chunk steps (probabilities, diagonal-shift sums, products);
 * :mod:`~panet_mm.ops.kernel`: :func:`pyramid_attention`, the exact chunked kernel the model uses.
 
 Nothing here imports mmagic or mmengine. The registered ``nn.Module`` is

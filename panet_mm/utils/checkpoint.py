@@ -131,8 +131,8 @@ def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu',
         raise UnsafeCheckpointError(
             f"checkpoint '{filename}' holds Python objects that the weights-only loader refuses ({_torch_reason(e)}); "
             'panet_mm never unpickles objects that could run code. Use a checkpoint written by mmagic / mmengine, '
-            'tools/train.py or tools/convert_official_ckpt.py, or save only its tensors (the state_dict) from '
-            'the program that made it') from None
+            'tools/train.py or tools/model_converters/convert_official_ckpt.py, or save only its tensors (the '
+            'state_dict) from the program that made it') from None
     except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError,
             UnicodeDecodeError) as e:
         raise UnsafeCheckpointError(f"checkpoint '{filename}' cannot be read ({type(e).__name__}: {first_line(e)}); "
@@ -172,8 +172,8 @@ def unwrap_state_dict(obj: Any, source: str = '<object>', prefix: Optional[str] 
         obj = inner
     if not isinstance(obj, Mapping) or not obj:
         raise error(f"'{source}' holds {type(obj).__name__}, not a state dict of tensors; "
-                    'pass a checkpoint written by tools/train.py or tools/convert_official_ckpt.py, or a '
-                    'saved state_dict()')
+                    'pass a checkpoint written by tools/train.py or tools/model_converters/convert_official_ckpt.py, '
+                    'or a saved state_dict()')
     bad = sorted(str(k) for k, v in obj.items() if not isinstance(v, Tensor))
     if bad:
         raise error(f"'{source}' has non-tensor state dict entries ({list_keys(bad)}); pass a checkpoint written "

@@ -57,8 +57,8 @@ def atomic_write(path: PathLike, data: Union[bytes, str], encoding: Optional[str
         encoding (str, optional): For text. Default: UTF-8.
 
     Raises:
-        OSError: The file cannot be written; an ``errno`` error's ``filename`` is the target (a full
-            disk fails in ``write`` / ``fsync``, which name no file).
+        OSError: The file cannot be written; its ``filename`` is the target (a full disk fails in
+            ``write`` / ``fsync``, which name no file).
     """
     path = str(path)
     folder = osp.dirname(osp.abspath(path))
@@ -74,8 +74,8 @@ def atomic_write(path: PathLike, data: Union[bytes, str], encoding: Optional[str
     except BaseException as err:
         if osp.exists(tmp):
             os.remove(tmp)
-        if isinstance(err, OSError) and err.errno is not None and not err.filename:
-            err.filename = path  # an errno-less OSError would lose its message to '[Errno None] None: path'
+        if isinstance(err, OSError) and not err.filename and err.errno is not None:
+            err.filename = path  # an OSError without errno would print '[Errno None] None' instead of its message
         raise
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, build_demo_model, save_runner_checkpoint
 from mmengine.config import Config
 
-from panet_mm.apis import restore as R
+from panet_mm import apis as R
 from panet_mm.datasets.transforms import bayer_mosaic
 from panet_mm.engine.checkpoint import MMENGINE_SAFE_GLOBALS
 
@@ -372,9 +372,9 @@ def test_plan_refuses_names_escaping_output(tmp_path):
     out.mkdir()
     (tmp_path / 'elsewhere').mkdir()
     os.symlink(tmp_path / 'elsewhere', out / 'sub')  # OUTPUT/sub leads out of OUTPUT
-    with pytest.raises(R.RestoreError, match='outside OUTPUT'):
+    with pytest.raises(R.RestoreError, match='outside output_path'):
         R.plan_jobs(str(src), str(out), recursive=True)
-    with pytest.raises(R.RestoreError, match="--ext '.png/x'"):
+    with pytest.raises(R.RestoreError, match="ext '.png/x'"):
         R.plan_jobs(str(src), str(tmp_path / 'o2'), ext='png/x')
 
 
@@ -400,7 +400,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     def crash(src, dst):
         raise OSError('disk full')
 
-    monkeypatch.setattr(R.os, 'replace', crash)
+    monkeypatch.setattr(os, 'replace', crash)
     with pytest.raises(OSError, match='disk full'):
         R.write_image_atomic(str(dst), photo(seed=1))
     assert dst.read_bytes() == before  # the old file is intact
@@ -431,7 +431,7 @@ def test_restore_files_reports_and_continues(restorer, tmp_path, capsys):
 def test_attention_cost_note_on_large_whole_images(restorer, demo_checkpoint, monkeypatch):
     assert restorer.attention_cost_note(12, 16) is None                   # small: nothing to say
     note = restorer.attention_cost_note(800, 1000)
-    assert note.startswith('1000x800 in one pass') and '--tile 256 --tile-overlap 16' in note
+    assert note.startswith('1000x800 in one pass') and 'tile=dict(size=256, overlap=16)' in note
     assert 'multiply-adds' in note and ' h with ' in note                 # hours on CPU
     monkeypatch.setattr(restorer, 'device', 'cuda')
     assert restorer.attention_cost_note(800, 1000) is None                # a GPU: no estimate
@@ -440,7 +440,7 @@ def test_attention_cost_note_on_large_whole_images(restorer, demo_checkpoint, mo
 
 
 def test_restore_files_reports_the_cost_note(restorer, tmp_path, monkeypatch):
-    monkeypatch.setattr(R, 'SLOW_ATTENTION_MACS', 0)
+    monkeypatch.setattr(restorer, 'slow_attention_macs', 0)
     make_images(tmp_path / 'in', ['a.png'])
     lines = []
     summary = R.restore_files(restorer, R.plan_jobs(str(tmp_path / 'in'), str(tmp_path / 'out')), log=lines.append,

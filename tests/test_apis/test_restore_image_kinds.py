@@ -4,7 +4,6 @@ The images are written as cameras and tools write them (OpenCV and Pillow encode
 colour and grey JPEG, 16-bit PNG, PNG with alpha, grey saved as 3 equal channels); the four tasks' demo configs
 with seeded tiny models restore each, with exactly one note per conversion and the model's channel count.
 """
-import importlib.util
 import os.path as osp
 
 import cv2
@@ -14,7 +13,8 @@ import torch
 from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, save_runner_checkpoint
 from PIL import Image
 
-from panet_mm.apis import restore as R
+from panet_mm import apis as R
+from panet_mm.apis import restore_cli
 from panet_mm.datasets.transforms import bayer_mosaic
 
 H, W = 12, 16
@@ -181,10 +181,7 @@ def test_arrays_of_every_kind(restorers):
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('restore_tool_kinds', osp.join(ROOT, 'tools', 'restore.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return restore_cli
 
 
 @pytest.mark.parametrize('task', list(TASKS))

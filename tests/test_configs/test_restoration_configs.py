@@ -100,7 +100,7 @@ def test_paper_evaluation_protocol(path):
         assert loader.dataset.data_root == f'data/{name}'
         assert loader.dataset.data_prefix == dict(img=spec['img_dir'], gt=spec['gt_dir'])
         assert loader.dataset.type == 'CheckedImageDataset'
-        assert f'tools/prepare_testsets.py --{name.lower()} ' in loader.dataset.prepare_cmd
+        assert f'tools/dataset_converters/prepare_testsets.py --{name.lower()} ' in loader.dataset.prepare_cmd
         assert [(m.type, m.prefix, m.crop_border, m.get('convert_to')) for m in evaluator.metrics] == [
             ('PSNR', name, 0, None), ('SSIM', name, 0, None)]
     # validation: the first test set, whose prefixed PSNR picks the best checkpoint
@@ -164,10 +164,11 @@ def test_demo_configs(demo):
     assert gen.mid_channels <= 32 and gen.num_blocks <= 4
     assert gen.in_channels == paper.model.generator.in_channels
     assert cfg.model.test_cfg == paper.model.test_cfg
-    # about a minute on 2 CPU cores (tools/quick_quality.py measures it): 300 iterations, 600 for demosaicing
+    # about a minute on 2 CPU cores (tools/analysis_tools/quick_quality.py measures it): 300 iterations, 600 for
+    # demosaicing
     assert cfg.train_cfg.max_iters <= (600 if 'demosaic' in demo else 300)
     assert cfg.train_dataloader.dataset.data_root == 'data/demo/DIV2K'
-    assert cfg.train_dataloader.dataset.prepare_cmd == 'python tools/make_demo_data.py'
+    assert cfg.train_dataloader.dataset.prepare_cmd == 'python tools/dataset_converters/make_demo_data.py'
     assert cfg.optim_wrapper.optimizer.type == 'Adam' and cfg.model.pixel_loss.type == 'L1Loss'
     # the same degradation as the paper config, in training and (on the fly) in validation
     train_types = [t for t in types(cfg.train_dataloader.dataset.pipeline) if t not in ('Crop', )]

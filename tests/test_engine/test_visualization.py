@@ -89,7 +89,7 @@ def test_runs_write_grids(demo_root, tmp_path):
     grids = sorted(test_work.glob('*/vis_data/vis_image/*.png'))
     assert len(grids) == 3, grids
 
-    from panet_mm.apis.restore import build_restorer
+    from panet_mm.apis import build_restorer
     restorer = build_restorer(DEMO_CONFIG, str(work / 'iter_2.pth'), device='cpu')
     for path in grids:
         stem = path.name.rsplit('_', 1)[0]

@@ -7,7 +7,7 @@ import torch
 
 from panet_mm.ops.pyramid_attention import attention_macs, choose_method, pyramid_scales
 
-# tools/benchmark_attention.py --methods col,pixel,row,patch --method-table ..., merged (see the README)
+# tools/analysis_tools/benchmark_attention.py --methods col,pixel,row,patch --method-table ..., merged (see the README)
 TABLE = osp.join(osp.dirname(osp.abspath(__file__)), 'data', 'attention_methods.json')
 # the rule's pick may be this much slower than the fastest measured formulation (the machine was shared:
 # the spread of one formulation's own rounds reached about this much)

@@ -251,7 +251,7 @@ def test_small_budget_gives_small_chunks():
 def test_workspace_stays_within_estimate(monkeypatch, method, dtype):
     """The per-chunk buffers the kernel really allocates (forward and backward) fit the estimate."""
     peaks = []
-    real_workspace = kernel_module._Workspace
+    real_workspace = kernel_module.Workspace
 
     class CountingWorkspace(real_workspace):
         def get(self, name, shape, dtype):
@@ -259,7 +259,7 @@ def test_workspace_stays_within_estimate(monkeypatch, method, dtype):
             peaks.append(sum(b.numel() * b.element_size() for b in self.buffers.values()))
             return out
 
-    monkeypatch.setattr(kernel_module, '_Workspace', CountingWorkspace)
+    monkeypatch.setattr(kernel_module, 'Workspace', CountingWorkspace)
     batch, h, w = 2, 8, 7
     autocast = dtype == torch.bfloat16              # float32 inputs, bfloat16 products under autocast
     query, keys, values, grad_out = make_inputs(batch, 4, 8, h, w, 5, dtype=torch.float32 if autocast else dtype)

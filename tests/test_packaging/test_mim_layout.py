@@ -110,7 +110,8 @@ def test_build_py_ships_configs_tools_and_index(built_package):
     for model in metafile()['Models']:
         assert (mim / model['Config']).is_file()
         assert (mim / 'configs' / 'panet' / f"{model['Name']}.py").is_file()
-    for tool in ('train.py', 'test.py', 'restore.py', 'convert_official_ckpt.py', 'make_demo_data.py'):
+    for tool in ('train.py', 'test.py', 'restore.py', 'model_converters/convert_official_ckpt.py',
+                 'dataset_converters/make_demo_data.py', 'analysis_tools/get_flops.py'):
         assert (mim / 'tools' / tool).is_file()
     assert not list(mim.rglob('__pycache__'))
 

@@ -19,6 +19,6 @@ def test_run_tool_passes_arguments_and_exit_statuses(capsys):
     # tools/train.py ends with SystemExit('config file ... not found'): status 1, the message on stderr
     assert tools_entry.run_tool('train', ['no_such_config.py']) == 1
     assert "config file 'no_such_config.py' not found" in capsys.readouterr().err
-    # tools/convert_official_ckpt.py returns 1 for a file it refuses
+    # tools/model_converters/convert_official_ckpt.py returns 1 for a file it refuses
     assert tools_entry.run_tool('convert', ['no_such.pt', 'out.pth', '--arch', 'panet']) == 1
     assert sys.argv == argv and sys.path == path

@@ -9,7 +9,8 @@ from hostile_files import encode, photo
 
 
 def prepare_testsets(*args, check=False):
-    return run_tool([sys.executable, 'tools/prepare_testsets.py', '--workers', '1', *map(str, args)], check=check)
+    return run_tool([sys.executable, 'tools/dataset_converters/prepare_testsets.py',
+                     '--workers', '1', *map(str, args)], check=check)
 
 
 def files_under(root):
@@ -70,7 +71,8 @@ def test_prepare_div2k_stops_before_the_meta_info(tmp_path):
     for i in (1, 2):
         cv2.imwrite(str(hr / f'000{i}.png'), photo(96, 96, seed=i))
     truncated_jpeg(hr / '0003.jpg')
-    args = [sys.executable, 'tools/prepare_div2k.py', '--div2k', str(div2k), '--scales', '2', '--crop-size', '48',
+    args = [sys.executable, 'tools/dataset_converters/prepare_div2k.py',
+            '--div2k', str(div2k), '--scales', '2', '--crop-size', '48',
             '--step', '48', '--thresh-size', '0', '--workers', '1']
     proc = run_tool(args, check=False)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr and '0003.jpg' in proc.stderr
@@ -102,7 +104,8 @@ def test_prepare_testsets_never_replaces_its_sources(tmp_path):
 def test_prepare_div2k_never_replaces_its_set5_sources(tmp_path):
     set5 = write_tiny_images(tmp_path / 'Set5' / 'GTmod12')
     before = digest(set5)
-    proc = run_tool([sys.executable, 'tools/prepare_div2k.py', '--no-div2k', '--set5', str(set5), '--set5-out',
+    proc = run_tool([sys.executable, 'tools/dataset_converters/prepare_div2k.py',
+                     '--no-div2k', '--set5', str(set5), '--set5-out',
                      str(tmp_path / 'Set5')], check=False)
     assert proc.returncode == 2 and 'would be replaced' in proc.stderr and digest(set5) == before
 
@@ -112,7 +115,7 @@ def test_make_demo_data_never_deletes_files_it_did_not_make(tmp_path):
     hr = out / 'DIV2K' / 'DIV2K_train_HR_sub'
     hr.mkdir(parents=True)
     (hr / 'holiday.png').write_bytes(b'my photo')  # the user's file, inside one of the tool's image folders
-    make = [sys.executable, 'tools/make_demo_data.py', '--out', str(out), '--scales', '2']
+    make = [sys.executable, 'tools/dataset_converters/make_demo_data.py', '--out', str(out), '--scales', '2']
     run_tool(make + ['--overwrite'])  # adopts the folder
     proc = run_tool(make)  # a rerun: the folder is now the tool's
     assert (hr / 'holiday.png').read_bytes() == b'my photo' and 'removed' not in proc.stdout

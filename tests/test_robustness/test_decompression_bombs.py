@@ -110,7 +110,8 @@ def test_prepare_tools_refuse_the_bomb(tmp_path):
     src = write_tiny_images(tmp_path / 'clean')
     (src / 'img_2.png').write_bytes(png_declaring(30000, 30000))
     out = tmp_path / 'data'
-    proc = run_tool([sys.executable, 'tools/prepare_testsets.py', '--out', str(out), '--set5', str(src),
+    proc = run_tool([sys.executable, 'tools/dataset_converters/prepare_testsets.py',
+                     '--out', str(out), '--set5', str(src),
                      '--workers', '1', '--max-pixels', str(10**8)], check=False)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     assert '30000x30000' in proc.stderr and '--max-pixels' in proc.stderr

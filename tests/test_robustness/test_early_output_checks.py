@@ -8,7 +8,7 @@ import pytest
 from conftest import DEMO_CONFIG, ROOT, demo_overrides, run_tool
 from hostile_files import photo
 
-from panet_mm.apis.restore import RestoreError, check_output_room, plan_jobs
+from panet_mm.apis import RestoreError, check_output_room, plan_jobs
 
 INJECT = os.path.join(ROOT, 'tests', 'test_robustness', 'fault_injection.py')
 

@@ -57,7 +57,8 @@ def test_disk_full_during_training_is_one_line(demo_root, tmp_path):
 def test_make_demo_data_read_only_out_is_one_line(tmp_path):
     ro = tmp_path / 'ro'
     ro.mkdir()
-    args = [sys.executable, INJECT, f'EROFS:{ro}', 'tools/make_demo_data.py', '--out', str(ro / 'demo')]
+    args = [sys.executable, INJECT, f'EROFS:{ro}', 'tools/dataset_converters/make_demo_data.py',
+            '--out', str(ro / 'demo')]
     proc = run_tool(args, check=False)
     assert proc.returncode == 1
     line = one_error_line(proc.stderr)

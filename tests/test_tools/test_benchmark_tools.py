@@ -1,4 +1,4 @@
-"""tools/benchmark_attention.py and tools/measure_inference.py on tiny sizes: they run, report and refuse."""
+"""tools/analysis_tools/benchmark_attention.py and measure_inference.py on tiny sizes: they run, report and refuse."""
 import json
 import sys
 
@@ -8,7 +8,7 @@ from conftest import run_tool
 
 def test_benchmark_attention_table_json_and_plot(tmp_path):
     out_json, out_png = tmp_path / 'bench.json', tmp_path / 'bench.png'
-    proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--sizes', '12', '--fb-sizes', '10',
+    proc = run_tool([sys.executable, 'tools/analysis_tools/benchmark_attention.py', '--sizes', '12', '--fb-sizes', '10',
                      '--fb-batch', '3', '--repeats', '2', '--channels', '8', '--reduction', '2', '--threads', '1',
                      '--method', 'col', '--json', str(out_json), '--plot', str(out_png)], timeout=300)
     records = json.loads(out_json.read_text())
@@ -41,7 +41,7 @@ def test_benchmark_attention_table_json_and_plot(tmp_path):
 
 def test_benchmark_attention_methods_table(tmp_path):
     table = tmp_path / 'methods.json'
-    proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--sizes', '10', '--fb-sizes', '',
+    proc = run_tool([sys.executable, 'tools/analysis_tools/benchmark_attention.py', '--sizes', '10', '--fb-sizes', '',
                      '--repeats', '1', '--channels', '8', '--threads', '1', '--impls', '', '--methods', 'col,pixel',
                      '--no-memory', '--method-table', str(table)], timeout=300)
     (entry,) = json.loads(table.read_text())
@@ -55,7 +55,8 @@ def test_benchmark_attention_methods_table(tmp_path):
 def test_benchmark_attention_training_step(tmp_path):
     """PA-EDSR training steps with and without the attention block: its share of a step."""
     out_json = tmp_path / 'step.json'
-    proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--step', '2,10,16,2', '--impls', 'fast,released',
+    proc = run_tool([sys.executable, 'tools/analysis_tools/benchmark_attention.py',
+                     '--step', '2,10,16,2', '--impls', 'fast,released',
                      '--repeats', '1', '--threads', '1', '--json', str(out_json)], timeout=300)
     r = json.loads(out_json.read_text())
     assert set(r['step_s']) == {'without attention', 'with fast', 'with released'}
@@ -65,12 +66,14 @@ def test_benchmark_attention_training_step(tmp_path):
     assert '| with released | 2 | 10x10 |' in proc.stdout
     lo, hi = r['fast_over_released_spread']
     assert lo <= r['fast_over_released'] <= hi
-    proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--step', '1,10,16,2', '--forward-only',
+    proc = run_tool([sys.executable, 'tools/analysis_tools/benchmark_attention.py',
+                     '--step', '1,10,16,2', '--forward-only',
                      '--impls', 'fast', '--repeats', '1', '--threads', '1', '--json', str(out_json)], timeout=300)
     r = json.loads(out_json.read_text())
     assert r['train'] is False and set(r['step_s']) == {'without attention', 'with fast'}
     assert '| PA-EDSR x2 forward |' in proc.stdout and 'fast_over_released' not in r
-    proc = run_tool([sys.executable, 'tools/benchmark_attention.py', '--step', '2,10'], check=False, timeout=300)
+    proc = run_tool([sys.executable, 'tools/analysis_tools/benchmark_attention.py',
+                     '--step', '2,10'], check=False, timeout=300)
     assert proc.returncode != 0 and '--step must be BATCH,SIZE,CHANNELS,BLOCKS' in proc.stderr
 
 
@@ -92,7 +95,8 @@ def test_benchmark_attention_one_failing_implementation_spares_the_others(tmp_pa
     """An implementation that raises (here: an unknown method; on a GPU: a baseline out of memory) is reported,
     the others of the same case are still timed."""
     out_json = tmp_path / 'bench.json'
-    run_tool([sys.executable, 'tools/benchmark_attention.py', '--sizes', '10', '--fb-sizes', '', '--repeats', '1',
+    run_tool([sys.executable, 'tools/analysis_tools/benchmark_attention.py',
+              '--sizes', '10', '--fb-sizes', '', '--repeats', '1',
               '--channels', '8', '--threads', '1', '--no-memory', '--method', 'flash', '--json', str(out_json)],
              timeout=300)
     records = {r['impl']: r for r in json.loads(out_json.read_text())}
@@ -102,7 +106,8 @@ def test_benchmark_attention_one_failing_implementation_spares_the_others(tmp_pa
 
 def test_benchmark_attention_skips_a_reference_that_would_not_fit(tmp_path):
     out_json = tmp_path / 'bench.json'
-    run_tool([sys.executable, 'tools/benchmark_attention.py', '--sizes', '12', '--fb-sizes', '', '--repeats', '0',
+    run_tool([sys.executable, 'tools/analysis_tools/benchmark_attention.py',
+              '--sizes', '12', '--fb-sizes', '', '--repeats', '0',
               '--channels', '8', '--max-ref-gb', '0', '--json', str(out_json)], timeout=300)
     records = {r['impl']: r for r in json.loads(out_json.read_text())}
     for base in ('released', 'reference'):
@@ -112,14 +117,15 @@ def test_benchmark_attention_skips_a_reference_that_would_not_fit(tmp_path):
 
 def test_measure_inference_whole_image_and_tiles(tmp_path):
     out_json = tmp_path / 'm.json'
-    proc = run_tool([sys.executable, 'tools/measure_inference.py', 'configs/demo/panet_dn_sigma30_demo.py',
+    proc = run_tool([sys.executable, 'tools/analysis_tools/measure_inference.py',
+                     'configs/demo/panet_dn_sigma30_demo.py',
                      '--size', '24x20', '--json', str(out_json)], timeout=300)
     r = json.loads(out_json.read_text())
     assert r['input'] == [1, 3, 24, 20] and r['output'] == [1, 3, 24, 20]
     assert r['generator'] == 'PANet' and r['model'] == 'PANetEditModel'
     assert r['peak_rss_bytes'] >= r['rss_increase_bytes'] >= 0 and r['time_s'] > 0
     assert 'whole image' in proc.stdout and 'peak memory of the process' in proc.stdout
-    proc = run_tool([sys.executable, 'tools/measure_inference.py', 'configs/demo/panet_sr_x2_demo.py',
+    proc = run_tool([sys.executable, 'tools/analysis_tools/measure_inference.py', 'configs/demo/panet_sr_x2_demo.py',
                      '--size', '16', '--test-cfg', 'tile=8,2', '--json', str(out_json)], timeout=300)
     r = json.loads(out_json.read_text())
     assert r['output'][2:] == [32, 32] and r['test_cfg']['tile'] == dict(size=8, overlap=2)
@@ -132,6 +138,6 @@ def test_measure_inference_whole_image_and_tiles(tmp_path):
     (['configs/demo/panet_dn_sigma30_demo.py', '--test-cfg', 'tiles'], "--test-cfg must be 'chop' or"),
 ])
 def test_measure_inference_refuses_bad_arguments(args, message):
-    proc = run_tool([sys.executable, 'tools/measure_inference.py', *args], check=False, timeout=300)
+    proc = run_tool([sys.executable, 'tools/analysis_tools/measure_inference.py', *args], check=False, timeout=300)
     assert proc.returncode != 0
     assert message in proc.stderr + proc.stdout

@@ -1,6 +1,6 @@
-"""tools/make_demo_data.py: layout, HR/LR consistency, determinism, reruns and refusals (CPU, offline)."""
+"""tools/dataset_converters/make_demo_data.py: layout, HR/LR consistency, determinism, reruns and refusals (CPU,
+offline)."""
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -10,7 +10,7 @@ import cv2
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(ROOT, 'tools', 'make_demo_data.py')
+TOOL = osp.join(ROOT, 'tools', 'dataset_converters', 'make_demo_data.py')
 SCALES = (2, 3, 4)
 
 
@@ -137,10 +137,23 @@ def test_rejects_unsupported_scale(tmp_path):
 
 
 def test_missing_scikit_image_message(monkeypatch):
-    spec = importlib.util.spec_from_file_location('make_demo_data', TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    monkeypatch.setattr(tool.importlib.util, 'find_spec', lambda name: None)
-    with pytest.raises(SystemExit) as exc:
-        tool.skimage_data_dir()
+    from panet_mm.datasets import demo_data
+    monkeypatch.setattr(demo_data.importlib.util, 'find_spec', lambda name: None)
+    with pytest.raises(demo_data.DemoDataError) as exc:   # the tool prints it as 'error: ...', exit status 1
+        demo_data.skimage_data_dir()
     assert 'scikit-image' in str(exc.value) and 'pip install scikit-image' in str(exc.value)
+
+
+def test_folder_errors_name_the_parameter_from_python(tmp_path):
+    """From Python the refusals name ``out`` / ``overwrite=True``; the tool prints ``--out`` / ``--overwrite``."""
+    from panet_mm.datasets import demo_data
+    (tmp_path / 'a_file').write_text('x')
+    with pytest.raises(demo_data.DemoDataParameterError) as exc:
+        demo_data.check_out_dir(str(tmp_path / 'a_file'), overwrite=False)
+    assert str(exc.value) == f'out {tmp_path / "a_file"} exists and is not a folder.'
+    assert exc.value.for_cli({'out': '--out'}).startswith('--out ')
+    (tmp_path / 'mine').mkdir()
+    (tmp_path / 'mine' / 'notes.txt').write_text('keep me')
+    with pytest.raises(demo_data.DemoDataParameterError) as exc:
+        demo_data.check_out_dir(str(tmp_path / 'mine'), overwrite=False)
+    assert 'pass overwrite=True to write' in str(exc.value) and '--' not in str(exc.value)

@@ -1,17 +1,16 @@
 """NaN / infinite weights or outputs are reported by restore (API and tools/restore.py) and tools/test.py before
 anything is written: never a black image or NaN metrics with exit status 0."""
-import importlib.util
 import math
-import os.path as osp
 import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import DEMO_CONFIG, ROOT, build_demo_model, demo_overrides, run_tool, save_runner_checkpoint
+from conftest import DEMO_CONFIG, build_demo_model, demo_overrides, run_tool, save_runner_checkpoint
 
-from panet_mm.apis import restore as R
+from panet_mm import apis as R
+from panet_mm.apis import restore_cli
 
 
 def checkpoint_with(tmp_path, name, edit):
@@ -42,10 +41,7 @@ def images(folder):
 
 
 def restore_tool(args):
-    spec = importlib.util.spec_from_file_location('restore_tool_nf', osp.join(ROOT, 'tools', 'restore.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main([str(a) for a in args])
+    return restore_cli.main([str(a) for a in args])
 
 
 @pytest.mark.parametrize('edit,key', [(nan_weight, 'generator.body.0.conv1.weight'),

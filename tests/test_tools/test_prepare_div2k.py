@@ -1,4 +1,4 @@
-"""tools/prepare_div2k.py on a tiny fake DIV2K."""
+"""tools/dataset_converters/prepare_div2k.py on a tiny fake DIV2K."""
 import sys
 
 import cv2
@@ -17,7 +17,8 @@ def fake_div2k(root, n=2, h=130, w=170):
 def test_sub_images_lr_and_meta(tmp_path):
     root = tmp_path / 'DIV2K'
     fake_div2k(root)
-    run_tool([sys.executable, 'tools/prepare_div2k.py', '--div2k', str(root), '--crop-size', '48', '--step', '24',
+    run_tool([sys.executable, 'tools/dataset_converters/prepare_div2k.py',
+              '--div2k', str(root), '--crop-size', '48', '--step', '24',
               '--thresh-size', '0', '--scales', '2', '3', '4'])
     hr = sorted(p.name for p in (root / 'DIV2K_train_HR_sub').iterdir())
     # 130x170 mod-cropped by 12 -> 120x168: 4 x 6 sub-images of 48 at step 24 per image
@@ -36,11 +37,13 @@ def test_sub_images_lr_and_meta(tmp_path):
 
 
 def test_missing_hr_folder_is_named(tmp_path):
-    proc = run_tool([sys.executable, 'tools/prepare_div2k.py', '--div2k', str(tmp_path / 'none')], check=False)
+    proc = run_tool([sys.executable, 'tools/dataset_converters/prepare_div2k.py',
+                     '--div2k', str(tmp_path / 'none')], check=False)
     assert proc.returncode != 0 and f"'{tmp_path}/none/DIV2K_train_HR' not found" in proc.stderr
 
 
 def test_scale_must_divide_crop(tmp_path):
-    proc = run_tool([sys.executable, 'tools/prepare_div2k.py', '--div2k', str(tmp_path), '--crop-size', '50',
+    proc = run_tool([sys.executable, 'tools/dataset_converters/prepare_div2k.py',
+                     '--div2k', str(tmp_path), '--crop-size', '50',
                      '--scales', '3'], check=False)
     assert proc.returncode == 2 and 'multiples of every scale' in proc.stderr

@@ -1,4 +1,5 @@
-"""tools/prepare_testsets.py on tiny fake benchmark folders: layout, determinism, prepared == on the fly, errors."""
+"""tools/dataset_converters/prepare_testsets.py on tiny fake benchmark folders: layout, determinism, prepared == on
+the fly, errors."""
 import filecmp
 import sys
 
@@ -14,7 +15,8 @@ NAMES = ['img_1', 'img_2', 'img_3']
 
 
 def tool(*args, check=True):
-    return run_tool([sys.executable, 'tools/prepare_testsets.py', '--workers', '1', *map(str, args)], check=check)
+    return run_tool([sys.executable, 'tools/dataset_converters/prepare_testsets.py',
+                     '--workers', '1', *map(str, args)], check=check)
 
 
 def files(root):
@@ -67,7 +69,8 @@ def test_same_bytes_every_run(tiny_testsets, tmp_path):
     --overwrite, which writes the same bytes again."""
     src = write_tiny_images(tmp_path / 'src')  # the images tiny_testsets was made from
     out = tmp_path / 'again'
-    run_tool([sys.executable, 'tools/prepare_testsets.py', '--workers', '2', '--out', str(out), '--kodak24', str(src),
+    run_tool([sys.executable, 'tools/dataset_converters/prepare_testsets.py',
+              '--workers', '2', '--out', str(out), '--kodak24', str(src),
               '--classic5', str(src), '--set14', str(src)])
     names = files(out)
     assert len(names) == 3 * (6 + 5 + 4)

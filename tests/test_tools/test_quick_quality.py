@@ -1,4 +1,4 @@
-"""tools/quick_quality.py: the baselines, and a short run that prints the comparison table."""
+"""tools/analysis_tools/quick_quality.py: the baselines, and a short run that prints the comparison table."""
 import json
 import os.path as osp
 import re
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_tool
 
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-from quick_quality import TASKS, bicubic_baseline, bilinear_demosaic  # noqa: E402
+from panet_mm.datasets.demo_tasks import DEMO_TASKS as TASKS
+from panet_mm.datasets.demo_tasks import bicubic_baseline
+from panet_mm.datasets.transforms.mosaic import bilinear_demosaic
 
 
 def smooth_image(h=16, w=20):
@@ -36,7 +37,8 @@ def test_bicubic_baseline_shape():
 
 def test_sr_run_prints_table(demo_root, tmp_path):
     out = tmp_path / 'q.json'
-    proc = run_tool([sys.executable, 'tools/quick_quality.py', 'sr', '--iters', '2', '--data-root', str(demo_root),
+    proc = run_tool([sys.executable, 'tools/analysis_tools/quick_quality.py',
+                     'sr', '--iters', '2', '--data-root', str(demo_root),
                      '--work-dir', str(tmp_path / 'w'), '--json', str(out)])
     assert re.search(r'^\| sr \| `configs/demo/panet_sr_x2_demo.py` \| 2 \| \d+ s \| 5 \|', proc.stdout, re.M)
     r = json.loads(out.read_text())['sr']

@@ -1,7 +1,6 @@
 """tools/restore.py (in-process through main() and once as a subprocess) and mmagic's inferencers on the
 demo config: folders with a corrupt file, single files, refusals that write nothing, test-time flags, and the
 demosaicing demo config (raw CFA / photo / mosaic inputs, align kept, self-ensemble refused)."""
-import importlib.util
 import os
 import os.path as osp
 import sys
@@ -11,17 +10,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, build_demo_model, run_tool, save_runner_checkpoint
+from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, build_demo_model, run_tool, save_runner_checkpoint
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('restore_tool', osp.join(ROOT, 'tools', 'restore.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = load_tool()
+from panet_mm.apis import restore_cli as TOOL
 
 
 def photo(h, w, seed=0):

@@ -48,7 +48,7 @@ def test_missing_dataset_names_folder_and_command(tmp_path):
     assert proc.returncode != 0
     err = proc.stderr
     assert f'{tmp_path}/nowhere/DIV2K/DIV2K_train_LR_bicubic/X2_sub' in err
-    assert 'python tools/make_demo_data.py' in err
+    assert 'python tools/dataset_converters/make_demo_data.py' in err
 
 
 def test_missing_config_is_named(tmp_path):

@@ -2,7 +2,7 @@
 # (as mmagic's _base_/datasets/sisr_x2_test_config.py, the config keys themselves: test_dataloader and
 # test_evaluator, nothing else, so that a run's logged config carries only the test sets it uses).
 # Each set is read from data/{SET}/LRbicx{scale} (input) and data/{SET}/GTmod12 (ground truth), written by
-#   python tools/prepare_testsets.py --set5 DIR --set14 DIR --b100 DIR --urban100 DIR --manga109 DIR
+#   python tools/dataset_converters/prepare_testsets.py --set5 DIR --set14 DIR --b100 DIR --urban100 DIR --manga109 DIR
 # Metrics: Y-channel (MATLAB BT.601) PSNR / SSIM with crop_border = scale, prefixed by the set name
 # ('Set5/PSNR', 'Set14/PSNR', ...), so that `tools/test.py CONFIG CKPT` reports every column of the table.
 # Another scale: a config that inherits these lists rewrites the LR folder and the crop, e.g. at x3
@@ -20,7 +20,7 @@ def sr_test_loader(name, scale):  # (functions are not config keys: mmengine dro
         sampler=dict(type='DefaultSampler', shuffle=False),
         dataset=dict(
             type='CheckedImageDataset',
-            prepare_cmd=f'python tools/prepare_testsets.py --{name.lower()} PATH/TO/{name}/HR '
+            prepare_cmd=f'python tools/dataset_converters/prepare_testsets.py --{name.lower()} PATH/TO/{name}/HR '
             '(README "Preparing the restoration test sets")',
             metainfo=dict(dataset_type=name.lower(), task_name='sisr'),
             data_root=f'data/{name}',

@@ -1,5 +1,5 @@
 # A small EDSR x2 with pyramid attention that trains in about a minute on 2 CPU cores on the offline
-# demo data (python tools/make_demo_data.py). Same recipe as ../edsr_pa_sr_x2_div2k.py, scaled down:
+# demo data (python tools/dataset_converters/make_demo_data.py). Same recipe as ../edsr_pa_sr_x2_div2k.py, scaled down:
 # 32 channels, 4 ResBlocks with the attention after the second, LR patches 16x16, 300 iterations.
 # Plain EDSR from the same config, same seed and the same initial EDSR weights (for A/B runs):
 #   --cfg-options "model.generator.insert=[]"
@@ -28,14 +28,14 @@ train_dataloader = dict(
     num_workers=2,
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         data_root=data_root + '/DIV2K',
         pipeline=train_pipeline))
 val_dataloader = dict(
     num_workers=0,
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         data_root=data_root + '/Set5'))
 val_evaluator = dict(metrics=[
     dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
@@ -50,7 +50,7 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         metainfo=dict(dataset_type='set5', task_name='sisr'),
         data_root=data_root + '/Set5',
         data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12'),

@@ -1,5 +1,5 @@
 # A small NAFNet denoiser with pyramid attention at its bottleneck that trains in about a minute on
-# 2 CPU cores on the offline demo data (python tools/make_demo_data.py). SIDD is not in the demo
+# 2 CPU cores on the offline demo data (python tools/dataset_converters/make_demo_data.py). SIDD is not in the demo
 # data, so the demo denoises synthetic Gaussian noise (sigma 30) added on the fly to the demo's HR
 # training sub-images, validated on its Set5 images with per-image seeded noise (SeededGaussianNoise:
 # the same noisy inputs in every run, so A/B runs compare like with like). Same model recipe as ../nafnet_pa_dn_sidd.py,
@@ -45,7 +45,7 @@ train_dataloader = dict(
     batch_size=8,
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         ann_file='meta_info_DIV2K800sub_GT.txt',
         metainfo=dict(dataset_type='div2k', task_name='denoising'),
         data_root=data_root + '/DIV2K',
@@ -56,7 +56,7 @@ val_dataloader = dict(
     num_workers=0,
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         metainfo=dict(dataset_type='set5', task_name='denoising'),
         data_root=data_root + '/Set5',
         data_prefix=dict(img='GTmod12', gt='GTmod12'),

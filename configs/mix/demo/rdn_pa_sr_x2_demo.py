@@ -1,5 +1,5 @@
 # A small RDN x2 with pyramid attention that trains in about a minute on 2 CPU cores on the offline
-# demo data (python tools/make_demo_data.py). Same recipe as ../rdn_pa_sr_x2_div2k.py, scaled down:
+# demo data (python tools/dataset_converters/make_demo_data.py). Same recipe as ../rdn_pa_sr_x2_div2k.py, scaled down:
 # 32 channels, 4 RDBs of 3 layers (growth 16) with the attention after the second, LR patches 16x16,
 # 300 iterations. Plain RDN for A/B runs: --cfg-options "model.generator.insert=[]".
 _base_ = ['../rdn_pa_sr_x2_div2k.py']
@@ -30,14 +30,14 @@ train_dataloader = dict(
     num_workers=2,
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         data_root=data_root + '/DIV2K',
         pipeline=train_pipeline))
 val_dataloader = dict(
     num_workers=0,
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         data_root=data_root + '/Set5'))
 val_evaluator = dict(metrics=[
     dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
@@ -52,7 +52,7 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         metainfo=dict(dataset_type='set5', task_name='sisr'),
         data_root=data_root + '/Set5',
         data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12'),

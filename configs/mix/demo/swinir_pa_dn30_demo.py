@@ -1,5 +1,5 @@
 # A small SwinIR colour denoiser (Gaussian sigma 30) with pyramid attention that trains in about a
-# minute on 2 CPU cores on the offline demo data (python tools/make_demo_data.py): the demo's HR
+# minute on 2 CPU cores on the offline demo data (python tools/dataset_converters/make_demo_data.py): the demo's HR
 # training sub-images with noise drawn on the fly, validated on centre 32x32 crops of its Set5 images
 # (the attention is quadratic in pixels and SwinIR denoises at full resolution: keep images small)
 # with per-image seeded noise (SeededGaussianNoise: the same noisy inputs in every run).
@@ -46,7 +46,7 @@ train_dataloader = dict(
     batch_size=8,
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         ann_file='meta_info_DIV2K800sub_GT.txt',
         metainfo=dict(dataset_type='div2k', task_name='denoising'),
         data_root=data_root + '/DIV2K',
@@ -56,7 +56,7 @@ val_dataloader = dict(
     num_workers=0,
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         metainfo=dict(dataset_type='set5', task_name='denoising'),
         data_root=data_root + '/Set5',
         data_prefix=dict(img='GTmod12', gt='GTmod12'),
@@ -71,7 +71,7 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/make_demo_data.py',
+        prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         metainfo=dict(dataset_type='set5', task_name='denoising'),
         data_root=data_root + '/Set5',
         data_prefix=dict(img='GTmod12', gt='GTmod12'),

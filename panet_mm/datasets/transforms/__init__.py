@@ -4,7 +4,7 @@
 * :mod:`.noise` - ``SeededGaussianNoise``: AWGN seeded per image (reproducible denoising test inputs).
 * :mod:`.jpeg` - ``JPEGCompression``: OpenCV JPEG at an exact quality (JPEG artifact reduction input).
 * :mod:`.color` - ``GrayOrY``: grey images stay grey, colour images become their BT.601 Y channel.
-* :mod:`.seeding` - per-image seeds shared by the transforms and ``tools/prepare_testsets.py``.
+* :mod:`.seeding` - per-image seeds shared by the transforms and ``tools/dataset_converters/prepare_testsets.py``.
 
 Training degradations reuse mmagic's ``RandomNoise`` / ``RandomJPEGCompression`` (fresh randomness
 per sample is what training wants); these transforms exist for what mmagic lacks (the mosaic, the

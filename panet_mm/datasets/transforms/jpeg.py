@@ -6,7 +6,7 @@ quality range is a single value, only handles grey images through ``cv2.imdecode
 turns colour into OpenCV's luma, not the paper's BT.601 Y) and returns grey images as ``(H, W)``.
 :class:`JPEGCompression` compresses at an exact quality without touching any global state (a quality
 *range* picks one quality per image from a seed derived from the image's name), keeps the image's
-shape and channel order, and is the function ``tools/prepare_testsets.py`` writes the test inputs
+shape and channel order, and is the function ``tools/dataset_converters/prepare_testsets.py`` writes the test inputs
 with, so prepared files and on-the-fly compression give identical pixels.
 
 The codec is OpenCV's: ``cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, q])`` followed by

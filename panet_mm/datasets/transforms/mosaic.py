@@ -21,6 +21,8 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from mmagic.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
 
@@ -157,4 +159,31 @@ class BayerMosaic(BaseTransform):
         return f'{type(self).__name__}(keys={self.keys}, pattern={self.pattern!r})'
 
 
-__all__ = ['BAYER_PATTERNS', 'BayerMosaic', 'bayer_mask', 'bayer_mosaic', 'check_pattern', 'is_bayer_mosaic']
+def bilinear_demosaic(mosaic: np.ndarray) -> np.ndarray:
+    """Bilinear demosaic of a zero-filled 3-channel mosaic (HWC, any Bayer pattern): the baseline to beat.
+
+    Each channel's missing samples are the weighted average of its known neighbours: green with the
+    cross kernel, red and blue with the 3x3 bilinear kernel, normalised by the weights of the known
+    samples so that borders and every pattern are handled alike.
+    """
+    img = torch.from_numpy(mosaic.astype(np.float64)).permute(2, 0, 1)[:, None]
+    # each channel's sampling lattice: the phases of the 2x2 Bayer block where it has any non-zero sample
+    known = torch.zeros_like(img)
+    for c in range(3):
+        for dy in range(2):
+            for dx in range(2):
+                if img[c, 0, dy::2, dx::2].any():
+                    known[c, 0, dy::2, dx::2] = 1
+    cross = torch.tensor([[0, 1, 0], [1, 4, 1], [0, 1, 0]], dtype=torch.float64) / 4
+    box = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=torch.float64) / 4
+    out = []
+    for c in range(3):
+        k = (cross if c == 1 else box)[None, None]
+        num = F.conv2d(img[c:c + 1], k, padding=1)
+        den = F.conv2d(known[c:c + 1], k, padding=1).clamp_min(1e-8)
+        out.append(torch.where(known[c:c + 1] > 0, img[c:c + 1], num / den))
+    return torch.cat(out, 1)[0].permute(1, 2, 0).numpy()
+
+
+__all__ = ['BAYER_PATTERNS', 'BayerMosaic', 'bayer_mask', 'bayer_mosaic', 'bilinear_demosaic', 'check_pattern',
+           'is_bayer_mosaic']

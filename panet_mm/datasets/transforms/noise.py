@@ -6,7 +6,7 @@ noisy test input of an image changes with the worker count, the loading order an
 paper evaluated on noisy images generated once with a fixed seed and stored as 8-bit images;
 :class:`SeededGaussianNoise` makes that reproducible: every image gets noise from its own
 generator seeded by its name (:func:`~panet_mm.datasets.transforms.seeding.image_seed`), and the
-result is rounded and clipped to 8 bits like a stored image. ``tools/prepare_testsets.py`` writes
+result is rounded and clipped to 8 bits like a stored image. ``tools/dataset_converters/prepare_testsets.py`` writes
 the test sets' noisy inputs with the same function, so reading those files and adding the noise on
 the fly give identical pixels.
 """
@@ -72,7 +72,7 @@ class SeededGaussianNoise(BaseTransform):
     """Colour AWGN with a seed derived from each image's name (reproducible test inputs).
 
     For training use mmagic's ``RandomNoise`` (fresh noise each time); this transform is for
-    validation and testing when the noisy inputs were not written by ``tools/prepare_testsets.py``:
+    validation and testing when the noisy inputs were not written by ``tools/dataset_converters/prepare_testsets.py``:
     it produces exactly the pixels that tool writes (same :func:`add_gaussian_noise`, same seed
     from the image's name and ``seed``), whatever the number of workers or the order of images.
 
@@ -80,7 +80,7 @@ class SeededGaussianNoise(BaseTransform):
         keys (list[str]): Results keys of the images to corrupt, e.g. ``['img']``.
         sigma (float): Noise standard deviation on the 0-255 scale (10, 30, 50, 70 in the paper).
         seed (int): Base seed; the per-image seed is ``image_seed(name, seed)``. Default: 0, the
-            base seed ``tools/prepare_testsets.py`` uses.
+            base seed ``tools/dataset_converters/prepare_testsets.py`` uses.
         name_key (str): Results key naming the image (mmagic datasets set ``'key'``, the file name
             without extension); without it the stem of ``gt_path`` / ``img_path`` is used.
             Default: ``'key'``.

@@ -5,7 +5,7 @@ global random state, so the corrupted input a test image gets depends on the wor
 order in which images are loaded and anything else that used the global state before. The
 degradations of this package instead derive one seed per image from the image's *name* and a base
 seed, with a cryptographic hash: the same test image always gets the same corrupted input, in any
-process, with any number of workers and in any order, and ``tools/prepare_testsets.py`` writes
+process, with any number of workers and in any order, and ``tools/dataset_converters/prepare_testsets.py`` writes
 exactly the inputs that the on-the-fly transforms make.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import hashlib
 import os.path as osp
 from typing import Mapping, Sequence
 
-#: Base seed of the test-set degradations (``tools/prepare_testsets.py`` and the configs' fallback).
+#: Base seed of the test-set degradations (``tools/dataset_converters/prepare_testsets.py`` and the configs' fallback).
 TEST_SEED = 0
 
 #: Where :func:`image_name` looks for a file path when the results have no ``key``.
@@ -48,7 +48,7 @@ def image_name(results: Mapping, name_key: str = 'key', path_keys: Sequence[str]
 
     mmagic's ``BasicImageDataset`` stores the file name without extension, relative to the image
     folder, as ``results['key']`` (``'kodim01'`` for ``GT/kodim01.png``); that is what
-    ``tools/prepare_testsets.py`` uses for the file it writes, so both give the same seed. Without
+    ``tools/dataset_converters/prepare_testsets.py`` uses for the file it writes, so both give the same seed. Without
     a ``key`` (e.g. a pipeline fed a bare path) the stem of the first ``*_path`` entry is used.
 
     Args:

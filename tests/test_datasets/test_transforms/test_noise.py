@@ -104,7 +104,7 @@ def test_dataset_inputs_independent_of_workers_and_order(tiny_testsets):
     b = inputs(list(reversed(range(n))), 2)
     assert sorted(a) == sorted(b) and len(a) == 3
     assert all(torch.equal(a[k], b[k]) for k in a)
-    # and the on-the-fly input is the prepared file of tools/prepare_testsets.py
+    # and the on-the-fly input is the prepared file of tools/dataset_converters/prepare_testsets.py
     fixed = Compose(cfg.test_pipeline)
     for item in ds.data_list:
         name = item['key']

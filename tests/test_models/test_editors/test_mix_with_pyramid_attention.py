@@ -133,13 +133,13 @@ def test_plain_weights_from_an_edit_model_checkpoint_file(tmp_path):
 def test_plain_weights_that_do_not_match_are_refused():
     net = mixed()
     wider = plain(dict(EDSR, mid_channels=16)).state_dict()
-    with pytest.raises(ValueError, match=r'wrong shape: conv_first.weight: checkpoint \(16, 3, 3, 3\)'):
+    with pytest.raises(ValueError, match=r'wrong shape: conv_first.weight \(16, 3, 3, 3\) vs model'):
         net.load_plain_weights(wider)
     deeper = plain(dict(EDSR, num_blocks=5)).state_dict()
-    with pytest.raises(ValueError, match=r"unexpected \['body.4.conv1.weight'"):
+    with pytest.raises(ValueError, match=r"unexpected \(\d+\): [^;]*body.4.conv1.weight"):
         net.load_plain_weights(deeper)
     shallower = plain(dict(EDSR, num_blocks=3)).state_dict()
-    with pytest.raises(ValueError, match=r"missing \['body.3.conv1.weight'"):
+    with pytest.raises(ValueError, match=r"missing \(\d+\): [^;]*body.3.conv1.weight"):
         net.load_plain_weights(shallower)
     with pytest.raises(ValueError, match='pass prefix='):
         net.load_plain_weights({'ema.' + k: v for k, v in plain().state_dict().items()})

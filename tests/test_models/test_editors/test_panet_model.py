@@ -8,7 +8,8 @@ from mmagic.structures import DataSample
 
 import panet_mm  # noqa: F401
 from panet_mm.datasets.transforms import bayer_mask, bayer_mosaic
-from panet_mm.models.editors.panet.panet_model import PANetEditModel, chop_boxes, tile_spans, tile_starts
+from panet_mm.models.editors.panet.panet_model import PANetEditModel
+from panet_mm.models.editors.panet.tiling import chop_boxes, pad_axis, tile_spans, tile_starts
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -401,10 +402,9 @@ def test_self_ensemble_with_align_refused_at_build():
 
 
 def test_pad_modes():
-    from panet_mm.models.editors.panet.panet_model import _pad_axis
     x = torch.arange(5.).view(1, 1, 1, 5)
-    assert _pad_axis(x, -1, 7).flatten().tolist() == [0, 1, 2, 3, 4, 3, 2]      # reflect
-    assert _pad_axis(x, -2, 3).flatten().tolist() == [0, 1, 2, 3, 4] * 3         # replicate: 1 row can't reflect
+    assert pad_axis(x, -1, 7).flatten().tolist() == [0, 1, 2, 3, 4, 3, 2]      # reflect
+    assert pad_axis(x, -2, 3).flatten().tolist() == [0, 1, 2, 3, 4] * 3         # replicate: 1 row can't reflect
 
 
 # ----------------------------------------------------------------------------- precision (autocast)

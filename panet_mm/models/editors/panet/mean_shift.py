@@ -17,7 +17,7 @@ class MeanShift(nn.Conv2d):
 
     Args:
         rgb_range (float): Range the network works in (panet_mm's configs: 255; the released models were
-            trained at 1, which ``tools/convert_official_ckpt.py`` converts exactly).
+            trained at 1, which ``tools/model_converters/convert_official_ckpt.py`` converts exactly).
         mean (Sequence[float]): Channel means in ``[0, 1]``.
         std (Sequence[float]): Channel standard deviations. Default: all ones.
         sign (int): -1 subtracts the mean, +1 adds it back.

@@ -7,17 +7,18 @@ geometric x8 self-ensemble. Inputs too small for the network are padded and the 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmagic.models.base_models import BaseEditModel
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from torch import Tensor
 
 from panet_mm.models.layers import PyramidAttention
+from panet_mm.utils.errors import PanetMMError
+
+from .tiling import check_align, chop_boxes, output_scale, pad_axis, tile_spans, tile_starts
 
 _TEST_KEYS = ('chop', 'tile', 'self_ensemble', 'min_input_size', 'align', 'precision')
 # test_cfg precision: the autocast dtype of test-time restoration (None: float32, no autocast)
@@ -26,158 +27,8 @@ _CHOP_KEYS = ('min_size', 'shave', 'tiles_per_batch')
 _TILE_KEYS = ('size', 'overlap', 'tiles_per_batch')
 
 
-@dataclass(frozen=True)
-class ChopTile:
-    """One leaf tile of the recursive chop, in input (LR) pixels of the whole image.
-
-    Attributes:
-        top (int): First row of the tile the network runs on.
-        left (int): First column of the tile.
-        height (int): Rows of the tile.
-        width (int): Columns of the tile.
-        keep_top (int): First row of the image region this tile's output provides.
-        keep_left (int): First column of that region.
-        keep_height (int): Rows of that region (the regions of all tiles partition the image).
-        keep_width (int): Columns of that region.
-    """
-
-    top: int
-    left: int
-    height: int
-    width: int
-    keep_top: int
-    keep_left: int
-    keep_height: int
-    keep_width: int
-
-
-def _split_axis(length: int, shave: int, align: int = 1) -> List[Tuple[int, int, int, int]]:
-    """``(start, size, keep_start, keep_end)`` of the halves along one axis, relative to the node.
-
-    Two overlapping halves of ``length // 2 + shave`` as in the released chop; a single piece (no
-    split) when that would not make the pieces smaller (the released code mis-stitches or crashes
-    there, and identical halves give the same result as no split). With ``align > 1`` the second
-    half starts at ``length - (length // 2 + shave)`` rounded down to a multiple of ``align`` (it grows
-    by up to ``align - 1``); no split when that start would be 0. The second half never starts after
-    the first row / column it keeps (with ``shave=0`` and an odd length it grows by one, where the
-    released code mis-stitches).
-    """
-    half = length // 2
-    size = half + shave
-    if half < 1 or size >= length:
-        return [(0, length, 0, length)]
-    start = min(length - size, half)
-    start -= start % align
-    if start < 1:
-        return [(0, length, 0, length)]
-    return [(0, size, 0, half), (start, length - start, half, length)]
-
-
-def chop_boxes(h: int, w: int, min_size: int = 6400, shave: int = 10, align: int = 1) -> List[ChopTile]:
-    """Leaf tiles of the released recursive overlapping chop (``forward_chop``) of an ``h x w`` image.
-
-    A node of size ``h x w`` is split into 4 quadrants of ``(h//2 + shave) x (w//2 + shave)``
-    anchored at its four corners; if a quadrant has fewer than ``min_size`` pixels the quadrants are
-    run through the network, otherwise each is chopped again. Quadrant ``i`` provides the node's
-    ``[0, h//2) / [h//2, h)`` rows and ``[0, w//2) / [w//2, w)`` columns (its overlap is dropped),
-    in the released order: top-left, top-right, bottom-left, bottom-right. For SR every output
-    coordinate is the input one times the scale. Extension for thin images (where the released code
-    fails): an axis whose half plus ``shave`` is not shorter than the node is not split.
-
-    ``align > 1`` (not in the released code) makes every leaf origin a multiple of ``align``: the
-    second quadrant along an axis starts at its released start rounded down to a multiple of
-    ``align`` (so it is up to ``align - 1`` pixels larger); the kept regions are unchanged, so they
-    still partition the image. ``align=2`` keeps the Bayer phase of a mosaic in every tile.
-
-    Args:
-        h (int): Image height.
-        w (int): Image width.
-        min_size (int): A quadrant with fewer pixels than this is a leaf (the released test commands
-            use 6400, 6800 for denoising). Default: 6400.
-        shave (int): Overlap added to each half, in input pixels. Default: 10.
-        align (int): Every leaf origin is a multiple of this. Default: 1 (the released chop).
-
-    Returns:
-        list[ChopTile]: Leaf tiles in the order the released code runs them.
-    """
-    if h < 1 or w < 1:
-        raise ValueError(f'chop_boxes needs a non-empty image, got {h}x{w}')
-    if shave < 0 or min_size < 1:
-        raise ValueError(f'chop needs shave >= 0 and min_size >= 1, got shave={shave}, min_size={min_size}')
-    _check_align(align)
-    leaves: List[ChopTile] = []
-
-    def visit(top: int, left: int, nh: int, nw: int, keep: Tuple[int, int, int, int]) -> None:
-        rows, cols = _split_axis(nh, shave, align), _split_axis(nw, shave, align)
-        if len(rows) == 1 and len(cols) == 1:
-            leaves.append(ChopTile(top, left, nh, nw, *keep))
-            return
-        leaf = rows[0][1] * cols[0][1] < min_size
-        for r0, rs, rk0, rk1 in rows:
-            for c0, cs, ck0, ck1 in cols:
-                # this child's kept region, intersected with what the node itself keeps (global coords)
-                kt, kb = max(top + rk0, keep[0]), min(top + rk1, keep[0] + keep[2])
-                kl, kr = max(left + ck0, keep[1]), min(left + ck1, keep[1] + keep[3])
-                child_keep = (kt, kl, max(kb - kt, 0), max(kr - kl, 0))
-                if leaf:
-                    leaves.append(ChopTile(top + r0, left + c0, rs, cs, *child_keep))
-                else:
-                    visit(top + r0, left + c0, rs, cs, child_keep)
-
-    visit(0, 0, h, w, (0, 0, h, w))
-    return leaves
-
-
-def _check_align(align: Any) -> int:
-    if isinstance(align, bool) or not isinstance(align, int) or align < 1:
-        raise ValueError(f'align must be an int >= 1, got {align!r}')
-    return align
-
-
-def tile_spans(length: int, size: int, overlap: int, align: int = 1) -> List[Tuple[int, int]]:
-    """``(start, size)`` of fixed tiles of ``size`` overlapping by at least ``overlap`` covering ``length``.
-
-    Tiles step by ``size - overlap`` rounded down to a multiple of ``align`` (at least ``align``, so
-    with ``size - overlap < align`` the overlap is ``size - align``); the last tile ends exactly at
-    ``length``. With ``align > 1`` every start is a multiple of
-    ``align``: the last tile then starts at ``length - size`` rounded down and is up to
-    ``align - 1`` pixels larger than ``size``.
-
-    Args:
-        length (int): Image size along the axis.
-        size (int): Tile size (the image size when larger).
-        overlap (int): Minimum overlap between neighbouring tiles (``0 <= overlap < size``).
-        align (int): Every start is a multiple of this. Default: 1.
-
-    Returns:
-        list[tuple[int, int]]: Tile starts and sizes, in order.
-    """
-    if size <= overlap or overlap < 0:
-        raise ValueError(f'tile needs 0 <= overlap < size, got size={size}, overlap={overlap}')
-    _check_align(align)
-    if length <= size:
-        return [(0, length)]
-    if size < align:
-        raise ValueError(f'tile needs size >= align, got size={size}, align={align}')
-    step = max(align, (size - overlap) // align * align)
-    last = (length - size) // align * align
-    starts = [s for s in range(0, length - size, step) if s < last] + [last]
-    return [(s, size) for s in starts[:-1]] + [(last, length - last)]
-
-
-def tile_starts(length: int, size: int, overlap: int, align: int = 1) -> List[int]:
-    """Starts of the tiles of :func:`tile_spans` (multiples of ``align``; the last tile ends at ``length``).
-
-    Args:
-        length (int): Image size along the axis.
-        size (int): Tile size (the image size when larger).
-        overlap (int): Minimum overlap between neighbouring tiles (``0 <= overlap < size``).
-        align (int): Every start is a multiple of this. Default: 1.
-
-    Returns:
-        list[int]: Tile starts.
-    """
-    return [s for s, _ in tile_spans(length, size, overlap, align)]
+class InvalidTestCfgError(PanetMMError):
+    """A ``test_cfg`` of :class:`PANetEditModel` it cannot run; names the key, the value and the fix."""
 
 
 def _as_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
@@ -185,7 +36,7 @@ def _as_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
         return value, value
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return int(value[0]), int(value[1])
-    raise ValueError(f'test_cfg tile {name} must be an int or (height, width), got {value!r}')
+    raise InvalidTestCfgError(f'test_cfg tile {name} must be an int or (height, width), got {value!r}')
 
 
 def _transform(x: Tensor, k: int) -> Tensor:
@@ -207,25 +58,6 @@ def _inverse_transform(x: Tensor, k: int) -> Tensor:
     if k & 1:
         x = x.flip(-1)
     return x
-
-
-def _pad_axis(x: Tensor, dim: int, target: int) -> Tensor:
-    """Pad ``x`` at the end of ``dim`` (-2 or -1) to ``target``: reflect, replicate when too small."""
-    n = x.shape[dim]
-    if n >= target:
-        return x
-    extra = target - n
-    pad = (0, 0, 0, extra) if dim == -2 else (0, extra, 0, 0)  # 4 values: non-constant modes need a 2-D pad
-    mode = 'reflect' if extra < n else 'replicate'
-    return F.pad(x, pad, mode=mode)
-
-
-def _scale_of(inp: Tensor, out: Tensor) -> int:
-    (ih, iw), (oh, ow) = inp.shape[-2:], out.shape[-2:]
-    if oh % ih or ow % iw or oh // ih != ow // iw:
-        raise RuntimeError(f'the generator maps {ih}x{iw} to {oh}x{ow}, not an integer scale; '
-                           'chop / tile / padding need an integer up-scaling factor')
-    return oh // ih
 
 
 @MODELS.register_module()
@@ -290,38 +122,43 @@ class PANetEditModel(BaseEditModel):
         cfg = dict(test_cfg or {})
         unknown = sorted(set(cfg) - set(_TEST_KEYS))
         if unknown:
-            raise ValueError(f'PANetEditModel test_cfg has unknown keys {unknown}; allowed: {list(_TEST_KEYS)}')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg has unknown keys {unknown}; '
+                                      f'allowed: {list(_TEST_KEYS)}')
         self.chop_cfg = self._check_sub_cfg(cfg.get('chop'), 'chop', _CHOP_KEYS,
                                             dict(min_size=6400, shave=10, tiles_per_batch=1))
         self.tile_cfg = self._check_sub_cfg(cfg.get('tile'), 'tile', _TILE_KEYS, dict(overlap=0, tiles_per_batch=1))
         if self.chop_cfg is not None and self.tile_cfg is not None:
-            raise ValueError('PANetEditModel test_cfg sets both chop and tile; keep one of them')
+            raise InvalidTestCfgError('PANetEditModel test_cfg sets both chop and tile; keep one of them')
         if self.tile_cfg is not None:
             if 'size' not in self.tile_cfg:
-                raise ValueError('PANetEditModel test_cfg tile needs a size, e.g. tile=dict(size=128, overlap=16)')
+                raise InvalidTestCfgError('PANetEditModel test_cfg tile needs a size, '
+                                          'e.g. tile=dict(size=128, overlap=16)')
             size = _as_pair(self.tile_cfg['size'], 'size')
             tile_starts(size[0], size[0], self.tile_cfg['overlap'])  # validates overlap < size
             tile_starts(size[1], size[1], self.tile_cfg['overlap'])
             self.tile_cfg['size'] = size
         self.align = cfg.get('align', 1)
-        if isinstance(self.align, bool) or not isinstance(self.align, int) or self.align < 1:
-            raise ValueError(f'PANetEditModel test_cfg align must be an int >= 1, got {self.align!r}')
+        try:
+            check_align(self.align)
+        except ValueError as err:
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg {err}') from None
         if self.tile_cfg is not None and min(self.tile_cfg['size']) < self.align:
-            raise ValueError(f"PANetEditModel test_cfg tile size {self.tile_cfg['size']} is smaller than "
-                             f'align={self.align}; use tiles of at least {self.align} pixels')
+            raise InvalidTestCfgError(f"PANetEditModel test_cfg tile size {self.tile_cfg['size']} is smaller than "
+                                      f'align={self.align}; use tiles of at least {self.align} pixels')
         self.self_ensemble = bool(cfg.get('self_ensemble', False))
         if self.self_ensemble and self.align > 1:
-            raise ValueError(f'PANetEditModel test_cfg sets self_ensemble together with align={self.align}, which '
-                             'is refused because a flip or transpose changes the Bayer pattern the model was '
-                             'trained on; drop self_ensemble (tools/restore.py: --self-ensemble) for this model.')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg sets self_ensemble together with align={self.align}, '
+                                      'which is refused because a flip or transpose changes the Bayer pattern the '
+                                      'model was trained on; drop self_ensemble for this model.')
         min_input = cfg.get('min_input_size')
         if min_input is not None and (not isinstance(min_input, int) or min_input < 1):
-            raise ValueError(f'PANetEditModel test_cfg min_input_size must be a positive int, got {min_input!r}')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg min_input_size must be a positive int, '
+                                      f'got {min_input!r}')
         self.min_input_size = min_input if min_input is not None else self._pyramid_min_size()
         self.precision = cfg.get('precision', 'fp32')
         if not isinstance(self.precision, str) or self.precision not in _PRECISIONS:
-            raise ValueError(f'PANetEditModel test_cfg precision must be one of {list(_PRECISIONS)}, '
-                             f'got {self.precision!r}')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg precision must be one of {list(_PRECISIONS)}, '
+                                      f'got {self.precision!r}')
 
     @staticmethod
     def _check_sub_cfg(value: Any, name: str, keys: Sequence[str], defaults: Dict[str, Any]) -> Optional[dict]:
@@ -330,15 +167,16 @@ class PANetEditModel(BaseEditModel):
         if value is True:
             value = {}
         if not isinstance(value, dict):
-            raise ValueError(f'PANetEditModel test_cfg {name} must be a dict, got {value!r}')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg {name} must be a dict, got {value!r}')
         unknown = sorted(set(value) - set(keys))
         if unknown:
-            raise ValueError(f'PANetEditModel test_cfg {name} has unknown keys {unknown}; allowed: {list(keys)}')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg {name} has unknown keys {unknown}; '
+                                      f'allowed: {list(keys)}')
         out = dict(defaults)
         out.update(value)
         if int(out['tiles_per_batch']) < 1:
-            raise ValueError(f'PANetEditModel test_cfg {name} tiles_per_batch must be >= 1, '
-                             f"got {out['tiles_per_batch']}")
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg {name} tiles_per_batch must be >= 1, '
+                                      f"got {out['tiles_per_batch']}")
         return out
 
     def _pyramid_min_size(self) -> int:
@@ -403,9 +241,9 @@ class PANetEditModel(BaseEditModel):
         m = self.min_input_size
         if h >= m and w >= m:
             return self.generator(x, **kwargs)
-        padded = _pad_axis(_pad_axis(x, -2, m), -1, m)
+        padded = pad_axis(pad_axis(x, -2, m), -1, m)
         out = self.generator(padded, **kwargs)
-        s = _scale_of(padded, out)
+        s = output_scale(padded, out)
         return out[..., :h * s, :w * s]
 
     def _run_tiles(self, x: Tensor, boxes: Sequence[Tuple[int, int, int, int]], per_batch: int,
@@ -420,7 +258,7 @@ class PANetEditModel(BaseEditModel):
             crops = [x[..., t:t + hh, le:le + ww] for t, le, hh, ww in boxes[i:j]]
             batch = torch.cat(crops, dim=0)  # always a contiguous copy, as the released chop feeds its tiles
             out = self._run(batch, **kwargs)
-            s = _scale_of(batch, out)
+            s = output_scale(batch, out)
             for n, idx in enumerate(range(i, j)):
                 paste(idx, out[n * b:(n + 1) * b], s)
             i = j
@@ -469,4 +307,4 @@ class PANetEditModel(BaseEditModel):
         return acc[0] / acc[1]
 
 
-__all__ = ['ChopTile', 'PANetEditModel', 'chop_boxes', 'tile_spans', 'tile_starts']
+__all__ = ['InvalidTestCfgError', 'PANetEditModel']

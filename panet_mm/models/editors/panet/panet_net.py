@@ -39,7 +39,7 @@ class PANet(BaseModule):
     the other ResBlocks) -> ``conv_after_body`` (3x3) -> long skip from ``conv_first`` ->
     ``conv_last`` (3x3). No mean shift and no image-level residual, as in the released code.
     The released code shares one PReLU slope across all ResBlocks (an argument-order bug); here
-    every block has its own, and ``tools/convert_official_ckpt.py`` copies the shared slope into each.
+    every block has its own, and ``tools/model_converters/convert_official_ckpt.py`` copies the shared slope into each.
 
     Args:
         in_channels (int): Channels of the input image (3 colour, 1 grey). Default: 3.

@@ -1,6 +1,6 @@
 """Prepare DIV2K (and optionally Set5) in the layout the SR configs read.
 
-    python tools/prepare_div2k.py --div2k data/DIV2K [--scales 2 3 4] [--crop-size 480 --step 240]
+    python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K [--scales 2 3 4] [--crop-size 480 --step 240]
         [--set5 path/to/Set5_HR_images [--no-div2k]] [--workers 2] [--skip-bad] [--max-pixels N]
 
 From ``{div2k}/DIV2K_train_HR/0001.png ... 0800.png`` it writes

@@ -1,6 +1,7 @@
 """Convert a released PANet / PA-EDSR checkpoint to a panet_mm (mmengine) checkpoint.
 
-    python tools/convert_official_ckpt.py SRC.pt DST.pth [--arch panet|paedsr] [--scale N] [--colors 1|3]
+    python tools/model_converters/convert_official_ckpt.py SRC.pt DST.pth [--arch panet|paedsr] [--scale N]
+        [--colors 1|3]
 
 The released file is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling). The
 network, scale, colours and the data range it was trained on are read from the file and printed; a
@@ -15,6 +16,10 @@ import argparse
 import sys
 import warnings
 from typing import List, Optional
+
+#: The flag of each setting the converter's messages name (they name the Python parameters).
+FLAGS = {'arch': '--arch', 'scale': '--scale', 'colors': '--colors', 'mid_channels': '--mid-channels',
+         'num_blocks': '--num-blocks', 'reduction': '--reduction', 'source_rgb_range': '--source-rgb-range'}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -48,13 +53,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         warnings.simplefilter('always')
         from panet_mm.engine.quiet import quiet_third_party_warnings
         from panet_mm.models.editors.panet.official import ConversionError, convert_official_checkpoint
+        from panet_mm.utils.errors import cli_message
     quiet_third_party_warnings(early)
     try:
         meta = convert_official_checkpoint(args.src, args.dst, args.arch, scale=args.scale, colors=args.colors,
                                            mid_channels=args.mid_channels, num_blocks=args.num_blocks,
                                            reduction=args.reduction, source_rgb_range=args.source_rgb_range)
     except ConversionError as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {cli_message(err, FLAGS)}', file=sys.stderr)
         return 1
     cfg = meta['generator_cfg']
     for fact in meta['inferred']:

@@ -1,44 +1,32 @@
-"""Make a small, deterministic super-resolution data set for offline demos and smoke tests.
+"""The offline demo data set: real photographs from scikit-image in mmagic's DIV2K / Set5 layout.
 
-    python tools/make_demo_data.py [--out data/demo] [--scales 2 3 4] [--overwrite]
-
-The images are real photographs that ship inside the scikit-image package (``skimage/data``);
-nothing is downloaded. The output mimics mmagic's DIV2K / Set5 layout, so that the regular
-dataset configs work on it with only ``data_root`` changed::
-
-    {out}/DIV2K/DIV2K_train_HR_sub/0001_s001.png ...        HR training sub-images (120x120)
-    {out}/DIV2K/DIV2K_train_LR_bicubic/X{s}_sub/*.png        their bicubic LR versions, same names
-    {out}/DIV2K/meta_info_DIV2K800sub_GT.txt                 "NAME (H,W,C)" per HR sub-image
-    {out}/Set5/GTmod12/*.png                                 5 held-out photos, at most 128 px, mod 12
-    {out}/Set5/LRbicx{s}/*.png                               their bicubic LR versions, same names
-
-Training photos are shrunk (cv2.INTER_AREA) to at most 320 px and cut into 120x120 sub-images
-with a step of 60 px; each LR sub-image is the MATLAB-like bicubic down-sampling of its HR
-sub-image. The five validation photos are never used for training. The same command always
-writes the same bytes. A marker file ``{out}/.panet_mm_demo`` records that the folder belongs to
-this tool and lists every file the tool wrote there (each is recorded before it is written): reruns
-rewrite the folder in place and delete only recorded files that they no longer make (e.g. the LR
-images of a scale dropped from ``--scales``), and their own interrupted temporary files. A non-empty
-folder without the marker is left alone unless ``--overwrite`` is given; the user's files in it are
-never recorded, so no run ever deletes them.
+Built by ``tools/dataset_converters/make_demo_data.py`` (its docstring describes the layout and the
+marker file). Everything here is deterministic: the same call always writes the same bytes.
 """
-import argparse
+from __future__ import annotations
+
 import contextlib
 import importlib.util
 import os
 import os.path as osp
 import sys
-import time
-import warnings
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
-if TYPE_CHECKING:  # numpy and OpenCV are imported when used, so that --help answers at once
-    import numpy as np
+import cv2
+import numpy as np
 
-# panet_mm.datasets.prepare, imported by import_libraries() once the cheap checks have passed:
-# importing panet_mm pulls in mmagic and torch, which takes seconds.
-prepare = None
+from ..utils.errors import PanetMMError, ParameterError
+from . import prepare
+
+
+class DemoDataError(PanetMMError):
+    """The demo data cannot be made: scikit-image or its photos are missing, or the output folder is unusable."""
+
+
+class DemoDataParameterError(ParameterError, DemoDataError):
+    """An unusable ``out`` folder; names the parameter (``out``, ``overwrite=True``) so a CLI can name its flag."""
+
 
 MARKER = '.panet_mm_demo'
 
@@ -66,30 +54,11 @@ VAL_LR_DIR = 'Set5/LRbicx{}'
 SUPPORTED_SCALES = tuple(s for s in range(2, VAL_MOD + 1) if CROP_SIZE % s == 0 and VAL_MOD % s == 0)
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Parse the command line."""
-    parser = argparse.ArgumentParser(
-        description='Make a small offline SR data set (DIV2K / Set5 layout) from the photos in scikit-image.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--out', default='data/demo', help='output folder')
-    parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4],
-                        help=f'down-sampling factors of the LR images; each one of {list(SUPPORTED_SCALES)}')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='write into --out even if it holds files this tool did not make')
-    args = parser.parse_args(argv)
-    bad = [s for s in args.scales if s not in SUPPORTED_SCALES]
-    if bad:
-        parser.error(f'unsupported scale(s) {bad}: the sizes {CROP_SIZE} and mod {VAL_MOD} '
-                     f'must be multiples of each scale, so use some of {list(SUPPORTED_SCALES)}')
-    args.scales = sorted(set(args.scales))
-    return args
-
-
 def skimage_data_dir() -> Tuple[str, str]:
     """Locate skimage/data without importing scikit-image; return (folder, scikit-image version)."""
     spec = importlib.util.find_spec('skimage')
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit('error: the demo photos come from the scikit-image package, which is not installed; '
+        raise DemoDataError('the demo photos come from the scikit-image package, which is not installed; '
                          'run `pip install scikit-image`.')
     try:
         skimage_version = version('scikit-image')
@@ -98,28 +67,9 @@ def skimage_data_dir() -> Tuple[str, str]:
     data_dir = osp.join(list(spec.submodule_search_locations)[0], 'data')
     missing = [n for n in TRAIN_PHOTOS + VAL_PHOTOS if not osp.isfile(osp.join(data_dir, n))]
     if missing:
-        raise SystemExit(f'error: scikit-image {skimage_version} at {data_dir} lacks {", ".join(missing)}; '
+        raise DemoDataError(f'scikit-image {skimage_version} at {data_dir} lacks {", ".join(missing)}; '
                          'install the tested version with `pip install scikit-image==0.24.0`.')
     return data_dir, skimage_version
-
-
-def import_libraries() -> None:
-    """Import panet_mm's preparation helpers and mmagic's resize, with a clear message if mmagic is missing."""
-    global prepare
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')  # torch / transformers deprecation noise at import time
-            try:
-                from panet_mm.datasets import prepare
-            except ModuleNotFoundError as e:
-                if e.name != 'panet_mm':
-                    raise
-                sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # a checkout, not installed
-                from panet_mm.datasets import prepare
-            import mmagic.datasets.transforms  # noqa: F401  (used by prepare.bicubic_downscale)
-    except ImportError as e:
-        raise SystemExit(f'error: panet_mm and mmagic are needed (MATLAB-like bicubic resize) but cannot be '
-                         f'imported ({e}); set up the environment with `bash tools/setup_env.sh`.') from None
 
 
 @contextlib.contextmanager
@@ -146,9 +96,8 @@ def libpng_warnings_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def read_photo(data_dir: str, name: str, max_side: int) -> "np.ndarray":
+def read_photo(data_dir: str, name: str, max_side: int) -> np.ndarray:
     """Read a bundled photo as BGR and shrink it with INTER_AREA so its longer side is <= max_side."""
-    import cv2
     with libpng_warnings_silenced():
         img = prepare.imread_color(osp.join(data_dir, name))
     h, w = img.shape[:2]
@@ -164,7 +113,7 @@ FILES_HEADER = 'Files made by this tool (a rerun deletes those it no longer make
 def marker_text(skimage_version: str, files: Sequence[str] = ()) -> str:
     """Content of the marker file (deterministic: no dates, no absolute paths), listing ``files``."""
     lines = [
-        'Made by tools/make_demo_data.py (panet_mm). Rerunning the tool rewrites this folder; '
+        'Made by tools/dataset_converters/make_demo_data.py (panet_mm). Rerunning the tool rewrites this folder; '
         'it is safe to delete.',
         f'Source: real photographs from skimage/data of scikit-image {skimage_version}.',
         'Training photos (DIV2K index = file):',
@@ -190,16 +139,17 @@ def recorded_files(out: str) -> List[str]:
 
 
 def check_out_dir(out: str, overwrite: bool) -> bool:
-    """Refuse a non-empty --out that this tool did not make, unless overwrite. Return whether it is ours."""
+    """Refuse a non-empty ``out`` that this module did not make, unless ``overwrite``. Return whether it is ours."""
     if osp.exists(out) and not osp.isdir(out):
-        raise SystemExit(f'error: --out {out} exists and is not a folder.')
+        raise DemoDataParameterError('out', f'{{param}} {out} exists and is not a folder.')
     if not osp.isdir(out):
         return False
     if osp.isfile(osp.join(out, MARKER)):
         return True
     if os.listdir(out) and not overwrite:
-        raise SystemExit(f'error: {out} is not empty and was not made by this tool (no {MARKER} file in it); '
-                         'choose another --out, or pass --overwrite to write into it anyway.')
+        raise DemoDataParameterError('overwrite=True', f'{out} is not empty and was not made by this tool (no {MARKER} '
+                                     'file in it); choose another output folder, or pass {param} to write into it '
+                                     'anyway.')
     return False
 
 
@@ -238,7 +188,6 @@ def make_demo_data(out: str, scales: Sequence[int], overwrite: bool = False) -> 
     """Build the demo data set under ``out`` and return a summary of what was written."""
     data_dir, skimage_version = skimage_data_dir()
     ours = check_out_dir(out, overwrite)
-    import_libraries()
     previous = recorded_files(out) if ours else []
 
     try:
@@ -287,34 +236,5 @@ def make_demo_data(out: str, scales: Sequence[int], overwrite: bool = False) -> 
     return dict(train=len(meta), val=val_sizes, removed=removed, skimage_version=skimage_version)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Command-line entry point."""
-    args = parse_args(argv)
-    start = time.perf_counter()
-    try:
-        summary = make_demo_data(args.out, args.scales, args.overwrite)
-    except OSError as err:
-        if os.environ.get('PANET_MM_DEBUG'):
-            raise
-        where = f" ('{err.filename}')" if err.filename else ''
-        raise SystemExit(f'error: cannot write the demo data under --out {args.out}{where}: '
-                         f'{err.strerror or err}; choose a writable folder with free space') from None
-    elapsed = time.perf_counter() - start
-    n_train, val = summary['train'], summary['val']
-    n_files = (n_train + len(val)) * (1 + len(args.scales))
-    print(f'Demo data written to {osp.abspath(args.out)} in {elapsed:.1f} s '
-          f'({n_files} images, from scikit-image {summary["skimage_version"]}):')
-    print(f'  DIV2K: {n_train} HR sub-images {CROP_SIZE}x{CROP_SIZE} from {len(TRAIN_PHOTOS)} photos in '
-          f'{HR_SUB_DIR}, listed in {META_FILE}')
-    for s in args.scales:
-        print(f'         {n_train} LR x{s} sub-images {CROP_SIZE // s}x{CROP_SIZE // s} in {LR_SUB_DIR.format(s)}')
-    sizes = ', '.join(f'{n} {h}x{w}' for n, (h, w) in val.items())
-    print(f'  Set5:  {len(val)} held-out GT images in {VAL_GT_DIR} ({sizes}); LR in '
-          + ', '.join(VAL_LR_DIR.format(s) for s in args.scales))
-    if summary['removed']:
-        print(f'  removed {summary["removed"]} stale file(s) an earlier run recorded in {MARKER} (or its temporary '
-              'files)')
-
-
-if __name__ == '__main__':
-    main()
+__all__ = ['DemoDataError', 'DemoDataParameterError', 'SUPPORTED_SCALES', 'check_out_dir', 'make_demo_data',
+           'marker_text', 'prune_stale', 'recorded_files', 'skimage_data_dir']

@@ -1,10 +1,10 @@
 """Train a task's demo model for a fixed budget and compare it with the trivial baseline on held-out photos.
 
-    python tools/quick_quality.py TASK [TASK ...] [--data-root data/demo] [--iters N] [--json out.json]
+    python tools/analysis_tools/quick_quality.py TASK [TASK ...] [--data-root data/demo] [--iters N] [--json out.json]
     TASK: sr (PA-EDSR x2), dn (colour denoising, sigma 30), car (grey JPEG q10), demosaic, or all
 
 Each task trains its demo config (``configs/demo/``) on the offline demo data
-(``python tools/make_demo_data.py``), then restores the held-out demo photos (never seen in training)
+(``python tools/dataset_converters/make_demo_data.py``), then restores the held-out demo photos (never seen in training)
 and prints the model's PSNR (the config's own protocol: channel, crop) next to the baseline's:
 
 * sr: bicubic up-sampling of the LR image (OpenCV ``INTER_CUBIC``);
@@ -20,71 +20,14 @@ import os
 import os.path as osp
 import time
 import warnings
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 if TYPE_CHECKING:                  # the stack is imported when used, so that --help answers at once
     import numpy as np
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TASKS = {
-    'sr': ('configs/demo/panet_sr_x2_demo.py', 'bicubic up-sampling'),
-    'dn': ('configs/demo/panet_dn_sigma30_demo.py', 'noisy input'),
-    'car': ('configs/demo/panet_car_q10_demo.py', 'JPEG input'),
-    'demosaic': ('configs/demo/panet_demosaic_demo.py', 'bilinear demosaic'),
-}
-
-
-def bicubic_baseline(lr: np.ndarray, gt_shape: Sequence[int]) -> np.ndarray:
-    """Bicubic up-sampling of an HWC image to ``gt_shape``."""
-    import cv2
-    import numpy as np
-    out = cv2.resize(lr.astype(np.float32), (gt_shape[1], gt_shape[0]), interpolation=cv2.INTER_CUBIC)
-    return np.clip(out.reshape(gt_shape), 0, 255)
-
-
-def bilinear_demosaic(mosaic: np.ndarray) -> np.ndarray:
-    """Bilinear demosaic of a zero-filled 3-channel mosaic (HWC, any Bayer pattern).
-
-    Each channel's missing samples are the weighted average of its known neighbours: green with the
-    cross kernel, red and blue with the 3x3 bilinear kernel, normalised by the weights of the known
-    samples so that borders and every pattern are handled alike.
-    """
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-    img = torch.from_numpy(mosaic.astype(np.float64)).permute(2, 0, 1)[:, None]
-    # each channel's sampling lattice: the phases of the 2x2 Bayer block where it has any non-zero sample
-    known = torch.zeros_like(img)
-    for c in range(3):
-        for dy in range(2):
-            for dx in range(2):
-                if img[c, 0, dy::2, dx::2].any():
-                    known[c, 0, dy::2, dx::2] = 1
-    cross = torch.tensor([[0, 1, 0], [1, 4, 1], [0, 1, 0]], dtype=torch.float64) / 4
-    box = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=torch.float64) / 4
-    out = []
-    for c in range(3):
-        k = (cross if c == 1 else box)[None, None]
-        num = F.conv2d(img[c:c + 1], k, padding=1)
-        den = F.conv2d(known[c:c + 1], k, padding=1).clamp_min(1e-8)
-        out.append(torch.where(known[c:c + 1] > 0, img[c:c + 1], num / den))
-    return torch.cat(out, 1)[0].permute(1, 2, 0).numpy()
-
-
-def _as_float(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    return x.astype('float64')
-
-
-BASELINES: Dict[str, Callable[[np.ndarray, Sequence[int]], np.ndarray]] = {
-    'sr': bicubic_baseline,
-    'dn': _as_float,
-    'car': _as_float,
-    'demosaic': lambda x, shape: bilinear_demosaic(x),
-}
-
-
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def psnr_settings(cfg: Config) -> dict:
     """crop_border / convert_to of the first PSNR metric of the config's test evaluator.
 
@@ -102,7 +45,9 @@ def psnr_settings(cfg: Config) -> dict:
 def configure(task: str, data_root: str, work_dir: str, iters: Optional[int]) -> Config:
     """The task's demo config pointed at ``data_root`` and ``work_dir``."""
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(ROOT, TASKS[task][0]))
+
+    from panet_mm.datasets.demo_tasks import DEMO_TASKS
+    cfg = Config.fromfile(osp.join(ROOT, DEMO_TASKS[task][0]))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         ds = cfg[loader]['dataset']
         ds['data_root'] = osp.join(data_root, osp.basename(ds['data_root']))
@@ -121,6 +66,8 @@ def evaluate(runner: Runner, task: str, settings: dict) -> Dict[str, float]:
     import numpy as np
     import torch
     from mmagic.evaluation.metrics.psnr import psnr
+
+    from panet_mm.datasets.demo_tasks import BASELINES
     loader = runner.build_dataloader(runner.cfg.test_dataloader)
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     model.eval()
@@ -141,26 +88,47 @@ def evaluate(runner: Runner, task: str, settings: dict) -> Dict[str, float]:
     return {'model': float(np.mean(ours)), 'baseline': float(np.mean(base)), 'images': len(ours)}
 
 
+def print_table(results: Dict[str, dict], json_path: Optional[str]) -> None:
+    """The comparison as a markdown table, and as JSON in ``json_path`` when given."""
+    print('\n| task | demo config | iterations | training time | held-out images | model PSNR | baseline '
+          '| baseline PSNR | gain |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for task, r in results.items():
+        print(f"| {task} | `{r['config']}` | {r['iters']} | {r['train_s']:.0f} s | {r['images']} | {r['model']:.2f} | "
+              f"{r['baseline_name']} | {r['baseline']:.2f} | {r['model'] - r['baseline']:+.2f} |")
+    if json_path:
+        os.makedirs(osp.dirname(osp.abspath(json_path)), exist_ok=True)
+        with open(json_path, 'w') as f:
+            json.dump(results, f, indent=2)
+
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description='Train demo models and compare them with trivial baselines')
-    parser.add_argument('tasks', nargs='+', choices=[*TASKS, 'all'])
-    parser.add_argument('--data-root', default='data/demo', help='demo data (python tools/make_demo_data.py)')
+    parser.add_argument('tasks', nargs='+', metavar='TASK', help='sr, dn, car, demosaic or all')
+    parser.add_argument('--data-root', default='data/demo',
+                        help='demo data (python tools/dataset_converters/make_demo_data.py)')
     parser.add_argument('--work-dir', default='work_dirs/quick_quality')
     parser.add_argument('--iters', type=int, help="training iterations (default: the demo config's)")
     parser.add_argument('--json', help='also write the results to this JSON file')
     args = parser.parse_args(argv)
-    tasks = list(TASKS) if 'all' in args.tasks else args.tasks
     if not osp.isdir(args.data_root):
         raise SystemExit(f"demo data folder '{args.data_root}' not found; build it with: "
-                         'python tools/make_demo_data.py')
+                         'python tools/dataset_converters/make_demo_data.py')
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
         import torch
         from mmengine.registry import init_default_scope
 
+        from panet_mm.datasets.demo_tasks import DEMO_TASKS
         from panet_mm.engine.cli import build_runner, readable_errors
         from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
+    choices = [*DEMO_TASKS, 'all']
+    bad = [t for t in args.tasks if t not in choices]
+    if bad:
+        parser.error(f"argument TASK: invalid choice: {bad[0]!r} (choose from {', '.join(map(repr, choices))})")
+    tasks = list(DEMO_TASKS) if 'all' in args.tasks else args.tasks
     init_default_scope('mmagic')
     results = {}
     for task in tasks:
@@ -171,19 +139,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             runner.train()
             train_s = time.perf_counter() - start
             results[task] = evaluate(runner, task, psnr_settings(cfg))
-        results[task].update(iters=cfg.train_cfg.max_iters, baseline_name=TASKS[task][1], config=TASKS[task][0],
+        results[task].update(iters=cfg.train_cfg.max_iters, baseline_name=DEMO_TASKS[task][1],
+                             config=DEMO_TASKS[task][0],
                              train_s=train_s, threads=torch.get_num_threads())
-    print('\n| task | demo config | iterations | training time | held-out images | model PSNR | baseline '
-          '| baseline PSNR | gain |')
-    print('|---|---|---|---|---|---|---|---|---|')
-    for task, r in results.items():
-        print(f"| {task} | `{r['config']}` | {r['iters']} | {r['train_s']:.0f} s | {r['images']} | {r['model']:.2f} | "
-              f"{r['baseline_name']} | {r['baseline']:.2f} | {r['model'] - r['baseline']:+.2f} |")
-    if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=2)
-
+    print_table(results, args.json)
 
 if __name__ == '__main__':
     main()

@@ -28,7 +28,7 @@ measured ``torch.mm`` rate of its dtype. Inputs are random tensors of the pyrami
 
 Example (the default CPU run, about 10 minutes on 2 idle cores)::
 
-    python tools/benchmark_attention.py --plot attention.png --json attention.json
+    python tools/analysis_tools/benchmark_attention.py --plot attention.png --json attention.json
 """
 import argparse
 import importlib
@@ -36,13 +36,13 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
-OPS_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'panet_mm', 'ops')
+PACKAGE_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'panet_mm')
+OPS_DIR = osp.join(PACKAGE_DIR, 'ops')
 BASELINES = ('released', 'reference')
 DTYPES = ('float32', 'bfloat16', 'float16')
 
@@ -73,17 +73,16 @@ def reference_score_map_bytes(batch, size, levels, bytes_per_el=4):
     return batch * size * size * sum(h * w for h, w in level_sizes(size, levels)) * bytes_per_el
 
 
-def current_rss_bytes():
-    try:
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def load_memory_helpers():
+    """``panet_mm/utils/memory.py`` on its own: this tool runs where only torch is installed."""
+    spec = importlib.util.spec_from_file_location('_panet_memory', osp.join(PACKAGE_DIR, 'utils', 'memory.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def peak_rss_bytes():
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == 'darwin' else peak * 1024     # bytes on macOS, KiB on Linux
+MEMORY = load_memory_helpers()
+current_rss_bytes, peak_rss_bytes = MEMORY.current_rss_bytes, MEMORY.peak_rss_bytes
 
 
 def impl_method(impl, default_method):

@@ -1,0 +1,259 @@
+"""One image through a trained panet_mm model, in the four stages of mmagic's inferencers.
+
+All four tasks (super-resolution, denoising, JPEG artefact removal, demosaicing) take this path: the
+config says how the input is loaded and pre-processed, the model's ``test_cfg`` how it is run (whole
+image, chop, tiles, self-ensemble, precision).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import os.path as osp
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.infer import BaseInferencer
+from torch import Tensor
+
+from panet_mm.utils.checkpoint import first_conv_in_channels
+from panet_mm.utils.fileio import atomic_write_image
+
+from ..errors import RestoreError, RestoreParameterError
+from ..image_kinds import ImageAdapter
+from ..model_loading import build_model, check_device
+
+ImageInput = Union[str, 'os.PathLike[str]', np.ndarray]
+
+#: Whole-image restorations whose attention needs more multiply-adds than this get a note on CPU
+#: (about 4 minutes on 2 cores; a 256x256 input to the full PANet needs 4.1e12).
+SLOW_ATTENTION_MACS = 1e13
+#: Attention multiply-adds per second and CPU thread, for the time in that note (README, "Attention
+#: speed and memory": 2.5e11 in 6.4 s with 2 threads).
+CPU_MACS_PER_THREAD = 20e9
+#: How Python callers set the options that notes and refusals suggest; a CLI gives its flags instead.
+PYTHON_HINTS = {'max_pixels': 'max_pixels=N', 'tile': 'tile=dict(size=256, overlap=16)', 'device': "device='cuda'"}
+
+
+def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Cannot find key 'gt")
+
+
+def attention_macs(module: torch.nn.Module, height: int, width: int) -> int:
+    """Multiply-adds of the blocks in ``module`` that report their cost (a ``macs(h, w)`` method).
+
+    The blocks are asked at ``height x width``: exact where the attention runs at the input's
+    resolution (PANet, PA-EDSR), an upper bound where a host network runs it on smaller features.
+    """
+    own = getattr(module, 'macs', None)
+    if callable(own):
+        return int(own(height, width))
+    return sum(attention_macs(child, height, width) for child in module.children())
+
+
+class RestorationInferencer(BaseInferencer):
+    """Restores images with a panet_mm model: ``preprocess`` -> ``forward`` -> ``visualize`` -> ``postprocess``.
+
+    Used like mmagic's ``ImageSuperResolutionInferencer``: ``inferencer(img='photo.png',
+    result_out_dir='out.png')`` returns the result. Arrays in and out of the four stages are in
+    OpenCV's channel order (BGR, as ``cv2.imread`` gives and ``cv2.imwrite`` takes); the config's order
+    exists only inside ``preprocess``. :meth:`restore_array` is the array API in the config's order.
+
+    Why mmengine's ``BaseInferencer`` and not mmagic's ``BaseMMagicInferencer``: importing the latter
+    imports every mmagic inferencer (diffusers and controlnet pipelines: ten third-party warnings and
+    half a second for each restore run), its ``__init__`` seeds every global random generator, and its
+    ``load_checkpoint`` accepts a partial or non-finite state dict. Here the weights load weights-only,
+    strictly and finite (:func:`~panet_mm.apis.model_loading.build_model`); the call and the four
+    stages keep mmagic's shape.
+
+    Args:
+        config (str): Model config file.
+        checkpoint (str): Checkpoint of that config (``tools/train.py`` or
+            ``tools/model_converters/convert_official_ckpt.py``).
+        device (str, optional): ``'cpu'`` or ``'cuda'``. Default: cuda if available, else cpu.
+        chop (dict, optional): The released recursive chop, ``dict(min_size=6400, shave=10)``.
+        tile (dict, optional): Fixed overlapping tiles, ``dict(size=128, overlap=16)``.
+        self_ensemble (bool): Geometric x8 self-ensemble. Default: False.
+        precision (str, optional): ``'fp32'``, ``'bf16'`` or ``'fp16'`` autocast. Default: the config's.
+    """
+
+    visualize_kwargs = {'result_out_dir'}
+    #: Images declaring more pixels are refused from their header (None: the machine's default).
+    max_pixels: Optional[int] = None
+    #: How the caller spells the options suggested in notes and refusals (see :data:`PYTHON_HINTS`).
+    hints: Mapping[str, str] = PYTHON_HINTS
+    slow_attention_macs: float = SLOW_ATTENTION_MACS
+
+    def __init__(self, config: str, checkpoint: str, device: Optional[str] = None,
+                 chop: Optional[Dict[str, int]] = None, tile: Optional[Dict[str, Any]] = None,
+                 self_ensemble: bool = False, precision: Optional[str] = None) -> None:
+        if not osp.isfile(config):
+            raise RestoreParameterError('config', f"{{param}} '{config}' does not exist; pass a model config such as "
+                                        'configs/panet_sr_x2_div2k.py')
+        if chop is not None and tile is not None:
+            raise RestoreError('chop and tile were both requested; keep one of them')
+        self.config = config
+        self.options = dict(chop=chop, tile=tile, self_ensemble=self_ensemble, precision=precision)
+        self.device = check_device(device)
+        super().__init__(config, checkpoint, self.device)
+
+    @torch.no_grad()
+    def __call__(self, img: ImageInput, result_out_dir: str = '') -> np.ndarray:  # type: ignore[override]
+        """Restore ``img`` (a file, or an array in OpenCV's order); write it to ``result_out_dir`` if given.
+
+        Returns:
+            np.ndarray: The restored uint8 image, OpenCV's channel order.
+        """
+        preds = self.forward(self.preprocess(img))
+        return self.postprocess(preds, self.visualize(preds, result_out_dir=result_out_dir))
+
+    def _init_model(self, cfg: Any, weights: str, device: str) -> torch.nn.Module:
+        """The model with the checkpoint's weights; also the image adapter its input kinds need."""
+        model, self.load = build_model(cfg, self.config, weights, device, self.options)
+        generator = getattr(model, 'generator', model)
+        self.in_channels = int(cfg.model.get('generator', {}).get('in_channels')
+                               or first_conv_in_channels(generator) or 3)
+        self.adapter = ImageAdapter(self.load, self.in_channels, self.config)
+        return model
+
+    def _init_pipeline(self, cfg: Any) -> Any:
+        """``PackInputs``: loading is the adapter's (the config's loader, then the image-kind conversions)."""
+        from mmagic.registry import TRANSFORMS
+        return TRANSFORMS.build(dict(type='PackInputs'))
+
+    def _init_visualizer(self, cfg: Any) -> None:
+        """None: :meth:`visualize` writes the result itself (a config's visualizer needs a ``save_dir``)."""
+        return None
+
+    def preprocess(self, img: ImageInput) -> Dict[str, Any]:
+        """One image as the model's data pre-processor takes it.
+
+        Args:
+            img (str | np.ndarray): An image file, or an array in OpenCV's channel order (uint8, uint16
+                or float 0-255; grey, colour, with alpha or a raw Bayer mosaic).
+
+        Returns:
+            dict: ``inputs`` and ``data_samples`` (a batch of one), ``notes`` (one per conversion done)
+            and ``size`` (height, width).
+
+        Raises:
+            ImageReadError: An unreadable, truncated, too large or non-image file.
+            RestoreError: An array of an unsupported dtype, shape or channel count.
+        """
+        if isinstance(img, np.ndarray):
+            arr, notes = self.adapter.prepare(self._swap_red_blue(img))
+        else:
+            arr, notes = self.read_image(os.fspath(img))
+        return dict(self.pack(arr), notes=notes, size=tuple(arr.shape[:2]))
+
+    def pack(self, img: np.ndarray) -> Dict[str, List[Any]]:
+        """An ``H x W x C`` image in the config's channel order as a batch of one (``PackInputs``)."""
+        grey = img.shape[2] == 1  # mmagic's pre-processor must not reorder one channel
+        packed = self.pipeline(dict(img=img, img_path='', ori_img_shape=img.shape,
+                                    img_channel_order='single' if grey else self.load.channel_order,
+                                    img_color_type='grayscale' if grey else 'color'))
+        return dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']])
+
+    @torch.no_grad()
+    def forward(self, data: Dict[str, Any]) -> Tensor:
+        """The model's output ``(C, H', W')``, 0-255, BGR if colour (as the data pre-processor destructs it).
+
+        Raises:
+            RestoreError: The output has NaN or infinite values (nothing may be written from it).
+        """
+        from mmengine.logging import MMLogger
+        logger = MMLogger.get_current_instance()
+        logger.addFilter(_no_missing_gt_warning)  # a user's image has no ground truth; mmagic warns per image
+        try:
+            batch = self.model.data_preprocessor(dict(inputs=data['inputs'], data_samples=data['data_samples']), False)
+        finally:
+            logger.removeFilter(_no_missing_gt_warning)
+        pred = self.model(**batch, mode='predict')[0].output.pred_img
+        finite = torch.isfinite(pred)
+        if not bool(finite.all()):
+            raise RestoreError(f"the model's output has NaN / infinite values ({int((~finite).sum())} of "
+                               f'{pred.numel()}), so nothing was written; the checkpoint or the device computation is '
+                               'broken (try the CPU, or an earlier checkpoint)')
+        return pred
+
+    def visualize(self, preds: Tensor, result_out_dir: str = '') -> List[np.ndarray]:
+        """The output as an 8-bit image in OpenCV's order, written atomically to ``result_out_dir`` if given.
+
+        Args:
+            preds (Tensor): From :meth:`forward`.
+            result_out_dir (str): Output file (its extension picks the format), as in mmagic. Default: ''.
+
+        Returns:
+            list[np.ndarray]: The ``H' x W' x C`` uint8 image.
+        """
+        img = np.ascontiguousarray(preds.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
+        if result_out_dir:
+            atomic_write_image(result_out_dir, img[..., 0] if img.shape[2] == 1 else img)
+        return [img]
+
+    def postprocess(self, preds: Tensor, imgs: Optional[List[np.ndarray]] = None) -> np.ndarray:
+        """What a call returns: the restored uint8 image, OpenCV's channel order."""
+        return (imgs or self.visualize(preds))[0]
+
+    def read_image(self, path: str) -> Tuple[np.ndarray, List[str]]:
+        """Load ``path`` as the config loads test inputs, in the config's order, with one note per conversion."""
+        return self.adapter.read(path, self.max_pixels, self.hints['max_pixels'])
+
+    def to_mosaic(self, img: np.ndarray, raw: Optional[bool] = None) -> Tuple[np.ndarray, List[str]]:
+        """See :meth:`ImageAdapter.to_mosaic <panet_mm.apis.image_kinds.ImageAdapter.to_mosaic>`."""
+        return self.adapter.to_mosaic(img, raw)
+
+    def adapt_channels(self, img: np.ndarray) -> Tuple[np.ndarray, List[str]]:
+        """See :meth:`ImageAdapter.adapt_channels <panet_mm.apis.image_kinds.ImageAdapter.adapt_channels>`."""
+        return self.adapter.adapt_channels(img)
+
+    def restore_array(self, img: np.ndarray) -> np.ndarray:
+        """Restore one array given and returned in the config's channel order (RGB for the shipped configs).
+
+        Args:
+            img (np.ndarray): ``H x W`` or ``H x W x C``; uint8, uint16 or float 0-255. Demosaicing
+                configs take a 1-channel array as raw Bayer data and mosaic other colour arrays.
+
+        Returns:
+            np.ndarray: ``uint8`` ``H*s x W*s x C_out`` image (``s``: the model's scale).
+
+        Raises:
+            RestoreError: Unsupported dtype or channels, a mosaic of another pattern, or a non-finite output.
+        """
+        arr, _ = self.adapter.prepare(img)
+        return self._swap_red_blue(self.visualize(self.forward(self.pack(arr)))[0])
+
+    def to_bgr(self, img: np.ndarray) -> np.ndarray:
+        """A :meth:`restore_array` result in OpenCV's order (``H x W`` if grey), ready for ``cv2.imwrite``."""
+        img = self._swap_red_blue(img)
+        return img[..., 0] if img.ndim == 3 and img.shape[2] == 1 else img
+
+    def _swap_red_blue(self, img: np.ndarray) -> np.ndarray:
+        """Between OpenCV's order and the config's (the same swap both ways); alpha stays last."""
+        if self.load.channel_order != 'rgb' or img.ndim != 3 or img.shape[2] not in (3, 4):
+            return img
+        return np.ascontiguousarray(img[..., [2, 1, 0, 3][:img.shape[2]]])
+
+    def attention_cost_note(self, height: int, width: int) -> Optional[str]:
+        """A note when a ``height x width`` input in one pass will be slow on CPU, else None.
+
+        Whole-image attention costs multiply-adds quadratic in the pixels (:func:`attention_macs`, x8
+        with self-ensemble). Chopped or tiled restorations are bounded already, and a GPU is fast.
+        """
+        model = self.model
+        if (not str(self.device).startswith('cpu') or getattr(model, 'chop_cfg', None) is not None
+                or getattr(model, 'tile_cfg', None) is not None):
+            return None
+        macs = attention_macs(getattr(model, 'generator', model), height, width)
+        macs *= 8 if getattr(model, 'self_ensemble', False) else 1
+        if macs < self.slow_attention_macs:
+            return None
+        threads = max(torch.get_num_threads(), 1)
+        seconds = macs / (CPU_MACS_PER_THREAD * threads)
+        eta = f'{seconds / 3600:.1f} h' if seconds >= 5400 else f'{seconds / 60:.0f} min'
+        return (f'{width}x{height} in one pass: the pyramid attention alone needs about {macs:.1e} multiply-adds '
+                f'(quadratic in the pixels; roughly {eta} with {threads} CPU threads); {self.hints["tile"]} bounds '
+                f'it (the attention then sees each tile), or use {self.hints["device"]}')
+
+
+__all__ = ['CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer', 'SLOW_ATTENTION_MACS', 'attention_macs']

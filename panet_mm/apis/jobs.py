@@ -1,0 +1,357 @@
+"""Folder jobs: which outputs a restoration writes, that they are safe and fit, and what happened to each.
+
+Inputs are never overwritten and nothing is written outside the output folder, whatever names or
+symbolic links the folders hold; every refusal happens before a model is loaded.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import os.path as osp
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+
+from panet_mm.datasets.image_io import ImageFileError, read_image_header
+from panet_mm.utils.errors import first_line
+
+from .errors import ImageReadError, RestoreError, RestoreParameterError
+
+#: File extensions collected from an input folder (case-insensitive).
+IMAGE_EXTENSIONS = ('.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.webp', '.pbm', '.pgm', '.ppm',
+                    '.pnm', '.tif', '.tiff')
+#: Output bytes per pixel and channel assumed by :func:`check_output_room`; compressed formats get a
+#: conservative guess, so that only a disk that surely cannot hold the results is refused.
+_BYTES_PER_SAMPLE = {'.bmp': 1.0, '.dib': 1.0, '.ppm': 1.0, '.pgm': 1.0, '.pnm': 1.0, '.pbm': 1.0, '.jpg': 0.05,
+                     '.jpeg': 0.05, '.jpe': 0.05}
+_COMPRESSED_BYTES_PER_SAMPLE = 0.25
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+@dataclass
+class RestoreJob:
+    """One image to restore.
+
+    Attributes:
+        src (str): Input file.
+        dst (str): Output file.
+        root (str): The output folder ``dst`` must stay in (the folder of ``dst`` for a file output).
+        error (str, optional): Why it cannot be restored (found while planning); reported, not run.
+    """
+
+    src: str
+    dst: str
+    root: str
+    error: Optional[str] = None
+
+
+@dataclass
+class RestoreSummary:
+    """What :func:`restore_files` did.
+
+    Attributes:
+        restored (list[str]): Outputs written.
+        failed (list[tuple[str, str]]): ``(input, reason)`` of files skipped because of a problem.
+        kept (list[str]): Existing outputs left alone (no ``overwrite``).
+        notes (list[tuple[str, str]]): ``(input, note)`` about conversions (e.g. grey to colour).
+        stopped (str, optional): Why the run stopped early (a full or read-only output disk).
+    """
+
+    restored: List[str] = field(default_factory=list)
+    failed: List[Tuple[str, str]] = field(default_factory=list)
+    kept: List[str] = field(default_factory=list)
+    notes: List[Tuple[str, str]] = field(default_factory=list)
+    stopped: Optional[str] = None
+
+
+def _inside(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or below it (both normalised the same way)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _normalise_ext(ext: Optional[str]) -> Optional[str]:
+    if ext is None:
+        return None
+    ext = ext if ext.startswith('.') else f'.{ext}'
+    if not re.fullmatch(r'\.[A-Za-z0-9]{1,10}', ext) or not cv2.haveImageWriter(f'x{ext}'):
+        raise RestoreParameterError('ext', f"{{param}} '{ext}' is not an image format OpenCV can write; use png, "
+                                    'jpg, bmp, tif or webp')
+    return ext
+
+
+def _collect(folder: str, recursive: bool, exclude: Optional[str]) -> List[str]:
+    """Image files in ``folder``, sorted; symlinked folders are not followed and ``exclude`` is skipped."""
+    found: List[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if exclude is None or osp.realpath(osp.join(dirpath, d)) != exclude)
+        if not recursive:
+            dirnames[:] = []
+        for name in sorted(filenames):
+            path = osp.join(dirpath, name)
+            if osp.splitext(name)[1].lower() in IMAGE_EXTENSIONS and osp.isfile(path):
+                found.append(path)
+    return found
+
+
+def _folder_jobs(input_path: str, output_path: str, recursive: bool, suffix: str,
+                 ext: Optional[str]) -> List[RestoreJob]:
+    if osp.exists(output_path) and not osp.isdir(output_path):
+        raise RestoreParameterError('output_path', f"{{param}} '{output_path}' is a file but the input "
+                                    f"'{input_path}' is a folder; pass an output folder")
+    in_real, out_real = osp.realpath(input_path), osp.realpath(output_path)
+    sources = _collect(input_path, recursive, out_real if _inside(out_real, in_real) else None)
+    if not sources:
+        raise RestoreParameterError('recursive', f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in "
+                                    f"'{input_path}'" + ('' if recursive else '; {param} includes sub-folders'))
+    jobs = []
+    for src in sources:
+        rel_dir = osp.relpath(osp.dirname(src), input_path)
+        stem, src_ext = osp.splitext(osp.basename(src))
+        jobs.append(RestoreJob(src, osp.normpath(osp.join(output_path, rel_dir, stem + suffix + (ext or src_ext))),
+                               output_path))
+    return jobs
+
+
+def _file_job(input_path: str, output_path: str, suffix: str, ext: Optional[str]) -> RestoreJob:
+    stem, src_ext = osp.splitext(osp.basename(input_path))
+    if (osp.isdir(output_path) or output_path.endswith(('/', os.sep))
+            or osp.splitext(output_path)[1].lower() not in IMAGE_EXTENSIONS):
+        return RestoreJob(input_path, osp.join(output_path, stem + suffix + (ext or src_ext)), output_path)
+    if ext is not None and ext.lower() != osp.splitext(output_path)[1].lower():
+        raise RestoreParameterError('ext', f"{{param}} '{ext}' contradicts the output file '{output_path}'; drop "
+                                    '{param} or rename the output')
+    if suffix:
+        raise RestoreParameterError('suffix', f"{{param}} applies to outputs named after inputs, but '{output_path}' "
+                                    'names the output file; drop {param} or pass an output folder')
+    return RestoreJob(input_path, output_path, osp.dirname(output_path) or '.')
+
+
+def plan_jobs(input_path: str, output_path: str, recursive: bool = False, suffix: str = '',
+              ext: Optional[str] = None) -> List[RestoreJob]:
+    """Input files and their outputs, refusing any plan that could touch an input or leave the output folder.
+
+    A folder input gives ``output/<relative folder>/<stem><suffix><ext>`` per image (an output folder
+    inside the input is skipped). A file input writes to ``output_path`` itself when it has an image
+    extension, otherwise into that folder.
+
+    Args:
+        input_path (str): Image file or folder.
+        output_path (str): Output file or folder.
+        recursive (bool): Also restore images in sub-folders. Default: False.
+        suffix (str): Added to each output stem, e.g. ``'_x2'``. Default: ''.
+        ext (str, optional): Output format, e.g. ``'png'``. Default: keep the input's.
+
+    Returns:
+        list[RestoreJob]: One job per input image, sorted.
+
+    Raises:
+        RestoreError: Missing input or images, an output equal to or resolving to an input, an output
+            outside ``output_path`` (names, symlinks), colliding outputs, or a bad ``suffix`` / ``ext``.
+    """
+    if any(sep in suffix for sep in {'/', '\\', os.sep, '\0'}) or suffix in ('.', '..'):
+        raise RestoreParameterError('suffix', f"{{param}} '{suffix}' would name a file outside the output folder "
+                                    "(it contains a path separator); use a plain suffix such as '_x2'")
+    ext = _normalise_ext(ext)
+    if not osp.exists(input_path):
+        raise RestoreParameterError('input_path', f"{{param}} '{input_path}' does not exist; pass an image file or "
+                                    'a folder of images')
+    if osp.realpath(input_path) == osp.realpath(output_path):
+        raise RestoreParameterError('output_path', f"{{param}} '{output_path}' is the input itself; choose another "
+                                    'output, inputs are never overwritten')
+    if osp.isdir(input_path):
+        jobs = _folder_jobs(input_path, output_path, recursive, suffix, ext)
+    else:
+        jobs = [_file_job(input_path, output_path, suffix, ext)]
+    _check_jobs(jobs)
+    return jobs
+
+
+def _check_jobs(jobs: List[RestoreJob]) -> None:
+    """Refuse outputs that resolve to an input file, leave their root, or collide; mark unwritable formats."""
+    input_reals = {osp.realpath(j.src): j.src for j in jobs}
+    input_ids = {}
+    for job in jobs:
+        st = os.stat(job.src)
+        input_ids[(st.st_dev, st.st_ino)] = job.src
+    seen: Dict[str, str] = {}
+    for job in jobs:
+        if not _inside(osp.abspath(job.dst), osp.abspath(job.root)):
+            raise RestoreParameterError('output_path', f"output '{job.dst}' for '{job.src}' would be written outside "
+                                        f"{{param}} '{job.root}'; rename the input or choose another {{param}}")
+        dst_real = osp.realpath(job.dst)
+        if not _inside(osp.realpath(osp.dirname(job.dst)), osp.realpath(job.root)):
+            raise RestoreParameterError('output_path', f"output '{job.dst}' resolves to '{dst_real}', outside "
+                                        f"{{param}} '{job.root}' (a symbolic link leads out of it); remove the link "
+                                        'or choose another {param}')
+        clash = input_reals.get(dst_real)
+        if clash is None and osp.exists(job.dst):
+            st = os.stat(job.dst)
+            clash = input_ids.get((st.st_dev, st.st_ino))
+        if clash is not None:
+            raise RestoreParameterError('suffix', f"output '{job.dst}' is the input file '{clash}'; inputs are never "
+                                        'overwritten - choose another output or pass {param}')
+        if dst_real in seen:
+            raise RestoreParameterError('suffix', f"inputs '{seen[dst_real]}' and '{job.src}' would both be written "
+                                        f"to '{job.dst}'; pass {{param}} or keep the input extensions")
+        seen[dst_real] = job.src
+        if not cv2.haveImageWriter(job.dst):
+            kind = osp.splitext(job.dst)[1] or 'extension-less'
+            job.error = f"OpenCV cannot write '{kind}' files such as '{job.dst}'; choose the output format png"
+
+
+def config_scale(config: str) -> int:
+    """The up-scaling factor of a config's generator (``upscale_factor``, ``upscale`` or ``scale``; else 1)."""
+    from mmengine.config import Config
+    try:
+        generator = Config.fromfile(config, import_custom_modules=False).model.get('generator', {})
+    except Exception:  # noqa: BLE001  (loading the model reports config problems properly)
+        return 1
+    for key in ('upscale_factor', 'upscale', 'scale'):
+        if isinstance(generator.get(key), int):
+            return int(generator[key])
+    return 1
+
+
+def _existing_folder(path: str) -> str:
+    path = osp.abspath(path)
+    while not osp.isdir(path) and osp.dirname(path) != path:
+        path = osp.dirname(path)
+    return path
+
+
+def _needed_bytes(jobs: Sequence[RestoreJob], scale: int, overwrite: bool) -> Dict[str, int]:
+    """Estimated bytes of the results per nearest existing output folder, from the inputs' headers."""
+    needed: Dict[str, int] = {}
+    for job in jobs:
+        if job.error or (osp.lexists(job.dst) and not overwrite):
+            continue
+        folder = _existing_folder(osp.dirname(job.dst) or '.')
+        try:
+            header = read_image_header(job.src)
+        except (ImageFileError, OSError):
+            header = None  # reported when the image is read
+        per = _BYTES_PER_SAMPLE.get(osp.splitext(job.dst)[1].lower(), _COMPRESSED_BYTES_PER_SAMPLE)
+        size = 0 if header is None else int(header.pixels * scale * scale * 3 * per)
+        needed[folder] = needed.get(folder, 0) + size
+    return needed
+
+
+def check_output_room(jobs: Sequence[RestoreJob], scale: int = 1, overwrite: bool = False) -> int:
+    """Refuse outputs that cannot be written before any model is loaded: a read-only folder or too little space.
+
+    Each output folder (its nearest existing parent) gets a probe file, created and removed. The space
+    needed is estimated from the inputs' headers: output pixels x 3 channels x bytes per sample (1 for
+    BMP / PNM, 0.25 for PNG, TIFF and WebP, 0.05 for JPEG).
+
+    Args:
+        jobs (sequence[RestoreJob]): From :func:`plan_jobs`.
+        scale (int): The model's up-scaling factor. Default: 1.
+        overwrite (bool): Existing outputs will be replaced (else they are kept and need no room).
+
+    Returns:
+        int: The estimated bytes the results need.
+
+    Raises:
+        RestoreError: An output folder is not writable, or has less free space than the estimate.
+    """
+    import shutil
+    needed = _needed_bytes(jobs, scale, overwrite)
+    for folder, size in needed.items():
+        try:
+            fd, probe = tempfile.mkstemp(prefix='.restore-probe.', suffix='.tmp', dir=folder)
+            os.close(fd)
+            os.remove(probe)
+        except OSError as err:
+            raise RestoreError(f"output folder '{folder}' cannot be written ({err.strerror or err}); choose a writable "
+                               'output folder') from None
+        free = shutil.disk_usage(folder).free
+        if size > free:
+            raise RestoreError(f"output folder '{folder}' has {free / 1e6:.0f} MB free but the results need about "
+                               f'{size / 1e6:.0f} MB; free some space or choose another output folder')
+    return sum(needed.values())
+
+
+def _default_log(message: str) -> None:
+    from tqdm import tqdm
+    tqdm.write(message, file=sys.stderr)
+
+
+def _restore_one(inferencer: Any, job: RestoreJob, log: Callable[[str], None], summary: RestoreSummary) -> None:
+    """Read, restore and write one job's image (OpenCV channel order from the model to the file)."""
+    data = inferencer.preprocess(job.src)
+    slow = inferencer.attention_cost_note(*data['size'])
+    for note in data['notes'] + ([slow] if slow else []):
+        summary.notes.append((job.src, note))
+        log(f"note: '{job.src}': {note}")
+    preds = inferencer.forward(data)
+    os.makedirs(osp.dirname(osp.abspath(job.dst)), exist_ok=True)
+    if not _inside(osp.realpath(osp.dirname(job.dst)), osp.realpath(job.root)):
+        raise RestoreError(f"the folder of '{job.dst}' now leads outside the output folder '{job.root}' through a "
+                           'symbolic link; remove the link')
+    inferencer.visualize(preds, result_out_dir=job.dst)
+
+
+def _stop_reason(err: OSError, job: RestoreJob, left: int) -> Optional[str]:
+    """Why the whole run stops (a full or read-only disk fails every later image too), else None."""
+    if err.errno not in _DISK_FULL + _READ_ONLY:
+        return None
+    fix = 'free space on that disk' if err.errno in _DISK_FULL else 'choose a writable output folder'
+    return (f"cannot write '{err.filename or job.dst}' ({err.strerror}); stopped before computing the other {left} "
+            f'image(s): {fix} and rerun (finished results are kept)')
+
+
+def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool = False,
+                  progress: Optional[bool] = None, log: Optional[Callable[[str], None]] = None) -> RestoreSummary:
+    """Restore each job's input into its output, one image at a time, with a progress bar.
+
+    Unreadable inputs and per-image errors are reported (one line each through ``log``) and skipped;
+    existing outputs are kept unless ``overwrite``; a full or read-only disk stops the run.
+
+    Args:
+        inferencer (RestorationInferencer): The model, see :class:`~panet_mm.apis.RestorationInferencer`.
+        jobs (sequence[RestoreJob]): From :func:`plan_jobs`.
+        overwrite (bool): Replace existing outputs (inputs never). Default: False.
+        progress (bool, optional): Show a tqdm bar; None: only on a terminal. Default: None.
+        log (callable, optional): Receives each report line. Default: ``tqdm.write`` to stderr.
+
+    Returns:
+        RestoreSummary: Outputs written, failures, kept outputs and notes.
+    """
+    from tqdm import tqdm
+    log = log or _default_log
+    summary = RestoreSummary()
+    bar = tqdm(jobs, desc='restoring', unit='img', file=sys.stderr, dynamic_ncols=True,
+               disable=None if progress is None else not progress)
+    for i, job in enumerate(bar):
+        if job.error:
+            summary.failed.append((job.src, job.error))
+            log(f"skipped '{job.src}': {job.error}")
+            continue
+        if osp.lexists(job.dst) and not overwrite:
+            summary.kept.append(job.dst)
+            continue
+        try:
+            _restore_one(inferencer, job, log, summary)
+        except ImageReadError as err:
+            summary.failed.append((job.src, str(err)))
+            log(f'skipped: {err}')
+        except (OSError, ValueError, RuntimeError, cv2.error) as err:
+            summary.stopped = _stop_reason(err, job, len(jobs) - i - 1) if isinstance(err, OSError) else None
+            if summary.stopped:
+                summary.failed.append((job.src, summary.stopped))
+                break
+            reason = f'{type(err).__name__}: {first_line(err)}'
+            summary.failed.append((job.src, reason))
+            log(f"skipped '{job.src}': {reason}")
+        else:
+            summary.restored.append(job.dst)
+    return summary
+
+
+__all__ = ['IMAGE_EXTENSIONS', 'RestoreJob', 'RestoreSummary', 'check_output_room', 'config_scale', 'plan_jobs',
+           'restore_files']

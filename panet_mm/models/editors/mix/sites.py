@@ -1,0 +1,192 @@
+"""Insertion sites of ``WithPyramidAttention``: parsing ``insert=[...]`` and building one attention per site.
+
+A wrong position fails here, when the wrapper is built, with the valid names listed.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import zlib
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from panet_mm.models.layers import PyramidAttention
+
+from .errors import InsertionError
+from .probe import ProbeRecord
+
+_ATTENTION_ARGS = tuple(p for p in inspect.signature(PyramidAttention.__init__).parameters if p != 'self')
+_EXTRA_ARGS = ('identity_init',)
+_LISTED_DEPTH = 2  # error messages list the positions with at most this many name components
+
+
+@dataclass(frozen=True)
+class InsertionSite:
+    """Where one inserted pyramid attention sits.
+
+    Attributes:
+        name (str): Its key in ``attentions`` (``'after_body_7'``); its state-dict keys start with
+            ``'attentions.' + name + '.'``.
+        where (str): ``'after'`` (runs on the module's output) or ``'before'`` (on its first input).
+        module (str): Dotted name of the generator submodule it is attached to (``'body.7'``).
+        channels (int): Channels of the feature map it receives.
+        layout (str): ``'nchw'`` (a feature map) or ``'tokens'`` (``(B, H*W, C)``, reshaped around it).
+    """
+
+    name: str
+    where: str
+    module: str
+    channels: int
+    layout: str
+
+
+def token_hw(args: Sequence[Any], num_tokens: int) -> Optional[Tuple[int, int]]:
+    """The first ``(H, W)`` pair of ints among ``args`` with ``H * W == num_tokens``."""
+    for arg in args:
+        if isinstance(arg, (tuple, list)) and len(arg) == 2 and all(isinstance(v, int) for v in arg):
+            if arg[0] * arg[1] == num_tokens:
+                return int(arg[0]), int(arg[1])
+    return None
+
+
+def _site_name(where: str, path: str) -> str:
+    return f'{where}_{path.replace(".", "_")}'
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f'a tensor of shape {tuple(value.shape)}'
+    return f'a {type(value).__name__}'
+
+
+def find_submodule(net: nn.Module, modules: Dict[str, nn.Module], path: Any, what: str) -> nn.Module:
+    """``modules[path]``, or a ``ValueError`` naming ``what``, the closest names and the valid positions."""
+    if isinstance(path, str) and path and path in modules:
+        return modules[path]
+    names = [n for n in modules if n]
+    listed = [n for n in names if n.count('.') < _LISTED_DEPTH]
+    shown = ', '.join(listed[:80]) + (f', ... ({len(listed) - 80} more)' if len(listed) > 80 else '')
+    close = difflib.get_close_matches(str(path), names, n=3, cutoff=0.6)
+    hint = f'; closest: {", ".join(close)}' if close else ''
+    raise InsertionError(f'{what}={path!r} is not a submodule of {type(net).__name__}{hint}; valid positions '
+                         f'(up to {_LISTED_DEPTH} levels, deeper dotted names work too): {shown}')
+
+
+def _entry_positions(net: nn.Module, modules: Dict[str, nn.Module], i: int, entry: dict) -> Tuple[str, List[str]]:
+    """``(where, module paths)`` of ``insert[i]``, popping its position keys from ``entry``."""
+    where_keys = [k for k in ('after', 'before', 'after_every') if k in entry]
+    if len(where_keys) != 1:
+        raise InsertionError(f'insert[{i}] = {entry} needs exactly one of after=NAME, before=NAME or '
+                             f'after_every=N with of=NAME')
+    kind = where_keys[0]
+    if kind != 'after_every':
+        if 'of' in entry:
+            raise InsertionError(f'insert[{i}] has of={entry["of"]!r} without after_every; remove of= '
+                                 f'or use after_every=N')
+        path = entry.pop(kind)
+        find_submodule(net, modules, path, f'insert[{i}] {kind}')
+        return kind, [path]
+    n, parent = entry.pop('after_every'), entry.pop('of', None)
+    if not isinstance(n, int) or n < 1:
+        raise InsertionError(f'insert[{i}] after_every={n!r} must be a positive int')
+    container = find_submodule(net, modules, parent, f'insert[{i}] of')
+    if not isinstance(container, (nn.Sequential, nn.ModuleList)):
+        raise InsertionError(f'insert[{i}] of={parent!r} is a {type(container).__name__}; after_every needs '
+                             f'an nn.Sequential or nn.ModuleList (use after=NAME for a single position)')
+    children = [name for name, _ in container.named_children()]
+    paths = [f'{parent}.{c}' for k, c in enumerate(children) if (k + 1) % n == 0]
+    if not paths:
+        raise InsertionError(f'insert[{i}] after_every={n} of={parent!r}: {parent!r} has only '
+                             f'{len(children)} children, so no position; use a smaller after_every')
+    return 'after', paths
+
+
+def _check_arguments(keys: Sequence[str], what: str, allowed: set) -> None:
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f' (did you mean {close[0]!r}?)' if close else ''
+            raise InsertionError(f'{what} key {key!r} is neither a position (after, before, after_every, '
+                                 f'of) nor a PyramidAttention argument{hint}')
+
+
+def parse_insert(net: nn.Module, insert: Sequence[dict], attention_cfg: Mapping) -> List[dict]:
+    """Validate the ``insert`` entries and expand ``after_every`` into single positions.
+
+    Returns:
+        list[dict]: ``dict(where, module, kwargs, index)`` per position, in order.
+    """
+    if isinstance(insert, Mapping) or isinstance(insert, str):
+        raise TypeError(f'insert must be a list of dicts such as [dict(after="body.7")], got {insert!r}')
+    allowed = set(_ATTENTION_ARGS) | set(_EXTRA_ARGS)
+    for key in attention_cfg:
+        if key not in allowed or key == 'channels':
+            raise InsertionError(f'attention_cfg key {key!r} is not a PyramidAttention argument '
+                                 f'(allowed: {", ".join(sorted(allowed - {"channels"}))})')
+    modules = dict(net.named_modules())
+    specs: List[dict] = []
+    for i, entry in enumerate(insert):
+        entry = dict(entry)
+        where, paths = _entry_positions(net, modules, i, entry)
+        _check_arguments(list(entry), f'insert[{i}]', allowed)
+        specs += [dict(where=where, module=path, kwargs={**attention_cfg, **entry}, index=i) for path in paths]
+    seen: Dict[str, int] = {}
+    for spec in specs:
+        name = _site_name(spec['where'], spec['module'])
+        if name in seen:
+            raise InsertionError(f'insert[{spec["index"]}] puts a second attention {spec["where"]} '
+                                 f'{spec["module"]!r} (already from insert[{seen[name]}]); remove one of them')
+        seen[name] = spec['index']
+    return specs
+
+
+def _layout(label: str, where: str, record: ProbeRecord, probe_shape: Sequence[int]) -> Tuple[str, int]:
+    """``(layout, channels)`` of what the probe saw at one site; refuses a site unfit for an attention."""
+    if record.calls == 0:
+        raise InsertionError(f'{label}: the module never runs in the generator\'s forward (probe input '
+                             f'{(1, *probe_shape)}); pick a module that runs once per forward')
+    if record.calls > 1:
+        raise InsertionError(f'{label}: the module runs {record.calls} times per forward (a shared module); '
+                             f'an attention there would run after every call; pick a module that runs once')
+    value = record.value
+    if isinstance(value, Tensor) and value.dim() == 4:
+        return 'nchw', int(value.shape[1])
+    if isinstance(value, Tensor) and value.dim() == 3 and token_hw(record.args, value.shape[1]):
+        return 'tokens', int(value.shape[2])
+    what = 'outputs' if where == 'after' else 'receives'
+    raise InsertionError(f'{label}: the module {what} {_describe(value)}, not a (B, C, H, W) feature map '
+                         f'(nor (B, H*W, C) tokens with an (H, W) argument); pick another position')
+
+
+def make_attention(spec: dict, record: ProbeRecord,
+                   probe_shape: Sequence[int]) -> Tuple[InsertionSite, PyramidAttention]:
+    """The site of one :func:`parse_insert` entry and its new attention, sized from the probe's record."""
+    where, path, kwargs = spec['where'], spec['module'], dict(spec['kwargs'])
+    label = f'insert[{spec["index"]}] ({where} {path!r})'
+    layout, channels = _layout(label, where, record, probe_shape)
+    given = kwargs.pop('channels', None)
+    if given is not None and given != channels:
+        raise InsertionError(f'{label}: channels={given} but the module gives {channels} channels; '
+                             f'drop channels= to infer it')
+    identity_init = bool(kwargs.pop('identity_init', False))
+    name = _site_name(where, path)
+    # Own random stream: the generator's initial weights stay those of the plain generator.
+    seed = (torch.initial_seed() + zlib.crc32(name.encode())) % (2**63)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            attention = PyramidAttention(channels=channels, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise InsertionError(f'{label}: {exc}') from exc
+    if identity_init:
+        if attention.res_scale != 1:
+            raise InsertionError(f'{label}: identity_init=True needs res_scale=1 (got {attention.res_scale}); '
+                                 f'set res_scale=1 or drop identity_init')
+        value_conv = attention.value[0]
+        nn.init.zeros_(value_conv.weight)
+        nn.init.zeros_(value_conv.bias)
+    return InsertionSite(name=name, where=where, module=path, channels=channels, layout=layout), attention

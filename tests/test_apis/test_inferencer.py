@@ -1,0 +1,188 @@
+"""RestorationInferencer's four stages (mmagic's shape), the OpenCV channel order at its boundary, the four
+tasks through one call, PANetInferencer by config path and by registered name, and the CLI naming its flags
+where the library names its parameters (CPU, tiny models)."""
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, save_runner_checkpoint
+
+from panet_mm.apis import (
+    PANetInferencer,
+    RestorationInferencer,
+    RestoreParameterError,
+    registered_models,
+    resolve_config,
+    restore_cli,
+)
+from panet_mm.apis.inferencers import attention_macs
+
+
+def photo(h=10, w=12, seed=0):
+    rng = np.random.RandomState(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([x / w * 200 + 20, y / h * 180 + 30, (x + y) / (h + w) * 150 + 50], axis=2)
+    return np.clip(img + rng.uniform(-8, 8, img.shape), 0, 255).astype(np.uint8)
+
+
+class NearestUp(torch.nn.Module):
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=2, mode='nearest')
+
+
+def up2(img):
+    return img.repeat(2, 0).repeat(2, 1)
+
+
+@pytest.fixture(scope='module')
+def inferencer(demo_checkpoint):
+    return RestorationInferencer(DEMO_CONFIG, str(demo_checkpoint), device='cpu')
+
+
+def test_the_four_stages(inferencer, tmp_path):
+    src = tmp_path / 'a.png'
+    cv2.imwrite(str(src), photo())
+    data = inferencer.preprocess(str(src))
+    assert set(data) == {'inputs', 'data_samples', 'notes', 'size'}
+    assert data['size'] == (10, 12) and data['notes'] == []
+    assert tuple(data['inputs'][0].shape) == (3, 10, 12)
+    assert torch.equal(data['inputs'][0], torch.from_numpy(photo()[..., ::-1].copy()).permute(2, 0, 1))  # RGB
+    preds = inferencer.forward(data)
+    assert tuple(preds.shape) == (3, 20, 24) and preds.dtype == torch.float32
+    imgs = inferencer.visualize(preds, result_out_dir=str(tmp_path / 'out' / 'a.png'))
+    assert imgs[0].shape == (20, 24, 3) and imgs[0].dtype == np.uint8
+    assert np.array_equal(cv2.imread(str(tmp_path / 'out' / 'a.png')), imgs[0])
+    assert inferencer.postprocess(preds, imgs) is imgs[0]
+    assert np.array_equal(inferencer.postprocess(preds), imgs[0])
+    # the whole call, as mmagic's inferencers are called
+    assert np.array_equal(inferencer(img=str(src), result_out_dir=str(tmp_path / 'b.png')), imgs[0])
+    assert np.array_equal(cv2.imread(str(tmp_path / 'b.png')), imgs[0])
+
+
+def test_opencv_order_in_and_out_config_order_for_restore_array(inferencer, monkeypatch, tmp_path):
+    monkeypatch.setitem(inferencer.model._modules, 'generator', NearestUp())
+    bgr = photo()
+    cv2.imwrite(str(tmp_path / 'a.png'), bgr)
+    assert np.array_equal(inferencer(img=bgr), up2(bgr))                  # array in, OpenCV order both ways
+    assert np.array_equal(inferencer(img=str(tmp_path / 'a.png')), up2(bgr))  # a file: the same
+    rgb = bgr[..., ::-1]
+    assert np.array_equal(inferencer.restore_array(rgb), up2(rgb))       # the array API: the config's order
+    bgra = np.dstack([bgr, np.full(bgr.shape[:2], 7, np.uint8)])
+    data = inferencer.preprocess(bgra)
+    assert data['notes'] == ['alpha channel dropped']
+    assert np.array_equal(inferencer.visualize(inferencer.forward(data))[0], up2(bgr))
+
+
+def test_grey_array_is_noted(inferencer):
+    data = inferencer.preprocess(photo()[..., 0])
+    assert data['notes'] == ['grey image converted to 3 channels for the colour model']
+    assert tuple(data['inputs'][0].shape) == (3, 10, 12)
+
+
+TASKS = {
+    'sr': (DEMO_CONFIG, 2, 3),
+    'dn': (osp.join(ROOT, 'configs', 'demo', 'panet_dn_sigma30_demo.py'), 1, 3),
+    'car': (osp.join(ROOT, 'configs', 'demo', 'panet_car_q10_demo.py'), 1, 1),
+    'demosaic': (DEMOSAIC_CONFIG, 1, 3),
+}
+
+
+@pytest.mark.parametrize('task', list(TASKS))
+def test_every_task_through_one_call(task, tmp_path):
+    from mmagic.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    config, scale, channels = TASKS[task]
+    init_default_scope('mmagic')
+    torch.manual_seed(0)
+    ckpt = save_runner_checkpoint(MODELS.build(Config.fromfile(config).model), tmp_path / f'{task}.pth')
+    inferencer = RestorationInferencer(config, str(ckpt), device='cpu', tile=dict(size=8, overlap=2))
+    assert inferencer.model.tile_cfg['size'] == (8, 8)  # the test-time mode reaches the model's test_cfg
+    src = tmp_path / 'a.png'
+    cv2.imwrite(str(src), photo(12, 14))
+    out = inferencer(img=str(src), result_out_dir=str(tmp_path / 'out.png'))
+    assert out.shape == (12 * scale, 14 * scale, channels)
+    written = cv2.imread(str(tmp_path / 'out.png'), cv2.IMREAD_UNCHANGED)
+    assert written.shape[:2] == out.shape[:2] and (written.ndim == 2) == (channels == 1)
+
+
+def test_attention_cost_comes_from_the_blocks_own_method():
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Block2()
+
+        def macs(self, h, w):
+            return h * w
+
+    class Block2(torch.nn.Module):
+        def macs(self, h, w):  # inside a block that reports its own cost: not counted again
+            raise AssertionError('counted twice')
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), Block(), torch.nn.Sequential(Block()))
+    assert attention_macs(net, 4, 5) == 40
+    assert attention_macs(torch.nn.Conv2d(3, 3, 1), 4, 5) == 0
+
+
+# ---------------------------------------------------------------------------------------- PANetInferencer
+
+
+def test_registered_names_resolve_to_config_files():
+    models = registered_models()
+    assert {'panet_sr_x2_div2k', 'panet_sr_x2_demo', 'panet_demosaic_demo'} <= set(models)
+    assert models['panet_sr_x2_demo'] == osp.join(ROOT, 'configs', 'demo', 'panet_sr_x2_demo.py')
+    assert resolve_config(DEMO_CONFIG) == DEMO_CONFIG
+    assert resolve_config('panet_mm::panet/panet_sr_x2_demo.py') == osp.join(ROOT, 'configs', 'panet',
+                                                                              'panet_sr_x2_demo.py')
+    assert resolve_config('panet_sr_x2_div2k') == osp.join(ROOT, 'configs', 'panet_sr_x2_div2k.py')
+    assert resolve_config('panet_sr_x2_demo') == models['panet_sr_x2_demo']
+    assert PANetInferencer.get_inference_supported_models() == sorted(models)
+
+
+def test_unknown_names_are_refused_with_the_known_ones():
+    with pytest.raises(RestoreParameterError) as err:
+        resolve_config('panet_sr_x5')
+    assert str(err.value).startswith("config 'panet_sr_x5' is neither") and 'panet_sr_x2_demo' in str(err.value)
+    assert err.value.for_cli({'config': '--config'}).startswith("--config 'panet_sr_x5'")
+    with pytest.raises(RestoreParameterError, match='neither'):
+        resolve_config('panet_mm::../../setup.py')  # a name never reaches files outside the configs
+
+
+@pytest.mark.parametrize('name', ['path', 'panet_mm::panet/panet_sr_x2_demo.py', 'panet_sr_x2_demo'])
+def test_panet_inferencer_by_path_and_by_name(demo_checkpoint, tmp_path, name):
+    editor = PANetInferencer(DEMO_CONFIG if name == 'path' else name, str(demo_checkpoint), device='cpu')
+    src = tmp_path / 'lr.png'
+    cv2.imwrite(str(src), photo())
+    out = editor.infer(img=str(src), result_out_dir=str(tmp_path / 'sr.png'))
+    assert out.shape == (20, 24, 3) and np.array_equal(cv2.imread(str(tmp_path / 'sr.png')), out)
+    assert editor.model_name == (DEMO_CONFIG if name == 'path' else name)
+
+
+# ---------------------------------------------------------------------------------------- CLI voice
+
+
+def test_library_names_parameters_and_the_cli_its_flags(demo_checkpoint, tmp_path, capsys):
+    from panet_mm.apis import plan_jobs
+    cv2.imwrite(str(tmp_path / 'a.png'), photo())
+    with pytest.raises(RestoreParameterError) as err:
+        plan_jobs(str(tmp_path / 'a.png'), str(tmp_path / 'out'), ext='png/x')
+    assert str(err.value).startswith("ext '.png/x' is not an image format")
+    rc = restore_cli.main(['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), str(tmp_path / 'a.png'),
+                           str(tmp_path / 'out'), '--ext', 'png/x'])
+    assert rc == 2 and "error: --ext '.png/x' is not an image format" in capsys.readouterr().err
+    rc = restore_cli.main(['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), str(tmp_path),
+                           str(tmp_path)])
+    assert rc == 2 and f"error: OUTPUT '{tmp_path}' is the input itself" in capsys.readouterr().err
+
+
+def test_cli_notes_suggest_flags(demo_checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(RestorationInferencer, 'slow_attention_macs', 0)
+    cv2.imwrite(str(tmp_path / 'a.png'), photo())
+    rc = restore_cli.main(['--config', 'panet_sr_x2_demo', '--checkpoint', str(demo_checkpoint),
+                           str(tmp_path / 'a.png'), str(tmp_path / 'out'), '--device', 'cpu', '--no-progress'])
+    err = capsys.readouterr().err
+    assert rc == 0 and '12x10 in one pass' in err and '--tile 256 --tile-overlap 16 bounds it' in err
+    assert '--device cuda' in err and cv2.imread(str(tmp_path / 'out' / 'a.png')).shape == (20, 24, 3)

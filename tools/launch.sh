@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# What dist_train.sh, dist_test.sh, slurm_train.sh and slurm_test.sh share (they source this file): the
+# argument count check, the checkout on PYTHONPATH and the torchrun / srun command lines.
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON=${PYTHON:-python}
+
+# need_args COUNT GIVEN USAGE: exit 2 with the usage line unless GIVEN >= COUNT.
+need_args() {
+  if [ "$2" -lt "$1" ]; then
+    echo "usage: $0 $3" >&2
+    exit 2
+  fi
+}
+
+# torchrun_tool GPUS TOOL [TOOL ARGUMENTS...]: one process per GPU (per CPU worker without CUDA);
+# multi-node with NNODES, NODE_RANK, MASTER_ADDR and PORT.
+torchrun_tool() {
+  local gpus=$1 tool=$2
+  shift 2
+  PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
+  "$PYTHON" -m torch.distributed.run \
+      --nnodes="${NNODES:-1}" \
+      --node_rank="${NODE_RANK:-0}" \
+      --master_addr="${MASTER_ADDR:-127.0.0.1}" \
+      --master_port="${PORT:-29500}" \
+      --nproc_per_node="$gpus" \
+      "$HERE/$tool" "$@"
+}
+
+# srun_tool PARTITION JOB_NAME TOOL [TOOL ARGUMENTS...]: one Slurm task per GPU, with GPUS (8),
+# GPUS_PER_NODE (8), CPUS_PER_TASK (5) and SRUN_ARGS.
+srun_tool() {
+  local partition=$1 job_name=$2 tool=$3 per_node=${GPUS_PER_NODE:-8}
+  shift 3
+  export MASTER_PORT=${MASTER_PORT:-$((12000 + RANDOM % 20000))}
+  # shellcheck disable=SC2086
+  PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
+  srun -p "$partition" \
+      --job-name="$job_name" \
+      --gres=gpu:"$per_node" \
+      --ntasks="${GPUS:-8}" \
+      --ntasks-per-node="$per_node" \
+      --cpus-per-task="${CPUS_PER_TASK:-5}" \
+      --kill-on-bad-exit=1 \
+      ${SRUN_ARGS:-} \
+      "$PYTHON" -u "$HERE/$tool" "$@"
+}
