@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..utils.errors import PanetMMError, ParameterError
+from ..utils.fileio import temp_file_target
 from . import prepare
 
 
@@ -160,7 +161,6 @@ def prune_stale(out: str, previous: Sequence[str], current: Sequence[str]) -> in
     the atomic writer's temporary files (:func:`panet_mm.utils.fileio.temp_file_target`) of those names or
     of ``current``. Folders left empty by the deletion are removed too.
     """
-    from panet_mm.utils.fileio import temp_file_target
     out_real = osp.realpath(out)
     stale = sorted(set(previous) - set(current))
     names = set(previous) | set(current)

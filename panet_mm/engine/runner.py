@@ -25,8 +25,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, load_state_dict
 
-from panet_mm.utils.checkpoint import compare_state_dicts as utils_compare
-from panet_mm.utils.checkpoint import unwrap_state_dict
+from panet_mm.utils.checkpoint import compare_state_dicts, unwrap_state_dict
 from panet_mm.utils.errors import ParameterError
 
 from .checkpoint import (
@@ -41,16 +40,6 @@ from .hooks import NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook,
 
 class CheckpointMismatchError(ParameterError, RuntimeError):
     """A checkpoint's keys or shapes do not match the model; the fix names the config key ``allow_partial_load``."""
-
-
-def compare_state_dicts(model_state: dict, ckpt_state: dict) -> dict:
-    """:func:`panet_mm.utils.checkpoint.compare_state_dicts` as a dict of lists of key descriptions.
-
-    Returns:
-        dict: ``missing``, ``unexpected`` and ``mis-shaped`` (``'key (given) vs model (expected)'``) lists.
-    """
-    diff = utils_compare(model_state, ckpt_state)
-    return {'missing': diff.missing, 'unexpected': diff.unexpected, 'mis-shaped': diff.misshaped()}
 
 
 def _model_state(checkpoint: Any, filename: str, revise_keys: list) -> OrderedDict[str, Any]:
@@ -112,7 +101,7 @@ class PANetRunner(Runner):
         bad = non_finite_keys(state)
         if bad:
             raise NonFiniteOutputError(non_finite_message(filename, bad))
-        diff = utils_compare(model.state_dict(), state)
+        diff = compare_state_dicts(model.state_dict(), state)
         if not diff.ok and not allow_partial:
             raise CheckpointMismatchError(
                 'allow_partial_load',
@@ -125,4 +114,4 @@ class PANetRunner(Runner):
         return checkpoint
 
 
-__all__ = ['CheckpointMismatchError', 'PANetRunner', 'compare_state_dicts']
+__all__ = ['CheckpointMismatchError', 'PANetRunner']
