@@ -17,11 +17,16 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..utils.errors import PanetMMError, ParameterError
 from . import prepare
 
 
-class DemoDataError(RuntimeError):
+class DemoDataError(PanetMMError):
     """The demo data cannot be made: scikit-image or its photos are missing, or the output folder is unusable."""
+
+
+class DemoDataParameterError(ParameterError, DemoDataError):
+    """An unusable ``out`` folder; names the parameter (``out``, ``overwrite=True``) so a CLI can name its flag."""
 
 
 MARKER = '.panet_mm_demo'
@@ -135,16 +140,17 @@ def recorded_files(out: str) -> List[str]:
 
 
 def check_out_dir(out: str, overwrite: bool) -> bool:
-    """Refuse a non-empty --out that this tool did not make, unless overwrite. Return whether it is ours."""
+    """Refuse a non-empty ``out`` that this module did not make, unless ``overwrite``. Return whether it is ours."""
     if osp.exists(out) and not osp.isdir(out):
-        raise DemoDataError(f'--out {out} exists and is not a folder.')
+        raise DemoDataParameterError('out', f'{{param}} {out} exists and is not a folder.')
     if not osp.isdir(out):
         return False
     if osp.isfile(osp.join(out, MARKER)):
         return True
     if os.listdir(out) and not overwrite:
-        raise DemoDataError(f'{out} is not empty and was not made by this tool (no {MARKER} file in it); '
-                         'choose another --out, or pass --overwrite to write into it anyway.')
+        raise DemoDataParameterError('overwrite=True', f'{out} is not empty and was not made by this tool (no {MARKER} '
+                                     'file in it); choose another output folder, or pass {param} to write into it '
+                                     'anyway.')
     return False
 
 
@@ -230,5 +236,5 @@ def make_demo_data(out: str, scales: Sequence[int], overwrite: bool = False) -> 
     return dict(train=len(meta), val=val_sizes, removed=removed, skimage_version=skimage_version)
 
 
-__all__ = ['DemoDataError', 'SUPPORTED_SCALES', 'check_out_dir', 'make_demo_data', 'marker_text', 'prune_stale',
-           'recorded_files', 'skimage_data_dir']
+__all__ = ['DemoDataError', 'DemoDataParameterError', 'SUPPORTED_SCALES', 'check_out_dir', 'make_demo_data',
+           'marker_text', 'prune_stale', 'recorded_files', 'skimage_data_dir']

@@ -10,7 +10,6 @@ none, and never leaves a temporary file.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -64,12 +63,8 @@ def main() -> None:
     cv2.setNumThreads(1)
     from panet_mm.apis import CheckpointRefusedError, ImageReadError, build_restorer, load_state_dict_safely
     from panet_mm.datasets.image_io import ImageFileError, imread_verified
-    spec = importlib.util.spec_from_file_location(
-        'prepare_testsets', osp.join(ROOT, 'tools', 'dataset_converters', 'prepare_testsets.py'))
-    tool = importlib.util.module_from_spec(spec)
-    sys.modules['prepare_testsets'] = tool  # its dataclasses look their module up
-    spec.loader.exec_module(tool)
-    prep_args = argparse.Namespace(scales=[2], overwrite=True, max_pixels=10**6)
+    from panet_mm.datasets.testsets import TestSetOptions, process_sr
+    prep_options = TestSetOptions(scales=[2], overwrite=True, max_pixels=10**6)
 
     restorer = build_restorer(args.config, args.checkpoint, device='cpu')
     rng = random.Random(0)
@@ -86,7 +81,7 @@ def main() -> None:
             results = {
                 'prepare_read': outcome(partial(imread_verified, path, max_pixels=10**6), (ImageFileError, )),
                 'restore_read': outcome(partial(restorer.read_image, path), (ImageReadError, )),
-                'prepare_write': outcome(partial(tool.process_sr, (path, 'case'), set_dir, prep_args),
+                'prepare_write': outcome(partial(process_sr, (path, 'case'), set_dir, prep_options),
                                          (ImageFileError, )),
             }
             written = sorted(osp.relpath(osp.join(d, f), set_dir) for d, _, fs in os.walk(set_dir) for f in fs)

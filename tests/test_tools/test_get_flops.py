@@ -3,7 +3,6 @@
 mmagic's tool runs in a subprocess that imports panet_mm only through the config's custom_imports; its
 per-module table must give each pyramid attention block what the block's macs() says.
 """
-import importlib.util
 import os.path as osp
 import re
 import sys
@@ -22,11 +21,9 @@ MMAGIC_TOOL = osp.join(osp.dirname(mmagic.__file__), '.mim', 'tools', 'analysis_
 UNITS = {'': 1, 'K': 1e3, 'M': 1e6, 'G': 1e9, 'T': 1e12}
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('get_flops_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def get_flops(*args, check=True):
+    """The tool in a subprocess, as ``python tools/analysis_tools/get_flops.py ARGS`` runs it."""
+    return run_tool([sys.executable, TOOL, *args], check=check, env={'OMP_NUM_THREADS': '1'})
 
 
 def number(text):
@@ -42,9 +39,10 @@ def attention_of(config):
 
 
 @pytest.mark.parametrize('config', ['configs/demo/panet_dn_sigma30_demo.py', 'configs/demo/panet_sr_x2_demo.py'])
-def test_ours_reports_the_block_macs(config, capsys):
-    assert load_tool().main([osp.join(ROOT, config), '--shape', '20', '14']) == 0
-    out = capsys.readouterr().out
+def test_ours_reports_the_block_macs(config):
+    proc = get_flops(osp.join(ROOT, config), '--shape', '20', '14')
+    assert proc.returncode == 0
+    out = proc.stdout
     name, block = attention_of(config)
     m = re.search(rf'Pyramid attention {re.escape(name)} \(input (\d+)x20x14\): (\S+) counted, (\S+) by its macs\(\)',
                   out)
@@ -54,14 +52,13 @@ def test_ours_reports_the_block_macs(config, capsys):
     assert 'Generator: ' in out and 'Parameters: ' in out and 'upsample_bicubic2d' in out   # skipped ops named
 
 
-def test_ours_refuses_bad_shapes(capsys):
-    tool = load_tool()
-    with pytest.raises(SystemExit):
-        tool.main([osp.join(ROOT, 'configs/demo/panet_sr_x2_demo.py'), '--shape', '1', '2', '3', '4'])
-    assert '--shape takes H W or C H W' in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        tool.main(['configs/no_such_config.py'])
-    assert "config file 'configs/no_such_config.py' not found" in capsys.readouterr().err
+def test_ours_refuses_bad_shapes():
+    proc = get_flops(osp.join(ROOT, 'configs/demo/panet_sr_x2_demo.py'), '--shape', '1', '2', '3', '4', check=False)
+    assert proc.returncode == 2   # argparse's error status (SystemExit(2))
+    assert '--shape takes H W or C H W' in proc.stderr
+    proc = get_flops('configs/no_such_config.py', check=False)
+    assert proc.returncode == 2
+    assert "config file 'configs/no_such_config.py' not found" in proc.stderr
 
 
 @pytest.mark.slow

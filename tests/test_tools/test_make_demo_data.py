@@ -142,3 +142,18 @@ def test_missing_scikit_image_message(monkeypatch):
     with pytest.raises(demo_data.DemoDataError) as exc:   # the tool prints it as 'error: ...', exit status 1
         demo_data.skimage_data_dir()
     assert 'scikit-image' in str(exc.value) and 'pip install scikit-image' in str(exc.value)
+
+
+def test_folder_errors_name_the_parameter_from_python(tmp_path):
+    """From Python the refusals name ``out`` / ``overwrite=True``; the tool prints ``--out`` / ``--overwrite``."""
+    from panet_mm.datasets import demo_data
+    (tmp_path / 'a_file').write_text('x')
+    with pytest.raises(demo_data.DemoDataParameterError) as exc:
+        demo_data.check_out_dir(str(tmp_path / 'a_file'), overwrite=False)
+    assert str(exc.value) == f'out {tmp_path / "a_file"} exists and is not a folder.'
+    assert exc.value.for_cli({'out': '--out'}).startswith('--out ')
+    (tmp_path / 'mine').mkdir()
+    (tmp_path / 'mine' / 'notes.txt').write_text('keep me')
+    with pytest.raises(demo_data.DemoDataParameterError) as exc:
+        demo_data.check_out_dir(str(tmp_path / 'mine'), overwrite=False)
+    assert 'pass overwrite=True to write' in str(exc.value) and '--' not in str(exc.value)

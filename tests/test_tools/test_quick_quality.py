@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_tool
 
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
-from quick_quality import TASKS, bicubic_baseline  # noqa: E402
-
-from panet_mm.datasets.transforms.mosaic import bilinear_demosaic  # noqa: E402
+from panet_mm.datasets.demo_tasks import DEMO_TASKS as TASKS
+from panet_mm.datasets.demo_tasks import bicubic_baseline
+from panet_mm.datasets.transforms.mosaic import bilinear_demosaic
 
 
 def smooth_image(h=16, w=20):

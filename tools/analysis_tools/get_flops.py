@@ -42,21 +42,42 @@ def _size(n: float) -> str:
     return str(int(n))
 
 
+def count(generator, shape, block_type):
+    """mmengine's counts for one ``(1, *shape)`` input, and the input shape each ``block_type`` module saw."""
+    import torch
+    from mmengine.analysis import FlopAnalyzer
+
+    block_inputs = {}
+
+    def record_input(name):
+        def hook(module, inputs) -> None:
+            block_inputs.setdefault(name, tuple(inputs[0].shape))
+        return hook
+
+    hooks = [m.register_forward_pre_hook(record_input(name)) for name, m in generator.named_modules()
+             if isinstance(m, block_type)]
+    analyzer = FlopAnalyzer(generator, (torch.zeros(1, *shape),))
+    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    total = analyzer.total()
+    for hook in hooks:
+        hook.remove()
+    return analyzer, total, block_inputs
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Print the counts; return the exit status."""
     args = parse_args(argv)
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
-        import torch
-        from mmengine.analysis import FlopAnalyzer, parameter_count
+        from mmengine.analysis import parameter_count
         from mmengine.analysis.print_helper import complexity_stats_table
         from mmengine.config import Config
         from mmengine.registry import MODELS, init_default_scope
 
-        from panet_mm.apis.restore import _first_conv_in_channels
         from panet_mm.engine.cli import parse_cfg_options
         from panet_mm.engine.quiet import quiet_third_party_warnings
         from panet_mm.models.layers import PyramidAttention
+        from panet_mm.utils.checkpoint import first_conv_in_channels
     quiet_third_party_warnings(early)
 
     cfg = Config.fromfile(args.config)
@@ -68,27 +89,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     if len(args.shape) == 3:
         shape = tuple(args.shape)
     else:
-        shape = (_first_conv_in_channels(generator) or 3, *args.shape)
-    blocks = {name: m for name, m in generator.named_modules() if isinstance(m, PyramidAttention)}
-    block_inputs = {}
-
-    def record_input(name):
-        def hook(module, inputs) -> None:
-            block_inputs.setdefault(name, tuple(inputs[0].shape))
-        return hook
-
-    hooks = [m.register_forward_pre_hook(record_input(name)) for name, m in blocks.items()]
-    analyzer = FlopAnalyzer(generator, (torch.zeros(1, *shape),))
-    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    total = analyzer.total()
-    for hook in hooks:
-        hook.remove()
+        shape = (first_conv_in_channels(generator) or 3, *args.shape)
+    analyzer, total, block_inputs = count(generator, shape, PyramidAttention)
     params = parameter_count(generator)['']
 
     line = '=' * 60
     print(f'{line}\nConfig: {args.config}\nGenerator: {type(generator).__name__}, input shape {shape}')
     print(f'FLOPs (multiply-adds): {_size(total)}\nParameters: {_size(params)}')
-    for name, block in blocks.items():
+    for name, block in generator.named_modules():
+        if not isinstance(block, PyramidAttention):
+            continue
         if name not in block_inputs:
             print(f'Pyramid attention {name}: not called at this input size')
             continue

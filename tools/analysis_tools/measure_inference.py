@@ -43,6 +43,35 @@ def parse_test_cfg(text: str) -> dict:
     raise argparse.ArgumentTypeError(f"--test-cfg must be 'chop' or 'tile=SIZE[,OVERLAP]', got '{text}'")
 
 
+def build_model(config: str, device: str, test_cfg: Optional[dict], cfg_options, seed: int):
+    """The config's model with random weights (seeded), in eval mode on ``device``, and its ``test_cfg``."""
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        import torch
+        from mmagic.registry import MODELS
+        from mmengine.config import Config
+        from mmengine.registry import init_default_scope
+
+        import panet_mm  # noqa: F401  (registers the panet_mm modules even without custom_imports)
+        from panet_mm.engine.cli import parse_cfg_options
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+    quiet_third_party_warnings(early)
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise SystemExit(f"--device {device} was requested but torch sees no GPU; use --device cpu")
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(parse_cfg_options(cfg_options))
+    init_default_scope(cfg.get('default_scope', 'mmagic'))
+    model_cfg = cfg.model.copy()
+    if test_cfg is not None:
+        if model_cfg.get('type') not in ('PANetEditModel', 'mmagic.PANetEditModel'):
+            raise SystemExit(f"--test-cfg needs a config with model type='PANetEditModel'; '{config}' builds "
+                             f"{model_cfg.get('type')}")
+        model_cfg['test_cfg'] = {**dict(model_cfg.get('test_cfg') or {}), **test_cfg}
+    torch.manual_seed(seed)
+    return MODELS.build(model_cfg).eval().to(device), dict(model_cfg.get('test_cfg') or {})
+
+
 def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: Optional[dict] = None,
             cfg_options: Union[dict, Sequence[str], None] = None, seed: int = 0) -> dict:
     """Build the config's model and time one restoration of a random ``size`` image.
@@ -62,35 +91,13 @@ def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: O
     """
     if not os.path.isfile(config):
         raise SystemExit(f"config file '{config}' not found; the configs are listed in configs/")
-    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
-        warnings.simplefilter('always')
-        import torch
-        from mmagic.registry import MODELS
-        from mmengine.config import Config
-        from mmengine.registry import init_default_scope
+    model, model_test_cfg = build_model(config, device, test_cfg, cfg_options, seed)
+    import torch
 
-        import panet_mm  # noqa: F401  (registers the panet_mm modules even without custom_imports)
-        from panet_mm.apis.restore import _first_conv_in_channels
-        from panet_mm.engine.cli import parse_cfg_options
-        from panet_mm.engine.quiet import quiet_third_party_warnings
-        from panet_mm.utils.memory import current_rss_bytes, peak_rss_bytes
-    quiet_third_party_warnings(early)
-    if device.startswith('cuda') and not torch.cuda.is_available():
-        raise SystemExit(f"--device {device} was requested but torch sees no GPU; use --device cpu")
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(parse_cfg_options(cfg_options))
-    init_default_scope(cfg.get('default_scope', 'mmagic'))
-    model_cfg = cfg.model.copy()
-    if test_cfg is not None:
-        if model_cfg.get('type') not in ('PANetEditModel', 'mmagic.PANetEditModel'):
-            raise SystemExit(f"--test-cfg needs a config with model type='PANetEditModel'; '{config}' builds "
-                             f"{model_cfg.get('type')}")
-        model_cfg['test_cfg'] = {**dict(model_cfg.get('test_cfg') or {}), **test_cfg}
-    torch.manual_seed(seed)
-    model = MODELS.build(model_cfg).eval().to(device)
+    from panet_mm.utils.checkpoint import first_conv_in_channels
+    from panet_mm.utils.memory import current_rss_bytes, peak_rss_bytes
     restore = getattr(model, 'restore', None) or getattr(model, 'generator', model)
-    x = torch.rand(1, _first_conv_in_channels(model) or 3, *size, device=device)
+    x = torch.rand(1, first_conv_in_channels(model) or 3, *size, device=device)
     cuda = device.startswith('cuda')
     if cuda:
         torch.cuda.synchronize()
@@ -105,7 +112,7 @@ def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: O
     result = dict(config=config, model=type(model).__name__,
                   generator=type(getattr(model, 'generator', model)).__name__, input=list(x.shape),
                   output=list(out.shape), time_s=elapsed, device=device, threads=torch.get_num_threads(),
-                  test_cfg=dict(model_cfg.get('test_cfg') or {}))
+                  test_cfg=model_test_cfg)
     if cuda:
         result['cuda_peak_bytes'] = int(torch.cuda.max_memory_allocated())
     else:

@@ -20,7 +20,7 @@ import os
 import os.path as osp
 import time
 import warnings
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 if TYPE_CHECKING:                  # the stack is imported when used, so that --help answers at once
     import numpy as np
@@ -28,40 +28,6 @@ if TYPE_CHECKING:                  # the stack is imported when used, so that --
     from mmengine.runner import Runner
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TASKS = {
-    'sr': ('configs/demo/panet_sr_x2_demo.py', 'bicubic up-sampling'),
-    'dn': ('configs/demo/panet_dn_sigma30_demo.py', 'noisy input'),
-    'car': ('configs/demo/panet_car_q10_demo.py', 'JPEG input'),
-    'demosaic': ('configs/demo/panet_demosaic_demo.py', 'bilinear demosaic'),
-}
-
-
-def bicubic_baseline(lr: np.ndarray, gt_shape: Sequence[int]) -> np.ndarray:
-    """Bicubic up-sampling of an HWC image to ``gt_shape``."""
-    import cv2
-    import numpy as np
-    out = cv2.resize(lr.astype(np.float32), (gt_shape[1], gt_shape[0]), interpolation=cv2.INTER_CUBIC)
-    return np.clip(out.reshape(gt_shape), 0, 255)
-
-
-def bilinear_baseline(mosaic: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Bilinear demosaic of the zero-filled mosaic (panet_mm's :func:`bilinear_demosaic`)."""
-    from panet_mm.datasets.transforms.mosaic import bilinear_demosaic
-    return bilinear_demosaic(mosaic)
-
-
-def _as_float(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    return x.astype('float64')
-
-
-BASELINES: Dict[str, Callable[[np.ndarray, Sequence[int]], np.ndarray]] = {
-    'sr': bicubic_baseline,
-    'dn': _as_float,
-    'car': _as_float,
-    'demosaic': bilinear_baseline,
-}
-
-
 def psnr_settings(cfg: Config) -> dict:
     """crop_border / convert_to of the first PSNR metric of the config's test evaluator.
 
@@ -79,7 +45,9 @@ def psnr_settings(cfg: Config) -> dict:
 def configure(task: str, data_root: str, work_dir: str, iters: Optional[int]) -> Config:
     """The task's demo config pointed at ``data_root`` and ``work_dir``."""
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(ROOT, TASKS[task][0]))
+
+    from panet_mm.datasets.demo_tasks import DEMO_TASKS
+    cfg = Config.fromfile(osp.join(ROOT, DEMO_TASKS[task][0]))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         ds = cfg[loader]['dataset']
         ds['data_root'] = osp.join(data_root, osp.basename(ds['data_root']))
@@ -98,6 +66,8 @@ def evaluate(runner: Runner, task: str, settings: dict) -> Dict[str, float]:
     import numpy as np
     import torch
     from mmagic.evaluation.metrics.psnr import psnr
+
+    from panet_mm.datasets.demo_tasks import BASELINES
     loader = runner.build_dataloader(runner.cfg.test_dataloader)
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     model.eval()
@@ -118,16 +88,30 @@ def evaluate(runner: Runner, task: str, settings: dict) -> Dict[str, float]:
     return {'model': float(np.mean(ours)), 'baseline': float(np.mean(base)), 'images': len(ours)}
 
 
+def print_table(results: Dict[str, dict], json_path: Optional[str]) -> None:
+    """The comparison as a markdown table, and as JSON in ``json_path`` when given."""
+    print('\n| task | demo config | iterations | training time | held-out images | model PSNR | baseline '
+          '| baseline PSNR | gain |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for task, r in results.items():
+        print(f"| {task} | `{r['config']}` | {r['iters']} | {r['train_s']:.0f} s | {r['images']} | {r['model']:.2f} | "
+              f"{r['baseline_name']} | {r['baseline']:.2f} | {r['model'] - r['baseline']:+.2f} |")
+    if json_path:
+        os.makedirs(osp.dirname(osp.abspath(json_path)), exist_ok=True)
+        with open(json_path, 'w') as f:
+            json.dump(results, f, indent=2)
+
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description='Train demo models and compare them with trivial baselines')
-    parser.add_argument('tasks', nargs='+', choices=[*TASKS, 'all'])
+    parser.add_argument('tasks', nargs='+', metavar='TASK', help='sr, dn, car, demosaic or all')
     parser.add_argument('--data-root', default='data/demo',
                         help='demo data (python tools/dataset_converters/make_demo_data.py)')
     parser.add_argument('--work-dir', default='work_dirs/quick_quality')
     parser.add_argument('--iters', type=int, help="training iterations (default: the demo config's)")
     parser.add_argument('--json', help='also write the results to this JSON file')
     args = parser.parse_args(argv)
-    tasks = list(TASKS) if 'all' in args.tasks else args.tasks
     if not osp.isdir(args.data_root):
         raise SystemExit(f"demo data folder '{args.data_root}' not found; build it with: "
                          'python tools/dataset_converters/make_demo_data.py')
@@ -136,9 +120,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         import torch
         from mmengine.registry import init_default_scope
 
+        from panet_mm.datasets.demo_tasks import DEMO_TASKS
         from panet_mm.engine.cli import build_runner, readable_errors
         from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
+    choices = [*DEMO_TASKS, 'all']
+    bad = [t for t in args.tasks if t not in choices]
+    if bad:
+        parser.error(f"argument TASK: invalid choice: {bad[0]!r} (choose from {', '.join(map(repr, choices))})")
+    tasks = list(DEMO_TASKS) if 'all' in args.tasks else args.tasks
     init_default_scope('mmagic')
     results = {}
     for task in tasks:
@@ -149,19 +139,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             runner.train()
             train_s = time.perf_counter() - start
             results[task] = evaluate(runner, task, psnr_settings(cfg))
-        results[task].update(iters=cfg.train_cfg.max_iters, baseline_name=TASKS[task][1], config=TASKS[task][0],
+        results[task].update(iters=cfg.train_cfg.max_iters, baseline_name=DEMO_TASKS[task][1],
+                             config=DEMO_TASKS[task][0],
                              train_s=train_s, threads=torch.get_num_threads())
-    print('\n| task | demo config | iterations | training time | held-out images | model PSNR | baseline '
-          '| baseline PSNR | gain |')
-    print('|---|---|---|---|---|---|---|---|---|')
-    for task, r in results.items():
-        print(f"| {task} | `{r['config']}` | {r['iters']} | {r['train_s']:.0f} s | {r['images']} | {r['model']:.2f} | "
-              f"{r['baseline_name']} | {r['baseline']:.2f} | {r['model'] - r['baseline']:+.2f} |")
-    if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=2)
-
+    print_table(results, args.json)
 
 if __name__ == '__main__':
     main()

@@ -33,6 +33,8 @@ from typing import Optional, Sequence
 #: The demo's scales: each divides the 120 px sub-images and the mod-12 validation crops
 #: (``panet_mm.datasets.demo_data.SUPPORTED_SCALES``, checked again there).
 SCALES_HELP = '2, 3, 4, 6 or 12'
+#: The flags of the parameters that panet_mm.datasets.demo_data names in its errors.
+CLI_FLAGS = {'out': '--out', 'overwrite=True': '--overwrite'}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -82,7 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         summary = demo_data.make_demo_data(args.out, args.scales, args.overwrite)
     except demo_data.DemoDataError as err:
-        raise SystemExit(f'error: {err}') from None
+        from panet_mm.utils.errors import cli_message
+        raise SystemExit(f'error: {cli_message(err, CLI_FLAGS)}') from None
     except OSError as err:
         if os.environ.get('PANET_MM_DEBUG'):
             raise

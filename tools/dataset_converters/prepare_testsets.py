@@ -52,10 +52,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
-
-if TYPE_CHECKING:
-    import numpy as np
+from typing import Dict, List, Optional, Sequence, Tuple
 
 IMG_EXT = ('.png', '.bmp', '.tif', '.tiff', '.jpg', '.jpeg', '.ppm', '.pgm', '.webp')
 
@@ -82,7 +79,7 @@ TEST_SETS: Dict[str, TestSet] = {
     'b100': TestSet('B100', ('sr', ), 100, 'the 100 BSD100 HR images'),
     'manga109': TestSet('Manga109', ('sr', ), 109, 'the 109 Manga109 images'),
 }
-SR_MOD = 12  # GTmod12: every scale in 2, 3, 4 divides the HR size
+SR_MOD = 12  # panet_mm.datasets.testsets.SR_MOD, here too so that the argument checks import nothing
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -193,96 +190,16 @@ def list_sources(key: str, folder: str) -> List[Tuple[str, str]]:
     return [(path, name) for name, path in sources.items()]
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Work on one image (run in worker processes; panet_mm is imported there, after the cheap checks)
-
-
-def _write(img: np.ndarray, path: str, overwrite: bool) -> int:
-    """Write ``img`` atomically unless ``path`` exists (and not --overwrite); return 1 if written."""
-    from panet_mm.datasets.prepare import imwrite_atomic
-
-    if not overwrite and osp.exists(path):
-        return 0
-    imwrite_atomic(img, path)
-    return 1
-
-
-def _read(path: str, flags: int, args: argparse.Namespace) -> np.ndarray:
-    """Read an 8-bit image, verified whole first; a damaged or unsuitable one raises ``ImageFileError``."""
-    from panet_mm.datasets.image_io import ImageFileError, imread_verified
-
-    img = imread_verified(path, flags, getattr(args, 'max_pixels', None))
-    if img.dtype != 'uint8':
-        raise ImageFileError(f"'{path}' has {img.dtype} pixels; the test sets need 8-bit images")
-    return img
-
-
-def process_color(job: Tuple[str, str], set_dir: str, args: argparse.Namespace) -> int:
-    """GT, noisy and mosaic images of one colour test image; return the number of files written."""
-    import cv2
-
-    from panet_mm.datasets.transforms import TEST_SEED, add_gaussian_noise, bayer_mosaic, image_seed
-
-    src, name = job
-    bgr = _read(src, cv2.IMREAD_COLOR, args)
-    written = _write(bgr, osp.join(set_dir, 'GT', f'{name}.png'), args.overwrite)
-    seed = image_seed(name, TEST_SEED)  # what SeededGaussianNoise derives from the dataset key NAME
-    for sigma in args.sigmas:
-        noisy = add_gaussian_noise(bgr, sigma, seed, channel_order='bgr')
-        written += _write(noisy, osp.join(set_dir, f'noisy_sigma{sigma:g}', f'{name}.png'), args.overwrite)
-    for pattern in args.patterns:
-        mosaic = bayer_mosaic(bgr, pattern, channel_order='bgr')
-        written += _write(mosaic, osp.join(set_dir, f'mosaic_{pattern.lower()}', f'{name}.png'), args.overwrite)
-    return written
-
-
-def process_gray(job: Tuple[str, str], set_dir: str, args: argparse.Namespace) -> int:
-    """Grey / Y ground truth and JPEG inputs of one image; return the number of files written."""
-    import cv2
-
-    from panet_mm.datasets.transforms import gray_or_y, jpeg_compress
-
-    src, name = job
-    gray = gray_or_y(_read(src, cv2.IMREAD_UNCHANGED, args), channel_order='bgr')[..., 0]
-    written = _write(gray, osp.join(set_dir, 'GT_gray', f'{name}.png'), args.overwrite)
-    for quality in args.qualities:
-        written += _write(jpeg_compress(gray, quality), osp.join(set_dir, f'jpeg_q{quality}', f'{name}.png'),
-                          args.overwrite)
-    return written
-
-
-def process_sr(job: Tuple[str, str], set_dir: str, args: argparse.Namespace) -> int:
-    """GTmod12 and bicubic LR images of one SR test image; return the number of files written."""
-    import cv2
-
-    from panet_mm.datasets.image_io import ImageFileError
-    from panet_mm.datasets.prepare import bicubic_downscale, mod_crop
-
-    src, name = job
-    img = _read(src, cv2.IMREAD_COLOR, args)
-    if min(img.shape[:2]) < SR_MOD:
-        raise ImageFileError(f"'{src}' is {img.shape[1]}x{img.shape[0]} pixels, smaller than the GTmod{SR_MOD} crop")
-    gt = mod_crop(img, SR_MOD)
-    written = _write(gt, osp.join(set_dir, f'GTmod{SR_MOD}', f'{name}.png'), args.overwrite)
-    for s in args.scales:
-        written += _write(bicubic_downscale(gt, s), osp.join(set_dir, f'LRbicx{s}', f'{name}.png'), args.overwrite)
-    return written
-
-
-PROCESSORS: Dict[str, Callable[..., int]] = {'color': process_color, 'gray': process_gray, 'sr': process_sr}
-
-
 def import_libraries() -> None:
     """Import panet_mm (and so mmagic) once in the parent, with one sentence if that fails."""
     try:
-        import panet_mm.datasets.prepare  # noqa: F401
-        import panet_mm.datasets.transforms  # noqa: F401
+        import panet_mm.datasets.testsets  # noqa: F401
     except ModuleNotFoundError as e:
         if e.name != 'panet_mm':
             raise SystemExit(f'error: panet_mm needs {e.name}, which is not installed; set up the environment '
                              'with `bash tools/setup_env.sh`.') from None
         sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # a checkout, not installed
-        import panet_mm.datasets.transforms  # noqa: F401
+        import panet_mm.datasets.testsets  # noqa: F401
 
 
 def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
@@ -298,6 +215,9 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
         from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
     from panet_mm.datasets.prepare import ImagePool
+    from panet_mm.datasets.testsets import PROCESSORS, TestSetOptions
+    options = TestSetOptions(sigmas=args.sigmas, qualities=args.qualities, patterns=args.patterns,
+                             scales=args.scales, overwrite=args.overwrite, max_pixels=args.max_pixels)
     clash = source_clash(args)
     if clash:
         print(f'error: {clash}', file=sys.stderr)
@@ -310,7 +230,7 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
             set_dir = osp.join(args.out, ts.name)
             written, stopped, set_bad = 0, False, set()
             for task in ts.tasks:
-                results, bad = pool.run(partial(PROCESSORS[task], set_dir=set_dir, args=args), sources,
+                results, bad = pool.run(partial(PROCESSORS[task], set_dir=set_dir, options=options), sources,
                                         skip_bad=args.skip_bad, desc=f'{ts.name} ({task})')
                 written += sum(results)
                 set_bad.update(bad)

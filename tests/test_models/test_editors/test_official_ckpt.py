@@ -31,11 +31,9 @@ from panet_mm.models.editors.panet.official import (
     generator_config,
     unwrap_state_dict,
 )
-from panet_mm.utils.errors import cli_message
+from panet_mm.tools_entry import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
-import convert_official_ckpt  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -238,7 +236,7 @@ def test_cli_round_trip_loads_into_edit_model(tmp_path, capsys):
     before = open(src, 'rb').read()
     dst = str(tmp_path / 'out' / 'panet_sigma10.pth')
     argv = [src, dst, '--arch', 'panet', '--mid-channels', '8', '--num-blocks', '4']
-    assert convert_official_ckpt.main(argv) == 0
+    assert run_tool('convert', argv) == 0
     printed = capsys.readouterr().out
     assert 'rgb_range=255' in printed and 'sub_mean' in printed
     assert open(src, 'rb').read() == before
@@ -296,7 +294,7 @@ def test_cli_as_a_script(tmp_path):
 def _refused(tmp_path, capsys, state_or_path, args, *expected):
     src = state_or_path if isinstance(state_or_path, str) else save(state_or_path, tmp_path / 'src.pt')
     dst = tmp_path / 'dst.pth'
-    assert convert_official_ckpt.main([src, str(dst)] + args) == 1
+    assert run_tool('convert', [src, str(dst)] + args) == 1
     err = capsys.readouterr().err
     assert not dst.exists() and not [f for f in os.listdir(tmp_path) if f.endswith('.tmp')]
     for e in expected:
@@ -359,23 +357,26 @@ def test_pickle_with_object_refused(tmp_path, capsys):
 def test_dst_equal_src_refused(tmp_path, capsys):
     src = save(released_panet().state_dict(), tmp_path / 'same.pt')
     before = open(src, 'rb').read()
-    assert convert_official_ckpt.main([src, src] + SMALL_PANET_ARGS) == 1
+    assert run_tool('convert', [src, src] + SMALL_PANET_ARGS) == 1
     assert 'is the source file' in capsys.readouterr().err
     assert open(src, 'rb').read() == before
     with pytest.raises(ConversionError, match='is the source file'):
         convert_official_checkpoint(src, osp.join(str(tmp_path), '.', 'same.pt'), 'panet', **PANET_SMALL)
 
 
-def test_scale_for_panet_and_grey_paedsr_refused():
+def test_scale_for_panet_and_grey_paedsr_refused(tmp_path, capsys):
     state = released_panet().state_dict()
     # the library names the parameters; the converter's message names its flags
-    with pytest.raises(ConversionError, match='^scale 2 was given for arch panet') as err:
+    with pytest.raises(ConversionError, match='^scale 2 was given for arch panet'):
         convert_state_dict(state, 'panet', scale=2, **PANET_SMALL)
-    assert '--scale 2 was given for --arch panet' in cli_message(err.value, convert_official_ckpt.FLAGS)
-    with pytest.raises(ConversionError, match=r'^colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)') as err:
+    src = save(state, tmp_path / 'dn.pt')
+    assert run_tool('convert', [src, str(tmp_path / 'dn.pth'), '--scale', '2'] + SMALL_PANET_ARGS) == 1
+    assert '--scale 2 was given for --arch panet' in capsys.readouterr().err
+    with pytest.raises(ConversionError, match=r'^colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)'):
         convert_state_dict(released_paedsr().state_dict(), 'paedsr', colors=1, **PAEDSR_SMALL)
-    assert re.search(r'--colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)',
-                     cli_message(err.value, convert_official_ckpt.FLAGS))
+    src = save(released_paedsr().state_dict(), tmp_path / 'sr.pt')
+    assert run_tool('convert', [src, str(tmp_path / 'sr.pth'), '--colors', '1'] + SMALL_PAEDSR_ARGS) == 1
+    assert re.search(r'--colors 1 contradicts.*head\.0\.weight \(16, 3, 3, 3\)', capsys.readouterr().err)
     with pytest.raises(ConversionError, match='RGB only'):
         generator_config('paedsr', 2, colors=1)
 
@@ -557,7 +558,7 @@ def test_non_finite_weights_refused_naming_keys(tmp_path, capsys):
 def test_cli_infers_and_prints_what_it_read(tmp_path, capsys):
     """No --arch: the tool says what it read from the file; the converted file remembers it."""
     src = save(manifest_state('panet_car_grey', tiny=True), tmp_path / 'Q40.pt')
-    assert convert_official_ckpt.main([src, str(tmp_path / 'q40.pth'), '--mid-channels', '8']) == 0
+    assert run_tool('convert', [src, str(tmp_path / 'q40.pth'), '--mid-channels', '8']) == 0
     printed = capsys.readouterr().out
     for fact in ('inferred from the file: arch panet (keys tail.0.weight)',
                  'inferred from the file: 1 colour channel(s) (head.0.weight (8, 1, 3, 3))',

@@ -13,6 +13,8 @@ import torch.nn as nn
 
 from panet_mm.utils.checkpoint import first_conv_in_channels
 
+from .errors import InsertionError
+
 Target = Tuple[str, str]  # (where: 'after' | 'before', dotted module name)
 
 
@@ -30,8 +32,8 @@ def probe_input_channels(net: nn.Module) -> int:
     channels = first_conv_in_channels(net)
     if channels is not None:
         return channels
-    raise ValueError(f'{type(net).__name__} has no Conv2d to read its input channels from; '
-                     f'pass probe_shape=(C, H, W) to WithPyramidAttention')
+    raise InsertionError(f'{type(net).__name__} has no Conv2d to read its input channels from; '
+                         f'pass probe_shape=(C, H, W) to WithPyramidAttention')
 
 
 def _recorder(record: ProbeRecord, where: str) -> Callable[..., None]:
@@ -86,9 +88,9 @@ def _probe_for_real(net: nn.Module, probe_shape: Sequence[int]) -> None:
         with torch.no_grad():
             net(torch.zeros(1, *probe_shape))
     except Exception as exc:
-        raise ValueError(f'the shape probe of {type(net).__name__} on an input of shape '
-                         f'{(1, *probe_shape)} failed ({type(exc).__name__}: {exc}); '
-                         f'pass a probe_shape=(C, H, W) that the generator accepts') from exc
+        raise InsertionError(f'the shape probe of {type(net).__name__} on an input of shape '
+                             f'{(1, *probe_shape)} failed ({type(exc).__name__}: {exc}); '
+                             f'pass a probe_shape=(C, H, W) that the generator accepts') from exc
 
 
 def run_probe(net: nn.Module, targets: Sequence[Target], probe_shape: Sequence[int]) -> Dict[Target, ProbeRecord]:

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from panet_mm.models.layers import PyramidAttention
 
+from .errors import InsertionError
 from .probe import ProbeRecord
 
 _ATTENTION_ARGS = tuple(p for p in inspect.signature(PyramidAttention.__init__).parameters if p != 'self')
@@ -71,36 +72,36 @@ def find_submodule(net: nn.Module, modules: Dict[str, nn.Module], path: Any, wha
     shown = ', '.join(listed[:80]) + (f', ... ({len(listed) - 80} more)' if len(listed) > 80 else '')
     close = difflib.get_close_matches(str(path), names, n=3, cutoff=0.6)
     hint = f'; closest: {", ".join(close)}' if close else ''
-    raise ValueError(f'{what}={path!r} is not a submodule of {type(net).__name__}{hint}; valid positions '
-                     f'(up to {_LISTED_DEPTH} levels, deeper dotted names work too): {shown}')
+    raise InsertionError(f'{what}={path!r} is not a submodule of {type(net).__name__}{hint}; valid positions '
+                         f'(up to {_LISTED_DEPTH} levels, deeper dotted names work too): {shown}')
 
 
 def _entry_positions(net: nn.Module, modules: Dict[str, nn.Module], i: int, entry: dict) -> Tuple[str, List[str]]:
     """``(where, module paths)`` of ``insert[i]``, popping its position keys from ``entry``."""
     where_keys = [k for k in ('after', 'before', 'after_every') if k in entry]
     if len(where_keys) != 1:
-        raise ValueError(f'insert[{i}] = {entry} needs exactly one of after=NAME, before=NAME or '
-                         f'after_every=N with of=NAME')
+        raise InsertionError(f'insert[{i}] = {entry} needs exactly one of after=NAME, before=NAME or '
+                             f'after_every=N with of=NAME')
     kind = where_keys[0]
     if kind != 'after_every':
         if 'of' in entry:
-            raise ValueError(f'insert[{i}] has of={entry["of"]!r} without after_every; remove of= '
-                             f'or use after_every=N')
+            raise InsertionError(f'insert[{i}] has of={entry["of"]!r} without after_every; remove of= '
+                                 f'or use after_every=N')
         path = entry.pop(kind)
         find_submodule(net, modules, path, f'insert[{i}] {kind}')
         return kind, [path]
     n, parent = entry.pop('after_every'), entry.pop('of', None)
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f'insert[{i}] after_every={n!r} must be a positive int')
+        raise InsertionError(f'insert[{i}] after_every={n!r} must be a positive int')
     container = find_submodule(net, modules, parent, f'insert[{i}] of')
     if not isinstance(container, (nn.Sequential, nn.ModuleList)):
-        raise ValueError(f'insert[{i}] of={parent!r} is a {type(container).__name__}; after_every needs '
-                         f'an nn.Sequential or nn.ModuleList (use after=NAME for a single position)')
+        raise InsertionError(f'insert[{i}] of={parent!r} is a {type(container).__name__}; after_every needs '
+                             f'an nn.Sequential or nn.ModuleList (use after=NAME for a single position)')
     children = [name for name, _ in container.named_children()]
     paths = [f'{parent}.{c}' for k, c in enumerate(children) if (k + 1) % n == 0]
     if not paths:
-        raise ValueError(f'insert[{i}] after_every={n} of={parent!r}: {parent!r} has only '
-                         f'{len(children)} children, so no position; use a smaller after_every')
+        raise InsertionError(f'insert[{i}] after_every={n} of={parent!r}: {parent!r} has only '
+                             f'{len(children)} children, so no position; use a smaller after_every')
     return 'after', paths
 
 
@@ -109,8 +110,8 @@ def _check_arguments(keys: Sequence[str], what: str, allowed: set) -> None:
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f' (did you mean {close[0]!r}?)' if close else ''
-            raise ValueError(f'{what} key {key!r} is neither a position (after, before, after_every, '
-                             f'of) nor a PyramidAttention argument{hint}')
+            raise InsertionError(f'{what} key {key!r} is neither a position (after, before, after_every, '
+                                 f'of) nor a PyramidAttention argument{hint}')
 
 
 def parse_insert(net: nn.Module, insert: Sequence[dict], attention_cfg: Mapping) -> List[dict]:
@@ -124,8 +125,8 @@ def parse_insert(net: nn.Module, insert: Sequence[dict], attention_cfg: Mapping)
     allowed = set(_ATTENTION_ARGS) | set(_EXTRA_ARGS)
     for key in attention_cfg:
         if key not in allowed or key == 'channels':
-            raise ValueError(f'attention_cfg key {key!r} is not a PyramidAttention argument '
-                             f'(allowed: {", ".join(sorted(allowed - {"channels"}))})')
+            raise InsertionError(f'attention_cfg key {key!r} is not a PyramidAttention argument '
+                                 f'(allowed: {", ".join(sorted(allowed - {"channels"}))})')
     modules = dict(net.named_modules())
     specs: List[dict] = []
     for i, entry in enumerate(insert):
@@ -137,8 +138,8 @@ def parse_insert(net: nn.Module, insert: Sequence[dict], attention_cfg: Mapping)
     for spec in specs:
         name = _site_name(spec['where'], spec['module'])
         if name in seen:
-            raise ValueError(f'insert[{spec["index"]}] puts a second attention {spec["where"]} '
-                             f'{spec["module"]!r} (already from insert[{seen[name]}]); remove one of them')
+            raise InsertionError(f'insert[{spec["index"]}] puts a second attention {spec["where"]} '
+                                 f'{spec["module"]!r} (already from insert[{seen[name]}]); remove one of them')
         seen[name] = spec['index']
     return specs
 
@@ -146,19 +147,19 @@ def parse_insert(net: nn.Module, insert: Sequence[dict], attention_cfg: Mapping)
 def _layout(label: str, where: str, record: ProbeRecord, probe_shape: Sequence[int]) -> Tuple[str, int]:
     """``(layout, channels)`` of what the probe saw at one site; refuses a site unfit for an attention."""
     if record.calls == 0:
-        raise ValueError(f'{label}: the module never runs in the generator\'s forward (probe input '
-                         f'{(1, *probe_shape)}); pick a module that runs once per forward')
+        raise InsertionError(f'{label}: the module never runs in the generator\'s forward (probe input '
+                             f'{(1, *probe_shape)}); pick a module that runs once per forward')
     if record.calls > 1:
-        raise ValueError(f'{label}: the module runs {record.calls} times per forward (a shared module); '
-                         f'an attention there would run after every call; pick a module that runs once')
+        raise InsertionError(f'{label}: the module runs {record.calls} times per forward (a shared module); '
+                             f'an attention there would run after every call; pick a module that runs once')
     value = record.value
     if isinstance(value, Tensor) and value.dim() == 4:
         return 'nchw', int(value.shape[1])
     if isinstance(value, Tensor) and value.dim() == 3 and token_hw(record.args, value.shape[1]):
         return 'tokens', int(value.shape[2])
     what = 'outputs' if where == 'after' else 'receives'
-    raise ValueError(f'{label}: the module {what} {_describe(value)}, not a (B, C, H, W) feature map '
-                     f'(nor (B, H*W, C) tokens with an (H, W) argument); pick another position')
+    raise InsertionError(f'{label}: the module {what} {_describe(value)}, not a (B, C, H, W) feature map '
+                         f'(nor (B, H*W, C) tokens with an (H, W) argument); pick another position')
 
 
 def make_attention(spec: dict, record: ProbeRecord,
@@ -169,8 +170,8 @@ def make_attention(spec: dict, record: ProbeRecord,
     layout, channels = _layout(label, where, record, probe_shape)
     given = kwargs.pop('channels', None)
     if given is not None and given != channels:
-        raise ValueError(f'{label}: channels={given} but the module gives {channels} channels; '
-                         f'drop channels= to infer it')
+        raise InsertionError(f'{label}: channels={given} but the module gives {channels} channels; '
+                             f'drop channels= to infer it')
     identity_init = bool(kwargs.pop('identity_init', False))
     name = _site_name(where, path)
     # Own random stream: the generator's initial weights stay those of the plain generator.
@@ -180,11 +181,11 @@ def make_attention(spec: dict, record: ProbeRecord,
         try:
             attention = PyramidAttention(channels=channels, **kwargs)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f'{label}: {exc}') from exc
+            raise InsertionError(f'{label}: {exc}') from exc
     if identity_init:
         if attention.res_scale != 1:
-            raise ValueError(f'{label}: identity_init=True needs res_scale=1 (got {attention.res_scale}); '
-                             f'set res_scale=1 or drop identity_init')
+            raise InsertionError(f'{label}: identity_init=True needs res_scale=1 (got {attention.res_scale}); '
+                                 f'set res_scale=1 or drop identity_init')
         value_conv = attention.value[0]
         nn.init.zeros_(value_conv.weight)
         nn.init.zeros_(value_conv.bias)

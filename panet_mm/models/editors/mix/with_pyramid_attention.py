@@ -56,6 +56,7 @@ from torch import Tensor
 
 from panet_mm.utils.checkpoint import StateDictDiff, compare_state_dicts, list_keys, unwrap_state_dict
 
+from .errors import InsertionError, PlainWeightsError
 from .probe import probe_input_channels, run_probe
 from .sites import InsertionSite, make_attention, parse_insert, token_hw
 
@@ -149,8 +150,8 @@ class WithPyramidAttention(BaseModule):
         if not isinstance(net, nn.Module):
             raise TypeError(f'generator must be a config dict or an nn.Module, got {type(net).__name__}')
         if hasattr(net, ATTENTIONS):
-            raise ValueError(f'{type(net).__name__} already has an attribute {ATTENTIONS!r}; '
-                             f'WithPyramidAttention cannot wrap it')
+            raise InsertionError(f'{type(net).__name__} already has an attribute {ATTENTIONS!r}; '
+                                 f'WithPyramidAttention cannot wrap it')
         if plain_weights is not None and not isinstance(plain_weights, (str, Mapping)):
             raise TypeError(f'plain_weights must be a path or a dict(checkpoint=...), '
                             f'got {type(plain_weights).__name__}')
@@ -237,6 +238,8 @@ class WithPyramidAttention(BaseModule):
     def init_weights(self) -> None:
         """Initialise as the plain generator would, then load ``plain_weights`` and apply ``init_cfg``."""
         net = self._generator
+        # mmengine's BaseModule.init_weights records each parameter's initialiser in the root's
+        # _params_init_info; the generator is outside the module tree, so it borrows the wrapper's record.
         shared_info = getattr(self, '_params_init_info', None)
         if hasattr(net, 'init_weights'):
             if shared_info is not None:
@@ -250,7 +253,7 @@ class WithPyramidAttention(BaseModule):
             spec = self.plain_weights
             spec = dict(checkpoint=spec) if isinstance(spec, str) else dict(spec)
             if 'checkpoint' not in spec:
-                raise ValueError(f'plain_weights={self.plain_weights} needs a checkpoint= path')
+                raise PlainWeightsError(f'plain_weights={self.plain_weights} needs a checkpoint= path')
             self.load_plain_weights(**spec)
         if self.init_cfg:
             from mmengine.model.weight_init import initialize
@@ -305,16 +308,16 @@ class WithPyramidAttention(BaseModule):
         missing = [k for k in diff.missing if not k.startswith(ATTENTIONS + '.')]
         if missing or diff.unexpected:
             groups = StateDictDiff(missing, diff.unexpected, []).lines()
-            raise ValueError(f'{where} does not match the plain {type(self._generator).__name__}: '
-                             f'{"; ".join(groups)}; check the generator config and prefix')
+            raise PlainWeightsError(f'{where} does not match the plain {type(self._generator).__name__}: '
+                                    f'{"; ".join(groups)}; check the generator config and prefix')
         present = [k for k in attention_keys if k in sub]
         if present and len(present) != len(attention_keys):
             absent = [k for k in attention_keys if k not in sub]
-            raise ValueError(f'{source} holds only some attention tensors (missing {list_keys(absent)}); '
-                             f'it does not fit this insertion layout')
+            raise PlainWeightsError(f'{source} holds only some attention tensors (missing {list_keys(absent)}); '
+                                    f'it does not fit this insertion layout')
         if diff.mismatched:
-            raise ValueError(f'{source} has tensors of the wrong shape: {list_keys(diff.misshaped())}; '
-                             f'check the generator config (widths, depth, scale)')
+            raise PlainWeightsError(f'{source} has tensors of the wrong shape: {list_keys(diff.misshaped())}; '
+                                    f'check the generator config (widths, depth, scale)')
 
 
 def _plain_state(checkpoint: Union[str, Mapping[str, Tensor]], source: str, map_location: str) -> Dict[str, Tensor]:
@@ -331,8 +334,8 @@ def _choose_prefix(state: Mapping[str, Tensor], plain_keys: List[str], source: s
     prefix = max(counts, key=counts.get)
     if counts[prefix] == 0:
         sample = ', '.join(list(state)[:5])
-        raise ValueError(f'none of the generator\'s keys (e.g. {plain_keys[:1]}) is in {source}, with or '
-                         f'without the prefix "generator." (it has e.g. {sample}); pass prefix=...')
+        raise PlainWeightsError(f'none of the generator\'s keys (e.g. {plain_keys[:1]}) is in {source}, with or '
+                                f'without the prefix "generator." (it has e.g. {sample}); pass prefix=...')
     return prefix
 
 def load_plain_weights(model: nn.Module,
@@ -355,8 +358,8 @@ def load_plain_weights(model: nn.Module,
     """
     wrappers = [m for m in model.modules() if isinstance(m, WithPyramidAttention)]
     if len(wrappers) != 1:
-        raise ValueError(f'{type(model).__name__} holds {len(wrappers)} WithPyramidAttention modules; '
-                         f'call load_plain_weights on the one you mean')
+        raise PlainWeightsError(f'{type(model).__name__} holds {len(wrappers)} WithPyramidAttention modules; '
+                                f'call load_plain_weights on the one you mean')
     return wrappers[0].load_plain_weights(checkpoint, prefix=prefix, map_location=map_location)
 
 

@@ -16,6 +16,7 @@ from mmagic.structures import DataSample
 from torch import Tensor
 
 from panet_mm.models.layers import PyramidAttention
+from panet_mm.utils.errors import PanetMMError
 
 from .tiling import check_align, chop_boxes, output_scale, pad_axis, tile_spans, tile_starts
 
@@ -26,12 +27,16 @@ _CHOP_KEYS = ('min_size', 'shave', 'tiles_per_batch')
 _TILE_KEYS = ('size', 'overlap', 'tiles_per_batch')
 
 
+class InvalidTestCfgError(PanetMMError):
+    """A ``test_cfg`` of :class:`PANetEditModel` it cannot run; names the key, the value and the fix."""
+
+
 def _as_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
     if isinstance(value, int):
         return value, value
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return int(value[0]), int(value[1])
-    raise ValueError(f'test_cfg tile {name} must be an int or (height, width), got {value!r}')
+    raise InvalidTestCfgError(f'test_cfg tile {name} must be an int or (height, width), got {value!r}')
 
 
 def _transform(x: Tensor, k: int) -> Tensor:
@@ -117,15 +122,17 @@ class PANetEditModel(BaseEditModel):
         cfg = dict(test_cfg or {})
         unknown = sorted(set(cfg) - set(_TEST_KEYS))
         if unknown:
-            raise ValueError(f'PANetEditModel test_cfg has unknown keys {unknown}; allowed: {list(_TEST_KEYS)}')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg has unknown keys {unknown}; '
+                                      f'allowed: {list(_TEST_KEYS)}')
         self.chop_cfg = self._check_sub_cfg(cfg.get('chop'), 'chop', _CHOP_KEYS,
                                             dict(min_size=6400, shave=10, tiles_per_batch=1))
         self.tile_cfg = self._check_sub_cfg(cfg.get('tile'), 'tile', _TILE_KEYS, dict(overlap=0, tiles_per_batch=1))
         if self.chop_cfg is not None and self.tile_cfg is not None:
-            raise ValueError('PANetEditModel test_cfg sets both chop and tile; keep one of them')
+            raise InvalidTestCfgError('PANetEditModel test_cfg sets both chop and tile; keep one of them')
         if self.tile_cfg is not None:
             if 'size' not in self.tile_cfg:
-                raise ValueError('PANetEditModel test_cfg tile needs a size, e.g. tile=dict(size=128, overlap=16)')
+                raise InvalidTestCfgError('PANetEditModel test_cfg tile needs a size, '
+                                          'e.g. tile=dict(size=128, overlap=16)')
             size = _as_pair(self.tile_cfg['size'], 'size')
             tile_starts(size[0], size[0], self.tile_cfg['overlap'])  # validates overlap < size
             tile_starts(size[1], size[1], self.tile_cfg['overlap'])
@@ -134,23 +141,24 @@ class PANetEditModel(BaseEditModel):
         try:
             check_align(self.align)
         except ValueError as err:
-            raise ValueError(f'PANetEditModel test_cfg {err}') from None
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg {err}') from None
         if self.tile_cfg is not None and min(self.tile_cfg['size']) < self.align:
-            raise ValueError(f"PANetEditModel test_cfg tile size {self.tile_cfg['size']} is smaller than "
-                             f'align={self.align}; use tiles of at least {self.align} pixels')
+            raise InvalidTestCfgError(f"PANetEditModel test_cfg tile size {self.tile_cfg['size']} is smaller than "
+                                      f'align={self.align}; use tiles of at least {self.align} pixels')
         self.self_ensemble = bool(cfg.get('self_ensemble', False))
         if self.self_ensemble and self.align > 1:
-            raise ValueError(f'PANetEditModel test_cfg sets self_ensemble together with align={self.align}, which '
-                             'is refused because a flip or transpose changes the Bayer pattern the model was '
-                             'trained on; drop self_ensemble (tools/restore.py: --self-ensemble) for this model.')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg sets self_ensemble together with align={self.align}, '
+                                      'which is refused because a flip or transpose changes the Bayer pattern the '
+                                      'model was trained on; drop self_ensemble for this model.')
         min_input = cfg.get('min_input_size')
         if min_input is not None and (not isinstance(min_input, int) or min_input < 1):
-            raise ValueError(f'PANetEditModel test_cfg min_input_size must be a positive int, got {min_input!r}')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg min_input_size must be a positive int, '
+                                      f'got {min_input!r}')
         self.min_input_size = min_input if min_input is not None else self._pyramid_min_size()
         self.precision = cfg.get('precision', 'fp32')
         if not isinstance(self.precision, str) or self.precision not in _PRECISIONS:
-            raise ValueError(f'PANetEditModel test_cfg precision must be one of {list(_PRECISIONS)}, '
-                             f'got {self.precision!r}')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg precision must be one of {list(_PRECISIONS)}, '
+                                      f'got {self.precision!r}')
 
     @staticmethod
     def _check_sub_cfg(value: Any, name: str, keys: Sequence[str], defaults: Dict[str, Any]) -> Optional[dict]:
@@ -159,15 +167,16 @@ class PANetEditModel(BaseEditModel):
         if value is True:
             value = {}
         if not isinstance(value, dict):
-            raise ValueError(f'PANetEditModel test_cfg {name} must be a dict, got {value!r}')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg {name} must be a dict, got {value!r}')
         unknown = sorted(set(value) - set(keys))
         if unknown:
-            raise ValueError(f'PANetEditModel test_cfg {name} has unknown keys {unknown}; allowed: {list(keys)}')
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg {name} has unknown keys {unknown}; '
+                                      f'allowed: {list(keys)}')
         out = dict(defaults)
         out.update(value)
         if int(out['tiles_per_batch']) < 1:
-            raise ValueError(f'PANetEditModel test_cfg {name} tiles_per_batch must be >= 1, '
-                             f"got {out['tiles_per_batch']}")
+            raise InvalidTestCfgError(f'PANetEditModel test_cfg {name} tiles_per_batch must be >= 1, '
+                                      f"got {out['tiles_per_batch']}")
         return out
 
     def _pyramid_min_size(self) -> int:
@@ -298,4 +307,4 @@ class PANetEditModel(BaseEditModel):
         return acc[0] / acc[1]
 
 
-__all__ = ['PANetEditModel']
+__all__ = ['InvalidTestCfgError', 'PANetEditModel']

@@ -1,0 +1,94 @@
+"""The degraded inputs of the benchmark test sets, written once per source image.
+
+``tools/dataset_converters/prepare_testsets.py`` runs these in worker processes; its docstring lists
+the folders. Each writer returns the number of files it wrote (existing files are kept unless
+``overwrite``), so that a rerun is cheap and reports what changed.
+"""
+from __future__ import annotations
+
+import os.path as osp
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from .image_io import ImageFileError, imread_verified
+from .prepare import bicubic_downscale, imwrite_atomic, mod_crop
+from .transforms import TEST_SEED, add_gaussian_noise, bayer_mosaic, gray_or_y, image_seed, jpeg_compress
+
+#: GTmod12: every scale in 2, 3, 4 divides the HR size.
+SR_MOD = 12
+
+
+@dataclass(frozen=True)
+class TestSetOptions:
+    """What to write for every image: noise levels, JPEG qualities, Bayer patterns, SR scales."""
+
+    sigmas: Sequence[float] = (10, 30, 50, 70)
+    qualities: Sequence[int] = (10, 20, 30, 40)
+    patterns: Sequence[str] = ('GRBG', )
+    scales: Sequence[int] = (2, 3, 4)
+    overwrite: bool = False
+    max_pixels: Optional[int] = None
+
+
+def _write(img: np.ndarray, path: str, overwrite: bool) -> int:
+    """Write ``img`` atomically unless ``path`` exists (and not ``overwrite``); return 1 if written."""
+    if not overwrite and osp.exists(path):
+        return 0
+    imwrite_atomic(img, path)
+    return 1
+
+
+def _read(path: str, flags: int, options: TestSetOptions) -> np.ndarray:
+    """Read an 8-bit image, verified whole first; a damaged or unsuitable one raises ``ImageFileError``."""
+    img = imread_verified(path, flags, options.max_pixels)
+    if img.dtype != 'uint8':
+        raise ImageFileError(f"'{path}' has {img.dtype} pixels; the test sets need 8-bit images")
+    return img
+
+
+def process_color(job: Tuple[str, str], set_dir: str, options: TestSetOptions) -> int:
+    """GT, noisy and mosaic images of one colour test image ``job = (source path, output name)``."""
+    src, name = job
+    bgr = _read(src, cv2.IMREAD_COLOR, options)
+    written = _write(bgr, osp.join(set_dir, 'GT', f'{name}.png'), options.overwrite)
+    seed = image_seed(name, TEST_SEED)  # what SeededGaussianNoise derives from the dataset key NAME
+    for sigma in options.sigmas:
+        noisy = add_gaussian_noise(bgr, sigma, seed, channel_order='bgr')
+        written += _write(noisy, osp.join(set_dir, f'noisy_sigma{sigma:g}', f'{name}.png'), options.overwrite)
+    for pattern in options.patterns:
+        mosaic = bayer_mosaic(bgr, pattern, channel_order='bgr')
+        written += _write(mosaic, osp.join(set_dir, f'mosaic_{pattern.lower()}', f'{name}.png'), options.overwrite)
+    return written
+
+
+def process_gray(job: Tuple[str, str], set_dir: str, options: TestSetOptions) -> int:
+    """Grey / Y ground truth and JPEG inputs of one image."""
+    src, name = job
+    gray = gray_or_y(_read(src, cv2.IMREAD_UNCHANGED, options), channel_order='bgr')[..., 0]
+    written = _write(gray, osp.join(set_dir, 'GT_gray', f'{name}.png'), options.overwrite)
+    for quality in options.qualities:
+        written += _write(jpeg_compress(gray, quality), osp.join(set_dir, f'jpeg_q{quality}', f'{name}.png'),
+                          options.overwrite)
+    return written
+
+
+def process_sr(job: Tuple[str, str], set_dir: str, options: TestSetOptions) -> int:
+    """GTmod12 and bicubic LR images of one SR test image."""
+    src, name = job
+    img = _read(src, cv2.IMREAD_COLOR, options)
+    if min(img.shape[:2]) < SR_MOD:
+        raise ImageFileError(f"'{src}' is {img.shape[1]}x{img.shape[0]} pixels, smaller than the GTmod{SR_MOD} crop")
+    gt = mod_crop(img, SR_MOD)
+    written = _write(gt, osp.join(set_dir, f'GTmod{SR_MOD}', f'{name}.png'), options.overwrite)
+    for s in options.scales:
+        written += _write(bicubic_downscale(gt, s), osp.join(set_dir, f'LRbicx{s}', f'{name}.png'), options.overwrite)
+    return written
+
+
+#: The writer of each task a test set serves: 'color' (denoising, demosaicing), 'gray' (JPEG), 'sr'.
+PROCESSORS: Dict[str, Callable[..., int]] = {'color': process_color, 'gray': process_gray, 'sr': process_sr}
+
+__all__ = ['PROCESSORS', 'SR_MOD', 'TestSetOptions', 'process_color', 'process_gray', 'process_sr']
