@@ -45,7 +45,6 @@ from panet_mm.utils.checkpoint import (  # re-exported: the loader's historical 
     load_weights_only,
     numpy_safe_globals,
 )
-from panet_mm.utils.errors import first_line as _first_line  # noqa: F401  (apis/restore.py until it moves)
 from panet_mm.utils.fileio import atomic_write
 
 _BUFFER_TAG = '__panet_mm_history_buffer__'
