@@ -98,6 +98,8 @@ bench "PANet block, C=64 r=2, float32" "${PANET[@]}" --json "$OUT/panet.json"
 bench "PA-EDSR block, C=256 r=8, float32" "${EDSR[@]}" --json "$OUT/paedsr.json"
 bench "PANet block, bfloat16 autocast" "${BF16[@]}" --json "$OUT/bf16.json"
 bench "PA-EDSR x2 training step, float32" --step $STEP --impls fast,released --json "$OUT/step.json"
+# the README's target rows (the same command the CPU rows were measured with); full sizes, so not in --smoke
+[ $SMOKE = 1 ] || bench "target rows" --targets --json "$OUT/targets.json"
 # the measured table for the 'auto' rule on this device (tests/test_ops/data/attention_methods.json holds the CPU's)
 bench "formulations, C=64 r=2, float32" "${METHODS[@]}" --impls "" --methods col,pixel,row,patch --no-memory \
     --method-table "$OUT/methods_float32.json"

@@ -64,7 +64,7 @@ class NonFiniteLossHook(Hook):
                 raise NonFiniteLossError(
                     f'{name} is {v} at iteration {runner.iter + 1} (batch: {shown or "file names unknown"}); '
                     f'training stopped, the last good checkpoint is {last or "none (nothing saved yet)"}. '
-                    'Check these images, lower the learning rate or disable --amp, then resume with --resume')
+                    'Check these images, lower the learning rate or train without AMP, then resume from it')
 
 
 def _last_checkpoint(runner) -> Optional[str]:
@@ -111,7 +111,7 @@ class NonFiniteOutputHook(Hook):
                 name = meta.get('img_path') or meta.get('gt_path') or f'batch {batch_idx}'
                 raise NonFiniteOutputError(
                     f"the model's output for '{name}' has NaN / infinite values (test iteration {batch_idx + 1}); "
-                    'nothing was written - the checkpoint or the test-time settings (e.g. --amp, fp16) are broken')
+                    'nothing was written - the checkpoint or the test-time settings (e.g. AMP, fp16) are broken')
 
 
 @HOOKS.register_module()

@@ -1,4 +1,4 @@
-"""panet_mm.apis.restore: weights-only checkpoint loading, strict key matching, colour handling and data
+"""panet_mm.apis: weights-only checkpoint loading, strict key matching, colour handling and data
 pre-processing of the config, test-time modes, demosaicing inputs (raw CFA / photo / mosaic), safe output
 planning and atomic writes (CPU, tiny model)."""
 import os

@@ -1,4 +1,4 @@
-"""Every task restores every ordinary image kind (panet_mm.apis.restore and tools/restore.py).
+"""Every task restores every ordinary image kind (panet_mm.apis and tools/restore.py).
 
 The images are written as cameras and tools write them (OpenCV and Pillow encoders: 8-bit grey / colour PNG,
 colour and grey JPEG, 16-bit PNG, PNG with alpha, grey saved as 3 equal channels); the four tasks' demo configs

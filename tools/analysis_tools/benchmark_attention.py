@@ -26,9 +26,15 @@ measured ``torch.mm`` rate of its dtype. Inputs are random tensors of the pyrami
 ``C/r`` channels, keys ``C/r``, values ``C``, levels ``floor(s*H) x floor(s*W)`` for
 ``s = 1, 0.9, ...``); the 1x1 embeddings and the pyramid are not timed, for any implementation.
 
-Example (the default CPU run, about 10 minutes on 2 idle cores)::
+Every printed row carries the 1-minute load average before / after its timing child (the machine
+may be shared). ``--targets`` runs only the README's target rows (block forward 64x64 C=64 r=2,
+forward+backward 16 x 48x48, C=256 r=8 forward 64x64, whole PA-EDSR x2 forward 64x64 in float32 and
+in bfloat16 against the released float32 model), fast against released, with the ``torch.mm`` rates.
+
+Examples (the default CPU run, about 10 minutes on 2 idle cores; the target rows, a few minutes)::
 
     python tools/analysis_tools/benchmark_attention.py --plot attention.png --json attention.json
+    python tools/analysis_tools/benchmark_attention.py --targets
 """
 import argparse
 import importlib
@@ -326,21 +332,26 @@ def measure_step(spec):
     variants = {'without attention': None}
     for impl in spec['impls']:
         variants[f'with {impl}'] = case.fn(impl)
+    half = case.dtype != torch.float32
     steps = {}
     for name, fn in variants.items():
         net = build_pa_edsr(torch, pa, spec['channels'], spec['blocks'], fn).to(case.device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+        # --dtype: the whole network under autocast, except the released block's, which runs as released
+        amp = half and name != 'with released'
 
-        def step(net=net, opt=opt):
+        def step(net=net, opt=opt, amp=amp):
             x = torch.rand(spec['batch'], 3, spec['size'], spec['size'], device=case.device)
-            if not spec.get('train', True):
-                with torch.no_grad():
-                    net(x)
-                case.sync()
-                return
-            gt = torch.rand(spec['batch'], 3, 2 * spec['size'], 2 * spec['size'], device=case.device)
-            opt.zero_grad(set_to_none=True)
-            torch.nn.functional.l1_loss(net(x), gt).backward()
+            with torch.autocast(case.device.type, dtype=case.dtype, enabled=amp):
+                if not spec.get('train', True):
+                    with torch.no_grad():
+                        net(x)
+                    case.sync()
+                    return
+                gt = torch.rand(spec['batch'], 3, 2 * spec['size'], 2 * spec['size'], device=case.device)
+                opt.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.l1_loss(net(x).float(), gt)
+            loss.backward()
             opt.step()
             case.sync()
         steps[name] = step
@@ -355,7 +366,8 @@ def measure_step(spec):
     out = dict(spec, step_s={name: statistics.median(ts) for name, ts in times.items()},
                step_spread_s={name: [min(ts), max(ts)] for name, ts in times.items()})
     base = out['step_s']['without attention']
-    out['attention_share'] = {name[5:]: 1 - base / t for name, t in out['step_s'].items() if name.startswith('with ')}
+    out['attention_share'] = {name[5:]: 1 - base / t for name, t in out['step_s'].items()
+                              if name.startswith('with ') and not (half and name == 'with released')}
     if 'with fast' in times and 'with released' in times:
         per_round = [a / b for a, b in zip(times['with fast'], times['with released'])]
         out['fast_over_released'] = statistics.median(per_round)
@@ -595,35 +607,122 @@ def parse_args(argv=None):
                    help='instead of the block: time PA-EDSR x2 training steps with and without the attention '
                         '(e.g. 16,48,256,32 for the paper\'s training)')
     p.add_argument('--forward-only', action='store_true', help='--step: whole-network forward passes instead')
+    p.add_argument('--targets', action='store_true',
+                   help="only the rows of the README's targets (block forward / forward+backward, C=256, PA-EDSR "
+                        'x2 forward float32 and bfloat16), fast against released, with the load around each')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
-        return 0
+# (row, mode, case, target ratio of fast / released): the rows of issue 15's targets (--targets)
+TARGETS = [
+    ('block fwd 64x64, C=64 r=2', 'time', dict(batch=1, size=64, channels=64, reduction=2, **{'pass': 'fwd'}), 0.30),
+    ('block fwd+bwd 16 x 48x48, C=64 r=2', 'time',
+     dict(batch=16, size=48, channels=64, reduction=2, **{'pass': 'fwd+bwd'}), 0.30),
+    ('block fwd 64x64, C=256 r=8', 'time', dict(batch=1, size=64, channels=256, reduction=8, **{'pass': 'fwd'}), 0.25),
+    ('PA-EDSR x2 fwd 64x64, float32', 'step', dict(batch=1, size=64, channels=256, reduction=8, blocks=32,
+                                                   dtype='float32', train=False), 0.50),
+    ('PA-EDSR x2 fwd 64x64, bfloat16 (released: float32)', 'step',
+     dict(batch=1, size=64, channels=256, reduction=8, blocks=32, dtype='bfloat16', train=False), 0.25),
+]
+
+
+def target_row(name, mode, result, target, load):
+    """One markdown line of the --targets table."""
+    if 'error' in result:
+        return f"| {name} | error: {result['error']} | | | {target:.2f} | - | | | {load} |"
+    if mode == 'step':
+        fast, rel = result['step_s']['with fast'], result['step_s']['with released']
+        ratio, (lo, hi) = result['fast_over_released'], result['fast_over_released_spread']
+        rates = share = '-'
+    else:
+        recs = summarise(result, {}, ['fast', 'released'], result['dtype'])
+        fast, rel = recs['fast']['time_s'], recs['released']['time_s']
+        ratio, (lo, hi) = recs['fast']['ratio_released'], recs['fast']['ratio_released_spread']
+        mm = recs['fast']['matmul_gflops']
+        rates = f"{mm['float32']:.0f} / {mm['bfloat16']:.0f}"
+        share = f"{recs['fast']['gflops']:.0f} ({100 * recs['fast']['matmul_share']:.0f}%)"
+    met = 'yes' if ratio <= target else 'no'
+    times = f'{fmt_time(dict(time_s=fast))} | {fmt_time(dict(time_s=rel))}'
+    return f'| {name} | {times} | {ratio:.2f} ({lo:.2f}-{hi:.2f}) | {target:.2f} | {met} | {rates} | {share} | {load} |'
+
+
+def run_targets(args):
+    """The target rows, each in one child (fast and released interleaved), with the load around it."""
+    print(f'device={args.device} threads={args.threads or "torch default"} repeats={args.repeats} '
+          f'on {os.cpu_count()} CPUs', flush=True)
+    lines = ['| row | fast | released | fast / released (min-max) | target | met | mm GFLOP/s f32 / bf16 '
+             '| fast GFLOP/s (share of mm) | load average before / after |',
+             '|---|---|---|---|---|---|---|---|---|']
+    results = []
+    for name, mode, case, target in TARGETS:
+        spec = dict(dict(device=args.device, levels=5, repeats=args.repeats, method=args.method, dtype='float32',
+                         memory_budget_mb=args.memory_budget_mb, threads=args.threads, impls=['fast', 'released'],
+                         mode=mode), **case)
+        before = os.getloadavg()[0]
+        result = run_child(spec, args.timeout)
+        load = f'{before:.1f} / {os.getloadavg()[0]:.1f}'
+        lines.append(target_row(name, mode, result, target, load))
+        print(lines[-1], flush=True)
+        results.append(dict(result, row=name, target=target, load_average=load))
+    print()
+    print('\n'.join(lines))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+def run_step(args):
+    """--step: PA-EDSR x2 steps (or forwards) with and without the attention."""
+    try:
+        batch, size, channels, blocks = (int(v) for v in args.step.split(','))
+    except ValueError:
+        raise SystemExit(f'--step must be BATCH,SIZE,CHANNELS,BLOCKS, e.g. 16,48,256,32; '
+                         f'got {args.step!r}') from None
+    impls = [s.strip() for s in args.impls.split(',') if s.strip()]
+    before = os.getloadavg()[0]
+    result = run_child(dict(mode='step', device=args.device, batch=batch, size=size, channels=channels,
+                            reduction=8, blocks=blocks, levels=5, repeats=args.repeats, method=args.method,
+                            dtype=args.dtype, memory_budget_mb=args.memory_budget_mb, threads=args.threads,
+                            impls=impls, train=not args.forward_only), args.timeout)
+    if 'error' in result:
+        print(f"error: {result['error']}", file=sys.stderr)
+        return 1
+    print(step_table(result))
+    print(f'load average before / after: {before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+def run_case(args, common, impls):
+    """Memory children (CPU) and the timing child of one (pass, batch, size); their summary."""
+    pass_, batch, size = common['pass'], common['batch'], common['size']
+    score_gb = reference_score_map_bytes(batch, size, args.levels) / 1e9
+    skipped = {impl: dict(skipped=f'skipped (est. {score_gb:.1f} GB score map)')
+               for impl in impls if impl in BASELINES and score_gb > args.max_ref_gb}
+    run = [impl for impl in impls if impl not in skipped]
+    memory = dict(skipped)
+    if not args.no_memory and args.device != 'cuda':
+        for impl in run:
+            memory[impl] = run_child(dict(common, mode='memory', impl=impl), args.timeout)
+    before = os.getloadavg()[0]
+    timing = run_child(dict(common, mode='time', impls=run), args.timeout) if run else {}
+    load = (before, os.getloadavg()[0])
+    summary = summarise(timing, memory, impls, args.dtype)
+    for impl, rec in summary.items():
+        rec['load_average'] = load
+        print(f'  {pass_:8s} batch {batch:3d} {size:4d}x{size:<4d} {impl:12s} {fmt_time(rec):>24s}  '
+              f"vs released {fmt_ratio(rec, 'released'):>18s}  peak {fmt_mem(rec):>8s}  "
+              f'load {load[0]:.1f} / {load[1]:.1f}', flush=True)
+    return summary
+
+
+def run_block(args):
+    """The block's table: every (pass, batch, size) of the arguments."""
     cuda = args.device == 'cuda'
-    if args.step:
-        try:
-            batch, size, channels, blocks = (int(v) for v in args.step.split(','))
-        except ValueError:
-            raise SystemExit(f'--step must be BATCH,SIZE,CHANNELS,BLOCKS, e.g. 16,48,256,32; '
-                             f'got {args.step!r}') from None
-        impls = [s.strip() for s in args.impls.split(',') if s.strip()]
-        result = run_child(dict(mode='step', device=args.device, batch=batch, size=size, channels=channels,
-                                reduction=8, blocks=blocks, levels=5, repeats=args.repeats, method=args.method,
-                                dtype=args.dtype, memory_budget_mb=args.memory_budget_mb, threads=args.threads,
-                                impls=impls, train=not args.forward_only), args.timeout)
-        if 'error' in result:
-            print(f"error: {result['error']}", file=sys.stderr)
-            return 1
-        print(step_table(result))
-        if args.json:
-            with open(args.json, 'w') as f:
-                json.dump(result, f, indent=1)
-        return 0
     sizes = args.sizes if args.sizes is not None else ([48, 64, 96, 128, 192, 256] if cuda else [32, 48, 64, 96, 128])
     fb_sizes = args.fb_sizes if args.fb_sizes is not None else [32, 48]
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
@@ -637,26 +736,18 @@ def main(argv=None):
         common = dict(device=args.device, size=size, batch=batch, channels=args.channels, reduction=args.reduction,
                       levels=args.levels, repeats=args.repeats, method=args.method, dtype=args.dtype,
                       memory_budget_mb=args.memory_budget_mb, threads=args.threads, **{'pass': pass_})
-        score_gb = reference_score_map_bytes(batch, size, args.levels) / 1e9
-        skipped = {impl: dict(skipped=f'skipped (est. {score_gb:.1f} GB score map)')
-                   for impl in impls if impl in BASELINES and score_gb > args.max_ref_gb}
-        run = [impl for impl in impls if impl not in skipped]
-        memory = dict(skipped)
-        if not args.no_memory and not cuda:
-            for impl in run:
-                memory[impl] = run_child(dict(common, mode='memory', impl=impl), args.timeout)
-        timing = run_child(dict(common, mode='time', impls=run), args.timeout) if run else {}
-        summary = summarise(timing, memory, impls, args.dtype)
+        summary = rows[(pass_, batch, size)] = run_case(args, common, impls)
         for impl, rec in summary.items():
             records.append(dict(rec, **{'pass': pass_}, batch=batch, size=size, device=args.device,
                                 dtype=args.dtype if impl_method(impl, '') is not None else 'float32',
-                                channels=args.channels, reduction=args.reduction, levels=args.levels,
-                                load_average=os.getloadavg()[0]))
-            print(f'  {pass_:8s} batch {batch:3d} {size:4d}x{size:<4d} {impl:12s} {fmt_time(rec):>24s}  '
-                  f"vs released {fmt_ratio(rec, 'released'):>18s}  peak {fmt_mem(rec)}", flush=True)
-        rows[(pass_, batch, size)] = summary
+                                channels=args.channels, reduction=args.reduction, levels=args.levels))
     print()
     print(markdown_table(rows, 'fast' if 'fast' in impls else (impls[0] if impls else 'fast')))
+    write_outputs(args, rows, records, methods)
+    return 0
+
+
+def write_outputs(args, rows, records, methods):
     if methods:
         print()
         print(methods_table(rows, methods))
@@ -669,7 +760,18 @@ def main(argv=None):
     if args.plot:
         plot(records, args.plot)
         print(f'\nplot written to {args.plot}')
-    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    if args.targets:
+        return run_targets(args)
+    if args.step:
+        return run_step(args)
+    return run_block(args)
 
 
 if __name__ == '__main__':
