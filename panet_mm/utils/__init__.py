@@ -1,1 +1,7 @@
-"""Helpers shared across panet_mm that belong to no mmagic registry."""
+"""The ground floor: helpers every other floor shares, importing no other part of panet_mm.
+
+* :mod:`.errors` - ``PanetMMError`` (the base of every panet_mm error) and ``ParameterError``.
+* :mod:`.fileio` - the one atomic writer (bytes, text, images, checkpoints).
+* :mod:`.checkpoint` - the one weights-only loader; unwrapping, comparing and listing state dicts.
+* :mod:`.memory`, :mod:`.compat` - memory measurement; differences between the supported stacks.
+"""
