@@ -13,10 +13,12 @@ from typing import List, Optional
 from mmagic.datasets import BasicImageDataset
 from mmagic.registry import DATASETS
 
+from panet_mm.utils.errors import PanetMMError
+
 from .image_io import MAX_PIXELS_ENV, ImageFileError, check_image_file, verify_image_file
 
 
-class DataSampleError(RuntimeError):
+class DataSampleError(PanetMMError, RuntimeError):
     """Loading or transforming one sample failed; the message names its files."""
 
 

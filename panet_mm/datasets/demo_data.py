@@ -9,7 +9,6 @@ import contextlib
 import importlib.util
 import os
 import os.path as osp
-import re
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Dict, Iterator, List, Sequence, Tuple
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..utils.errors import PanetMMError, ParameterError
+from ..utils.fileio import temp_file_target
 from . import prepare
 
 
@@ -158,8 +158,8 @@ def prune_stale(out: str, previous: Sequence[str], current: Sequence[str]) -> in
     """Delete the files an earlier run recorded that this run does not make, and this tool's temporary files.
 
     Only what the tool can prove it made is touched: files listed in the marker (``previous``) and
-    the atomic writer's temporary files (``.NAME.PID.RANDOM.tmp``) of those names or of ``current``.
-    Folders left empty by the deletion are removed too.
+    the atomic writer's temporary files (:func:`panet_mm.utils.fileio.temp_file_target`) of those names or
+    of ``current``. Folders left empty by the deletion are removed too.
     """
     out_real = osp.realpath(out)
     stale = sorted(set(previous) - set(current))
@@ -169,8 +169,8 @@ def prune_stale(out: str, previous: Sequence[str], current: Sequence[str]) -> in
         path = osp.join(out, folder)
         if osp.isdir(path):
             for f in os.listdir(path):
-                m = re.fullmatch(r'\.(.+)\.\d+\.[0-9a-f]+\.tmp', f)
-                if m and osp.join(folder, m.group(1)) in names:
+                target = temp_file_target(f)
+                if target and osp.join(folder, target) in names:
                     stale.append(osp.join(folder, f))
     removed = 0
     for rel in stale:

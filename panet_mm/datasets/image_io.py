@@ -14,7 +14,7 @@ goes through this module first:
   formats through Pillow's lazy ``Image.open`` (which reads the header only).
 * :func:`check_image_file` refuses a size above the pixel limit (:func:`default_max_pixels`: what
   the machine's memory affords, or ``PANET_MM_MAX_PIXELS``), naming the file, its declared size and
-  the option that raises the limit.
+  the parameter that raises the limit (``max_pixels``; CLIs name their flag).
 * :func:`verify_image_file` also decodes the whole file with Pillow, which notices truncated or
   corrupt PNG / JPEG data that OpenCV silently fills in.
 * :func:`imread_verified` is :func:`verify_image_file` followed by OpenCV's decoding (the pixels the
@@ -32,6 +32,8 @@ from typing import BinaryIO, Iterator, NamedTuple, Optional, Union
 
 import numpy as np
 
+from panet_mm.utils.errors import PanetMMError, ParameterError, first_line
+
 #: Environment variable that sets the pixel limit (an integer number of pixels) for every reader.
 MAX_PIXELS_ENV = 'PANET_MM_MAX_PIXELS'
 #: Bytes of memory budgeted per declared pixel: the limit keeps a decoded image and the few float32
@@ -46,12 +48,16 @@ _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0
 _JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
 
 
-class ImageFileError(ValueError):
+class ImageFileError(PanetMMError):
     """An image file is empty, truncated, corrupt or not an image; the message names it."""
 
 
-class PixelLimitError(ImageFileError):
-    """An image declares more pixels than the limit (a possible decompression bomb)."""
+class PixelLimitError(ImageFileError, ParameterError):
+    """An image declares more pixels than the limit (a possible decompression bomb).
+
+    A :class:`~panet_mm.utils.errors.ParameterError` of ``max_pixels``: a CLI names its flag with
+    ``err.for_cli({'max_pixels': '--max-pixels'})``.
+    """
 
 
 class ImageHeader(NamedTuple):
@@ -170,11 +176,6 @@ def pillow_checks() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:200]
-
-
 def _open(source: Union[str, bytes]) -> BinaryIO:
     return io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, 'rb')
 
@@ -213,7 +214,7 @@ def read_image_header(source: Union[str, bytes], name: Optional[str] = None) -> 
                 raise ImageFileError(f"'{name}' is not an image file of a known format (PNG, JPEG, BMP, TIFF, WebP, "
                                      'PNM, ...), or its header is corrupt; convert it to PNG') from None
             except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
-                raise ImageFileError(f"'{name}' has a truncated or corrupt header ({_first_line(err)}); copy or "
+                raise ImageFileError(f"'{name}' has a truncated or corrupt header ({first_line(err, 200)}); copy or "
                                      'export the image again') from None
     if header.width < 1 or header.height < 1:
         raise ImageFileError(f"'{name}' declares {header.width}x{header.height} pixels (corrupt header); copy or "
@@ -221,72 +222,61 @@ def read_image_header(source: Union[str, bytes], name: Optional[str] = None) -> 
     return header
 
 
-def check_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None, option: str = '--max-pixels N',
-                     name: Optional[str] = None) -> ImageHeader:
+def check_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None, option: Optional[str] = None,
+                     name: Optional[str] = None, decode: bool = False) -> ImageHeader:
     """Read the header and refuse an image declaring more than ``max_pixels`` pixels.
 
     Args:
         source (str | bytes): The file path, or the file's bytes.
         max_pixels (int, optional): The limit. Default: :func:`default_max_pixels`.
-        option (str): How the user raises the limit, quoted in the refusal. Default: ``'--max-pixels N'``.
+        option (str, optional): How the caller's user raises the limit, quoted in the refusal as is
+            (e.g. a dataset config key). Default: None, i.e. the parameter ``max_pixels``, which a CLI
+            renames with :meth:`PixelLimitError.for_cli`.
         name (str, optional): The file name for messages. Default: ``source`` if it is a path.
-
-    Returns:
-        ImageHeader: The declared size.
-
-    Raises:
-        PixelLimitError: The declared size is above the limit.
-        ImageFileError: See :func:`read_image_header`.
-    """
-    name = name or (source if isinstance(source, str) else '<bytes>')
-    header = read_image_header(source, name)
-    limit = default_max_pixels() if max_pixels is None else int(max_pixels)
-    if header.pixels > limit:
-        raise PixelLimitError(
-            f"'{name}' declares {header.width}x{header.height} pixels ({header.pixels / 1e6:.0f} MP), above the "
-            f'limit of {limit / 1e6:.0f} MP (a decompression bomb would exhaust the memory); it was not decoded. '
-            f'If the image is genuine, raise the limit ({option}, N >= {header.pixels})')
-    return header
-
-
-def verify_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None, option: str = '--max-pixels N',
-                      name: Optional[str] = None) -> ImageHeader:
-    """:func:`check_image_file`, then decode every pixel with Pillow to find truncated or corrupt data.
-
-    Args:
-        source (str | bytes): The file path, or the file's bytes.
-        max_pixels (int, optional): The limit. Default: :func:`default_max_pixels`.
-        option (str): How the user raises the limit. Default: ``'--max-pixels N'``.
-        name (str, optional): The file name for messages.
+        decode (bool): Then decode every pixel with Pillow, to find truncated or corrupt data that
+            OpenCV would silently fill in. Default: False (the header only).
 
     Returns:
         ImageHeader: The declared size.
 
     Raises:
         PixelLimitError: The declared size is above the limit (nothing was decoded).
-        ImageFileError: The file is empty, truncated, corrupt or not an image.
+        ImageFileError: The file is empty, not an image, or (``decode``) truncated or corrupt.
     """
-    from PIL import Image
     name = name or (source if isinstance(source, str) else '<bytes>')
-    header = check_image_file(source, max_pixels, option, name)
-    try:
-        with _open(source) as f, pillow_checks(), Image.open(f) as im:
-            im.load()
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as err:
-        raise ImageFileError(f"'{name}' is truncated or corrupt ({_first_line(err)}); copy or export the image "
-                             'again') from None
+    header = read_image_header(source, name)
+    limit = default_max_pixels() if max_pixels is None else int(max_pixels)
+    if header.pixels > limit:
+        template = (f"'{name}' declares {header.width}x{header.height} pixels ({header.pixels / 1e6:.0f} MP), above "
+                    f'the limit of {limit / 1e6:.0f} MP (a decompression bomb would exhaust the memory); it was not '
+                    f'decoded. If the image is genuine, raise the limit to at least {header.pixels} ({{param}})')
+        raise PixelLimitError('max_pixels', template.replace('{param}', option) if option else template)
+    if decode:
+        from PIL import Image
+        try:
+            with _open(source) as f, pillow_checks(), Image.open(f) as im:
+                im.load()
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as err:
+            raise ImageFileError(f"'{name}' is truncated or corrupt ({first_line(err, 200)}); copy or export the "
+                                 'image again') from None
     return header
 
 
+def verify_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None, option: Optional[str] = None,
+                      name: Optional[str] = None) -> ImageHeader:
+    """:func:`check_image_file` with ``decode=True``: the limit, then every pixel decoded once."""
+    return check_image_file(source, max_pixels, option, name, decode=True)
+
+
 def imread_verified(path: str, flags: Optional[int] = None, max_pixels: Optional[int] = None,
-                    option: str = '--max-pixels N') -> np.ndarray:
+                    option: Optional[str] = None) -> np.ndarray:
     """Read an image with OpenCV after :func:`verify_image_file` (limit and full verification).
 
     Args:
         path (str): Image file.
         flags (int, optional): ``cv2.imread`` flags. Default: ``cv2.IMREAD_COLOR``.
         max_pixels (int, optional): The pixel limit. Default: :func:`default_max_pixels`.
-        option (str): How the user raises the limit. Default: ``'--max-pixels N'``.
+        option (str, optional): See :func:`check_image_file`.
 
     Returns:
         np.ndarray: The image as OpenCV decodes it (BGR for colour).

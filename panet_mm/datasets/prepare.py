@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 import os.path as osp
-import uuid
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from panet_mm.utils.errors import cli_message
+from panet_mm.utils.fileio import atomic_write, atomic_write_image
 
 from .image_io import ImageFileError, imread_verified
 
@@ -203,56 +204,25 @@ def bicubic_downscale(img: np.ndarray, scale: int) -> np.ndarray:
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically.
-
-    The bytes go to a hidden temporary file in the same folder (created with the usual
-    permissions, i.e. ``0o666`` minus the umask), which is flushed, synced and then renamed over
-    ``path`` with :func:`os.replace`. Readers see either the old file or the complete new one; if
-    anything fails, the temporary file is removed and the error is re-raised.
-
-    Args:
-        path: Destination file. Its folder must exist.
-        data: The complete file content.
-    """
-    folder, base = osp.split(osp.abspath(path))
-    tmp = osp.join(folder, f'.{base}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically (:func:`panet_mm.utils.fileio.atomic_write`)."""
+    atomic_write(path, data)
 
 
 def imwrite_atomic(img: np.ndarray, path: str, png_compression: int = 3, auto_mkdir: bool = True) -> None:
-    """Encode an image with OpenCV and write it atomically (see :func:`atomic_write_bytes`).
+    """Encode an image with OpenCV and write it atomically (:func:`panet_mm.utils.fileio.atomic_write_image`).
 
     Args:
         img: Image in OpenCV's layout (BGR for colour images).
         path: Destination file; its extension selects the format. PNG is lossless.
         png_compression: zlib level 0-9 for PNG files (ignored for other formats). Defaults to 3,
             OpenCV's default; the level changes the file size, never the pixels.
-        auto_mkdir: Create the destination folder if it does not exist. Defaults to True.
+        auto_mkdir: Kept for callers; the destination folder is always created.
 
     Raises:
-        ValueError: If OpenCV cannot encode the image in the requested format.
+        ImageEncodeError: (a ``ValueError``) If OpenCV cannot encode the image in the requested format.
     """
     ext = osp.splitext(path)[1].lower()
-    params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)] if ext == '.png' else []
-    try:
-        ok, buf = cv2.imencode(ext, img, params)
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise ValueError(f'OpenCV could not encode an image of shape {img.shape} as {ext!r} for {path}')
-    if auto_mkdir:
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    atomic_write_bytes(path, buf.tobytes())
+    atomic_write_image(path, img, [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)] if ext == '.png' else None)
 
 
 def _shape3(shape: Sequence[int]) -> Shape:
@@ -324,8 +294,7 @@ def write_meta_info(path: str, entries: Iterable[Tuple[str, Sequence[int]]], sor
     lines = [meta_info_line(name, shape) for name, shape in entries]
     if sort:
         lines.sort()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    atomic_write_bytes(path, ''.join(f'{line}\n' for line in lines).encode('utf-8'))
+    atomic_write(path, ''.join(f'{line}\n' for line in lines))
     return len(lines)
 
 
@@ -342,7 +311,7 @@ def read_meta_info(path: str) -> List[Tuple[str, Shape]]:
         return [parse_meta_info_line(line) for line in f if line.strip()]
 
 
-def imread_color(path: str, max_pixels: Optional[int] = None, option: str = '--max-pixels N') -> np.ndarray:
+def imread_color(path: str, max_pixels: Optional[int] = None, option: Optional[str] = None) -> np.ndarray:
     """Read an image as 3-channel BGR ``uint8`` with OpenCV (grayscale images are replicated).
 
     The file is checked first (:func:`panet_mm.datasets.image_io.imread_verified`): its declared size
@@ -353,15 +322,16 @@ def imread_color(path: str, max_pixels: Optional[int] = None, option: str = '--m
         path: Image file.
         max_pixels: The pixel limit. Defaults to
             :func:`~panet_mm.datasets.image_io.default_max_pixels`.
-        option: How the user raises the limit, quoted when it refuses. Defaults to ``'--max-pixels N'``.
+        option: See :func:`~panet_mm.datasets.image_io.check_image_file`. Defaults to None (the refusal
+            names ``max_pixels``; a CLI renames it with ``err.for_cli``).
 
     Returns:
         The image, of shape ``(H, W, 3)``.
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ImageFileError: (a ``ValueError``) If the file is too large, empty, truncated, corrupt or not
-            an image.
+        ImageFileError: (a ``ValueError``) If the file is empty, truncated, corrupt or not an image.
+        PixelLimitError: If it declares more than ``max_pixels`` pixels.
     """
     return imread_verified(path, cv2.IMREAD_COLOR, max_pixels, option)
 
@@ -387,8 +357,8 @@ def _init_worker(event: Any) -> None:
 class _Guarded:
     """``func(item)`` in a worker: skipped once the batch is stopped, a damaged image returned, not raised."""
 
-    def __init__(self, func: Callable[[Any], Any]) -> None:
-        self.func = func
+    def __init__(self, func: Callable[[Any], Any], flags: Optional[Mapping[str, str]] = None) -> None:
+        self.func, self.flags = func, dict(flags or {})
 
     def __call__(self, item: Any) -> Tuple[str, Any]:
         if _stop_event is not None and _stop_event.is_set():
@@ -396,7 +366,7 @@ class _Guarded:
         try:
             return 'ok', self.func(item)
         except ImageFileError as err:
-            return 'bad', str(err)
+            return 'bad', cli_message(err, self.flags)
 
 
 class ImagePool:
@@ -410,9 +380,12 @@ class ImagePool:
 
     Args:
         workers (int): Number of worker processes.
+        flags (Mapping[str, str], optional): The CLI's flag for each library parameter, used in the
+            messages of damaged images (e.g. ``{'max_pixels': '--max-pixels'}``). Default: None.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, flags: Optional[Mapping[str, str]] = None) -> None:
+        self.flags = flags
         self.stop = multiprocessing.Event()
         self.pool = multiprocessing.Pool(max(1, workers), initializer=_init_worker, initargs=(self.stop, ))
 
@@ -432,7 +405,8 @@ class ImagePool:
         from tqdm import tqdm
         self.stop.clear()
         results, bad = [], []
-        for status, value in tqdm(self.pool.imap(_Guarded(func), items), total=len(items), desc=desc, unit='img'):
+        guarded = _Guarded(func, self.flags)
+        for status, value in tqdm(self.pool.imap(guarded, items), total=len(items), desc=desc, unit='img'):
             if status == 'ok':
                 results.append(value)
             elif status == 'bad':

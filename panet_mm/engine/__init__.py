@@ -1,4 +1,6 @@
 """Runtime of panet_mm: distributed runs without a GPU, safe checkpoints, the strict runner, hooks."""
+from panet_mm.utils.checkpoint import compare_state_dicts
+
 from .checkpoint import (
                          AtomicLocalBackend,
                          UnsafeCheckpointError,
@@ -9,7 +11,7 @@ from .checkpoint import (
 from .distributed import CPUDistributedDataParallel, setup_distributed
 from .hooks import NonFiniteLossError, NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook, SaveMetricsHook
 from .optim import CPUAmpOptimWrapper
-from .runner import CheckpointMismatchError, PANetRunner, compare_state_dicts
+from .runner import CheckpointMismatchError, PANetRunner
 from .visualization import FirstSamplesVisualizationHook
 
 __all__ = [

@@ -19,14 +19,18 @@ from typing import Iterator, List, Optional, Sequence
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 
+from panet_mm.utils.checkpoint import list_keys
+from panet_mm.utils.errors import PanetMMError, cli_message
+
 from ..registry import register_config_package
-from .checkpoint import UnsafeCheckpointError
-from .distributed import setup_distributed
-from .hooks import NonFiniteLossError, NonFiniteOutputError
-from .runner import CheckpointMismatchError, PANetRunner
-from .work_dir import WorkDirBusyError, WorkDirLock, remove_interrupted_saves
+from .distributed import LauncherError, setup_distributed
+from .runner import PANetRunner
+from .work_dir import WorkDirLock, remove_interrupted_saves
 
 _MISSING = object()
+#: The tools' spelling of the library parameters that errors name.
+CLI_FLAGS = {'work_dir': '--work-dir', 'allow_partial_load': '--cfg-options allow_partial_load',
+             'launcher': '--launcher', 'max_pixels': '--max-pixels'}
 #: Errors of a full or read-only disk: one line instead of a traceback.
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -89,7 +93,10 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if cfg.get('tensorboard', False):
         add_tensorboard(cfg)
-    setup_distributed(cfg, args.launcher)
+    try:
+        setup_distributed(cfg, args.launcher)
+    except LauncherError as e:
+        raise SystemExit(f'error: {e.for_cli(CLI_FLAGS)}') from None
     return cfg
 
 
@@ -155,9 +162,8 @@ def hold_work_dir(cfg: Config) -> Iterator[None]:
             print(f'note: {lock.note}', file=sys.stderr)
         removed, size = remove_interrupted_saves(cfg.work_dir)
         if removed:
-            shown = ', '.join(removed[:4]) + (f' (+{len(removed) - 4} more)' if len(removed) > 4 else '')
             print(f'note: removed {len(removed)} temporary file(s) ({size / 1e6:.1f} MB) of interrupted checkpoint '
-                  f"saves in '{cfg.work_dir}': {shown}", file=sys.stderr)
+                  f"saves in '{cfg.work_dir}': {list_keys(removed)}", file=sys.stderr)
         yield
 
 
@@ -282,9 +288,10 @@ def readable_errors() -> Iterator[None]:
         return
     try:
         yield
-    except (CheckpointMismatchError, UnsafeCheckpointError, NonFiniteLossError, NonFiniteOutputError,
-            FileNotFoundError, WorkDirBusyError) as e:
-        _fail(str(e))
+    except (PanetMMError, FileNotFoundError) as e:
+        text = cli_message(e, CLI_FLAGS).strip()
+        # a sample error re-raised from a DataLoader worker carries the worker's traceback before its message
+        _fail(text.splitlines()[-1] if type(e).__name__ == 'DataSampleError' else text)
     except OSError as e:
         text = disk_error(e)
         if text is None:
@@ -295,10 +302,6 @@ def readable_errors() -> Iterator[None]:
         if text is None:
             raise
         _fail(text)
-    except RuntimeError as e:
-        if type(e).__name__ != 'DataSampleError':
-            raise
-        _fail(str(e).strip().splitlines()[-1])
 
 
 def disk_error(err: OSError, hint: str = 'then continue with --resume') -> Optional[str]:
@@ -317,5 +320,6 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
-__all__ = ['add_tensorboard', 'build_runner', 'check_overrides', 'disk_error', 'enable_amp', 'explain_missing_base',
-           'explain_unknown_type', 'hold_work_dir', 'load_config', 'parse_cfg_options', 'readable_errors']
+__all__ = ['CLI_FLAGS', 'add_tensorboard', 'build_runner', 'check_overrides', 'disk_error', 'enable_amp',
+           'explain_missing_base', 'explain_unknown_type', 'hold_work_dir', 'load_config', 'parse_cfg_options',
+           'readable_errors']

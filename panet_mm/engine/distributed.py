@@ -21,6 +21,12 @@ from mmengine.model import MMDistributedDataParallel
 # mmengine's root registry: Runner.wrap_model looks wrappers up there, not in mmagic's child registry
 from mmengine.registry import MODEL_WRAPPERS
 
+from panet_mm.utils.errors import ParameterError
+
+
+class LauncherError(ParameterError, RuntimeError):
+    """The launcher cannot start here (no CUDA, or the environment a distributed run needs is missing)."""
+
 
 @MODEL_WRAPPERS.register_module()
 class CPUDistributedDataParallel(MMDistributedDataParallel):
@@ -71,12 +77,12 @@ def setup_distributed(cfg: Config, launcher: str) -> bool:
     if launcher == 'slurm':
         _slurm_env()
     elif launcher != 'pytorch':
-        raise ValueError(f"--launcher {launcher} needs CUDA; without a GPU use --launcher pytorch "
-                         '(tools/dist_train.sh) or slurm')
+        raise LauncherError('launcher', f'{{param}} {launcher} needs CUDA; without a GPU use {{param}} pytorch '
+                            '(tools/dist_train.sh) or slurm')
     for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
         if key not in os.environ:
-            raise RuntimeError(f'--launcher {launcher} needs the environment variable {key}; '
-                               'start the run with tools/dist_train.sh or torchrun')
+            raise LauncherError('launcher', f'{{param}} {launcher} needs the environment variable {key}; '
+                                'start the run with tools/dist_train.sh or torchrun')
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     dist_cfg['backend'] = 'gloo'
@@ -93,4 +99,4 @@ def setup_distributed(cfg: Config, launcher: str) -> bool:
     return False
 
 
-__all__ = ['CPUDistributedDataParallel', 'setup_distributed']
+__all__ = ['CPUDistributedDataParallel', 'LauncherError', 'setup_distributed']

@@ -11,8 +11,11 @@ from mmagic.utils import print_colored_log
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from panet_mm.utils.checkpoint import list_keys
+from panet_mm.utils.errors import PanetMMError
 
-class NonFiniteLossError(RuntimeError):
+
+class NonFiniteLossError(PanetMMError, RuntimeError):
     """The training loss became NaN or infinite."""
 
 
@@ -56,7 +59,7 @@ class NonFiniteLossHook(Hook):
             v = float(value.detach().float().mean()) if isinstance(value, torch.Tensor) else float(value)
             if not math.isfinite(v):
                 files = _batch_files(data_batch)
-                shown = ', '.join(files[:8]) + (f' (+{len(files) - 8} more)' if len(files) > 8 else '')
+                shown = list_keys(files)
                 last = _last_checkpoint(runner)
                 raise NonFiniteLossError(
                     f'{name} is {v} at iteration {runner.iter + 1} (batch: {shown or "file names unknown"}); '
@@ -80,12 +83,11 @@ def non_finite_keys(state: Mapping[str, Any]) -> List[str]:
 
 def non_finite_message(source: str, keys: List[str]) -> str:
     """One sentence naming the non-finite tensors of a checkpoint and what to do."""
-    shown = ', '.join(keys[:8]) + (f' (+{len(keys) - 8} more)' if len(keys) > 8 else '')
-    return (f"checkpoint '{source}' has NaN / infinite weights in {len(keys)} tensor(s): {shown}; its training "
-            'diverged, so nothing was restored or tested - use an earlier checkpoint of the run')
+    return (f"checkpoint '{source}' has NaN / infinite weights in {len(keys)} tensor(s): {list_keys(keys)}; its "
+            'training diverged, so nothing was restored or tested - use an earlier checkpoint of the run')
 
 
-class NonFiniteOutputError(RuntimeError):
+class NonFiniteOutputError(PanetMMError, RuntimeError):
     """A model's test output holds NaN or infinite values (or its checkpoint does)."""
 
 

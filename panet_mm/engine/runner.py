@@ -17,13 +17,16 @@ in the same process is unchanged.
 from __future__ import annotations
 
 import re
-from typing import Callable, List, Union
+from collections import OrderedDict
+from typing import Any, Callable, Union
 
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-from mmengine.runner.checkpoint import _load_checkpoint_to_model
+from mmengine.runner import Runner, load_state_dict
+
+from panet_mm.utils.checkpoint import compare_state_dicts, unwrap_state_dict
+from panet_mm.utils.errors import ParameterError
 
 from .checkpoint import (
     ATOMIC_BACKEND,
@@ -35,30 +38,19 @@ from .checkpoint import (
 from .hooks import NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook, non_finite_keys, non_finite_message
 
 
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint's keys or shapes do not match the model."""
+class CheckpointMismatchError(ParameterError, RuntimeError):
+    """A checkpoint's keys or shapes do not match the model; the fix names the config key ``allow_partial_load``."""
 
 
-def _listing(keys: List[str], limit: int = 8) -> str:
-    more = f' (+{len(keys) - limit} more)' if len(keys) > limit else ''
-    return ', '.join(keys[:limit]) + more
-
-
-def compare_state_dicts(model_state: dict, ckpt_state: dict) -> dict:
-    """Missing, unexpected and mis-shaped keys of ``ckpt_state`` against ``model_state``.
-
-    Args:
-        model_state (dict): The model's ``state_dict()``.
-        ckpt_state (dict): The checkpoint's state dict (prefixes already revised).
-
-    Returns:
-        dict: ``missing``, ``unexpected`` and ``mis-shaped`` lists of key descriptions.
-    """
-    missing = [k for k in model_state if k not in ckpt_state and 'num_batches_tracked' not in k]
-    unexpected = [k for k in ckpt_state if k not in model_state]
-    shaped = [f'{k} {tuple(ckpt_state[k].shape)} vs model {tuple(v.shape)}' for k, v in model_state.items()
-              if k in ckpt_state and hasattr(ckpt_state[k], 'shape') and tuple(ckpt_state[k].shape) != tuple(v.shape)]
-    return {'missing': missing, 'unexpected': unexpected, 'mis-shaped': shaped}
+def _model_state(checkpoint: Any, filename: str, revise_keys: list) -> OrderedDict[str, Any]:
+    """The checkpoint's state dict with ``revise_keys`` applied, keeping torch's per-module ``_metadata``."""
+    state = unwrap_state_dict(checkpoint, filename, strip=())
+    for pattern, repl in revise_keys:
+        state = {re.sub(pattern, repl, k): v for k, v in state.items()}
+    raw = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    out = OrderedDict(state)
+    out._metadata = getattr(raw, '_metadata', OrderedDict())  # module versions (BatchNorm's counter, ...)
+    return out
 
 
 @RUNNERS.register_module()
@@ -105,25 +97,21 @@ class PANetRunner(Runner):
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         allow_partial = bool(self.cfg.get('allow_partial_load', False)) and not strict
-        state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
-        if isinstance(state, dict):
-            for pattern, repl in revise_keys:
-                state = {re.sub(pattern, repl, k): v for k, v in state.items()}
-            bad = non_finite_keys(state)
-            if bad:
-                raise NonFiniteOutputError(non_finite_message(filename, bad))
-            problems = {k: v for k, v in compare_state_dicts(model.state_dict(), state).items() if v}
-            if problems and not allow_partial:
-                detail = '; '.join(f'{len(v)} {k}: {_listing(v)}' for k, v in problems.items())
-                raise CheckpointMismatchError(
-                    f"checkpoint '{filename}' does not match the model of this config ({detail}); it is for "
-                    'another architecture, depth or scale. Use the matching config, or pass '
-                    '--cfg-options allow_partial_load=True to load only what matches')
-        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict and not allow_partial,
-                                               revise_keys=revise_keys)
+        state = _model_state(checkpoint, filename, revise_keys)
+        bad = non_finite_keys(state)
+        if bad:
+            raise NonFiniteOutputError(non_finite_message(filename, bad))
+        diff = compare_state_dicts(model.state_dict(), state)
+        if not diff.ok and not allow_partial:
+            raise CheckpointMismatchError(
+                'allow_partial_load',
+                f"checkpoint '{filename}' does not match the model of this config ({'; '.join(diff.lines())}); it "
+                'is for another architecture, depth or scale. Use the matching config, or load only what matches '
+                'with {param}=True')
+        load_state_dict(model, state, strict=strict and not allow_partial, logger=self.logger)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
 
 
-__all__ = ['CheckpointMismatchError', 'PANetRunner', 'compare_state_dicts']
+__all__ = ['CheckpointMismatchError', 'PANetRunner']

@@ -20,18 +20,18 @@ import fcntl
 import json
 import os
 import os.path as osp
-import re
 import socket
 import sys
 import time
 from typing import List, Optional, Tuple
 
+from panet_mm.utils.errors import ParameterError
+from panet_mm.utils.fileio import temp_file_target
+
 LOCK_NAME = '.panet_mm_train.lock'
-#: Temporary files of ``AtomicLocalBackend`` (``tempfile.mkstemp`` names: 8 random characters).
-_TMP_SAVE = re.compile(r'\.(.+)\.[A-Za-z0-9_]{8}\.tmp')
 
 
-class WorkDirBusyError(RuntimeError):
+class WorkDirBusyError(ParameterError, RuntimeError):
     """Another live training run holds the work directory."""
 
 
@@ -102,9 +102,10 @@ class WorkDirLock:
                 info = self._holder(os.pread(fd, 4096, 0).decode('utf-8', 'replace'))
                 os.close(fd)
                 raise WorkDirBusyError(
+                    'work_dir',
                     f"work directory '{self.work_dir}' is in use by another training run ({self._describe(info)}); "
                     'two runs in one work directory overwrite each other\'s checkpoints. Wait for it to finish, '
-                    'or pass another --work-dir') from None
+                    'or pass another {param}') from None
             try:  # the file may have been removed and re-created by a run finishing meanwhile
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))
             except FileNotFoundError:
@@ -119,8 +120,9 @@ class WorkDirLock:
                 # alive but no flock: a file system without flock support; trust the PID
                 os.close(fd)
                 raise WorkDirBusyError(
+                    'work_dir',
                     f"work directory '{self.work_dir}' is in use by another training run ({self._describe(info)}); "
-                    'wait for it to finish, or pass another --work-dir')
+                    'wait for it to finish, or pass another {param}')
             self.note = (f"took over the lock of an earlier run in '{self.work_dir}' ({self._describe(info)}) that "
                          'is no longer running (killed or crashed)')
         record = dict(pid=pid, host=host, start=_process_start(pid), started=time.time(), argv=sys.argv)
@@ -153,8 +155,8 @@ def remove_interrupted_saves(work_dir: str) -> Tuple[List[str], int]:
     """Delete the temporary files that interrupted checkpoint saves left in ``work_dir``.
 
     Call it only while holding :class:`WorkDirLock` (no other run may be saving there). The files
-    are those of :class:`~panet_mm.engine.checkpoint.AtomicLocalBackend`: ``.NAME.XXXXXXXX.tmp`` for a
-    checkpoint ``NAME`` (``.pth``) or the ``last_checkpoint`` pointer.
+    are those of :class:`~panet_mm.engine.checkpoint.AtomicLocalBackend`
+    (:func:`panet_mm.utils.fileio.temp_file_target`) for a checkpoint (``.pth``) or the ``last_checkpoint`` pointer.
 
     Args:
         work_dir (str): The work directory.
@@ -166,9 +168,9 @@ def remove_interrupted_saves(work_dir: str) -> Tuple[List[str], int]:
     if not osp.isdir(work_dir):
         return removed, size
     for name in sorted(os.listdir(work_dir)):
-        m = _TMP_SAVE.fullmatch(name)
+        target = temp_file_target(name)
         path = osp.join(work_dir, name)
-        if m and (m.group(1).endswith('.pth') or m.group(1) == 'last_checkpoint') and osp.isfile(path) \
+        if target and (target.endswith('.pth') or target == 'last_checkpoint') and osp.isfile(path) \
                 and not osp.islink(path):
             size += os.path.getsize(path)
             os.remove(path)

@@ -200,7 +200,7 @@ def test_atomic_write_failure_keeps_old_file_and_no_temp(tmp_path, monkeypatch):
     def fail(src, dst):
         raise OSError('disk full')
 
-    monkeypatch.setattr(prepare.os, 'replace', fail)
+    monkeypatch.setattr(os, 'replace', fail)
     with pytest.raises(OSError, match='disk full'):
         prepare.imwrite_atomic(np.full((4, 4, 3), 9, np.uint8), str(path))
     with pytest.raises(OSError, match='disk full'):

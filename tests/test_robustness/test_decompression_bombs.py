@@ -50,7 +50,8 @@ def test_refused_from_the_header_naming_file_size_and_option(tmp_path, make, mon
     with pytest.raises(PixelLimitError) as err:
         check_image_file(str(path))
     text = str(err.value)
-    assert str(path) in text and '65000x65000' in text and '--max-pixels' in text and '\n' not in text
+    assert str(path) in text and '65000x65000' in text and 'max_pixels' in text and '\n' not in text
+    assert '--max-pixels' in err.value.for_cli({'max_pixels': '--max-pixels'})  # how a CLI names its flag
 
 
 def test_a_real_bomb_is_not_decoded(tmp_path):

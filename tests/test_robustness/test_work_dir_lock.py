@@ -26,7 +26,8 @@ def test_second_lock_is_refused_naming_the_holder(tmp_path):
         with pytest.raises(WorkDirBusyError) as err:
             WorkDirLock(str(tmp_path / 'w')).acquire()
         assert f'pid {os.getpid()}' in str(err.value) and socket.gethostname() in str(err.value)
-        assert '--work-dir' in str(err.value)
+        assert 'work_dir' in str(err.value)
+        assert '--work-dir' in err.value.for_cli({'work_dir': '--work-dir'})  # how the tools name their flag
     assert not (tmp_path / 'w' / LOCK_NAME).exists()  # released
     WorkDirLock(str(tmp_path / 'w')).acquire().release()
 

@@ -79,3 +79,9 @@ def test_checkpoint_loads_weights_only_and_failure_keeps_the_old_one(tmp_path):
     with mock.patch('os.fsync', side_effect=OSError(errno.EIO, 'I/O error')), pytest.raises(OSError):
         atomic_save_checkpoint({'state_dict': {'w': torch.zeros(3)}}, path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ['ckpt.pth']
+
+
+def test_an_errno_less_error_keeps_its_message(tmp_path):
+    with mock.patch('os.replace', side_effect=OSError('disk full')), pytest.raises(OSError, match='^disk full$'):
+        atomic_write(tmp_path / 'a.txt', 'x')
+    assert os.listdir(tmp_path) == []

@@ -32,6 +32,8 @@ from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
 IMG_EXT = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+#: This tool's flag for each library parameter its error messages name.
+LIBRARY_FLAGS = {'max_pixels': '--max-pixels'}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -120,7 +122,7 @@ def prepare_div2k(args: argparse.Namespace) -> int:
     names = list_images(hr_dir)
     if not names:
         raise SystemExit(f"no images in '{hr_dir}'")
-    with ImagePool(args.workers) as pool:
+    with ImagePool(args.workers, flags=LIBRARY_FLAGS) as pool:
         results, bad = pool.run(partial(process_div2k_image, args=args), names, args.skip_bad, desc='DIV2K')
     if bad and not args.skip_bad:
         raise SystemExit(f'error: DIV2K: {bad[0]}; stopped before writing anything made from it and before the '
@@ -137,6 +139,7 @@ def prepare_set5(args: argparse.Namespace) -> int:
 
     from panet_mm.datasets.image_io import ImageFileError
     from panet_mm.datasets.prepare import bicubic_downscale, imread_color, imwrite_atomic, mod_crop
+    from panet_mm.utils.errors import cli_message
     names = list_images(args.set5) if osp.isdir(args.set5) else []
     if not names:
         raise SystemExit(f"no Set5 images found in '{args.set5}'; point --set5 at the folder of the 5 HR images")
@@ -146,8 +149,9 @@ def prepare_set5(args: argparse.Namespace) -> int:
             gt = mod_crop(imread_color(osp.join(args.set5, name), args.max_pixels), 12)
         except ImageFileError as err:
             if not args.skip_bad:
-                raise SystemExit(f'error: Set5: {err}; stopped. Replace or remove it, or pass --skip-bad') from None
-            args.skipped.append(str(err))
+                raise SystemExit(f'error: Set5: {cli_message(err, LIBRARY_FLAGS)}; stopped. Replace or remove it, '
+                                 'or pass --skip-bad') from None
+            args.skipped.append(cli_message(err, LIBRARY_FLAGS))
             continue
         done += 1
         stem = osp.splitext(name)[0]

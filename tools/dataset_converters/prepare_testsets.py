@@ -224,7 +224,7 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
         raise SystemExit(2)
     summary: Dict[str, Tuple[int, int]] = {}
     args.skipped = []
-    with ImagePool(args.workers) as pool:
+    with ImagePool(args.workers, flags={'max_pixels': '--max-pixels'}) as pool:
         for key, sources in jobs.items():
             ts = TEST_SETS[key]
             set_dir = osp.join(args.out, ts.name)

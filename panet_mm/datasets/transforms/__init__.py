@@ -10,7 +10,7 @@ Training degradations reuse mmagic's ``RandomNoise`` / ``RandomJPEGCompression``
 per sample is what training wants); these transforms exist for what mmagic lacks (the mosaic, the
 grey/Y handling) and for reproducible test inputs.
 """
-from .color import GrayOrY, gray_or_y, is_gray
+from .color import GrayOrY, drop_alpha, gray_or_y, is_gray
 from .jpeg import JPEGCompression, jpeg_compress, pick_quality
 from .mosaic import BAYER_PATTERNS, BayerMosaic, bayer_mask, bayer_mosaic, is_bayer_mosaic
 from .noise import SeededGaussianNoise, add_gaussian_noise
@@ -18,6 +18,6 @@ from .seeding import TEST_SEED, image_name, image_seed
 
 __all__ = [
     'BAYER_PATTERNS', 'BayerMosaic', 'GrayOrY', 'JPEGCompression', 'SeededGaussianNoise', 'TEST_SEED',
-    'add_gaussian_noise', 'bayer_mask', 'bayer_mosaic', 'gray_or_y', 'image_name', 'image_seed', 'is_bayer_mosaic',
-    'is_gray', 'jpeg_compress', 'pick_quality'
+    'add_gaussian_noise', 'bayer_mask', 'bayer_mosaic', 'drop_alpha', 'gray_or_y', 'image_name', 'image_seed',
+    'is_bayer_mosaic', 'is_gray', 'jpeg_compress', 'pick_quality'
 ]

@@ -41,6 +41,15 @@ def channel_order_of(results: Mapping, key: str, channel_order: Optional[str], w
     return check_channel_order(channel_order, where)
 
 
+def drop_alpha(img: np.ndarray) -> np.ndarray:
+    """``img`` without its alpha channel: grey + alpha (2 channels) and colour + alpha (4) lose the last one.
+
+    The pixels keep their stored values (transparent ones are not blended with any background); other
+    images are returned as they are. Returns a view, not a copy.
+    """
+    return img[..., :-1] if img.ndim == 3 and img.shape[2] in (2, 4) else img
+
+
 def is_gray(img: np.ndarray) -> bool:
     """Whether ``img`` is a grey image: 2-D, 1 channel, or 3 equal channels."""
     if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
@@ -77,7 +86,7 @@ def gray_or_y(img: np.ndarray, channel_order: str = 'rgb') -> np.ndarray:
         return img[..., None].copy()
     if is_gray(img):
         return img[..., :1].copy()
-    rgb = img[..., :3]
+    rgb = drop_alpha(img)
     convert = mmcv.rgb2ycbcr if order == 'rgb' else mmcv.bgr2ycbcr
     return convert(rgb, y_only=True)[..., None]
 
@@ -125,4 +134,5 @@ class GrayOrY(BaseTransform):
         return f'{type(self).__name__}(keys={self.keys}, channel_order={self.channel_order})'
 
 
-__all__ = ['CHANNEL_ORDERS', 'GrayOrY', 'channel_order_of', 'check_channel_order', 'gray_or_y', 'is_gray']
+__all__ = ['CHANNEL_ORDERS', 'GrayOrY', 'channel_order_of', 'check_channel_order', 'drop_alpha', 'gray_or_y',
+           'is_gray']

@@ -10,7 +10,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 import panet_mm  # noqa: F401
-from panet_mm.datasets.transforms import gray_or_y
+from panet_mm.datasets.transforms import drop_alpha, gray_or_y
 
 
 def colour(h=9, w=11):
@@ -53,3 +53,16 @@ def test_transform_output_works_with_mmagic_preprocessor():
     assert batch['inputs'].shape == (1, 1, 9, 11)
     assert isinstance(batch['data_samples'], (list, DataSample))
     assert TRANSFORMS.get('GrayOrY') is not None and torch.is_tensor(batch['inputs'])
+
+
+def test_drop_alpha_keeps_the_stored_colour():
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (4, 5, 4), dtype=np.uint8)
+    rgba[..., 3] = 0  # fully transparent: the colour is still what the file stores
+    np.testing.assert_array_equal(drop_alpha(rgba), rgba[..., :3])
+    grey_alpha = rng.integers(0, 256, (4, 5, 2), dtype=np.uint8)
+    assert drop_alpha(grey_alpha).shape == (4, 5, 1)
+    for img in (rgba[..., :3], rgba[..., 0], rgba[..., :1]):
+        assert drop_alpha(img) is img
+    assert gray_or_y(rgba).shape == (4, 5, 1)
+    np.testing.assert_array_equal(gray_or_y(rgba), gray_or_y(np.ascontiguousarray(rgba[..., :3])))
