@@ -12,7 +12,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from panet_mm.datasets.image_io import ImageFileError, check_image_file, pillow_checks
-from panet_mm.datasets.transforms.color import gray_or_y, is_gray
+from panet_mm.datasets.transforms.color import drop_alpha, gray_or_y, is_gray
 from panet_mm.datasets.transforms.mosaic import bayer_mosaic, is_bayer_mosaic
 from panet_mm.utils.errors import first_line
 
@@ -113,8 +113,7 @@ class ImageAdapter:
                    path: str) -> Tuple[np.ndarray, List[str]]:
         """Undo the loader's own alpha keeping, 16-bit keeping and grey-to-colour copy; note what was lost."""
         notes = []
-        if int(img.shape[2]) in (2, 4):  # a loader that keeps alpha ('unchanged')
-            img = img[..., :-1]
+        img = drop_alpha(img)  # a loader that keeps alpha ('unchanged')
         if channels in (2, 4):
             notes.append(ALPHA_NOTE)
         if img.dtype == np.uint16:  # a loader that keeps 16 bits: 0-65535 to 0-255 exactly, as floats
@@ -178,8 +177,8 @@ class ImageAdapter:
         if pattern is None or c not in (1, 2, 3, 4):
             return img, []
         raw = c in (1, 2) if raw is None else raw
-        if c in (2, 4):
-            img, c = img[..., :c - 1], c - 1
+        img = drop_alpha(img)
+        c = int(img.shape[2])
         where = f'{pattern[:2]} / {pattern[2:]} from the top-left pixel'
         if raw:
             what = '1-channel image' if c == 1 else 'grey image (3 equal channels)'
@@ -216,7 +215,8 @@ class ImageAdapter:
         if c == self.in_channels:
             return img, notes
         if c in (2, 4):
-            img, c = img[..., :c - 1], c - 1
+            img = drop_alpha(img)
+            c = int(img.shape[2])
             notes.append('alpha channel dropped')
         if c == 1 and self.in_channels == 3:
             img = np.repeat(img, 3, axis=2)
