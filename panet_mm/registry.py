@@ -33,11 +33,11 @@ def _scope_children() -> Dict[str, Registry]:
     for name, root in vars(mmengine_registries).items():
         if not isinstance(root, Registry) or root.parent is not None:
             continue
-        parent = root._children.get('mmagic', root)
-        existing = parent._children.get(SCOPE)
+        parent = root.children.get('mmagic', root)
+        existing = parent.children.get(SCOPE)
         # A parent's lookup does not import the parent's own modules: the child imports them for it.
         children[name] = existing if existing is not None else Registry(
-            root.name, parent=parent, scope=SCOPE, locations=['panet_mm', *parent._locations])
+            root.name, parent=parent, scope=SCOPE, locations=['panet_mm', *parent._locations])  # no public accessor
     return children
 
 
