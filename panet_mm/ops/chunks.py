@@ -1,8 +1,10 @@
-"""The per-chunk steps of the chunked kernel: probabilities, diagonal-shift sums, workspace, products.
+"""The per-chunk steps of the chunked kernel: streamed diagonal-shift sums, probabilities, products.
 
 A chunk is a run of query positions ``a .. a+m-1`` of the padded layout (:class:`~.layout.Geometry`);
-its score and probability blocks are ``(B, m, L')``. :mod:`panet_mm.ops.kernel` strings these steps
-together in the forward and the recomputing backward.
+its score and probability blocks are ``(B, m, L')``. The diagonal-shift sums are separable stencils
+along the query rows (:meth:`~.layout.Geometry.stages`); every intermediate row is computed once,
+in a :class:`Rows` stream that slides over the query positions as the chunks advance.
+:mod:`panet_mm.ops.kernel` strings these steps together in the forward and the recomputing backward.
 """
 from __future__ import annotations
 
@@ -14,95 +16,28 @@ from torch import Tensor
 
 from .layout import Geometry
 
-__all__ = ['Workspace', 'HaloRows', 'chunk_plan', 'probabilities', 'gather_diagonals', 'scatter_diagonals',
-           'scatter_for_matmul', 'scatter_rolled', 'accumulate_bmm']
+__all__ = ['Workspace', 'Rows', 'Gather', 'Paste', 'chunk_plan', 'stencil', 'probabilities', 'accumulate_bmm',
+           'gather_buffers', 'paste_buffers', 'rows_capacity']
+
+Shift = Tuple[int, List[Tuple[int, int, int]]]
+Stage = Tuple[int, List[Shift]]
 
 
 @functools.lru_cache(maxsize=64)
-def shifts_of(geo: Geometry) -> List[Tuple[int, List[Tuple[int, int, int]]]]:
-    """``geo.shifts()``, computed once per geometry (it is needed several times per chunk)."""
-    return geo.shifts()
+def stages_of(geo: Geometry) -> List[Stage]:
+    """``geo.stages()``, computed once per geometry."""
+    return geo.stages()
 
 
 @functools.lru_cache(maxsize=64)
-def chunk_spans(geo: Geometry, chunk_size: int) -> Tuple[Tuple[Tuple[int, int], ...], Tuple[Tuple[int, ...], ...]]:
-    """Every chunk's ``(a, m)`` and the chunk-relative indices of its padding query rows."""
-    spans = tuple(geo.chunks(chunk_size))
-    return spans, tuple(tuple(geo.padding_rows(a, m)) for a, m in spans)
+def adjoint_stages_of(geo: Geometry) -> List[Stage]:
+    """The stages of the scatter, the adjoint of the gather: in reverse order, every shift negated.
 
-
-def chunk_plan(geo: Geometry, chunk_size: int, device: torch.device) -> List[Tuple[int, int, Optional[Tensor]]]:
-    """``(a, m, padding rows)`` of every chunk, the index tensors sent to ``device`` in one copy.
-
-    Built before the chunk loop so that the loop itself never waits for the host (a CUDA copy from
-    pageable memory would synchronise the stream once per chunk).
+    ``out[i, s+ok:e+ok] += src[i - oq, s:e]`` is the gather-form of ``src[i, s:e]`` being added to
+    row ``i + oq``, columns ``s+ok:e+ok``: the scatter is computed row by row like the gather.
     """
-    spans, rows = chunk_spans(geo, chunk_size)
-    if not any(rows):
-        return [(a, m, None) for a, m in spans]
-    flat = torch.tensor([i for r in rows for i in r], dtype=torch.long)
-    if device.type == 'cuda':
-        flat = flat.pin_memory().to(device, non_blocking=True)
-    else:
-        flat = flat.to(device)
-    parts = torch.split(flat, [len(r) for r in rows])
-    return [(a, m, part if len(r) else None) for (a, m), r, part in zip(spans, rows, parts)]
-
-
-def gather_diagonals(pix: Tensor, geo: Geometry, m: int, out: Tensor) -> Tensor:
-    """Patch inner products from partial inner products: the diagonal-shift sum.
-
-    ``pix`` is ``(B, m + 2*halo, L')``: row ``i`` belongs to padded query position ``a - halo + i``.
-    Writes ``out[b, i, j] = sum_d pix[b, halo + i + d_q, j + d_k]`` over the summed offsets ``d``
-    (``d_q``/``d_k``: ``d`` in the query/key layouts) into ``out`` ``(B, m, L')`` and returns it.
-    """
-    if geo.identity:
-        return out if out is pix else out.copy_(pix)
-    h0 = geo.halo
-    shifts = shifts_of(geo)
-    centre = pix[:, h0:h0 + m]
-    (oq, ranges), rest = shifts[0], shifts[1:]
-    if len(ranges) == 1:            # the centre plus the first shift in one pass, the rest copied
-        s, e, ok = ranges[0]
-        torch.add(centre[:, :, s:e], pix[:, h0 + oq:h0 + oq + m, s + ok:e + ok], out=out[:, :, s:e])
-        out[:, :, :s].copy_(centre[:, :, :s])
-        out[:, :, e:].copy_(centre[:, :, e:])
-    else:
-        out.copy_(centre)
-        rest = shifts
-    for oq, ranges in rest:
-        for s, e, ok in ranges:
-            out[:, :, s:e] += pix[:, h0 + oq:h0 + oq + m, s + ok:e + ok]
-    return out
-
-
-def scatter_diagonals(attn: Tensor, geo: Geometry, m: int, out: Tensor, scale: Optional[Tensor] = None) -> Tensor:
-    """Adjoint of :func:`gather_diagonals`: ``(B, m, L')`` into ``out`` ``(B, m + 2*halo, L')``.
-
-    Row ``i'`` of the result holds, for every key position, its total weight in the paste at padded
-    query position ``a - halo + i'``: ``scatter(A) @ v`` pastes ``A @ V_patches`` over the summed
-    offsets. With ``scale`` (broadcastable to ``(B, 1, L')``) it scatters ``attn * scale`` instead
-    (in the same passes; ``attn`` itself is left alone unless it is ``out``). ``out`` needs no
-    initialisation.
-    """
-    if geo.identity:
-        if scale is not None:
-            return torch.mul(attn, scale, out=out)
-        return out if out is attn else out.copy_(attn)
-    h0 = geo.halo
-    out[:, :h0].zero_()
-    out[:, h0 + m:].zero_()
-    if scale is None:
-        out[:, h0:h0 + m].copy_(attn)
-    else:
-        torch.mul(attn, scale, out=out[:, h0:h0 + m])
-    for oq, ranges in shifts_of(geo):
-        for s, e, ok in ranges:
-            if scale is None:
-                out[:, h0 + oq:h0 + oq + m, s + ok:e + ok] += attn[:, :, s:e]
-            else:
-                out[:, h0 + oq:h0 + oq + m, s + ok:e + ok].addcmul_(attn[:, :, s:e], scale[..., s:e])
-    return out
+    return [(halo, [(-oq, [(s + ok, e + ok, -ok) for s, e, ok in ranges]) for oq, ranges in shifts])
+            for halo, shifts in reversed(geo.stages())]
 
 
 class Workspace:
@@ -138,89 +73,237 @@ def accumulate_bmm(ws: Workspace, acc: Tensor, a: Tensor, b: Tensor) -> None:
         acc += torch.bmm(a, b, out=ws.get('mm', (a.shape[0], a.shape[1], b.shape[2]), a.dtype))
 
 
-class HaloRows:
-    """The last ``2*halo`` rows of one chunk's product, which the next chunk's product starts with.
+@functools.lru_cache(maxsize=64)
+def chunk_spans(geo: Geometry, chunk_size: int) -> Tuple[Tuple[Tuple[int, int], ...], Tuple[Tuple[int, ...], ...]]:
+    """Every chunk's ``(a, m)`` and the chunk-relative indices of its padding query rows."""
+    spans = tuple(geo.chunks(chunk_size))
+    return spans, tuple(tuple(geo.padding_rows(a, m)) for a, m in spans)
 
-    Consecutive chunks tile the padded positions, so copying those rows is cheaper than multiplying
-    them again (most of all for ``'pixel'``, whose halo is a whole padded row on either side).
+
+def chunk_plan(geo: Geometry, chunk_size: int, device: torch.device) -> List[Tuple[int, int, Optional[Tensor]]]:
+    """``(a, m, padding rows)`` of every chunk, the index tensors sent to ``device`` in one copy.
+
+    Built before the chunk loop so that the loop itself never waits for the host (a CUDA copy from
+    pageable memory would synchronise the stream once per chunk).
+    """
+    spans, rows = chunk_spans(geo, chunk_size)
+    if not any(rows):
+        return [(a, m, None) for a, m in spans]
+    flat = torch.tensor([i for r in rows for i in r], dtype=torch.long)
+    if device.type == 'cuda':
+        flat = flat.pin_memory().to(device, non_blocking=True)
+    else:
+        flat = flat.to(device)
+    parts = torch.split(flat, [len(r) for r in rows])
+    return [(a, m, part if len(r) else None) for (a, m), r, part in zip(spans, rows, parts)]
+
+
+
+
+def rows_capacity(history: int, span: int, first: int = 0) -> int:
+    """Rows of a :class:`Rows` buffer: after a move, ``history + span`` rows or more are produced before the
+    next one, and the moved rows never overlap their source (capacity ``>= 2*history + span``)."""
+    return max(2 * history + 2 * span, first + history)
+
+
+def gather_buffers(geo: Geometry, span: int) -> List[Tuple[int, bool]]:
+    """``(rows, in the compute dtype)`` of every buffer of a :class:`Gather` with chunks of up to ``span`` rows."""
+    halos = [h for h, _ in stages_of(geo)]
+    reach = [sum(halos[i:]) for i in range(len(halos) + 1)]
+    return [(rows_capacity(2 * halos[i] if halos else 0, span, span + 2 * reach[i]), i == 0)
+            for i in range(max(len(halos), 1))]
+
+
+def paste_buffers(geo: Geometry, span: int) -> Tuple[int, List[int]]:
+    """``(rows per call, stream buffer rows)`` of a :class:`Paste` with chunks of up to ``span`` rows; the rows
+    per call are its result's (once in the accumulation dtype, once more in the compute dtype when narrower)."""
+    halos = [h for h, _ in stages_of(geo)]
+    span = max(span, 2 * sum(halos))
+    return span, [rows_capacity(2 * h, span, span + 2 * h) for h in reversed(halos)] or [rows_capacity(0, span)]
+
+
+class Rows:
+    """The rows of a ``(B, positions, L')`` map, produced in increasing position order.
+
+    They live in one buffer that slides over the positions: producing rows past its end first moves
+    the last ``history`` rows (all that later reads may still need) to its front, one copy every
+    few chunks instead of a carried copy every chunk.
     """
 
-    def __init__(self, ws: Workspace, name: str, shape: Tuple[int, int, int], dtype: torch.dtype):
-        self.rows = ws.get(name, shape, dtype)
-        self.valid = False          # before the first chunk of a group of images
+    def __init__(self, ws: Workspace, name: str, batch: int, n_keys: int, dtype: torch.dtype, history: int,
+                 capacity: int):
+        self.history, self.capacity = history, capacity
+        self.buf = ws.get(name, (batch, capacity, n_keys), dtype)
+        self.start = self.end = 0
 
-    def product(self, lhs: Tensor, rhs_t: Tensor, a: int, m: int, out: Tensor) -> Tensor:
-        """``out = lhs[:, a - halo:a + m + halo] @ rhs_t``, the first ``2*halo`` rows copied when known."""
-        h0 = self.rows.shape[1] // 2
-        if not self.valid or h0 == 0:
-            torch.bmm(lhs[:, a - h0:a + m + h0], rhs_t, out=out)
-        else:
-            out[:, :2 * h0].copy_(self.rows)
-            torch.bmm(lhs[:, a + h0:a + m + h0], rhs_t, out=out[:, 2 * h0:])
-        self.rows.copy_(out[:, m:])
-        self.valid = True
+    def reset(self, position: int) -> None:
+        """Empty; the next row produced is ``position``."""
+        self.start = self.end = position
+
+    def take(self, n: int) -> Tensor:
+        """The next ``n`` rows to produce (positions ``end .. end+n-1``), counted as produced."""
+        if self.end + n - self.start > self.capacity:
+            keep = min(self.history, self.end - self.start)
+            src = self.end - self.start - keep
+            if keep:
+                self.buf[:, :keep].copy_(self.buf[:, src:src + keep])
+            self.start = self.end - keep
+        lo = self.end - self.start
+        self.end += n
+        return self.buf[:, lo:lo + n]
+
+    def rows(self, lo: int, n: int) -> Tensor:
+        """Rows at positions ``lo .. lo+n-1`` (produced, and not yet dropped)."""
+        assert self.start <= lo and lo + n <= self.end, (lo, n, self.start, self.end)
+        return self.buf[:, lo - self.start:lo - self.start + n]
+
+
+def stencil(out: Tensor, src: Rows, lo: int, shifts: List[Shift]) -> Tensor:
+    """``out[:, i] = src[lo + i] + sum over shifts of src[lo + i + oq, j + ok]`` (on each shift's keys).
+
+    The centre and the first shift are added in one pass (the centre copied where the first shift
+    has no neighbour), the other shifts in one pass each.
+    """
+    n, n_keys = out.shape[1], out.shape[2]
+    centre = src.rows(lo, n)
+    (oq, ranges), rest = shifts[0], shifts[1:]
+    gap = 0
+    for s, e, ok in ranges:
+        if s > gap:
+            out[:, :, gap:s].copy_(centre[:, :, gap:s])
+        torch.add(centre[:, :, s:e], src.rows(lo + oq, n)[:, :, s + ok:e + ok], out=out[:, :, s:e])
+        gap = e
+    if gap < n_keys:
+        out[:, :, gap:].copy_(centre[:, :, gap:])
+    for oq, ranges in rest:
+        shifted = src.rows(lo + oq, n)
+        for s, e, ok in ranges:
+            out[:, :, s:e] += shifted[:, :, s + ok:e + ok]
+    return out
+
+
+class Gather:
+    """Chunk rows of ``gather(lhs @ rhs_t)``, the patch inner products from partial ones.
+
+    ``lhs`` is ``(B, Np, D)`` (rows: padded query positions), ``rhs_t`` ``(B, D, L')``. Each product
+    row and each intermediate stencil row is computed once, whatever the chunks (streams).
+    """
+
+    def __init__(self, ws: Workspace, name: str, geo: Geometry, lhs: Tensor, rhs_t: Tensor, acc: torch.dtype,
+                 span: int):
+        self.lhs, self.rhs_t, self.stages = lhs, rhs_t, stages_of(geo)
+        b, n_keys, halos = lhs.shape[0], rhs_t.shape[-1], [h for h, _ in self.stages]
+        # reach[i]: how far beyond a chunk stream i must go (the halos of the stages after it)
+        self.reach = [sum(halos[i:]) for i in range(len(halos) + 1)]
+        self.direct = not self.stages and lhs.dtype == acc     # products straight into the caller's block
+        self.streams = [] if self.direct else [
+            Rows(ws, f'{name}{i}', b, n_keys, lhs.dtype if i == 0 else acc, 2 * halos[i] if halos else 0, rows)
+            for i, (rows, _) in enumerate(gather_buffers(geo, span))]
+        self.started = False
+
+    def rows(self, a: int, m: int, out: Tensor) -> Tensor:
+        """``out`` ``(B, m, L')`` <- the gathered rows at positions ``a .. a+m-1``; returns it."""
+        if self.direct:
+            return torch.bmm(self.lhs[:, a:a + m], self.rhs_t, out=out)
+        if not self.started:
+            for stream, reach in zip(self.streams, self.reach):
+                stream.reset(a - reach)
+            self.started = True
+        products = self.streams[0]
+        hi = a + m + self.reach[0]
+        torch.bmm(self.lhs[:, products.end:hi], self.rhs_t, out=products.take(hi - products.end))
+        if not self.stages:
+            return out.copy_(products.rows(a, m))
+        for i, (_, shifts) in enumerate(self.stages):
+            if i + 1 < len(self.stages):
+                dst = self.streams[i + 1]
+                lo = dst.end
+                stencil(dst.take(a + m + self.reach[i + 1] - lo), self.streams[i], lo, shifts)
+            else:
+                stencil(out, self.streams[i], a, shifts)
         return out
 
 
-def probabilities(ws: Workspace, q: Tensor, k: Tensor, inv_scale: Tensor, bias: Optional[Tensor],
-                  geo: Geometry, a: int, m: int, rows: Optional[Tensor], halo: HaloRows) -> Tuple[Tensor, Tensor]:
-    """Raw scores and softmax probabilities ``(B, m, L')`` of the chunk at padded positions ``a .. a+m-1``.
+class Paste:
+    """Complete rows of ``scatter(src)``, for the products with the values, as chunks of ``src`` arrive.
 
-    Raw scores are the inner products with the *unnormalised* key patches; the logits are
-    ``raw * inv_scale + bias``. Both results live in the workspace (``'raw'``, ``'attn'``). Padding
-    keys (bias ``-inf``) and padding query rows (``rows``, chunk-relative) get probability 0.
-    ``halo`` holds the score rows shared with the previous chunk.
+    ``src`` rows (probabilities, or their gradients) are written into :meth:`take`'s view chunk by
+    chunk; :meth:`advance` then returns the scattered rows no later chunk adds to (they lag the
+    chunk by the halo), and :meth:`finish` the rest. Rows before the first chunk count as zero.
     """
-    b, h0, n_keys = q.shape[0], geo.halo, k.shape[1]
-    acc = inv_scale.dtype
-    raw = ws.get('raw', (b, m, n_keys), acc)
-    pix = raw if geo.identity and q.dtype == acc else ws.get('pix', (b, m + 2 * h0, n_keys), q.dtype)
-    halo.product(q, k.transpose(1, 2), a, m, pix)
-    gather_diagonals(pix, geo, m, raw)
-    attn = ws.get('attn', (b, m, n_keys), acc)
+
+    def __init__(self, ws: Workspace, name: str, geo: Geometry, batch: int, n_keys: int, acc: torch.dtype,
+                 cdt: torch.dtype, span: int):
+        self.ws, self.name, self.acc, self.cdt = ws, name, acc, cdt
+        self.stages = adjoint_stages_of(geo)
+        self.halo = sum(h for h, _ in self.stages)
+        self.shape = (batch, n_keys)
+        histories = [2 * h for h, _ in self.stages] or [0]
+        self.streams = [Rows(ws, f'{name}{i}', batch, n_keys, acc, history, rows)
+                        for i, (history, rows) in enumerate(zip(histories, paste_buffers(geo, span)[1]))]
+        self.done = 0
+
+    def begin(self, a: int) -> None:
+        """Before the first chunk, at padded position ``a``."""
+        lag = 0
+        for stream, (h, _) in zip(self.streams, self.stages):
+            stream.reset(a - lag - 2 * h)
+            stream.take(2 * h).zero_()
+            lag += h
+        if not self.stages:
+            self.streams[0].reset(a)
+        self.done = a - self.halo
+
+    def take(self, m: int) -> Tensor:
+        """The view ``(B, m, L')`` to write the next chunk's ``src`` rows into."""
+        return self.streams[0].take(m)
+
+    def advance(self) -> Tuple[int, Tensor]:
+        """``(lo, rows)``: the scattered rows at positions ``lo ..`` completed by the last chunk, in ``cdt``."""
+        lo = self.done
+        if not self.stages:
+            src = self.streams[0]
+            self.done = src.end
+            return lo, self._cast(src.rows(lo, src.end - lo))
+        for i, (h, shifts) in enumerate(self.stages):
+            src = self.streams[i]
+            if i + 1 < len(self.stages):
+                dst = self.streams[i + 1]
+                start = dst.end
+                stencil(dst.take(src.end - h - start), src, start, shifts)
+            else:
+                n = src.end - h - lo
+                out = stencil(self.ws.get(f'{self.name}_out', (self.shape[0], n, self.shape[1]), self.acc), src, lo,
+                              shifts)
+        self.done = lo + n
+        return lo, self._cast(out)
+
+    def finish(self) -> Tuple[int, Tensor]:
+        """``(lo, rows)``: the scattered rows left after the last chunk (``src`` is zero beyond it)."""
+        if self.stages:
+            self.streams[0].take(2 * self.halo).zero_()
+        return self.advance()
+
+    def _cast(self, rows: Tensor) -> Tensor:
+        if rows.dtype == self.cdt:
+            return rows
+        return self.ws.get(f'{self.name}_cdt', rows.shape, self.cdt).copy_(rows)
+
+
+def probabilities(gather: Gather, out: Tensor, inv_scale: Tensor, bias: Optional[Tensor], a: int,
+                  rows: Optional[Tensor], raw: Optional[Tensor] = None) -> Tensor:
+    """Softmax probabilities ``(B, m, L')`` of the chunk at padded positions ``a .. a+m-1``, into ``out``.
+
+    Raw scores are the inner products with the *unnormalised* key patches (kept in ``raw`` when it
+    is given: the backward needs them); the logits are ``raw * inv_scale + bias``. Padding keys
+    (bias ``-inf``) and padding query rows (``rows``, chunk-relative) get probability 0.
+    """
+    scores = gather.rows(a, out.shape[1], out if raw is None else raw)
     if bias is None:
-        torch.mul(raw, inv_scale, out=attn)
+        torch.mul(scores, inv_scale, out=out)
     else:
-        torch.addcmul(bias, raw, inv_scale, out=attn)
-    torch.softmax(attn, dim=-1, out=attn)
+        torch.addcmul(bias, scores, inv_scale, out=out)
+    torch.softmax(out, dim=-1, out=out)
     if rows is not None:
-        attn.index_fill_(1, rows, 0)
-    return raw, attn
-
-
-def scatter_for_matmul(ws: Workspace, src: Tensor, geo: Geometry, m: int, dtype: torch.dtype,
-                        scale: Optional[Tensor] = None) -> Tensor:
-    """``scatter(src [* scale])`` in ``dtype``, ready for a matrix product (summed in ``src``'s dtype).
-
-    May overwrite ``src`` (the patch formulation scales it in place).
-    """
-    shape = (src.shape[0], m + 2 * geo.halo, src.shape[2])
-    if geo.identity:
-        if scale is not None:
-            src.mul_(scale)
-        return src if src.dtype == dtype else ws.get('pix', shape, dtype).copy_(src)
-    if src.dtype == dtype:
-        return scatter_diagonals(src, geo, m, ws.get('pix', shape, dtype), scale)
-    summed = scatter_diagonals(src, geo, m, ws.get('mix', shape, src.dtype), scale)
-    return ws.get('pix', shape, dtype).copy_(summed)
-
-
-def scatter_rolled(ws: Workspace, src: Tensor, geo: Geometry, m: int, dtype: torch.dtype, carry: Tensor,
-                    scale: Optional[Tensor] = None) -> Tensor:
-    """The ``m`` complete rows of ``scatter(src [* scale])``: positions ``a - halo .. a + m - halo - 1``.
-
-    Consecutive chunks tile the padded positions, so the last ``2*halo`` rows of one chunk's scatter
-    are the first ones of the next chunk's: they are added from ``carry`` (``(B, 2*halo, L')``, in
-    ``src``'s dtype, zero before the first chunk) and saved there for the next chunk, and only rows
-    no later chunk adds to go into the matrix products (no product over halo rows; the caller
-    multiplies what is left in ``carry`` after the last chunk). Summed in ``src``'s dtype, returned
-    in ``dtype``.
-    """
-    if geo.halo == 0:
-        return scatter_for_matmul(ws, src, geo, m, dtype, scale)
-    shape = (src.shape[0], m + 2 * geo.halo, src.shape[2])
-    summed = scatter_diagonals(src, geo, m, ws.get('pix' if src.dtype == dtype else 'mix', shape, src.dtype), scale)
-    summed[:, :carry.shape[1]] += carry
-    carry.copy_(summed[:, m:])
-    done = summed[:, :m]
-    return done if src.dtype == dtype else ws.get('pix', (shape[0], m, shape[2]), dtype).copy_(done)
+        out.index_fill_(1, rows, 0)
+    return out

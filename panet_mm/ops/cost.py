@@ -9,6 +9,7 @@ from typing import Sequence, Tuple, Union
 
 import torch
 
+from .chunks import gather_buffers, paste_buffers
 from .layout import FORMULATIONS, make_geometry, resolve_method
 
 __all__ = ['estimate_chunk_bytes', 'attention_macs', 'choose_batch_chunk', 'choose_chunk_size', 'choose_method',
@@ -21,15 +22,14 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
     """Peak bytes of the per-chunk temporaries of :func:`pyramid_attention` (forward or backward).
 
     A chunk of ``chunk_size`` query pixels spans ``m`` positions of the padded query layout (padding
-    columns included) plus a halo on either side (see ``method``). Backward, the larger of the two
-    passes, holds one ``(B, m + 2*halo, L')`` buffer in the compute dtype (plus one in the
-    accumulation dtype when the compute dtype is narrower) and four ``(B, m, L')`` buffers in the
-    accumulation dtype (float32; float64 for float64 inputs) and four ``(B, 2*halo, L')`` ones
-    kept for the next chunk (two in each dtype), ``L'`` being the number of key positions with their padding; with
-    ``channels`` it also counts the ``(B, m + 2*halo, D)`` matrix-product buffer (``D``: the unfolded
-    width of ``channels``). Linear-size tensors (inputs, outputs, gradients) are not counted. ``B`` is
-    the number of images processed together (see
-    :func:`choose_batch_chunk`).
+    columns included). Backward, the larger of the two passes, holds two :class:`~.chunks.Gather` and
+    two :class:`~.chunks.Paste` streams (their buffers: :func:`~.chunks.gather_buffers`,
+    :func:`~.chunks.paste_buffers`; a few chunks' rows plus twice each stencil's halo, of ``L'``
+    columns each, ``L'`` being the number of key positions with their padding) and two ``(B, m, L')``
+    blocks in the accumulation dtype (float32; float64 for float64 inputs); with ``channels`` it also
+    counts the matrix-product buffer (``D``: the unfolded width of ``channels``). Linear-size tensors
+    (inputs, outputs, gradients) are not counted. ``B`` is the number of images processed together
+    (see :func:`choose_batch_chunk`).
 
     Args:
         chunk_size (int): Query pixels per chunk.
@@ -53,12 +53,15 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
     span = chunk_size + 2 * geo.pad_x * ((chunk_size + width - 1) // width)
     acc_bytes = 8 if dtype == torch.float64 else 4
     cdt_bytes = torch.empty((), dtype=dtype).element_size()
-    window = 0 if geo.identity and cdt_bytes == acc_bytes else span + 2 * geo.halo
-    window_bytes = window * (cdt_bytes + (acc_bytes if cdt_bytes != acc_bytes and not geo.identity else 0))
+    direct = geo.identity and cdt_bytes == acc_bytes        # products straight into the score block
+    gather = 0 if direct else sum(rows * (cdt_bytes if cdt else acc_bytes) for rows, cdt in gather_buffers(geo, span))
+    per_call, streams = paste_buffers(geo, span)
+    paste = sum(streams) * acc_bytes + (0 if geo.identity else per_call * acc_bytes)
+    paste += per_call * cdt_bytes if cdt_bytes != acc_bytes else 0
     kh, kw = FORMULATIONS[resolve_method(method)].kernel(ksize)
-    product_bytes = (span + 2 * geo.halo) * channels * kh * kw * cdt_bytes + span * acc_bytes
-    carry_bytes = 2 * 2 * geo.halo * (acc_bytes + cdt_bytes)    # halos kept for the next chunk (2 + 2)
-    return batch * (geo.num_keys * (window_bytes + 4 * span * acc_bytes + carry_bytes) + product_bytes)
+    product_bytes = per_call * channels * kh * kw * cdt_bytes + span * acc_bytes
+    # backward: two gathers (scores, their gradient), two pastes (probabilities, dZ), raw scores and dA
+    return batch * (geo.num_keys * (2 * gather + 2 * paste + 2 * span * acc_bytes) + product_bytes)
 
 
 def attention_macs(height: int, width: int, scales: Sequence[float], query_channels: int, value_channels: int,

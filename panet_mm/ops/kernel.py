@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .chunks import HaloRows, Workspace, accumulate_bmm, chunk_plan, gather_diagonals, probabilities, scatter_rolled
+from .chunks import Gather, Paste, Workspace, accumulate_bmm, chunk_plan, probabilities
 from .cost import choose_batch_chunk, choose_chunk_size, choose_method, default_memory_budget_mb
 from .layout import FORMULATIONS, Geometry, make_geometry, resolve_method
 from .pyramid import check_inputs
@@ -42,23 +42,23 @@ class _ChunkedAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, inv_norm: Tensor, geo: Geometry, chunk_size: int,
                 batch_chunk: int, scale: float) -> Tensor:
-        acc, cdt, h0 = inv_norm.dtype, q.dtype, geo.halo
+        acc, cdt = inv_norm.dtype, q.dtype
         ws = Workspace(q.device)
         with torch.autocast(q.device.type, enabled=False):
             inv_scale = (inv_norm * scale).unsqueeze(1)
             bias = geo.key_bias(acc, q.device)
             plan = chunk_plan(geo, chunk_size, q.device)
+            span = max(m for _, m, _ in plan)
             out = q.new_zeros((q.shape[0], q.shape[1], v.shape[2]), dtype=acc)
             for i in _batch_slices(q.shape[0], batch_chunk):
                 qi, ki, vi, si = q[i], k[i], v[i], inv_scale[i]
-                carry = ws.get('carry', (qi.shape[0], 2 * h0, k.shape[1]), acc).zero_()
-                halo = HaloRows(ws, 'halo', (qi.shape[0], 2 * h0, k.shape[1]), cdt)
+                scores = Gather(ws, 'p', geo, qi, ki.transpose(1, 2), acc, span)
+                paste = Paste(ws, 'a', geo, qi.shape[0], k.shape[1], acc, cdt, span)
+                paste.begin(plan[0][0])
                 for a, m, rows in plan:
-                    attn = probabilities(ws, qi, ki, si, bias, geo, a, m, rows, halo)[1]
-                    accumulate_bmm(ws, out[i, a - h0:a + m - h0], scatter_rolled(ws, attn, geo, m, cdt, carry), vi)
-                if h0:                                  # the halo left after the last chunk
-                    end = plan[-1][0] + plan[-1][1]
-                    accumulate_bmm(ws, out[i, end - h0:end + h0], carry.to(cdt), vi)
+                    probabilities(scores, paste.take(m), si, bias, a, rows)
+                    _paste_into(ws, out[i], paste.advance(), vi)
+                _paste_into(ws, out[i], paste.finish(), vi)
         ctx.save_for_backward(q, k, v, inv_norm)
         ctx.geo, ctx.chunk_size, ctx.batch_chunk, ctx.scale = geo, chunk_size, batch_chunk, scale
         return out
@@ -68,14 +68,21 @@ class _ChunkedAttention(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         q, k, v, inv_norm = ctx.saved_tensors
         need = ctx.needs_input_grad[:4]
-        acc, cdt = inv_norm.dtype, q.dtype
+        acc = inv_norm.dtype
         grads = [torch.zeros_like(t, dtype=acc) if n else None for t, n in zip((q, k, v, inv_norm), need)]
         with torch.autocast(q.device.type, enabled=False):
-            _Backward(ctx.geo, ctx.scale, inv_norm, q.device).run(q, k, v, grad_out.to(cdt), grads, ctx.chunk_size,
-                                                                  ctx.batch_chunk)
+            _Backward(ctx.geo, ctx.scale, inv_norm, q.device).run(q, k, v, grad_out.to(q.dtype), grads,
+                                                                  ctx.chunk_size, ctx.batch_chunk)
         grad_q, grad_k, grad_v, grad_n = grads
         return (_cast(grad_q, q.dtype), _cast(grad_k, k.dtype), _cast(grad_v, v.dtype), grad_n,
                 None, None, None, None)
+
+
+def _paste_into(ws: Workspace, out: Tensor, pasted: Tuple[int, Tensor], values: Tensor) -> None:
+    """``out[:, lo:lo+n] += rows @ values`` for the scattered ``(lo, rows)`` of a :class:`Paste`."""
+    lo, rows = pasted
+    if rows.shape[1]:
+        accumulate_bmm(ws, out[:, lo:lo + rows.shape[1]], rows, values)
 
 
 class _Backward:
@@ -91,59 +98,71 @@ class _Backward:
             chunk_size: int, batch_chunk: int) -> None:
         """Accumulate ``grads`` (``[q, k, v, inv_norm]``, None where not needed) over every chunk."""
         plan = chunk_plan(self.geo, chunk_size, q.device)
-        h0 = self.geo.halo
+        span = max(m for _, m, _ in plan)
+        ws, geo, acc, cdt = self.ws, self.geo, self.acc, q.dtype
         for i in _batch_slices(q.shape[0], batch_chunk):
             gq, gk, gv, gn = (None if g is None else g[i] for g in grads)
-            t = (q[i], k[i], v[i], self.inv_scale[i], grad_out[i])
-            shape = (t[0].shape[0], 2 * h0, k.shape[1])
-            carries = [self.ws.get(name, shape, self.acc).zero_() for name in ('carry_v', 'carry_g')]
-            halos = [HaloRows(self.ws, name, shape, q.dtype) for name in ('halo', 'halo_g')]
+            qi, ki, vi, gi = q[i], k[i], v[i], grad_out[i]
+            b, n_keys = qi.shape[0], ki.shape[1]
+            scores = Gather(ws, 'p', geo, qi, ki.transpose(1, 2), acc, span)
+            grad_attn = Gather(ws, 'g', geo, gi, vi.transpose(1, 2), acc, span)
+            pastes = [Paste(ws, name, geo, b, n_keys, acc, cdt, span) for name in ('a', 'z')]
+            for paste in pastes:
+                paste.begin(plan[0][0])
             for a, m, rows in plan:
-                self.chunk(t, (gq, gk, gv, gn), carries, halos, a, m, rows)
-            if h0:                                      # the halos left after the last chunk
-                end = plan[-1][0] + plan[-1][1]
-                self.paste_grads(t, (gq, gk, gv), [c.to(q.dtype) for c in carries], end - h0, 2 * h0)
+                self.chunk((qi, ki, vi, self.inv_scale[i], gi), (gq, gk, gv, gn), scores, grad_attn, pastes,
+                           a, m, rows)
+            self.paste_grads((qi, ki, gi), (gq, gk, gv), [p.finish() for p in pastes])
 
-    def paste_grads(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], pasted: List[Optional[Tensor]],
-                    lo: int, n: int) -> None:
-        """The gradients of the products with the scattered rows ``lo .. lo+n-1`` (probabilities, dZ)."""
-        qi, ki, _, _, gi = t
+    def paste_grads(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...],
+                    pasted: List[Tuple[int, Tensor]]) -> None:
+        """The gradients of the products with the scattered probabilities and dZ rows ``(lo, rows)``."""
+        qi, ki, gi = t
         gq, gk, gv = grads
         ws = self.ws
-        if gv is not None and pasted[0] is not None:
-            accumulate_bmm(ws, gv, pasted[0].transpose(1, 2), gi[:, lo:lo + n])
-        if pasted[1] is not None:
-            if gq is not None:
-                accumulate_bmm(ws, gq[:, lo:lo + n], pasted[1], ki)
-            if gk is not None:
-                accumulate_bmm(ws, gk, pasted[1].transpose(1, 2), qi[:, lo:lo + n])
+        lo, rows = pasted[0]
+        n = rows.shape[1]
+        if gv is not None and n:
+            accumulate_bmm(ws, gv, rows.transpose(1, 2), gi[:, lo:lo + n])
+        lo, rows = pasted[1]
+        n = rows.shape[1]
+        if n and gq is not None:
+            accumulate_bmm(ws, gq[:, lo:lo + n], rows, ki)
+        if n and gk is not None:
+            accumulate_bmm(ws, gk, rows.transpose(1, 2), qi[:, lo:lo + n])
 
-    def chunk(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], carries: List[Tensor],
-              halos: List[HaloRows], a: int, m: int, rows: Optional[Tensor]) -> None:
+    def chunk(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], scores: Gather,
+              grad_attn: Gather, pastes: List[Paste], a: int, m: int, rows: Optional[Tensor]) -> None:
         qi, ki, vi, si, gi = t
         gq, gk, gv, gn = grads
-        geo, ws, acc, cdt, h0 = self.geo, self.ws, self.acc, qi.dtype, self.geo.halo
+        ws, acc = self.ws, self.acc
         b, n_keys = qi.shape[0], ki.shape[1]
-        raw, attn = probabilities(ws, qi, ki, si, self.bias, geo, a, m, rows, halos[0])
-        if gv is not None:
-            self.paste_grads(t, (None, None, gv), [scatter_rolled(ws, attn, geo, m, cdt, carries[0]), None],
-                             a - h0, m)
-        if gq is None and gk is None and gn is None:
-            return
+        raw = ws.get('raw', (b, m, n_keys), acc)
+        attn = probabilities(scores, pastes[0].take(m), si, self.bias, a, rows, raw)
         # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
-        grad = ws.get('grad', (b, m, n_keys), acc)
-        pix = grad if geo.identity and cdt == acc else ws.get('pix', (b, m + 2 * h0, n_keys), cdt)
-        halos[1].product(gi, vi.transpose(1, 2), a, m, pix)
-        gather_diagonals(pix, geo, m, grad)
+        grad = grad_attn.rows(a, m, ws.get('grad', (b, m, n_keys), acc))
         # softmax backward, one fused pass: dZ = A * (dA - sum_j(A * dA))
-        dz = ws.get('dz', (b, m, n_keys), acc)
-        torch.ops.aten._softmax_backward_data.out(grad, attn, -1, acc, grad_input=dz)
+        dz = pastes[1].take(m)
+        _softmax_backward(grad, attn, dz)
         if gn is not None:                               # logits = raw * inv_norm * scale + bias
             weights = ws.get('ones', (b, 1, m), acc).fill_(self.scale)
             gn += torch.bmm(weights, raw.mul_(dz)).squeeze(1)   # sum over the chunk's rows
-        if gq is not None or gk is not None:             # d loss / d raw = dZ * inv_norm * scale
-            self.paste_grads(t, (gq, gk, None), [None, scatter_rolled(ws, dz, geo, m, cdt, carries[1], si)],
-                             a - h0, m)
+        dz.mul_(si)                                      # d loss / d raw = dZ * inv_norm * scale
+        self.paste_grads((qi, ki, gi), (gq, gk, gv), [p.advance() for p in pastes])
+
+
+def _softmax_backward(grad: Tensor, attn: Tensor, out: Tensor) -> Tensor:
+    """``out = attn * (grad - sum_j(attn * grad))``, torch's fused softmax backward, into ``out``.
+
+    Image by image when ``out`` is a strided view (rows of a stream buffer): the ``.out`` variant
+    writes a non-contiguous output as if it were contiguous (torch 2.5).
+    """
+    backward = torch.ops.aten._softmax_backward_data.out
+    if out.is_contiguous():
+        return backward(grad, attn, -1, out.dtype, grad_input=out)
+    for j in range(out.shape[0]):
+        backward(grad[j], attn[j], -1, out.dtype, grad_input=out[j])
+    return out
 
 
 def _batch_slices(batch: int, batch_chunk: int) -> Iterator[slice]:

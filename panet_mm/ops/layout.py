@@ -145,24 +145,40 @@ class Geometry(NamedTuple):
                     idx.append(row * wp + col - a)
         return idx
 
-    def shifts(self) -> List[Tuple[int, List[Tuple[int, int, int]]]]:
-        """``(query offset, [(start, end, key offset)])`` of every summed offset but the centre.
+    def shift(self, dy: int, dx: int) -> Tuple[int, List[Tuple[int, int, int]]]:
+        """``(query offset, [(start, end, key offset)])`` of the summed offset ``(dy, dx)``.
 
         Key positions ``start <= j < end`` have their neighbour at ``j + key offset``; every real key is
         covered (the padding is wide enough), padding keys are masked out of the softmax anyway.
         """
-        out = []
         total = self.num_keys
-        for dy, dx in self.offsets[1:]:
-            if dy == 0:                 # the same flat key offset in every level: one slice
-                ranges = [(max(0, -dx), total - max(0, dx), dx)]
-            else:
-                ranges, off = [], 0
-                for hp, wp in self.padded_level_sizes:
-                    ok = dy * wp + dx
-                    ranges.append((off + max(0, -ok), off + hp * wp - max(0, ok), ok))
-                    off += hp * wp
-            out.append((dy * self.padded_width + dx, ranges))
+        if dy == 0:                 # the same flat key offset in every level: one slice
+            ranges = [(max(0, -dx), total - max(0, dx), dx)]
+        else:
+            ranges, off = [], 0
+            for hp, wp in self.padded_level_sizes:
+                ok = dy * wp + dx
+                ranges.append((off + max(0, -ok), off + hp * wp - max(0, ok), ok))
+                off += hp * wp
+        return dy * self.padded_width + dx, ranges
+
+    def shifts(self) -> List[Tuple[int, List[Tuple[int, int, int]]]]:
+        """:meth:`shift` of every summed offset but the centre."""
+        return [self.shift(dy, dx) for dy, dx in self.offsets[1:]]
+
+    def stages(self) -> List[Tuple[int, List[Tuple[int, List[Tuple[int, int, int]]]]]]:
+        """The summed offsets as separable stages ``(halo, shifts)``: along x first, then along y.
+
+        The offsets are a product ``ys x xs``, so the ``k*k``-term diagonal sum is two ``k``-term sums
+        (``2*(k-1)`` passes instead of ``k*k - 1``). Every real (query, key) pair gets its exact
+        score: its shifted neighbours all lie in the padding ring of its own level.
+        """
+        out = []
+        if self.pad_x:
+            out.append((self.pad_x, [self.shift(0, dx) for dx in range(-self.pad_x, self.pad_x + 1) if dx]))
+        if self.pad_y:
+            out.append((self.pad_y * self.padded_width,
+                        [self.shift(dy, 0) for dy in range(-self.pad_y, self.pad_y + 1) if dy]))
         return out
 
     def key_bias(self, dtype: torch.dtype, device: torch.device) -> Optional[Tensor]:

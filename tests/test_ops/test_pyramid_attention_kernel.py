@@ -235,7 +235,7 @@ def test_choose_chunk_size_respects_budget(method, budget_mb):
 def test_small_budget_gives_small_chunks():
     h = w = 64
     big = choose_chunk_size(h, w, LEVELS_64, 1, memory_budget_mb=256)
-    small = choose_chunk_size(h, w, LEVELS_64, 1, memory_budget_mb=2)
+    small = choose_chunk_size(h, w, LEVELS_64, 1, memory_budget_mb=8)   # (the streams hold a few chunks' rows)
     tiny = choose_chunk_size(h, w, LEVELS_64, 1, memory_budget_mb=0.01)
     assert tiny == 1 < small < w < big
     # the estimate is linear in the chunk and in the number of keys, hence in pixels for a fixed chunk
