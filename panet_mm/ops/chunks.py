@@ -17,7 +17,7 @@ from torch import Tensor
 from .layout import Geometry
 
 __all__ = ['Workspace', 'Rows', 'Gather', 'Paste', 'chunk_plan', 'stencil', 'probabilities', 'accumulate_bmm',
-           'gather_buffers', 'paste_buffers', 'rows_capacity']
+           'gather_buffers', 'paste_buffers', 'rows_capacity', 'contiguous_blocks']
 
 Shift = Tuple[int, List[Tuple[int, int, int]]]
 Stage = Tuple[int, List[Shift]]
@@ -58,19 +58,18 @@ class Workspace:
         return buf[:numel].view(shape)
 
 
-def accumulate_bmm(ws: Workspace, acc: Tensor, a: Tensor, b: Tensor) -> None:
+def accumulate_bmm(acc: Tensor, a: Tensor, b: Tensor) -> None:
     """``acc += a @ b`` (batched).
 
     In place (``baddbmm_``) when ``acc`` is contiguous and of the product's dtype; otherwise the
-    product goes to a workspace buffer first: torch runs ``baddbmm_`` on a strided slice (a chunk's
-    rows of every image) as one matrix product per image, which is slower on CPU.
+    (linear-size) product is added: torch runs ``baddbmm_`` on a strided slice (a chunk's rows of
+    every image) as one matrix product per image, which is slower on CPU. (No ``out=`` product:
+    mmengine's flop counter traces into the kernel and counts ``bmm`` nodes of two inputs only.)
     """
-    if acc.dtype != a.dtype:        # mixed precision: the (linear-size) product in the compute dtype
-        acc += torch.bmm(a, b)
-    elif acc.is_contiguous():
+    if acc.dtype == a.dtype and acc.is_contiguous():
         acc.baddbmm_(a, b)
     else:
-        acc += torch.bmm(a, b, out=ws.get('mm', (a.shape[0], a.shape[1], b.shape[2]), a.dtype))
+        acc += torch.bmm(a, b)
 
 
 @functools.lru_cache(maxsize=64)
@@ -290,6 +289,13 @@ class Paste:
         return self.ws.get(f'{self.name}_cdt', rows.shape, self.cdt).copy_(rows)
 
 
+def contiguous_blocks(t: Tensor) -> List[Tensor]:
+    """``[t]`` when ``t`` is contiguous, else its images: a stream's rows of several images are a strided
+    view, which some torch ops (``softmax(out=)``) copy to a temporary and back. (Not while traced:
+    mmengine's flop counter traces the model, and views of views would record the chunk loop.)"""
+    return [t] if t.is_contiguous() or torch.jit.is_tracing() else list(t.unbind(0))
+
+
 def probabilities(gather: Gather, out: Tensor, inv_scale: Tensor, bias: Optional[Tensor], a: int,
                   rows: Optional[Tensor], raw: Optional[Tensor] = None) -> Tensor:
     """Softmax probabilities ``(B, m, L')`` of the chunk at padded positions ``a .. a+m-1``, into ``out``.
@@ -303,7 +309,8 @@ def probabilities(gather: Gather, out: Tensor, inv_scale: Tensor, bias: Optional
         torch.mul(scores, inv_scale, out=out)
     else:
         torch.addcmul(bias, scores, inv_scale, out=out)
-    torch.softmax(out, dim=-1, out=out)
+    for block in contiguous_blocks(out):
+        torch.softmax(block, dim=-1, out=block)
     if rows is not None:
         out.index_fill_(1, rows, 0)
     return out

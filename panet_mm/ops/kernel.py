@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .chunks import Gather, Paste, Workspace, accumulate_bmm, chunk_plan, probabilities
+from .chunks import Gather, Paste, Workspace, accumulate_bmm, chunk_plan, contiguous_blocks, probabilities
 from .cost import choose_batch_chunk, choose_chunk_size, choose_method, default_memory_budget_mb
 from .layout import FORMULATIONS, Geometry, make_geometry, resolve_method
 from .pyramid import check_inputs
@@ -57,8 +57,8 @@ class _ChunkedAttention(torch.autograd.Function):
                 paste.begin(plan[0][0])
                 for a, m, rows in plan:
                     probabilities(scores, paste.take(m), si, bias, a, rows)
-                    _paste_into(ws, out[i], paste.advance(), vi)
-                _paste_into(ws, out[i], paste.finish(), vi)
+                    _paste_into(out[i], paste.advance(), vi)
+                _paste_into(out[i], paste.finish(), vi)
         ctx.save_for_backward(q, k, v, inv_norm)
         ctx.geo, ctx.chunk_size, ctx.batch_chunk, ctx.scale = geo, chunk_size, batch_chunk, scale
         return out
@@ -78,11 +78,11 @@ class _ChunkedAttention(torch.autograd.Function):
                 None, None, None, None)
 
 
-def _paste_into(ws: Workspace, out: Tensor, pasted: Tuple[int, Tensor], values: Tensor) -> None:
+def _paste_into(out: Tensor, pasted: Tuple[int, Tensor], values: Tensor) -> None:
     """``out[:, lo:lo+n] += rows @ values`` for the scattered ``(lo, rows)`` of a :class:`Paste`."""
     lo, rows = pasted
     if rows.shape[1]:
-        accumulate_bmm(ws, out[:, lo:lo + rows.shape[1]], rows, values)
+        accumulate_bmm(out[:, lo:lo + rows.shape[1]], rows, values)
 
 
 class _Backward:
@@ -105,8 +105,10 @@ class _Backward:
             qi, ki, vi, gi = q[i], k[i], v[i], grad_out[i]
             b, n_keys = qi.shape[0], ki.shape[1]
             scores = Gather(ws, 'p', geo, qi, ki.transpose(1, 2), acc, span)
-            grad_attn = Gather(ws, 'g', geo, gi, vi.transpose(1, 2), acc, span)
-            pastes = [Paste(ws, name, geo, b, n_keys, acc, cdt, span) for name in ('a', 'z')]
+            # the probabilities' paste for d values, dZ's for d query / d keys (none needed: no dZ at all)
+            needs_dz = gq is not None or gk is not None or gn is not None
+            grad_attn = Gather(ws, 'g', geo, gi, vi.transpose(1, 2), acc, span) if needs_dz else None
+            pastes = [Paste(ws, name, geo, b, n_keys, acc, cdt, span) for name in ('a', 'z')[:1 + needs_dz]]
             for paste in pastes:
                 paste.begin(plan[0][0])
             for a, m, rows in plan:
@@ -119,26 +121,30 @@ class _Backward:
         """The gradients of the products with the scattered probabilities and dZ rows ``(lo, rows)``."""
         qi, ki, gi = t
         gq, gk, gv = grads
-        ws = self.ws
         lo, rows = pasted[0]
         n = rows.shape[1]
         if gv is not None and n:
-            accumulate_bmm(ws, gv, rows.transpose(1, 2), gi[:, lo:lo + n])
+            accumulate_bmm(gv, rows.transpose(1, 2), gi[:, lo:lo + n])
+        if len(pasted) < 2:
+            return
         lo, rows = pasted[1]
         n = rows.shape[1]
         if n and gq is not None:
-            accumulate_bmm(ws, gq[:, lo:lo + n], rows, ki)
+            accumulate_bmm(gq[:, lo:lo + n], rows, ki)
         if n and gk is not None:
-            accumulate_bmm(ws, gk, rows.transpose(1, 2), qi[:, lo:lo + n])
+            accumulate_bmm(gk, rows.transpose(1, 2), qi[:, lo:lo + n])
 
     def chunk(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], scores: Gather,
-              grad_attn: Gather, pastes: List[Paste], a: int, m: int, rows: Optional[Tensor]) -> None:
+              grad_attn: Optional[Gather], pastes: List[Paste], a: int, m: int, rows: Optional[Tensor]) -> None:
         qi, ki, vi, si, gi = t
         gq, gk, gv, gn = grads
         ws, acc = self.ws, self.acc
         b, n_keys = qi.shape[0], ki.shape[1]
-        raw = ws.get('raw', (b, m, n_keys), acc)
+        raw = None if gn is None else ws.get('raw', (b, m, n_keys), acc)   # raw scores: for d inv_norm only
         attn = probabilities(scores, pastes[0].take(m), si, self.bias, a, rows, raw)
+        if grad_attn is None:                            # d values only
+            self.paste_grads((qi, ki, gi), (gq, gk, gv), [pastes[0].advance()])
+            return
         # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
         grad = grad_attn.rows(a, m, ws.get('grad', (b, m, n_keys), acc))
         # softmax backward, one fused pass: dZ = A * (dA - sum_j(A * dA))
@@ -158,10 +164,9 @@ def _softmax_backward(grad: Tensor, attn: Tensor, out: Tensor) -> Tensor:
     writes a non-contiguous output as if it were contiguous (torch 2.5).
     """
     backward = torch.ops.aten._softmax_backward_data.out
-    if out.is_contiguous():
-        return backward(grad, attn, -1, out.dtype, grad_input=out)
-    for j in range(out.shape[0]):
-        backward(grad[j], attn[j], -1, out.dtype, grad_input=out[j])
+    for j, block in enumerate(contiguous_blocks(out)):
+        backward(grad if block is out else grad[j], attn if block is out else attn[j], -1, out.dtype,
+                 grad_input=block)
     return out
 
 
