@@ -18,6 +18,7 @@ from panet_mm.ops.pyramid_attention import (
 
 # the kernel module itself (its workspace class is replaced in a test)
 kernel_module = importlib.import_module('panet_mm.ops.kernel')
+chunks_module = importlib.import_module('panet_mm.ops.chunks')
 pa_cost = importlib.import_module('panet_mm.ops.cost')
 
 METHODS = ['col', 'pixel', 'row', 'patch']
@@ -107,6 +108,35 @@ def test_batch_chunks_match_reference(batch_chunk, method):
     expected = output_and_grads(pyramid_attention_reference, *inputs)
     actual = output_and_grads(pyramid_attention, *inputs, chunk_size=9, batch_chunk=batch_chunk, method=method)
     assert_close_scaled(actual, expected, 1e-10)
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_split_inner_products_match_reference(monkeypatch, method):
+    """Products split along the key positions (CPU, few images per thread) give the same outputs and gradients."""
+    monkeypatch.setattr(chunks_module, 'split_k', lambda a, b: 3 if a.shape[-1] >= 3 else 1)
+    inputs = make_inputs(2, 4, 6, 6, 7, 5, dtype=torch.float64)
+    expected = output_and_grads(pyramid_attention_reference, *inputs)
+    actual = output_and_grads(pyramid_attention, *inputs, chunk_size=9, batch_chunk=1, method=method)
+    assert_close_scaled(actual, expected, 1e-10)
+
+
+@pytest.mark.parametrize('inner', [4096, 4097, 4099])
+def test_split_k_product(inner):
+    g = torch.Generator().manual_seed(inner)
+    a = torch.randn(5, inner, generator=g, dtype=torch.float64)
+    b = torch.randn(inner, 3, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(chunks_module.split_k_product(a, b, 2), a @ b)
+    torch.testing.assert_close(chunks_module.split_k_product(a, b.t().contiguous().t(), 4), a @ b)
+
+
+def test_split_k_rule(monkeypatch):
+    """Split only on CPU, for one image and two threads or more, a long inner dimension and a small result."""
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 2)
+    rows, keys, values = torch.empty(1, 132, 14600), torch.empty(1, 14600, 64), torch.empty(1, 14600, 1024)
+    assert chunks_module.split_k(rows, keys) == 2
+    assert chunks_module.split_k(torch.empty(2, 132, 14600), torch.empty(2, 14600, 64)) == 1   # a thread per image
+    assert chunks_module.split_k(rows[:, :, :100], keys[:, :100]) == 1                        # short inner product
+    assert chunks_module.split_k(torch.empty(1, 1024, 14600), values) == 1                    # large result
 
 
 def test_attention_macs():
