@@ -45,12 +45,11 @@ class CheckpointMismatchError(ParameterError, RuntimeError):
 def _model_state(checkpoint: Any, filename: str, revise_keys: list) -> OrderedDict[str, Any]:
     """The checkpoint's state dict with ``revise_keys`` applied, keeping torch's per-module ``_metadata``."""
     state = unwrap_state_dict(checkpoint, filename, strip=())
-    for pattern, repl in revise_keys:
-        state = {re.sub(pattern, repl, k): v for k, v in state.items()}
-    raw = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else checkpoint
-    out = OrderedDict(state)
-    out._metadata = getattr(raw, '_metadata', OrderedDict())  # module versions (BatchNorm's counter, ...)
-    return out
+    metadata = getattr(state, '_metadata', OrderedDict())   # module versions (BatchNorm's counter, ...)
+    for pattern, repl in revise_keys:               # (the keys only, as mmengine's own loader does)
+        state = OrderedDict((re.sub(pattern, repl, k), v) for k, v in state.items())
+    state._metadata = metadata
+    return state
 
 
 @RUNNERS.register_module()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os.path as osp
 import pickle
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Type, Union
 
@@ -158,7 +159,9 @@ def unwrap_state_dict(obj: Any, source: str = '<object>', prefix: Optional[str] 
         error (type): The exception class raised (a caller's own refusal class). Default: StateDictError.
 
     Returns:
-        dict[str, Tensor]: The state dict (a new dict; the tensors are not copied).
+        OrderedDict[str, Tensor]: The state dict (a new dict; the tensors are not copied). It carries the
+        inner dict's torch ``_metadata`` (per-module versions, e.g. BatchNorm's), re-keyed along with
+        the prefixes, so that ``load_state_dict`` sees what ``state_dict()`` wrote.
 
     Raises:
         StateDictError: No non-empty dict of tensors inside, or none under ``prefix``.
@@ -179,16 +182,37 @@ def unwrap_state_dict(obj: Any, source: str = '<object>', prefix: Optional[str] 
         raise error(f"'{source}' has non-tensor state dict entries ({list_keys(bad)}); pass a checkpoint written "
                     'by tools/train.py, or save only the model\'s state_dict()')
     state = {str(k): v for k, v in obj.items()}
+    metadata = getattr(obj, '_metadata', None)
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if not state:
             raise error(f"'{source}' has no keys under the prefix '{prefix}' (it has e.g. "
                         f'{list_keys(sorted(map(str, obj)), 3)}); pass the matching prefix')
+        metadata = _strip_metadata(metadata, prefix)
     while True:
         common = next((p for p in strip if all(k.startswith(p) for k in state)), None)
         if common is None:
-            return state
+            break
         state = {k[len(common):]: v for k, v in state.items()}
+        metadata = _strip_metadata(metadata, common)
+    out = OrderedDict(state)
+    if metadata is not None:
+        out._metadata = metadata        # type: ignore[attr-defined]
+    return out
+
+
+def _strip_metadata(metadata: Optional[Mapping], prefix: str) -> Optional[OrderedDict]:
+    """torch's ``_metadata`` of the sub-module under ``prefix`` (its keys are module paths, no trailing dot)."""
+    if metadata is None:
+        return None
+    module = prefix[:-1] if prefix.endswith('.') else prefix
+    out: OrderedDict = OrderedDict()
+    for key, value in metadata.items():
+        if key == module:
+            out[''] = value
+        elif key.startswith(module + '.'):
+            out[key[len(module) + 1:]] = value
+    return out
 
 
 class StateDictDiff(NamedTuple):

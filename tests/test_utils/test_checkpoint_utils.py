@@ -56,6 +56,22 @@ def test_unwrap_nested_prefixes_and_selected_prefix():
     assert list(unwrap_state_dict({'state_dict': edit}, prefix='generator.')) == ['a', 'b']
 
 
+@pytest.mark.parametrize('key', ['state_dict', 'model', 'params'])
+def test_unwrap_keeps_torch_metadata(key):
+    """torch's per-module versions survive any wrapper and are re-keyed with the stripped prefixes."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    edit = torch.nn.Module()
+    edit.generator = torch.nn.Module()
+    edit.generator.module = net
+    state = edit.state_dict()
+    got = unwrap_state_dict({key: state}, prefix='generator.', strip=('module.', ))
+    assert list(got) == list(net.state_dict())
+    assert got._metadata == net.state_dict()._metadata      # '' , '0', '1' with BatchNorm's version 2
+    assert got._metadata['1']['version'] == 2
+    fresh = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    fresh.load_state_dict(got)      # the version is read: no 'num_batches_tracked' upgrade path taken
+
+
 @pytest.mark.parametrize('obj, match', [
     ([torch.ones(1)], 'holds list, not a state dict'),
     ({}, 'holds dict, not a state dict'),
