@@ -218,17 +218,16 @@ def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]
     """The formulation ``method='auto'`` runs: a rule measured with ``benchmark_attention.py --methods``.
 
     A (query, key) pair costs ``ksize * (Cq + C)`` multiply-adds in ``'col'`` but only ``Cq + C`` in
-    ``'pixel'``, which pays instead ``ksize**2 - 1`` shifted sums over each chunk's score block (a
-    cost per pair independent of the channels). So ``'pixel'`` wins when the channels are wide
-    enough for the saved products to outweigh the extra passes, and the cheaper a multiply-add
-    (bfloat16 / float16 matrix units) the wider they must be. Measured on CPU (the table in
-    ``tests/test_ops/data/attention_methods.json``, checked by a test): float32 ``'col'`` for
-    ``Cq + C = 96`` (PANet), ``'pixel'`` for ``Cq + C = 288`` (PA-EDSR); bfloat16 ``'col'`` for
-    both (its matrix products are about 4x cheaper, so the extra passes weigh more). The sizes did
-    not change the order in the measured range (32x32 to 64x64), so the rule looks at channels,
-    dtype and device only; ``height``, ``width`` and ``level_sizes`` are accepted for rules to come. On CUDA
-    nothing has been measured yet: ``'col'`` (the fewest multiply-adds among the formulations with
-    few passes); ``tools/device_check.sh`` measures the table there.
+    ``'pixel'``, which pays instead ``2 * (ksize - 1)`` shifted sums over each chunk's score block and
+    as many over its probabilities (a cost per pair independent of the channels; ``'col'`` pays
+    ``ksize - 1`` of each). So ``'pixel'`` wins when the channels are wide enough for the saved
+    products to outweigh the extra passes. Measured on CPU (2 threads; the table in
+    ``tests/test_ops/data/attention_methods.json``, checked by a test): ``'col'`` for ``Cq + C = 96``
+    (PANet), ``'pixel'`` for ``Cq + C = 288`` (PA-EDSR), in float32 and in bfloat16 alike. The sizes
+    did not change the order in the measured range (32x32 to 64x64), so the rule looks at channels,
+    dtype and device only; ``height``, ``width`` and ``level_sizes`` are accepted for rules to come. On
+    CUDA nothing has been measured yet: ``'col'`` (the fewest multiply-adds among the formulations
+    with few passes); ``tools/device_check.sh`` measures the table there.
 
     Args:
         height (int): Query height ``H``.
@@ -249,6 +248,6 @@ def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]
     return 'pixel' if threshold is not None and query_channels + value_channels >= threshold else 'col'
 
 
-# 'auto' on CPU: 'pixel' from this many query + value channels (Cq + C) up, else 'col'. Half precision
-# never ('col' was fastest at both channel counts measured in bfloat16; float16 was not measured).
-_PIXEL_MIN_CHANNELS = {torch.float32: 192, torch.float64: 192}
+# 'auto' on CPU: 'pixel' from this many query + value channels (Cq + C) up, else 'col' (float16 was not
+# measured: 'col').
+_PIXEL_MIN_CHANNELS = {torch.float32: 192, torch.float64: 192, torch.bfloat16: 192}

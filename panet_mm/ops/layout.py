@@ -51,7 +51,8 @@ class Formulation(NamedTuple):
 #   'col':   k*(Cq + C), k-1 shifted additions per score and per paste; the halo is r positions,
 #            and every summed shift moves all levels alike (one slice for all of them).
 #   'row':   k*(Cq + C), k-1 shifted additions, a halo of r query rows.
-#   'pixel': Cq + C, k*k-1 shifted additions (per level), a halo of r query rows.
+#   'pixel': Cq + C, 2*(k-1) shifted additions (k-1 along x, then k-1 along y, per level: separable),
+#            a halo of r query rows.
 FORMULATIONS = {
     'col': Formulation(unfold_y=True, unfold_x=False),
     'pixel': Formulation(unfold_y=False, unfold_x=False),
