@@ -131,8 +131,6 @@ def chunk_plan(geo: Geometry, chunk_size: int, device: torch.device) -> List[Tup
     return [(a, m, part if len(r) else None) for (a, m), r, part in zip(spans, rows, parts)]
 
 
-
-
 def rows_capacity(history: int, span: int, first: int = 0) -> int:
     """Rows of a :class:`Rows` buffer: after a move, ``history + span`` rows or more are produced before the
     next one, and the moved rows never overlap their source (capacity ``>= 2*history + span``)."""
