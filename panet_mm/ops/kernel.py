@@ -316,4 +316,13 @@ def pyramid_attention(query: Tensor,
         inv_norm = _key_inverse_norms(keys, ksize, eps, plan.acc_dtype, pad)
         out = _ChunkedAttention.apply(q, k, v, inv_norm, geo, plan.chunk_size, plan.batch_chunk,
                                       float(softmax_scale))
-        return (_fold_output(out, geo, kernel) / divisor).to(query.dtype).contiguous()
+        return (_fold_output(out, geo, kernel) / divisor).to(query.dtype).contiguous(memory_format=_layout(query))
+
+
+def _layout(x: Tensor) -> torch.memory_format:
+    """The memory format of the output: channels-last for a channels-last ``x`` (a network run in that
+    format, its convolutions' fast layout on CPU, would otherwise get an NCHW tensor back, and every
+    later convolution would convert it), else contiguous."""
+    if x.dim() == 4 and x.shape[1] > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format

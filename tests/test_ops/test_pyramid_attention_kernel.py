@@ -100,6 +100,23 @@ def test_matches_reference_float32(shape, method):
     assert_close_scaled(actual, output_and_grads(pyramid_attention_reference, *inputs), 2e-5)
 
 
+@pytest.mark.parametrize('method', METHODS)
+def test_channels_last_inputs_give_channels_last_output(method):
+    """A network run channels-last gets its format back (else every later convolution converts), same values
+    and gradients; NCHW inputs keep getting a contiguous NCHW output."""
+    query, keys, values, grad_out = make_inputs(2, 4, 6, 6, 7, 5, dtype=torch.float64)
+    expected = output_and_grads(pyramid_attention_reference, query, keys, values, grad_out)
+
+    def cl(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+
+    query_cl, keys_cl, values_cl = cl(query), [cl(t) for t in keys], [cl(t) for t in values]
+    actual = output_and_grads(pyramid_attention, query_cl, keys_cl, values_cl, grad_out, chunk_size=9, method=method)
+    assert actual[0].is_contiguous(memory_format=torch.channels_last) and not actual[0].is_contiguous()
+    assert_close_scaled(actual, expected, 1e-10)
+    assert pyramid_attention(query, keys, values, method=method).is_contiguous()
+
+
 @pytest.mark.parametrize('batch_chunk', [1, 2, 5])
 @pytest.mark.parametrize('method', ['auto', 'patch'])
 def test_batch_chunks_match_reference(batch_chunk, method):

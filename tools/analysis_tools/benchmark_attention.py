@@ -275,10 +275,12 @@ def measure_times(spec):
     return result
 
 
-def build_pa_edsr(torch, pa, channels, blocks, attention):
+def build_pa_edsr(torch, pa, channels, blocks, attention, channels_last=False):
     """A torch-only PA-EDSR x2 (the registered ``PAEDSRNet``'s layers, sizes and order, no mean shifts).
 
-    ``attention`` is None (the network without its attention block) or ``fn(query, keys, values)``.
+    ``attention`` is None (the network without its attention block) or ``fn(query, keys, values)``;
+    ``channels_last``: weights and input in channels-last format, as ``PAEDSRNet`` runs (the released
+    network runs NCHW).
     """
     nn = torch.nn
 
@@ -315,10 +317,11 @@ def build_pa_edsr(torch, pa, channels, blocks, attention):
                                       nn.Conv2d(channels, 3, 3, padding=1))
 
         def forward(self, x):
-            feat = self.head(x)
-            return self.tail(self.body(feat) + feat)
+            feat = self.head(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+            return self.tail(self.body(feat) + feat).contiguous()
 
-    return Net()
+    net = Net()
+    return net.to(memory_format=torch.channels_last) if channels_last else net
 
 
 def measure_step(spec):
@@ -335,7 +338,8 @@ def measure_step(spec):
     half = case.dtype != torch.float32
     steps = {}
     for name, fn in variants.items():
-        net = build_pa_edsr(torch, pa, spec['channels'], spec['blocks'], fn).to(case.device)
+        net = build_pa_edsr(torch, pa, spec['channels'], spec['blocks'], fn,
+                            channels_last=name != 'with released').to(case.device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
         # --dtype: the whole network under autocast, except the released block's, which runs as released
         amp = half and name != 'with released'

@@ -31,6 +31,28 @@ def test_paedsr_forward_shape(scale, colors):
     assert net(x).shape == (1, colors, 7 * scale, 10 * scale)
 
 
+@pytest.mark.parametrize('net_type', ['PANet', 'PAEDSRNet'])
+def test_channels_last_is_the_same_function(net_type):
+    """The default channels-last run (weights converted once, input on entry) equals the NCHW one, returns
+    the usual contiguous layout, and takes a state dict of either format."""
+    torch.manual_seed(0)
+    cfg = dict(type=net_type, mid_channels=16, num_blocks=2)
+    nchw = MODELS.build(dict(cfg, channels_last=False)).eval()
+    fast = MODELS.build(cfg).eval()
+    assert fast.channels_last and fast.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not fast.conv_first.weight.is_contiguous()
+    fast.load_state_dict(nchw.state_dict())
+    assert fast.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 9, 11)
+    with torch.no_grad():
+        expected, actual = nchw(x), fast(x)
+    assert actual.is_contiguous()
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    nchw.load_state_dict(fast.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(nchw(x), expected, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize('scale,expected', [(2, 40811870), (3, 43762270), (4, 43172190)])
 def test_sr_configs_build_reference_parameter_counts(scale, expected):
     cfg = Config.fromfile(osp.join(ROOT, 'configs', f'panet_sr_x{scale}_div2k.py'))
