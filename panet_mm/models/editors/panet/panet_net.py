@@ -35,9 +35,8 @@ def _make_body(mid_channels: int, num_blocks: int, act: str, res_scale: float,
 class _ChannelsLast:
     """Runs the network's convolutions in channels-last memory format (``channels_last=True``).
 
-    oneDNN's CPU convolutions are faster on NHWC tensors (measured on the 2-core machine, PA-EDSR's
-    256-channel body at 64x64: 0.89x the NCHW time in float32, 0.66x in bfloat16; README
-    "Benchmarks"), and the released code runs NCHW. mmagic's EDSR has no such switch: the weights
+    oneDNN's CPU convolutions are faster on NHWC tensors, especially in bfloat16 (measured in the
+    README's "Benchmarks"), and the released code runs NCHW. mmagic's EDSR has no such switch: the weights
     are converted once here (``load_state_dict`` copies into them and keeps the format), the input
     on entry, and the output is returned in the usual contiguous layout.
     """
