@@ -39,14 +39,15 @@ export PYTHONPATH="$SHIM:$ROOT/build/device_deps${PYTHONPATH:+:$PYTHONPATH}"
 T0=$(date +%s)
 
 if [ $SMOKE = 1 ]; then
-    DEV=cpu; MARK="not slow"; REP=1; T_TEST=600; T_BENCH=600
+    # the test step on one file (the suite runs all of tests/test_ops on CPU anyway): it checks the step
+    DEV=cpu; MARK="not slow"; REP=1; T_TEST=600; T_BENCH=600; TESTS=tests/test_ops/test_reference.py
     PANET=(--sizes 12 --fb-sizes 10 --fb-batch 2 --channels 8 --reduction 2)
-    EDSR=(--sizes 12 --fb-sizes "" --channels 16 --reduction 8)
+    EDSR=(--sizes 12 --fb-sizes "" --channels 16 --reduction 8 --no-memory)
     BF16=(--sizes 16 --fb-sizes "" --channels 8 --reduction 2 --impls fast --dtype bfloat16)
     STEP=2,10,16,2
     METHODS=(--sizes 10 --fb-sizes "" --channels 8 --reduction 2)
 else
-    DEV=cuda; MARK="gpu or not slow"; REP=3; T_TEST=150; T_BENCH=200
+    DEV=cuda; MARK="gpu or not slow"; REP=3; T_TEST=150; T_BENCH=200; TESTS=tests/test_ops
     PANET=(--sizes 64,128,256,512 --fb-sizes 48 --fb-batch 16 --channels 64 --reduction 2 --max-ref-gb 20)
     EDSR=(--sizes 48,64,128 --fb-sizes 48 --fb-batch 16 --channels 256 --reduction 8 --max-ref-gb 20)
     BF16=(--sizes 256,512 --fb-sizes 48 --fb-batch 16 --channels 64 --reduction 2 --impls fast --dtype bfloat16)
@@ -76,10 +77,10 @@ else:
     print('- no CUDA device')
 EOF
 
-section "tests/test_ops ($MARK, on $DEV)"
+section "$TESTS ($MARK, on $DEV)"
 if "$PY" -c 'import pytest' 2>/dev/null; then
     # -P: the shim, not the repository root, provides panet_mm
-    timeout $T_TEST "$PY" -P -m pytest -q -p no:cacheprovider -m "$MARK" -rs tests/test_ops > "$OUT/tests.txt" 2>&1
+    timeout $T_TEST "$PY" -P -m pytest -q -p no:cacheprovider -m "$MARK" -rs $TESTS > "$OUT/tests.txt" 2>&1
     echo "exit status $? (timeout: 124)" >> "$REPORT"
     echo '```' >> "$REPORT"; tail -n 15 "$OUT/tests.txt" >> "$REPORT"; echo '```' >> "$REPORT"
 else
@@ -89,10 +90,12 @@ fi
 bench() {
     local name=$1; shift
     section "$name"
+    local t0; t0=$(date +%s)
     timeout $T_BENCH "$PY" tools/analysis_tools/benchmark_attention.py --device $DEV --repeats $REP "$@" > "$OUT/$(echo "$name" | tr ' /=,' '____').txt" 2>&1
-    local rc=$?
+    local rc=$? t1=$(date +%s)
     grep '^|' "$OUT/$(echo "$name" | tr ' /=,' '____').txt" >> "$REPORT" || tail -n 5 "$OUT/$(echo "$name" | tr ' /=,' '____').txt" >> "$REPORT"
     [ $rc = 0 ] || echo "(exit status $rc; timeout: 124)" >> "$REPORT"
+    echo "($(( t1 - t0 )) s)" >> "$REPORT"
 }
 bench "PANet block, C=64 r=2, float32" "${PANET[@]}" --json "$OUT/panet.json"
 bench "PA-EDSR block, C=256 r=8, float32" "${EDSR[@]}" --json "$OUT/paedsr.json"
