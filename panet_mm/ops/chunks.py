@@ -289,13 +289,19 @@ class Paste:
         """The view ``(B, m, L')`` to write the next chunk's ``src`` rows into."""
         return self.streams[0].take(m)
 
-    def advance(self) -> Tuple[int, Tensor]:
-        """``(lo, rows)``: the scattered rows at positions ``lo ..`` completed by the last chunk, in ``cdt``."""
+    def pending(self) -> int:
+        """How many scattered rows the next :meth:`advance` completes."""
+        return self.streams[0].end - self.halo - self.done
+
+    def advance(self, into: Optional[Tensor] = None) -> Tuple[int, Tensor]:
+        """``(lo, rows)``: the scattered rows at positions ``lo ..`` completed by the last chunk, in ``cdt``;
+        with ``into`` (``(B, pending(), L')``, the accumulation dtype) written there instead, not cast."""
         lo = self.done
         if not self.stages:
             src = self.streams[0]
             self.done = src.end
-            return lo, self._cast(src.rows(lo, src.end - lo))
+            rows = src.rows(lo, src.end - lo)
+            return (lo, into.copy_(rows)) if into is not None else (lo, self.cast(rows))
         for i, (h, shifts) in enumerate(self.stages):
             src = self.streams[i]
             if i + 1 < len(self.stages):
@@ -304,18 +310,24 @@ class Paste:
                 stencil(dst.take(src.end - h - start), src, start, shifts)
             else:
                 n = src.end - h - lo
-                out = stencil(self.ws.get(f'{self.name}_out', (self.shape[0], n, self.shape[1]), self.acc), src, lo,
-                              shifts)
+                out = into if into is not None else self.ws.get(f'{self.name}_out', (self.shape[0], n, self.shape[1]),
+                                                                  self.acc)
+                stencil(out, src, lo, shifts)
         self.done = lo + n
-        return lo, self._cast(out)
+        return (lo, out) if into is not None else (lo, self.cast(out))
 
-    def finish(self) -> Tuple[int, Tensor]:
-        """``(lo, rows)``: the scattered rows left after the last chunk (``src`` is zero beyond it)."""
+    def close(self) -> None:
+        """After the last chunk: the next :meth:`advance` returns all the rows left (``src`` is zero beyond it)."""
         if self.stages:
             self.streams[0].take(2 * self.halo).zero_()
+
+    def finish(self) -> Tuple[int, Tensor]:
+        """``(lo, rows)``: the scattered rows left after the last chunk."""
+        self.close()
         return self.advance()
 
-    def _cast(self, rows: Tensor) -> Tensor:
+    def cast(self, rows: Tensor) -> Tensor:
+        """``rows`` (accumulation dtype) in the compute dtype, for a matrix product."""
         if rows.dtype == self.cdt:
             return rows
         return self.ws.get(f'{self.name}_cdt', rows.shape, self.cdt).copy_(rows)

@@ -5,7 +5,7 @@ plan a call (:func:`choose_chunk_size`) or warn about one (:func:`attention_macs
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -13,12 +13,12 @@ from .chunks import gather_buffers, paste_buffers
 from .layout import FORMULATIONS, make_geometry, resolve_method
 
 __all__ = ['estimate_chunk_bytes', 'attention_macs', 'choose_batch_chunk', 'choose_chunk_size', 'choose_method',
-           'default_memory_budget_mb']
+           'choose_panel_rows', 'default_memory_budget_mb']
 
 
 def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: Sequence[Tuple[int, int]],
                          batch: int = 1, ksize: int = 3, dtype: torch.dtype = torch.float32,
-                         method: str = 'auto', channels: int = 0) -> int:
+                         method: str = 'auto', channels: int = 0, panel_rows: Optional[int] = None) -> int:
     """Peak bytes of the per-chunk temporaries of :func:`pyramid_attention` (forward or backward).
 
     A chunk of ``chunk_size`` query pixels spans ``m`` positions of the padded query layout (padding
@@ -43,25 +43,67 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
             (resolve it with :func:`choose_method` first). Default: ``'auto'``.
         channels (int): The larger of the query and value channel counts; 0 leaves the product
             buffer out (it is ``O(chunk * C)``, small next to the ``O(chunk * L)`` ones). Default: 0.
+        panel_rows (int, optional): Rows of the backward's panels (:func:`choose_panel_rows`); None:
+            one paste's rows per call (no panel).
 
     Returns:
         int: Estimated bytes.
     """
     geo = make_geometry(height, width, level_sizes, ksize, method)
-    # a chunk spans at most ceil(chunk_size / W) row ends (its own last one included: chunks tile the
-    # padded layout), each adding 2*pad_x positions
-    span = chunk_size + 2 * geo.pad_x * ((chunk_size + width - 1) // width)
+    span = _span(chunk_size, width, geo.pad_x)
     acc_bytes = 8 if dtype == torch.float64 else 4
     cdt_bytes = torch.empty((), dtype=dtype).element_size()
     direct = geo.identity and cdt_bytes == acc_bytes        # products straight into the score block
     gather = 0 if direct else sum(rows * (cdt_bytes if cdt else acc_bytes) for rows, cdt in gather_buffers(geo, span))
     per_call, streams = paste_buffers(geo, span)
-    paste = sum(streams) * acc_bytes + (0 if geo.identity else per_call * acc_bytes)
+    per_call = max(per_call, panel_rows or 0)
+    paste = sum(streams) * acc_bytes + per_call * acc_bytes   # + its result rows (backward: the panel)
     paste += per_call * cdt_bytes if cdt_bytes != acc_bytes else 0
     kh, kw = FORMULATIONS[resolve_method(method)].kernel(ksize)
     product_bytes = per_call * channels * kh * kw * cdt_bytes + span * acc_bytes
     # backward: two gathers (scores, their gradient), two pastes (probabilities, dZ), raw scores and dA
     return batch * (geo.num_keys * (2 * gather + 2 * paste + 2 * span * acc_bytes) + product_bytes)
+
+
+def _span(chunk_size: int, width: int, pad_x: int) -> int:
+    """Padded positions of a chunk of ``chunk_size`` query pixels: it spans at most
+    ``ceil(chunk_size / W)`` row ends (its own last one included: chunks tile the padded layout), each
+    adding ``2 * pad_x`` positions."""
+    return chunk_size + 2 * pad_x * ((chunk_size + width - 1) // width)
+
+
+def choose_panel_rows(chunk_size: int, height: int, width: int, level_sizes: Sequence[Tuple[int, int]],
+                      batch: int = 1, ksize: int = 3, dtype: torch.dtype = torch.float32,
+                      memory_budget_mb: float = 256.0, method: str = 'auto',
+                      device: Union[str, torch.device, None] = None, channels: int = 0) -> int:
+    """Rows of the backward's panels: pasted rows of consecutive chunks multiplied together.
+
+    The backward's products that sum over query rows (d values, d keys) have a chunk's rows as their
+    inner dimension, thin on CPU where chunks are kept small for the cache. There, the rows of
+    several chunks are collected first (:class:`~.kernel._Panels`), up to ``_PANEL_ROWS`` rows as the
+    memory budget allows after the chunk's other temporaries (:func:`estimate_chunk_bytes`). Elsewhere,
+    or when a chunk already has that many rows: one paste's rows (no panel).
+
+    Args:
+        chunk_size (int): Query pixels per chunk.
+        height, width, level_sizes, batch, ksize, dtype, memory_budget_mb, method, device, channels:
+            As :func:`choose_chunk_size`.
+
+    Returns:
+        int: Panel rows, at least the rows of one paste.
+    """
+    geo = make_geometry(height, width, level_sizes, ksize, method)
+    per_call = paste_buffers(geo, _span(chunk_size, width, geo.pad_x))[0]
+    if device is None or torch.device(device).type != 'cpu' or per_call >= _PANEL_ROWS:
+        return per_call
+    left = memory_budget_mb * 2**20 - estimate_chunk_bytes(chunk_size, height, width, level_sizes, batch, ksize,
+                                                           dtype, method, channels)
+    acc_bytes = 8 if dtype == torch.float64 else 4
+    cdt_bytes = torch.empty((), dtype=dtype).element_size()
+    # two panels (probabilities, dZ), each with its compute-dtype copy when that is narrower
+    per_row = 2 * batch * geo.num_keys * (acc_bytes + (cdt_bytes if cdt_bytes != acc_bytes else 0))
+    extra = max(0, int(left // per_row))
+    return per_call + min(_PANEL_ROWS - per_call, extra)
 
 
 def attention_macs(height: int, width: int, scales: Sequence[float], query_channels: int, value_channels: int,
@@ -183,6 +225,10 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
             chunk = min(chunk, max(_CPU_BLOCK_BYTES // row_block, _CPU_MIN_ROWS) * width)
     return chunk
 
+
+# Rows of the backward's panels on CPU (choose_panel_rows): an (L' x rows) @ (rows x 192) product ran at
+# 40-45 GFLOP/s with 100 rows and 65-75 with 400, on the 2-core machine under load (README, benchmark section).
+_PANEL_ROWS = 384
 
 # On CPU the default chunk is capped (in whole rows, and in images: see choose_batch_chunk) so that
 # one (images, chunk, L') float block stays in cache ...

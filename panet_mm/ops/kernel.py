@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .chunks import Gather, Paste, Workspace, accumulate_bmm, chunk_plan, contiguous_blocks, probabilities
-from .cost import choose_batch_chunk, choose_chunk_size, choose_method, default_memory_budget_mb
+from .cost import choose_batch_chunk, choose_chunk_size, choose_method, choose_panel_rows, default_memory_budget_mb
 from .layout import FORMULATIONS, Geometry, make_geometry, resolve_method
 from .pyramid import check_inputs
 
@@ -41,7 +41,7 @@ class _ChunkedAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, inv_norm: Tensor, geo: Geometry, chunk_size: int,
-                batch_chunk: int, scale: float) -> Tensor:
+                batch_chunk: int, scale: float, panel_rows: int) -> Tensor:
         acc, cdt = inv_norm.dtype, q.dtype
         ws = Workspace(q.device)
         with torch.autocast(q.device.type, enabled=False):
@@ -61,6 +61,7 @@ class _ChunkedAttention(torch.autograd.Function):
                 _paste_into(out[i], paste.finish(), vi)
         ctx.save_for_backward(q, k, v, inv_norm)
         ctx.geo, ctx.chunk_size, ctx.batch_chunk, ctx.scale = geo, chunk_size, batch_chunk, scale
+        ctx.panel_rows = panel_rows
         return out
 
     @staticmethod
@@ -72,10 +73,10 @@ class _ChunkedAttention(torch.autograd.Function):
         grads = [torch.zeros_like(t, dtype=acc) if n else None for t, n in zip((q, k, v, inv_norm), need)]
         with torch.autocast(q.device.type, enabled=False):
             _Backward(ctx.geo, ctx.scale, inv_norm, q.device).run(q, k, v, grad_out.to(q.dtype), grads,
-                                                                  ctx.chunk_size, ctx.batch_chunk)
+                                                                  ctx.chunk_size, ctx.batch_chunk, ctx.panel_rows)
         grad_q, grad_k, grad_v, grad_n = grads
         return (_cast(grad_q, q.dtype), _cast(grad_k, k.dtype), _cast(grad_v, v.dtype), grad_n,
-                None, None, None, None)
+                None, None, None, None, None)
 
 
 def _paste_into(out: Tensor, pasted: Tuple[int, Tensor], values: Tensor) -> None:
@@ -95,7 +96,7 @@ class _Backward:
         self.acc = inv_norm.dtype
 
     def run(self, q: Tensor, k: Tensor, v: Tensor, grad_out: Tensor, grads: List[Optional[Tensor]],
-            chunk_size: int, batch_chunk: int) -> None:
+            chunk_size: int, batch_chunk: int, panel_rows: int) -> None:
         """Accumulate ``grads`` (``[q, k, v, inv_norm]``, None where not needed) over every chunk."""
         plan = chunk_plan(self.geo, chunk_size, q.device)
         span = max(m for _, m, _ in plan)
@@ -111,16 +112,27 @@ class _Backward:
             pastes = [Paste(ws, name, geo, b, n_keys, acc, cdt, span) for name in ('a', 'z')[:1 + needs_dz]]
             for paste in pastes:
                 paste.begin(plan[0][0])
+            # d keys accumulated transposed, (B, Dq, L'): its products' result is then wide instead of
+            # Dq (narrow by design) columns wide (CPU, 2 threads: 130-144 instead of 68-97 GFLOP/s)
+            gk_t = None if gk is None else torch.zeros(b, ki.shape[2], n_keys, dtype=acc, device=ki.device)
+            panels = _Panels(ws, pastes, panel_rows,
+                             lambda pasted, t=(qi, ki, gi), g=(gq, gk_t, gv): self.paste_grads(t, g, pasted))
             for a, m, rows in plan:
-                self.chunk((qi, ki, vi, self.inv_scale[i], gi), (gq, gk, gv, gn), scores, grad_attn, pastes,
-                           a, m, rows)
-            self.paste_grads((qi, ki, gi), (gq, gk, gv), [p.finish() for p in pastes])
+                self.chunk((qi, ki, vi, self.inv_scale[i], gi), gn, scores, grad_attn, pastes, a, m, rows)
+                panels.add()
+            for paste in pastes:
+                paste.close()
+            panels.add()
+            panels.flush()
+            if gk is not None:
+                gk += gk_t.transpose(1, 2)
 
     def paste_grads(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...],
                     pasted: List[Tuple[int, Tensor]]) -> None:
-        """The gradients of the products with the scattered probabilities and dZ rows ``(lo, rows)``."""
+        """The gradients of the products with the scattered probabilities and dZ rows ``(lo, rows)``
+        (``grads``: d query, d keys *transposed*, d values)."""
         qi, ki, gi = t
-        gq, gk, gv = grads
+        gq, gk_t, gv = grads
         lo, rows = pasted[0]
         n = rows.shape[1]
         if gv is not None and n:
@@ -131,19 +143,18 @@ class _Backward:
         n = rows.shape[1]
         if n and gq is not None:
             accumulate_bmm(gq[:, lo:lo + n], rows, ki)
-        if n and gk is not None:
-            accumulate_bmm(gk, rows.transpose(1, 2), qi[:, lo:lo + n])
+        if n and gk_t is not None:
+            accumulate_bmm(gk_t, qi[:, lo:lo + n].transpose(1, 2), rows)
 
-    def chunk(self, t: Tuple[Tensor, ...], grads: Tuple[Optional[Tensor], ...], scores: Gather,
-              grad_attn: Optional[Gather], pastes: List[Paste], a: int, m: int, rows: Optional[Tensor]) -> None:
+    def chunk(self, t: Tuple[Tensor, ...], gn: Optional[Tensor], scores: Gather, grad_attn: Optional[Gather],
+              pastes: List[Paste], a: int, m: int, rows: Optional[Tensor]) -> None:
+        """One chunk's probabilities and dZ, written into the pastes (``gn``: d inv_norm, accumulated here)."""
         qi, ki, vi, si, gi = t
-        gq, gk, gv, gn = grads
         ws, acc = self.ws, self.acc
         b, n_keys = qi.shape[0], ki.shape[1]
         raw = None if gn is None else ws.get('raw', (b, m, n_keys), acc)   # raw scores: for d inv_norm only
         attn = probabilities(scores, pastes[0].take(m), si, self.bias, a, rows, raw)
         if grad_attn is None:                            # d values only
-            self.paste_grads((qi, ki, gi), (gq, gk, gv), [pastes[0].advance()])
             return
         # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
         grad = grad_attn.rows(a, m, ws.get('grad', (b, m, n_keys), acc))
@@ -154,7 +165,43 @@ class _Backward:
             weights = ws.get('ones', (b, 1, m), acc).fill_(self.scale)
             gn += torch.bmm(weights, raw.mul_(dz)).squeeze(1)   # sum over the chunk's rows
         dz.mul_(si)                                      # d loss / d raw = dZ * inv_norm * scale
-        self.paste_grads((qi, ki, gi), (gq, gk, gv), [p.advance() for p in pastes])
+
+
+class _Panels:
+    """The pasted rows (probabilities, dZ) of consecutive chunks, collected before their products.
+
+    Two of the backward's products sum over query rows (d values ``+= P'^T @ grad_out rows``, d keys
+    ``+= dZ'^T @ query rows``): a chunk's rows are their inner dimension. On CPU a ``(L' x 100) @
+    (100 x 192)`` product ran at about 60% of the rate of one with 400 inner rows (README, benchmark
+    section), so on CPU the rows of a few chunks are gathered into one panel of ``rows`` rows (sized
+    from the memory budget by :func:`~.cost.choose_panel_rows`) and multiplied once.
+    """
+
+    def __init__(self, ws: Workspace, pastes: List[Paste], rows: int, products):
+        self.pastes, self.products, self.capacity = pastes, products, rows
+        batch, n_keys = pastes[0].shape
+        self.buffers = [ws.get(f'{p.name}_panel', (batch, rows, n_keys), p.acc) for p in pastes]
+        self.lo = self.fill = 0
+
+    def add(self) -> None:
+        """Paste the rows the last chunk completed into the panel (its products first when it is full)."""
+        n = self.pastes[0].pending()
+        if self.fill + n > self.capacity:
+            self.flush()
+        if n > self.capacity:                            # (cannot happen with choose_panel_rows' sizes)
+            self.products([p.advance() for p in self.pastes])
+            return
+        for paste, buf in zip(self.pastes, self.buffers):
+            lo, _ = paste.advance(into=buf[:, self.fill:self.fill + n])
+        if self.fill == 0:
+            self.lo = lo
+        self.fill += n
+
+    def flush(self) -> None:
+        """The products of the collected rows."""
+        if self.fill:
+            self.products([(self.lo, p.cast(buf[:, :self.fill])) for p, buf in zip(self.pastes, self.buffers)])
+        self.fill = 0
 
 
 def _softmax_backward(grad: Tensor, attn: Tensor, out: Tensor) -> Tensor:
@@ -234,6 +281,7 @@ class _Plan(NamedTuple):
     acc_dtype: torch.dtype
     batch_chunk: int
     chunk_size: int
+    panel_rows: int
 
 
 def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize: int, method: str,
@@ -252,16 +300,19 @@ def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize
         batch_chunk = choose_batch_chunk(h, w, sizes, b, ksize, cdt, method, query.device)
     if batch_chunk < 1:
         raise ValueError(f'batch_chunk must be >= 1, got {batch_chunk}')
+    if memory_budget_mb is None:
+        memory_budget_mb = default_memory_budget_mb(query.device)
+    channels = max(int(query.shape[1]), int(values[0].shape[1]))
+    images = min(batch_chunk, b)
     if chunk_size is None:
-        if memory_budget_mb is None:
-            memory_budget_mb = default_memory_budget_mb(query.device)
-        channels = max(query.shape[1], values[0].shape[1])
-        chunk_size = choose_chunk_size(h, w, sizes, min(batch_chunk, b), ksize, cdt, memory_budget_mb, method,
-                                       query.device, channels)
+        chunk_size = choose_chunk_size(h, w, sizes, images, ksize, cdt, memory_budget_mb, method, query.device,
+                                       channels)
     if chunk_size < 1:
         raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+    panel_rows = choose_panel_rows(chunk_size, h, w, sizes, images, ksize, cdt, memory_budget_mb, method,
+                                   query.device, channels)
     acc = torch.float64 if cdt == torch.float64 else torch.float32
-    return _Plan(method, geo, cdt, acc, batch_chunk, chunk_size)
+    return _Plan(method, geo, cdt, acc, batch_chunk, chunk_size, panel_rows)
 
 
 def _fold_output(out: Tensor, geo: Geometry, kernel: Tuple[int, int]) -> Tensor:
@@ -315,7 +366,7 @@ def pyramid_attention(query: Tensor,
         v = torch.cat([_unfold(t.to(cdt), kernel, pad) for t in values], dim=1)
         inv_norm = _key_inverse_norms(keys, ksize, eps, plan.acc_dtype, pad)
         out = _ChunkedAttention.apply(q, k, v, inv_norm, geo, plan.chunk_size, plan.batch_chunk,
-                                      float(softmax_scale))
+                                      float(softmax_scale), plan.panel_rows)
         return (_fold_output(out, geo, kernel) / divisor).to(query.dtype).contiguous(memory_format=_layout(query))
 
 

@@ -19,6 +19,7 @@ from .cost import (
     choose_batch_chunk,
     choose_chunk_size,
     choose_method,
+    choose_panel_rows,
     default_memory_budget_mb,
     estimate_chunk_bytes,
 )
@@ -37,6 +38,7 @@ __all__ = [
     'choose_chunk_size',
     'choose_batch_chunk',
     'choose_method',
+    'choose_panel_rows',
     'estimate_chunk_bytes',
     'attention_macs',
     'default_memory_budget_mb',

@@ -137,6 +137,34 @@ def test_split_inner_products_match_reference(monkeypatch, method):
     assert_close_scaled(actual, expected, 1e-10)
 
 
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('panel_rows', [1, 13, 40])
+def test_backward_panels_match_reference(monkeypatch, method, panel_rows):
+    """The backward's panels (pasted rows of several chunks multiplied together) give the same gradients,
+    whether a panel holds several chunks (40), flushes inside a chunk's rows (13: not a multiple of the
+    chunks' spans) or is smaller than one paste (1: the rows are multiplied at once)."""
+    monkeypatch.setattr(kernel_module, 'choose_panel_rows', lambda *args, **kwargs: panel_rows)
+    inputs = make_inputs(2, 4, 6, 6, 7, 5, dtype=torch.float64)
+    expected = output_and_grads(pyramid_attention_reference, *inputs)
+    actual = output_and_grads(pyramid_attention, *inputs, chunk_size=9, method=method)
+    assert_close_scaled(actual, expected, 1e-10)
+
+
+def test_choose_panel_rows():
+    """Up to 384 rows on CPU, within the budget; none beyond one paste elsewhere or for thick chunks."""
+    sizes = [(48, 48), (43, 43), (38, 38), (33, 33), (28, 28)]
+    chunk = pa_cost.choose_chunk_size(48, 48, sizes, 2, device='cpu', channels=64)
+    one_paste = pa_cost.choose_panel_rows(chunk, 48, 48, sizes, 2, device='cuda', channels=64)
+    assert one_paste >= chunk
+    assert pa_cost.choose_panel_rows(chunk, 48, 48, sizes, 2, device='cpu', channels=64) == 384
+    tight = pa_cost.estimate_chunk_bytes(chunk, 48, 48, sizes, 2, channels=64) / 2**20 + 1
+    rows = pa_cost.choose_panel_rows(chunk, 48, 48, sizes, 2, memory_budget_mb=tight, device='cpu', channels=64)
+    assert one_paste <= rows < 384
+    assert pa_cost.estimate_chunk_bytes(chunk, 48, 48, sizes, 2, channels=64, panel_rows=rows) <= tight * 2**20
+    assert pa_cost.choose_panel_rows(8 * 48, 48, 48, sizes, 1, device='cpu') == pa_cost.choose_panel_rows(
+        8 * 48, 48, 48, sizes, 1, device='cuda')                                          # 400 rows already
+
+
 @pytest.mark.parametrize('inner', [4096, 4097, 4099])
 def test_split_k_product(inner):
     g = torch.Generator().manual_seed(inner)
@@ -319,8 +347,10 @@ def test_workspace_stays_within_estimate(monkeypatch, method, dtype):
             out = pyramid_attention(query, keys, values, memory_budget_mb=budget, method=method)
             (out * grad_out).sum().backward()
         assert peaks
+        panel = pa_cost.choose_panel_rows(chunk, h, w, sizes, batch, dtype=dtype, memory_budget_mb=budget,
+                                          method=method, device='cpu', channels=8)
         assert max(peaks) <= estimate_chunk_bytes(chunk, h, w, sizes, batch, dtype=dtype, method=method,
-                                                  channels=8)
+                                                  channels=8, panel_rows=panel)
         if chunk > 1:
             assert max(peaks) <= budget * 2**20
 
