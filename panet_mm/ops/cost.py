@@ -74,7 +74,7 @@ def _span(chunk_size: int, width: int, pad_x: int) -> int:
 
 def choose_panel_rows(chunk_size: int, height: int, width: int, level_sizes: Sequence[Tuple[int, int]],
                       batch: int = 1, ksize: int = 3, dtype: torch.dtype = torch.float32,
-                      memory_budget_mb: float = 256.0, method: str = 'auto',
+                      memory_budget_mb: Optional[float] = None, method: str = 'auto',
                       device: Union[str, torch.device, None] = None, channels: int = 0) -> int:
     """Rows of the backward's panels: pasted rows of consecutive chunks multiplied together.
 
@@ -86,8 +86,10 @@ def choose_panel_rows(chunk_size: int, height: int, width: int, level_sizes: Seq
 
     Args:
         chunk_size (int): Query pixels per chunk.
-        height, width, level_sizes, batch, ksize, dtype, memory_budget_mb, method, device, channels:
+        height, width, level_sizes, batch, ksize, dtype, method, device, channels:
             As :func:`choose_chunk_size`.
+        memory_budget_mb (float, optional): As :func:`choose_chunk_size`; None:
+            :func:`default_memory_budget_mb` (only looked up where panels are used).
 
     Returns:
         int: Panel rows, at least the rows of one paste.
@@ -96,13 +98,16 @@ def choose_panel_rows(chunk_size: int, height: int, width: int, level_sizes: Seq
     per_call = paste_buffers(geo, _span(chunk_size, width, geo.pad_x))[0]
     if device is None or torch.device(device).type != 'cpu' or per_call >= _PANEL_ROWS:
         return per_call
-    left = memory_budget_mb * 2**20 - estimate_chunk_bytes(chunk_size, height, width, level_sizes, batch, ksize,
-                                                           dtype, method, channels)
-    acc_bytes = 8 if dtype == torch.float64 else 4
-    cdt_bytes = torch.empty((), dtype=dtype).element_size()
-    # two panels (probabilities, dZ), each with its compute-dtype copy when that is narrower
-    per_row = 2 * batch * geo.num_keys * (acc_bytes + (cdt_bytes if cdt_bytes != acc_bytes else 0))
-    extra = max(0, int(left // per_row))
+    if memory_budget_mb is None:
+        memory_budget_mb = default_memory_budget_mb(device)
+
+    def estimate(rows: int) -> int:
+        return estimate_chunk_bytes(chunk_size, height, width, level_sizes, batch, ksize, dtype, method, channels,
+                                    panel_rows=rows)
+
+    base = estimate(per_call)
+    per_row = estimate(per_call + 1) - base          # the estimate is linear in the panel's rows
+    extra = max(0, int((memory_budget_mb * 2**20 - base) // per_row))
     return per_call + min(_PANEL_ROWS - per_call, extra)
 
 

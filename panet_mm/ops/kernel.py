@@ -188,7 +188,9 @@ class _Panels:
         n = self.pastes[0].pending()
         if self.fill + n > self.capacity:
             self.flush()
-        if n > self.capacity:                            # (cannot happen with choose_panel_rows' sizes)
+        # rows that do not fit an empty panel (one paste's rows, or fewer; the last rows, with the halo,
+        # can be more): multiplied directly
+        if n > self.capacity:
             self.products([p.advance() for p in self.pastes])
             return
         for paste, buf in zip(self.pastes, self.buffers):
@@ -300,11 +302,11 @@ def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize
         batch_chunk = choose_batch_chunk(h, w, sizes, b, ksize, cdt, method, query.device)
     if batch_chunk < 1:
         raise ValueError(f'batch_chunk must be >= 1, got {batch_chunk}')
-    if memory_budget_mb is None:
-        memory_budget_mb = default_memory_budget_mb(query.device)
     channels = max(int(query.shape[1]), int(values[0].shape[1]))
     images = min(batch_chunk, b)
     if chunk_size is None:
+        if memory_budget_mb is None:
+            memory_budget_mb = default_memory_budget_mb(query.device)
         chunk_size = choose_chunk_size(h, w, sizes, images, ksize, cdt, memory_budget_mb, method, query.device,
                                        channels)
     if chunk_size < 1:
