@@ -4,4 +4,5 @@
 * :mod:`.fileio` - the one atomic writer (bytes, text, images, checkpoints).
 * :mod:`.checkpoint` - the one weights-only loader; unwrapping, comparing and listing state dicts.
 * :mod:`.memory`, :mod:`.compat` - memory measurement; differences between the supported stacks.
+* :mod:`.denormals` - flushing denormal floats to zero in torch's CPU threads (for the tools).
 """
