@@ -396,14 +396,23 @@ def step_table(result):
 
 
 def worker(spec):
+    if spec.get('flush_denormal'):
+        # before any parallel operation: torch's CPU threads copy the mode when they start
+        # (panet_mm/utils/denormals.py, which this torch-only child does not import)
+        import torch
+        torch.set_flush_denormal(True)
     if spec['mode'] == 'step':
         return measure_step(spec)
     return measure_memory(spec) if spec['mode'] == 'memory' else measure_times(spec)
 
 
+#: Settings of every child process, from the command line (``--flush-denormal``).
+CHILD_OPTIONS: dict = {}
+
+
 def run_child(spec, timeout):
     """Run ``worker(spec)`` in a fresh interpreter; return its dict or an error dict."""
-    cmd = [sys.executable, osp.abspath(__file__), '--worker', json.dumps(spec)]
+    cmd = [sys.executable, osp.abspath(__file__), '--worker', json.dumps(dict(spec, **CHILD_OPTIONS))]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -614,6 +623,9 @@ def parse_args(argv=None):
     p.add_argument('--targets', action='store_true',
                    help="only the rows of the README's targets (block forward / forward+backward, C=256, PA-EDSR "
                         'x2 forward float32 and bfloat16), fast against released, with the load around each')
+    p.add_argument('--flush-denormal', action='store_true',
+                   help='flush denormal floats to zero in the children (every implementation alike), as '
+                   'tools/restore.py does by default')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -654,7 +666,7 @@ def target_row(name, mode, result, target, load):
 def run_targets(args):
     """The target rows, each in one child (fast and released interleaved), with the load around it."""
     print(f'device={args.device} threads={args.threads or "torch default"} repeats={args.repeats} '
-          f'on {os.cpu_count()} CPUs', flush=True)
+          f'flush_denormal={args.flush_denormal} on {os.cpu_count()} CPUs', flush=True)
     lines = ['| row | fast | released | fast / released (min-max) | target | met | mm GFLOP/s f32 / bf16 '
              '| fast GFLOP/s (share of mm) | load average before / after |',
              '|---|---|---|---|---|---|---|---|---|']
@@ -771,6 +783,7 @@ def main(argv=None):
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
+    CHILD_OPTIONS['flush_denormal'] = args.flush_denormal
     if args.targets:
         return run_targets(args)
     if args.step:
