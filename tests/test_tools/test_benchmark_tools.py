@@ -3,6 +3,7 @@ import json
 import sys
 
 import pytest
+import torch
 from conftest import run_tool
 
 
@@ -125,10 +126,13 @@ def test_measure_inference_whole_image_and_tiles(tmp_path):
     assert r['generator'] == 'PANet' and r['model'] == 'PANetEditModel'
     assert r['peak_rss_bytes'] >= r['rss_increase_bytes'] >= 0 and r['time_s'] > 0
     assert 'whole image' in proc.stdout and 'peak memory of the process' in proc.stdout
+    assert r['denormals_flushed'] is torch.set_flush_denormal(False)   # as tools/restore.py, where the CPU can
     proc = run_tool([sys.executable, 'tools/analysis_tools/measure_inference.py', 'configs/demo/panet_sr_x2_demo.py',
-                     '--size', '16', '--test-cfg', 'tile=8,2', '--json', str(out_json)], timeout=300)
+                     '--size', '16', '--test-cfg', 'tile=8,2', '--json', str(out_json), '--keep-denormals'],
+                    timeout=300)
     r = json.loads(out_json.read_text())
     assert r['output'][2:] == [32, 32] and r['test_cfg']['tile'] == dict(size=8, overlap=2)
+    assert r['denormals_flushed'] is False
     assert ', tile,' in proc.stdout
 
 

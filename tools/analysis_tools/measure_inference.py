@@ -2,9 +2,11 @@
 
     python tools/analysis_tools/measure_inference.py CONFIG [--size 256 | --size 480x320] [--device cpu|cuda]
                                       [--test-cfg chop|tile=SIZE,OVERLAP] [--cfg-options k=v ...] [--json F]
+                                      [--keep-denormals]
 
-The model is built from the config with random weights (no checkpoint or data is read: weights do not
-change the time or the memory) and run once in eval mode, under ``torch.no_grad``, on a random
+The model is built from the config with random weights (no checkpoint or data is read: with denormal
+floats flushed to zero, as by default and as ``tools/restore.py`` runs, weights barely change the time,
+and not the memory) and run once in eval mode, under ``torch.no_grad``, on a random
 ``--size`` image with the test-time path of the config's model (``PANetEditModel.restore``: whole
 image unless the config or ``--test-cfg`` asks for chop / tiles). It prints the time of that pass and
 the peak memory: on CPU the process's peak resident set size (``ru_maxrss``, everything the process
@@ -134,9 +136,20 @@ def main(argv=None) -> int:
     parser.add_argument('--test-cfg', type=parse_test_cfg, default=None,
                         help="'chop' (released chop) or 'tile=SIZE[,OVERLAP]'; default: the config's (whole image)")
     parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE', help='override config settings')
+    parser.add_argument('--keep-denormals', action='store_true',
+                        help='do not flush denormal floats to zero on CPU (tools/restore.py flushes them by '
+                        "default, and so does this measurement: README 'Denormal floats')")
     parser.add_argument('--json', help='also write the result to this JSON file')
     args = parser.parse_args(argv)
-    r = measure(args.config, args.size, args.device, args.test_cfg, args.cfg_options)
+    with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
+        warnings.simplefilter('always')
+        from panet_mm.engine.quiet import quiet_third_party_warnings
+        from panet_mm.utils.denormals import flushed_denormals
+    quiet_third_party_warnings(early)
+    # as tools/restore.py: before anything starts torch's CPU threads, which copy the mode once
+    with flushed_denormals(not args.keep_denormals) as flushed:
+        r = measure(args.config, args.size, args.device, args.test_cfg, args.cfg_options)
+    r['denormals_flushed'] = flushed
     mode = ', '.join(sorted(k for k in r['test_cfg'] if k in ('chop', 'tile'))) or 'whole image'
     print(f"{r['generator']} ({r['model']}) {r['input'][2]}x{r['input'][3]}x{r['input'][1]} -> "
           f"{r['output'][2]}x{r['output'][3]}, {mode}, {r['device']} ({r['threads']} threads): {r['time_s']:.1f} s")
