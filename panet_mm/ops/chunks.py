@@ -17,7 +17,7 @@ from torch import Tensor
 from .layout import Geometry
 
 __all__ = ['Workspace', 'Rows', 'Gather', 'Paste', 'chunk_plan', 'stencil', 'probabilities', 'accumulate_bmm',
-           'gather_buffers', 'paste_buffers', 'rows_capacity', 'contiguous_blocks']
+           'gather_buffers', 'paste_buffers', 'rows_capacity', 'contiguous_blocks', 'flush_denormals']
 
 Shift = Tuple[int, List[Tuple[int, int, int]]]
 Stage = Tuple[int, List[Shift]]
@@ -341,12 +341,13 @@ def contiguous_blocks(t: Tensor) -> List[Tensor]:
 
 
 def probabilities(gather: Gather, out: Tensor, inv_scale: Tensor, bias: Optional[Tensor], a: int,
-                  rows: Optional[Tensor], raw: Optional[Tensor] = None) -> Tensor:
+                  rows: Optional[Tensor], raw: Optional[Tensor] = None, flush: bool = False) -> Tensor:
     """Softmax probabilities ``(B, m, L')`` of the chunk at padded positions ``a .. a+m-1``, into ``out``.
 
     Raw scores are the inner products with the *unnormalised* key patches (kept in ``raw`` when it
     is given: the backward needs them); the logits are ``raw * inv_scale + bias``. Padding keys
-    (bias ``-inf``) and padding query rows (``rows``, chunk-relative) get probability 0.
+    (bias ``-inf``) and padding query rows (``rows``, chunk-relative) get probability 0. ``flush``:
+    denormal probabilities become 0 (:func:`flush_denormals`; the backward's, on CPU).
     """
     scores = gather.rows(a, out.shape[1], out if raw is None else raw)
     if bias is None:
@@ -355,6 +356,22 @@ def probabilities(gather: Gather, out: Tensor, inv_scale: Tensor, bias: Optional
         torch.addcmul(bias, scores, inv_scale, out=out)
     for block in contiguous_blocks(out):
         torch.softmax(block, dim=-1, out=block)
+    if flush:
+        flush_denormals(out)
     if rows is not None:
         out.index_fill_(1, rows, 0)
     return out
+
+
+def flush_denormals(t: Tensor) -> Tensor:
+    """Set the denormal values of ``t`` to 0, in place, in one pass; returns ``t``.
+
+    A softmax over widely spread logits (PA-EDSR's) leaves many probabilities below float32's
+    smallest normal number, and their gradients follow; every later CPU operation that reads one
+    (the paste's shifted sums, the products, the softmax backward) then takes x86's slow microcode
+    path: in a PA-EDSR x2 training step the backward's products ran 2-5x slower (README, "Denormal
+    floats"). Zeroing them changes a result by less than 1.2e-38 of a value per term, and costs about
+    a quarter of a softmax. (The floating-point mode that would flush them is per thread and can only
+    be set before torch's threads start: :mod:`panet_mm.utils.denormals`.)
+    """
+    return torch.ops.aten.hardshrink.out(t, torch.finfo(t.dtype).tiny, out=t)

@@ -117,6 +117,46 @@ def test_channels_last_inputs_give_channels_last_output(method):
     assert pyramid_attention(query, keys, values, method=method).is_contiguous()
 
 
+def test_flush_denormals_zeroes_only_denormals():
+    tiny = torch.finfo(torch.float32).tiny
+    buf = torch.tensor([[1e-39, -1e-39, 1e-30, -2.0], [0.0, tiny, -tiny / 2, 3e-45], [5e-40, 1.0, -1e-40, 7.0]])
+    view = buf[:, 1:3]                                   # strided, as a stream's rows
+    chunks_module.flush_denormals(view)
+    assert torch.equal(buf, torch.tensor([[1e-39, 0.0, 1e-30, -2.0], [0.0, 0.0, 0.0, 3e-45], [5e-40, 1.0, 0.0, 7.0]]))
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_wide_logits_flushed_backward(monkeypatch, method):
+    """Logits spread over hundreds (as PA-EDSR's) leave denormal probabilities, which the CPU backward
+    zeroes (chunks.flush_denormals: they slowed its products 2-5x): the gradients move by float32
+    rounding at most (the products may round differently), and the kernel still matches the reference
+    in float64."""
+    flush, seen = chunks_module.flush_denormals, []
+
+    def spy(t):
+        tiny = torch.finfo(t.dtype).tiny
+        seen.append(int(((t != 0) & (t.abs() < tiny)).sum()))
+        flush(t)
+        assert not ((t != 0) & (t.abs() < tiny)).any()
+        return t
+
+    def run(flusher, dtype):
+        monkeypatch.setattr(chunks_module, 'flush_denormals', flusher)
+        monkeypatch.setattr(kernel_module, 'flush_denormals', flusher)
+        inputs = [t.to(dtype).detach().requires_grad_() for t in (q, *keys, *values)]
+        return output_and_grads(pyramid_attention, inputs[0], inputs[1:4], inputs[4:], grad_out.to(dtype),
+                                method=method, chunk_size=16)
+
+    q, keys, values, grad_out = make_inputs(2, 8, 8, 7, 9, 3, dtype=torch.float64)
+    with torch.no_grad():
+        q *= 30                                          # logits over about +-700
+    flushed = run(spy, torch.float32)
+    assert sum(seen) > 0                                 # there were denormals to flush
+    assert_close_scaled(flushed, run(lambda t: t, torch.float32), 1e-6)
+    assert_close_scaled(run(spy, torch.float64), output_and_grads(pyramid_attention_reference, q, keys, values,
+                                                                  grad_out), 1e-10)
+
+
 @pytest.mark.parametrize('batch_chunk', [1, 2, 5])
 @pytest.mark.parametrize('method', ['auto', 'patch'])
 def test_batch_chunks_match_reference(batch_chunk, method):
