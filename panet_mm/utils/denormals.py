@@ -3,9 +3,8 @@
 Why this exists: the attention's softmax gives probabilities far below float32's smallest normal
 number (``exp`` of a logit 87 or more below its row's maximum) whenever a network's logits spread
 widely, as PA-EDSR's do. On x86 every operation that produces or reads such a denormal number takes a
-microcode assist: measured in the whole PA-EDSR x2 forward at 64x64 (random weights, 2 threads), the
-softmax took 178 ms with denormals and 44 ms flushed, the forward 3.07 s and 2.68 s, with outputs
-equal to 1e-8 relative (README, "Denormal floats").
+microcode assist: PA-EDSR's softmax runs several times slower with them, outputs equal without them
+(measured in the README, "Denormal floats").
 
 ``torch.set_flush_denormal`` sets the flush-to-zero and denormals-are-zero modes of the *calling*
 thread only; the threads of torch's CPU pool copy the mode of the thread that starts them, once, at
