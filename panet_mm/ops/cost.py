@@ -144,14 +144,18 @@ def attention_macs(height: int, width: int, scales: Sequence[float], query_chann
 
 def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int,
                        ksize: int = 3, dtype: torch.dtype = torch.float32, method: str = 'auto',
-                       device: Union[str, torch.device, None] = None) -> int:
+                       device: Union[str, torch.device, None] = None, memory_budget_mb: Optional[float] = None,
+                       channels: int = 0) -> int:
     """Images processed together per chunk: all of them, except on CPU.
 
     On CPU the per-chunk ``(images, chunk, L')`` blocks are kept near the cache-friendly size of
     :func:`choose_chunk_size` by taking fewer images at a time rather than thinner row chunks: at
     least ``torch.get_num_threads()`` images (the batched matrix products then run one image per
     thread, faster than splitting one product between threads), a multiple of the thread count, and
-    a chunk of at least two rows. The README's benchmark section has the measurements.
+    a chunk of at least two rows. The README's benchmark section has the measurements. Fewer images,
+    down to one, where a chunk of two rows of that many would not fit ``memory_budget_mb``: the
+    chunk would otherwise shrink to a few pixels (``'pixel'`` keeps whole padded rows per stream: two
+    64x64 PA-EDSR images got one-pixel chunks and ran 7.7x slower than one image at a time).
 
     Args:
         height (int): Query height ``H``.
@@ -163,6 +167,9 @@ def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int,
         method (str): Formulation, see :func:`pyramid_attention`; ``'auto'`` is taken as ``'col'`` here
             (resolve it with :func:`choose_method` first). Default: ``'auto'``.
         device (str | torch.device, optional): Where the kernel runs. Default: None (all images).
+        memory_budget_mb (float, optional): The kernel's budget for one chunk's temporaries, in MiB.
+            Default: :func:`default_memory_budget_mb`.
+        channels (int): Passed to :func:`estimate_chunk_bytes`. Default: 0.
 
     Returns:
         int: Images per chunk, in ``[1, batch]``.
@@ -175,8 +182,15 @@ def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int,
     rows = min(height, max(_CPU_BLOCK_BYTES // (images * row_block), _CPU_MIN_ROWS))
     more = _CPU_BLOCK_BYTES // (rows * row_block)
     if more >= batch:
-        return batch
-    return max(images, more - more % images)      # a multiple of the thread count
+        images = batch
+    else:
+        images = max(images, more - more % images)      # a multiple of the thread count
+    if memory_budget_mb is None:
+        memory_budget_mb = default_memory_budget_mb(device)
+    # estimate_chunk_bytes is proportional to its batch: the images whose two-row chunk fits the budget
+    per_image = estimate_chunk_bytes(min(height, _CPU_MIN_ROWS) * width, height, width, level_sizes, 1, ksize,
+                                     dtype, method, channels)
+    return max(1, min(images, int(memory_budget_mb * 2**20 // per_image)))
 
 
 def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int = 1,
@@ -265,7 +279,7 @@ def default_memory_budget_mb(device: Union[str, torch.device, None] = None) -> f
 
 def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], query_channels: int,
                   value_channels: int, ksize: int = 3, dtype: torch.dtype = torch.float32,
-                  device: Union[str, torch.device, None] = None) -> str:
+                  device: Union[str, torch.device, None] = None, memory_budget_mb: Optional[float] = None) -> str:
     """The formulation ``method='auto'`` runs: a rule measured with ``benchmark_attention.py --methods``.
 
     A (query, key) pair costs ``ksize * (Cq + C)`` multiply-adds in ``'col'`` but only ``Cq + C`` in
@@ -275,10 +289,14 @@ def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]
     products to outweigh the extra passes. Measured on CPU (2 threads; the table in
     ``tests/test_ops/data/attention_methods.json``, checked by a test): ``'col'`` for ``Cq + C = 96``
     (PANet), ``'pixel'`` for ``Cq + C = 288`` (PA-EDSR), in float32 and in bfloat16 alike. The sizes
-    did not change the order in the measured range (32x32 to 64x64), so the rule looks at channels,
-    dtype and device only; ``height``, ``width`` and ``level_sizes`` are accepted for rules to come. On
-    CUDA nothing has been measured yet: ``'col'`` (the fewest multiply-adds among the formulations
-    with few passes); ``tools/device_check.sh`` measures the table there.
+    did not change the order in the measured range (32x32 to 64x64). Memory does: ``'pixel'``'s
+    second stencil runs along the query columns, so each of its streams holds a few whole padded
+    query rows of scores (``O(W * L')`` bytes however small the chunk), and from about 96x96 up (C=256,
+    256 MiB) not even a one-pixel chunk fits the budget. Its chunks then shrank to one pixel and
+    ran 7x slower than ``'col'``'s (README, "Attention speed and memory"), so ``'pixel'`` is picked only
+    where a chunk of one whole query row of one image fits ``memory_budget_mb``. On CUDA nothing has
+    been measured yet: ``'col'`` (the fewest multiply-adds among the formulations with few passes);
+    ``tools/device_check.sh`` measures the table there.
 
     Args:
         height (int): Query height ``H``.
@@ -289,6 +307,8 @@ def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]
         ksize (int): Patch size. Default: 3.
         dtype (torch.dtype): Compute dtype (the inputs', or autocast's). Default: float32.
         device (str | torch.device, optional): Where the kernel runs. Default: None (CPU).
+        memory_budget_mb (float, optional): The kernel's budget for one chunk's temporaries, in MiB.
+            Default: :func:`default_memory_budget_mb`.
 
     Returns:
         str: ``'col'`` or ``'pixel'``.
@@ -296,7 +316,13 @@ def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]
     if device is not None and torch.device(device).type != 'cpu':
         return 'col'
     threshold = _PIXEL_MIN_CHANNELS.get(dtype)
-    return 'pixel' if threshold is not None and query_channels + value_channels >= threshold else 'col'
+    if threshold is None or query_channels + value_channels < threshold:
+        return 'col'
+    if memory_budget_mb is None:
+        memory_budget_mb = default_memory_budget_mb(device)
+    row = estimate_chunk_bytes(width, height, width, level_sizes, 1, ksize, dtype, 'pixel',
+                               max(query_channels, value_channels))
+    return 'pixel' if row <= memory_budget_mb * 2**20 else 'col'
 
 
 # 'auto' on CPU: 'pixel' from this many query + value channels (Cq + C) up, else 'col' (float16 was not

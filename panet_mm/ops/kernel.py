@@ -308,18 +308,19 @@ def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize
     # Python ints: under torch.jit.trace (mmengine's flop counter) sizes are 0-dim tensors.
     sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in keys]
     cdt = _compute_dtype(query, *keys, *values)
+    if memory_budget_mb is None:
+        memory_budget_mb = default_memory_budget_mb(query.device)
+    channels = max(int(query.shape[1]), int(values[0].shape[1]))
     if resolve_method(method) and method == 'auto':      # (validates the name)
-        method = choose_method(h, w, sizes, int(query.shape[1]), int(values[0].shape[1]), ksize, cdt, query.device)
+        method = choose_method(h, w, sizes, int(query.shape[1]), int(values[0].shape[1]), ksize, cdt, query.device,
+                               memory_budget_mb)
     geo = make_geometry(h, w, sizes, ksize, method)
     if batch_chunk is None:
-        batch_chunk = choose_batch_chunk(h, w, sizes, b, ksize, cdt, method, query.device)
+        batch_chunk = choose_batch_chunk(h, w, sizes, b, ksize, cdt, method, query.device, memory_budget_mb, channels)
     if batch_chunk < 1:
         raise ValueError(f'batch_chunk must be >= 1, got {batch_chunk}')
-    channels = max(int(query.shape[1]), int(values[0].shape[1]))
     images = min(batch_chunk, b)
     if chunk_size is None:
-        if memory_budget_mb is None:
-            memory_budget_mb = default_memory_budget_mb(query.device)
         chunk_size = choose_chunk_size(h, w, sizes, images, ksize, cdt, memory_budget_mb, method, query.device,
                                        channels)
     if chunk_size < 1:

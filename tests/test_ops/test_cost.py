@@ -1,11 +1,22 @@
-"""The cost model's 'auto' rule against the formulations' measured times; attention_macs per formulation."""
+"""The cost model's 'auto' rule against the formulations' measured times; attention_macs per formulation;
+the plan (formulation, images, chunk) within the memory budget."""
+import importlib
 import json
 import os.path as osp
 
 import pytest
 import torch
 
-from panet_mm.ops.pyramid_attention import attention_macs, choose_method, pyramid_scales
+from panet_mm.ops.pyramid_attention import (
+    attention_macs,
+    choose_batch_chunk,
+    choose_chunk_size,
+    choose_method,
+    estimate_chunk_bytes,
+    pyramid_scales,
+)
+
+kernel_module = importlib.import_module('panet_mm.ops.kernel')
 
 # tools/analysis_tools/benchmark_attention.py --methods col,pixel,row,patch --method-table ..., merged (see the README)
 TABLE = osp.join(osp.dirname(osp.abspath(__file__)), 'data', 'attention_methods.json')
@@ -54,3 +65,61 @@ def test_attention_macs_per_formulation(method, per_pair):
     # forward+backward: scores and probabilities again, gradients of values, probabilities, query, keys
     dq, dv = per_pair * 32 // 96, per_pair * 64 // 96
     assert attention_macs(20, 24, scales, 32, 64, method=method, backward=True) == pairs * (4 * dq + 3 * dv)
+
+
+def level_sizes(size: int) -> list:
+    return [(int(size * s), int(size * s)) for s in pyramid_scales(5)]
+
+
+def planned(batch: int, size: int, channels: int, reduction: int, budget=None):
+    """The kernel's plan for 'auto' and default chunks (inputs of that shape, no memory: expanded scalars)."""
+    def t(c, h, w):
+        return torch.zeros(()).expand(batch, c, h, w)
+    sizes = level_sizes(size)
+    return kernel_module._plan(t(channels // reduction, size, size), [t(channels // reduction, h, w) for h, w in sizes],
+                               [t(channels, h, w) for h, w in sizes], 3, 'auto', None, budget, None)
+
+
+def test_auto_picks_pixel_only_where_one_row_fits_the_budget():
+    """'pixel' holds whole padded query rows per stream: beyond the budget its chunks shrank to one pixel."""
+    for size in (32, 48, 64, 80, 96, 128):
+        row = estimate_chunk_bytes(size, size, size, level_sizes(size), 1, 3, torch.float32, 'pixel', 256)
+        for budget in (256.0, 1024.0):
+            expected = 'pixel' if row <= budget * 2**20 else 'col'
+            assert choose_method(size, size, level_sizes(size), 32, 256, device='cpu',
+                                 memory_budget_mb=budget) == expected, (size, budget)
+    # PA-EDSR's block: 'pixel' at 64x64, 'col' from 96x96 up with the default 256 MiB, 'pixel' with more
+    assert choose_method(64, 64, level_sizes(64), 32, 256, device='cpu') == 'pixel'
+    assert choose_method(96, 96, level_sizes(96), 32, 256, device='cpu') == 'col'
+    assert choose_method(96, 96, level_sizes(96), 32, 256, device='cpu', memory_budget_mb=1024) == 'pixel'
+    # PANet's stays 'col' whatever the budget
+    assert choose_method(64, 64, level_sizes(64), 32, 64, device='cpu', memory_budget_mb=1e6) == 'col'
+
+
+def test_batch_chunk_leaves_room_for_two_rows(monkeypatch):
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 2)
+    sizes = level_sizes(64)
+    # two 64x64 PA-EDSR images ('pixel') would leave a one-pixel chunk in 256 MiB: one image at a time
+    assert choose_batch_chunk(64, 64, sizes, 4, method='pixel', device='cpu', memory_budget_mb=256, channels=256) == 1
+    assert choose_batch_chunk(64, 64, sizes, 4, method='pixel', device='cpu', memory_budget_mb=2048,
+                              channels=256) == 2
+    # the GPU keeps the whole batch
+    assert choose_batch_chunk(64, 64, sizes, 4, method='pixel', device='cuda', memory_budget_mb=256,
+                              channels=256) == 4
+
+
+@pytest.mark.parametrize('channels,reduction', [(64, 2), (256, 8)])
+@pytest.mark.parametrize('batch', [1, 2, 16])
+@pytest.mark.parametrize('size', [48, 64, 96, 128])
+def test_default_plan_keeps_chunks_of_rows(monkeypatch, size, batch, channels, reduction):
+    """Grouping images never shrinks a chunk below two rows or what one image alone would get, and the
+    chunk fits the budget (before: PA-EDSR's 64x64 batches and every 96x96 map got one-pixel chunks)."""
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 2)
+    plan = planned(batch, size, channels, reduction)
+    sizes = level_sizes(size)
+    alone = choose_chunk_size(size, size, sizes, 1, 3, torch.float32, 256.0, plan.method, 'cpu', channels)
+    assert plan.chunk_size >= min(2 * size, alone), plan
+    assert plan.chunk_size >= size // 2, plan
+    images = min(plan.batch_chunk, batch)
+    assert estimate_chunk_bytes(plan.chunk_size, size, size, sizes, images, 3, torch.float32, plan.method,
+                                channels) <= 256 * 2**20, plan

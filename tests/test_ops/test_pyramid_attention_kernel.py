@@ -380,16 +380,19 @@ def test_workspace_stays_within_estimate(monkeypatch, method, dtype):
     query, keys, values, grad_out = make_inputs(batch, 4, 8, h, w, 5, dtype=torch.float32 if autocast else dtype)
     sizes = [tuple(t.shape[-2:]) for t in keys]
     for budget in (0.01, 0.1):
-        chunk = choose_chunk_size(h, w, sizes, batch, dtype=dtype, memory_budget_mb=budget, method=method,
+        # as the kernel plans: the images per chunk first (fewer where two rows of each would not fit)
+        images = choose_batch_chunk(h, w, sizes, batch, dtype=dtype, method=method, device='cpu',
+                                    memory_budget_mb=budget, channels=8)
+        chunk = choose_chunk_size(h, w, sizes, images, dtype=dtype, memory_budget_mb=budget, method=method,
                                   device='cpu', channels=8)
         peaks.clear()
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
             out = pyramid_attention(query, keys, values, memory_budget_mb=budget, method=method)
             (out * grad_out).sum().backward()
         assert peaks
-        panel = pa_cost.choose_panel_rows(chunk, h, w, sizes, batch, dtype=dtype, memory_budget_mb=budget,
+        panel = pa_cost.choose_panel_rows(chunk, h, w, sizes, images, dtype=dtype, memory_budget_mb=budget,
                                           method=method, device='cpu', channels=8)
-        assert max(peaks) <= estimate_chunk_bytes(chunk, h, w, sizes, batch, dtype=dtype, method=method,
+        assert max(peaks) <= estimate_chunk_bytes(chunk, h, w, sizes, images, dtype=dtype, method=method,
                                                   channels=8, panel_rows=panel)
         if chunk > 1:
             assert max(peaks) <= budget * 2**20

@@ -183,7 +183,8 @@ class Case:
         sizes = level_sizes(size, spec['levels'])
         method = self.resolved(impl)
         budget = spec['memory_budget_mb'] or pa.default_memory_budget_mb(self.device)
-        images = pa.choose_batch_chunk(size, size, sizes, batch, dtype=self.dtype, method=method, device=self.device)
+        images = pa.choose_batch_chunk(size, size, sizes, batch, dtype=self.dtype, method=method, device=self.device,
+                                       memory_budget_mb=budget, channels=spec['channels'])
         chunk = pa.choose_chunk_size(size, size, sizes, images, dtype=self.dtype, memory_budget_mb=budget,
                                      method=method, device=self.device, channels=spec['channels'])
         return images, chunk
@@ -196,7 +197,8 @@ class Case:
             size = spec['size']
             method = self.pa.choose_method(size, size, level_sizes(size, spec['levels']),
                                            spec['channels'] // spec['reduction'], spec['channels'],
-                                           dtype=self.dtype, device=self.device)
+                                           dtype=self.dtype, device=self.device,
+                                           memory_budget_mb=spec['memory_budget_mb'])
         return method
 
     def macs(self, impl):

@@ -120,7 +120,7 @@ class PyramidAttention(nn.Module):
             method = 'patch'
         else:
             method = pa_ops.choose_method(height, width, sizes, cq, c, self.ksize, dtype or param.dtype,
-                                          device or param.device)
+                                          device or param.device, self.memory_budget_mb)
         return embeddings + pa_ops.attention_macs(height, width, self.scales, cq, c, self.ksize, method=method)
 
     def attention(self, x: Tensor) -> Tensor:
