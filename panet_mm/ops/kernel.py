@@ -6,6 +6,7 @@ query pixels, on partly unfolded embeddings (see :mod:`panet_mm.ops.layout`), so
 """
 from __future__ import annotations
 
+import warnings
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -23,7 +24,14 @@ from .chunks import (
     flush_denormals,
     probabilities,
 )
-from .cost import choose_batch_chunk, choose_chunk_size, choose_method, choose_panel_rows, default_memory_budget_mb
+from .cost import (
+    choose_batch_chunk,
+    choose_chunk_size,
+    choose_method,
+    choose_panel_rows,
+    default_memory_budget_mb,
+    estimate_chunk_bytes,
+)
 from .layout import FORMULATIONS, Geometry, make_geometry, resolve_method
 from .pyramid import check_inputs
 
@@ -323,12 +331,30 @@ def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize
     if chunk_size is None:
         chunk_size = choose_chunk_size(h, w, sizes, images, ksize, cdt, memory_budget_mb, method, query.device,
                                        channels)
+        if chunk_size == 1:
+            _warn_over_budget(h, w, sizes, images, ksize, cdt, memory_budget_mb, method, channels)
     if chunk_size < 1:
         raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
     panel_rows = choose_panel_rows(chunk_size, h, w, sizes, images, ksize, cdt, memory_budget_mb, method,
                                    query.device, channels)
     acc = torch.float64 if cdt == torch.float64 else torch.float32
     return _Plan(method, geo, cdt, acc, batch_chunk, chunk_size, panel_rows)
+
+
+def _warn_over_budget(h: int, w: int, sizes: Sequence[Tuple[int, int]], images: int, ksize: int,
+                      dtype: torch.dtype, budget_mb: float, method: str, channels: int) -> None:
+    """Warn where the budget cannot hold even a one-pixel chunk: the call then runs one-pixel chunks,
+    slowly (7x slower than 'col' for PA-EDSR's block at 96x96) and over the budget anyway."""
+    need = estimate_chunk_bytes(1, h, w, sizes, images, ksize, dtype, method, channels)
+    if need <= budget_mb * 2**20:
+        return
+    if method != 'col' and estimate_chunk_bytes(w, h, w, sizes, 1, ksize, dtype, 'col', channels) <= budget_mb * 2**20:
+        hint = "method='auto' keeps chunks of whole query rows within the budget there"
+    else:
+        hint = 'raise memory_budget_mb, or restore large images in tiles (tools/restore.py --tile 256)'
+    warnings.warn(f'pyramid attention: method={method!r} on {images} x {h}x{w} needs {need / 2**20:.0f} MiB for even '
+                  f'a one-pixel chunk, more than memory_budget_mb={budget_mb:g}, and runs one-pixel chunks, slowly; '
+                  f'{hint}', stacklevel=4)
 
 
 def _fold_output(out: Tensor, geo: Geometry, kernel: Tuple[int, int]) -> Tensor:

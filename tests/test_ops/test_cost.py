@@ -3,6 +3,7 @@ the plan (formulation, images, chunk) within the memory budget."""
 import importlib
 import json
 import os.path as osp
+import warnings
 
 import pytest
 import torch
@@ -71,13 +72,18 @@ def level_sizes(size: int) -> list:
     return [(int(size * s), int(size * s)) for s in pyramid_scales(5)]
 
 
-def planned(batch: int, size: int, channels: int, reduction: int, budget=None):
-    """The kernel's plan for 'auto' and default chunks (inputs of that shape, no memory: expanded scalars)."""
+def _expanded(batch: int, size: int, channels: int, reduction: int) -> tuple:
+    """Query, keys and values of that shape without their memory (expanded scalars)."""
     def t(c, h, w):
         return torch.zeros(()).expand(batch, c, h, w)
     sizes = level_sizes(size)
-    return kernel_module._plan(t(channels // reduction, size, size), [t(channels // reduction, h, w) for h, w in sizes],
-                               [t(channels, h, w) for h, w in sizes], 3, 'auto', None, budget, None)
+    return (t(channels // reduction, size, size), [t(channels // reduction, h, w) for h, w in sizes],
+            [t(channels, h, w) for h, w in sizes])
+
+
+def planned(batch: int, size: int, channels: int, reduction: int, budget=None):
+    """The kernel's plan for 'auto' and default chunks."""
+    return kernel_module._plan(*_expanded(batch, size, channels, reduction), 3, 'auto', None, budget, None)
 
 
 def test_auto_picks_pixel_only_where_one_row_fits_the_budget():
@@ -123,3 +129,14 @@ def test_default_plan_keeps_chunks_of_rows(monkeypatch, size, batch, channels, r
     images = min(plan.batch_chunk, batch)
     assert estimate_chunk_bytes(plan.chunk_size, size, size, sizes, images, 3, torch.float32, plan.method,
                                 channels) <= 256 * 2**20, plan
+
+
+def test_warns_where_not_even_one_pixel_fits():
+    """A forced 'pixel' on PA-EDSR's 96x96 block (481 MiB per one-pixel chunk) names the cause and the fix."""
+    with pytest.warns(UserWarning, match=r"method='pixel' on 1 x 96x96 needs 481 MiB .*method='auto' keeps chunks"):
+        kernel_module._plan(*_expanded(1, 96, 256, 8), 3, 'pixel', None, None, None)
+    # a budget that holds the chunks, or 'auto': no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        kernel_module._plan(*_expanded(1, 96, 256, 8), 3, 'pixel', None, 1024, None)
+        kernel_module._plan(*_expanded(1, 96, 256, 8), 3, 'auto', None, None, None)

@@ -49,8 +49,9 @@ class PyramidAttention(nn.Module):
             quadratic memory, kept for checking).
         chunk_size (int, optional): Query pixels per chunk for the chunked kernel. Default: chosen
             from ``memory_budget_mb``.
-        memory_budget_mb (float, optional): Memory budget of one chunk's temporaries, in MiB. Default:
-            None (256 on CPU, a quarter of the free device memory on CUDA).
+        memory_budget_mb (float, optional): Memory budget of one chunk's temporaries, in MiB; it also
+            decides the formulation (PA-EDSR's channels run ``'pixel'`` only where one query row fits).
+            Default: None (256 on CPU, a quarter of the free device memory on CUDA).
     """
 
     def __init__(self,
