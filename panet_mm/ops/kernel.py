@@ -316,9 +316,9 @@ def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize
     # Python ints: under torch.jit.trace (mmengine's flop counter) sizes are 0-dim tensors.
     sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in keys]
     cdt = _compute_dtype(query, *keys, *values)
-    if memory_budget_mb is None:
-        memory_budget_mb = default_memory_budget_mb(query.device)
     channels = max(int(query.shape[1]), int(values[0].shape[1]))
+    # memory_budget_mb stays None until a chunk size is chosen: the choices below look the default up only
+    # where they need it (not on CUDA, where it queries the device's free memory)
     if resolve_method(method) and method == 'auto':      # (validates the name)
         method = choose_method(h, w, sizes, int(query.shape[1]), int(values[0].shape[1]), ksize, cdt, query.device,
                                memory_budget_mb)
@@ -329,6 +329,8 @@ def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize
         raise ValueError(f'batch_chunk must be >= 1, got {batch_chunk}')
     images = min(batch_chunk, b)
     if chunk_size is None:
+        if memory_budget_mb is None:
+            memory_budget_mb = default_memory_budget_mb(query.device)
         chunk_size = choose_chunk_size(h, w, sizes, images, ksize, cdt, memory_budget_mb, method, query.device,
                                        channels)
         if chunk_size == 1:
