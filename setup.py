@@ -56,6 +56,8 @@ setup(
     if osp.exists(osp.join(osp.dirname(__file__), 'README.md')) else '',
     long_description_content_type='text/markdown',
     packages=find_packages(include=['panet_mm', 'panet_mm.*']),
+    # the fused CPU step's source, compiled on first use (panet_mm/ops/native.py)
+    package_data={'panet_mm.ops': ['csrc/*.cpp']},
     python_requires='>=3.9,<3.12',
     # Bounds true for both tested stacks (requirements/constraints.txt: torch 2.5.1, numpy 1.26;
     # requirements/constraints-modern.txt: torch 2.14.1, numpy 2.4). torch >= 2.5 for scoped weights-only

@@ -14,9 +14,11 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from . import native
 from .layout import Geometry
 
-__all__ = ['Workspace', 'Rows', 'Gather', 'Paste', 'chunk_plan', 'stencil', 'probabilities', 'accumulate_bmm',
+__all__ = ['Workspace', 'Rows', 'Gather', 'Paste', 'chunk_plan', 'stencil', 'probabilities', 'softmax_backward_rows',
+           'fused_ops', 'accumulate_bmm',
            'gather_buffers', 'paste_buffers', 'rows_capacity', 'contiguous_blocks', 'flush_denormals']
 
 Shift = Tuple[int, List[Tuple[int, int, int]]]
@@ -222,7 +224,7 @@ class Gather:
 
     def __init__(self, ws: Workspace, name: str, geo: Geometry, lhs: Tensor, rhs_t: Tensor, acc: torch.dtype,
                  span: int):
-        self.lhs, self.rhs_t, self.stages = lhs, rhs_t, stages_of(geo)
+        self.lhs, self.rhs_t, self.stages, self.geo, self.ws = lhs, rhs_t, stages_of(geo), geo, ws
         b, n_keys, halos = lhs.shape[0], rhs_t.shape[-1], [h for h, _ in self.stages]
         # reach[i]: how far beyond a chunk stream i must go (the halos of the stages after it)
         self.reach = [sum(halos[i:]) for i in range(len(halos) + 1)]
@@ -236,6 +238,15 @@ class Gather:
         """``out`` ``(B, m, L')`` <- the gathered rows at positions ``a .. a+m-1``; returns it."""
         if self.direct:
             return torch.bmm(self.lhs[:, a:a + m], self.rhs_t, out=out)
+        last = self.last_stage(a, m)
+        if last is None:
+            return out.copy_(self.streams[0].rows(a, m))
+        return stencil(out, *last)
+
+    def last_stage(self, a: int, m: int) -> Optional[Tuple[Rows, int, List[Shift]]]:
+        """Everything for the rows at positions ``a .. a+m-1`` but the last stage: ``(its source stream, a,
+        its shifts)`` (:func:`stencil`'s arguments after ``out``), or None where nothing is summed (the
+        products stream then holds the rows). Not for a :attr:`direct` gather."""
         if not self.started:
             for stream, reach in zip(self.streams, self.reach):
                 stream.reset(a - reach)
@@ -244,15 +255,12 @@ class Gather:
         hi = a + m + self.reach[0]
         torch.bmm(self.lhs[:, products.end:hi], self.rhs_t, out=products.take(hi - products.end))
         if not self.stages:
-            return out.copy_(products.rows(a, m))
-        for i, (_, shifts) in enumerate(self.stages):
-            if i + 1 < len(self.stages):
-                dst = self.streams[i + 1]
-                lo = dst.end
-                stencil(dst.take(a + m + self.reach[i + 1] - lo), self.streams[i], lo, shifts)
-            else:
-                stencil(out, self.streams[i], a, shifts)
-        return out
+            return None
+        for i, (_, shifts) in enumerate(self.stages[:-1]):
+            dst = self.streams[i + 1]
+            lo = dst.end
+            stencil(dst.take(a + m + self.reach[i + 1] - lo), self.streams[i], lo, shifts)
+        return self.streams[len(self.stages) - 1], a, self.stages[-1][1]
 
 
 class Paste:
@@ -347,19 +355,92 @@ def probabilities(gather: Gather, out: Tensor, inv_scale: Tensor, bias: Optional
     Raw scores are the inner products with the *unnormalised* key patches (kept in ``raw`` when it
     is given: the backward needs them); the logits are ``raw * inv_scale + bias``. Padding keys
     (bias ``-inf``) and padding query rows (``rows``, chunk-relative) get probability 0. ``flush``:
-    denormal probabilities become 0 (:func:`flush_denormals`; the backward's, on CPU).
+    denormal probabilities become 0 (:func:`flush_denormals`; the backward's, on CPU). On CPU in float32 the
+    last shifted sums, the scaling and the softmax run as one compiled step per query row where it could be
+    built (:mod:`.native`; it always writes denormal probabilities as 0), else as torch operations.
     """
-    scores = gather.rows(a, out.shape[1], out if raw is None else raw)
-    if bias is None:
-        torch.mul(scores, inv_scale, out=out)
+    ops = fused_ops(gather, out, inv_scale, bias, raw)
+    if ops is not None:
+        ops.stencil_softmax(*_last_stage(gather, a, out.shape[1]), inv_scale, bias, out, raw)
     else:
-        torch.addcmul(bias, scores, inv_scale, out=out)
-    for block in contiguous_blocks(out):
-        torch.softmax(block, dim=-1, out=block)
-    if flush:
-        flush_denormals(out)
+        scores = gather.rows(a, out.shape[1], out if raw is None else raw)
+        if bias is None:
+            torch.mul(scores, inv_scale, out=out)
+        else:
+            torch.addcmul(bias, scores, inv_scale, out=out)
+        for block in contiguous_blocks(out):
+            torch.softmax(block, dim=-1, out=block)
+        if flush:
+            flush_denormals(out)
     if rows is not None:
         out.index_fill_(1, rows, 0)
+    return out
+
+
+def fused_ops(gather: Gather, *tensors: Optional[Tensor]):
+    """The compiled row steps (:func:`.native.fused_ops`) where they apply to the rows of ``gather``: CPU,
+    float32 throughout (``tensors``: the step's other arguments), a gather that sums shifts (its last
+    stage's source stream in float32), not while traced; else None."""
+    if gather.direct or not gather.stages or torch.jit.is_tracing():
+        return None
+    if gather.streams[len(gather.stages) - 1].buf.dtype != torch.float32:
+        return None
+    if any(t is not None and (t.device.type != 'cpu' or t.dtype != torch.float32) for t in tensors):
+        return None
+    return native.fused_ops()
+
+
+def _last_stage(gather: Gather, a: int, m: int) -> tuple:
+    """The compiled steps' first arguments for rows ``a .. a+m-1``: all but the last stage computed, the
+    source rows that stage reads, and its shifts (:func:`flat_shifts`)."""
+    src, lo, _ = gather.last_stage(a, m)
+    first, count, offsets, counts, starts, ends, keys = flat_shifts(gather.geo, m)
+    return src.rows(lo + first, count), -first, offsets, counts, starts, ends, keys
+
+
+@functools.lru_cache(maxsize=64)
+def flat_shifts(geo: Geometry, m: int) -> Tuple[int, int, List[int], List[int], List[int], List[int], List[int]]:
+    """The last gather stage's shifts for the compiled step: ``(first, count, row offsets, ranges per shift,
+    starts, ends, key offsets)``, where ``first .. first+count-1`` are the source rows, relative to the
+    chunk's first, that ``m`` rows read."""
+    shifts = stages_of(geo)[-1][1]
+    offsets = [oq for oq, _ in shifts]
+    first, last = min(0, *offsets), max(0, *offsets)
+    return (first, m + last - first, offsets, [len(r) for _, r in shifts], [s for _, r in shifts for s, _, _ in r],
+            [e for _, r in shifts for _, e, _ in r], [ok for _, r in shifts for _, _, ok in r])
+
+
+def softmax_backward_rows(grad_attn: Gather, attn: Tensor, inv_scale: Tensor, a: int, dz: Tensor,
+                          raw: Optional[Tensor] = None, flush: bool = False) -> Optional[Tensor]:
+    """``dz`` ``(B, m, L')`` <- the gradient of the raw scores of the chunk at padded positions ``a ..
+    a+m-1``: ``attn * (g - sum_j attn * g) * inv_scale``, ``g`` the gathered rows of ``grad_attn`` (the
+    gradient of the probabilities ``attn``). With ``raw`` (the raw scores) it returns ``raw * attn * (g -
+    sum_j attn * g)`` (written into ``raw``), whose sum over the rows is the gradient of the key norms.
+    ``flush``: denormals become 0 (the compiled step always does that)."""
+    ops = fused_ops(grad_attn, attn, inv_scale, dz, raw)
+    if ops is not None:
+        ops.stencil_softmax_backward(*_last_stage(grad_attn, a, dz.shape[1]), attn, inv_scale, dz, raw)
+        return raw
+    grad = grad_attn.rows(a, dz.shape[1], grad_attn.ws.get('grad', tuple(dz.shape), dz.dtype))
+    _softmax_backward(grad, attn, dz)                    # one fused pass: dZ = A * (dA - sum_j(A * dA))
+    if raw is not None:
+        raw.mul_(dz)
+    dz.mul_(inv_scale)                                   # d loss / d raw = dZ * inv_norm * scale
+    if flush:
+        flush_denormals(dz)                              # (small probabilities times small gradients)
+    return raw
+
+
+def _softmax_backward(grad: Tensor, attn: Tensor, out: Tensor) -> Tensor:
+    """``out = attn * (grad - sum_j(attn * grad))``, torch's fused softmax backward, into ``out``.
+
+    Image by image when ``out`` is a strided view (rows of a stream buffer): the ``.out`` variant
+    writes a non-contiguous output as if it were contiguous (torch 2.5).
+    """
+    backward = torch.ops.aten._softmax_backward_data.out
+    for j, block in enumerate(contiguous_blocks(out)):
+        backward(grad if block is out else grad[j], attn if block is out else attn[j], -1, out.dtype,
+                 grad_input=block)
     return out
 
 

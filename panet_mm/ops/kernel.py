@@ -20,9 +20,8 @@ from .chunks import (
     Workspace,
     accumulate_bmm,
     chunk_plan,
-    contiguous_blocks,
-    flush_denormals,
     probabilities,
+    softmax_backward_rows,
 )
 from .cost import (
     choose_batch_chunk,
@@ -175,17 +174,12 @@ class _Backward:
         attn = probabilities(scores, pastes[0].take(m), si, self.bias, a, rows, raw, self.flush)
         if grad_attn is None:                            # d values only
             return
-        # d loss / d attn: gather of (grad_out rows @ v^T), the adjoint of the paste.
-        grad = grad_attn.rows(a, m, ws.get('grad', (b, m, n_keys), acc))
-        # softmax backward, one fused pass: dZ = A * (dA - sum_j(A * dA))
-        dz = pastes[1].take(m)
-        _softmax_backward(grad, attn, dz)
+        # d loss / d attn is the gather of (grad_out rows @ v^T), the adjoint of the paste; then the softmax
+        # backward, into the dZ paste
+        raw_dz = softmax_backward_rows(grad_attn, attn, si, a, pastes[1].take(m), raw, self.flush)
         if gn is not None:                               # logits = raw * inv_norm * scale + bias
             weights = ws.get('ones', (b, 1, m), acc).fill_(self.scale)
-            gn += torch.bmm(weights, raw.mul_(dz)).squeeze(1)   # sum over the chunk's rows
-        dz.mul_(si)                                      # d loss / d raw = dZ * inv_norm * scale
-        if self.flush:
-            flush_denormals(dz)                          # (small probabilities times small gradients)
+            gn += torch.bmm(weights, raw_dz).squeeze(1)  # sum over the chunk's rows
 
 
 class _Panels:
@@ -225,19 +219,6 @@ class _Panels:
         if self.fill:
             self.products([(self.lo, p.cast(buf[:, :self.fill])) for p, buf in zip(self.pastes, self.buffers)])
         self.fill = 0
-
-
-def _softmax_backward(grad: Tensor, attn: Tensor, out: Tensor) -> Tensor:
-    """``out = attn * (grad - sum_j(attn * grad))``, torch's fused softmax backward, into ``out``.
-
-    Image by image when ``out`` is a strided view (rows of a stream buffer): the ``.out`` variant
-    writes a non-contiguous output as if it were contiguous (torch 2.5).
-    """
-    backward = torch.ops.aten._softmax_backward_data.out
-    for j, block in enumerate(contiguous_blocks(out)):
-        backward(grad if block is out else grad[j], attn if block is out else attn[j], -1, out.dtype,
-                 grad_input=block)
-    return out
 
 
 def _batch_slices(batch: int, batch_chunk: int) -> Iterator[slice]:

@@ -69,6 +69,15 @@ def load_kernel():
     return importlib.import_module(f'{name}.pyramid_attention')
 
 
+def native_status(device):
+    """Whether the kernel's compiled CPU step (``panet_mm/ops/native.py``) runs; built here, once, before the
+    timing children (which then load it from torch's extension folder)."""
+    if device != 'cpu':
+        return 'n/a'
+    load_kernel()
+    return importlib.import_module('_panet_ops.native').native_status()
+
+
 def level_sizes(size, levels):
     """``(H_l, W_l)`` of every pyramid level for a square ``size x size`` input."""
     return [(int(size * (1 - i / 10)), int(size * (1 - i / 10))) for i in range(levels)]
@@ -668,7 +677,8 @@ def target_row(name, mode, result, target, load):
 def run_targets(args):
     """The target rows, each in one child (fast and released interleaved), with the load around it."""
     print(f'device={args.device} threads={args.threads or "torch default"} repeats={args.repeats} '
-          f'flush_denormal={args.flush_denormal} on {os.cpu_count()} CPUs', flush=True)
+          f'flush_denormal={args.flush_denormal} fused CPU step={native_status(args.device)} on {os.cpu_count()} CPUs',
+          flush=True)
     lines = ['| row | fast | released | fast / released (min-max) | target | met | mm GFLOP/s f32 / bf16 '
              '| fast GFLOP/s (share of mm) | load average before / after |',
              '|---|---|---|---|---|---|---|---|---|']
@@ -748,6 +758,7 @@ def run_block(args):
     jobs = [('fwd', args.batch, s) for s in sizes] + [('fwd+bwd', args.fb_batch, s) for s in fb_sizes]
     print(f'device={args.device} C={args.channels} r={args.reduction} levels={args.levels} repeats={args.repeats} '
           f'dtype={args.dtype} memory_budget_mb={args.memory_budget_mb} method={args.method} '
+          f'fused CPU step={native_status(args.device)} '
           f'load average={os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs', flush=True)
     records, rows = [], {}
     for pass_, batch, size in jobs:

@@ -1,0 +1,290 @@
+// Fused per-row steps of the chunked pyramid attention kernel on CPU (float32).
+//
+// Why this exists: after its matrix products, every chunk of the kernel makes several passes over its
+// (images, rows, L') score block with torch's elementwise operations: the last stage of the shifted sums,
+// the scaling by the key norms, the softmax and the denormal flush. The block does not fit the caches, so
+// each pass reads and writes it from L3 or memory (about 0.2 ns per element and pass on 2 cores, against
+// 0.05 ns for an add on an L2-sized block). Here the same steps run one query row at a time in two sweeps:
+// the first, in blocks of the row that stay in L1, forms the shifted sums and the logits and takes exp
+// against the running maximum of the row; the second rescales each block to the final maximum and sum.
+//
+// The results equal the eager operations' within float32 rounding: the shifted sums are added in the same
+// order (bit-identical raw scores), the scaling is a multiplication then an addition (no fused
+// multiply-add: compiled with -ffp-contract=off), exp is a Cephes-style polynomial (about 1 ulp) that
+// returns 0 below exp(-87), where float32's normal numbers end, and probabilities below the smallest normal
+// number are written as 0 (torch's softmax would write denormals there, which slow every later operation
+// that reads them: panet_mm/ops/chunks.py, flush_denormals).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace {
+
+// Keys per block of a row's first sweep: 8 KiB of float32, so that its passes stay in L1.
+constexpr int64_t kBlock = 2048;
+
+inline float bits_to_float(int32_t i) {
+  float f;
+  std::memcpy(&f, &i, sizeof(f));
+  return f;
+}
+
+inline int32_t float_to_bits(float f) {
+  int32_t i;
+  std::memcpy(&i, &f, sizeof(i));
+  return i;
+}
+
+// row[k] <- exp(row[k] - shift), 0 where the argument is below -87; returns the sum.
+float exp_shifted(float* row, int64_t n, float shift) {
+  float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t k = 0; k < n; ++k) {
+    const float t = row[k] - shift;
+    const float x = t < -87.f ? -87.f : t;
+    // x = n*ln2 + r, |r| <= ln2/2: n by rounding with the 1.5*2^23 constant, ln2 in two parts
+    const float rounded = x * 1.44269504088896341f + 12582912.f;
+    const float fn = rounded - 12582912.f;
+    const int32_t ni = float_to_bits(rounded) - 0x4B400000;
+    const float r = (x - fn * 0.693359375f) - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float y = (p * (r * r) + r) + 1.f;
+    const float e = y * bits_to_float((ni + 127) << 23);
+    const float out = t < -87.f ? 0.f : e;
+    row[k] = out;
+    sum += out;
+  }
+  return sum;
+}
+
+// The source rows and key ranges a chunk of m rows reads: every one inside src.
+void check_shifts(const char* op, const at::Tensor& src, int64_t lo, int64_t m, int64_t n, at::IntArrayRef row_offsets,
+                  at::IntArrayRef range_counts, at::IntArrayRef starts, at::IntArrayRef ends,
+                  at::IntArrayRef key_offsets) {
+  TORCH_CHECK(src.device().is_cpu() && src.scalar_type() == at::kFloat && src.dim() == 3 && src.stride(2) == 1 &&
+                  src.size(2) == n,
+              op, ": src must be a CPU float32 (B, rows, L') tensor with contiguous rows");
+  const int64_t shifts = static_cast<int64_t>(row_offsets.size());
+  TORCH_CHECK(static_cast<int64_t>(range_counts.size()) == shifts, op, ": one range count per shift");
+  TORCH_CHECK(starts.size() == ends.size() && starts.size() == key_offsets.size(), op,
+              ": starts, ends and key offsets must have one entry per range");
+  int64_t total = 0;
+  for (int64_t j = 0; j < shifts; ++j) total += range_counts[j];
+  TORCH_CHECK(total == static_cast<int64_t>(starts.size()), op, ": range counts do not add up");
+  TORCH_CHECK(lo >= 0 && lo + m <= src.size(1), op, ": the chunk's rows are outside src");
+  for (int64_t j = 0, r = 0; j < shifts; ++j) {
+    const int64_t row = lo + row_offsets[j];
+    TORCH_CHECK(row >= 0 && row + m <= src.size(1), op, ": a shifted row is outside src");
+    for (int64_t c = 0; c < range_counts[j]; ++c, ++r) {
+      TORCH_CHECK(starts[r] >= 0 && starts[r] <= ends[r] && ends[r] <= n && starts[r] + key_offsets[r] >= 0 &&
+                      ends[r] + key_offsets[r] <= n,
+                  op, ": a key range is outside the rows");
+    }
+  }
+}
+
+void check_rows(const char* op, const char* name, const at::Tensor& t, int64_t batch, int64_t m, int64_t n) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat && t.dim() == 3 && t.size(0) == batch &&
+                  t.size(1) == m && t.size(2) == n && t.stride(2) == 1,
+              op, ": ", name, " must be a CPU float32 (B, m, L') tensor with contiguous rows");
+}
+
+// Shifted sums of one block [k0, k1) of output row i (image base): o[k] = centre[k] + the shifted rows' terms,
+// added in the order of the eager stencil (chunks.stencil).
+struct Shifts {
+  std::vector<int64_t> offs, counts, s, e, k;
+  Shifts(at::IntArrayRef row_offsets, at::IntArrayRef range_counts, at::IntArrayRef starts, at::IntArrayRef ends,
+         at::IntArrayRef key_offsets)
+      : offs(row_offsets.begin(), row_offsets.end()), counts(range_counts.begin(), range_counts.end()),
+        s(starts.begin(), starts.end()), e(ends.begin(), ends.end()), k(key_offsets.begin(), key_offsets.end()) {}
+
+  void sum_block(float* o, const float* base, int64_t row, int64_t stride, int64_t k0, int64_t k1) const {
+    std::memcpy(o + k0, base + row * stride + k0, sizeof(float) * (k1 - k0));
+    for (size_t j = 0, r = 0; j < offs.size(); ++j) {
+      const float* shifted = base + (row + offs[j]) * stride;
+      for (int64_t c = 0; c < counts[j]; ++c, ++r) {
+        const float* from = shifted + k[r];
+        const int64_t lo = std::max(s[r], k0), hi = std::min(e[r], k1);
+        for (int64_t q = lo; q < hi; ++q) o[q] += from[q];
+      }
+    }
+  }
+};
+
+// The forward's step (panet_mm/ops/native.py, stencil_softmax): out <- softmax over the keys of
+// (shifted sums of src) * inv_scale + bias, row by row; raw (optional) <- the shifted sums.
+void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offsets, at::IntArrayRef range_counts,
+                     at::IntArrayRef starts, at::IntArrayRef ends, at::IntArrayRef key_offsets,
+                     const at::Tensor& inv_scale, const c10::optional<at::Tensor>& bias, const at::Tensor& out,
+                     const c10::optional<at::Tensor>& raw) {
+  const char* op = "stencil_softmax";
+  TORCH_CHECK(out.dim() == 3, op, ": out must be (B, m, L')");
+  const int64_t batch = out.size(0), m = out.size(1), n = out.size(2);
+  check_rows(op, "out", out, batch, m, n);
+  TORCH_CHECK(src.dim() == 3 && src.size(0) == batch, op, ": src must be (B, rows, L') like out");
+  check_shifts(op, src, lo, m, n, row_offsets, range_counts, starts, ends, key_offsets);
+  TORCH_CHECK(inv_scale.scalar_type() == at::kFloat && inv_scale.dim() == 3 && inv_scale.size(0) == batch &&
+                  inv_scale.size(1) == 1 && inv_scale.size(2) == n && inv_scale.stride(2) == 1,
+              op, ": inv_scale must be float32 (B, 1, L')");
+  const float* bias_ptr = nullptr;
+  if (bias.has_value()) {
+    TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->is_contiguous() && bias->numel() == n, op,
+                ": bias must be a contiguous float32 (L',) tensor");
+    bias_ptr = bias->data_ptr<float>();
+  }
+  float* raw_ptr = nullptr;
+  int64_t raw_s0 = 0, raw_s1 = 0;
+  if (raw.has_value()) {
+    check_rows(op, "raw", *raw, batch, m, n);
+    raw_ptr = raw->data_ptr<float>();
+    raw_s0 = raw->stride(0);
+    raw_s1 = raw->stride(1);
+  }
+  const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets);
+  const float* src_ptr = src.data_ptr<float>();
+  const float* inv_ptr = inv_scale.data_ptr<float>();
+  float* out_ptr = out.data_ptr<float>();
+  const int64_t src_s0 = src.stride(0), src_s1 = src.stride(1), inv_s0 = inv_scale.stride(0);
+  const int64_t out_s0 = out.stride(0), out_s1 = out.stride(1);
+  const float tiny = std::numeric_limits<float>::min(), minus_inf = -std::numeric_limits<float>::infinity();
+
+  at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
+    std::vector<float> block_max((n + kBlock - 1) / kBlock);
+    for (int64_t idx = begin; idx < end; ++idx) {
+      const int64_t b = idx / m, i = idx % m;
+      const float* base = src_ptr + b * src_s0;
+      const float* inv = inv_ptr + b * inv_s0;
+      float* o = out_ptr + b * out_s0 + i * out_s1;
+      float* raw_row = raw_ptr != nullptr ? raw_ptr + b * raw_s0 + i * raw_s1 : nullptr;
+      // first sweep, in blocks that stay in L1: shifted sums, logits, exp against the running maximum
+      float top = minus_inf, sum = 0.f;
+      for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
+        const int64_t k1 = std::min(n, k0 + kBlock);
+        shifts.sum_block(o, base, lo + i, src_s1, k0, k1);
+        if (raw_row != nullptr) std::memcpy(raw_row + k0, o + k0, sizeof(float) * (k1 - k0));
+        float block_top = minus_inf;
+        if (bias_ptr != nullptr) {
+#pragma omp simd reduction(max : block_top)
+          for (int64_t k = k0; k < k1; ++k) {
+            const float z = o[k] * inv[k] + bias_ptr[k];
+            o[k] = z;
+            block_top = z > block_top ? z : block_top;
+          }
+        } else {
+#pragma omp simd reduction(max : block_top)
+          for (int64_t k = k0; k < k1; ++k) {
+            const float z = o[k] * inv[k];
+            o[k] = z;
+            block_top = z > block_top ? z : block_top;
+          }
+        }
+        if (block_top > top) {
+          if (sum > 0.f) sum *= std::exp(top - block_top);
+          top = block_top;
+        }
+        block_max[blk] = top;
+        if (top == minus_inf) {           // only padding keys so far
+          std::fill(o + k0, o + k1, 0.f);
+          continue;
+        }
+        sum += exp_shifted(o + k0, k1 - k0, top);
+      }
+      // second sweep: each block's exp was taken against the maximum known then; normalise, no denormals
+      for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
+        const int64_t k1 = std::min(n, k0 + kBlock);
+        const float scale = (block_max[blk] == top ? 1.f : std::exp(block_max[blk] - top)) * (1.f / sum);
+#pragma omp simd
+        for (int64_t k = k0; k < k1; ++k) {
+          const float p = o[k] * scale;
+          o[k] = p <= tiny ? 0.f : p;
+        }
+      }
+    }
+  });
+}
+
+// The backward's step (panet_mm/ops/native.py, stencil_softmax_backward): with g the shifted sums of src
+// (d loss / d probabilities) and d = attn * (g - sum_k attn * g) (softmax backward), dz <- d * inv_scale,
+// denormals written as 0; raw (optional, the raw scores) <- raw * d.
+void stencil_softmax_backward(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offsets,
+                              at::IntArrayRef range_counts, at::IntArrayRef starts, at::IntArrayRef ends,
+                              at::IntArrayRef key_offsets, const at::Tensor& attn, const at::Tensor& inv_scale,
+                              const at::Tensor& dz, const c10::optional<at::Tensor>& raw) {
+  const char* op = "stencil_softmax_backward";
+  TORCH_CHECK(dz.dim() == 3, op, ": dz must be (B, m, L')");
+  const int64_t batch = dz.size(0), m = dz.size(1), n = dz.size(2);
+  check_rows(op, "dz", dz, batch, m, n);
+  check_rows(op, "attn", attn, batch, m, n);
+  TORCH_CHECK(src.dim() == 3 && src.size(0) == batch, op, ": src must be (B, rows, L') like dz");
+  check_shifts(op, src, lo, m, n, row_offsets, range_counts, starts, ends, key_offsets);
+  TORCH_CHECK(inv_scale.scalar_type() == at::kFloat && inv_scale.dim() == 3 && inv_scale.size(0) == batch &&
+                  inv_scale.size(1) == 1 && inv_scale.size(2) == n && inv_scale.stride(2) == 1,
+              op, ": inv_scale must be float32 (B, 1, L')");
+  float* raw_ptr = nullptr;
+  int64_t raw_s0 = 0, raw_s1 = 0;
+  if (raw.has_value()) {
+    check_rows(op, "raw", *raw, batch, m, n);
+    raw_ptr = raw->data_ptr<float>();
+    raw_s0 = raw->stride(0);
+    raw_s1 = raw->stride(1);
+  }
+  const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets);
+  const float* src_ptr = src.data_ptr<float>();
+  const float* attn_ptr = attn.data_ptr<float>();
+  const float* inv_ptr = inv_scale.data_ptr<float>();
+  float* dz_ptr = dz.data_ptr<float>();
+  const int64_t src_s0 = src.stride(0), src_s1 = src.stride(1), inv_s0 = inv_scale.stride(0);
+  const int64_t a_s0 = attn.stride(0), a_s1 = attn.stride(1), dz_s0 = dz.stride(0), dz_s1 = dz.stride(1);
+  const float tiny = std::numeric_limits<float>::min();
+
+  at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t idx = begin; idx < end; ++idx) {
+      const int64_t b = idx / m, i = idx % m;
+      const float* base = src_ptr + b * src_s0;
+      const float* a = attn_ptr + b * a_s0 + i * a_s1;
+      const float* inv = inv_ptr + b * inv_s0;
+      float* o = dz_ptr + b * dz_s0 + i * dz_s1;
+      float* raw_row = raw_ptr != nullptr ? raw_ptr + b * raw_s0 + i * raw_s1 : nullptr;
+      float dot = 0.f;
+      for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
+        const int64_t k1 = std::min(n, k0 + kBlock);
+        shifts.sum_block(o, base, lo + i, src_s1, k0, k1);
+#pragma omp simd reduction(+ : dot)
+        for (int64_t k = k0; k < k1; ++k) dot += a[k] * o[k];
+      }
+      if (raw_row != nullptr) {
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) {
+          const float d = a[k] * (o[k] - dot);
+          raw_row[k] *= d;
+          const float g = d * inv[k];
+          o[k] = (g <= tiny && g >= -tiny) ? 0.f : g;
+        }
+      } else {
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) {
+          const float g = a[k] * (o[k] - dot) * inv[k];
+          o[k] = (g <= tiny && g >= -tiny) ? 0.f : g;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY(panet_mm, m) {
+  m.def("stencil_softmax", &stencil_softmax);
+  m.def("stencil_softmax_backward", &stencil_softmax_backward);
+}

@@ -1,0 +1,126 @@
+"""The kernel's optional compiled step on CPU: a chunk's last shifted sums, scaling and softmax, row by row.
+
+Why this exists: after its matrix products every chunk makes four to six elementwise passes over its
+``(images, rows, L')`` score block (the last stage of the shifted sums, the scaling by the key norms,
+the softmax, the denormal flush). The block does not fit the CPU's caches, so each of torch's passes
+reads and writes it from L3 or memory; ``csrc/attention_rows.cpp`` does the same steps one query row at
+a time, the row staying in cache (README, "Attention speed and memory"). Torch has no fused operation
+for it, and ``torch.compile``'s generated CPU code for these steps ran slower than the eager ones.
+
+The source ships with the package and is compiled on first use with ``torch.utils.cpp_extension``
+(a C++ compiler and ninja, about 10-30 s, once per machine and torch version; the build lives in
+torch's extension folder, ``TORCH_EXTENSIONS_DIR``). Where it cannot be built the kernel runs the
+same steps with torch's operations, after one warning that says why. ``PANET_MM_NATIVE=0`` turns it off.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import re
+import shutil
+import sys
+import threading
+import warnings
+from typing import Any, Optional
+
+import torch
+
+__all__ = ['fused_ops', 'native_status', 'ENV_VAR']
+
+#: Environment variable: ``0`` (or ``false`` / ``off``) runs torch's operations instead of the compiled step.
+ENV_VAR = 'PANET_MM_NATIVE'
+SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'attention_rows.cpp')
+
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _disabled() -> bool:
+    return os.environ.get(ENV_VAR, '1').strip().lower() in ('0', 'false', 'off', 'no')
+
+
+def _flags() -> list:
+    """Compiler flags: the vector instructions torch itself dispatches to on this CPU (x86-64-v3 for
+    AVX2, v4 for AVX-512), so the build never uses an instruction the machine lacks; no fused
+    multiply-add contraction, so the scaling rounds as torch's ``addcmul`` does."""
+    flags = ['-O3', '-ffp-contract=off', '-fopenmp']
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        capability = 'DEFAULT'
+    if capability.startswith('AVX512'):
+        flags += ['-march=x86-64-v4', '-mprefer-vector-width=512']
+    elif capability == 'AVX2':
+        flags += ['-march=x86-64-v3']
+    return flags
+
+
+def _build_name() -> str:
+    """Extension name: one build per torch version and instruction set (two virtual environments of one
+    Python share torch's extension folder)."""
+    version = re.sub(r'[^0-9A-Za-z]+', '_', torch.__version__)
+    capability = '_'.join(f.split('=')[-1] for f in _flags() if f.startswith('-march')) or 'generic'
+    return re.sub(r'[^0-9A-Za-z_]+', '_', f'panet_mm_attention_rows_{version}_{capability}')
+
+
+def _built(cpp_extension, name: str) -> bool:
+    """Whether a build of ``name`` is already in torch's extension folder (then loading takes a moment; torch
+    still rebuilds it if the source changed)."""
+    try:
+        folder = cpp_extension._get_build_directory(name, verbose=False)
+    except Exception:                    # a private helper: say 'compiling' where it is missing
+        return False
+    return osp.exists(osp.join(folder, f'{name}.so'))
+
+
+def _build() -> Any:
+    if shutil.which(os.environ.get('CXX', 'c++')) is None:
+        raise RuntimeError('no C++ compiler found (install g++, or set CXX)')
+    from torch.utils import cpp_extension
+    cpp_extension.verify_ninja_availability()
+    name = _build_name()
+    if not _built(cpp_extension, name):
+        print(f'panet_mm: compiling the fused CPU attention step ({osp.basename(SOURCE)}; once per machine and torch '
+              f'version, 10-30 s)', file=sys.stderr, flush=True)
+    cpp_extension.load(name=name, sources=[SOURCE], extra_cflags=_flags(), is_python_module=False, verbose=False)
+    return torch.ops.panet_mm
+
+
+def fused_ops() -> Optional[Any]:
+    """``torch.ops.panet_mm`` (``stencil_softmax``: the forward's step; ``stencil_softmax_backward``: the
+    backward's), compiled on the first call; None where turned off (``PANET_MM_NATIVE=0``) or where they
+    cannot be built (then one warning says why).
+
+    ``stencil_softmax(src, lo, row_offsets, range_counts, starts, ends, key_offsets, inv_scale, bias, out, raw)``:
+    for each of the ``m`` rows ``i`` of ``out`` ``(B, m, L')``, the shifted sums ``src[lo+i] + sum over shifts
+    j of src[lo+i+row_offsets[j], k+key_offsets[r]]`` (for ``starts[r] <= k < ends[r]``, the ``range_counts[j]``
+    ranges of shift ``j``), times ``inv_scale`` ``(B, 1, L')``, plus ``bias`` ``(L',)``, then the softmax over
+    the keys (denormals written as 0); ``raw`` (optional, like ``out``) gets the shifted sums.
+    ``stencil_softmax_backward(src, lo, ..., key_offsets, attn, inv_scale, dz, raw)``: with ``g`` those shifted
+    sums (the gradient of the probabilities ``attn``), ``dz <- attn * (g - sum_k attn * g) * inv_scale``
+    (denormals written as 0), and ``raw <- raw * attn * (g - sum_k attn * g)`` where given.
+    """
+    if _disabled():
+        return None
+    if 'op' in _state:
+        return _state['op']
+    with _lock:
+        if 'op' not in _state:
+            try:
+                _state['op'] = _build()
+                _state['why'] = None
+            except Exception as err:    # no compiler, no ninja, a read-only cache, a failed build: eager ops
+                _state['op'] = None
+                _state['why'] = f'{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ""}'
+                warnings.warn(f'panet_mm: the fused CPU attention step could not be built ({_state["why"]}); the '
+                              f'kernel runs torch operations instead (same results, slower on CPU). '
+                              f'{ENV_VAR}=0 turns the attempt off.', stacklevel=3)
+    return _state['op']
+
+
+def native_status() -> str:
+    """One line: whether the compiled step is in use, and why not (for bug reports and the benchmark)."""
+    if _disabled():
+        return f'off ({ENV_VAR}=0)'
+    ops = fused_ops()
+    return 'on' if ops is not None else f'unavailable ({_state.get("why")})'

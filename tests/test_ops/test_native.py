@@ -1,0 +1,236 @@
+"""The compiled CPU row step (panet_mm/ops/native.py, csrc/attention_rows.cpp) against torch's operations."""
+import importlib
+import shutil
+import warnings
+
+import pytest
+import torch
+
+from panet_mm.ops.layout import make_geometry
+from panet_mm.ops.pyramid_attention import build_pyramid, pyramid_attention, pyramid_scales
+
+native = importlib.import_module('panet_mm.ops.native')
+chunks = importlib.import_module('panet_mm.ops.chunks')
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+
+def _can_build() -> bool:
+    if shutil.which('c++') is None:
+        return False
+    try:
+        from torch.utils.cpp_extension import verify_ninja_availability
+        verify_ninja_availability()
+    except RuntimeError:
+        return False
+    return True
+
+
+needs_build = pytest.mark.skipif(not _can_build(), reason='no C++ compiler or ninja: the kernel runs torch operations')
+
+
+@pytest.fixture
+def native_on(monkeypatch):
+    monkeypatch.delenv(native.ENV_VAR, raising=False)
+    ops = native.fused_ops()
+    assert ops is not None, native.native_status()
+    return ops
+
+
+def _chunk_probabilities(method, batch, size, sizes, fused, monkeypatch, raw=False, flush=False, spread=1.0,
+                         chunk=7, seed=0):
+    """Every chunk's probabilities (and raw scores) of one gather, as the kernel's forward computes them."""
+    monkeypatch.setenv(native.ENV_VAR, '1' if fused else '0')
+    geo = make_geometry(size, size, sizes, 3, method)
+    g = torch.Generator().manual_seed(seed)
+    dq = 3 * 4 if method in ('col', 'row') else 4
+    positions = (size + 2 * geo.pad_y) * (size + 2 * geo.pad_x)
+    lhs = torch.randn(batch, positions, dq, generator=g) * spread
+    rhs_t = torch.randn(batch, dq, geo.num_keys, generator=g)
+    inv = torch.rand(batch, 1, geo.num_keys, generator=g) + 0.5
+    bias = geo.key_bias(torch.float32, torch.device('cpu'))
+    ws = chunks.Workspace(torch.device('cpu'))
+    plan = chunks.chunk_plan(geo, chunk, torch.device('cpu'))
+    span = max(m for _, m, _ in plan)
+    gather = chunks.Gather(ws, 'p', geo, lhs, rhs_t, torch.float32, span)
+    outs, raws = [], []
+    for a, m, rows in plan:
+        # a strided destination, as the kernel's (a stream buffer's rows of several images)
+        out = torch.full((batch, m + 3, geo.num_keys), float('nan'))[:, 1:m + 1]
+        raw_rows = torch.empty(batch, m, geo.num_keys) if raw else None
+        chunks.probabilities(gather, out, inv, bias, a, rows, raw_rows, flush)
+        outs.append(out.clone())
+        raws.append(raw_rows)
+    return outs, raws
+
+
+@needs_build
+def test_builds_where_a_compiler_and_ninja_exist(native_on):
+    assert native.native_status() == 'on'
+    assert native.fused_ops() is native_on
+
+
+@needs_build
+@pytest.mark.parametrize('method', ['col', 'pixel', 'row'])
+@pytest.mark.parametrize('raw,flush', [(False, False), (True, True)])
+@pytest.mark.parametrize('size', [9, 32])
+def test_fused_rows_equal_torch_operations(native_on, monkeypatch, method, raw, flush, size):
+    """Same probabilities within float32 rounding (exp differs in its last bits), zeros in the same places
+    (padding keys and query rows), and bit-identical raw scores (the shifted sums add in the same order).
+    At 32x32 a row has more than 2048 keys: several blocks, whose maxima the second sweep reconciles."""
+    sizes = [(size, size), (size - 1, size - 1), (size - 2, size - 2)]
+    batch, chunk = (2, 7) if size < 16 else (1, 3 * size + 5)
+    fused, fused_raw = _chunk_probabilities(method, batch, size, sizes, True, monkeypatch, raw, flush, chunk=chunk)
+    eager, eager_raw = _chunk_probabilities(method, batch, size, sizes, False, monkeypatch, raw, flush, chunk=chunk)
+    if size > 16:
+        assert fused[0].shape[-1] > 2048
+    for f, e in zip(fused, eager):
+        assert torch.isfinite(f).all()
+        assert (f[e == 0] == 0).all()                    # padding keys and query rows
+        assert (e[f == 0] < 2e-38).all()                 # and where exp(-87) ends float32's normal numbers
+        torch.testing.assert_close(f, e, rtol=2e-6, atol=1e-9)
+    if raw:
+        for f, e in zip(fused_raw, eager_raw):
+            assert torch.equal(f, e)
+
+
+def _chunk_backward(method, size, fused, monkeypatch, with_raw, spread=1.0, chunk=7):
+    """Every chunk's dZ (and raw * dZ) of one gather pair, as the kernel's backward computes them."""
+    monkeypatch.setenv(native.ENV_VAR, '1' if fused else '0')
+    sizes = [(size, size), (size - 1, size - 1), (size - 2, size - 2)]
+    geo = make_geometry(size, size, sizes, 3, method)
+    g = torch.Generator().manual_seed(3)
+    dq = 3 * 4 if method in ('col', 'row') else 4
+    positions = (size + 2 * geo.pad_y) * (size + 2 * geo.pad_x)
+    lhs, grad_lhs = torch.randn(2, positions, dq, generator=g) * spread, torch.randn(2, positions, dq, generator=g)
+    rhs_t, values_t = torch.randn(2, dq, geo.num_keys, generator=g), torch.randn(2, dq, geo.num_keys, generator=g)
+    inv = torch.rand(2, 1, geo.num_keys, generator=g) + 0.5
+    bias = geo.key_bias(torch.float32, torch.device('cpu'))
+    ws = chunks.Workspace(torch.device('cpu'))
+    plan = chunks.chunk_plan(geo, chunk, torch.device('cpu'))
+    span = max(m for _, m, _ in plan)
+    scores = chunks.Gather(ws, 'p', geo, lhs, rhs_t, torch.float32, span)
+    grads = chunks.Gather(ws, 'g', geo, grad_lhs, values_t, torch.float32, span)
+    results = []
+    for a, m, rows in plan:
+        attn = torch.empty(2, m, geo.num_keys)
+        raw = torch.empty(2, m, geo.num_keys) if with_raw else None
+        chunks.probabilities(scores, attn, inv, bias, a, rows, raw, True)
+        dz = torch.full((2, m + 2, geo.num_keys), float('nan'))[:, 1:m + 1]
+        raw_dz = chunks.softmax_backward_rows(grads, attn, inv, a, dz, raw, True)
+        results.append((dz.clone(), None if raw_dz is None else raw_dz.clone()))
+    return results
+
+
+@needs_build
+@pytest.mark.parametrize('method', ['col', 'pixel'])
+@pytest.mark.parametrize('with_raw', [False, True])
+def test_fused_backward_rows_equal_torch_operations(native_on, monkeypatch, method, with_raw):
+    """dZ = attn * (g - sum attn * g) * inv_scale (and raw * attn * (g - ...)) within float32 rounding (the
+    sum accumulates in another order, and g - sum cancels: 3e-5 of the largest value)."""
+    fused = _chunk_backward(method, 9, True, monkeypatch, with_raw)
+    eager = _chunk_backward(method, 9, False, monkeypatch, with_raw)
+    for (f, f_raw), (e, e_raw) in zip(fused, eager):
+        assert torch.isfinite(f).all()
+        torch.testing.assert_close(f, e, rtol=1e-4, atol=3e-5 * e.abs().max().item())
+        if with_raw:
+            torch.testing.assert_close(f_raw, e_raw, rtol=1e-4, atol=3e-5 * e_raw.abs().max().item())
+        else:
+            assert f_raw is None and e_raw is None
+
+
+@needs_build
+def test_fused_backward_rows_write_no_denormals(native_on, monkeypatch):
+    tiny = torch.finfo(torch.float32).tiny
+    for dz, _ in _chunk_backward('col', 8, True, monkeypatch, False, spread=40.0):
+        assert not ((dz != 0) & (dz.abs() < tiny)).any()
+
+
+@needs_build
+def test_fused_rows_write_no_denormals(native_on, monkeypatch):
+    """Logits spread over hundreds: the compiled exp returns 0 below float32's normal range, so even the
+    unflushed forward probabilities hold no denormal; they differ from torch's by less than 2e-38."""
+    sizes = [(8, 8), (7, 7)]
+    fused, _ = _chunk_probabilities('col', 1, 8, sizes, True, monkeypatch, spread=40.0)
+    eager, _ = _chunk_probabilities('col', 1, 8, sizes, False, monkeypatch, spread=40.0)
+    tiny = torch.finfo(torch.float32).tiny
+    assert any(((e != 0) & (e < tiny)).any() for e in eager)          # torch's softmax wrote denormals
+    for f, e in zip(fused, eager):
+        assert not ((f != 0) & (f < tiny)).any()
+        torch.testing.assert_close(f, e, rtol=2e-6, atol=2e-38)
+
+
+@needs_build
+def test_fused_rows_keep_nan(native_on, monkeypatch):
+    """A NaN score makes its row NaN, as torch's softmax does (nothing turns it into a probability)."""
+    geo = make_geometry(6, 6, [(6, 6), (5, 5)], 3, 'col')
+    src = torch.randn(1, 40, geo.num_keys)
+    src[0, 10, 5] = float('nan')
+    out = torch.empty(1, 3, geo.num_keys)
+    first, count, offsets, counts, starts, ends, keys = chunks.flat_shifts(geo, 3)
+    native_on.stencil_softmax(src[:, 10 + first:10 + first + count], -first, offsets, counts, starts, ends, keys,
+              torch.ones(1, 1, geo.num_keys), None, out, None)
+    assert torch.isnan(out[0, 0]).all() and torch.isfinite(out[0, 2]).all()
+
+
+@needs_build
+def test_fused_op_checks_its_ranges(native_on):
+    src, out, inv = torch.zeros(1, 5, 10), torch.empty(1, 3, 10), torch.ones(1, 1, 10)
+    with pytest.raises(RuntimeError, match='key range is outside'):
+        native_on.stencil_softmax(src, 1, [-1], [1], [0], [10], [1], inv, None, out, None)
+    with pytest.raises(RuntimeError, match='shifted row is outside'):
+        native_on.stencil_softmax(src, 1, [-2], [1], [0], [9], [1], inv, None, out, None)
+
+
+@needs_build
+@pytest.mark.parametrize('method', ['col', 'pixel'])
+def test_kernel_with_and_without_the_fused_rows(native_on, monkeypatch, method):
+    """Forward and gradients of the whole kernel agree with the compiled step on and off."""
+    g = torch.Generator().manual_seed(1)
+    scales = pyramid_scales(3)
+    q = torch.randn(2, 4, 8, 9, generator=g)
+    keys = build_pyramid(torch.randn(2, 4, 8, 9, generator=g), scales)
+    values = build_pyramid(torch.randn(2, 8, 8, 9, generator=g), scales)
+    grad_out = torch.randn(2, 8, 8, 9, generator=g)
+    results = []
+    for flag in ('1', '0'):
+        monkeypatch.setenv(native.ENV_VAR, flag)
+        leaves = [t.detach().requires_grad_() for t in (q, *keys, *values)]
+        out = pyramid_attention(leaves[0], leaves[1:4], leaves[4:], method=method, chunk_size=11)
+        results.append([out, *torch.autograd.grad((out * grad_out).sum(), leaves)])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)   # float32 rounding through a softmax
+
+
+def test_turned_off_by_the_environment(monkeypatch):
+    monkeypatch.setenv(native.ENV_VAR, '0')
+    assert native.fused_ops() is None
+    assert native.native_status() == f'off ({native.ENV_VAR}=0)'
+
+
+def test_failed_build_warns_once_and_falls_back(monkeypatch):
+    """No compiler (or any failed build): one warning naming why and the switch, then torch operations."""
+    monkeypatch.delenv(native.ENV_VAR, raising=False)
+    monkeypatch.setattr(native, '_state', {})
+
+    def broken():
+        raise RuntimeError('no C++ compiler found (install g++, or set CXX)')
+
+    monkeypatch.setattr(native, '_build', broken)
+    why = r'could not be built \(RuntimeError: no C\+\+ compiler found.*PANET_MM_NATIVE=0'
+    with pytest.warns(UserWarning, match=why):
+        assert native.fused_ops() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert native.fused_ops() is None
+    assert native.native_status().startswith('unavailable (RuntimeError: no C++ compiler found')
+    q = torch.randn(1, 4, 6, 6)
+    levels = build_pyramid(torch.randn(1, 4, 6, 6), pyramid_scales(2))
+    assert torch.isfinite(pyramid_attention(q, levels, levels)).all()
+
+
+def test_build_name_carries_torch_version_and_instructions():
+    """Two virtual environments of one Python (the two stacks) share torch's extension folder."""
+    name = native._build_name()
+    assert name.startswith('panet_mm_attention_rows_')
+    assert torch.__version__.split('+')[0].replace('.', '_') in name
