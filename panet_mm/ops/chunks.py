@@ -18,7 +18,7 @@ from . import native
 from .layout import Geometry
 
 __all__ = ['Workspace', 'Rows', 'Gather', 'Paste', 'chunk_plan', 'stencil', 'probabilities', 'softmax_backward_rows',
-           'fused_ops', 'accumulate_bmm',
+           'fused_ops', 'flat_shifts', 'accumulate_bmm',
            'gather_buffers', 'paste_buffers', 'rows_capacity', 'contiguous_blocks', 'flush_denormals']
 
 Shift = Tuple[int, List[Tuple[int, int, int]]]
@@ -195,9 +195,15 @@ def stencil(out: Tensor, src: Rows, lo: int, shifts: List[Shift]) -> Tensor:
     """``out[:, i] = src[lo + i] + sum over shifts of src[lo + i + oq, j + ok]`` (on each shift's keys).
 
     The centre and the first shift are added in one pass (the centre copied where the first shift
-    has no neighbour), the other shifts in one pass each.
+    has no neighbour), the other shifts in one pass each; on CPU in float32 all of them in one pass per
+    row where the compiled steps could be built (:mod:`.native`; the same sums in the same order).
     """
     n, n_keys = out.shape[1], out.shape[2]
+    ops = fused_ops(None, out, src.buf)
+    if ops is not None:                                  # one pass per row (native.py)
+        offsets, counts, starts, ends, keys, first, last = flat_shifts(shifts)
+        ops.stencil_rows(src.rows(lo + first, n + last - first), -first, offsets, counts, starts, ends, keys, out)
+        return out
     centre = src.rows(lo, n)
     (oq, ranges), rest = shifts[0], shifts[1:]
     gap = 0
@@ -377,13 +383,14 @@ def probabilities(gather: Gather, out: Tensor, inv_scale: Tensor, bias: Optional
     return out
 
 
-def fused_ops(gather: Gather, *tensors: Optional[Tensor]):
-    """The compiled row steps (:func:`.native.fused_ops`) where they apply to the rows of ``gather``: CPU,
-    float32 throughout (``tensors``: the step's other arguments), a gather that sums shifts (its last
-    stage's source stream in float32), not while traced; else None."""
-    if gather.direct or not gather.stages or torch.jit.is_tracing():
+def fused_ops(gather: Optional[Gather], *tensors: Optional[Tensor]):
+    """The compiled row steps (:func:`.native.fused_ops`) where they apply: CPU, float32 throughout
+    (``tensors``: the step's arguments), for a ``gather`` one that sums shifts (its last stage's source
+    stream in float32), not while traced; else None."""
+    if torch.jit.is_tracing():
         return None
-    if gather.streams[len(gather.stages) - 1].buf.dtype != torch.float32:
+    if gather is not None and (gather.direct or not gather.stages
+                               or gather.streams[len(gather.stages) - 1].buf.dtype != torch.float32):
         return None
     if any(t is not None and (t.device.type != 'cpu' or t.dtype != torch.float32) for t in tensors):
         return None
@@ -393,21 +400,28 @@ def fused_ops(gather: Gather, *tensors: Optional[Tensor]):
 def _last_stage(gather: Gather, a: int, m: int) -> tuple:
     """The compiled steps' first arguments for rows ``a .. a+m-1``: all but the last stage computed, the
     source rows that stage reads, and its shifts (:func:`flat_shifts`)."""
-    src, lo, _ = gather.last_stage(a, m)
-    first, count, offsets, counts, starts, ends, keys = flat_shifts(gather.geo, m)
-    return src.rows(lo + first, count), -first, offsets, counts, starts, ends, keys
+    src, lo, shifts = gather.last_stage(a, m)
+    offsets, counts, starts, ends, keys, first, last = flat_shifts(shifts)
+    return src.rows(lo + first, m + last - first), -first, offsets, counts, starts, ends, keys
 
 
-@functools.lru_cache(maxsize=64)
-def flat_shifts(geo: Geometry, m: int) -> Tuple[int, int, List[int], List[int], List[int], List[int], List[int]]:
-    """The last gather stage's shifts for the compiled step: ``(first, count, row offsets, ranges per shift,
-    starts, ends, key offsets)``, where ``first .. first+count-1`` are the source rows, relative to the
-    chunk's first, that ``m`` rows read."""
-    shifts = stages_of(geo)[-1][1]
-    offsets = [oq for oq, _ in shifts]
-    first, last = min(0, *offsets), max(0, *offsets)
-    return (first, m + last - first, offsets, [len(r) for _, r in shifts], [s for _, r in shifts for s, _, _ in r],
-            [e for _, r in shifts for _, e, _ in r], [ok for _, r in shifts for _, _, ok in r])
+_FLAT: dict = {}
+
+
+def flat_shifts(shifts: List[Shift]) -> Tuple[List[int], List[int], List[int], List[int], List[int], int, int]:
+    """``shifts`` as the compiled steps take them: ``(row offsets, ranges per shift, starts, ends, key offsets,
+    first, last)``; a chunk's rows read the source rows from ``first`` before its first to ``last`` after
+    its last. Cached per list (the stages' lists are cached per geometry)."""
+    entry = _FLAT.get(id(shifts))
+    if entry is None or entry[0] is not shifts:
+        if len(_FLAT) > 1024:                            # (the stage caches hold 64 geometries each)
+            _FLAT.clear()
+        offsets = [oq for oq, _ in shifts]
+        entry = _FLAT[id(shifts)] = (shifts, (
+            offsets, [len(r) for _, r in shifts], [s for _, r in shifts for s, _, _ in r],
+            [e for _, r in shifts for _, e, _ in r], [ok for _, r in shifts for _, _, ok in r],
+            min(0, *offsets), max(0, *offsets)))
+    return entry[1]
 
 
 def softmax_backward_rows(grad_attn: Gather, attn: Tensor, inv_scale: Tensor, a: int, dz: Tensor,

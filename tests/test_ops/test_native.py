@@ -161,14 +161,34 @@ def test_fused_rows_write_no_denormals(native_on, monkeypatch):
 
 
 @needs_build
+@pytest.mark.parametrize('method', ['col', 'pixel', 'row'])
+@pytest.mark.parametrize('adjoint', [False, True])
+def test_stencil_rows_equal_torch_operations_bitwise(native_on, monkeypatch, method, adjoint):
+    """Every stage of the gather and of the paste (its adjoint): the same sums, added in the same order."""
+    geo = make_geometry(9, 9, [(9, 9), (7, 7)], 3, method)
+    stages = chunks.adjoint_stages_of(geo) if adjoint else chunks.stages_of(geo)
+    ws = chunks.Workspace(torch.device('cpu'))
+    for halo, shifts in stages:
+        src = chunks.Rows(ws, 's', 2, geo.num_keys, torch.float32, 0, 6 * halo + 40)
+        src.reset(0)
+        src.take(6 * halo + 40).copy_(torch.randn(2, 6 * halo + 40, geo.num_keys))
+        results = []
+        for flag in ('1', '0'):
+            monkeypatch.setenv(native.ENV_VAR, flag)
+            out = torch.full((2, 21, geo.num_keys), float('nan'))[:, :20]      # strided, as the streams' rows
+            results.append(chunks.stencil(out, src, 3 * halo, shifts).clone())
+        assert torch.equal(*results)
+
+
+@needs_build
 def test_fused_rows_keep_nan(native_on, monkeypatch):
     """A NaN score makes its row NaN, as torch's softmax does (nothing turns it into a probability)."""
     geo = make_geometry(6, 6, [(6, 6), (5, 5)], 3, 'col')
     src = torch.randn(1, 40, geo.num_keys)
     src[0, 10, 5] = float('nan')
     out = torch.empty(1, 3, geo.num_keys)
-    first, count, offsets, counts, starts, ends, keys = chunks.flat_shifts(geo, 3)
-    native_on.stencil_softmax(src[:, 10 + first:10 + first + count], -first, offsets, counts, starts, ends, keys,
+    offsets, counts, starts, ends, keys, first, last = chunks.flat_shifts(chunks.stages_of(geo)[-1][1])
+    native_on.stencil_softmax(src[:, 10 + first:10 + 3 + last], -first, offsets, counts, starts, ends, keys,
               torch.ones(1, 1, geo.num_keys), None, out, None)
     assert torch.isnan(out[0, 0]).all() and torch.isfinite(out[0, 2]).all()
 

@@ -282,9 +282,35 @@ void stencil_softmax_backward(const at::Tensor& src, int64_t lo, at::IntArrayRef
   });
 }
 
+// The shifted sums alone (panet_mm/ops/chunks.py, stencil): out <- src[lo + i] + the shifted rows' terms,
+// one pass per row instead of torch's copy-and-add passes.
+void stencil_rows(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offsets, at::IntArrayRef range_counts,
+                  at::IntArrayRef starts, at::IntArrayRef ends, at::IntArrayRef key_offsets, const at::Tensor& out) {
+  const char* op = "stencil_rows";
+  TORCH_CHECK(out.dim() == 3, op, ": out must be (B, m, L')");
+  const int64_t batch = out.size(0), m = out.size(1), n = out.size(2);
+  check_rows(op, "out", out, batch, m, n);
+  TORCH_CHECK(src.dim() == 3 && src.size(0) == batch, op, ": src must be (B, rows, L') like out");
+  check_shifts(op, src, lo, m, n, row_offsets, range_counts, starts, ends, key_offsets);
+  const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets);
+  const float* src_ptr = src.data_ptr<float>();
+  float* out_ptr = out.data_ptr<float>();
+  const int64_t src_s0 = src.stride(0), src_s1 = src.stride(1), out_s0 = out.stride(0), out_s1 = out.stride(1);
+  at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t idx = begin; idx < end; ++idx) {
+      const int64_t b = idx / m, i = idx % m;
+      float* o = out_ptr + b * out_s0 + i * out_s1;
+      for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
+        shifts.sum_block(o, src_ptr + b * src_s0, lo + i, src_s1, k0, std::min(n, k0 + kBlock));
+      }
+    }
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(panet_mm, m) {
+  m.def("stencil_rows", &stencil_rows);
   m.def("stencil_softmax", &stencil_softmax);
   m.def("stencil_softmax_backward", &stencil_softmax_backward);
 }
