@@ -73,10 +73,29 @@ def _built(cpp_extension, name: str) -> bool:
     return osp.exists(osp.join(folder, f'{name}.so'))
 
 
+def _ninja_on_path() -> None:
+    """torch builds with the ``ninja`` command: where it is not on PATH but installed in this interpreter's
+    environment (``pip install ninja`` in a virtual environment that is not activated), its folder is
+    put on this process's PATH."""
+    if shutil.which('ninja') is not None:
+        return
+    folders = [osp.dirname(sys.executable)]
+    try:
+        import ninja
+        folders.insert(0, ninja.BIN_DIR)
+    except (ImportError, AttributeError):
+        pass
+    for folder in folders:
+        if shutil.which('ninja', path=folder) is not None:
+            os.environ['PATH'] = folder + os.pathsep + os.environ.get('PATH', '')
+            return
+
+
 def _build() -> Any:
     if shutil.which(os.environ.get('CXX', 'c++')) is None:
         raise RuntimeError('no C++ compiler found (install g++, or set CXX)')
     from torch.utils import cpp_extension
+    _ninja_on_path()
     cpp_extension.verify_ninja_availability()
     name = _build_name()
     if not _built(cpp_extension, name):

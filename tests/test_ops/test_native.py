@@ -20,6 +20,7 @@ def _can_build() -> bool:
         return False
     try:
         from torch.utils.cpp_extension import verify_ninja_availability
+        native._ninja_on_path()
         verify_ninja_availability()
     except RuntimeError:
         return False
