@@ -19,6 +19,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -122,6 +123,35 @@ struct Shifts {
   }
 };
 
+// The rows of a (B, m, L') float32 tensor (none where an optional tensor is absent).
+struct RowView {
+  float* ptr = nullptr;
+  int64_t s0 = 0, s1 = 0;
+  RowView() = default;
+  explicit RowView(const at::Tensor& t) : ptr(t.data_ptr<float>()), s0(t.stride(0)), s1(t.stride(1)) {}
+  float* row(int64_t b, int64_t i) const { return ptr == nullptr ? nullptr : ptr + b * s0 + i * s1; }
+};
+
+// The checks the steps share: out (B, m, L'), src and its shifts, inv_scale (B, 1, L') (where defined) and
+// raw (like out, optional). Returns {B, m, L'}.
+std::array<int64_t, 3> check_step(const char* op, const at::Tensor& src, int64_t lo, at::IntArrayRef row_offsets,
+                                  at::IntArrayRef range_counts, at::IntArrayRef starts, at::IntArrayRef ends,
+                                  at::IntArrayRef key_offsets, const at::Tensor& out,
+                                  const at::Tensor* inv_scale, const c10::optional<at::Tensor>& raw) {
+  TORCH_CHECK(out.dim() == 3, op, ": the output must be (B, m, L')");
+  const int64_t batch = out.size(0), m = out.size(1), n = out.size(2);
+  check_rows(op, "the output", out, batch, m, n);
+  TORCH_CHECK(src.dim() == 3 && src.size(0) == batch, op, ": src must be (B, rows, L') like the output");
+  check_shifts(op, src, lo, m, n, row_offsets, range_counts, starts, ends, key_offsets);
+  if (inv_scale != nullptr) {
+    TORCH_CHECK(inv_scale->scalar_type() == at::kFloat && inv_scale->dim() == 3 && inv_scale->size(0) == batch &&
+                    inv_scale->size(1) == 1 && inv_scale->size(2) == n && inv_scale->stride(2) == 1,
+                op, ": inv_scale must be float32 (B, 1, L')");
+  }
+  if (raw.has_value()) check_rows(op, "raw", *raw, batch, m, n);
+  return {batch, m, n};
+}
+
 // The forward's step (panet_mm/ops/native.py, stencil_softmax): out <- softmax over the keys of
 // (shifted sums of src) * inv_scale + bias, row by row; raw (optional) <- the shifted sums.
 void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offsets, at::IntArrayRef range_counts,
@@ -129,49 +159,32 @@ void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offs
                      const at::Tensor& inv_scale, const c10::optional<at::Tensor>& bias, const at::Tensor& out,
                      const c10::optional<at::Tensor>& raw) {
   const char* op = "stencil_softmax";
-  TORCH_CHECK(out.dim() == 3, op, ": out must be (B, m, L')");
-  const int64_t batch = out.size(0), m = out.size(1), n = out.size(2);
-  check_rows(op, "out", out, batch, m, n);
-  TORCH_CHECK(src.dim() == 3 && src.size(0) == batch, op, ": src must be (B, rows, L') like out");
-  check_shifts(op, src, lo, m, n, row_offsets, range_counts, starts, ends, key_offsets);
-  TORCH_CHECK(inv_scale.scalar_type() == at::kFloat && inv_scale.dim() == 3 && inv_scale.size(0) == batch &&
-                  inv_scale.size(1) == 1 && inv_scale.size(2) == n && inv_scale.stride(2) == 1,
-              op, ": inv_scale must be float32 (B, 1, L')");
+  const std::array<int64_t, 3> dims = check_step(op, src, lo, row_offsets, range_counts, starts, ends, key_offsets, out,
+                                        &inv_scale, raw);
+  const int64_t batch = dims[0], m = dims[1], n = dims[2];
   const float* bias_ptr = nullptr;
   if (bias.has_value()) {
     TORCH_CHECK(bias->scalar_type() == at::kFloat && bias->is_contiguous() && bias->numel() == n, op,
                 ": bias must be a contiguous float32 (L',) tensor");
     bias_ptr = bias->data_ptr<float>();
   }
-  float* raw_ptr = nullptr;
-  int64_t raw_s0 = 0, raw_s1 = 0;
-  if (raw.has_value()) {
-    check_rows(op, "raw", *raw, batch, m, n);
-    raw_ptr = raw->data_ptr<float>();
-    raw_s0 = raw->stride(0);
-    raw_s1 = raw->stride(1);
-  }
   const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets);
-  const float* src_ptr = src.data_ptr<float>();
-  const float* inv_ptr = inv_scale.data_ptr<float>();
-  float* out_ptr = out.data_ptr<float>();
-  const int64_t src_s0 = src.stride(0), src_s1 = src.stride(1), inv_s0 = inv_scale.stride(0);
-  const int64_t out_s0 = out.stride(0), out_s1 = out.stride(1);
+  const RowView src_rows(src), inv_rows(inv_scale), out_rows(out), raw_rows = raw ? RowView(*raw) : RowView();
   const float tiny = std::numeric_limits<float>::min(), minus_inf = -std::numeric_limits<float>::infinity();
 
   at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
     std::vector<float> block_max((n + kBlock - 1) / kBlock);
     for (int64_t idx = begin; idx < end; ++idx) {
       const int64_t b = idx / m, i = idx % m;
-      const float* base = src_ptr + b * src_s0;
-      const float* inv = inv_ptr + b * inv_s0;
-      float* o = out_ptr + b * out_s0 + i * out_s1;
-      float* raw_row = raw_ptr != nullptr ? raw_ptr + b * raw_s0 + i * raw_s1 : nullptr;
+      const float* base = src_rows.row(b, 0);
+      const float* inv = inv_rows.row(b, 0);
+      float* o = out_rows.row(b, i);
+      float* raw_row = raw_rows.row(b, i);
       // first sweep, in blocks that stay in L1: shifted sums, logits, exp against the running maximum
       float top = minus_inf, sum = 0.f;
       for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
         const int64_t k1 = std::min(n, k0 + kBlock);
-        shifts.sum_block(o, base, lo + i, src_s1, k0, k1);
+        shifts.sum_block(o, base, lo + i, src_rows.s1, k0, k1);
         if (raw_row != nullptr) std::memcpy(raw_row + k0, o + k0, sizeof(float) * (k1 - k0));
         float block_top = minus_inf;
         if (bias_ptr != nullptr) {
@@ -222,44 +235,27 @@ void stencil_softmax_backward(const at::Tensor& src, int64_t lo, at::IntArrayRef
                               at::IntArrayRef key_offsets, const at::Tensor& attn, const at::Tensor& inv_scale,
                               const at::Tensor& dz, const c10::optional<at::Tensor>& raw) {
   const char* op = "stencil_softmax_backward";
-  TORCH_CHECK(dz.dim() == 3, op, ": dz must be (B, m, L')");
-  const int64_t batch = dz.size(0), m = dz.size(1), n = dz.size(2);
-  check_rows(op, "dz", dz, batch, m, n);
+  const std::array<int64_t, 3> dims = check_step(op, src, lo, row_offsets, range_counts, starts, ends, key_offsets, dz,
+                                        &inv_scale, raw);
+  const int64_t batch = dims[0], m = dims[1], n = dims[2];
   check_rows(op, "attn", attn, batch, m, n);
-  TORCH_CHECK(src.dim() == 3 && src.size(0) == batch, op, ": src must be (B, rows, L') like dz");
-  check_shifts(op, src, lo, m, n, row_offsets, range_counts, starts, ends, key_offsets);
-  TORCH_CHECK(inv_scale.scalar_type() == at::kFloat && inv_scale.dim() == 3 && inv_scale.size(0) == batch &&
-                  inv_scale.size(1) == 1 && inv_scale.size(2) == n && inv_scale.stride(2) == 1,
-              op, ": inv_scale must be float32 (B, 1, L')");
-  float* raw_ptr = nullptr;
-  int64_t raw_s0 = 0, raw_s1 = 0;
-  if (raw.has_value()) {
-    check_rows(op, "raw", *raw, batch, m, n);
-    raw_ptr = raw->data_ptr<float>();
-    raw_s0 = raw->stride(0);
-    raw_s1 = raw->stride(1);
-  }
   const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets);
-  const float* src_ptr = src.data_ptr<float>();
-  const float* attn_ptr = attn.data_ptr<float>();
-  const float* inv_ptr = inv_scale.data_ptr<float>();
-  float* dz_ptr = dz.data_ptr<float>();
-  const int64_t src_s0 = src.stride(0), src_s1 = src.stride(1), inv_s0 = inv_scale.stride(0);
-  const int64_t a_s0 = attn.stride(0), a_s1 = attn.stride(1), dz_s0 = dz.stride(0), dz_s1 = dz.stride(1);
+  const RowView src_rows(src), attn_rows(attn), inv_rows(inv_scale), dz_rows(dz);
+  const RowView raw_rows = raw ? RowView(*raw) : RowView();
   const float tiny = std::numeric_limits<float>::min();
 
   at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
     for (int64_t idx = begin; idx < end; ++idx) {
       const int64_t b = idx / m, i = idx % m;
-      const float* base = src_ptr + b * src_s0;
-      const float* a = attn_ptr + b * a_s0 + i * a_s1;
-      const float* inv = inv_ptr + b * inv_s0;
-      float* o = dz_ptr + b * dz_s0 + i * dz_s1;
-      float* raw_row = raw_ptr != nullptr ? raw_ptr + b * raw_s0 + i * raw_s1 : nullptr;
+      const float* base = src_rows.row(b, 0);
+      const float* a = attn_rows.row(b, i);
+      const float* inv = inv_rows.row(b, 0);
+      float* o = dz_rows.row(b, i);
+      float* raw_row = raw_rows.row(b, i);
       float dot = 0.f;
       for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
         const int64_t k1 = std::min(n, k0 + kBlock);
-        shifts.sum_block(o, base, lo + i, src_s1, k0, k1);
+        shifts.sum_block(o, base, lo + i, src_rows.s1, k0, k1);
 #pragma omp simd reduction(+ : dot)
         for (int64_t k = k0; k < k1; ++k) dot += a[k] * o[k];
       }
@@ -287,21 +283,17 @@ void stencil_softmax_backward(const at::Tensor& src, int64_t lo, at::IntArrayRef
 void stencil_rows(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offsets, at::IntArrayRef range_counts,
                   at::IntArrayRef starts, at::IntArrayRef ends, at::IntArrayRef key_offsets, const at::Tensor& out) {
   const char* op = "stencil_rows";
-  TORCH_CHECK(out.dim() == 3, op, ": out must be (B, m, L')");
-  const int64_t batch = out.size(0), m = out.size(1), n = out.size(2);
-  check_rows(op, "out", out, batch, m, n);
-  TORCH_CHECK(src.dim() == 3 && src.size(0) == batch, op, ": src must be (B, rows, L') like out");
-  check_shifts(op, src, lo, m, n, row_offsets, range_counts, starts, ends, key_offsets);
+  const std::array<int64_t, 3> dims = check_step(op, src, lo, row_offsets, range_counts, starts, ends, key_offsets, out,
+                                        nullptr, c10::nullopt);
+  const int64_t batch = dims[0], m = dims[1], n = dims[2];
   const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets);
-  const float* src_ptr = src.data_ptr<float>();
-  float* out_ptr = out.data_ptr<float>();
-  const int64_t src_s0 = src.stride(0), src_s1 = src.stride(1), out_s0 = out.stride(0), out_s1 = out.stride(1);
+  const RowView src_rows(src), out_rows(out);
   at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
     for (int64_t idx = begin; idx < end; ++idx) {
       const int64_t b = idx / m, i = idx % m;
-      float* o = out_ptr + b * out_s0 + i * out_s1;
+      float* o = out_rows.row(b, i);
       for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
-        shifts.sum_block(o, src_ptr + b * src_s0, lo + i, src_s1, k0, std::min(n, k0 + kBlock));
+        shifts.sum_block(o, src_rows.row(b, 0), lo + i, src_rows.s1, k0, std::min(n, k0 + kBlock));
       }
     }
   });
