@@ -20,6 +20,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 import warnings
 from typing import Any, Optional
 
@@ -91,6 +92,30 @@ def _ninja_on_path() -> None:
             return
 
 
+#: A build lock older than this is left by an interrupted build (the build itself takes well under a minute).
+STALE_LOCK_SECONDS = 600
+
+
+def _remove_stale_lock(cpp_extension, name: str) -> None:
+    """Remove the build lock an interrupted build left behind, where torch waits on the lock file's mere
+    existence (``FileBaton``, torch < 2.14: every later process would wait forever); torch's ``FileLock``
+    (later versions) is released by the system when its holder dies and is left alone."""
+    if not hasattr(cpp_extension, 'FileBaton') or hasattr(cpp_extension, 'FileLock'):
+        return
+    try:
+        lock = osp.join(cpp_extension._get_build_directory(name, verbose=False), 'lock')
+        age = time.time() - os.stat(lock).st_mtime
+    except Exception:                    # no lock (the usual case), or torch's private helper moved
+        return
+    if age > STALE_LOCK_SECONDS:
+        print(f'panet_mm: removing {lock}, left {age / 60:.0f} minutes ago by an interrupted build', file=sys.stderr,
+              flush=True)
+        try:
+            os.remove(lock)
+        except OSError:
+            pass
+
+
 def _build() -> Any:
     if shutil.which(os.environ.get('CXX', 'c++')) is None:
         raise RuntimeError('no C++ compiler found (install g++, or set CXX)')
@@ -98,6 +123,7 @@ def _build() -> Any:
     _ninja_on_path()
     cpp_extension.verify_ninja_availability()
     name = _build_name()
+    _remove_stale_lock(cpp_extension, name)
     if not _built(cpp_extension, name):
         print(f'panet_mm: compiling the fused CPU attention step ({osp.basename(SOURCE)}; once per machine and torch '
               f'version, 10-30 s)', file=sys.stderr, flush=True)

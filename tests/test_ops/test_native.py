@@ -255,3 +255,26 @@ def test_build_name_carries_torch_version_and_instructions():
     name = native._build_name()
     assert name.startswith('panet_mm_attention_rows_')
     assert torch.__version__.split('+')[0].replace('.', '_') in name
+
+
+def test_stale_build_lock_is_removed(monkeypatch, tmp_path, capsys):
+    """torch < 2.14 waits on its build lock file's existence: one left by a killed build would hang every later
+    process, so a lock older than STALE_LOCK_SECONDS goes (a fresh one, a build in progress, stays)."""
+    import os
+    import types
+
+    lock = tmp_path / 'lock'
+    fake = types.SimpleNamespace(FileBaton=object, _get_build_directory=lambda name, verbose: str(tmp_path))
+    lock.write_text('')
+    native._remove_stale_lock(fake, 'x')
+    assert lock.exists()                                  # fresh: a build in progress
+    old = lock.stat().st_mtime - native.STALE_LOCK_SECONDS - 60
+    os.utime(lock, (old, old))
+    native._remove_stale_lock(fake, 'x')
+    assert not lock.exists()
+    assert 'minutes ago by an interrupted build' in capsys.readouterr().err
+    lock.write_text('')
+    os.utime(lock, (old, old))
+    native._remove_stale_lock(types.SimpleNamespace(FileLock=object, _get_build_directory=fake._get_build_directory),
+                              'x')
+    assert lock.exists()                                  # torch's FileLock: released by the system
