@@ -14,6 +14,7 @@ same steps with torch's operations, after one warning that says why. ``PANET_MM_
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import os.path as osp
 import re
@@ -57,11 +58,13 @@ def _flags() -> list:
 
 
 def _build_name() -> str:
-    """Extension name: one build per torch version and instruction set (two virtual environments of one
-    Python share torch's extension folder)."""
+    """Extension name: one build per torch installation (version and folder) and instruction set. Virtual
+    environments of one Python share torch's extension folder; with one name between them, each would
+    rebuild the library in place (its headers' paths differ), under processes of the other that use it."""
     version = re.sub(r'[^0-9A-Za-z]+', '_', torch.__version__)
     capability = '_'.join(f.split('=')[-1] for f in _flags() if f.startswith('-march')) or 'generic'
-    return re.sub(r'[^0-9A-Za-z_]+', '_', f'panet_mm_attention_rows_{version}_{capability}')
+    where = hashlib.sha1(osp.realpath(osp.dirname(torch.__file__)).encode()).hexdigest()[:8]
+    return re.sub(r'[^0-9A-Za-z_]+', '_', f'panet_mm_attention_rows_{version}_{capability}_{where}')
 
 
 def _built(cpp_extension, name: str) -> bool:

@@ -250,11 +250,13 @@ def test_failed_build_warns_once_and_falls_back(monkeypatch):
     assert torch.isfinite(pyramid_attention(q, levels, levels)).all()
 
 
-def test_build_name_carries_torch_version_and_instructions():
-    """Two virtual environments of one Python (the two stacks) share torch's extension folder."""
+def test_build_name_carries_torch_version_folder_and_instructions(monkeypatch):
+    """Virtual environments of one Python (the two stacks, two checkouts) share torch's extension folder."""
     name = native._build_name()
     assert name.startswith('panet_mm_attention_rows_')
     assert torch.__version__.split('+')[0].replace('.', '_') in name
+    monkeypatch.setattr(torch, '__file__', '/elsewhere/site-packages/torch/__init__.py')
+    assert native._build_name() != name
 
 
 def test_stale_build_lock_is_removed(monkeypatch, tmp_path, capsys):
