@@ -199,7 +199,7 @@ def stencil(out: Tensor, src: Rows, lo: int, shifts: List[Shift]) -> Tensor:
     row where the compiled steps could be built (:mod:`.native`; the same sums in the same order).
     """
     n, n_keys = out.shape[1], out.shape[2]
-    ops = fused_ops(None, out, src.buf)
+    ops = fused_ops(None, out, source=src.buf)
     if ops is not None:                                  # one pass per row (native.py)
         offsets, counts, starts, ends, keys, first, last = flat_shifts(shifts)
         ops.stencil_rows(src.rows(lo + first, n + last - first), -first, offsets, counts, starts, ends, keys, out)
@@ -383,14 +383,18 @@ def probabilities(gather: Gather, out: Tensor, inv_scale: Tensor, bias: Optional
     return out
 
 
-def fused_ops(gather: Optional[Gather], *tensors: Optional[Tensor]):
-    """The compiled row steps (:func:`.native.fused_ops`) where they apply: CPU, float32 throughout
-    (``tensors``: the step's arguments), for a ``gather`` one that sums shifts (its last stage's source
-    stream in float32), not while traced; else None."""
+def fused_ops(gather: Optional[Gather], *tensors: Optional[Tensor], source: Optional[Tensor] = None):
+    """The compiled row steps (:func:`.native.fused_ops`) where they apply: CPU, ``tensors`` (the step's
+    arguments) in float32, the shifted rows' ``source`` in float32 or bfloat16 (the products' stream under
+    autocast), for a ``gather`` one that sums shifts (its last stage's stream is the source), not while
+    traced; else None."""
     if torch.jit.is_tracing():
         return None
-    if gather is not None and (gather.direct or not gather.stages
-                               or gather.streams[len(gather.stages) - 1].buf.dtype != torch.float32):
+    if gather is not None:
+        if gather.direct or not gather.stages:
+            return None
+        source = gather.streams[len(gather.stages) - 1].buf
+    if source is not None and (source.device.type != 'cpu' or source.dtype not in (torch.float32, torch.bfloat16)):
         return None
     if any(t is not None and (t.device.type != 'cpu' or t.dtype != torch.float32) for t in tensors):
         return None

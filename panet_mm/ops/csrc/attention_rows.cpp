@@ -73,9 +73,9 @@ float exp_shifted(float* row, int64_t n, float shift) {
 void check_shifts(const char* op, const at::Tensor& src, int64_t lo, int64_t m, int64_t n, at::IntArrayRef row_offsets,
                   at::IntArrayRef range_counts, at::IntArrayRef starts, at::IntArrayRef ends,
                   at::IntArrayRef key_offsets) {
-  TORCH_CHECK(src.device().is_cpu() && src.scalar_type() == at::kFloat && src.dim() == 3 && src.stride(2) == 1 &&
-                  src.size(2) == n,
-              op, ": src must be a CPU float32 (B, rows, L') tensor with contiguous rows");
+  TORCH_CHECK(src.device().is_cpu() && (src.scalar_type() == at::kFloat || src.scalar_type() == at::kBFloat16) &&
+                  src.dim() == 3 && src.stride(2) == 1 && src.size(2) == n,
+              op, ": src must be a CPU float32 or bfloat16 (B, rows, L') tensor with contiguous rows");
   const int64_t shifts = static_cast<int64_t>(row_offsets.size());
   TORCH_CHECK(static_cast<int64_t>(range_counts.size()) == shifts, op, ": one range count per shift");
   TORCH_CHECK(starts.size() == ends.size() && starts.size() == key_offsets.size(), op,
@@ -101,8 +101,28 @@ void check_rows(const char* op, const char* name, const at::Tensor& t, int64_t b
               op, ": ", name, " must be a CPU float32 (B, m, L') tensor with contiguous rows");
 }
 
-// Shifted sums of one block [k0, k1) of output row i (image base): o[k] = centre[k] + the shifted rows' terms,
-// added in the order of the eager stencil (chunks.stencil).
+inline float to_float(float x) { return x; }
+inline float to_float(uint16_t bf16) {                  // bfloat16 bits: the upper half of a float32's
+  return bits_to_float(static_cast<int32_t>(static_cast<uint32_t>(bf16) << 16));
+}
+
+// The source rows of the shifted sums: float32, or bfloat16 (the products' stream under autocast, summed here
+// in float32; torch's operations round the first sum to bfloat16).
+struct Source {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+  int64_t s0 = 0, s1 = 0;
+  explicit Source(const at::Tensor& t) : s0(t.stride(0)), s1(t.stride(1)) {
+    if (t.scalar_type() == at::kFloat) {
+      f32 = t.data_ptr<float>();
+    } else {
+      bf16 = reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>());
+    }
+  }
+};
+
+// Shifted sums of one block [k0, k1) of an output row: o[k] = centre[k] + the shifted rows' terms, added in
+// the order of the eager stencil (chunks.stencil).
 struct Shifts {
   std::vector<int64_t> offs, counts, s, e, k;
   Shifts(at::IntArrayRef row_offsets, at::IntArrayRef range_counts, at::IntArrayRef starts, at::IntArrayRef ends,
@@ -110,14 +130,25 @@ struct Shifts {
       : offs(row_offsets.begin(), row_offsets.end()), counts(range_counts.begin(), range_counts.end()),
         s(starts.begin(), starts.end()), e(ends.begin(), ends.end()), k(key_offsets.begin(), key_offsets.end()) {}
 
-  void sum_block(float* o, const float* base, int64_t row, int64_t stride, int64_t k0, int64_t k1) const {
-    std::memcpy(o + k0, base + row * stride + k0, sizeof(float) * (k1 - k0));
+  // image b, source row `row`
+  void sum_block(float* o, const Source& src, int64_t b, int64_t row, int64_t k0, int64_t k1) const {
+    if (src.f32 != nullptr) {
+      sum_block_of(o, src.f32 + b * src.s0, row, src.s1, k0, k1);
+    } else {
+      sum_block_of(o, src.bf16 + b * src.s0, row, src.s1, k0, k1);
+    }
+  }
+
+  template <typename T>
+  void sum_block_of(float* o, const T* base, int64_t row, int64_t stride, int64_t k0, int64_t k1) const {
+    const T* centre = base + row * stride;
+    for (int64_t q = k0; q < k1; ++q) o[q] = to_float(centre[q]);
     for (size_t j = 0, r = 0; j < offs.size(); ++j) {
-      const float* shifted = base + (row + offs[j]) * stride;
+      const T* shifted = base + (row + offs[j]) * stride;
       for (int64_t c = 0; c < counts[j]; ++c, ++r) {
-        const float* from = shifted + k[r];
+        const T* from = shifted + k[r];
         const int64_t lo = std::max(s[r], k0), hi = std::min(e[r], k1);
-        for (int64_t q = lo; q < hi; ++q) o[q] += from[q];
+        for (int64_t q = lo; q < hi; ++q) o[q] += to_float(from[q]);
       }
     }
   }
@@ -169,14 +200,14 @@ void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offs
     bias_ptr = bias->data_ptr<float>();
   }
   const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets);
-  const RowView src_rows(src), inv_rows(inv_scale), out_rows(out), raw_rows = raw ? RowView(*raw) : RowView();
+  const Source source(src);
+  const RowView inv_rows(inv_scale), out_rows(out), raw_rows = raw ? RowView(*raw) : RowView();
   const float tiny = std::numeric_limits<float>::min(), minus_inf = -std::numeric_limits<float>::infinity();
 
   at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
     std::vector<float> block_max((n + kBlock - 1) / kBlock);
     for (int64_t idx = begin; idx < end; ++idx) {
       const int64_t b = idx / m, i = idx % m;
-      const float* base = src_rows.row(b, 0);
       const float* inv = inv_rows.row(b, 0);
       float* o = out_rows.row(b, i);
       float* raw_row = raw_rows.row(b, i);
@@ -184,7 +215,7 @@ void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offs
       float top = minus_inf, sum = 0.f;
       for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
         const int64_t k1 = std::min(n, k0 + kBlock);
-        shifts.sum_block(o, base, lo + i, src_rows.s1, k0, k1);
+        shifts.sum_block(o, source, b, lo + i, k0, k1);
         if (raw_row != nullptr) std::memcpy(raw_row + k0, o + k0, sizeof(float) * (k1 - k0));
         float block_top = minus_inf;
         if (bias_ptr != nullptr) {
@@ -240,14 +271,14 @@ void stencil_softmax_backward(const at::Tensor& src, int64_t lo, at::IntArrayRef
   const int64_t batch = dims[0], m = dims[1], n = dims[2];
   check_rows(op, "attn", attn, batch, m, n);
   const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets);
-  const RowView src_rows(src), attn_rows(attn), inv_rows(inv_scale), dz_rows(dz);
+  const Source source(src);
+  const RowView attn_rows(attn), inv_rows(inv_scale), dz_rows(dz);
   const RowView raw_rows = raw ? RowView(*raw) : RowView();
   const float tiny = std::numeric_limits<float>::min();
 
   at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
     for (int64_t idx = begin; idx < end; ++idx) {
       const int64_t b = idx / m, i = idx % m;
-      const float* base = src_rows.row(b, 0);
       const float* a = attn_rows.row(b, i);
       const float* inv = inv_rows.row(b, 0);
       float* o = dz_rows.row(b, i);
@@ -255,7 +286,7 @@ void stencil_softmax_backward(const at::Tensor& src, int64_t lo, at::IntArrayRef
       float dot = 0.f;
       for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
         const int64_t k1 = std::min(n, k0 + kBlock);
-        shifts.sum_block(o, base, lo + i, src_rows.s1, k0, k1);
+        shifts.sum_block(o, source, b, lo + i, k0, k1);
 #pragma omp simd reduction(+ : dot)
         for (int64_t k = k0; k < k1; ++k) dot += a[k] * o[k];
       }
@@ -287,13 +318,14 @@ void stencil_rows(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offsets
                                         nullptr, c10::nullopt);
   const int64_t batch = dims[0], m = dims[1], n = dims[2];
   const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets);
-  const RowView src_rows(src), out_rows(out);
+  const Source source(src);
+  const RowView out_rows(out);
   at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
     for (int64_t idx = begin; idx < end; ++idx) {
       const int64_t b = idx / m, i = idx % m;
       float* o = out_rows.row(b, i);
       for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
-        shifts.sum_block(o, src_rows.row(b, 0), lo + i, src_rows.s1, k0, std::min(n, k0 + kBlock));
+        shifts.sum_block(o, source, b, lo + i, k0, std::min(n, k0 + kBlock));
       }
     }
   });
