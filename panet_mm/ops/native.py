@@ -1,14 +1,14 @@
-"""The kernel's optional compiled step on CPU: a chunk's last shifted sums, scaling and softmax, row by row.
+"""The kernel's optional compiled steps on CPU: a chunk's shifted sums, softmax and softmax backward, row by row.
 
-Why this exists: after its matrix products every chunk makes four to six elementwise passes over its
-``(images, rows, L')`` score block (the last stage of the shifted sums, the scaling by the key norms,
-the softmax, the denormal flush). The block does not fit the CPU's caches, so each of torch's passes
-reads and writes it from L3 or memory; ``csrc/attention_rows.cpp`` does the same steps one query row at
-a time, the row staying in cache (README, "Attention speed and memory"). Torch has no fused operation
-for it, and ``torch.compile``'s generated CPU code for these steps ran slower than the eager ones.
+Why this exists: after its matrix products every chunk makes several elementwise passes over its
+``(images, rows, L')`` score block (the shifted sums, the scaling by the key norms, the softmax or its
+backward, the denormal flush). The block does not fit the CPU's caches, so each of torch's passes reads
+and writes it from L3 or memory; ``csrc/attention_rows.cpp`` does the same steps one query row at a
+time, the row staying in cache (README, "Attention speed and memory"). Torch has no fused operation
+for them, and ``torch.compile``'s generated CPU code for these steps ran slower than the eager ones.
 
 The source ships with the package and is compiled on first use with ``torch.utils.cpp_extension``
-(a C++ compiler and ninja, about 10-30 s, once per machine and torch version; the build lives in
+(a C++ compiler and ninja, about 10-30 s, once per torch installation and machine; the build lives in
 torch's extension folder, ``TORCH_EXTENSIONS_DIR``). Where it cannot be built the kernel runs the
 same steps with torch's operations, after one warning that says why. ``PANET_MM_NATIVE=0`` turns it off.
 """
@@ -29,7 +29,7 @@ import torch
 
 __all__ = ['fused_ops', 'native_status', 'ENV_VAR']
 
-#: Environment variable: ``0`` (or ``false`` / ``off``) runs torch's operations instead of the compiled step.
+#: Environment variable: ``0`` (or ``false`` / ``off``) runs torch's operations instead of the compiled steps.
 ENV_VAR = 'PANET_MM_NATIVE'
 SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'attention_rows.cpp')
 
