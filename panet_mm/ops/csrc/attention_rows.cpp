@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -183,6 +184,15 @@ std::array<int64_t, 3> check_step(const char* op, const at::Tensor& src, int64_t
   return {batch, m, n};
 }
 
+// fn(b, i) for every row i of every image b of a (B, m, L') block, on torch's CPU threads (a few rows each:
+// at least 32768 elements per thread, torch's own grain).
+template <typename F>
+void for_each_row(int64_t batch, int64_t m, int64_t n, const F& fn) {
+  at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t idx = begin; idx < end; ++idx) fn(idx / m, idx % m);
+  });
+}
+
 // The forward's step (panet_mm/ops/native.py, stencil_softmax): out <- softmax over the keys of
 // (shifted sums of src) * inv_scale + bias, row by row; raw (optional) <- the shifted sums.
 void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offsets, at::IntArrayRef range_counts,
@@ -204,55 +214,53 @@ void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offs
   const RowView inv_rows(inv_scale), out_rows(out), raw_rows = raw ? RowView(*raw) : RowView();
   const float tiny = std::numeric_limits<float>::min(), minus_inf = -std::numeric_limits<float>::infinity();
 
-  at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
-    std::vector<float> block_max((n + kBlock - 1) / kBlock);
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const int64_t b = idx / m, i = idx % m;
-      const float* inv = inv_rows.row(b, 0);
-      float* o = out_rows.row(b, i);
-      float* raw_row = raw_rows.row(b, i);
-      // first sweep, in blocks that stay in L1: shifted sums, logits, exp against the running maximum
-      float top = minus_inf, sum = 0.f;
-      for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
-        const int64_t k1 = std::min(n, k0 + kBlock);
-        shifts.sum_block(o, source, b, lo + i, k0, k1);
-        if (raw_row != nullptr) std::memcpy(raw_row + k0, o + k0, sizeof(float) * (k1 - k0));
-        float block_top = minus_inf;
-        if (bias_ptr != nullptr) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  for_each_row(batch, m, n, [&](int64_t b, int64_t i) {
+    std::vector<float> block_max(blocks);
+    const float* inv = inv_rows.row(b, 0);
+    float* o = out_rows.row(b, i);
+    float* raw_row = raw_rows.row(b, i);
+    // first sweep, in blocks that stay in L1: shifted sums, logits, exp against the running maximum
+    float top = minus_inf, sum = 0.f;
+    for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
+      const int64_t k1 = std::min(n, k0 + kBlock);
+      shifts.sum_block(o, source, b, lo + i, k0, k1);
+      if (raw_row != nullptr) std::memcpy(raw_row + k0, o + k0, sizeof(float) * (k1 - k0));
+      float block_top = minus_inf;
+      if (bias_ptr != nullptr) {
 #pragma omp simd reduction(max : block_top)
-          for (int64_t k = k0; k < k1; ++k) {
-            const float z = o[k] * inv[k] + bias_ptr[k];
-            o[k] = z;
-            block_top = z > block_top ? z : block_top;
-          }
-        } else {
-#pragma omp simd reduction(max : block_top)
-          for (int64_t k = k0; k < k1; ++k) {
-            const float z = o[k] * inv[k];
-            o[k] = z;
-            block_top = z > block_top ? z : block_top;
-          }
-        }
-        if (block_top > top) {
-          if (sum > 0.f) sum *= std::exp(top - block_top);
-          top = block_top;
-        }
-        block_max[blk] = top;
-        if (top == minus_inf) {           // only padding keys so far
-          std::fill(o + k0, o + k1, 0.f);
-          continue;
-        }
-        sum += exp_shifted(o + k0, k1 - k0, top);
-      }
-      // second sweep: each block's exp was taken against the maximum known then; normalise, no denormals
-      for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
-        const int64_t k1 = std::min(n, k0 + kBlock);
-        const float scale = (block_max[blk] == top ? 1.f : std::exp(block_max[blk] - top)) * (1.f / sum);
-#pragma omp simd
         for (int64_t k = k0; k < k1; ++k) {
-          const float p = o[k] * scale;
-          o[k] = p <= tiny ? 0.f : p;
+          const float z = o[k] * inv[k] + bias_ptr[k];
+          o[k] = z;
+          block_top = z > block_top ? z : block_top;
         }
+      } else {
+#pragma omp simd reduction(max : block_top)
+        for (int64_t k = k0; k < k1; ++k) {
+          const float z = o[k] * inv[k];
+          o[k] = z;
+          block_top = z > block_top ? z : block_top;
+        }
+      }
+      if (block_top > top) {
+        if (sum > 0.f) sum *= std::exp(top - block_top);
+        top = block_top;
+      }
+      block_max[blk] = top;
+      if (top == minus_inf) {             // only padding keys so far
+        std::fill(o + k0, o + k1, 0.f);
+        continue;
+      }
+      sum += exp_shifted(o + k0, k1 - k0, top);
+    }
+    // second sweep: each block's exp was taken against the maximum known then; normalise, no denormals
+    for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
+      const int64_t k1 = std::min(n, k0 + kBlock);
+      const float scale = (block_max[blk] == top ? 1.f : std::exp(block_max[blk] - top)) * (1.f / sum);
+#pragma omp simd
+      for (int64_t k = k0; k < k1; ++k) {
+        const float p = o[k] * scale;
+        o[k] = p <= tiny ? 0.f : p;
       }
     }
   });
@@ -276,34 +284,31 @@ void stencil_softmax_backward(const at::Tensor& src, int64_t lo, at::IntArrayRef
   const RowView raw_rows = raw ? RowView(*raw) : RowView();
   const float tiny = std::numeric_limits<float>::min();
 
-  at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const int64_t b = idx / m, i = idx % m;
-      const float* a = attn_rows.row(b, i);
-      const float* inv = inv_rows.row(b, 0);
-      float* o = dz_rows.row(b, i);
-      float* raw_row = raw_rows.row(b, i);
-      float dot = 0.f;
-      for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
-        const int64_t k1 = std::min(n, k0 + kBlock);
-        shifts.sum_block(o, source, b, lo + i, k0, k1);
+  for_each_row(batch, m, n, [&](int64_t b, int64_t i) {
+    const float* a = attn_rows.row(b, i);
+    const float* inv = inv_rows.row(b, 0);
+    float* o = dz_rows.row(b, i);
+    float* raw_row = raw_rows.row(b, i);
+    float dot = 0.f;
+    for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
+      const int64_t k1 = std::min(n, k0 + kBlock);
+      shifts.sum_block(o, source, b, lo + i, k0, k1);
 #pragma omp simd reduction(+ : dot)
-        for (int64_t k = k0; k < k1; ++k) dot += a[k] * o[k];
+      for (int64_t k = k0; k < k1; ++k) dot += a[k] * o[k];
+    }
+    if (raw_row != nullptr) {
+#pragma omp simd
+      for (int64_t k = 0; k < n; ++k) {
+        const float d = a[k] * (o[k] - dot);
+        raw_row[k] *= d;
+        const float g = d * inv[k];
+        o[k] = (g <= tiny && g >= -tiny) ? 0.f : g;
       }
-      if (raw_row != nullptr) {
+    } else {
 #pragma omp simd
-        for (int64_t k = 0; k < n; ++k) {
-          const float d = a[k] * (o[k] - dot);
-          raw_row[k] *= d;
-          const float g = d * inv[k];
-          o[k] = (g <= tiny && g >= -tiny) ? 0.f : g;
-        }
-      } else {
-#pragma omp simd
-        for (int64_t k = 0; k < n; ++k) {
-          const float g = a[k] * (o[k] - dot) * inv[k];
-          o[k] = (g <= tiny && g >= -tiny) ? 0.f : g;
-        }
+      for (int64_t k = 0; k < n; ++k) {
+        const float g = a[k] * (o[k] - dot) * inv[k];
+        o[k] = (g <= tiny && g >= -tiny) ? 0.f : g;
       }
     }
   });
@@ -320,14 +325,9 @@ void stencil_rows(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offsets
   const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets);
   const Source source(src);
   const RowView out_rows(out);
-  at::parallel_for(0, batch * m, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const int64_t b = idx / m, i = idx % m;
-      float* o = out_rows.row(b, i);
-      for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
-        shifts.sum_block(o, source, b, lo + i, k0, std::min(n, k0 + kBlock));
-      }
-    }
+  for_each_row(batch, m, n, [&](int64_t b, int64_t i) {
+    float* o = out_rows.row(b, i);
+    for (int64_t k0 = 0; k0 < n; k0 += kBlock) shifts.sum_block(o, source, b, lo + i, k0, std::min(n, k0 + kBlock));
   });
 }
 
