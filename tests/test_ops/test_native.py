@@ -164,9 +164,11 @@ def test_fused_rows_write_no_denormals(native_on, monkeypatch):
 @needs_build
 @pytest.mark.parametrize('method', ['col', 'pixel', 'row'])
 @pytest.mark.parametrize('adjoint', [False, True])
-def test_stencil_rows_equal_torch_operations_bitwise(native_on, monkeypatch, method, adjoint):
-    """Every stage of the gather and of the paste (its adjoint): the same sums, added in the same order."""
-    geo = make_geometry(9, 9, [(9, 9), (7, 7)], 3, method)
+@pytest.mark.parametrize('ksize', [3, 5])
+def test_stencil_rows_equal_torch_operations_bitwise(native_on, monkeypatch, method, adjoint, ksize):
+    """Every stage of the gather and of the paste (its adjoint): the same sums, added in the same order (5x5
+    patches: four terms per stage, more than the compiled step adds in one pass)."""
+    geo = make_geometry(9, 9, [(9, 9), (7, 7)], ksize, method)
     stages = chunks.adjoint_stages_of(geo) if adjoint else chunks.stages_of(geo)
     ws = chunks.Workspace(torch.device('cpu'))
     for halo, shifts in stages:
@@ -245,8 +247,8 @@ def test_fused_op_checks_its_ranges(native_on):
 
 
 @needs_build
-@pytest.mark.parametrize('method', ['col', 'pixel'])
-def test_kernel_with_and_without_the_fused_rows(native_on, monkeypatch, method):
+@pytest.mark.parametrize('method,ksize', [('col', 3), ('pixel', 3), ('col', 5), ('pixel', 5)])
+def test_kernel_with_and_without_the_fused_rows(native_on, monkeypatch, method, ksize):
     """Forward and gradients of the whole kernel agree with the compiled step on and off."""
     g = torch.Generator().manual_seed(1)
     scales = pyramid_scales(3)
@@ -258,7 +260,7 @@ def test_kernel_with_and_without_the_fused_rows(native_on, monkeypatch, method):
     for flag in ('1', '0'):
         monkeypatch.setenv(native.ENV_VAR, flag)
         leaves = [t.detach().requires_grad_() for t in (q, *keys, *values)]
-        out = pyramid_attention(leaves[0], leaves[1:4], leaves[4:], method=method, chunk_size=11)
+        out = pyramid_attention(leaves[0], leaves[1:4], leaves[4:], ksize=ksize, method=method, chunk_size=11)
         results.append([out, *torch.autograd.grad((out * grad_out).sum(), leaves)])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)   # float32 rounding through a softmax
