@@ -139,11 +139,13 @@ def fused_ops() -> Optional[Any]:
     backward's), compiled on the first call; None where turned off (``PANET_MM_NATIVE=0``) or where they
     cannot be built (then one warning says why).
 
-    ``stencil_softmax(src, lo, row_offsets, range_counts, starts, ends, key_offsets, inv_scale, bias, out, raw)``:
+    ``stencil_softmax(src, lo, row_offsets, range_counts, starts, ends, key_offsets, inv_scale, bias, out, raw,
+    zero_rows)``:
     for each of the ``m`` rows ``i`` of ``out`` ``(B, m, L')``, the shifted sums ``src[lo+i] + sum over shifts
     j of src[lo+i+row_offsets[j], k+key_offsets[r]]`` (for ``starts[r] <= k < ends[r]``, the ``range_counts[j]``
     ranges of shift ``j``), times ``inv_scale`` ``(B, 1, L')``, plus ``bias`` ``(L',)``, then the softmax over
-    the keys (denormals written as 0); ``raw`` (optional, like ``out``) gets the shifted sums.
+    the keys (denormals written as 0); ``raw`` (optional, like ``out``) gets the shifted sums; the rows listed in
+    ``zero_rows`` (optional int64 indices: padding query positions) get probability 0.
     ``stencil_softmax_backward(src, lo, ..., key_offsets, attn, inv_scale, dz, raw)``: with ``g`` those shifted
     sums (the gradient of the probabilities ``attn``), ``dz <- attn * (g - sum_k attn * g) * inv_scale``
     (denormals written as 0), and ``raw <- raw * attn * (g - sum_k attn * g)`` where given.

@@ -233,7 +233,7 @@ def test_fused_rows_keep_nan(native_on, monkeypatch):
     out = torch.empty(1, 3, geo.num_keys)
     offsets, counts, starts, ends, keys, first, last = chunks.flat_shifts(chunks.stages_of(geo)[-1][1])
     native_on.stencil_softmax(src[:, 10 + first:10 + 3 + last], -first, offsets, counts, starts, ends, keys,
-              torch.ones(1, 1, geo.num_keys), None, out, None)
+              torch.ones(1, 1, geo.num_keys), None, out, None, None)
     assert torch.isnan(out[0, 0]).all() and torch.isfinite(out[0, 2]).all()
 
 
@@ -241,9 +241,31 @@ def test_fused_rows_keep_nan(native_on, monkeypatch):
 def test_fused_op_checks_its_ranges(native_on):
     src, out, inv = torch.zeros(1, 5, 10), torch.empty(1, 3, 10), torch.ones(1, 1, 10)
     with pytest.raises(RuntimeError, match='key range is outside'):
-        native_on.stencil_softmax(src, 1, [-1], [1], [0], [10], [1], inv, None, out, None)
+        native_on.stencil_softmax(src, 1, [-1], [1], [0], [10], [1], inv, None, out, None, None)
     with pytest.raises(RuntimeError, match='shifted row is outside'):
-        native_on.stencil_softmax(src, 1, [-2], [1], [0], [9], [1], inv, None, out, None)
+        native_on.stencil_softmax(src, 1, [-2], [1], [0], [9], [1], inv, None, out, None, None)
+    with pytest.raises(RuntimeError, match='zero_rows holds row 3, outside the 3 rows'):
+        native_on.stencil_softmax(src, 1, [-1], [1], [0], [9], [1], inv, None, out, None, torch.tensor([0, 3]))
+
+
+@needs_build
+def test_fused_rows_zero_the_listed_rows_and_keep_their_raw_scores(native_on):
+    """The padding query positions (zero_rows) get probability 0; their raw scores are still the shifted sums."""
+    geo = make_geometry(6, 6, [(6, 6), (5, 5)], 3, 'col')
+    g = torch.Generator().manual_seed(3)
+    src = torch.randn(2, 12, geo.num_keys, generator=g)
+    offsets, counts, starts, ends, keys, first, last = chunks.flat_shifts(chunks.stages_of(geo)[-1][1])
+    args = (src[:, 2 + first:2 + 8 + last], -first, offsets, counts, starts, ends, keys,
+            torch.rand(2, 1, geo.num_keys, generator=g) + 0.5, geo.key_bias(torch.float32, torch.device('cpu')))
+    outs, raws = [], []
+    for zero_rows in (None, torch.tensor([0, 5, 7])):
+        out, raw = torch.full((2, 8, geo.num_keys), float('nan')), torch.full((2, 8, geo.num_keys), float('nan'))
+        native_on.stencil_softmax(*args, out, raw, zero_rows)
+        outs.append(out)
+        raws.append(raw)
+    kept = [1, 2, 3, 4, 6]
+    assert torch.equal(outs[1][:, kept], outs[0][:, kept]) and torch.equal(raws[1], raws[0])
+    assert (outs[1][:, [0, 5, 7]] == 0).all()
 
 
 @needs_build

@@ -212,6 +212,13 @@ def test_split_k_product(inner):
     b = torch.randn(inner, 3, generator=g, dtype=torch.float64)
     torch.testing.assert_close(chunks_module.split_k_product(a, b, 2), a @ b)
     torch.testing.assert_close(chunks_module.split_k_product(a, b.t().contiguous().t(), 4), a @ b)
+    acc = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    expected = acc + a @ b
+    torch.testing.assert_close(chunks_module.split_k_product(a, b, 2, acc), expected)   # added in place
+    torch.testing.assert_close(acc, expected)
+    acc32 = torch.zeros(3, 5)                                # autocast: bfloat16 parts into float32, a strided view
+    chunks_module.split_k_product(a.bfloat16(), b.bfloat16(), 2, acc32.t())
+    torch.testing.assert_close(acc32.t(), (a.bfloat16().float() @ b.bfloat16().float()), rtol=2e-2, atol=0.5)
 
 
 def test_split_k_rule(monkeypatch):

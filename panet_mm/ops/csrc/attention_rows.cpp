@@ -231,11 +231,12 @@ void for_each_row(int64_t batch, int64_t m, int64_t n, const F& fn) {
 }
 
 // The forward's step (panet_mm/ops/native.py, stencil_softmax): out <- softmax over the keys of
-// (shifted sums of src) * inv_scale + bias, row by row; raw (optional) <- the shifted sums.
+// (shifted sums of src) * inv_scale + bias, row by row; raw (optional) <- the shifted sums; the rows listed in
+// zero_rows (optional; the padding query positions) get probability 0 and no softmax.
 void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offsets, at::IntArrayRef range_counts,
                      at::IntArrayRef starts, at::IntArrayRef ends, at::IntArrayRef key_offsets,
                      const at::Tensor& inv_scale, const c10::optional<at::Tensor>& bias, const at::Tensor& out,
-                     const c10::optional<at::Tensor>& raw) {
+                     const c10::optional<at::Tensor>& raw, const c10::optional<at::Tensor>& zero_rows) {
   const char* op = "stencil_softmax";
   const std::array<int64_t, 3> dims = check_step(op, src, lo, row_offsets, range_counts, starts, ends, key_offsets, out,
                                         &inv_scale, raw);
@@ -246,6 +247,17 @@ void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offs
                 ": bias must be a contiguous float32 (L',) tensor");
     bias_ptr = bias->data_ptr<float>();
   }
+  std::vector<char> zero(m, 0);
+  if (zero_rows.has_value()) {
+    TORCH_CHECK(zero_rows->device().is_cpu() && zero_rows->scalar_type() == at::kLong && zero_rows->dim() == 1, op,
+                ": zero_rows must be a CPU int64 (n,) tensor of row indices");
+    const at::Tensor rows = zero_rows->contiguous();
+    const int64_t* idx = rows.data_ptr<int64_t>();
+    for (int64_t j = 0; j < rows.numel(); ++j) {
+      TORCH_CHECK(idx[j] >= 0 && idx[j] < m, op, ": zero_rows holds row ", idx[j], ", outside the ", m, " rows");
+      zero[idx[j]] = 1;
+    }
+  }
   const Shifts shifts(row_offsets, range_counts, starts, ends, key_offsets, n);
   const Source source(src);
   const RowView inv_rows(inv_scale), out_rows(out), raw_rows = raw ? RowView(*raw) : RowView();
@@ -253,10 +265,17 @@ void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offs
 
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   for_each_row(batch, m, n, [&](int64_t b, int64_t i) {
-    std::vector<float> block_max(blocks);
-    const float* inv = inv_rows.row(b, 0);
     float* o = out_rows.row(b, i);
     float* raw_row = raw_rows.row(b, i);
+    if (zero[i]) {                        // a padding query position: no attention (its raw scores still kept)
+      for (int64_t k0 = 0; raw_row != nullptr && k0 < n; k0 += kBlock) {
+        shifts.sum_block(raw_row, source, b, lo + i, k0, std::min(n, k0 + kBlock));
+      }
+      std::fill(o, o + n, 0.f);
+      return;
+    }
+    std::vector<float> block_max(blocks);
+    const float* inv = inv_rows.row(b, 0);
     // first sweep, in blocks that stay in L1: shifted sums, logits, exp against the running maximum
     float top = minus_inf, sum = 0.f;
     for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
