@@ -511,3 +511,24 @@ def test_cuda_budget_from_free_memory():
     budget = pa_cost.default_memory_budget_mb('cuda')
     assert budget == pytest.approx(max(free / 4 / 2**20, 256.0), rel=0.1)
     assert pa_cost.default_memory_budget_mb('cpu') == 256.0
+
+
+@pytest.mark.parametrize('method', ['col', 'row', 'pixel', 'patch'])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_unfold_levels_copy_equals_unfold_and_cat(method, channels_last):
+    """The inference path (patches copied from window views into one buffer) builds exactly the tensor of the
+    autograd path (``F.unfold`` of each padded level, concatenated)."""
+    from panet_mm.ops.kernel import _unfold_levels
+    from panet_mm.ops.layout import FORMULATIONS
+    spec = FORMULATIONS[method]
+    kernel, pad = spec.kernel(3), spec.padding(1)
+    g = torch.Generator().manual_seed(5)
+    levels = [torch.randn(2, 3, h, w, generator=g) for h, w in [(7, 9), (6, 8), (5, 7)]]
+    if channels_last:
+        levels = [t.contiguous(memory_format=torch.channels_last) for t in levels]
+    with torch.no_grad():
+        copied = _unfold_levels(levels, kernel, pad)
+    with_grad = _unfold_levels([t.detach().requires_grad_() for t in levels], kernel, pad)
+    assert with_grad.requires_grad and torch.equal(copied, with_grad.detach())
+    assert copied.shape == (2, sum((h + 2 * pad[0]) * (w + 2 * pad[1]) for h, w in [(7, 9), (6, 8), (5, 7)]),
+                            3 * kernel[0] * kernel[1])
