@@ -39,12 +39,12 @@ def native_on(monkeypatch):
 
 
 def _chunk_probabilities(method, batch, size, sizes, fused, monkeypatch, raw=False, flush=False, spread=1.0,
-                         chunk=7, seed=0):
+                         chunk=7, seed=0, ksize=3):
     """Every chunk's probabilities (and raw scores) of one gather, as the kernel's forward computes them."""
     monkeypatch.setenv(native.ENV_VAR, '1' if fused else '0')
-    geo = make_geometry(size, size, sizes, 3, method)
+    geo = make_geometry(size, size, sizes, ksize, method)
     g = torch.Generator().manual_seed(seed)
-    dq = 3 * 4 if method in ('col', 'row') else 4
+    dq = ksize * 4 if method in ('col', 'row') else 4
     positions = (size + 2 * geo.pad_y) * (size + 2 * geo.pad_x)
     lhs = torch.randn(batch, positions, dq, generator=g) * spread
     rhs_t = torch.randn(batch, dq, geo.num_keys, generator=g)
@@ -74,15 +74,18 @@ def test_builds_where_a_compiler_and_ninja_exist(native_on):
 @needs_build
 @pytest.mark.parametrize('method', ['col', 'pixel', 'row'])
 @pytest.mark.parametrize('raw,flush', [(False, False), (True, True)])
-@pytest.mark.parametrize('size', [9, 32])
-def test_fused_rows_equal_torch_operations(native_on, monkeypatch, method, raw, flush, size):
+@pytest.mark.parametrize('size,ksize', [(9, 3), (32, 3), (9, 5)])
+def test_fused_rows_equal_torch_operations(native_on, monkeypatch, method, raw, flush, size, ksize):
     """Same probabilities within float32 rounding (exp differs in its last bits), zeros in the same places
     (padding keys and query rows), and bit-identical raw scores (the shifted sums add in the same order).
-    At 32x32 a row has more than 2048 keys: several blocks, whose maxima the second sweep reconciles."""
+    At 32x32 a row has more than 2048 keys: several blocks, whose maxima the second sweep reconciles; 5x5
+    patches sum four terms per stage, more than the step's one-pass loop takes."""
     sizes = [(size, size), (size - 1, size - 1), (size - 2, size - 2)]
     batch, chunk = (2, 7) if size < 16 else (1, 3 * size + 5)
-    fused, fused_raw = _chunk_probabilities(method, batch, size, sizes, True, monkeypatch, raw, flush, chunk=chunk)
-    eager, eager_raw = _chunk_probabilities(method, batch, size, sizes, False, monkeypatch, raw, flush, chunk=chunk)
+    fused, fused_raw = _chunk_probabilities(method, batch, size, sizes, True, monkeypatch, raw, flush, chunk=chunk,
+                                            ksize=ksize)
+    eager, eager_raw = _chunk_probabilities(method, batch, size, sizes, False, monkeypatch, raw, flush, chunk=chunk,
+                                            ksize=ksize)
     if size > 16:
         assert fused[0].shape[-1] > 2048
     for f, e in zip(fused, eager):

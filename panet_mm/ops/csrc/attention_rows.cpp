@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -165,6 +166,64 @@ struct Shifts {
     }
   }
 
+  // The forward's first pass over a block [k0, k1): o[q] <- (shifted sum) * inv[q] (+ bias[q]); raw[q] <- the
+  // sum (Raw); returns the block's largest logit. One pass where a segment has at most two terms (float32
+  // sources; zeros: kBlock zeros for the terms a segment lacks, x + 0 = x), else the sums first.
+  template <bool Bias, bool Raw>
+  float logits_block(float* o, float* raw, const float* inv, const float* bias, const Source& src, int64_t b,
+                     int64_t row, int64_t k0, int64_t k1, const float* zeros) const {
+    if (src.f32 != nullptr) {
+      return logits_block_of<Bias, Raw>(o, raw, inv, bias, src.f32 + b * src.s0, row, src.s1, k0, k1, zeros);
+    }
+    return logits_block_of<Bias, Raw>(o, raw, inv, bias, src.bf16 + b * src.s0, row, src.s1, k0, k1, zeros);
+  }
+
+  template <bool Bias, bool Raw, typename T>
+  float logits_block_of(float* o, float* raw, const float* inv, const float* bias, const T* base, int64_t row,
+                        int64_t stride, int64_t k0, int64_t k1, const float* zeros) const {
+    float top = -std::numeric_limits<float>::infinity();
+    for (const Segment& seg : segments) {
+      const int64_t lo = std::max(seg.u, k0), hi = std::min(seg.v, k1);
+      if (lo >= hi) continue;
+      if constexpr (std::is_same<T, float>::value) {
+        if (seg.count <= 2) {
+          const float* c = base + row * stride + lo;
+          const float* a = seg.count > 0 ? term(base, row, stride, seg.first) + lo : zeros;
+          const float* d = seg.count > 1 ? term(base, row, stride, seg.first + 1) + lo : zeros;
+          top = std::max(top, logits_of_sums<Bias, Raw>(o + lo, Raw ? raw + lo : nullptr, inv + lo,
+                                                        Bias ? bias + lo : nullptr, c, a, d, hi - lo));
+          continue;
+        }
+      }
+      sum_block_of(o, base, row, stride, lo, hi);
+      top = std::max(top, logits_of_sums<Bias, Raw>(o + lo, Raw ? raw + lo : nullptr, inv + lo,
+                                                    Bias ? bias + lo : nullptr, o + lo, zeros, zeros, hi - lo));
+    }
+    return top;
+  }
+
+  // o[q] <- ((c[q] + a[q]) + d[q]) * inv[q] (+ bias[q]), raw[q] <- the sum (Raw), for q < len; the largest o[q].
+  template <bool Bias, bool Raw>
+  static float logits_of_sums(float* o, float* raw, const float* inv, const float* bias, const float* c,
+                              const float* a, const float* d, int64_t len) {
+    float top = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : top)
+    for (int64_t q = 0; q < len; ++q) {
+      const float v = (c[q] + a[q]) + d[q];
+      if (Raw) raw[q] = v;
+      const float z = Bias ? v * inv[q] + bias[q] : v * inv[q];
+      o[q] = z;
+      top = z > top ? z : top;
+    }
+    return top;
+  }
+
+  // The source row of term t (row offset, key offset applied) for source row `row`.
+  template <typename T>
+  const T* term(const T* base, int64_t row, int64_t stride, size_t t) const {
+    return base + (row + terms[t].first) * stride + terms[t].second;
+  }
+
   template <typename T>
   void sum_block_of(float* o, const T* base, int64_t row, int64_t stride, int64_t k0, int64_t k1) const {
     const T* centre = base + row * stride;
@@ -264,6 +323,7 @@ void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offs
   const float tiny = std::numeric_limits<float>::min(), minus_inf = -std::numeric_limits<float>::infinity();
 
   const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const std::vector<float> zeros(kBlock, 0.f);
   for_each_row(batch, m, n, [&](int64_t b, int64_t i) {
     float* o = out_rows.row(b, i);
     float* raw_row = raw_rows.row(b, i);
@@ -280,23 +340,15 @@ void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offs
     float top = minus_inf, sum = 0.f;
     for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
       const int64_t k1 = std::min(n, k0 + kBlock);
-      shifts.sum_block(o, source, b, lo + i, k0, k1);
-      if (raw_row != nullptr) std::memcpy(raw_row + k0, o + k0, sizeof(float) * (k1 - k0));
-      float block_top = minus_inf;
+      float block_top;
       if (bias_ptr != nullptr) {
-#pragma omp simd reduction(max : block_top)
-        for (int64_t k = k0; k < k1; ++k) {
-          const float z = o[k] * inv[k] + bias_ptr[k];
-          o[k] = z;
-          block_top = z > block_top ? z : block_top;
-        }
+        block_top = raw_row != nullptr
+                        ? shifts.logits_block<true, true>(o, raw_row, inv, bias_ptr, source, b, lo + i, k0, k1, zeros.data())
+                        : shifts.logits_block<true, false>(o, raw_row, inv, bias_ptr, source, b, lo + i, k0, k1, zeros.data());
       } else {
-#pragma omp simd reduction(max : block_top)
-        for (int64_t k = k0; k < k1; ++k) {
-          const float z = o[k] * inv[k];
-          o[k] = z;
-          block_top = z > block_top ? z : block_top;
-        }
+        block_top = raw_row != nullptr
+                        ? shifts.logits_block<false, true>(o, raw_row, inv, bias_ptr, source, b, lo + i, k0, k1, zeros.data())
+                        : shifts.logits_block<false, false>(o, raw_row, inv, bias_ptr, source, b, lo + i, k0, k1, zeros.data());
       }
       if (block_top > top) {
         if (sum > 0.f) sum *= std::exp(top - block_top);
