@@ -7,6 +7,9 @@
 // 0.05 ns for an add on an L2-sized block). Here the same steps run one query row at a time in two sweeps:
 // the first, in blocks of the row that stay in L1, forms the shifted sums and the logits and takes exp
 // against the running maximum of the row; the second rescales each block to the final maximum and sum.
+// The shifted sums are formed per segment of keys on which the same terms apply, all of a segment's terms
+// in one pass (and in the forward with the logits and their maximum in that pass), since with the row in
+// cache the step's time is its arithmetic and its loads and stores, not memory traffic.
 //
 // The results equal the eager operations' within float32 rounding: the shifted sums are added in the same
 // order (bit-identical raw scores), the scaling is a multiplication then an addition (no fused
