@@ -92,7 +92,9 @@ def test_fused_rows_equal_torch_operations(native_on, monkeypatch, method, raw, 
         assert torch.isfinite(f).all()
         assert (f[e == 0] == 0).all()                    # padding keys and query rows
         assert (e[f == 0] < 2e-38).all()                 # and where exp(-87) ends float32's normal numbers
-        torch.testing.assert_close(f, e, rtol=2e-6, atol=1e-9)
+        # torch's softmax differs from the step's by up to 5e-6 where it runs its AVX2 kernels (ATEN_CPU_CAPABILITY=
+        # avx2), 2e-6 with AVX-512; both are 4-5e-6 from the float64 softmax of the same float32 logits
+        torch.testing.assert_close(f, e, rtol=1e-5, atol=1e-9)
     if raw:
         for f, e in zip(fused_raw, eager_raw):
             assert torch.equal(f, e)

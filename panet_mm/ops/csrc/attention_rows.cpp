@@ -48,6 +48,16 @@ inline int32_t float_to_bits(float f) {
   return i;
 }
 
+// a * b + c, fused where the instruction set has it (x86-64-v3 and v4 builds); std::fma without it would be a
+// slow library call.
+inline float fmadd(float a, float b, float c) {
+#ifdef __FMA__
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
 // row[k] <- exp(row[k] - shift), 0 where the argument is below -87; returns the sum.
 float exp_shifted(float* row, int64_t n, float shift) {
   float sum = 0.f;
@@ -56,17 +66,17 @@ float exp_shifted(float* row, int64_t n, float shift) {
     const float t = row[k] - shift;
     const float x = t < -87.f ? -87.f : t;
     // x = n*ln2 + r, |r| <= ln2/2: n by rounding with the 1.5*2^23 constant, ln2 in two parts
-    const float rounded = std::fma(x, 1.44269504088896341f, 12582912.f);
+    const float rounded = fmadd(x, 1.44269504088896341f, 12582912.f);
     const float fn = rounded - 12582912.f;
     const int32_t ni = float_to_bits(rounded) - 0x4B400000;
-    const float r = std::fma(fn, 2.12194440e-4f, std::fma(fn, -0.693359375f, x));
+    const float r = fmadd(fn, 2.12194440e-4f, fmadd(fn, -0.693359375f, x));
     float p = 1.9875691500e-4f;
-    p = std::fma(p, r, 1.3981999507e-3f);
-    p = std::fma(p, r, 8.3334519073e-3f);
-    p = std::fma(p, r, 4.1665795894e-2f);
-    p = std::fma(p, r, 1.6666665459e-1f);
-    p = std::fma(p, r, 5.0000001201e-1f);
-    const float y = std::fma(p, r * r, r) + 1.f;
+    p = fmadd(p, r, 1.3981999507e-3f);
+    p = fmadd(p, r, 8.3334519073e-3f);
+    p = fmadd(p, r, 4.1665795894e-2f);
+    p = fmadd(p, r, 1.6666665459e-1f);
+    p = fmadd(p, r, 5.0000001201e-1f);
+    const float y = fmadd(p, r * r, r) + 1.f;
     const float e = y * bits_to_float((ni + 127) << 23);
     const float out = t < -87.f ? 0.f : e;
     row[k] = out;
