@@ -33,6 +33,10 @@ def test_benchmark_attention_table_json_and_plot(tmp_path):
         dq, dv = 3 * 4, 3 * 8       # C=8, r=2: unfolded k x 1 columns of 4 and 8 channels
         assert r['macs'] == pairs * ((4 * dq + 3 * dv) if pass_ == 'fwd+bwd' else (dq + dv))
         assert r['gflops'] == pytest.approx(2 * r['macs'] / r['time_s'] / 1e9)
+        # the share of torch.mm per round (each round's time against its own torch.mm rate), shown in the table
+        lo, hi = r['matmul_share_spread']
+        assert 0 < lo <= hi
+        assert f"({100 * r['matmul_share']:.0f}%, {100 * lo:.0f}-{100 * hi:.0f}%)" in proc.stdout
     fast_bwd = fast['fwd+bwd']
     assert 1 <= fast_bwd['batch_chunk'] <= 3 and 1 <= fast_bwd['chunk_size'] <= 100
     table = [ln for ln in proc.stdout.splitlines() if ln.startswith('| fwd')]

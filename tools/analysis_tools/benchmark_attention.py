@@ -463,6 +463,9 @@ def summarise(timing, memory, impls, dtype):
             mm = timing['matmul_gflops']
             own = mm.get(dtype if impl_method(impl, '') is not None else 'float32') or mm['float32']
             rec['matmul_share'] = rec['gflops'] / statistics.median(own)
+            if len(own) == len(ts):             # per round: this round's time against this round's torch.mm
+                shares = [2 * rec['macs'] / t / 1e9 / rate for t, rate in zip(ts, own)]
+                rec['matmul_share_spread'] = [min(shares), max(shares)]
             if impl in timing['chunks']:
                 rec['batch_chunk'], rec['chunk_size'] = timing['chunks'][impl]
                 rec['method'] = timing['methods'][impl]
@@ -505,6 +508,13 @@ def fmt_ratio(r, base):
     return f"{r[f'ratio_{base}']:.2f} ({lo:.2f}-{hi:.2f})"
 
 
+def fmt_share(r):
+    """The rate and its share of ``torch.mm``'s, with the per-round shares' spread (the machine's noise)."""
+    spread = r.get('matmul_share_spread')
+    rounds = f', {100 * spread[0]:.0f}-{100 * spread[1]:.0f}%' if spread else ''
+    return f"{r['gflops']:.0f} ({100 * r['matmul_share']:.0f}%{rounds})"
+
+
 def mem_ratio(a, b):
     if not a or not b or not a.get('peak_bytes') or not b.get('peak_bytes'):
         return '-'
@@ -514,15 +524,15 @@ def mem_ratio(a, b):
 def markdown_table(rows, fast='fast'):
     """Fast kernel against the baselines, one line per (pass, batch, size)."""
     lines = ['| pass | batch | size | fast | released | reference | fast / released (min-max) '
-             '| fast / reference (min-max) | mm GFLOP/s f32 / bf16 | fast GFLOP/s (share of mm) | fast peak mem '
-             '| released peak mem | mem ratio | fast method, chunk (images x pixels) |',
+             '| fast / reference (min-max) | mm GFLOP/s f32 / bf16 | fast GFLOP/s (share of mm, rounds) '
+             '| fast peak mem | released peak mem | mem ratio | fast method, chunk (images x pixels) |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for key in sorted(rows, key=lambda k: (k[0] != 'fwd', k[1], k[2])):
         recs = rows[key]
         f, rel, ref = recs.get(fast), recs.get('released'), recs.get('reference')
         mm = (f or rel or ref or {}).get('matmul_gflops', {})
         mm_txt = f"{mm['float32']:.0f} / {mm['bfloat16']:.0f}" if 'float32' in mm else '-'
-        rate = f"{f['gflops']:.0f} ({100 * f['matmul_share']:.0f}%)" if f and 'gflops' in f else '-'
+        rate = fmt_share(f) if f and 'gflops' in f else '-'
         chunk = f"{f['method']}, {f['batch_chunk']} x {f['chunk_size']}" if f and 'chunk_size' in f else '-'
         lines.append(f'| {key[0]} | {key[1]} | {key[2]}x{key[2]} | {fmt_time(f)} | {fmt_time(rel)} | '
                      f"{fmt_time(ref)} | {fmt_ratio(f, 'released')} | {fmt_ratio(f, 'reference')} | {mm_txt} | "
@@ -668,7 +678,7 @@ def target_row(name, mode, result, target, load):
         ratio, (lo, hi) = recs['fast']['ratio_released'], recs['fast']['ratio_released_spread']
         mm = recs['fast']['matmul_gflops']
         rates = f"{mm['float32']:.0f} / {mm['bfloat16']:.0f}"
-        share = f"{recs['fast']['gflops']:.0f} ({100 * recs['fast']['matmul_share']:.0f}%)"
+        share = fmt_share(recs['fast'])
     met = 'yes' if ratio <= target else 'no'
     times = f'{fmt_time(dict(time_s=fast))} | {fmt_time(dict(time_s=rel))}'
     return f'| {name} | {times} | {ratio:.2f} ({lo:.2f}-{hi:.2f}) | {target:.2f} | {met} | {rates} | {share} | {load} |'
@@ -680,7 +690,7 @@ def run_targets(args):
           f'flush_denormal={args.flush_denormal} fused CPU step={native_status(args.device)} on {os.cpu_count()} CPUs',
           flush=True)
     lines = ['| row | fast | released | fast / released (min-max) | target | met | mm GFLOP/s f32 / bf16 '
-             '| fast GFLOP/s (share of mm) | load average before / after |',
+             '| fast GFLOP/s (share of mm, rounds) | load average before / after |',
              '|---|---|---|---|---|---|---|---|---|']
     results = []
     for name, mode, case, target in TARGETS:
