@@ -210,8 +210,7 @@ def stencil(out: Tensor, src: Rows, lo: int, shifts: List[Shift]) -> Tensor:
     n, n_keys = out.shape[1], out.shape[2]
     ops = fused_ops(None, out, source=src.buf)
     if ops is not None:                                  # one pass per row (native.py)
-        offsets, counts, starts, ends, keys, first, last = flat_shifts(shifts)
-        ops.stencil_rows(src.rows(lo + first, n + last - first), -first, offsets, counts, starts, ends, keys, out)
+        ops.stencil_rows(*_shifted_source(src, lo, n, shifts), out)
         return out
     centre = src.rows(lo, n)
     (oq, ranges), rest = shifts[0], shifts[1:]
@@ -239,7 +238,7 @@ class Gather:
 
     def __init__(self, ws: Workspace, name: str, geo: Geometry, lhs: Tensor, rhs_t: Tensor, acc: torch.dtype,
                  span: int):
-        self.lhs, self.rhs_t, self.stages, self.geo, self.ws = lhs, rhs_t, stages_of(geo), geo, ws
+        self.lhs, self.rhs_t, self.stages, self.ws = lhs, rhs_t, stages_of(geo), ws
         b, n_keys, halos = lhs.shape[0], rhs_t.shape[-1], [h for h, _ in self.stages]
         # reach[i]: how far beyond a chunk stream i must go (the halos of the stages after it)
         self.reach = [sum(halos[i:]) for i in range(len(halos) + 1)]
@@ -411,11 +410,18 @@ def fused_ops(gather: Optional[Gather], *tensors: Optional[Tensor], source: Opti
 
 
 def _last_stage(gather: Gather, a: int, m: int) -> tuple:
-    """The compiled steps' first arguments for rows ``a .. a+m-1``: all but the last stage computed, the
-    source rows that stage reads, and its shifts (:func:`flat_shifts`)."""
+    """The compiled steps' first arguments for rows ``a .. a+m-1``: all but the last stage computed, then
+    :func:`_shifted_source` of that stage."""
     src, lo, shifts = gather.last_stage(a, m)
+    return _shifted_source(src, lo, m, shifts)
+
+
+def _shifted_source(src: Rows, lo: int, n: int, shifts: List[Shift]) -> tuple:
+    """The compiled steps' first arguments for ``n`` output rows from source position ``lo``: the source rows
+    they read (from the shifts' first row offset to their last), the output's first row in them, and the
+    shifts (:func:`flat_shifts`)."""
     offsets, counts, starts, ends, keys, first, last = flat_shifts(shifts)
-    return src.rows(lo + first, m + last - first), -first, offsets, counts, starts, ends, keys
+    return src.rows(lo + first, n + last - first), -first, offsets, counts, starts, ends, keys
 
 
 _FLAT: dict = {}

@@ -170,25 +170,31 @@ struct Shifts {
     }
   }
 
-  // image b, source row `row`
-  void sum_block(float* o, const Source& src, int64_t b, int64_t row, int64_t k0, int64_t k1) const {
-    if (src.f32 != nullptr) {
-      sum_block_of(o, src.f32 + b * src.s0, row, src.s1, k0, k1);
-    } else {
-      sum_block_of(o, src.bf16 + b * src.s0, row, src.s1, k0, k1);
-    }
+  // fn(base) with base the first row of image b of src, typed as its dtype (float32 or bfloat16 bits)
+  template <typename F>
+  static auto with_source(const Source& src, int64_t b, const F& fn) {
+    return src.f32 != nullptr ? fn(src.f32 + b * src.s0) : fn(src.bf16 + b * src.s0);
   }
 
-  // The forward's first pass over a block [k0, k1): o[q] <- (shifted sum) * inv[q] (+ bias[q]); raw[q] <- the
-  // sum (Raw); returns the block's largest logit. One pass where a segment has at most two terms (float32
-  // sources; zeros: kBlock zeros for the terms a segment lacks, x + 0 = x), else the sums first.
-  template <bool Bias, bool Raw>
+  // image b, source row `row`
+  void sum_block(float* o, const Source& src, int64_t b, int64_t row, int64_t k0, int64_t k1) const {
+    with_source(src, b, [&](const auto* base) { sum_block_of(o, base, row, src.s1, k0, k1); });
+  }
+
+  // The forward's first pass over a block [k0, k1): o[q] <- (shifted sum) * inv[q] (+ bias[q], where bias is
+  // given); raw[q] <- the sum (where raw is given); returns the block's largest logit. One pass where a segment
+  // has at most two terms (float32 sources; zeros: kBlock zeros for the terms a segment lacks, x + 0 = x), else
+  // the sums first.
   float logits_block(float* o, float* raw, const float* inv, const float* bias, const Source& src, int64_t b,
                      int64_t row, int64_t k0, int64_t k1, const float* zeros) const {
-    if (src.f32 != nullptr) {
-      return logits_block_of<Bias, Raw>(o, raw, inv, bias, src.f32 + b * src.s0, row, src.s1, k0, k1, zeros);
-    }
-    return logits_block_of<Bias, Raw>(o, raw, inv, bias, src.bf16 + b * src.s0, row, src.s1, k0, k1, zeros);
+    return with_source(src, b, [&](const auto* base) {
+      if (bias != nullptr) {
+        return raw != nullptr ? logits_block_of<true, true>(o, raw, inv, bias, base, row, src.s1, k0, k1, zeros)
+                              : logits_block_of<true, false>(o, raw, inv, bias, base, row, src.s1, k0, k1, zeros);
+      }
+      return raw != nullptr ? logits_block_of<false, true>(o, raw, inv, bias, base, row, src.s1, k0, k1, zeros)
+                            : logits_block_of<false, false>(o, raw, inv, bias, base, row, src.s1, k0, k1, zeros);
+    });
   }
 
   template <bool Bias, bool Raw, typename T>
@@ -244,9 +250,7 @@ struct Shifts {
       const int64_t lo = std::max(seg.u, k0), hi = std::min(seg.v, k1);
       if (lo >= hi) continue;
       const T* t[2] = {nullptr, nullptr};
-      for (size_t j = 0; j < std::min<size_t>(seg.count, 2); ++j) {
-        t[j] = base + (row + terms[seg.first + j].first) * stride + terms[seg.first + j].second;
-      }
+      for (size_t j = 0; j < std::min<size_t>(seg.count, 2); ++j) t[j] = term(base, row, stride, seg.first + j);
       if (seg.count == 0) {
         for (int64_t q = lo; q < hi; ++q) o[q] = to_float(centre[q]);
       } else if (seg.count == 1) {
@@ -257,7 +261,7 @@ struct Shifts {
         for (int64_t q = lo; q < hi; ++q) o[q] = (to_float(centre[q]) + to_float(a[q])) + to_float(c[q]);
       }
       for (size_t j = 2; j < seg.count; ++j) {    // larger patches: the further terms one pass each
-        const T* a = base + (row + terms[seg.first + j].first) * stride + terms[seg.first + j].second;
+        const T* a = term(base, row, stride, seg.first + j);
         for (int64_t q = lo; q < hi; ++q) o[q] += to_float(a[q]);
       }
     }
@@ -353,16 +357,7 @@ void stencil_softmax(const at::Tensor& src, int64_t lo, at::IntArrayRef row_offs
     float top = minus_inf, sum = 0.f;
     for (int64_t k0 = 0, blk = 0; k0 < n; k0 += kBlock, ++blk) {
       const int64_t k1 = std::min(n, k0 + kBlock);
-      float block_top;
-      if (bias_ptr != nullptr) {
-        block_top = raw_row != nullptr
-                        ? shifts.logits_block<true, true>(o, raw_row, inv, bias_ptr, source, b, lo + i, k0, k1, zeros.data())
-                        : shifts.logits_block<true, false>(o, raw_row, inv, bias_ptr, source, b, lo + i, k0, k1, zeros.data());
-      } else {
-        block_top = raw_row != nullptr
-                        ? shifts.logits_block<false, true>(o, raw_row, inv, bias_ptr, source, b, lo + i, k0, k1, zeros.data())
-                        : shifts.logits_block<false, false>(o, raw_row, inv, bias_ptr, source, b, lo + i, k0, k1, zeros.data());
-      }
+      const float block_top = shifts.logits_block(o, raw_row, inv, bias_ptr, source, b, lo + i, k0, k1, zeros.data());
       if (block_top > top) {
         if (sum > 0.f) sum *= std::exp(top - block_top);
         top = block_top;
