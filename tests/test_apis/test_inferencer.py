@@ -1,6 +1,7 @@
 """RestorationInferencer's four stages (mmagic's shape), the OpenCV channel order at its boundary, the four
 tasks through one call, PANetInferencer by config path and by registered name, and the CLI naming its flags
 where the library names its parameters (CPU, tiny models)."""
+import logging
 import os.path as osp
 
 import cv2
@@ -40,6 +41,22 @@ def up2(img):
 @pytest.fixture(scope='module')
 def inferencer(demo_checkpoint):
     return RestorationInferencer(DEMO_CONFIG, str(demo_checkpoint), device='cpu')
+
+
+def test_building_logs_no_warning(demo_checkpoint):
+    """mmengine's collate look-up warned on every build (mmagic has no function registry)."""
+    from mmengine.logging import MMLogger
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        built = RestorationInferencer(DEMO_CONFIG, str(demo_checkpoint), device='cpu')
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in records] == []
+    assert built.collate_fn([1, 2]) == [1, 2]
 
 
 def test_the_four_stages(inferencer, tmp_path):

@@ -121,6 +121,15 @@ class RestorationInferencer(BaseInferencer):
         from mmagic.registry import TRANSFORMS
         return TRANSFORMS.build(dict(type='PackInputs'))
 
+    def _init_collate(self, cfg: Any) -> Any:
+        """mmengine's ``pseudo_collate``, unused: :meth:`pack` batches the one image itself.
+
+        mmengine's looks ``test_dataloader.collate_fn`` up in the ``mmagic`` scope's function registry,
+        which mmagic does not define: every restore run logged a WARNING that the registry was not found.
+        """
+        from mmengine.dataset import pseudo_collate
+        return pseudo_collate
+
     def _init_visualizer(self, cfg: Any) -> None:
         """None: :meth:`visualize` writes the result itself (a config's visualizer needs a ``save_dir``)."""
         return None
