@@ -14,7 +14,10 @@ same steps with torch's operations, after one warning that says why. ``PANET_MM_
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import logging
 import os
 import os.path as osp
 import re
@@ -119,10 +122,35 @@ def _remove_stale_lock(cpp_extension, name: str) -> None:
             pass
 
 
+class _NoCudaRuntimeLine(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith('No CUDA runtime is found')
+
+
+def _cpp_extension() -> Any:
+    """``torch.utils.cpp_extension``, imported without the line it prints (torch 2.5) or logs (later) where a CUDA
+    toolkit is installed but torch sees no GPU ("No CUDA runtime is found, using CUDA_HOME=..."): this CPU-only
+    build needs no CUDA, and the line appeared in every restore on such machines. Anything else passes through."""
+    if 'torch.utils.cpp_extension' in sys.modules:
+        return sys.modules['torch.utils.cpp_extension']
+    printed = io.StringIO()
+    logger = logging.getLogger('torch.utils.cpp_extension')
+    no_cuda_line = _NoCudaRuntimeLine()
+    logger.addFilter(no_cuda_line)
+    try:
+        with contextlib.redirect_stderr(printed):
+            from torch.utils import cpp_extension
+    finally:
+        logger.removeFilter(no_cuda_line)
+    sys.stderr.write(''.join(line for line in printed.getvalue().splitlines(keepends=True)
+                             if not line.startswith('No CUDA runtime is found')))
+    return cpp_extension
+
+
 def _build() -> Any:
     if shutil.which(os.environ.get('CXX', 'c++')) is None:
         raise RuntimeError('no C++ compiler found (install g++, or set CXX)')
-    from torch.utils import cpp_extension
+    cpp_extension = _cpp_extension()
     _ninja_on_path()
     cpp_extension.verify_ninja_availability()
     name = _build_name()

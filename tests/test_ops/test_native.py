@@ -1,6 +1,9 @@
 """The compiled CPU row step (panet_mm/ops/native.py, csrc/attention_rows.cpp) against torch's operations."""
 import importlib
+import os
 import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -350,3 +353,19 @@ def test_stale_build_lock_is_removed(monkeypatch, tmp_path, capsys):
     native._remove_stale_lock(types.SimpleNamespace(FileLock=object, _get_build_directory=fake._get_build_directory),
                               'x')
     assert lock.exists()                                  # torch's FileLock: released by the system
+
+
+@needs_build
+def test_no_cuda_runtime_line_where_a_toolkit_but_no_gpu_exists(tmp_path):
+    """torch prints "No CUDA runtime is found" when importing its extension builder where a CUDA toolkit exists
+    (here: CUDA_HOME) but no GPU does; the CPU step needs no CUDA, so a restore must not print it."""
+    script = ('import importlib.util, sys\n'
+              f'spec = importlib.util.spec_from_file_location("native", {native.__file__!r})\n'
+              'native = importlib.util.module_from_spec(spec); spec.loader.exec_module(native)\n'
+              'print(native.native_status())\n')
+    env = dict(os.environ, CUDA_HOME=str(tmp_path), CUDA_VISIBLE_DEVICES='')
+    env.pop(native.ENV_VAR, None)
+    run = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == 'on'
+    assert 'No CUDA runtime' not in run.stderr, run.stderr
