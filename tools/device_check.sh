@@ -12,8 +12,9 @@
 # against the released block's way: PANet sizes (C=64, r=2) forward up to a whole 512x512 image and
 # forward+backward at training size (batch 16, 48x48), PA-EDSR sizes (C=256, r=8), bfloat16 at
 # 512x512, with torch.cuda.max_memory_allocated; (4) PA-EDSR x2 training steps (batch 16, 48x48)
-# with and without the attention: its share of a step; (5) the four formulations side by side, the
-# table the 'auto' rule is set from.
+# with and without the attention: its share of a step; the full PANet (80 ResBlocks) forward on a whole
+# 512x512 image, float32 and bfloat16, with and without its attention; (5) the four formulations side by
+# side, the table the 'auto' rule is set from.
 #
 # The baselines are skipped where their score map alone would exceed 20 GB (one process runs every
 # implementation of a case, so an out-of-memory baseline would cost the kernel's row too).
@@ -44,14 +45,14 @@ if [ $SMOKE = 1 ]; then
     PANET=(--sizes 12 --fb-sizes 10 --fb-batch 2 --channels 8 --reduction 2)
     EDSR=(--sizes 12 --fb-sizes "" --channels 16 --reduction 8 --no-memory)
     BF16=(--sizes 16 --fb-sizes "" --channels 8 --reduction 2 --impls fast --dtype bfloat16)
-    STEP=2,10,16,2
+    STEP=2,10,16,2; WHOLE=1,16,8,2
     METHODS=(--sizes 10 --fb-sizes "" --channels 8 --reduction 2)
 else
     DEV=cuda; MARK="gpu or not slow"; REP=3; T_TEST=150; T_BENCH=200; TESTS=tests/test_ops
     PANET=(--sizes 64,128,256,512 --fb-sizes 48 --fb-batch 16 --channels 64 --reduction 2 --max-ref-gb 20)
     EDSR=(--sizes 48,64,128 --fb-sizes 48 --fb-batch 16 --channels 256 --reduction 8 --max-ref-gb 20)
     BF16=(--sizes 256,512 --fb-sizes 48 --fb-batch 16 --channels 64 --reduction 2 --impls fast --dtype bfloat16)
-    STEP=16,48,256,32
+    STEP=16,48,256,32; WHOLE=1,512,64,80
     METHODS=(--sizes 64,128,256 --fb-sizes 48 --fb-batch 16 --channels 64 --reduction 2)
 fi
 
@@ -101,6 +102,12 @@ bench "PANet block, C=64 r=2, float32" "${PANET[@]}" --json "$OUT/panet.json"
 bench "PA-EDSR block, C=256 r=8, float32" "${EDSR[@]}" --json "$OUT/paedsr.json"
 bench "PANet block, bfloat16 autocast" "${BF16[@]}" --json "$OUT/bf16.json"
 bench "PA-EDSR x2 training step, float32" --step $STEP --impls fast,released --json "$OUT/step.json"
+# the full PANet (80 ResBlocks, colour) on a whole 512x512 image: the GPU target is < 1 s (the released block's
+# score map alone would need 0.9 TB there, so the kernel only)
+bench "PANet whole-image forward, float32" --step $WHOLE --network panet --forward-only --impls fast \
+    --json "$OUT/panet_whole.json"
+bench "PANet whole-image forward, bfloat16 autocast" --step $WHOLE --network panet --forward-only --impls fast \
+    --dtype bfloat16 --json "$OUT/panet_whole_bf16.json"
 # the README's target rows (the same command the CPU rows were measured with); full sizes, so not in --smoke
 [ $SMOKE = 1 ] || bench "target rows" --targets --json "$OUT/targets.json"
 # the measured table for the 'auto' rule on this device (tests/test_ops/data/attention_methods.json holds the CPU's)

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 import torch
-from conftest import run_tool
+from conftest import ROOT, run_tool
 
 
 def test_benchmark_attention_table_json_and_plot(tmp_path):
@@ -83,6 +83,39 @@ def test_benchmark_attention_training_step(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('network', ['pa-edsr', 'panet'])
+def test_benchmark_networks_have_the_registered_generators_layers(network):
+    """The benchmark's torch-only networks (its children import torch alone) are the registered generators'
+    layers in order, shape for shape: the whole-network rows time the networks users run."""
+    import importlib.util
+
+    from panet_mm.models.editors.panet.panet_net import PAEDSRNet, PANet
+    spec = importlib.util.spec_from_file_location('bench', f'{ROOT}/tools/analysis_tools/benchmark_attention.py')
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    net = bench.build_network(torch, bench.load_kernel(), network, 16, 4, lambda q, ks, vs: vs[0])
+    if network == 'panet':
+        registered = PANet(mid_channels=16, num_blocks=4)
+    else:
+        registered = PAEDSRNet(mid_channels=16, num_blocks=4, upscale_factor=2)
+    shapes = [tuple(p.shape) for p in net.parameters()]
+    expected = [tuple(p.shape) for name, p in registered.named_parameters() if 'mean' not in name]
+    assert shapes == expected
+    assert net(torch.rand(1, 3, 8, 8)).shape[-1] == (16 if network == 'pa-edsr' else 8)
+
+
+def test_benchmark_panet_forward(tmp_path):
+    """--network panet: the full PANet's forward with and without its attention (the GPU target's row)."""
+    out_json = tmp_path / 'panet.json'
+    proc = run_tool([sys.executable, 'tools/analysis_tools/benchmark_attention.py', '--step', '1,10,8,2',
+                     '--network', 'panet', '--forward-only', '--impls', 'fast', '--repeats', '1', '--threads', '1',
+                     '--json', str(out_json)], timeout=300)
+    r = json.loads(out_json.read_text())
+    assert (r['network'], r['reduction'], r['train']) == ('panet', 2, False)
+    assert set(r['step_s']) == {'without attention', 'with fast'}
+    assert '| PANet forward | batch | input |' in proc.stdout and '| with fast | 1 | 10x10 |' in proc.stdout
+
+
 def test_device_check_smoke(tmp_path):
     """tools/device_check.sh --smoke: every step of the GPU check, on CPU at tiny sizes, one report."""
     proc = run_tool(['bash', 'tools/device_check.sh', '--smoke'], env={'OUT': str(tmp_path), 'PYTHON': sys.executable},
@@ -91,7 +124,8 @@ def test_device_check_smoke(tmp_path):
     assert proc.stdout.strip().endswith(report.strip().splitlines()[-1])
     assert 'exit status 0' in report and ' passed' in report and 'failed' not in report
     for title in ('PANet block, C=64 r=2, float32', 'PA-EDSR block, C=256 r=8, float32',
-                  'PANet block, bfloat16 autocast', 'PA-EDSR x2 training step, float32'):
+                  'PANet block, bfloat16 autocast', 'PA-EDSR x2 training step, float32',
+                  'PANet whole-image forward, float32', 'PANet whole-image forward, bfloat16 autocast'):
         section = report.split(f'## {title}')[1].split('\n## ')[0]
         assert '| fwd' in section or '| with fast' in section, title
 

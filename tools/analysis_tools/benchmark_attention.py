@@ -286,28 +286,40 @@ def measure_times(spec):
     return result
 
 
-def build_pa_edsr(torch, pa, channels, blocks, attention, channels_last=False):
-    """A torch-only PA-EDSR x2 (the registered ``PAEDSRNet``'s layers, sizes and order, no mean shifts).
+#: ``--network``: (reduction r of the attention's query/key channels, residual scale of the ResBlocks and of the
+#: attention, ResBlock activation, x2 upsampler) of the paper's two networks (PAPER.md, section 2)
+NETWORKS = {'pa-edsr': (8, 0.1, 'relu', True), 'panet': (2, 1.0, 'prelu', False)}
+
+
+def network_title(network):
+    return 'PA-EDSR x2' if network == 'pa-edsr' else 'PANet'
+
+
+def build_network(torch, pa, network, channels, blocks, attention, channels_last=False):
+    """A torch-only PA-EDSR x2 or PANet (colour): the registered ``PAEDSRNet``'s / ``PANet``'s layers, sizes and
+    order (no mean shifts, no rgb_range scaling; tests/test_tools checks the parameter shapes against theirs).
 
     ``attention`` is None (the network without its attention block) or ``fn(query, keys, values)``;
-    ``channels_last``: weights and input in channels-last format, as ``PAEDSRNet`` runs (the released
-    network runs NCHW).
+    ``channels_last``: weights and input in channels-last format, as the registered networks run (the released
+    ones run NCHW).
     """
     nn = torch.nn
+    reduction, res_scale, act, upsample = NETWORKS[network]
 
     class Res(nn.Module):
         def __init__(self):
             super().__init__()
-            self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(True),
+            self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1),
+                                      nn.ReLU(True) if act == 'relu' else nn.PReLU(),
                                       nn.Conv2d(channels, channels, 3, padding=1))
 
         def forward(self, x):
-            return x + 0.1 * self.body(x)
+            return x + res_scale * self.body(x)
 
     class Attention(nn.Module):
         def __init__(self):
             super().__init__()
-            reduced = channels // 8
+            reduced = channels // reduction
             self.query = nn.Sequential(nn.Conv2d(channels, reduced, 1), nn.PReLU())
             self.key = nn.Sequential(nn.Conv2d(channels, reduced, 1), nn.PReLU())
             self.value = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.PReLU())
@@ -315,7 +327,8 @@ def build_pa_edsr(torch, pa, channels, blocks, attention, channels_last=False):
 
         def forward(self, x):
             levels = pa.build_pyramid(x, self.scales)
-            return attention(self.query(x), [self.key(t) for t in levels], [self.value(t) for t in levels]) + 0.1 * x
+            out = attention(self.query(x), [self.key(t) for t in levels], [self.value(t) for t in levels])
+            return out + res_scale * x
 
     class Net(nn.Module):
         def __init__(self):
@@ -324,8 +337,8 @@ def build_pa_edsr(torch, pa, channels, blocks, attention, channels_last=False):
             self.head = nn.Conv2d(3, channels, 3, padding=1)
             self.body = nn.Sequential(*body, *[Res() for _ in range(blocks - blocks // 2)],
                                       nn.Conv2d(channels, channels, 3, padding=1))
-            self.tail = nn.Sequential(nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2),
-                                      nn.Conv2d(channels, 3, 3, padding=1))
+            up = [nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2)] if upsample else []
+            self.tail = nn.Sequential(*up, nn.Conv2d(channels, 3, 3, padding=1))
 
         def forward(self, x):
             feat = self.head(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
@@ -336,7 +349,7 @@ def build_pa_edsr(torch, pa, channels, blocks, attention, channels_last=False):
 
 
 def measure_step(spec):
-    """Training steps (forward, L1 loss, backward, Adam) of PA-EDSR with and without its attention.
+    """Training steps (forward, L1 loss, backward, Adam) of PA-EDSR x2 or PANet with and without its attention.
 
     With ``spec['train']`` False: whole-network forward passes (no gradients) instead.
     """
@@ -349,7 +362,7 @@ def measure_step(spec):
     half = case.dtype != torch.float32
     steps = {}
     for name, fn in variants.items():
-        net = build_pa_edsr(torch, pa, spec['channels'], spec['blocks'], fn,
+        net = build_network(torch, pa, spec.get('network', 'pa-edsr'), spec['channels'], spec['blocks'], fn,
                             channels_last=name != 'with released').to(case.device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
         # --dtype: the whole network under autocast, except the released block's, which runs as released
@@ -363,7 +376,8 @@ def measure_step(spec):
                         net(x)
                     case.sync()
                     return
-                gt = torch.rand(spec['batch'], 3, 2 * spec['size'], 2 * spec['size'], device=case.device)
+                scale = 2 if NETWORKS[spec.get('network', 'pa-edsr')][3] else 1
+                gt = torch.rand(spec['batch'], 3, scale * spec['size'], scale * spec['size'], device=case.device)
                 opt.zero_grad(set_to_none=True)
                 loss = torch.nn.functional.l1_loss(net(x).float(), gt)
             loss.backward()
@@ -392,7 +406,8 @@ def measure_step(spec):
 
 def step_table(result):
     what = 'training step' if result.get('train', True) else 'forward'
-    lines = [f'| PA-EDSR x2 {what} | batch | input | median time (min-max) | attention share |',
+    lines = [f"| {network_title(result.get('network', 'pa-edsr'))} {what} | batch | input | median time (min-max) "
+             '| attention share |',
              '|---|---|---|---|---|']
     for name, t in result['step_s'].items():
         lo, hi = result['step_spread_s'][name]
@@ -638,8 +653,11 @@ def parse_args(argv=None):
     p.add_argument('--plot', default=None, help='write a time / memory plot (PNG) here')
     p.add_argument('--json', default=None, help='write every measurement here')
     p.add_argument('--step', default=None, metavar='BATCH,SIZE,CHANNELS,BLOCKS',
-                   help='instead of the block: time PA-EDSR x2 training steps with and without the attention '
-                        '(e.g. 16,48,256,32 for the paper\'s training)')
+                   help='instead of the block: time training steps of the --network with and without the attention '
+                        '(e.g. 16,48,256,32 for PA-EDSR\'s training, 1,512,64,80 --network panet --forward-only for '
+                        'the full PANet on a 512x512 photo)')
+    p.add_argument('--network', choices=sorted(NETWORKS), default='pa-edsr',
+                   help='--step: PA-EDSR x2 (C=256 r=8 attention) or PANet (colour, C=64 r=2)')
     p.add_argument('--forward-only', action='store_true', help='--step: whole-network forward passes instead')
     p.add_argument('--targets', action='store_true',
                    help="only the rows of the README's targets (block forward / forward+backward, C=256, PA-EDSR "
@@ -712,7 +730,7 @@ def run_targets(args):
 
 
 def run_step(args):
-    """--step: PA-EDSR x2 steps (or forwards) with and without the attention."""
+    """--step: PA-EDSR x2 or PANet steps (or forwards) with and without the attention."""
     try:
         batch, size, channels, blocks = (int(v) for v in args.step.split(','))
     except ValueError:
@@ -721,8 +739,9 @@ def run_step(args):
     impls = [s.strip() for s in args.impls.split(',') if s.strip()]
     before = os.getloadavg()[0]
     result = run_child(dict(mode='step', device=args.device, batch=batch, size=size, channels=channels,
-                            reduction=8, blocks=blocks, levels=5, repeats=args.repeats, method=args.method,
-                            dtype=args.dtype, memory_budget_mb=args.memory_budget_mb, threads=args.threads,
+                            network=args.network, reduction=NETWORKS[args.network][0], blocks=blocks, levels=5,
+                            repeats=args.repeats, method=args.method, dtype=args.dtype,
+                            memory_budget_mb=args.memory_budget_mb, threads=args.threads,
                             impls=impls, train=not args.forward_only), args.timeout)
     if 'error' in result:
         print(f"error: {result['error']}", file=sys.stderr)
