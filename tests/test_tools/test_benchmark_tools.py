@@ -130,6 +130,18 @@ def test_device_check_smoke(tmp_path):
         assert '| fwd' in section or '| with fast' in section, title
 
 
+def test_device_check_skips_what_its_deadline_leaves_no_time_for(tmp_path):
+    """The device tool stops a command after 600 s: past DEADLINE the check skips its remaining steps and still
+    ends its report (the GPU targets' rows come first)."""
+    run_tool(['bash', 'tools/device_check.sh', '--smoke'],
+             env={'OUT': str(tmp_path), 'PYTHON': sys.executable, 'DEADLINE': '0'}, timeout=600)
+    report = (tmp_path / 'device_check.md').read_text()
+    sections = report.split('\n## ')[3:]                 # after the title, the environment and the tests
+    assert sections[0].startswith('PA-EDSR x2 training step') and sections[1].startswith('PANet whole-image')
+    assert len(sections) == 8 and all("of the check's DEADLINE=0 s were spent" in s for s in sections)
+    assert report.strip().splitlines()[-1].startswith('total ')
+
+
 def test_benchmark_attention_one_failing_implementation_spares_the_others(tmp_path):
     """An implementation that raises (here: an unknown method; on a GPU: a baseline out of memory) is reported,
     the others of the same case are still timed."""
