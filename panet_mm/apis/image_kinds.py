@@ -11,7 +11,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from panet_mm.datasets.image_io import ImageFileError, check_image_file, pillow_checks
+from panet_mm.datasets.image_io import ImageFileError, check_image_file, float_pixels_message, pillow_checks
 from panet_mm.datasets.transforms.color import drop_alpha, gray_or_y, is_gray
 from panet_mm.datasets.transforms.mosaic import bayer_mosaic, is_bayer_mosaic
 from panet_mm.utils.errors import first_line
@@ -95,6 +95,8 @@ class ImageAdapter:
         except ImageFileError as err:
             raise ImageReadError(str(err)) from None
         channels, dtype = _stored_kind(data, path)
+        if np.issubdtype(dtype, np.floating):
+            raise ImageReadError(float_pixels_message(path, dtype))
         try:
             img = self.loader(dict(img_path=path))['img']
         except Exception as err:  # noqa: BLE001  (any decoder failure is one skipped file)

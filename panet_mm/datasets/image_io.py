@@ -11,7 +11,8 @@ goes through this module first:
 
 * :func:`read_image_header` reads the declared size from the header without decoding any pixels:
   PNG's ``IHDR``, JPEG's ``SOF`` segment (parsed here, so that nothing else runs first), other
-  formats through Pillow's lazy ``Image.open`` (which reads the header only).
+  formats through Pillow's lazy ``Image.open`` (which reads the header only), TIFFs Pillow does not
+  identify (float RGB) from their first directory.
 * :func:`check_image_file` refuses a size above the pixel limit (:func:`default_max_pixels`: what
   the machine's memory affords, or ``PANET_MM_MAX_PIXELS``), naming the file, its declared size and
   the parameter that raises the limit (``max_pixels``; CLIs name their flag).
@@ -126,6 +127,32 @@ def _png_size(head: bytes) -> Optional[ImageHeader]:
     return ImageHeader(width, height, 'PNG')
 
 
+def _tiff_size(f: BinaryIO) -> Optional[ImageHeader]:
+    """ImageWidth / ImageLength of a classic TIFF's first directory. Pillow reads TIFF headers itself but does not
+    identify every TIFF OpenCV decodes (3-channel 32-bit float ones, as raw converters export), so this reads
+    those; None where the file is not a classic TIFF."""
+    f.seek(0)
+    head = f.read(8)
+    if head[:4] not in (b'II*\x00', b'MM\x00*') or len(head) < 8:
+        return None
+    order = '<' if head[:2] == b'II' else '>'
+    f.seek(struct.unpack(order + 'I', head[4:8])[0])
+    count = f.read(2)
+    if len(count) < 2:
+        raise ImageFileError('it starts like a TIFF but its first directory is missing (truncated or corrupt)')
+    size = {}
+    for _ in range(struct.unpack(order + 'H', count)[0]):
+        entry = f.read(12)
+        if len(entry) < 12:
+            raise ImageFileError('it starts like a TIFF but its first directory is cut short (truncated or corrupt)')
+        tag, kind = struct.unpack(order + 'HH', entry[:4])
+        if tag in (256, 257) and kind in (3, 4):   # ImageWidth, ImageLength: SHORT or LONG
+            size[tag] = struct.unpack(order + ('H' if kind == 3 else 'I'), entry[8:10 if kind == 3 else 12])[0]
+    if len(size) < 2:
+        raise ImageFileError('it starts like a TIFF but declares no width or height (corrupt)')
+    return ImageHeader(size[256], size[257], 'TIFF')
+
+
 def _jpeg_size(f: BinaryIO) -> Optional[ImageHeader]:
     """Walk the JPEG segments up to the first SOF, seeking over the others (EXIF, ICC, ...)."""
     f.seek(0)
@@ -211,8 +238,13 @@ def read_image_header(source: Union[str, bytes], name: Optional[str] = None) -> 
                 with pillow_checks(), Image.open(f) as im:  # lazy: reads the header only
                     header = ImageHeader(int(im.width), int(im.height), str(im.format))
             except UnidentifiedImageError:
-                raise ImageFileError(f"'{name}' is not an image file of a known format (PNG, JPEG, BMP, TIFF, WebP, "
-                                     'PNM, ...), or its header is corrupt; convert it to PNG') from None
+                try:
+                    header = _tiff_size(f)
+                except (ImageFileError, struct.error) as err:
+                    raise ImageFileError(f"'{name}': {err}; copy or export the image again") from None
+                if header is None:
+                    raise ImageFileError(f"'{name}' is not an image file of a known format (PNG, JPEG, BMP, TIFF, "
+                                         'WebP, PNM, ...), or its header is corrupt; convert it to PNG') from None
             except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
                 raise ImageFileError(f"'{name}' has a truncated or corrupt header ({first_line(err, 200)}); copy or "
                                      'export the image again') from None
@@ -252,14 +284,34 @@ def check_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None
                     f'decoded. If the image is genuine, raise the limit to at least {header.pixels} ({{param}})')
         raise PixelLimitError('max_pixels', template.replace('{param}', option) if option else template)
     if decode:
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
         try:
             with _open(source) as f, pillow_checks(), Image.open(f) as im:
                 im.load()
+        except UnidentifiedImageError:   # a TIFF only Pillow does not know (read_image_header): OpenCV's decoding
+            _verify_with_opencv(source, name)
         except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as err:
             raise ImageFileError(f"'{name}' is truncated or corrupt ({first_line(err, 200)}); copy or export the "
                                  'image again') from None
     return header
+
+
+def float_pixels_message(name: str, dtype: np.dtype) -> str:
+    """The refusal of an image stored as floating-point pixels (OpenCV's 8-bit reading of them applies its own
+    tone curve; neither the range nor the curve the image was made with is known)."""
+    return (f"'{name}' stores {np.dtype(dtype).itemsize * 8}-bit floating-point pixels, whose range and tone curve "
+            'the model cannot know; export it as an 8- or 16-bit PNG or TIFF')
+
+
+def _verify_with_opencv(source: Union[str, bytes], name: str) -> None:
+    import cv2
+    with _open(source) as f:
+        img = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageFileError(f"'{name}' is truncated or corrupt (OpenCV cannot decode it); copy or export the image "
+                             'again')
+    if np.issubdtype(img.dtype, np.floating):
+        raise ImageFileError(float_pixels_message(name, img.dtype))
 
 
 def verify_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None, option: Optional[str] = None,
@@ -296,5 +348,5 @@ def imread_verified(path: str, flags: Optional[int] = None, max_pixels: Optional
 
 
 __all__ = ['MAX_PIXELS_ENV', 'ImageFileError', 'ImageHeader', 'PixelLimitError', 'check_image_file',
-           'default_max_pixels', 'imread_verified', 'memory_bytes', 'pillow_checks', 'read_image_header',
-           'verify_image_file']
+           'default_max_pixels', 'float_pixels_message', 'imread_verified', 'memory_bytes', 'pillow_checks',
+           'read_image_header', 'verify_image_file']

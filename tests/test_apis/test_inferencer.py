@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, save_runner_checkpoint
 
 from panet_mm.apis import (
+    ImageReadError,
     PANetInferencer,
     RestorationInferencer,
     RestoreParameterError,
@@ -57,6 +58,15 @@ def test_building_logs_no_warning(demo_checkpoint):
         logger.removeHandler(handler)
     assert [r.getMessage() for r in records] == []
     assert built.collate_fn([1, 2]) == [1, 2]
+
+
+def test_float_tiff_is_refused_with_why(inferencer, tmp_path):
+    """A 32-bit float TIFF (raw converters' export; Pillow does not identify it): refused naming its pixels, not
+    called "not an image of a known format", and not read through OpenCV's own 8-bit tone curve."""
+    path = tmp_path / 'linear.tiff'
+    assert cv2.imwrite(str(path), np.random.default_rng(0).random((10, 12, 3)).astype(np.float32))
+    with pytest.raises(ImageReadError, match=r"'.*linear\.tiff' stores 32-bit floating-point pixels"):
+        inferencer.preprocess(str(path))
 
 
 def test_the_four_stages(inferencer, tmp_path):
