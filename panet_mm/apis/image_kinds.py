@@ -95,8 +95,8 @@ class ImageAdapter:
         except ImageFileError as err:
             raise ImageReadError(str(err)) from None
         channels, dtype = _stored_kind(data, path)
-        if np.issubdtype(dtype, np.floating):
-            raise ImageReadError(float_pixels_message(path, dtype))
+        if np.issubdtype(dtype, np.floating):  # (a float TIFF is refused from its header; any other float kind here)
+            raise ImageReadError(float_pixels_message(path, np.dtype(dtype).itemsize * 8))
         try:
             img = self.loader(dict(img_path=path))['img']
         except Exception as err:  # noqa: BLE001  (any decoder failure is one skipped file)

@@ -67,7 +67,8 @@ class ImageHeader(NamedTuple):
     Attributes:
         width (int): Declared width in pixels.
         height (int): Declared height in pixels.
-        format (str): ``'PNG'``, ``'JPEG'`` or Pillow's format name.
+        format (str): ``'PNG'``, ``'JPEG'``, Pillow's format name, or ``'TIFF'`` / ``'TIFF float32'`` (and 16 / 64)
+            for the TIFFs Pillow does not identify.
     """
 
     width: int
@@ -130,7 +131,9 @@ def _png_size(head: bytes) -> Optional[ImageHeader]:
 def _tiff_size(f: BinaryIO) -> Optional[ImageHeader]:
     """ImageWidth / ImageLength of a classic TIFF's first directory. Pillow reads TIFF headers itself but does not
     identify every TIFF OpenCV decodes (3-channel 32-bit float ones, as raw converters export), so this reads
-    those; None where the file is not a classic TIFF."""
+    those; the format is ``'TIFF float<bits>'`` where SampleFormat says IEEE floating point or the photometric
+    interpretation is LogLuv (OpenCV writes float TIFFs so; they decode to float32). None where the file is not a
+    classic TIFF."""
     f.seek(0)
     head = f.read(8)
     if head[:4] not in (b'II*\x00', b'MM\x00*') or len(head) < 8:
@@ -140,17 +143,37 @@ def _tiff_size(f: BinaryIO) -> Optional[ImageHeader]:
     count = f.read(2)
     if len(count) < 2:
         raise ImageFileError('it starts like a TIFF but its first directory is missing (truncated or corrupt)')
-    size = {}
+    tags = {}
     for _ in range(struct.unpack(order + 'H', count)[0]):
         entry = f.read(12)
         if len(entry) < 12:
             raise ImageFileError('it starts like a TIFF but its first directory is cut short (truncated or corrupt)')
-        tag, kind = struct.unpack(order + 'HH', entry[:4])
-        if tag in (256, 257) and kind in (3, 4):   # ImageWidth, ImageLength: SHORT or LONG
-            size[tag] = struct.unpack(order + ('H' if kind == 3 else 'I'), entry[8:10 if kind == 3 else 12])[0]
-    if len(size) < 2:
+        tag, kind, n = struct.unpack(order + 'HHI', entry[:8])
+        # ImageWidth, ImageLength, BitsPerSample, Photometric, SampleFormat
+        if tag in (256, 257, 258, 262, 339) and kind in (3, 4):
+            tags[tag] = _tiff_first_value(f, order, kind, n, entry[8:12])
+    if 256 not in tags or 257 not in tags:
         raise ImageFileError('it starts like a TIFF but declares no width or height (corrupt)')
-    return ImageHeader(size[256], size[257], 'TIFF')
+    if tags.get(262) in (32844, 32845):  # LogL / LogLuv (OpenCV's float TIFFs): decoded to float32
+        return ImageHeader(tags[256], tags[257], 'TIFF float32')
+    floating = tags.get(339) == 3 and tags.get(258) in (16, 32, 64)
+    return ImageHeader(tags[256], tags[257], f'TIFF float{tags[258]}' if floating else 'TIFF')
+
+
+def _tiff_first_value(f: BinaryIO, order: str, kind: int, count: int, field: bytes) -> int:
+    """The first value of a SHORT (3) or LONG (4) directory entry: in ``field`` when all its values fit there,
+    else at the offset ``field`` holds (BitsPerSample and SampleFormat of a 3-channel image)."""
+    fmt = order + ('H' if kind == 3 else 'I')
+    size = struct.calcsize(fmt)
+    if count * size <= 4:
+        return struct.unpack(fmt, field[:size])[0]
+    here = f.tell()
+    f.seek(struct.unpack(order + 'I', field)[0])
+    value = f.read(size)
+    f.seek(here)
+    if len(value) < size:
+        raise ImageFileError('it starts like a TIFF but a directory entry points past its end (truncated or corrupt)')
+    return struct.unpack(fmt, value)[0]
 
 
 def _jpeg_size(f: BinaryIO) -> Optional[ImageHeader]:
@@ -237,17 +260,18 @@ def read_image_header(source: Union[str, bytes], name: Optional[str] = None) -> 
             try:
                 with pillow_checks(), Image.open(f) as im:  # lazy: reads the header only
                     header = ImageHeader(int(im.width), int(im.height), str(im.format))
-            except UnidentifiedImageError:
+            except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
+                # Pillow does not identify (or has no mode for) float RGB TIFFs: their directory is read here
                 try:
                     header = _tiff_size(f)
-                except (ImageFileError, struct.error) as err:
-                    raise ImageFileError(f"'{name}': {err}; copy or export the image again") from None
-                if header is None:
+                except (ImageFileError, struct.error) as tiff_err:
+                    raise ImageFileError(f"'{name}': {tiff_err}; copy or export the image again") from None
+                if header is None and isinstance(err, UnidentifiedImageError):
                     raise ImageFileError(f"'{name}' is not an image file of a known format (PNG, JPEG, BMP, TIFF, "
                                          'WebP, PNM, ...), or its header is corrupt; convert it to PNG') from None
-            except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
-                raise ImageFileError(f"'{name}' has a truncated or corrupt header ({first_line(err, 200)}); copy or "
-                                     'export the image again') from None
+                if header is None:
+                    raise ImageFileError(f"'{name}' has a truncated or corrupt header ({first_line(err, 200)}); "
+                                         'copy or export the image again') from None
     if header.width < 1 or header.height < 1:
         raise ImageFileError(f"'{name}' declares {header.width}x{header.height} pixels (corrupt header); copy or "
                              'export the image again')
@@ -273,7 +297,8 @@ def check_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None
 
     Raises:
         PixelLimitError: The declared size is above the limit (nothing was decoded).
-        ImageFileError: The file is empty, not an image, or (``decode``) truncated or corrupt.
+        ImageFileError: The file is empty, not an image, declares floating-point pixels (a float TIFF), or
+            (``decode``) truncated or corrupt.
     """
     name = name or (source if isinstance(source, str) else '<bytes>')
     header = read_image_header(source, name)
@@ -283,24 +308,29 @@ def check_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None
                     f'the limit of {limit / 1e6:.0f} MP (a decompression bomb would exhaust the memory); it was not '
                     f'decoded. If the image is genuine, raise the limit to at least {header.pixels} ({{param}})')
         raise PixelLimitError('max_pixels', template.replace('{param}', option) if option else template)
+    if header.format.startswith('TIFF float'):
+        raise ImageFileError(float_pixels_message(name, int(header.format[len('TIFF float'):])))
     if decode:
         from PIL import Image, UnidentifiedImageError
         try:
             with _open(source) as f, pillow_checks(), Image.open(f) as im:
                 im.load()
-        except UnidentifiedImageError:   # a TIFF only Pillow does not know (read_image_header): OpenCV's decoding
-            _verify_with_opencv(source, name)
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as err:
+        except (UnidentifiedImageError, SyntaxError) as err:
+            if not header.format.startswith('TIFF'):
+                raise ImageFileError(f"'{name}' is truncated or corrupt ({first_line(err, 200)}); copy or export "
+                                     'the image again') from None
+            _verify_with_opencv(source, name)   # a TIFF Pillow has no mode for (read_image_header): OpenCV decides
+        except (OSError, ValueError, EOFError, struct.error, MemoryError) as err:
             raise ImageFileError(f"'{name}' is truncated or corrupt ({first_line(err, 200)}); copy or export the "
                                  'image again') from None
     return header
 
 
-def float_pixels_message(name: str, dtype: np.dtype) -> str:
+def float_pixels_message(name: str, bits: int) -> str:
     """The refusal of an image stored as floating-point pixels (OpenCV's 8-bit reading of them applies its own
     tone curve; neither the range nor the curve the image was made with is known)."""
-    return (f"'{name}' stores {np.dtype(dtype).itemsize * 8}-bit floating-point pixels, whose range and tone curve "
-            'the model cannot know; export it as an 8- or 16-bit PNG or TIFF')
+    return (f"'{name}' stores {bits}-bit floating-point pixels, whose range and tone curve the model cannot know; "
+            'export it as an 8- or 16-bit PNG or TIFF')
 
 
 def _verify_with_opencv(source: Union[str, bytes], name: str) -> None:
@@ -310,8 +340,6 @@ def _verify_with_opencv(source: Union[str, bytes], name: str) -> None:
     if img is None:
         raise ImageFileError(f"'{name}' is truncated or corrupt (OpenCV cannot decode it); copy or export the image "
                              'again')
-    if np.issubdtype(img.dtype, np.floating):
-        raise ImageFileError(float_pixels_message(name, img.dtype))
 
 
 def verify_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None, option: Optional[str] = None,
