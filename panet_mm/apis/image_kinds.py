@@ -23,8 +23,9 @@ _PATTERNS = ('RGGB', 'BGGR', 'GRBG', 'GBRG')
 ALPHA_NOTE = 'alpha channel dropped (transparent pixels keep their stored colour)'
 
 
-def _stored_kind(data: bytes, path: str) -> Tuple[int, np.dtype]:
-    """Channels (grey + alpha: 2) and dtype of the encoded image as stored; truncated or corrupt data raise.
+def _stored_kind(data: bytes, path: str) -> Tuple[int, np.dtype, Optional[str]]:
+    """Channels (grey + alpha: 2; CMYK: 3, the loader converts it), dtype and Pillow's mode (None where Pillow does
+    not know the format) of the encoded image as stored; truncated or corrupt data raise.
 
     Pillow checks the formats it knows (it notices truncated PNG / JPEG data that OpenCV would decode
     into a partly grey image); OpenCV then decodes, which also covers formats Pillow does not know.
@@ -47,7 +48,9 @@ def _stored_kind(data: bytes, path: str) -> Tuple[int, np.dtype]:
     channels = 1 if native.ndim == 2 else int(native.shape[2])
     if channels == 4 and mode in ('LA', 'La'):
         channels = 2  # grey + alpha, which OpenCV decodes as 4 channels
-    return channels, native.dtype
+    elif channels == 4 and mode == 'CMYK':
+        channels = 3  # ink channels, not colour + alpha: OpenCV's colour reading converts them to RGB
+    return channels, native.dtype, mode
 
 
 class ImageAdapter:
@@ -94,9 +97,13 @@ class ImageAdapter:
             check_image_file(data, max_pixels, option, name=path)
         except ImageFileError as err:
             raise ImageReadError(str(err)) from None
-        channels, dtype = _stored_kind(data, path)
+        channels, dtype, mode = _stored_kind(data, path)
         if np.issubdtype(dtype, np.floating):  # (a float TIFF is refused from its header; any other float kind here)
             raise ImageReadError(float_pixels_message(path, np.dtype(dtype).itemsize * 8))
+        if dtype not in (np.uint8, np.uint16):  # (OpenCV's colour reading of 32-bit integers fails in cvtColor)
+            raise ImageReadError(f"'{path}' stores {np.dtype(dtype).itemsize * 8}-bit "
+                                 f"{'signed ' if np.issubdtype(dtype, np.signedinteger) else ''}integer pixels; "
+                                 'only 8- and 16-bit images are read: export it as an 8- or 16-bit PNG or TIFF')
         try:
             img = self.loader(dict(img_path=path))['img']
         except Exception as err:  # noqa: BLE001  (any decoder failure is one skipped file)
@@ -105,6 +112,8 @@ class ImageAdapter:
         if img is None:
             raise ImageReadError(f"'{path}' cannot be decoded as the config loads images; convert it to PNG")
         img, notes = self._as_stored(img[..., None] if img.ndim == 2 else img, channels, dtype, path)
+        if mode == 'CMYK':
+            notes.insert(0, "CMYK image converted by the config's loader (OpenCV; no colour profile applied)")
         if self.load.bayer_pattern is not None:
             img, more = self.to_mosaic(img, raw=channels in (1, 2) or (img.shape[2] == 3 and is_gray(img)))
             notes += more

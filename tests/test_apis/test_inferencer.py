@@ -69,6 +69,28 @@ def test_float_tiff_is_refused_with_why(inferencer, tmp_path):
         inferencer.preprocess(str(path))
 
 
+@pytest.mark.parametrize('ext', ['.tiff', '.jpg'])
+def test_cmyk_files_are_noted_as_cmyk_not_as_alpha(inferencer, tmp_path, ext):
+    """A CMYK TIFF decodes to 4 OpenCV channels: it was reported as colour + alpha ("alpha channel dropped")."""
+    from PIL import Image
+    path = tmp_path / f'print{ext}'
+    Image.fromarray(photo()[..., ::-1].copy()).convert('CMYK').save(path)
+    data = inferencer.preprocess(str(path))
+    assert data['notes'] == ["CMYK image converted by the config's loader (OpenCV; no colour profile applied)"]
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert('RGB'))
+    assert np.abs(data['inputs'][0].permute(1, 2, 0).numpy().astype(int) - rgb).max() <= 1
+
+
+def test_32_bit_integer_tiff_is_refused_with_why(inferencer, tmp_path):
+    from PIL import Image
+    path = tmp_path / 'counts.tiff'
+    Image.fromarray(photo()[..., 0].astype(np.int32) * 1000).save(path)
+    with pytest.raises(ImageReadError, match=r"'.*counts\.tiff' stores 32-bit signed integer pixels; only 8- and "
+                                             r'16-bit images are read'):
+        inferencer.preprocess(str(path))
+
+
 def test_the_four_stages(inferencer, tmp_path):
     src = tmp_path / 'a.png'
     cv2.imwrite(str(src), photo())
