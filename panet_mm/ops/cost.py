@@ -18,15 +18,17 @@ __all__ = ['estimate_chunk_bytes', 'attention_macs', 'choose_batch_chunk', 'choo
 
 def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: Sequence[Tuple[int, int]],
                          batch: int = 1, ksize: int = 3, dtype: torch.dtype = torch.float32,
-                         method: str = 'auto', channels: int = 0, panel_rows: Optional[int] = None) -> int:
-    """Peak bytes of the per-chunk temporaries of :func:`pyramid_attention` (forward or backward).
+                         method: str = 'auto', channels: int = 0, panel_rows: Optional[int] = None,
+                         backward: bool = True) -> int:
+    """Peak bytes of the per-chunk temporaries of :func:`pyramid_attention` (its backward, or its forward alone).
 
     A chunk of ``chunk_size`` query pixels spans ``m`` positions of the padded query layout (padding
     columns included). Backward, the larger of the two passes, holds two :class:`~.chunks.Gather` and
     two :class:`~.chunks.Paste` streams (their buffers: :func:`~.chunks.gather_buffers`,
     :func:`~.chunks.paste_buffers`; a few chunks' rows plus twice each stencil's halo, of ``L'``
     columns each, ``L'`` being the number of key positions with their padding) and two ``(B, m, L')``
-    blocks in the accumulation dtype (float32; float64 for float64 inputs); with ``channels`` it also
+    blocks in the accumulation dtype (float32; float64 for float64 inputs); the forward holds one gather
+    and one paste (it writes the probabilities straight into the paste's stream). With ``channels`` it also
     counts the matrix-product buffer (``D``: the unfolded width of ``channels``). Linear-size tensors
     (inputs, outputs, gradients) are not counted. ``B`` is the number of images processed together
     (see :func:`choose_batch_chunk`).
@@ -45,6 +47,8 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
             buffer out (it is ``O(chunk * C)``, small next to the ``O(chunk * L)`` ones). Default: 0.
         panel_rows (int, optional): Rows of the backward's panels (:func:`choose_panel_rows`); None:
             one paste's rows per call (no panel).
+        backward (bool): The backward's temporaries (a call whose result needs a gradient); False: the forward's
+            alone (a call without autograd: inference). Default: True.
 
     Returns:
         int: Estimated bytes.
@@ -61,6 +65,8 @@ def estimate_chunk_bytes(chunk_size: int, height: int, width: int, level_sizes: 
     paste += per_call * cdt_bytes if cdt_bytes != acc_bytes else 0
     kh, kw = FORMULATIONS[resolve_method(method)].kernel(ksize)
     product_bytes = per_call * channels * kh * kw * cdt_bytes + span * acc_bytes
+    if not backward:
+        return batch * (geo.num_keys * (gather + paste) + product_bytes)
     # backward: two gathers (scores, their gradient), two pastes (probabilities, dZ), raw scores and dA
     return batch * (geo.num_keys * (2 * gather + 2 * paste + 2 * span * acc_bytes) + product_bytes)
 
@@ -145,7 +151,7 @@ def attention_macs(height: int, width: int, scales: Sequence[float], query_chann
 def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int,
                        ksize: int = 3, dtype: torch.dtype = torch.float32, method: str = 'auto',
                        device: Union[str, torch.device, None] = None, memory_budget_mb: Optional[float] = None,
-                       channels: int = 0) -> int:
+                       channels: int = 0, backward: bool = True) -> int:
     """Images processed together per chunk: all of them, except on CPU.
 
     On CPU the per-chunk ``(images, chunk, L')`` blocks are kept near the cache-friendly size of
@@ -170,6 +176,7 @@ def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int,
         memory_budget_mb (float, optional): The kernel's budget for one chunk's temporaries, in MiB.
             Default: :func:`default_memory_budget_mb`.
         channels (int): Passed to :func:`estimate_chunk_bytes`. Default: 0.
+        backward (bool): Passed to :func:`estimate_chunk_bytes`. Default: True.
 
     Returns:
         int: Images per chunk, in ``[1, batch]``.
@@ -189,22 +196,22 @@ def choose_batch_chunk(height: int, width: int, level_sizes: Sequence[Tuple[int,
         memory_budget_mb = default_memory_budget_mb(device)
     # estimate_chunk_bytes is proportional to its batch: the images whose two-row chunk fits the budget
     per_image = estimate_chunk_bytes(min(height, _CPU_MIN_ROWS) * width, height, width, level_sizes, 1, ksize,
-                                     dtype, method, channels)
+                                     dtype, method, channels, backward=backward)
     return max(1, min(images, int(memory_budget_mb * 2**20 // per_image)))
 
 
 def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], batch: int = 1,
                       ksize: int = 3, dtype: torch.dtype = torch.float32, memory_budget_mb: float = 256.0,
                       method: str = 'auto', device: Union[str, torch.device, None] = None,
-                      channels: int = 0) -> int:
+                      channels: int = 0, backward: bool = True) -> int:
     """Largest number of query pixels per chunk whose temporaries fit ``memory_budget_mb``.
 
     Uses :func:`estimate_chunk_bytes`. Whole image rows are preferred; below one row the chunk is a
     number of pixels. The result is at least 1: a budget below ``estimate_chunk_bytes(1, ...)``
     (about ``24 * B * L`` bytes for ``'col'``) cannot be met and gives 1. For a CPU ``device`` the
     chunk is further capped, in whole rows, so that one ``(B, chunk, L)`` float block stays below
-    8 MiB (faster: it stays in cache), unless a single row is already larger, but not below two
-    rows (thin chunks make slow matrix products).
+    8 MiB (faster: it stays in cache), but not below two rows (thin chunks make slow matrix products);
+    where a single row is already larger, to one row.
 
     Args:
         height (int): Query height ``H``.
@@ -219,6 +226,9 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
         device (str | torch.device, optional): Where the kernel runs; ``'cpu'`` applies the cache
             cap. Default: None (budget only).
         channels (int): Passed to :func:`estimate_chunk_bytes`. Default: 0.
+        backward (bool): Passed to :func:`estimate_chunk_bytes`: False for a call without autograd, whose
+            forward alone holds temporaries (2.5x larger chunks for large images: a whole 256x256 image's block
+            forward ran 1.55x faster on CPU with them, its products no longer limited by memory). Default: True.
 
     Returns:
         int: Query pixels per chunk, in ``[1, H*W]``.
@@ -227,7 +237,8 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
     total = height * width
 
     def fits(c: int) -> bool:
-        return estimate_chunk_bytes(c, height, width, level_sizes, batch, ksize, dtype, method, channels) <= budget
+        return estimate_chunk_bytes(c, height, width, level_sizes, batch, ksize, dtype, method, channels,
+                                    backward=backward) <= budget
 
     if fits(total):
         chunk = total
@@ -240,8 +251,10 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
     if device is not None and torch.device(device).type == 'cpu' and chunk > width:
         geo = make_geometry(height, width, level_sizes, ksize, method)
         row_block = batch * geo.row_block_bytes(dtype)
-        if row_block <= _CPU_BLOCK_BYTES:   # (larger rows are out of cache anyway: the budget decides)
+        if row_block <= _CPU_BLOCK_BYTES:
             chunk = min(chunk, max(_CPU_BLOCK_BYTES // row_block, _CPU_MIN_ROWS) * width)
+        else:   # a row is out of cache already; more rows made the forward slower (96x96: 4 rows 1.3x one row's time)
+            chunk = width
     return chunk
 
 
@@ -279,7 +292,8 @@ def default_memory_budget_mb(device: Union[str, torch.device, None] = None) -> f
 
 def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]], query_channels: int,
                   value_channels: int, ksize: int = 3, dtype: torch.dtype = torch.float32,
-                  device: Union[str, torch.device, None] = None, memory_budget_mb: Optional[float] = None) -> str:
+                  device: Union[str, torch.device, None] = None, memory_budget_mb: Optional[float] = None,
+                  backward: bool = True) -> str:
     """The formulation ``method='auto'`` runs: a rule measured with ``benchmark_attention.py --methods``.
 
     A (query, key) pair costs ``ksize * (Cq + C)`` multiply-adds in ``'col'`` but only ``Cq + C`` in
@@ -309,6 +323,7 @@ def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]
         device (str | torch.device, optional): Where the kernel runs. Default: None (CPU).
         memory_budget_mb (float, optional): The kernel's budget for one chunk's temporaries, in MiB.
             Default: :func:`default_memory_budget_mb`.
+        backward (bool): Passed to :func:`estimate_chunk_bytes`. Default: True.
 
     Returns:
         str: ``'col'`` or ``'pixel'``.
@@ -321,7 +336,7 @@ def choose_method(height: int, width: int, level_sizes: Sequence[Tuple[int, int]
     if memory_budget_mb is None:
         memory_budget_mb = default_memory_budget_mb(device)
     row = estimate_chunk_bytes(width, height, width, level_sizes, 1, ksize, dtype, 'pixel',
-                               max(query_channels, value_channels))
+                               max(query_channels, value_channels), backward=backward)
     return 'pixel' if row <= memory_budget_mb * 2**20 else 'col'
 
 

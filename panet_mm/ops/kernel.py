@@ -321,14 +321,17 @@ def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize
     sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in keys]
     cdt = _compute_dtype(query, *keys, *values)
     channels = max(int(query.shape[1]), int(values[0].shape[1]))
+    # a call without autograd (inference) holds the forward's temporaries alone: larger chunks in the same budget
+    backward = torch.is_grad_enabled() and any(t.requires_grad for t in (query, *keys, *values))
     # memory_budget_mb stays None until a chunk size is chosen: the choices below look the default up only
     # where they need it (not on CUDA, where it queries the device's free memory)
     if resolve_method(method) and method == 'auto':      # (validates the name)
         method = choose_method(h, w, sizes, int(query.shape[1]), int(values[0].shape[1]), ksize, cdt, query.device,
-                               memory_budget_mb)
+                               memory_budget_mb, backward)
     geo = make_geometry(h, w, sizes, ksize, method)
     if batch_chunk is None:
-        batch_chunk = choose_batch_chunk(h, w, sizes, b, ksize, cdt, method, query.device, memory_budget_mb, channels)
+        batch_chunk = choose_batch_chunk(h, w, sizes, b, ksize, cdt, method, query.device, memory_budget_mb, channels,
+                                         backward)
     if batch_chunk < 1:
         raise ValueError(f'batch_chunk must be >= 1, got {batch_chunk}')
     images = min(batch_chunk, b)
@@ -336,9 +339,9 @@ def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize
         if memory_budget_mb is None:
             memory_budget_mb = default_memory_budget_mb(query.device)
         chunk_size = choose_chunk_size(h, w, sizes, images, ksize, cdt, memory_budget_mb, method, query.device,
-                                       channels)
+                                       channels, backward)
         if chunk_size == 1:
-            _warn_over_budget(h, w, sizes, images, ksize, cdt, memory_budget_mb, method, channels)
+            _warn_over_budget(h, w, sizes, images, ksize, cdt, memory_budget_mb, method, channels, backward)
     if chunk_size < 1:
         raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
     panel_rows = choose_panel_rows(chunk_size, h, w, sizes, images, ksize, cdt, memory_budget_mb, method,
@@ -348,13 +351,14 @@ def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize
 
 
 def _warn_over_budget(h: int, w: int, sizes: Sequence[Tuple[int, int]], images: int, ksize: int,
-                      dtype: torch.dtype, budget_mb: float, method: str, channels: int) -> None:
+                      dtype: torch.dtype, budget_mb: float, method: str, channels: int, backward: bool) -> None:
     """Warn where the budget cannot hold even a one-pixel chunk: the call then runs one-pixel chunks,
     slowly (7x slower than 'col' for PA-EDSR's block at 96x96) and over the budget anyway."""
-    need = estimate_chunk_bytes(1, h, w, sizes, images, ksize, dtype, method, channels)
+    need = estimate_chunk_bytes(1, h, w, sizes, images, ksize, dtype, method, channels, backward=backward)
     if need <= budget_mb * 2**20:
         return
-    if method != 'col' and estimate_chunk_bytes(w, h, w, sizes, 1, ksize, dtype, 'col', channels) <= budget_mb * 2**20:
+    if method != 'col' and estimate_chunk_bytes(w, h, w, sizes, 1, ksize, dtype, 'col', channels,
+                                                backward=backward) <= budget_mb * 2**20:
         hint = "method='auto' keeps chunks of whole query rows within the budget there"
     else:
         hint = 'raise memory_budget_mb, or restore large images in tiles (tools/restore.py --tile 256)'

@@ -430,9 +430,11 @@ def test_restore_files_reports_and_continues(restorer, tmp_path, capsys):
 
 def test_attention_cost_note_on_large_whole_images(restorer, demo_checkpoint, monkeypatch):
     assert restorer.attention_cost_note(12, 16) is None                   # small: nothing to say
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 2)
     note = restorer.attention_cost_note(800, 1000)
     assert note.startswith('1000x800 in one pass') and 'tile=dict(size=256, overlap=16)' in note
-    assert 'multiply-adds' in note and ' h with ' in note                 # hours on CPU
+    assert 'multiply-adds' in note and ' min with ' in note               # about an hour on 2 CPU threads
+    assert ' h with ' in restorer.attention_cost_note(1200, 1600)          # hours
     monkeypatch.setattr(restorer, 'device', 'cuda')
     assert restorer.attention_cost_note(800, 1000) is None                # a GPU: no estimate
     tiled = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', tile=dict(size=64, overlap=8))

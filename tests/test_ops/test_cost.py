@@ -72,18 +72,19 @@ def level_sizes(size: int) -> list:
     return [(int(size * s), int(size * s)) for s in pyramid_scales(5)]
 
 
-def _expanded(batch: int, size: int, channels: int, reduction: int) -> tuple:
-    """Query, keys and values of that shape without their memory (expanded scalars)."""
-    def t(c, h, w):
-        return torch.zeros(()).expand(batch, c, h, w)
+def _expanded(batch: int, size: int, channels: int, reduction: int, grad: bool = False) -> tuple:
+    """Query, keys and values of that shape without their memory (expanded scalars); with ``grad`` the query
+    requires a gradient (a training call: the plan then budgets the backward)."""
+    def t(c, h, w, needs=False):
+        return torch.zeros((), requires_grad=needs).expand(batch, c, h, w)
     sizes = level_sizes(size)
-    return (t(channels // reduction, size, size), [t(channels // reduction, h, w) for h, w in sizes],
+    return (t(channels // reduction, size, size, grad), [t(channels // reduction, h, w) for h, w in sizes],
             [t(channels, h, w) for h, w in sizes])
 
 
-def planned(batch: int, size: int, channels: int, reduction: int, budget=None):
+def planned(batch: int, size: int, channels: int, reduction: int, budget=None, grad: bool = False):
     """The kernel's plan for 'auto' and default chunks."""
-    return kernel_module._plan(*_expanded(batch, size, channels, reduction), 3, 'auto', None, budget, None)
+    return kernel_module._plan(*_expanded(batch, size, channels, reduction, grad), 3, 'auto', None, budget, None)
 
 
 def test_auto_picks_pixel_only_where_one_row_fits_the_budget():
@@ -114,27 +115,52 @@ def test_batch_chunk_leaves_room_for_two_rows(monkeypatch):
                               channels=256) == 4
 
 
+@pytest.mark.parametrize('grad', [False, True])
 @pytest.mark.parametrize('channels,reduction', [(64, 2), (256, 8)])
 @pytest.mark.parametrize('batch', [1, 2, 16])
 @pytest.mark.parametrize('size', [48, 64, 96, 128])
-def test_default_plan_keeps_chunks_of_rows(monkeypatch, size, batch, channels, reduction):
+def test_default_plan_keeps_chunks_of_rows(monkeypatch, size, batch, channels, reduction, grad):
     """Grouping images never shrinks a chunk below two rows or what one image alone would get, and the
-    chunk fits the budget (before: PA-EDSR's 64x64 batches and every 96x96 map got one-pixel chunks)."""
+    chunk fits the budget (before: PA-EDSR's 64x64 batches and every 96x96 map got one-pixel chunks): the
+    backward's temporaries for a call that needs a gradient, the forward's for one that does not."""
     monkeypatch.setattr(torch, 'get_num_threads', lambda: 2)
-    plan = planned(batch, size, channels, reduction)
+    plan = planned(batch, size, channels, reduction, grad=grad)
     sizes = level_sizes(size)
-    alone = choose_chunk_size(size, size, sizes, 1, 3, torch.float32, 256.0, plan.method, 'cpu', channels)
+    alone = choose_chunk_size(size, size, sizes, 1, 3, torch.float32, 256.0, plan.method, 'cpu', channels,
+                              backward=grad)
     assert plan.chunk_size >= min(2 * size, alone), plan
     assert plan.chunk_size >= size // 2, plan
     images = min(plan.batch_chunk, batch)
     assert estimate_chunk_bytes(plan.chunk_size, size, size, sizes, images, 3, torch.float32, plan.method,
-                                channels) <= 256 * 2**20, plan
+                                channels, backward=grad) <= 256 * 2**20, plan
+
+
+def test_inference_plans_budget_the_forward_alone():
+    """Without autograd only the forward's temporaries exist (one gather, one paste): a whole 256x256 map gets
+    2.6x larger chunks in the same budget (its forward 50.6 s instead of 73.0 s on the 2-core CPU: the thin
+    chunks' products were limited by memory); a row larger than the cache is one chunk (96x96: four rows
+    were 1.3x slower)."""
+    sizes = level_sizes(256)
+    forward = estimate_chunk_bytes(58, 256, 256, sizes, 1, 3, torch.float32, 'col', 64, backward=False)
+    assert forward < estimate_chunk_bytes(58, 256, 256, sizes, 1, 3, torch.float32, 'col', 64) / 2
+    with torch.no_grad():
+        inference = planned(1, 256, 64, 2)
+    training = planned(1, 256, 64, 2, grad=True)
+    assert (inference.chunk_size, training.chunk_size) == (58, 22)
+    assert planned(1, 256, 64, 2).chunk_size == 58      # grad enabled, but no input needs one
+    for plan, backward in ((inference, False), (training, True)):
+        need = estimate_chunk_bytes(plan.chunk_size, 256, 256, sizes, 1, 3, torch.float32, 'col', 64,
+                                    backward=backward)
+        assert need <= 256 * 2**20 < estimate_chunk_bytes(plan.chunk_size + 1, 256, 256, sizes, 1, 3, torch.float32,
+                                                          'col', 64, backward=backward)
+    with torch.no_grad():
+        assert planned(1, 96, 64, 2).chunk_size == 96       # budget: 4 rows; one row out of cache already
 
 
 def test_warns_where_not_even_one_pixel_fits():
     """A forced 'pixel' on PA-EDSR's 96x96 block (481 MiB per one-pixel chunk) names the cause and the fix."""
     with pytest.warns(UserWarning, match=r"method='pixel' on 1 x 96x96 needs 481 MiB .*method='auto' keeps chunks"):
-        kernel_module._plan(*_expanded(1, 96, 256, 8), 3, 'pixel', None, None, None)
+        kernel_module._plan(*_expanded(1, 96, 256, 8, grad=True), 3, 'pixel', None, None, None)
     # a budget that holds the chunks, or 'auto': no warning
     with warnings.catch_warnings():
         warnings.simplefilter('error')

@@ -26,11 +26,12 @@ from ..model_loading import build_model, check_device
 ImageInput = Union[str, 'os.PathLike[str]', np.ndarray]
 
 #: Whole-image restorations whose attention needs more multiply-adds than this get a note on CPU
-#: (about 4 minutes on 2 cores; a 256x256 input to the full PANet needs 4.1e12).
+#: (about 2.5 minutes on 2 cores; a 256x256 input to the full PANet needs 4.1e12).
 SLOW_ATTENTION_MACS = 1e13
 #: Attention multiply-adds per second and CPU thread, for the time in that note (README, "Attention
-#: speed and memory": 2.5e11 in 6.4 s with 2 threads).
-CPU_MACS_PER_THREAD = 20e9
+#: speed and memory": the block's forward at 320x320, 9.95e12, in 146.8 s with 2 threads; 4.07e12 in
+#: 50.6 s at 256x256; larger maps' thinner chunks run slower).
+CPU_MACS_PER_THREAD = 30e9
 #: How Python callers set the options that notes and refusals suggest; a CLI gives its flags instead.
 PYTHON_HINTS = {'max_pixels': 'max_pixels=N', 'tile': 'tile=dict(size=256, overlap=16)', 'device': "device='cuda'"}
 
