@@ -104,6 +104,30 @@ def test_benchmark_networks_have_the_registered_generators_layers(network):
     assert net(torch.rand(1, 3, 8, 8)).shape[-1] == (16 if network == 'pa-edsr' else 8)
 
 
+def test_benchmark_reports_the_chunks_the_kernel_plans():
+    """The table's chunk column is the kernel's own plan: the forward pass runs without autograd (forward
+    budget), forward+backward with it (128x128: 128 against 98 pixels per chunk)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bench', f'{ROOT}/tools/analysis_tools/benchmark_attention.py')
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from panet_mm.ops import kernel
+    from panet_mm.ops.pyramid import pyramid_scales
+    sizes = [(int(128 * s), int(128 * s)) for s in pyramid_scales(5)]
+    chunks = {}
+    for pass_ in ('fwd', 'fwd+bwd'):
+        case = bench.Case(dict(device='cpu', size=128, batch=1, channels=64, reduction=2, levels=5, method='auto',
+                               dtype='float32', memory_budget_mb=None, threads=0, **{'pass': pass_}))
+        grad = pass_ == 'fwd+bwd'
+        q = torch.zeros((), requires_grad=grad).expand(1, 32, 128, 128)
+        with torch.set_grad_enabled(grad):
+            plan = kernel._plan(q, [torch.zeros(1, 32, h, w) for h, w in sizes],
+                                [torch.zeros(1, 64, h, w) for h, w in sizes], 3, 'auto', None, None, None)
+        chunks[pass_] = case.chunk_info('fast')
+        assert chunks[pass_] == (plan.batch_chunk, plan.chunk_size)
+    assert chunks == {'fwd': (1, 128), 'fwd+bwd': (1, 98)}
+
+
 def test_benchmark_panet_forward(tmp_path):
     """--network panet: the full PANet's forward with and without its attention (the GPU target's row)."""
     out_json = tmp_path / 'panet.json'

@@ -192,10 +192,12 @@ class Case:
         sizes = level_sizes(size, spec['levels'])
         method = self.resolved(impl)
         budget = spec['memory_budget_mb'] or pa.default_memory_budget_mb(self.device)
+        # (the forward pass runs without autograd: the kernel then budgets the forward's temporaries alone)
         images = pa.choose_batch_chunk(size, size, sizes, batch, dtype=self.dtype, method=method, device=self.device,
-                                       memory_budget_mb=budget, channels=spec['channels'])
+                                       memory_budget_mb=budget, channels=spec['channels'], backward=self.backward)
         chunk = pa.choose_chunk_size(size, size, sizes, images, dtype=self.dtype, memory_budget_mb=budget,
-                                     method=method, device=self.device, channels=spec['channels'])
+                                     method=method, device=self.device, channels=spec['channels'],
+                                     backward=self.backward)
         return images, chunk
 
     def resolved(self, impl):
@@ -207,7 +209,7 @@ class Case:
             method = self.pa.choose_method(size, size, level_sizes(size, spec['levels']),
                                            spec['channels'] // spec['reduction'], spec['channels'],
                                            dtype=self.dtype, device=self.device,
-                                           memory_budget_mb=spec['memory_budget_mb'])
+                                           memory_budget_mb=spec['memory_budget_mb'], backward=self.backward)
         return method
 
     def macs(self, impl):
