@@ -1,6 +1,7 @@
 """tools/train.py, --resume, tools/test.py and tools/dist_train.sh on the demo data (CPU)."""
 import json
 import os.path as osp
+import socket
 import sys
 
 import torch
@@ -56,10 +57,18 @@ def test_missing_config_is_named(tmp_path):
     assert proc.returncode != 0 and "config file 'configs/nope.py' not found" in proc.stderr
 
 
+def free_port() -> int:
+    """A port the system has just handed out: a fixed one collided when two suites (the two stacks) ran at once
+    (EADDRINUSE in one, and the other's rank joined the wrong rendezvous and aborted)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def test_dist_train_two_processes_on_cpu(demo_root, tmp_path):
     work = tmp_path / 'dist'
     proc = run_tool(['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', str(work)] + short(demo_root, 4),
-                    env={'PORT': '29517', 'OMP_NUM_THREADS': '1'})
+                    env={'PORT': str(free_port()), 'OMP_NUM_THREADS': '1'})
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     assert ckpt_iter(work / 'iter_4.pth') == 4
