@@ -117,10 +117,20 @@ def _folder_jobs(input_path: str, output_path: str, recursive: bool, suffix: str
     return jobs
 
 
+#: Image formats users name outputs in that OpenCV does not write: such an output name is refused rather than
+#: taken as a folder (``photo_x2.gif`` became a folder holding ``photo.png``).
+UNWRITABLE_IMAGE_EXTENSIONS = ('.gif', '.heic', '.heif', '.avif', '.jxl', '.svg', '.ico', '.psd', '.dng', '.raw')
+
+
 def _file_job(input_path: str, output_path: str, suffix: str, ext: Optional[str]) -> RestoreJob:
     stem, src_ext = osp.splitext(osp.basename(input_path))
-    if (osp.isdir(output_path) or output_path.endswith(('/', os.sep))
-            or osp.splitext(output_path)[1].lower() not in IMAGE_EXTENSIONS):
+    out_ext = osp.splitext(output_path)[1].lower()
+    folder = osp.isdir(output_path) or output_path.endswith(('/', os.sep))
+    if out_ext in UNWRITABLE_IMAGE_EXTENSIONS and not folder:
+        raise RestoreParameterError('output_path', f"{{param}} '{output_path}' names a {out_ext[1:].upper()} file, a "
+                                    'format OpenCV cannot write; name a .png, .jpg, .tif, .webp or .bmp file, or an '
+                                    'output folder')
+    if folder or out_ext not in IMAGE_EXTENSIONS:
         return RestoreJob(input_path, osp.join(output_path, stem + suffix + (ext or src_ext)), output_path)
     if ext is not None and ext.lower() != osp.splitext(output_path)[1].lower():
         raise RestoreParameterError('ext', f"{{param}} '{ext}' contradicts the output file '{output_path}'; drop "
@@ -353,5 +363,5 @@ def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool =
     return summary
 
 
-__all__ = ['IMAGE_EXTENSIONS', 'RestoreJob', 'RestoreSummary', 'check_output_room', 'config_scale', 'plan_jobs',
-           'restore_files']
+__all__ = ['IMAGE_EXTENSIONS', 'UNWRITABLE_IMAGE_EXTENSIONS', 'RestoreJob', 'RestoreSummary', 'check_output_room',
+           'config_scale', 'plan_jobs', 'restore_files']

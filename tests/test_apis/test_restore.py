@@ -341,6 +341,13 @@ def test_plan_single_file(tmp_path):
     assert R.plan_jobs(src, str(tmp_path / 'b.jpg'))[0].dst == str(tmp_path / 'b.jpg')
     with pytest.raises(R.RestoreError, match='contradicts'):
         R.plan_jobs(src, str(tmp_path / 'b.jpg'), ext='png')
+    # an image format OpenCV does not write: refused (it became a folder 'b.gif' holding 'a.png'); as a folder
+    # (trailing slash, or existing) or any other dotted name it is still a folder
+    with pytest.raises(R.RestoreParameterError, match=r"'.*b\.gif' names a GIF file, a format OpenCV cannot write"):
+        R.plan_jobs(src, str(tmp_path / 'b.gif'))
+    assert not (tmp_path / 'b.gif').exists()
+    assert R.plan_jobs(src, str(tmp_path / 'b.gif') + '/')[0].dst == str(tmp_path / 'b.gif' / 'a.png')
+    assert R.plan_jobs(src, str(tmp_path / 'results.v2'))[0].dst == str(tmp_path / 'results.v2' / 'a.png')
 
 
 def test_plan_refuses_to_overwrite_inputs(tmp_path):
