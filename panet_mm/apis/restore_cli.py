@@ -83,6 +83,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error('--tile-overlap needs --tile SIZE')
     if args.chop and args.tile is not None:
         parser.error('--chop and --tile are alternatives; pass one of them')
+    if args.tile is not None and args.tile_overlap is not None and args.tile_overlap >= args.tile:
+        parser.error(f'--tile-overlap {args.tile_overlap} must be smaller than --tile {args.tile}')
     return args
 
 

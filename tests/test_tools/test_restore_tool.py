@@ -139,7 +139,7 @@ def test_bad_flag_combinations(demo_checkpoint, tmp_path, capsys):
     cv2.imwrite(str(tmp_path / 'a.png'), photo(8, 8))
     rc, _, err = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint, tmp_path / 'a.png',
                      tmp_path / 'o.png', '--tile', '8', '--tile-overlap', '8')
-    assert rc == 2 and 'overlap < size' in err
+    assert rc == 2 and '--tile-overlap 8 must be smaller than --tile 8' in err   # the flags, as the user typed them
 
 
 def test_demosaic_inputs_notes_and_self_ensemble_refused(demosaic_checkpoint, tmp_path, capsys):
