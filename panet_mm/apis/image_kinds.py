@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 import io
-from typing import List, Optional, Tuple
+import os.path as osp
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -15,6 +16,15 @@ from panet_mm.datasets.image_io import ImageFileError, check_image_file, float_p
 from panet_mm.datasets.transforms.color import drop_alpha, gray_or_y, is_gray
 from panet_mm.datasets.transforms.mosaic import bayer_mosaic, is_bayer_mosaic
 from panet_mm.utils.errors import first_line
+from panet_mm.utils.image_metadata import (
+    ICC_EXTENSIONS,
+    ORIENTATIONS,
+    apply_orientation,
+    is_srgb_profile,
+    profile_color_space,
+    profile_description,
+    profile_fits,
+)
 
 from .errors import ImageReadError, RestoreError
 from .load_settings import LoadSettings
@@ -23,20 +33,70 @@ _PATTERNS = ('RGGB', 'BGGR', 'GRBG', 'GBRG')
 ALPHA_NOTE = 'alpha channel dropped (transparent pixels keep their stored colour)'
 
 
-def _stored_kind(data: bytes, path: str) -> Tuple[int, np.dtype, Optional[str]]:
-    """Channels (grey + alpha: 2; CMYK: 3, the loader converts it), dtype and Pillow's mode (None where Pillow does
-    not know the format) of the encoded image as stored; truncated or corrupt data raise.
+class StoredImage(NamedTuple):
+    """What the file holds, as stored: channels (grey + alpha: 2; CMYK: 3, the loader converts it), dtype,
+    Pillow's mode (None where Pillow does not know the format), the EXIF orientation still to apply to the
+    stored pixels (1: none), the ICC colour profile, and a grey thumbnail of the stored pixels (only where the
+    orientation is not 1: it tells whether the loader turned them upright)."""
+
+    channels: int
+    dtype: np.dtype
+    mode: Optional[str] = None
+    orientation: int = 1
+    profile: Optional[bytes] = None
+    thumb: Optional[np.ndarray] = None
+    size: Tuple[int, int] = (0, 0)
+
+
+class ReadImage(NamedTuple):
+    """An image file read for the model: pixels (config's channel order), one note per conversion, and the
+    colour profile to write into the result (None: none, or one that no longer describes the pixels)."""
+
+    img: np.ndarray
+    notes: List[str]
+    profile: Optional[bytes] = None
+
+
+def _orientation(im: Any) -> int:
+    """The EXIF orientation (2-8) Pillow leaves to apply after decoding; 1 where there is none or it is invalid."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001  (a damaged EXIF block is no orientation: the pixels are read as stored)
+        return 1
+    return value if isinstance(value, int) and value in ORIENTATIONS else 1
+
+
+def _grey_thumb(img: np.ndarray, shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """A small grey float image, zero mean and unit spread (compares pixels across bit depths and decoders)."""
+    import cv2
+    img = img.astype(np.float32)
+    if img.ndim == 3:  # colour channels only (grey + alpha: the grey one)
+        img = img[..., :1 if img.shape[2] in (1, 2) else 3].mean(axis=2)
+    h, w = img.shape
+    if shape is None:
+        k = max(h, w) / 64
+        shape = (max(1, round(h / k)), max(1, round(w / k))) if k > 1 else (h, w)
+    img = cv2.resize(img, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return (img - img.mean()) / (img.std() + 1e-6)
+
+
+def _stored_kind(data: bytes, path: str) -> StoredImage:
+    """What ``data`` holds as stored (:class:`StoredImage`); truncated or corrupt data raise.
 
     Pillow checks the formats it knows (it notices truncated PNG / JPEG data that OpenCV would decode
     into a partly grey image); OpenCV then decodes, which also covers formats Pillow does not know.
     """
     import cv2
     from PIL import Image, UnidentifiedImageError
-    mode = None
+    mode, orientation, profile, thumb, size = None, 1, None, None, (0, 0)
     try:  # the declared size was checked against the pixel limit first: Pillow's own guard is off
         with pillow_checks(), Image.open(io.BytesIO(data)) as im:
             im.load()
-            mode = im.mode
+            mode, orientation, profile = im.mode, _orientation(im), im.info.get('icc_profile') or None
+            size = (im.height, im.width)
+            if orientation != 1:
+                thumb = _grey_thumb(np.asarray(im.convert('RGB') if im.mode in ('P', 'PA', '1', 'CMYK', 'YCbCr')
+                                               else im))
     except UnidentifiedImageError:
         pass  # not a Pillow format: OpenCV decides below
     except (OSError, SyntaxError, ValueError, EOFError) as err:
@@ -50,7 +110,57 @@ def _stored_kind(data: bytes, path: str) -> Tuple[int, np.dtype, Optional[str]]:
         channels = 2  # grey + alpha, which OpenCV decodes as 4 channels
     elif channels == 4 and mode == 'CMYK':
         channels = 3  # ink channels, not colour + alpha: OpenCV's colour reading converts them to RGB
-    return channels, native.dtype, mode
+    return StoredImage(channels, native.dtype, mode, orientation, bytes(profile) if profile else None, thumb, size)
+
+
+def _upright(img: np.ndarray, stored: StoredImage) -> Tuple[np.ndarray, List[str]]:
+    """The loaded image turned as the file's EXIF orientation asks, where the loader did not do it.
+
+    Whether it did depends on the decoder, the flag and the format (OpenCV 4.11 turns JPEG and PNG pixels
+    with the ``color`` / ``grayscale`` flags but not with ``unchanged``, and WebP pixels never), so the
+    loaded pixels are compared with the stored ones and with them turned, on small grey thumbnails.
+    """
+    if stored.orientation == 1 or stored.thumb is None:
+        return img, []
+    h0, w0 = stored.size
+    scores = {}
+    for turned in (False, True):
+        ref = apply_orientation(stored.thumb, stored.orientation) if turned else stored.thumb
+        full = (w0, h0) if turned and stored.orientation >= 5 else (h0, w0)
+        if tuple(img.shape[:2]) == full:  # the loaded shape rules out a candidate of the other shape
+            scores[turned] = float(np.abs(_grey_thumb(img, ref.shape) - ref).mean())
+    if False not in scores or scores[False] >= scores.get(True, np.inf):
+        return img, []
+    return apply_orientation(img, stored.orientation), [
+        f'turned upright ({ORIENTATIONS[stored.orientation]}) as its EXIF orientation tag ({stored.orientation}) '
+        "asks viewers to show it; the config's loader reads this file as stored"]
+
+
+def profile_note(profile: Optional[bytes], result: str, channels: int,
+                 keep_hint: str = 'a .png, .jpg or .webp result file') -> Optional[str]:
+    """Why the input's colour profile is not written into ``result``, where leaving it out changes the colours.
+
+    An sRGB profile needs no note: viewers take untagged pixels as sRGB. Any other (Display P3, Adobe
+    RGB, a camera's own) is embedded where the result's format and channels hold it
+    (:func:`~panet_mm.utils.image_metadata.profile_fits`), else the result looks different in a
+    colour-managed viewer, and the user is told.
+
+    Args:
+        profile (bytes, optional): The input's ICC profile.
+        result (str): The result's file name (its extension is the format).
+        channels (int): The result's channels.
+        keep_hint (str): How the caller asks for a format that keeps the profile.
+    """
+    ext = osp.splitext(result)[1].lower()
+    if not profile or is_srgb_profile(profile) or profile_fits(profile, ext, channels):
+        return None
+    name = profile_description(profile) or 'unnamed'
+    if ext not in ICC_EXTENSIONS:
+        return (f"its colour profile ('{name}') cannot be written into {ext or 'extension-less'} files here, so "
+                f'colour-managed viewers show the result as sRGB (its colours shift); {keep_hint} keeps it')
+    space = profile_color_space(profile) or 'unknown'
+    kind = 'grey' if channels == 1 else f'{channels}-channel'
+    return f"its {space} colour profile ('{name}') does not describe the {kind} result, which is written without it"
 
 
 class ImageAdapter:
@@ -75,6 +185,15 @@ class ImageAdapter:
              option: str = 'max_pixels=N') -> Tuple[np.ndarray, List[str]]:
         """Load ``path`` as the config loads test inputs, adapted to the model's channels.
 
+        Returns:
+            tuple[np.ndarray, list[str]]: :meth:`read_file`'s image and notes.
+        """
+        found = self.read_file(path, max_pixels, option)
+        return found.img, found.notes
+
+    def read_file(self, path: str, max_pixels: Optional[int] = None, option: str = 'max_pixels=N') -> ReadImage:
+        """Load ``path`` as the config loads test inputs, upright, adapted to the model's channels.
+
         Args:
             path (str): Image file.
             max_pixels (int, optional): Images declaring more pixels are refused from their header,
@@ -82,7 +201,9 @@ class ImageAdapter:
             option (str): How the caller raises that limit, quoted in the refusal.
 
         Returns:
-            tuple[np.ndarray, list[str]]: ``H x W x in_channels`` image and one note per conversion.
+            ReadImage: The ``H x W x in_channels`` image (turned as its EXIF orientation asks, where the
+            loader did not), one note per conversion, and its ICC colour profile (None for CMYK files,
+            whose inks the loader converted without it).
 
         Raises:
             ImageReadError: The file is missing, unreadable, truncated, too large or not an image.
@@ -97,7 +218,8 @@ class ImageAdapter:
             check_image_file(data, max_pixels, option, name=path)
         except ImageFileError as err:
             raise ImageReadError(str(err)) from None
-        channels, dtype, mode = _stored_kind(data, path)
+        stored = _stored_kind(data, path)
+        channels, dtype, mode = stored.channels, stored.dtype, stored.mode
         if np.issubdtype(dtype, np.floating):  # (a float TIFF is refused from its header; any other float kind here)
             raise ImageReadError(float_pixels_message(path, np.dtype(dtype).itemsize * 8))
         if dtype not in (np.uint8, np.uint16):  # (OpenCV's colour reading of 32-bit integers fails in cvtColor)
@@ -111,14 +233,16 @@ class ImageAdapter:
                                  f'({type(err).__name__}: {first_line(err)}); convert it to PNG') from None
         if img is None:
             raise ImageReadError(f"'{path}' cannot be decoded as the config loads images; convert it to PNG")
+        img, turned = _upright(img, stored)
         img, notes = self._as_stored(img[..., None] if img.ndim == 2 else img, channels, dtype, path)
+        notes = turned + notes
         if mode == 'CMYK':
             notes.insert(0, "CMYK image converted by the config's loader (OpenCV; no colour profile applied)")
         if self.load.bayer_pattern is not None:
             img, more = self.to_mosaic(img, raw=channels in (1, 2) or (img.shape[2] == 3 and is_gray(img)))
             notes += more
         img, more = self.adapt_channels(img)
-        return img, notes + more
+        return ReadImage(img, notes + more, None if mode == 'CMYK' else stored.profile)
 
     def _as_stored(self, img: np.ndarray, channels: int, dtype: np.dtype,
                    path: str) -> Tuple[np.ndarray, List[str]]:
@@ -249,4 +373,4 @@ class ImageAdapter:
         return y, 'colour image converted to its Y channel (ITU-R BT.601) for the 1-channel model'
 
 
-__all__ = ['ALPHA_NOTE', 'ImageAdapter']
+__all__ = ['ALPHA_NOTE', 'ImageAdapter', 'ReadImage', 'StoredImage', 'profile_note']

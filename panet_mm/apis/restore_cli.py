@@ -27,7 +27,8 @@ from typing import Any, Dict, List, Optional
 CLI_FLAGS = {'input_path': 'INPUT', 'output_path': 'OUTPUT', 'recursive': '--recursive', 'suffix': '--suffix',
              'ext': '--ext', 'device': '--device', 'config': '--config', 'max_pixels': '--max-pixels'}
 #: The options that notes and refusals suggest, as flags.
-CLI_HINTS = {'max_pixels': '--max-pixels N', 'tile': '--tile 256 --tile-overlap 16', 'device': '--device cuda'}
+CLI_HINTS = {'max_pixels': '--max-pixels N', 'tile': '--tile 256 --tile-overlap 16', 'device': '--device cuda',
+             'ext': '--ext png'}
 
 
 def build_parser() -> argparse.ArgumentParser:

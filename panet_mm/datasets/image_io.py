@@ -29,6 +29,7 @@ import os
 import os.path as osp
 import resource
 import struct
+import warnings
 from typing import BinaryIO, Iterator, NamedTuple, Optional, Union
 
 import numpy as np
@@ -216,12 +217,15 @@ def _jpeg_size(f: BinaryIO) -> Optional[ImageHeader]:
 
 @contextlib.contextmanager
 def pillow_checks() -> Iterator[None]:
-    """Pillow without its own pixel guard (the size was checked already) and strict about truncation."""
+    """Pillow without its own pixel guard (the size was checked already), strict about truncation, and quiet
+    about damaged EXIF blocks (its 'Corrupt EXIF data' warning; the pixels are what is checked here)."""
     from PIL import Image, ImageFile
     saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
     Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='(Corrupt EXIF data|Metadata Warning)', category=UserWarning)
+            yield
     finally:
         Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
 

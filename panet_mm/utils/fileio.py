@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import PanetMMError
+from .image_metadata import embed_icc_profile, profile_fits
 
 PathLike = Union[str, Path]
 
@@ -79,8 +80,12 @@ def atomic_write(path: PathLike, data: Union[bytes, str], encoding: Optional[str
         raise
 
 
-def encode_image(img: np.ndarray, ext: str, params: Optional[Sequence[int]] = None, path: str = '') -> bytes:
+def encode_image(img: np.ndarray, ext: str, params: Optional[Sequence[int]] = None, path: str = '',
+                 icc_profile: Optional[bytes] = None) -> bytes:
     """``cv2.imencode`` for the extension ``ext`` (``'.png'``), refusing what OpenCV cannot encode.
+
+    ``icc_profile`` is embedded where the format and the image's channels can hold it
+    (:func:`panet_mm.utils.image_metadata.profile_fits`), else left out.
 
     Raises:
         ImageEncodeError: OpenCV has no encoder for ``ext``, or not for this image's shape / dtype.
@@ -94,23 +99,29 @@ def encode_image(img: np.ndarray, ext: str, params: Optional[Sequence[int]] = No
         where = f" for '{path}'" if path else ''
         raise ImageEncodeError(f'OpenCV could not encode an image of shape {tuple(img.shape)} ({img.dtype}) as '
                                f"'{ext}'{where}; save it as .png (lossless, any channel count)")
-    return buf.tobytes()
+    data = buf.tobytes()
+    if icc_profile and profile_fits(icc_profile, ext, 1 if img.ndim == 2 else int(img.shape[2])):
+        data = embed_icc_profile(data, ext, icc_profile)
+    return data
 
 
-def atomic_write_image(path: PathLike, img: np.ndarray, params: Optional[Sequence[int]] = None) -> None:
+def atomic_write_image(path: PathLike, img: np.ndarray, params: Optional[Sequence[int]] = None,
+                       icc_profile: Optional[bytes] = None) -> None:
     """Encode ``img`` (OpenCV layout: BGR if colour) for ``path``'s extension and write it atomically.
 
     Args:
         path (str | Path): The target file; its extension selects the format.
         img (np.ndarray): ``H x W`` or ``H x W x C`` image.
         params (sequence[int], optional): ``cv2.imencode`` parameters (PNG compression, JPEG quality).
+        icc_profile (bytes, optional): ICC colour profile to embed where the format holds one (PNG, JPEG,
+            WebP) and its colour space matches the image's channels. Default: None.
 
     Raises:
         ImageEncodeError: The extension is not an image format OpenCV writes (nothing is written).
         OSError: The file cannot be written.
     """
     path = str(path)
-    atomic_write(path, encode_image(img, osp.splitext(path)[1].lower(), params, path))
+    atomic_write(path, encode_image(img, osp.splitext(path)[1].lower(), params, path, icc_profile))
 
 
 def atomic_save_checkpoint(obj: Any, path: PathLike) -> None:

@@ -95,7 +95,8 @@ def test_the_four_stages(inferencer, tmp_path):
     src = tmp_path / 'a.png'
     cv2.imwrite(str(src), photo())
     data = inferencer.preprocess(str(src))
-    assert set(data) == {'inputs', 'data_samples', 'notes', 'size'}
+    assert set(data) == {'inputs', 'data_samples', 'notes', 'size', 'icc_profile'}
+    assert data['icc_profile'] is None  # OpenCV's PNG has no colour profile
     assert data['size'] == (10, 12) and data['notes'] == []
     assert tuple(data['inputs'][0].shape) == (3, 10, 12)
     assert torch.equal(data['inputs'][0], torch.from_numpy(photo()[..., ::-1].copy()).permute(2, 0, 1))  # RGB

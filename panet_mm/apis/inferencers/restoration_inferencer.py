@@ -33,7 +33,8 @@ SLOW_ATTENTION_MACS = 1e13
 #: 50.6 s at 256x256; larger maps' thinner chunks run slower).
 CPU_MACS_PER_THREAD = 30e9
 #: How Python callers set the options that notes and refusals suggest; a CLI gives its flags instead.
-PYTHON_HINTS = {'max_pixels': 'max_pixels=N', 'tile': 'tile=dict(size=256, overlap=16)', 'device': "device='cuda'"}
+PYTHON_HINTS = {'max_pixels': 'max_pixels=N', 'tile': 'tile=dict(size=256, overlap=16)', 'device': "device='cuda'",
+                'ext': 'a .png, .jpg or .webp result file'}
 
 
 def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
@@ -78,7 +79,7 @@ class RestorationInferencer(BaseInferencer):
         precision (str, optional): ``'fp32'``, ``'bf16'`` or ``'fp16'`` autocast. Default: the config's.
     """
 
-    visualize_kwargs = {'result_out_dir'}
+    visualize_kwargs = {'result_out_dir', 'icc_profile'}
     #: Images declaring more pixels are refused from their header (None: the machine's default).
     max_pixels: Optional[int] = None
     #: How the caller spells the options suggested in notes and refusals (see :data:`PYTHON_HINTS`).
@@ -105,8 +106,10 @@ class RestorationInferencer(BaseInferencer):
         Returns:
             np.ndarray: The restored uint8 image, OpenCV's channel order.
         """
-        preds = self.forward(self.preprocess(img))
-        return self.postprocess(preds, self.visualize(preds, result_out_dir=result_out_dir))
+        data = self.preprocess(img)
+        preds = self.forward(data)
+        return self.postprocess(preds, self.visualize(preds, result_out_dir=result_out_dir,
+                                                      icc_profile=data['icc_profile']))
 
     def _init_model(self, cfg: Any, weights: str, device: str) -> torch.nn.Module:
         """The model with the checkpoint's weights; also the image adapter its input kinds need."""
@@ -143,18 +146,20 @@ class RestorationInferencer(BaseInferencer):
                 or float 0-255; grey, colour, with alpha or a raw Bayer mosaic).
 
         Returns:
-            dict: ``inputs`` and ``data_samples`` (a batch of one), ``notes`` (one per conversion done)
-            and ``size`` (height, width).
+            dict: ``inputs`` and ``data_samples`` (a batch of one), ``notes`` (one per conversion done),
+            ``size`` (height, width) and ``icc_profile`` (the file's colour profile, for :meth:`visualize`;
+            None for arrays).
 
         Raises:
             ImageReadError: An unreadable, truncated, too large or non-image file.
             RestoreError: An array of an unsupported dtype, shape or channel count.
         """
+        profile = None
         if isinstance(img, np.ndarray):
             arr, notes = self.adapter.prepare(self._swap_red_blue(img))
         else:
-            arr, notes = self.read_image(os.fspath(img))
-        return dict(self.pack(arr), notes=notes, size=tuple(arr.shape[:2]))
+            arr, notes, profile = self.adapter.read_file(os.fspath(img), self.max_pixels, self.hints['max_pixels'])
+        return dict(self.pack(arr), notes=notes, size=tuple(arr.shape[:2]), icc_profile=profile)
 
     def pack(self, img: np.ndarray) -> Dict[str, List[Any]]:
         """An ``H x W x C`` image in the config's channel order as a batch of one (``PackInputs``)."""
@@ -186,19 +191,23 @@ class RestorationInferencer(BaseInferencer):
                                'broken (try the CPU, or an earlier checkpoint)')
         return pred
 
-    def visualize(self, preds: Tensor, result_out_dir: str = '') -> List[np.ndarray]:
+    def visualize(self, preds: Tensor, result_out_dir: str = '',
+                  icc_profile: Optional[bytes] = None) -> List[np.ndarray]:
         """The output as an 8-bit image in OpenCV's order, written atomically to ``result_out_dir`` if given.
 
         Args:
             preds (Tensor): From :meth:`forward`.
             result_out_dir (str): Output file (its extension picks the format), as in mmagic. Default: ''.
+            icc_profile (bytes, optional): The input's colour profile (:meth:`preprocess`), written into
+                PNG, JPEG and WebP results whose channels it describes (:func:`profile_note` says when
+                it is not). Default: None.
 
         Returns:
             list[np.ndarray]: The ``H' x W' x C`` uint8 image.
         """
         img = np.ascontiguousarray(preds.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
         if result_out_dir:
-            atomic_write_image(result_out_dir, img[..., 0] if img.shape[2] == 1 else img)
+            atomic_write_image(result_out_dir, img[..., 0] if img.shape[2] == 1 else img, icc_profile=icc_profile)
         return [img]
 
     def postprocess(self, preds: Tensor, imgs: Optional[List[np.ndarray]] = None) -> np.ndarray:

@@ -1,0 +1,176 @@
+"""Photos as cameras and editors write them: EXIF orientation and ICC colour profiles through restoration.
+
+Files are written by Pillow (the EXIF block and the profile as Pillow lays them out) with real profiles
+(tests/data/icc); the result must look in a viewer as the input did: upright, and in the input's colours
+(its profile carried into PNG / JPEG / WebP results, a note where a format or a grey result cannot hold it).
+"""
+import io
+import os.path as osp
+
+import numpy as np
+import pytest
+from conftest import DEMO_CONFIG, ROOT, save_runner_checkpoint
+from PIL import Image, ImageOps
+
+from panet_mm import apis as R
+from panet_mm.apis import restore_cli
+from panet_mm.apis.image_kinds import ImageAdapter
+from panet_mm.apis.load_settings import LoadSettings
+
+ICC = osp.join(ROOT, 'tests', 'data', 'icc')
+CAR_CONFIG = osp.join(ROOT, 'configs', 'demo', 'panet_car_q10_demo.py')
+H, W = 10, 14
+
+
+def icc(name):
+    with open(osp.join(ICC, name), 'rb') as f:
+        return f.read()
+
+
+ADOBE, SRGB, GRAY = icc('compatibleWithAdobeRGB1998.icc'), icc('sRGB.icc'), icc('Gray.icc')
+
+
+def pixels(seed=0):
+    y, x = np.mgrid[0:H, 0:W]
+    rng = np.random.RandomState(seed)
+    base = np.stack([x * 15 + 20, y * 20 + 10, (x + y) * 8 + 40], axis=2)  # not symmetric under any turn
+    return np.clip(base + rng.randint(-6, 7, base.shape), 0, 255).astype(np.uint8)
+
+
+def save(path, arr, orientation=None, profile=None, **kw):
+    """As Pillow writes a camera's / editor's file: EXIF orientation and ICC profile where given."""
+    extra = dict(kw)
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        extra['exif'] = exif if str(path).endswith('.tif') else exif.tobytes()
+    if profile is not None:
+        extra['icc_profile'] = profile
+    Image.fromarray(arr).save(path, **extra)
+    return str(path)
+
+
+def upright(path):
+    """What a viewer shows: Pillow's decoding turned by the EXIF orientation."""
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert('RGB'))
+
+
+@pytest.fixture(scope='module')
+def restorers(demo_checkpoint, tmp_path_factory):
+    from mmagic.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmagic')
+    car = MODELS.build(Config.fromfile(CAR_CONFIG).model)
+    car_ckpt = save_runner_checkpoint(car, tmp_path_factory.mktemp('car') / 'car.pth')
+    return dict(sr=R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu'),
+                car=R.build_restorer(CAR_CONFIG, str(car_ckpt), device='cpu'))
+
+
+@pytest.mark.parametrize('ext,options', [('png', {}), ('jpg', dict(quality=100)), ('tif', {}),
+                                         ('webp', dict(lossless=True))])
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_photos_are_read_upright_whatever_the_format(restorers, tmp_path, ext, options, orientation):
+    path = save(tmp_path / f'o{orientation}.{ext}', pixels(), orientation, **options)
+    img, notes = restorers['sr'].read_image(path)
+    want = upright(path)
+    assert img.shape == want.shape
+    assert np.abs(img.astype(int) - want).max() <= (6 if ext == 'jpg' else 0)
+    turned = [n for n in notes if n.startswith('turned upright')]
+    # OpenCV turns JPEG / PNG / TIFF itself; WebP it reads as stored, and panet_mm turns it (one note)
+    assert len(turned) == (1 if ext == 'webp' and orientation != 1 else 0), notes
+
+
+def test_a_loader_reading_unchanged_pixels_gets_them_turned():
+    transform = dict(type='LoadImageFromFile', key='img', color_type='unchanged', channel_order='rgb',
+                     imdecode_backend='cv2')
+    adapter = ImageAdapter(LoadSettings('unchanged', 'rgb', False, 'test', transform), 3)
+    buf = io.BytesIO()
+    rgba = np.dstack([pixels(), np.full((H, W), 255, np.uint8)])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgba).save(buf, 'PNG', exif=exif.tobytes())
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        path = osp.join(folder, 'rgba.png')
+        with open(path, 'wb') as f:
+            f.write(buf.getvalue())
+        img, notes = adapter.read(path)
+        assert np.array_equal(img, upright(path)[..., ::-1])  # mmcv's 'unchanged' keeps OpenCV's BGR order
+    assert notes[0].startswith('turned upright (rotated 90 degrees clockwise) as its EXIF orientation tag (6)')
+    assert notes[1].startswith('alpha channel dropped')
+
+
+def test_a_damaged_exif_block_reads_the_pixels_as_stored(restorers, tmp_path, recwarn):
+    path = save(tmp_path / 'bad_exif.jpg', pixels(), quality=100)
+    data = open(path, 'rb').read()
+    app1 = b'\xff\xe1\x00\x10Exif\x00\x00MM\x00*\xff\xff\xff\xff'  # an IFD offset far past the block
+    with open(path, 'wb') as f:
+        f.write(data[:2] + app1 + data[2:])
+    img, notes = restorers['sr'].read_image(path)
+    assert img.shape == (H, W, 3) and notes == []
+    assert not [w for w in recwarn if 'EXIF' in str(w.message)]  # no third-party warning for the user to decode
+
+
+def read_profile(path):
+    with Image.open(path) as im:
+        return im.info.get('icc_profile')
+
+
+def test_the_tool_keeps_the_colour_profile_of_each_photo(restorers, demo_checkpoint, tmp_path, capsys):
+    src = tmp_path / 'in'
+    src.mkdir()
+    save(src / 'adobe.jpg', pixels(), profile=ADOBE, quality=95)     # an editor's Adobe RGB export
+    save(src / 'srgb.png', pixels(1), profile=SRGB)
+    save(src / 'grey.png', pixels(2)[..., 1], profile=GRAY)
+    save(src / 'adobe.webp', pixels(3), profile=ADOBE, lossless=True)
+    save(src / 'plain.png', pixels(4))
+    rc = restore_cli.main(['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), str(src),
+                           str(tmp_path / 'out'), '--device', 'cpu', '--no-progress'])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    out = tmp_path / 'out'
+    assert read_profile(out / 'adobe.jpg') == ADOBE and read_profile(out / 'srgb.png') == SRGB
+    assert read_profile(out / 'adobe.webp') == ADOBE and read_profile(out / 'plain.png') is None
+    # a grey file restored by the colour model: its GRAY profile does not describe the colour result
+    assert read_profile(out / 'grey.png') is None
+    assert [ln for ln in err.splitlines() if 'colour profile' in ln] == [
+        f"note: '{src / 'grey.png'}': its GRAY colour profile ('Gray') does not describe the 3-channel result, "
+        'which is written without it']
+
+
+def test_formats_without_profiles_are_noted_unless_the_profile_is_srgb(demo_checkpoint, tmp_path, capsys):
+    src = tmp_path / 'in'
+    src.mkdir()
+    save(src / 'adobe.png', pixels(), profile=ADOBE)
+    save(src / 'srgb.png', pixels(1), profile=SRGB)
+    rc = restore_cli.main(['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), str(src),
+                           str(tmp_path / 'out'), '--ext', 'bmp', '--device', 'cpu', '--no-progress'])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    notes = [ln for ln in err.splitlines() if 'colour profile' in ln]
+    assert notes == [f"note: '{src / 'adobe.png'}': its colour profile ('Compatible with Adobe RGB (1998)') cannot "
+                     'be written into .bmp files here, so colour-managed viewers show the result as sRGB (its colours '
+                     'shift); --ext png keeps it']
+
+
+def test_the_python_call_keeps_the_profile_and_the_grey_model_says_why_not(restorers, tmp_path):
+    path = save(tmp_path / 'adobe.jpg', pixels(), profile=ADOBE, quality=95)
+    restorers['sr'](img=path, result_out_dir=str(tmp_path / 'sr.png'))
+    assert read_profile(tmp_path / 'sr.png') == ADOBE
+    data = restorers['car'].preprocess(path)
+    assert data['icc_profile'] == ADOBE
+    restorers['car'](img=path, result_out_dir=str(tmp_path / 'car.png'))
+    assert read_profile(tmp_path / 'car.png') is None   # an RGB profile cannot describe the grey (Y) result
+    assert R.profile_note(ADOBE, 'car.png', 1) == (
+        "its RGB colour profile ('Compatible with Adobe RGB (1998)') does not describe the grey result, which is "
+        'written without it')
+
+
+def test_cmyk_profiles_are_not_carried(restorers, tmp_path):
+    cmyk = Image.fromarray(pixels()).convert('CMYK')
+    path = str(tmp_path / 'cmyk.jpg')
+    cmyk.save(path, quality=95, icc_profile=ADOBE)   # the profile's space does not matter: inks are converted
+    data = restorers['sr'].preprocess(path)
+    assert data['icc_profile'] is None and data['notes'][0].startswith('CMYK image converted')
