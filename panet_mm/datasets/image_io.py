@@ -358,7 +358,7 @@ def imread_verified(path: str, flags: Optional[int] = None, max_pixels: Optional
 
     Args:
         path (str): Image file.
-        flags (int, optional): ``cv2.imread`` flags. Default: ``cv2.IMREAD_COLOR``.
+        flags (int, optional): ``cv2.imdecode`` flags. Default: ``cv2.IMREAD_COLOR``.
         max_pixels (int, optional): The pixel limit. Default: :func:`default_max_pixels`.
         option (str, optional): See :func:`check_image_file`.
 
@@ -373,7 +373,9 @@ def imread_verified(path: str, flags: Optional[int] = None, max_pixels: Optional
     if not osp.isfile(path):
         raise FileNotFoundError(f"no such image file: '{path}'")
     verify_image_file(path, max_pixels, option)
-    img = cv2.imread(path, cv2.IMREAD_COLOR if flags is None else flags)
+    # imdecode, not imread: OpenCV 4.11's imread fails on TIFFs with an EXIF orientation of 5-8 (a turned
+    # image; 'original_ptr == real_mat.data'), which imdecode reads, turned, as it does every other file
+    img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR if flags is None else flags)
     if img is None:
         raise ImageFileError(f"'{path}' cannot be decoded by OpenCV; convert it to PNG")
     return img

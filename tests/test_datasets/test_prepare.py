@@ -221,3 +221,20 @@ def test_imread_color_errors(tmp_path):
     (tmp_path / 'junk.png').write_bytes(b'not a png')
     with pytest.raises(ValueError, match='is not an image file of a known format'):
         prepare.imread_color(str(tmp_path / 'junk.png'))
+
+
+@pytest.mark.parametrize('ext', ['tif', 'jpg', 'png'])
+@pytest.mark.parametrize('orientation', [3, 6, 8])
+def test_imread_color_reads_turned_photos_upright(tmp_path, rng, ext, orientation):
+    """Pillow-written files with an EXIF orientation come out as viewers show them (OpenCV 4.11's imread
+    failed on TIFFs turned by 90 degrees; the reader decodes the file's bytes instead)."""
+    from PIL import Image, ImageOps
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = str(tmp_path / f'turned.{ext}')
+    Image.fromarray(rng.integers(0, 256, (10, 14, 3), dtype=np.uint8)).save(
+        path, exif=exif if ext == 'tif' else exif.tobytes(), **({'quality': 100} if ext == 'jpg' else {}))
+    with Image.open(path) as im:
+        want = np.asarray(ImageOps.exif_transpose(im).convert('RGB'))[..., ::-1]
+    got = prepare.imread_color(path)
+    assert got.shape == want.shape and np.abs(got.astype(int) - want).max() <= (6 if ext == 'jpg' else 0)
