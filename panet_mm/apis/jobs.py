@@ -11,6 +11,7 @@ import os.path as osp
 import re
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -85,8 +86,35 @@ def _normalise_ext(ext: Optional[str]) -> Optional[str]:
     return ext
 
 
+#: Camera raw files: OpenCV reads at most the small preview some of them embed (a DNG's first TIFF page).
+CAMERA_RAW_EXTENSIONS = ('.dng', '.cr2', '.cr3', '.crw', '.nef', '.nrw', '.arw', '.srf', '.sr2', '.orf', '.rw2',
+                         '.raf', '.pef', '.srw', '.x3f', '.3fr', '.erf', '.kdc', '.mrw', '.raw', '.rwl', '.iiq')
+#: Other image formats people keep photos in, which OpenCV reads in some builds only (GIF and AVIF from 4.13,
+#: Radiance HDR always, HEIC, JPEG XL and PSD never): a folder's such files are restored where OpenCV reads
+#: them and reported where not, never passed over in silence.
+OTHER_IMAGE_EXTENSIONS = ('.heic', '.heif', '.avif', '.jxl', '.gif', '.psd', '.ico', '.exr', '.hdr', '.pic')
+
+
+def input_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be restored (``'a HEIC image, which ...'``), judged from its extension and OpenCV's
+    readers; None if it may be.
+
+    Args:
+        path (str): An input file.
+    """
+    ext = osp.splitext(path)[1].lower()
+    if ext in CAMERA_RAW_EXTENSIONS:
+        return (f'a camera raw file ({ext[1:].upper()}); develop it into a 16-bit TIFF or PNG with a raw converter '
+                'and restore that (OpenCV reads at most the small preview a raw file embeds)')
+    if ext in OTHER_IMAGE_EXTENSIONS and not cv2.haveImageReader(path):
+        return (f'a {ext[1:].upper()} image, which OpenCV {cv2.__version__} cannot read; convert it to PNG or JPEG '
+                'and restore that')
+    return None
+
+
 def _collect(folder: str, recursive: bool, exclude: Optional[str]) -> List[str]:
-    """Image files in ``folder``, sorted; symlinked folders are not followed and ``exclude`` is skipped."""
+    """Image files in ``folder`` (also raw and other photo formats, for a report), sorted; symlinked folders are
+    not followed and ``exclude`` is skipped."""
     found: List[str] = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if exclude is None or osp.realpath(osp.join(dirpath, d)) != exclude)
@@ -94,7 +122,9 @@ def _collect(folder: str, recursive: bool, exclude: Optional[str]) -> List[str]:
             dirnames[:] = []
         for name in sorted(filenames):
             path = osp.join(dirpath, name)
-            if osp.splitext(name)[1].lower() in IMAGE_EXTENSIONS and osp.isfile(path):
+            ext = osp.splitext(name)[1].lower()
+            if (ext in IMAGE_EXTENSIONS or ext in CAMERA_RAW_EXTENSIONS or ext in OTHER_IMAGE_EXTENSIONS) \
+                    and osp.isfile(path):
                 found.append(path)
     return found
 
@@ -114,7 +144,13 @@ def _folder_jobs(input_path: str, output_path: str, recursive: bool, suffix: str
         rel_dir = osp.relpath(osp.dirname(src), input_path)
         stem, src_ext = osp.splitext(osp.basename(src))
         jobs.append(RestoreJob(src, osp.normpath(osp.join(output_path, rel_dir, stem + suffix + (ext or src_ext))),
-                               output_path))
+                               output_path, input_problem(src)))
+    if all(job.error for job in jobs):
+        kinds = Counter(osp.splitext(job.src)[1].lower()[1:].upper() for job in jobs)
+        listed = ', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))
+        raise RestoreParameterError('input_path', f"{{param}} '{input_path}' holds only {listed} file(s), which OpenCV "
+                                    f'{cv2.__version__} cannot read; convert them to PNG or JPEG (camera raw files: '
+                                    'develop them with a raw converter) and restore those')
     return jobs
 
 
@@ -124,6 +160,9 @@ UNWRITABLE_IMAGE_EXTENSIONS = ('.gif', '.heic', '.heif', '.avif', '.jxl', '.svg'
 
 
 def _file_job(input_path: str, output_path: str, suffix: str, ext: Optional[str]) -> RestoreJob:
+    problem = input_problem(input_path)
+    if problem:
+        raise RestoreParameterError('input_path', f"{{param}} '{input_path}' is {problem}")
     stem, src_ext = osp.splitext(osp.basename(input_path))
     out_ext = osp.splitext(output_path)[1].lower()
     folder = osp.isdir(output_path) or output_path.endswith(('/', os.sep))
@@ -191,6 +230,8 @@ def _check_jobs(jobs: List[RestoreJob]) -> None:
         input_ids[(st.st_dev, st.st_ino)] = job.src
     seen: Dict[str, str] = {}
     for job in jobs:
+        if job.error:  # reported, never written
+            continue
         if not _inside(osp.abspath(job.dst), osp.abspath(job.root)):
             raise RestoreParameterError('output_path', f"output '{job.dst}' for '{job.src}' would be written outside "
                                         f"{{param}} '{job.root}'; rename the input or choose another {{param}}")
@@ -368,5 +409,6 @@ def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool =
     return summary
 
 
-__all__ = ['IMAGE_EXTENSIONS', 'UNWRITABLE_IMAGE_EXTENSIONS', 'RestoreJob', 'RestoreSummary', 'check_output_room',
-           'config_scale', 'plan_jobs', 'restore_files']
+__all__ = ['CAMERA_RAW_EXTENSIONS', 'IMAGE_EXTENSIONS', 'OTHER_IMAGE_EXTENSIONS', 'UNWRITABLE_IMAGE_EXTENSIONS',
+           'RestoreJob', 'RestoreSummary', 'check_output_room', 'config_scale', 'input_problem', 'plan_jobs',
+           'restore_files']

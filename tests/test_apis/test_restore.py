@@ -398,6 +398,51 @@ def test_plan_skips_output_inside_input_and_refuses_collisions(tmp_path):
         R.plan_jobs(str(tmp_path / 'empty'), str(tmp_path / 'o3'))
 
 
+def iphone_heic(path):
+    """The first bytes an iPhone writes (an ISO-BMFF 'ftyp' box of brand 'heic'); no decoder here reads HEIC."""
+    path.write_bytes(b'\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic' + b'\x00' * 64)
+
+
+def dng_with_preview(path):
+    """A DNG as a camera lays it out for readers without a raw decoder: a TIFF whose first page is a small RGB
+    preview (here Pillow's), which OpenCV decodes."""
+    from PIL import Image
+    Image.fromarray(photo(6, 8)[..., ::-1]).save(path, format='TIFF')
+
+
+def test_photos_opencv_cannot_read_are_reported_not_passed_over(tmp_path):
+    """A folder of phone photos (HEIC), raw files (DNG, whose preview OpenCV could decode) and a GIF: each is a
+    job with the reason and the fix (it was passed over in silence: 'restored 1 of 1'); a lone such file or a
+    folder of nothing else is refused before the model loads."""
+    from PIL import Image
+    src = tmp_path / 'in'
+    make_images(src, ['IMG_0002.JPG'])
+    iphone_heic(src / 'IMG_0001.HEIC')
+    dng_with_preview(src / 'IMG_0003.dng')
+    Image.fromarray(photo(6, 8)).save(src / 'anim.gif')
+    (src / 'IMG_0002.xmp').write_text('<x:xmpmeta/>')           # sidecars stay ignored
+    assert cv2.imread(str(src / 'IMG_0003.dng')) is not None    # the preview OpenCV would have restored
+    jobs = R.plan_jobs(str(src), str(tmp_path / 'out'), ext='png')
+    found = {osp.basename(j.src): j.error for j in jobs}
+    assert sorted(found) == ['IMG_0001.HEIC', 'IMG_0002.JPG', 'IMG_0003.dng', 'anim.gif']
+    assert found['IMG_0002.JPG'] is None
+    heic = found['IMG_0001.HEIC']
+    assert heic.startswith('a HEIC image, which OpenCV') and 'convert it to PNG' in heic
+    assert found['IMG_0003.dng'].startswith('a camera raw file (DNG); develop it')
+    assert (found['anim.gif'] is None) == cv2.haveImageReader(str(src / 'anim.gif'))  # OpenCV 4.13 reads GIF
+    with pytest.raises(R.RestoreParameterError, match=r"'.*IMG_0001\.HEIC' is a HEIC image, which OpenCV"):
+        R.plan_jobs(str(src / 'IMG_0001.HEIC'), str(tmp_path / 'one'))
+    with pytest.raises(R.RestoreParameterError, match='is a camera raw file'):
+        R.plan_jobs(str(src / 'IMG_0003.dng'), str(tmp_path / 'one.png'))
+    only = tmp_path / 'phone'
+    only.mkdir()
+    iphone_heic(only / 'a.heic')
+    iphone_heic(only / 'b.HEIC')
+    dng_with_preview(only / 'c.DNG')
+    with pytest.raises(R.RestoreParameterError, match=r'holds only 1 DNG, 2 HEIC file\(s\), which OpenCV .* cannot'):
+        R.plan_jobs(str(only), str(tmp_path / 'o4'))
+
+
 def test_write_is_atomic(tmp_path, monkeypatch):
     dst = tmp_path / 'out' / 'a.png'
     R.write_image_atomic(str(dst), photo())
@@ -433,6 +478,18 @@ def test_restore_files_reports_and_continues(restorer, tmp_path, capsys):
         assert cv2.imread(str(tmp_path / 'out' / name)).shape == (24, 32, 3)
     again = R.restore_files(restorer, R.plan_jobs(str(src), str(tmp_path / 'out')), log=lines.append)
     assert len(again.kept) == 3 and not again.restored
+
+
+def test_restore_files_reports_unreadable_photos_and_restores_the_rest(restorer, tmp_path):
+    src = tmp_path / 'in'
+    make_images(src, ['a.png'])
+    iphone_heic(src / 'b.heic')
+    lines = []
+    summary = R.restore_files(restorer, R.plan_jobs(str(src), str(tmp_path / 'out')), log=lines.append)
+    assert [osp.basename(p) for p in summary.restored] == ['a.png']
+    assert [(osp.basename(s), why.split(',')[0]) for s, why in summary.failed] == [('b.heic', 'a HEIC image')]
+    assert lines == [f"skipped '{src / 'b.heic'}': {summary.failed[0][1]}"]
+    assert sorted(os.listdir(tmp_path / 'out')) == ['a.png']
 
 
 def test_attention_cost_note_on_large_whole_images(restorer, demo_checkpoint, monkeypatch):
