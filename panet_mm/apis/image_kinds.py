@@ -30,14 +30,18 @@ from .errors import ImageReadError, RestoreError
 from .load_settings import LoadSettings
 
 _PATTERNS = ('RGGB', 'BGGR', 'GRBG', 'GBRG')
-ALPHA_NOTE = 'alpha channel dropped (transparent pixels keep their stored colour)'
+ALPHA_NOTE = 'alpha channel kept apart from the model and written back with the result (resized to its size)'
+ALPHA_DROPPED_NOTE = 'alpha channel dropped (transparent pixels keep their stored colour)'
+#: Result formats OpenCV writes with an alpha channel.
+ALPHA_EXTENSIONS = ('.png', '.webp', '.tif', '.tiff')
 
 
 class StoredImage(NamedTuple):
     """What the file holds, as stored: channels (grey + alpha: 2; CMYK: 3, the loader converts it), dtype,
     Pillow's mode (None where Pillow does not know the format), the EXIF orientation still to apply to the
-    stored pixels (1: none), the ICC colour profile, and a grey thumbnail of the stored pixels (only where the
-    orientation is not 1: it tells whether the loader turned them upright)."""
+    stored pixels (1: none), the ICC colour profile, a grey thumbnail of the stored pixels (only where the
+    orientation is not 1: it tells whether the loader turned them upright), their height and width, and the
+    alpha plane (uint8 or uint16, already turned upright; None without alpha)."""
 
     channels: int
     dtype: np.dtype
@@ -46,15 +50,18 @@ class StoredImage(NamedTuple):
     profile: Optional[bytes] = None
     thumb: Optional[np.ndarray] = None
     size: Tuple[int, int] = (0, 0)
+    alpha: Optional[np.ndarray] = None
 
 
 class ReadImage(NamedTuple):
-    """An image file read for the model: pixels (config's channel order), one note per conversion, and the
-    colour profile to write into the result (None: none, or one that no longer describes the pixels)."""
+    """An image file read for the model: pixels (config's channel order), one note per conversion, the
+    colour profile to write into the result (None: none, or one that no longer describes the pixels), and
+    the alpha plane to write back (None: none)."""
 
     img: np.ndarray
     notes: List[str]
     profile: Optional[bytes] = None
+    alpha: Optional[np.ndarray] = None
 
 
 def _orientation(im: Any) -> int:
@@ -110,7 +117,12 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
         channels = 2  # grey + alpha, which OpenCV decodes as 4 channels
     elif channels == 4 and mode == 'CMYK':
         channels = 3  # ink channels, not colour + alpha: OpenCV's colour reading converts them to RGB
-    return StoredImage(channels, native.dtype, mode, orientation, bytes(profile) if profile else None, thumb, size)
+    alpha = None
+    if channels in (2, 4) and native.ndim == 3 and native.shape[2] == 4:
+        # OpenCV's 'unchanged' reading turns TIFFs only, whose orientation Pillow applied too (then 1 here)
+        alpha = np.ascontiguousarray(apply_orientation(native[..., 3], orientation))
+    return StoredImage(channels, native.dtype, mode, orientation, bytes(profile) if profile else None, thumb, size,
+                       alpha)
 
 
 def _upright(img: np.ndarray, stored: StoredImage) -> Tuple[np.ndarray, List[str]]:
@@ -136,8 +148,35 @@ def _upright(img: np.ndarray, stored: StoredImage) -> Tuple[np.ndarray, List[str
         "asks viewers to show it; the config's loader reads this file as stored"]
 
 
+def attach_alpha(img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A restored uint8 image (``H x W x 1`` or ``x 3``, OpenCV's order) with an input's alpha plane as a 4th
+    channel: the alpha resized to the result (bicubic up, area down), 16-bit alpha reduced to 8 bits, and a
+    grey result repeated into 3 channels (OpenCV writes no grey + alpha files).
+
+    Why: an SR model restores colour only, but a transparent logo or sprite must stay transparent.
+    """
+    import cv2
+    h, w = img.shape[:2]
+    plane = alpha.astype(np.float32) / (257 if alpha.dtype == np.uint16 else 1)
+    if plane.shape != (h, w):
+        up = h * w > plane.size
+        plane = cv2.resize(plane, (w, h), interpolation=cv2.INTER_CUBIC if up else cv2.INTER_AREA)
+    colour = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
+    return np.ascontiguousarray(np.dstack([colour, np.clip(np.round(plane), 0, 255).astype(np.uint8)]))
+
+
+def alpha_note(alpha: Optional[np.ndarray], result: str,
+               keep_hint: str = 'a .png result file') -> Optional[str]:
+    """Why the input's alpha is not in ``result``: its format holds none (JPEG, BMP, ...); else None."""
+    ext = osp.splitext(result)[1].lower()
+    if alpha is None or ext in ALPHA_EXTENSIONS:
+        return None
+    return (f"its alpha channel cannot be written into {ext or 'extension-less'} files, so the result is opaque; "
+            f'{keep_hint} keeps it')
+
+
 def profile_note(profile: Optional[bytes], result: str, channels: int,
-                 keep_hint: str = 'a .png, .jpg or .webp result file') -> Optional[str]:
+                 keep_hint: str = 'a .png result file') -> Optional[str]:
     """Why the input's colour profile is not written into ``result``, where leaving it out changes the colours.
 
     An sRGB profile needs no note: viewers take untagged pixels as sRGB. Any other (Display P3, Adobe
@@ -235,6 +274,9 @@ class ImageAdapter:
             raise ImageReadError(f"'{path}' cannot be decoded as the config loads images; convert it to PNG")
         img, turned = _upright(img, stored)
         img, notes = self._as_stored(img[..., None] if img.ndim == 2 else img, channels, dtype, path)
+        alpha = stored.alpha if stored.alpha is not None and stored.alpha.shape == img.shape[:2] else None
+        if channels in (2, 4):
+            notes.insert(0, ALPHA_NOTE if alpha is not None else ALPHA_DROPPED_NOTE)
         notes = turned + notes
         if mode == 'CMYK':
             notes.insert(0, "CMYK image converted by the config's loader (OpenCV; no colour profile applied)")
@@ -242,15 +284,14 @@ class ImageAdapter:
             img, more = self.to_mosaic(img, raw=channels in (1, 2) or (img.shape[2] == 3 and is_gray(img)))
             notes += more
         img, more = self.adapt_channels(img)
-        return ReadImage(img, notes + more, None if mode == 'CMYK' else stored.profile)
+        return ReadImage(img, notes + more, None if mode == 'CMYK' else stored.profile, alpha)
 
     def _as_stored(self, img: np.ndarray, channels: int, dtype: np.dtype,
                    path: str) -> Tuple[np.ndarray, List[str]]:
-        """Undo the loader's own alpha keeping, 16-bit keeping and grey-to-colour copy; note what was lost."""
+        """Undo the loader's own alpha keeping, 16-bit keeping and grey-to-colour copy; note what was lost
+        (the alpha is noted by the caller)."""
         notes = []
-        img = drop_alpha(img)  # a loader that keeps alpha ('unchanged')
-        if channels in (2, 4):
-            notes.append(ALPHA_NOTE)
+        img = drop_alpha(img)  # a loader that keeps alpha ('unchanged'); the stored alpha is written back
         if img.dtype == np.uint16:  # a loader that keeps 16 bits: 0-65535 to 0-255 exactly, as floats
             img = img.astype(np.float32) / 257
         elif img.dtype not in (np.uint8, np.float32, np.float64):
@@ -373,4 +414,5 @@ class ImageAdapter:
         return y, 'colour image converted to its Y channel (ITU-R BT.601) for the 1-channel model'
 
 
-__all__ = ['ALPHA_NOTE', 'ImageAdapter', 'ReadImage', 'StoredImage', 'profile_note']
+__all__ = ['ALPHA_DROPPED_NOTE', 'ALPHA_EXTENSIONS', 'ALPHA_NOTE', 'ImageAdapter', 'ReadImage', 'StoredImage',
+           'alpha_note', 'attach_alpha', 'profile_note']

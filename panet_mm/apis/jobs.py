@@ -21,7 +21,7 @@ from panet_mm.datasets.image_io import ImageFileError, read_image_header
 from panet_mm.utils.errors import first_line
 
 from .errors import ImageReadError, RestoreError, RestoreParameterError
-from .image_kinds import profile_note
+from .image_kinds import ALPHA_EXTENSIONS, alpha_note, profile_note
 
 #: File extensions collected from an input folder (case-insensitive).
 IMAGE_EXTENSIONS = ('.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.webp', '.pbm', '.pgm', '.ppm',
@@ -341,15 +341,17 @@ def _restore_one(inferencer: Any, job: RestoreJob, log: Callable[[str], None], s
         summary.notes.append((job.src, note))
         log(f"note: '{job.src}': {note}")
     preds = inferencer.forward(data)
-    lost = profile_note(data.get('icc_profile'), job.dst, int(preds.shape[0]), inferencer.hints.get('ext', '--ext png'))
-    if lost:
-        summary.notes.append((job.src, lost))
-        log(f"note: '{job.src}': {lost}")
+    hint, alpha = inferencer.hints.get('ext', '--ext png'), data.get('alpha')
+    channels = 4 if alpha is not None and osp.splitext(job.dst)[1].lower() in ALPHA_EXTENSIONS else int(preds.shape[0])
+    for lost in (alpha_note(alpha, job.dst, hint), profile_note(data.get('icc_profile'), job.dst, channels, hint)):
+        if lost:
+            summary.notes.append((job.src, lost))
+            log(f"note: '{job.src}': {lost}")
     os.makedirs(osp.dirname(osp.abspath(job.dst)), exist_ok=True)
     if not _inside(osp.realpath(osp.dirname(job.dst)), osp.realpath(job.root)):
         raise RestoreError(f"the folder of '{job.dst}' now leads outside the output folder '{job.root}' through a "
                            'symbolic link; remove the link')
-    inferencer.visualize(preds, result_out_dir=job.dst, icc_profile=data.get('icc_profile'))
+    inferencer.visualize(preds, result_out_dir=job.dst, icc_profile=data.get('icc_profile'), alpha=alpha)
 
 
 def _stop_reason(err: OSError, job: RestoreJob, left: int) -> Optional[str]:

@@ -84,12 +84,12 @@ def is_srgb_profile(profile: bytes) -> bool:
 
 
 def profile_fits(profile: Optional[bytes], ext: str, channels: int) -> bool:
-    """Whether ``profile`` can be embedded in a ``channels``-channel image written as ``ext`` (``'.png'``)."""
+    """Whether ``profile`` can be embedded in a ``channels``-channel image (alpha counted) written as ``ext``."""
     space = profile_color_space(profile) if profile else None
     ext = ext.lower()
     if ext == '.webp':  # WebP stores colour only (a grey image as three equal channels)
-        return space == 'RGB' and channels == 3
-    return ext in ICC_EXTENSIONS and space == {1: 'GRAY', 3: 'RGB'}.get(channels)
+        return space == 'RGB' and channels in (3, 4)
+    return ext in ICC_EXTENSIONS and space == {1: 'GRAY', 2: 'GRAY', 3: 'RGB', 4: 'RGB'}.get(channels)
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

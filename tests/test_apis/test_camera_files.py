@@ -102,7 +102,7 @@ def test_a_loader_reading_unchanged_pixels_gets_them_turned():
         img, notes = adapter.read(path)
         assert np.array_equal(img, upright(path)[..., ::-1])  # mmcv's 'unchanged' keeps OpenCV's BGR order
     assert notes[0].startswith('turned upright (rotated 90 degrees clockwise) as its EXIF orientation tag (6)')
-    assert notes[1].startswith('alpha channel dropped')
+    assert notes[1].startswith('alpha channel kept apart')
 
 
 def test_a_damaged_exif_block_reads_the_pixels_as_stored(restorers, tmp_path, recwarn):
@@ -177,3 +177,47 @@ def test_cmyk_profiles_are_not_carried(restorers, tmp_path):
     cmyk.save(path, quality=95, icc_profile=ADOBE)   # the profile's space does not matter: inks are converted
     data = restorers['sr'].preprocess(path)
     assert data['icc_profile'] is None and data['notes'][0].startswith('CMYK image converted')
+
+
+def logo(h=H, w=W):
+    """A transparent logo: opaque disc, soft edge, fully transparent corners (uint8 alpha)."""
+    y, x = np.mgrid[0:h, 0:w]
+    r = np.hypot(y - (h - 1) / 2, x - (w - 1) / 2)
+    return np.clip((min(h, w) / 2 - r) * 120, 0, 255).astype(np.uint8)
+
+
+def test_transparent_images_stay_transparent(demo_checkpoint, tmp_path, capsys):
+    """PNG / WebP with alpha (Pillow), 16-bit BGRA (OpenCV), a turned WebP: the model restores the colour and the
+    alpha comes back, resized to the x2 result (bicubic, as cv2.resize does it), upright with the colour; a JPEG
+    result cannot hold it and says so."""
+    import cv2
+    src = tmp_path / 'in'
+    src.mkdir()
+    a8 = logo()
+    Image.fromarray(np.dstack([pixels(), a8]), 'RGBA').save(src / 'logo.png')
+    deep = np.dstack([pixels(1)[..., ::-1], a8]).astype(np.uint16) * 257
+    deep[..., 3] += (a8 < 255).astype(np.uint16) * 100  # 16-bit alpha between the 8-bit steps (rounds back to a8)
+    cv2.imwrite(str(src / 'deep.png'), deep)
+    save(src / 'sticker.webp', np.dstack([pixels(2), a8]), orientation=6, lossless=True)
+    rc = restore_cli.main(['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), str(src),
+                           str(tmp_path / 'out'), '--ext', 'png', '--device', 'cpu', '--no-progress'])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+
+    def bicubic_x2(alpha):
+        up = cv2.resize(alpha.astype(np.float32), (alpha.shape[1] * 2, alpha.shape[0] * 2),
+                        interpolation=cv2.INTER_CUBIC)
+        return np.clip(np.round(up), 0, 255).astype(np.uint8)
+
+    for name, alpha in (('logo.png', a8), ('deep.png', a8), ('sticker.png', np.rot90(a8, -1))):
+        out = cv2.imread(str(tmp_path / 'out' / name), cv2.IMREAD_UNCHANGED)
+        assert out.shape == (alpha.shape[0] * 2, alpha.shape[1] * 2, 4) and out.dtype == np.uint8, name
+        assert np.abs(out[..., 3].astype(int) - bicubic_x2(alpha)).max() <= 1, name
+        assert out[0, 0, 3] == 0 and out[alpha.shape[0], alpha.shape[1], 3] == 255, name  # corners clear, centre solid
+    assert sum('alpha channel kept apart' in ln for ln in err.splitlines()) == 3
+    rc = restore_cli.main(['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), str(src / 'logo.png'),
+                           str(tmp_path / 'logo.jpg'), '--device', 'cpu', '--no-progress'])
+    err = capsys.readouterr().err
+    assert rc == 0 and cv2.imread(str(tmp_path / 'logo.jpg'), cv2.IMREAD_UNCHANGED).shape == (2 * H, 2 * W, 3)
+    assert (f"note: '{src / 'logo.png'}': its alpha channel cannot be written into .jpg files, so the result is "
+            'opaque; --ext png keeps it') in err.splitlines()

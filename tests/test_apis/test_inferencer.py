@@ -20,6 +20,7 @@ from panet_mm.apis import (
     resolve_config,
     restore_cli,
 )
+from panet_mm.apis.image_kinds import ALPHA_NOTE
 from panet_mm.apis.inferencers import attention_macs
 
 
@@ -95,8 +96,8 @@ def test_the_four_stages(inferencer, tmp_path):
     src = tmp_path / 'a.png'
     cv2.imwrite(str(src), photo())
     data = inferencer.preprocess(str(src))
-    assert set(data) == {'inputs', 'data_samples', 'notes', 'size', 'icc_profile'}
-    assert data['icc_profile'] is None  # OpenCV's PNG has no colour profile
+    assert set(data) == {'inputs', 'data_samples', 'notes', 'size', 'icc_profile', 'alpha'}
+    assert data['icc_profile'] is None and data['alpha'] is None  # OpenCV's colour PNG: no profile, no alpha
     assert data['size'] == (10, 12) and data['notes'] == []
     assert tuple(data['inputs'][0].shape) == (3, 10, 12)
     assert torch.equal(data['inputs'][0], torch.from_numpy(photo()[..., ::-1].copy()).permute(2, 0, 1))  # RGB
@@ -122,8 +123,10 @@ def test_opencv_order_in_and_out_config_order_for_restore_array(inferencer, monk
     assert np.array_equal(inferencer.restore_array(rgb), up2(rgb))       # the array API: the config's order
     bgra = np.dstack([bgr, np.full(bgr.shape[:2], 7, np.uint8)])
     data = inferencer.preprocess(bgra)
-    assert data['notes'] == ['alpha channel dropped']
+    assert data['notes'] == [ALPHA_NOTE] and np.array_equal(data['alpha'], bgra[..., 3])
     assert np.array_equal(inferencer.visualize(inferencer.forward(data))[0], up2(bgr))
+    # the whole call writes the alpha back, resized to the result (a flat alpha stays flat)
+    assert np.array_equal(inferencer(img=bgra), np.dstack([up2(bgr), np.full((20, 24), 7, np.uint8)]))
 
 
 def test_grey_array_is_noted(inferencer):

@@ -200,7 +200,8 @@ def test_read_image_reports_conversions(restorer, tmp_path):
     rgba = tmp_path / 'rgba.png'
     cv2.imwrite(str(rgba), np.dstack([photo(), np.full((20, 28), 128, np.uint8)]))
     img, notes = restorer.read_image(str(rgba))
-    assert img.shape == (20, 28, 3) and notes == ['alpha channel dropped (transparent pixels keep their stored colour)']
+    assert img.shape == (20, 28, 3) and notes == [
+        'alpha channel kept apart from the model and written back with the result (resized to its size)']
     colour = tmp_path / 'colour.png'
     cv2.imwrite(str(colour), photo()[..., ::-1])
     img, notes = restorer.read_image(str(colour))

@@ -55,7 +55,8 @@ def write_kinds(folder):
 
 
 GREY_FILES = {'grey8.png', 'grey.jpg', 'grey16.png', 'la.png', 'grey3.png'}
-ALPHA = 'alpha channel dropped (transparent pixels keep their stored colour)'
+ALPHA = 'alpha channel kept apart from the model and written back with the result (resized to its size)'
+ALPHA_VALUE = {'rgba.png': 200, 'la.png': 255}
 BITS = '16-bit image reduced to 8 bits, as the config loads images'
 TO_COLOUR = 'grey image converted to 3 channels for the colour model'
 TO_Y = 'colour image converted to its Y channel (ITU-R BT.601) for the 1-channel model'
@@ -201,4 +202,9 @@ def test_restore_tool_restores_every_kind(task, checkpoints, kinds, tmp_path, ca
         written = cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED)  # 8 bits, in the input's format
         channels = 1 if written.ndim == 2 else written.shape[2]
         assert written.shape[:2] == (H * scale, W * scale) and written.dtype == np.uint8, name
-        assert channels == (1 if task == 'car' else 3), name
+        if name in ALPHA_VALUE:  # the alpha written back (grey results as 3 equal channels: PNG has no grey + alpha)
+            assert channels == 4 and (written[..., 3] == ALPHA_VALUE[name]).all(), name
+            if task == 'car':
+                assert (written[..., 0] == written[..., 1]).all() and (written[..., 1] == written[..., 2]).all()
+        else:
+            assert channels == (1 if task == 'car' else 3), name

@@ -20,7 +20,7 @@ from panet_mm.utils.checkpoint import first_conv_in_channels
 from panet_mm.utils.fileio import atomic_write_image
 
 from ..errors import RestoreError, RestoreParameterError
-from ..image_kinds import ImageAdapter
+from ..image_kinds import ALPHA_EXTENSIONS, ALPHA_NOTE, ImageAdapter, attach_alpha
 from ..model_loading import build_model, check_device
 
 ImageInput = Union[str, 'os.PathLike[str]', np.ndarray]
@@ -34,7 +34,7 @@ SLOW_ATTENTION_MACS = 1e13
 CPU_MACS_PER_THREAD = 30e9
 #: How Python callers set the options that notes and refusals suggest; a CLI gives its flags instead.
 PYTHON_HINTS = {'max_pixels': 'max_pixels=N', 'tile': 'tile=dict(size=256, overlap=16)', 'device': "device='cuda'",
-                'ext': 'a .png, .jpg or .webp result file'}
+                'ext': 'a .png result file'}
 
 
 def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
@@ -79,7 +79,7 @@ class RestorationInferencer(BaseInferencer):
         precision (str, optional): ``'fp32'``, ``'bf16'`` or ``'fp16'`` autocast. Default: the config's.
     """
 
-    visualize_kwargs = {'result_out_dir', 'icc_profile'}
+    visualize_kwargs = {'result_out_dir', 'icc_profile', 'alpha'}
     #: Images declaring more pixels are refused from their header (None: the machine's default).
     max_pixels: Optional[int] = None
     #: How the caller spells the options suggested in notes and refusals (see :data:`PYTHON_HINTS`).
@@ -104,12 +104,12 @@ class RestorationInferencer(BaseInferencer):
         """Restore ``img`` (a file, or an array in OpenCV's order); write it to ``result_out_dir`` if given.
 
         Returns:
-            np.ndarray: The restored uint8 image, OpenCV's channel order.
+            np.ndarray: The restored uint8 image, OpenCV's channel order (BGRA where the input had alpha).
         """
         data = self.preprocess(img)
         preds = self.forward(data)
         return self.postprocess(preds, self.visualize(preds, result_out_dir=result_out_dir,
-                                                      icc_profile=data['icc_profile']))
+                                                      icc_profile=data['icc_profile'], alpha=data['alpha']))
 
     def _init_model(self, cfg: Any, weights: str, device: str) -> torch.nn.Module:
         """The model with the checkpoint's weights; also the image adapter its input kinds need."""
@@ -147,19 +147,23 @@ class RestorationInferencer(BaseInferencer):
 
         Returns:
             dict: ``inputs`` and ``data_samples`` (a batch of one), ``notes`` (one per conversion done),
-            ``size`` (height, width) and ``icc_profile`` (the file's colour profile, for :meth:`visualize`;
-            None for arrays).
+            ``size`` (height, width), ``icc_profile`` (the file's colour profile, for :meth:`visualize`;
+            None for arrays) and ``alpha`` (the input's alpha plane, written back by :meth:`visualize`).
 
         Raises:
             ImageReadError: An unreadable, truncated, too large or non-image file.
             RestoreError: An array of an unsupported dtype, shape or channel count.
         """
-        profile = None
+        profile = alpha = None
         if isinstance(img, np.ndarray):
+            if img.ndim == 3 and img.shape[2] in (2, 4):  # colour to the model, alpha kept apart (as for files)
+                img, alpha = img[..., :-1], np.ascontiguousarray(img[..., -1])
             arr, notes = self.adapter.prepare(self._swap_red_blue(img))
+            notes = ([ALPHA_NOTE] if alpha is not None else []) + notes
         else:
-            arr, notes, profile = self.adapter.read_file(os.fspath(img), self.max_pixels, self.hints['max_pixels'])
-        return dict(self.pack(arr), notes=notes, size=tuple(arr.shape[:2]), icc_profile=profile)
+            arr, notes, profile, alpha = self.adapter.read_file(os.fspath(img), self.max_pixels,
+                                                                self.hints['max_pixels'])
+        return dict(self.pack(arr), notes=notes, size=tuple(arr.shape[:2]), icc_profile=profile, alpha=alpha)
 
     def pack(self, img: np.ndarray) -> Dict[str, List[Any]]:
         """An ``H x W x C`` image in the config's channel order as a batch of one (``PackInputs``)."""
@@ -191,8 +195,8 @@ class RestorationInferencer(BaseInferencer):
                                'broken (try the CPU, or an earlier checkpoint)')
         return pred
 
-    def visualize(self, preds: Tensor, result_out_dir: str = '',
-                  icc_profile: Optional[bytes] = None) -> List[np.ndarray]:
+    def visualize(self, preds: Tensor, result_out_dir: str = '', icc_profile: Optional[bytes] = None,
+                  alpha: Optional[np.ndarray] = None) -> List[np.ndarray]:
         """The output as an 8-bit image in OpenCV's order, written atomically to ``result_out_dir`` if given.
 
         Args:
@@ -201,14 +205,20 @@ class RestorationInferencer(BaseInferencer):
             icc_profile (bytes, optional): The input's colour profile (:meth:`preprocess`), written into
                 PNG, JPEG and WebP results whose channels it describes (:func:`profile_note` says when
                 it is not). Default: None.
+            alpha (np.ndarray, optional): The input's alpha plane (:meth:`preprocess`), resized to the
+                result and added as a 4th channel (:func:`attach_alpha`); formats without alpha (JPEG,
+                BMP) get the colour only (:func:`alpha_note` says so). Default: None.
 
         Returns:
-            list[np.ndarray]: The ``H' x W' x C`` uint8 image.
+            list[np.ndarray]: The ``H' x W' x C`` uint8 image (``C = 4`` with ``alpha``).
         """
         img = np.ascontiguousarray(preds.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
+        full = img if alpha is None else attach_alpha(img, alpha)
         if result_out_dir:
-            atomic_write_image(result_out_dir, img[..., 0] if img.shape[2] == 1 else img, icc_profile=icc_profile)
-        return [img]
+            written = full if osp.splitext(result_out_dir)[1].lower() in ALPHA_EXTENSIONS else img
+            atomic_write_image(result_out_dir, written[..., 0] if written.shape[2] == 1 else written,
+                               icc_profile=icc_profile)
+        return [full]
 
     def postprocess(self, preds: Tensor, imgs: Optional[List[np.ndarray]] = None) -> np.ndarray:
         """What a call returns: the restored uint8 image, OpenCV's channel order."""
