@@ -40,8 +40,9 @@ class StoredImage(NamedTuple):
     """What the file holds, as stored: channels (grey + alpha: 2; CMYK: 3, the loader converts it), dtype,
     Pillow's mode (None where Pillow does not know the format), the EXIF orientation still to apply to the
     stored pixels (1: none), the ICC colour profile, a grey thumbnail of the stored pixels (only where the
-    orientation is not 1: it tells whether the loader turned them upright), their height and width, and the
-    alpha plane (uint8 or uint16, already turned upright; None without alpha)."""
+    orientation is not 1: it tells whether the loader turned them upright), their height and width, the
+    alpha plane (uint8 or uint16, already turned upright; None without alpha), and whether OpenCV decodes
+    the colour multiplied by that alpha (TIFFs with unassociated alpha, through libtiff's RGBA reader)."""
 
     channels: int
     dtype: np.dtype
@@ -51,6 +52,7 @@ class StoredImage(NamedTuple):
     thumb: Optional[np.ndarray] = None
     size: Tuple[int, int] = (0, 0)
     alpha: Optional[np.ndarray] = None
+    premultiplied: bool = False
 
 
 class ReadImage(NamedTuple):
@@ -95,12 +97,14 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
     """
     import cv2
     from PIL import Image, UnidentifiedImageError
-    mode, orientation, profile, thumb, size = None, 1, None, None, (0, 0)
+    mode, orientation, profile, thumb, size, tiff_rgba = None, 1, None, None, (0, 0), None
     try:  # the declared size was checked against the pixel limit first: Pillow's own guard is off
         with pillow_checks(), Image.open(io.BytesIO(data)) as im:
             im.load()
             mode, orientation, profile = im.mode, _orientation(im), im.info.get('icc_profile') or None
             size = (im.height, im.width)
+            if im.format == 'TIFF' and im.mode == 'RGBA':
+                tiff_rgba = np.asarray(im)  # the stored colour, for OpenCV's premultiplied reading below
             if orientation != 1:
                 thumb = _grey_thumb(np.asarray(im.convert('RGB') if im.mode in ('P', 'PA', '1', 'CMYK', 'YCbCr')
                                                else im))
@@ -117,31 +121,55 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
         channels = 2  # grey + alpha, which OpenCV decodes as 4 channels
     elif channels == 4 and mode == 'CMYK':
         channels = 3  # ink channels, not colour + alpha: OpenCV's colour reading converts them to RGB
-    alpha = None
+    stored = StoredImage(channels, native.dtype, mode, orientation, bytes(profile) if profile else None, thumb, size)
     if channels in (2, 4) and native.ndim == 3 and native.shape[2] == 4:
-        # OpenCV's 'unchanged' reading turns TIFFs only, whose orientation Pillow applied too (then 1 here)
-        alpha = np.ascontiguousarray(apply_orientation(native[..., 3], orientation))
-    return StoredImage(channels, native.dtype, mode, orientation, bytes(profile) if profile else None, thumb, size,
-                       alpha)
+        plane = native[..., 3]  # as OpenCV's 'unchanged' reading gives it: turned or not, as for the colour
+        turn = _left_as_stored(native[..., :3], stored)
+        stored = stored._replace(alpha=np.ascontiguousarray(apply_orientation(plane, orientation) if turn else plane))
+        stored = stored._replace(premultiplied=_premultiplied(native, tiff_rgba))
+    return stored
 
 
-def _upright(img: np.ndarray, stored: StoredImage) -> Tuple[np.ndarray, List[str]]:
-    """The loaded image turned as the file's EXIF orientation asks, where the loader did not do it.
+def _premultiplied(native: np.ndarray, rgba: Optional[np.ndarray]) -> bool:
+    """Whether OpenCV's BGRA decoding of a TIFF holds Pillow's RGBA colour multiplied by the alpha."""
+    if rgba is None or native.dtype != np.uint8 or native.shape != rgba.shape:
+        return False
+    stored = rgba[..., 2::-1].astype(np.float32)
+    multiplied = np.round(stored * (rgba[..., 3:] / np.float32(255)))
+    got = native[..., :3].astype(np.float32)
+    return float(np.abs(got - multiplied).max()) <= 1 < float(np.abs(got - stored).max())
 
-    Whether it did depends on the decoder, the flag and the format (OpenCV 4.11 turns JPEG and PNG pixels
-    with the ``color`` / ``grayscale`` flags but not with ``unchanged``, and WebP pixels never), so the
-    loaded pixels are compared with the stored ones and with them turned, on small grey thumbnails.
+
+def unpremultiply(img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Colour multiplied by its 8-bit alpha (``H x W x C`` and ``H x W``) divided back, as float 0-255; pixels of
+    alpha 0 stay 0 (their colour is gone)."""
+    a = alpha.astype(np.float32)[..., None]
+    out = np.where(a > 0, img.astype(np.float32) * 255 / np.maximum(a, 1), 0)
+    return np.clip(out, 0, 255).astype(np.float32)
+
+
+def _left_as_stored(img: np.ndarray, stored: StoredImage) -> bool:
+    """Whether a decoder gave ``img`` as stored where the file's EXIF orientation asks for it turned.
+
+    That depends on the decoder, the flag and the format (OpenCV 4.11 turns JPEG and PNG pixels with the
+    ``color`` / ``grayscale`` flags but not with ``unchanged``, TIFF ones always and WebP ones never), so
+    the pixels are compared with the stored ones and with them turned, on small grey thumbnails.
     """
     if stored.orientation == 1 or stored.thumb is None:
-        return img, []
+        return False
     h0, w0 = stored.size
     scores = {}
     for turned in (False, True):
         ref = apply_orientation(stored.thumb, stored.orientation) if turned else stored.thumb
         full = (w0, h0) if turned and stored.orientation >= 5 else (h0, w0)
-        if tuple(img.shape[:2]) == full:  # the loaded shape rules out a candidate of the other shape
+        if tuple(img.shape[:2]) == full:  # the decoded shape rules out a candidate of the other shape
             scores[turned] = float(np.abs(_grey_thumb(img, ref.shape) - ref).mean())
-    if False not in scores or scores[False] >= scores.get(True, np.inf):
+    return False in scores and scores[False] < scores.get(True, np.inf)
+
+
+def _upright(img: np.ndarray, stored: StoredImage) -> Tuple[np.ndarray, List[str]]:
+    """The loaded image turned as the file's EXIF orientation asks, where the loader did not do it."""
+    if not _left_as_stored(img, stored):
         return img, []
     return apply_orientation(img, stored.orientation), [
         f'turned upright ({ORIENTATIONS[stored.orientation]}) as its EXIF orientation tag ({stored.orientation}) '
@@ -275,6 +303,11 @@ class ImageAdapter:
         img, turned = _upright(img, stored)
         img, notes = self._as_stored(img[..., None] if img.ndim == 2 else img, channels, dtype, path)
         alpha = stored.alpha if stored.alpha is not None and stored.alpha.shape == img.shape[:2] else None
+        if stored.premultiplied and alpha is not None and not (img.shape[2] == 1 and self.load.to_y_channel):
+            # (the loader's Y has an offset of 16 that a division would scale: that one stays as read)
+            img = unpremultiply(img, alpha)
+            notes.insert(0, "colour divided by the alpha again: OpenCV's TIFF reader multiplies unassociated alpha "
+                            'into it (fully transparent pixels read black)')
         if channels in (2, 4):
             notes.insert(0, ALPHA_NOTE if alpha is not None else ALPHA_DROPPED_NOTE)
         notes = turned + notes
@@ -415,4 +448,4 @@ class ImageAdapter:
 
 
 __all__ = ['ALPHA_DROPPED_NOTE', 'ALPHA_EXTENSIONS', 'ALPHA_NOTE', 'ImageAdapter', 'ReadImage', 'StoredImage',
-           'alpha_note', 'attach_alpha', 'profile_note']
+           'alpha_note', 'attach_alpha', 'profile_note', 'unpremultiply']

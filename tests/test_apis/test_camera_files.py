@@ -17,6 +17,7 @@ from panet_mm import apis as R
 from panet_mm.apis import restore_cli
 from panet_mm.apis.image_kinds import ImageAdapter
 from panet_mm.apis.load_settings import LoadSettings
+from panet_mm.utils.image_metadata import apply_orientation
 
 ICC = osp.join(ROOT, 'tests', 'data', 'icc')
 CAR_CONFIG = osp.join(ROOT, 'configs', 'demo', 'panet_car_q10_demo.py')
@@ -221,3 +222,33 @@ def test_transparent_images_stay_transparent(demo_checkpoint, tmp_path, capsys):
     assert rc == 0 and cv2.imread(str(tmp_path / 'logo.jpg'), cv2.IMREAD_UNCHANGED).shape == (2 * H, 2 * W, 3)
     assert (f"note: '{src / 'logo.png'}': its alpha channel cannot be written into .jpg files, so the result is "
             'opaque; --ext png keeps it') in err.splitlines()
+
+
+@pytest.mark.parametrize('ext,options', [('png', {}), ('tif', {}), ('webp', dict(lossless=True))])
+@pytest.mark.parametrize('orientation', [2, 3, 6, 7])
+def test_the_alpha_is_turned_with_the_colour(restorers, tmp_path, ext, options, orientation):
+    """Each decoder turns (or not) colour and alpha alike; the alpha written back must match the upright colour."""
+    rgba = np.dstack([pixels(), logo() // 2 + pixels()[..., 0] // 2])
+    path = save(tmp_path / f'a{orientation}.{ext}', rgba, orientation, **options)
+    found = restorers['sr'].adapter.read_file(path)
+    # upright from the array written (Pillow 11.3 itself misreads a turned RGBA TIFF: it swaps the size twice)
+    want = apply_orientation(rgba, orientation)
+    assert np.array_equal(found.alpha, want[..., 3])
+    if ext != 'tif':  # (a TIFF's colour is OpenCV's premultiplied reading: test_transparent_tiffs_keep_their_colour)
+        assert np.array_equal(found.img, want[..., :3])
+
+
+def test_transparent_tiffs_keep_their_colour(restorers, tmp_path):
+    """Pillow's RGBA TIFF (unassociated alpha, as image editors export it): OpenCV reads its colour multiplied by the
+    alpha (200 at alpha 100 read as 78): the colour is divided back, with a note; OpenCV's own TIFF is left alone."""
+    import cv2
+    rgba = np.dstack([np.full((H, W, 3), 200, np.uint8), np.full((H, W), 100, np.uint8)])
+    rgba[0, 0, 3] = 0
+    Image.fromarray(rgba, 'RGBA').save(tmp_path / 'editor.tif')
+    cv2.imwrite(str(tmp_path / 'opencv.tif'), rgba[..., [2, 1, 0, 3]])
+    assert cv2.imread(str(tmp_path / 'editor.tif'))[1, 1, 0] == 78
+    found = restorers['sr'].adapter.read_file(str(tmp_path / 'editor.tif'))
+    assert np.abs(found.img[1:, 1:] - 200).max() <= 1.5 and (found.img[0, 0] == 0).all()
+    assert found.notes[1].startswith('colour divided by the alpha again')
+    plain = restorers['sr'].adapter.read_file(str(tmp_path / 'opencv.tif'))
+    assert (plain.img == 200).all() and len(plain.notes) == 1
