@@ -42,7 +42,8 @@ class StoredImage(NamedTuple):
     stored pixels (1: none), the ICC colour profile, a grey thumbnail of the stored pixels (only where the
     orientation is not 1: it tells whether the loader turned them upright), their height and width, the
     alpha plane (uint8 or uint16, already turned upright; None without alpha), and whether OpenCV decodes
-    the colour multiplied by that alpha (TIFFs with unassociated alpha, through libtiff's RGBA reader)."""
+    the colour multiplied by that alpha (TIFFs with unassociated alpha, through libtiff's RGBA reader), and
+    how many frames or pages the file holds (animated PNG / WebP / GIF, multi-page TIFF)."""
 
     channels: int
     dtype: np.dtype
@@ -53,6 +54,7 @@ class StoredImage(NamedTuple):
     size: Tuple[int, int] = (0, 0)
     alpha: Optional[np.ndarray] = None
     premultiplied: bool = False
+    frames: int = 1
 
 
 class ReadImage(NamedTuple):
@@ -97,12 +99,12 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
     """
     import cv2
     from PIL import Image, UnidentifiedImageError
-    mode, orientation, profile, thumb, size, tiff_rgba = None, 1, None, None, (0, 0), None
+    mode, orientation, profile, thumb, size, tiff_rgba, frames = None, 1, None, None, (0, 0), None, 1
     try:  # the declared size was checked against the pixel limit first: Pillow's own guard is off
         with pillow_checks(), Image.open(io.BytesIO(data)) as im:
             im.load()
             mode, orientation, profile = im.mode, _orientation(im), im.info.get('icc_profile') or None
-            size = (im.height, im.width)
+            size, frames = (im.height, im.width), int(getattr(im, 'n_frames', 1) or 1)
             if im.format == 'TIFF' and im.mode == 'RGBA':
                 tiff_rgba = np.asarray(im)  # the stored colour, for OpenCV's premultiplied reading below
             if orientation != 1:
@@ -121,7 +123,8 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
         channels = 2  # grey + alpha, which OpenCV decodes as 4 channels
     elif channels == 4 and mode == 'CMYK':
         channels = 3  # ink channels, not colour + alpha: OpenCV's colour reading converts them to RGB
-    stored = StoredImage(channels, native.dtype, mode, orientation, bytes(profile) if profile else None, thumb, size)
+    stored = StoredImage(channels, native.dtype, mode, orientation, bytes(profile) if profile else None, thumb, size,
+                         frames=frames)
     if channels in (2, 4) and native.ndim == 3 and native.shape[2] == 4:
         plane = native[..., 3]  # as OpenCV's 'unchanged' reading gives it: turned or not, as for the colour
         turn = _left_as_stored(native[..., :3], stored)
@@ -311,6 +314,9 @@ class ImageAdapter:
         if channels in (2, 4):
             notes.insert(0, ALPHA_NOTE if alpha is not None else ALPHA_DROPPED_NOTE)
         notes = turned + notes
+        if stored.frames > 1:
+            notes.insert(0, f'the file holds {stored.frames} frames or pages (an animation or a multi-page scan): '
+                            'only the first is restored')
         if mode == 'CMYK':
             notes.insert(0, "CMYK image converted by the config's loader (OpenCV; no colour profile applied)")
         if self.load.bayer_pattern is not None:

@@ -252,3 +252,19 @@ def test_transparent_tiffs_keep_their_colour(restorers, tmp_path):
     assert found.notes[1].startswith('colour divided by the alpha again')
     plain = restorers['sr'].adapter.read_file(str(tmp_path / 'opencv.tif'))
     assert (plain.img == 200).all() and len(plain.notes) == 1
+
+
+@pytest.mark.parametrize('ext,options', [('png', {}), ('webp', dict(lossless=True)), ('tif', {}), ('gif', {})])
+def test_animations_and_multi_page_files_restore_their_first_frame_and_say_so(restorers, tmp_path, ext, options):
+    import cv2
+    frames = [Image.fromarray(pixels(seed)) for seed in range(3)]
+    path = str(tmp_path / f'many.{ext}')
+    frames[0].save(path, save_all=True, append_images=frames[1:], **options)
+    if not cv2.haveImageReader(path):
+        pytest.skip(f'OpenCV {cv2.__version__} reads no {ext} files')
+    img, notes = restorers['sr'].read_image(path)
+    with Image.open(path) as im:
+        first = np.asarray(im.convert('RGB'))
+    assert np.abs(img.astype(int) - first).max() <= (40 if ext == 'gif' else 0)   # GIF: a 256-colour palette
+    assert notes[0] == ('the file holds 3 frames or pages (an animation or a multi-page scan): only the first is '
+                        'restored')
