@@ -99,7 +99,7 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
     """
     import cv2
     from PIL import Image, UnidentifiedImageError
-    mode, orientation, profile, thumb, size, tiff_rgba, frames = None, 1, None, None, (0, 0), None, 1
+    mode, orientation, profile, thumb, size, tiff_rgba, tiff_la, frames = None, 1, None, None, (0, 0), None, None, 1
     try:  # the declared size was checked against the pixel limit first: Pillow's own guard is off
         with pillow_checks(), Image.open(io.BytesIO(data)) as im:
             im.load()
@@ -107,6 +107,8 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
             size, frames = (im.height, im.width), int(getattr(im, 'n_frames', 1) or 1)
             if im.format == 'TIFF' and im.mode == 'RGBA':
                 tiff_rgba = np.asarray(im)  # the stored colour, for OpenCV's premultiplied reading below
+            elif im.format == 'TIFF' and im.mode == 'LA':
+                tiff_la = np.asarray(im)[..., 1]  # OpenCV reads a grey + alpha TIFF as grey, its alpha lost
             if orientation != 1:
                 thumb = _grey_thumb(np.asarray(im.convert('RGB') if im.mode in ('P', 'PA', '1', 'CMYK', 'YCbCr')
                                                else im))
@@ -125,6 +127,8 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
         channels = 3  # ink channels, not colour + alpha: OpenCV's colour reading converts them to RGB
     stored = StoredImage(channels, native.dtype, mode, orientation, bytes(profile) if profile else None, thumb, size,
                          frames=frames)
+    if native.ndim == 2 and tiff_la is not None and tiff_la.shape == native.shape:
+        stored = stored._replace(channels=2, alpha=np.ascontiguousarray(tiff_la))
     if channels in (2, 4) and native.ndim == 3 and native.shape[2] == 4:
         plane = native[..., 3]  # as OpenCV's 'unchanged' reading gives it: turned or not, as for the colour
         turn = _left_as_stored(native[..., :3], stored)

@@ -268,3 +268,15 @@ def test_animations_and_multi_page_files_restore_their_first_frame_and_say_so(re
     assert np.abs(img.astype(int) - first).max() <= (40 if ext == 'gif' else 0)   # GIF: a 256-colour palette
     assert notes[0] == ('the file holds 3 frames or pages (an animation or a multi-page scan): only the first is '
                         'restored')
+
+
+def test_a_grey_tiff_with_alpha_keeps_it(restorers, tmp_path):
+    """OpenCV reads Pillow's LA TIFF as plain grey (its alpha lost); the alpha comes from the file's own decoding."""
+    import cv2
+    path = str(tmp_path / 'la.tif')
+    grey = pixels()[..., 1]
+    Image.fromarray(np.dstack([grey, logo()]), 'LA').save(path)
+    assert cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED).ndim == 2
+    found = restorers['sr'].adapter.read_file(path)
+    assert np.array_equal(found.alpha, logo()) and np.array_equal(found.img, np.dstack([grey] * 3))
+    assert found.notes[0].startswith('alpha channel kept apart')
