@@ -200,12 +200,17 @@ def attach_alpha(img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.dstack([colour, np.clip(np.round(plane), 0, 255).astype(np.uint8)]))
 
 
+def keeps_alpha(alpha: Optional[np.ndarray], result: str) -> bool:
+    """Whether the file ``result`` is written with the input's ``alpha``: there is one and the format holds it."""
+    return alpha is not None and osp.splitext(result)[1].lower() in ALPHA_EXTENSIONS
+
+
 def alpha_note(alpha: Optional[np.ndarray], result: str,
                keep_hint: str = 'a .png result file') -> Optional[str]:
     """Why the input's alpha is not in ``result``: its format holds none (JPEG, BMP, ...); else None."""
-    ext = osp.splitext(result)[1].lower()
-    if alpha is None or ext in ALPHA_EXTENSIONS:
+    if alpha is None or keeps_alpha(alpha, result):
         return None
+    ext = osp.splitext(result)[1].lower()
     return (f"its alpha channel cannot be written into {ext or 'extension-less'} files, so the result is opaque; "
             f'{keep_hint} keeps it')
 
@@ -458,4 +463,4 @@ class ImageAdapter:
 
 
 __all__ = ['ALPHA_DROPPED_NOTE', 'ALPHA_EXTENSIONS', 'ALPHA_NOTE', 'ImageAdapter', 'ReadImage', 'StoredImage',
-           'alpha_note', 'attach_alpha', 'profile_note', 'unpremultiply']
+           'alpha_note', 'attach_alpha', 'keeps_alpha', 'profile_note', 'unpremultiply']

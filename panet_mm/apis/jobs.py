@@ -21,7 +21,7 @@ from panet_mm.datasets.image_io import ImageFileError, read_image_header
 from panet_mm.utils.errors import first_line
 
 from .errors import ImageReadError, RestoreError, RestoreParameterError
-from .image_kinds import ALPHA_EXTENSIONS, alpha_note, profile_note
+from .image_kinds import alpha_note, keeps_alpha, profile_note
 
 #: File extensions collected from an input folder (case-insensitive).
 IMAGE_EXTENSIONS = ('.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.webp', '.pbm', '.pgm', '.ppm',
@@ -342,7 +342,7 @@ def _restore_one(inferencer: Any, job: RestoreJob, log: Callable[[str], None], s
         log(f"note: '{job.src}': {note}")
     preds = inferencer.forward(data)
     hint, alpha = inferencer.hints.get('ext', '--ext png'), data.get('alpha')
-    channels = 4 if alpha is not None and osp.splitext(job.dst)[1].lower() in ALPHA_EXTENSIONS else int(preds.shape[0])
+    channels = 4 if keeps_alpha(alpha, job.dst) else int(preds.shape[0])
     for lost in (alpha_note(alpha, job.dst, hint), profile_note(data.get('icc_profile'), job.dst, channels, hint)):
         if lost:
             summary.notes.append((job.src, lost))

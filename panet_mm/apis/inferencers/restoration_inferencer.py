@@ -20,7 +20,7 @@ from panet_mm.utils.checkpoint import first_conv_in_channels
 from panet_mm.utils.fileio import atomic_write_image
 
 from ..errors import RestoreError, RestoreParameterError
-from ..image_kinds import ALPHA_EXTENSIONS, ALPHA_NOTE, ImageAdapter, attach_alpha
+from ..image_kinds import ALPHA_NOTE, ImageAdapter, attach_alpha, keeps_alpha
 from ..model_loading import build_model, check_device
 
 ImageInput = Union[str, 'os.PathLike[str]', np.ndarray]
@@ -215,7 +215,7 @@ class RestorationInferencer(BaseInferencer):
         img = np.ascontiguousarray(preds.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
         full = img if alpha is None else attach_alpha(img, alpha)
         if result_out_dir:
-            written = full if osp.splitext(result_out_dir)[1].lower() in ALPHA_EXTENSIONS else img
+            written = full if keeps_alpha(alpha, result_out_dir) else img
             atomic_write_image(result_out_dir, written[..., 0] if written.shape[2] == 1 else written,
                                icc_profile=icc_profile)
         return [full]
