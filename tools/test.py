@@ -60,6 +60,7 @@ def main() -> None:
         from mmagic.utils import print_colored_log
 
         from panet_mm.engine.cli import build_runner, load_config, readable_errors
+        from panet_mm.engine.distributed import finish_distributed
         from panet_mm.engine.hooks import SaveMetricsHook
         from panet_mm.engine.quiet import quiet_third_party_logs, quiet_third_party_warnings
     quiet_third_party_warnings(early)
@@ -73,6 +74,7 @@ def main() -> None:
         if args.out:
             runner.register_hook(SaveMetricsHook(args.out))
         runner.test()
+        finish_distributed()
 
 
 if __name__ == '__main__':

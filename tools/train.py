@@ -41,6 +41,7 @@ def main() -> None:
         from mmagic.utils import print_colored_log
 
         from panet_mm.engine.cli import build_runner, enable_amp, hold_work_dir, load_config, readable_errors
+        from panet_mm.engine.distributed import finish_distributed
         from panet_mm.engine.quiet import quiet_third_party_logs, quiet_third_party_warnings
     quiet_third_party_warnings(early)
 
@@ -62,6 +63,7 @@ def main() -> None:
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner.log_dir}')
         runner.train()
+        finish_distributed()
     print_colored_log(f'Log saved under {runner.log_dir}')
     print_colored_log(f'Checkpoint saved under {cfg.work_dir}')
 

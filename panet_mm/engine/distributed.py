@@ -99,4 +99,15 @@ def setup_distributed(cfg: Config, launcher: str) -> bool:
     return False
 
 
-__all__ = ['CPUDistributedDataParallel', 'LauncherError', 'setup_distributed']
+def finish_distributed() -> None:
+    """Wait for every rank, then destroy the process group, if one is running.
+
+    Why: mmengine leaves the group to the interpreter's exit; with torch 2.14's gloo a rank then aborted
+    after a finished run ('terminate called without an active exception', SIGABRT), failing the launch.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+
+
+__all__ = ['CPUDistributedDataParallel', 'LauncherError', 'finish_distributed', 'setup_distributed']
