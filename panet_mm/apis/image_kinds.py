@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import io
 import os.path as osp
+import struct
 from typing import Any, List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -17,9 +18,13 @@ from panet_mm.datasets.transforms.color import drop_alpha, gray_or_y, is_gray
 from panet_mm.datasets.transforms.mosaic import bayer_mosaic, is_bayer_mosaic
 from panet_mm.utils.errors import first_line
 from panet_mm.utils.image_metadata import (
+    EXIF_EXTENSIONS,
     ICC_EXTENSIONS,
     ORIENTATIONS,
     apply_orientation,
+    exif_block,
+    exif_fits,
+    exif_for_result,
     is_srgb_profile,
     profile_color_space,
     profile_description,
@@ -43,7 +48,9 @@ class StoredImage(NamedTuple):
     orientation is not 1: it tells whether the loader turned them upright), their height and width, the
     alpha plane (uint8 or uint16, already turned upright; None without alpha), and whether OpenCV decodes
     the colour multiplied by that alpha (TIFFs with unassociated alpha, through libtiff's RGBA reader), and
-    how many frames or pages the file holds (animated PNG / WebP / GIF, multi-page TIFF)."""
+    how many frames or pages the file holds (animated PNG / WebP / GIF, multi-page TIFF), and its EXIF block
+    (TIFF-structured; None without one, for TIFF files, whose tags describe their own layout, and where the
+    block is damaged)."""
 
     channels: int
     dtype: np.dtype
@@ -55,17 +62,20 @@ class StoredImage(NamedTuple):
     alpha: Optional[np.ndarray] = None
     premultiplied: bool = False
     frames: int = 1
+    exif: Optional[bytes] = None
+    exif_damaged: bool = False
 
 
 class ReadImage(NamedTuple):
     """An image file read for the model: pixels (config's channel order), one note per conversion, the
-    colour profile to write into the result (None: none, or one that no longer describes the pixels), and
-    the alpha plane to write back (None: none)."""
+    colour profile to write into the result (None: none, or one that no longer describes the pixels), the
+    alpha plane to write back (None: none), and the EXIF block to carry into the result (None: none)."""
 
     img: np.ndarray
     notes: List[str]
     profile: Optional[bytes] = None
     alpha: Optional[np.ndarray] = None
+    exif: Optional[bytes] = None
 
 
 def _orientation(im: Any) -> int:
@@ -100,11 +110,14 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
     import cv2
     from PIL import Image, UnidentifiedImageError
     mode, orientation, profile, thumb, size, tiff_rgba, tiff_la, frames = None, 1, None, None, (0, 0), None, None, 1
+    exif, exif_damaged = None, False
     try:  # the declared size was checked against the pixel limit first: Pillow's own guard is off
         with pillow_checks(), Image.open(io.BytesIO(data)) as im:
             im.load()
             mode, orientation, profile = im.mode, _orientation(im), im.info.get('icc_profile') or None
             size, frames = (im.height, im.width), int(getattr(im, 'n_frames', 1) or 1)
+            if im.format != 'TIFF':
+                exif, exif_damaged = _carried_exif(im.info.get('exif'))
             if im.format == 'TIFF' and im.mode == 'RGBA':
                 tiff_rgba = np.asarray(im)  # the stored colour, for OpenCV's premultiplied reading below
             elif im.format == 'TIFF' and im.mode == 'LA':
@@ -126,7 +139,7 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
     elif channels == 4 and mode == 'CMYK':
         channels = 3  # ink channels, not colour + alpha: OpenCV's colour reading converts them to RGB
     stored = StoredImage(channels, native.dtype, mode, orientation, bytes(profile) if profile else None, thumb, size,
-                         frames=frames)
+                         frames=frames, exif=exif, exif_damaged=exif_damaged)
     if native.ndim == 2 and tiff_la is not None and tiff_la.shape == native.shape:
         stored = stored._replace(channels=2, alpha=np.ascontiguousarray(tiff_la))
     if channels in (2, 4) and native.ndim == 3 and native.shape[2] == 4:
@@ -135,6 +148,18 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
         stored = stored._replace(alpha=np.ascontiguousarray(apply_orientation(plane, orientation) if turn else plane))
         stored = stored._replace(premultiplied=_premultiplied(native, tiff_rgba))
     return stored
+
+
+def _carried_exif(raw: Optional[bytes]) -> Tuple[Optional[bytes], bool]:
+    """A file's EXIF data as the block to carry into its result, and whether it was there but damaged."""
+    block = exif_block(raw)
+    if block is None:
+        return None, bool(raw)
+    try:
+        exif_for_result(block, 1, 1)  # the walk the result's writing does: a damaged block fails here, not there
+    except (ValueError, struct.error):
+        return None, True
+    return block, False
 
 
 def _premultiplied(native: np.ndarray, rgba: Optional[np.ndarray]) -> bool:
@@ -242,6 +267,18 @@ def profile_note(profile: Optional[bytes], result: str, channels: int,
     return f"its {space} colour profile ('{name}') does not describe the {kind} result, which is written without it"
 
 
+def exif_note(exif: Optional[bytes], result: str, keep_hint: str = 'a .png result file') -> Optional[str]:
+    """Why the input's EXIF data (camera, dates, GPS position) is not written into ``result``; else None."""
+    ext = osp.splitext(result)[1].lower()
+    if not exif or exif_fits(exif, ext):
+        return None
+    if ext in EXIF_EXTENSIONS:
+        return (f'its EXIF data ({len(exif)} bytes) is larger than a JPEG file holds, so the result has none; '
+                f'{keep_hint} keeps it')
+    return (f"its EXIF data (camera, dates, GPS position) cannot be written into {ext or 'extension-less'} files "
+            f'here, so the result has none; {keep_hint} keeps it')
+
+
 class ImageAdapter:
     """Reads files as the config loads test inputs and gives images the model's channels.
 
@@ -281,8 +318,8 @@ class ImageAdapter:
 
         Returns:
             ReadImage: The ``H x W x in_channels`` image (turned as its EXIF orientation asks, where the
-            loader did not), one note per conversion, and its ICC colour profile (None for CMYK files,
-            whose inks the loader converted without it).
+            loader did not), one note per conversion, its ICC colour profile (None for CMYK files,
+            whose inks the loader converted without it), its alpha plane and its EXIF block.
 
         Raises:
             ImageReadError: The file is missing, unreadable, truncated, too large or not an image.
@@ -326,13 +363,15 @@ class ImageAdapter:
         if stored.frames > 1:
             notes.insert(0, f'the file holds {stored.frames} frames or pages (an animation or a multi-page scan): '
                             'only the first is restored')
+        if stored.exif_damaged:
+            notes.append('its EXIF data is damaged, so the result has none')
         if mode == 'CMYK':
             notes.insert(0, "CMYK image converted by the config's loader (OpenCV; no colour profile applied)")
         if self.load.bayer_pattern is not None:
             img, more = self.to_mosaic(img, raw=channels in (1, 2) or (img.shape[2] == 3 and is_gray(img)))
             notes += more
         img, more = self.adapt_channels(img)
-        return ReadImage(img, notes + more, None if mode == 'CMYK' else stored.profile, alpha)
+        return ReadImage(img, notes + more, None if mode == 'CMYK' else stored.profile, alpha, stored.exif)
 
     def _as_stored(self, img: np.ndarray, channels: int, dtype: np.dtype,
                    path: str) -> Tuple[np.ndarray, List[str]]:
@@ -463,4 +502,4 @@ class ImageAdapter:
 
 
 __all__ = ['ALPHA_DROPPED_NOTE', 'ALPHA_EXTENSIONS', 'ALPHA_NOTE', 'ImageAdapter', 'ReadImage', 'StoredImage',
-           'alpha_note', 'attach_alpha', 'keeps_alpha', 'profile_note', 'unpremultiply']
+           'alpha_note', 'attach_alpha', 'exif_note', 'keeps_alpha', 'profile_note', 'unpremultiply']

@@ -21,7 +21,7 @@ from panet_mm.datasets.image_io import ImageFileError, read_image_header
 from panet_mm.utils.errors import first_line
 
 from .errors import ImageReadError, RestoreError, RestoreParameterError
-from .image_kinds import alpha_note, keeps_alpha, profile_note
+from .image_kinds import alpha_note, exif_note, keeps_alpha, profile_note
 
 #: File extensions collected from an input folder (case-insensitive).
 IMAGE_EXTENSIONS = ('.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.webp', '.pbm', '.pgm', '.ppm',
@@ -343,7 +343,8 @@ def _restore_one(inferencer: Any, job: RestoreJob, log: Callable[[str], None], s
     preds = inferencer.forward(data)
     hint, alpha = inferencer.hints.get('ext', '--ext png'), data.get('alpha')
     channels = 4 if keeps_alpha(alpha, job.dst) else int(preds.shape[0])
-    for lost in (alpha_note(alpha, job.dst, hint), profile_note(data.get('icc_profile'), job.dst, channels, hint)):
+    for lost in (alpha_note(alpha, job.dst, hint), profile_note(data.get('icc_profile'), job.dst, channels, hint),
+                 exif_note(data.get('exif'), job.dst, hint)):
         if lost:
             summary.notes.append((job.src, lost))
             log(f"note: '{job.src}': {lost}")
@@ -351,7 +352,8 @@ def _restore_one(inferencer: Any, job: RestoreJob, log: Callable[[str], None], s
     if not _inside(osp.realpath(osp.dirname(job.dst)), osp.realpath(job.root)):
         raise RestoreError(f"the folder of '{job.dst}' now leads outside the output folder '{job.root}' through a "
                            'symbolic link; remove the link')
-    inferencer.visualize(preds, result_out_dir=job.dst, icc_profile=data.get('icc_profile'), alpha=alpha)
+    inferencer.visualize(preds, result_out_dir=job.dst, icc_profile=data.get('icc_profile'), alpha=alpha,
+                         exif=data.get('exif'))
 
 
 def _stop_reason(err: OSError, job: RestoreJob, left: int) -> Optional[str]:

@@ -3,7 +3,7 @@
     python tools/restore.py --config CONFIG --checkpoint CKPT INPUT OUTPUT [--device cpu|cuda]
         [--recursive] [--suffix _x2] [--ext png] [--overwrite]
         [--chop [--chop-min-size 6400 --chop-shave 10] | --tile SIZE [--tile-overlap N]] [--self-ensemble]
-        [--precision fp32|bf16|fp16] [--max-pixels N] [--keep-denormals]
+        [--precision fp32|bf16|fp16] [--max-pixels N] [--keep-denormals] [--no-exif]
 
 INPUT is an image or a folder of images; a folder OUTPUT receives the results under the inputs'
 relative names, a file INPUT may name its OUTPUT file. Inputs are never overwritten, nothing is written
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--keep-denormals', action='store_true',
                         help='do not flush denormal floats to zero on CPU (the default flushes them: '
                         "PA-EDSR's softmax runs 3-6x faster, outputs equal; README 'Denormal floats')")
+    parser.add_argument('--no-exif', action='store_true',
+                        help="write results without the input's EXIF data (camera, dates, GPS position); by default "
+                        'PNG, JPEG and WebP results keep it, marked upright and with their own size')
     parser.add_argument('--max-pixels', type=int, default=None,
                         help='refuse images declaring more pixels, from their header (default: what the memory '
                         'affords; see panet_mm.datasets.image_io.default_max_pixels)')
@@ -142,7 +145,7 @@ def _restore(args: argparse.Namespace) -> int:
     except ValueError as err:  # panet_mm's refusals, and test_cfg options PANetEditModel refuses
         print(f'error: {cli_message(err, CLI_FLAGS)}', file=sys.stderr)
         return 2
-    inferencer.max_pixels, inferencer.hints = args.max_pixels, CLI_HINTS
+    inferencer.max_pixels, inferencer.hints, inferencer.keep_exif = args.max_pixels, CLI_HINTS, not args.no_exif
     summary = restore_files(inferencer, jobs, overwrite=args.overwrite, progress=False if args.no_progress else None)
     return _report(summary, len(jobs), args.output)
 

@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import PanetMMError
-from .image_metadata import embed_icc_profile, profile_fits
+from .image_metadata import embed_exif, embed_icc_profile, exif_fits, exif_for_result, profile_fits
 
 PathLike = Union[str, Path]
 
@@ -81,11 +81,13 @@ def atomic_write(path: PathLike, data: Union[bytes, str], encoding: Optional[str
 
 
 def encode_image(img: np.ndarray, ext: str, params: Optional[Sequence[int]] = None, path: str = '',
-                 icc_profile: Optional[bytes] = None) -> bytes:
+                 icc_profile: Optional[bytes] = None, exif: Optional[bytes] = None) -> bytes:
     """``cv2.imencode`` for the extension ``ext`` (``'.png'``), refusing what OpenCV cannot encode.
 
     ``icc_profile`` is embedded where the format and the image's channels can hold it
-    (:func:`panet_mm.utils.image_metadata.profile_fits`), else left out.
+    (:func:`panet_mm.utils.image_metadata.profile_fits`), ``exif`` (an input's EXIF block) made true for
+    this image (:func:`~panet_mm.utils.image_metadata.exif_for_result`: upright, its size, no thumbnail)
+    where the format holds it (:func:`~panet_mm.utils.image_metadata.exif_fits`); else each is left out.
 
     Raises:
         ImageEncodeError: OpenCV has no encoder for ``ext``, or not for this image's shape / dtype.
@@ -102,11 +104,13 @@ def encode_image(img: np.ndarray, ext: str, params: Optional[Sequence[int]] = No
     data = buf.tobytes()
     if icc_profile and profile_fits(icc_profile, ext, 1 if img.ndim == 2 else int(img.shape[2])):
         data = embed_icc_profile(data, ext, icc_profile)
+    if exif and exif_fits(exif, ext):
+        data = embed_exif(data, ext, exif_for_result(exif, int(img.shape[1]), int(img.shape[0])))
     return data
 
 
 def atomic_write_image(path: PathLike, img: np.ndarray, params: Optional[Sequence[int]] = None,
-                       icc_profile: Optional[bytes] = None) -> None:
+                       icc_profile: Optional[bytes] = None, exif: Optional[bytes] = None) -> None:
     """Encode ``img`` (OpenCV layout: BGR if colour) for ``path``'s extension and write it atomically.
 
     Args:
@@ -115,13 +119,15 @@ def atomic_write_image(path: PathLike, img: np.ndarray, params: Optional[Sequenc
         params (sequence[int], optional): ``cv2.imencode`` parameters (PNG compression, JPEG quality).
         icc_profile (bytes, optional): ICC colour profile to embed where the format holds one (PNG, JPEG,
             WebP) and its colour space matches the image's channels. Default: None.
+        exif (bytes, optional): An input's EXIF block (camera, dates, GPS position) to carry where the format
+            holds one (PNG, JPEG, WebP), with the orientation, size and thumbnail made true. Default: None.
 
     Raises:
         ImageEncodeError: The extension is not an image format OpenCV writes (nothing is written).
         OSError: The file cannot be written.
     """
     path = str(path)
-    atomic_write(path, encode_image(img, osp.splitext(path)[1].lower(), params, path, icc_profile))
+    atomic_write(path, encode_image(img, osp.splitext(path)[1].lower(), params, path, icc_profile, exif))
 
 
 def atomic_save_checkpoint(obj: Any, path: PathLike) -> None:

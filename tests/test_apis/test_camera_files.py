@@ -1,4 +1,4 @@
-"""Photos as cameras and editors write them: EXIF orientation and ICC colour profiles through restoration.
+"""Photos as cameras and editors write them: EXIF orientation and data and ICC colour profiles through restoration.
 
 Files are written by Pillow (the EXIF block and the profile as Pillow lays them out) with real profiles
 (tests/data/icc); the result must look in a viewer as the input did: upright, and in the input's colours
@@ -11,15 +11,16 @@ import cv2
 import numpy as np
 import pytest
 from conftest import DEMO_CONFIG, ROOT, save_runner_checkpoint
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from panet_mm import apis as R
 from panet_mm.apis import restore_cli
 from panet_mm.apis.image_kinds import ImageAdapter
 from panet_mm.apis.load_settings import LoadSettings
-from panet_mm.utils.image_metadata import apply_orientation
+from panet_mm.utils.image_metadata import apply_orientation, exif_block
 
 ICC = osp.join(ROOT, 'tests', 'data', 'icc')
+EXIF = osp.join(ROOT, 'tests', 'data', 'exif')   # real cameras' files (tests/data/exif/README.md)
 CAR_CONFIG = osp.join(ROOT, 'configs', 'demo', 'panet_car_q10_demo.py')
 H, W = 10, 14
 
@@ -113,8 +114,11 @@ def test_a_damaged_exif_block_reads_the_pixels_as_stored(restorers, tmp_path, re
     with open(path, 'wb') as f:
         f.write(data[:2] + app1 + data[2:])
     img, notes = restorers['sr'].read_image(path)
-    assert img.shape == (H, W, 3) and notes == []
+    assert img.shape == (H, W, 3) and notes == ['its EXIF data is damaged, so the result has none']
     assert not [w for w in recwarn if 'EXIF' in str(w.message)]  # no third-party warning for the user to decode
+    restorers['sr'](img=path, result_out_dir=str(tmp_path / 'out.jpg'))
+    with Image.open(tmp_path / 'out.jpg') as im:
+        assert 'exif' not in im.info
 
 
 def read_profile(path):
@@ -280,3 +284,50 @@ def test_a_grey_tiff_with_alpha_keeps_it(restorers, tmp_path):
     found = restorers['sr'].adapter.read_file(path)
     assert np.array_equal(found.alpha, logo()) and np.array_equal(found.img, np.dstack([grey] * 3))
     assert found.notes[0].startswith('alpha channel kept apart')
+
+
+def exif_of(path):
+    with Image.open(path) as im:
+        exif = im.getexif()
+        return exif, exif.get_ifd(0x8769), exif.get_ifd(0x8825)
+
+
+def test_the_tool_carries_a_phones_exif_into_the_result(demo_checkpoint, tmp_path, capsys):
+    """A Xiaomi phone's photo (orientation 6): the result keeps the camera, date and GPS block, marked upright
+    and with its own size; ``--no-exif`` leaves it all out; a TIFF result says it has none."""
+    src = osp.join(EXIF, 'empty_gps_ifd.jpg')
+    args = ['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), src, '--device', 'cpu', '--no-progress']
+    assert restore_cli.main(args + [str(tmp_path / 'x2.jpg')]) == 0
+    exif, sub, gps = exif_of(tmp_path / 'x2.jpg')
+    _, sub_in, gps_in = exif_of(src)
+    assert (exif[0x010F], exif[0x0110], sub[0x9003]) == ('Xiaomi', 'Redmi Note 9S', '2020:07:27 14:46:48')
+    assert (exif[0x0112], exif[0x0100], exif[0x0101], sub[0xA002], sub[0xA003]) == (1, 20, 20, 20, 20)
+    assert gps == gps_in and {k: v for k, v in sub.items() if k not in (0xA002, 0xA003)} == {
+        k: v for k, v in sub_in.items() if k not in (0xA002, 0xA003)}
+    assert restore_cli.main(args + [str(tmp_path / 'plain.png'), '--no-exif']) == 0
+    with Image.open(tmp_path / 'plain.png') as im:
+        assert 'exif' not in im.info and not im.getexif()
+    capsys.readouterr()
+    assert restore_cli.main(args + [str(tmp_path / 'x2.tif')]) == 0
+    assert f"note: '{src}': its EXIF data (camera, dates, GPS position) cannot be written into .tif files here, so " \
+        'the result has none; --ext png keeps it' in capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize('ext', ['png', 'webp'])
+def test_the_python_call_carries_a_cameras_maker_notes_and_drops_its_thumbnail(restorers, tmp_path, ext):
+    """A Canon PowerShot S40's EXIF block (as the camera wrote it) on a small photo: its maker note's bytes
+    are carried unchanged (they hold offsets into the block), its thumbnail of the input is not."""
+    with Image.open(osp.join(EXIF, 'flower.jpg')) as im:
+        raw = im.info['exif']
+    path = save(tmp_path / 'canon.jpg', pixels(), exif=raw, quality=95)
+    _, sub_in, _ = exif_of(path)
+    restorers['sr'](img=path, result_out_dir=str(tmp_path / f'x2.{ext}'))
+    exif, sub, _ = exif_of(tmp_path / f'x2.{ext}')
+    assert exif[0x0110] == 'Canon PowerShot S40' and sub[0x927C] == sub_in[0x927C]
+    assert (sub[0xA002], sub[0xA003]) == (2 * W, 2 * H) and not exif.get_ifd(ExifTags.IFD.IFD1)
+    restorers['sr'].keep_exif = False
+    try:
+        assert restorers['sr'].preprocess(path)['exif'] is None
+    finally:
+        restorers['sr'].keep_exif = True
+    assert R.exif_note(exif_block(raw), 'x.bmp', '--ext png').startswith('its EXIF data (camera, dates')

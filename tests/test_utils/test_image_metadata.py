@@ -1,7 +1,10 @@
-"""EXIF orientations and ICC profiles (panet_mm.utils.image_metadata), checked against Pillow and real profiles.
+"""EXIF orientations and data and ICC profiles (panet_mm.utils.image_metadata), checked against Pillow, real
+profiles and real cameras' EXIF blocks.
 
 The profiles are Debian's icc-profiles-free (tests/data/icc/README.md) and LittleCMS's built-in sRGB (through
-Pillow); the encoded files are OpenCV's, and Pillow, which reads ICC profiles and EXIF on its own, judges them.
+Pillow); the EXIF blocks are a Canon PowerShot S40's (maker notes and a thumbnail), a Xiaomi phone's (orientation
+6) and one with a GPS block, from Pillow's test images (tests/data/exif/README.md); the encoded files are
+OpenCV's, and Pillow, which reads ICC profiles and EXIF on its own, judges them.
 """
 import io
 import os.path as osp
@@ -10,12 +13,17 @@ import struct
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ImageOps
+from PIL import ExifTags, Image, ImageCms, ImageOps
 
 from panet_mm.utils import fileio
 from panet_mm.utils.image_metadata import (
+    JPEG_EXIF_LIMIT,
     apply_orientation,
+    embed_exif,
     embed_icc_profile,
+    exif_block,
+    exif_fits,
+    exif_for_result,
     is_srgb_profile,
     profile_color_space,
     profile_description,
@@ -23,6 +31,7 @@ from panet_mm.utils.image_metadata import (
 )
 
 ICC = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'icc')
+EXIF = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'exif')
 
 
 def profile(name):
@@ -117,3 +126,94 @@ def test_profiles_not_fitting_are_left_out():
         embed_icc_profile(fileio.encode_image(pixels, '.tif'), '.tif', ADOBE)
     with pytest.raises(ValueError, match='not a PNG stream'):
         embed_icc_profile(b'GIF89a', '.png', ADOBE)
+
+
+def camera_exif(name):
+    """The EXIF block of one of the real files in tests/data/exif, as Pillow finds it in the file."""
+    with Image.open(osp.join(EXIF, name)) as im:
+        return exif_block(im.info['exif'])
+
+
+def parsed(block):
+    exif = Image.Exif()
+    exif.load(b'Exif\0\0' + block)
+    return exif
+
+
+CANON, PHONE, GPS = camera_exif('flower.jpg'), camera_exif('empty_gps_ifd.jpg'), camera_exif('exif_gps.jpg')
+
+
+def test_a_cameras_exif_is_made_true_for_the_result_in_place():
+    out = exif_for_result(CANON, 960, 720)
+    before, after = parsed(CANON), parsed(out)
+    assert before.get_ifd(ExifTags.IFD.IFD1) and not after.get_ifd(ExifTags.IFD.IFD1)   # the input's thumbnail
+    sub_before, sub_after = before.get_ifd(0x8769), after.get_ifd(0x8769)
+    assert (sub_before[0xA002], sub_before[0xA003]) == (2272, 1704)
+    assert (sub_after[0xA002], sub_after[0xA003]) == (960, 720)
+    # patched in place: the Canon maker note (450 bytes, offsets into the block) and every other tag unchanged
+    assert len(out) == len(CANON) and sub_after[0x927C] == sub_before[0x927C] and len(sub_before[0x927C]) == 450
+    assert {k: v for k, v in sub_after.items() if k not in (0xA002, 0xA003)} == {
+        k: v for k, v in sub_before.items() if k not in (0xA002, 0xA003)}
+    assert dict(after) == dict(before) and after[0x0110] == 'Canon PowerShot S40'
+    assert sum(a != b for a, b in zip(out, CANON)) <= 8   # two sizes and the IFD1 link
+
+
+def test_a_phones_orientation_and_image_size_are_made_true():
+    before, after = parsed(PHONE), parsed(exif_for_result(PHONE, 20, 30))
+    assert (before[0x0112], before[0x0100], before[0x0101]) == (6, 4000, 3000)
+    assert (after[0x0112], after[0x0100], after[0x0101]) == (1, 20, 30)   # the result is stored upright
+    assert after.get_ifd(0x8769)[0xA002] == 20 and after[0x0110] == 'Redmi Note 9S'
+    # sizes too large for the SHORT a camera stored become LONG
+    big = parsed(exif_for_result(PHONE, 70000, 65536))
+    assert (big[0x0100], big[0x0101], big.get_ifd(0x8769)[0xA003]) == (70000, 65536, 65536)
+
+
+def test_the_gps_block_is_carried_as_it_was():
+    assert parsed(exif_for_result(GPS, 8, 8)).get_ifd(0x8825) == parsed(GPS).get_ifd(0x8825) != {}
+
+
+@pytest.mark.parametrize('ext,shape,params', [('.png', (9, 11, 3), []), ('.png', (9, 11), []),
+                                              ('.jpg', (16, 24, 3), [cv2.IMWRITE_JPEG_QUALITY, 90]),
+                                              ('.webp', (9, 11, 4), []),                               # VP8L
+                                              ('.webp', (16, 24, 3), [cv2.IMWRITE_WEBP_QUALITY, 80]),  # VP8
+                                              ('.webp', (16, 24, 4), [cv2.IMWRITE_WEBP_QUALITY, 80])])  # VP8X+ALPH
+@pytest.mark.parametrize('icc', [None, ADOBE])
+def test_exif_and_profile_are_read_back_by_pillow_and_pixels_are_unchanged(ext, shape, params, icc):
+    pixels = image(shape)
+    if len(shape) == 3 and shape[2] == 4:
+        pixels[..., 3] = np.maximum(pixels[..., 3], 1)  # no fully transparent pixels (WebP may drop their colour)
+    plain = fileio.encode_image(pixels, ext, params)
+    tagged = fileio.encode_image(pixels, ext, params, icc_profile=icc, exif=CANON)
+    with Image.open(io.BytesIO(tagged)) as im:
+        im.load()  # chunk CRCs, segment lengths and RIFF sizes checked by Pillow's decoder
+        exif = im.getexif()
+        assert im.info.get('icc_profile') == (icc if len(shape) == 3 else None)
+        assert exif[0x0110] == 'Canon PowerShot S40' and exif.get_ifd(0x8769)[0xA002] == shape[1]
+        assert exif.get_ifd(0x8769)[0x927C] == parsed(CANON).get_ifd(0x8769)[0x927C]
+    flag = cv2.IMREAD_UNCHANGED
+    decoded = cv2.imdecode(np.frombuffer(tagged, np.uint8), flag)
+    assert decoded.shape == pixels.shape   # a WebP's alpha is still there (its VP8X header names it)
+    assert np.array_equal(decoded, cv2.imdecode(np.frombuffer(plain, np.uint8), flag))
+
+
+def test_exif_that_does_not_fit_is_left_out_or_refused():
+    pixels, huge = image((6, 6, 3)), CANON + bytes(JPEG_EXIF_LIMIT)
+    assert exif_fits(CANON, '.jpg') and exif_fits(huge, '.png') and not exif_fits(huge, '.jpg')
+    assert not exif_fits(CANON, '.tif') and not exif_fits(None, '.png')
+    assert fileio.encode_image(pixels, '.bmp', exif=CANON) == fileio.encode_image(pixels, '.bmp')
+    assert fileio.encode_image(pixels, '.jpg', exif=huge) == fileio.encode_image(pixels, '.jpg')
+    with pytest.raises(ValueError, match='does not fit a JPEG segment'):
+        embed_exif(fileio.encode_image(pixels, '.jpg'), '.jpg', huge)
+    with pytest.raises(ValueError, match="'.tif' files carry no EXIF data"):
+        embed_exif(fileio.encode_image(pixels, '.tif'), '.tif', CANON)
+
+
+@pytest.mark.parametrize('junk', [b'MM\0*\xff\xff\xff\xff', CANON[:40], b'II*\0\x08\0\0\0\xff\xff'])
+def test_damaged_exif_blocks_are_refused(junk):
+    with pytest.raises(ValueError):
+        exif_for_result(junk, 4, 4)
+
+
+def test_exif_blocks_are_found_with_or_without_their_jpeg_header():
+    assert exif_block(b'Exif\0\0' + CANON) == exif_block(CANON) == CANON
+    assert exif_block(b'Exif\0\0junk') is None and exif_block(None) is None and exif_block(b'') is None

@@ -79,9 +79,11 @@ class RestorationInferencer(BaseInferencer):
         precision (str, optional): ``'fp32'``, ``'bf16'`` or ``'fp16'`` autocast. Default: the config's.
     """
 
-    visualize_kwargs = {'result_out_dir', 'icc_profile', 'alpha'}
+    visualize_kwargs = {'result_out_dir', 'icc_profile', 'alpha', 'exif'}
     #: Images declaring more pixels are refused from their header (None: the machine's default).
     max_pixels: Optional[int] = None
+    #: Whether a file's EXIF data (camera, dates, GPS position) is carried into its result.
+    keep_exif: bool = True
     #: How the caller spells the options suggested in notes and refusals (see :data:`PYTHON_HINTS`).
     hints: Mapping[str, str] = PYTHON_HINTS
     slow_attention_macs: float = SLOW_ATTENTION_MACS
@@ -109,7 +111,8 @@ class RestorationInferencer(BaseInferencer):
         data = self.preprocess(img)
         preds = self.forward(data)
         return self.postprocess(preds, self.visualize(preds, result_out_dir=result_out_dir,
-                                                      icc_profile=data['icc_profile'], alpha=data['alpha']))
+                                                      icc_profile=data['icc_profile'], alpha=data['alpha'],
+                                                      exif=data['exif']))
 
     def _init_model(self, cfg: Any, weights: str, device: str) -> torch.nn.Module:
         """The model with the checkpoint's weights; also the image adapter its input kinds need."""
@@ -148,22 +151,25 @@ class RestorationInferencer(BaseInferencer):
         Returns:
             dict: ``inputs`` and ``data_samples`` (a batch of one), ``notes`` (one per conversion done),
             ``size`` (height, width), ``icc_profile`` (the file's colour profile, for :meth:`visualize`;
-            None for arrays) and ``alpha`` (the input's alpha plane, written back by :meth:`visualize`).
+            None for arrays), ``alpha`` (the input's alpha plane, written back by :meth:`visualize`) and
+            ``exif`` (the file's EXIF block, carried into the result; None for arrays, or with
+            ``keep_exif = False``).
 
         Raises:
             ImageReadError: An unreadable, truncated, too large or non-image file.
             RestoreError: An array of an unsupported dtype, shape or channel count.
         """
-        profile = alpha = None
+        profile = alpha = exif = None
         if isinstance(img, np.ndarray):
             if img.ndim == 3 and img.shape[2] in (2, 4):  # colour to the model, alpha kept apart (as for files)
                 img, alpha = img[..., :-1], np.ascontiguousarray(img[..., -1])
             arr, notes = self.adapter.prepare(self._swap_red_blue(img))
             notes = ([ALPHA_NOTE] if alpha is not None else []) + notes
         else:
-            arr, notes, profile, alpha = self.adapter.read_file(os.fspath(img), self.max_pixels,
-                                                                self.hints['max_pixels'])
-        return dict(self.pack(arr), notes=notes, size=tuple(arr.shape[:2]), icc_profile=profile, alpha=alpha)
+            arr, notes, profile, alpha, exif = self.adapter.read_file(os.fspath(img), self.max_pixels,
+                                                                      self.hints['max_pixels'])
+        return dict(self.pack(arr), notes=notes, size=tuple(arr.shape[:2]), icc_profile=profile, alpha=alpha,
+                    exif=exif if self.keep_exif else None)
 
     def pack(self, img: np.ndarray) -> Dict[str, List[Any]]:
         """An ``H x W x C`` image in the config's channel order as a batch of one (``PackInputs``)."""
@@ -196,7 +202,7 @@ class RestorationInferencer(BaseInferencer):
         return pred
 
     def visualize(self, preds: Tensor, result_out_dir: str = '', icc_profile: Optional[bytes] = None,
-                  alpha: Optional[np.ndarray] = None) -> List[np.ndarray]:
+                  alpha: Optional[np.ndarray] = None, exif: Optional[bytes] = None) -> List[np.ndarray]:
         """The output as an 8-bit image in OpenCV's order, written atomically to ``result_out_dir`` if given.
 
         Args:
@@ -208,6 +214,9 @@ class RestorationInferencer(BaseInferencer):
             alpha (np.ndarray, optional): The input's alpha plane (:meth:`preprocess`), resized to the
                 result and added as a 4th channel (:func:`attach_alpha`); formats without alpha (JPEG,
                 BMP) get the colour only (:func:`alpha_note` says so). Default: None.
+            exif (bytes, optional): The input's EXIF block (:meth:`preprocess`), written into PNG, JPEG and
+                WebP results with orientation 1, the result's size and no thumbnail (:func:`exif_note` says
+                when it is not). Default: None.
 
         Returns:
             list[np.ndarray]: The ``H' x W' x C`` uint8 image (``C = 4`` with ``alpha``).
@@ -217,7 +226,7 @@ class RestorationInferencer(BaseInferencer):
         if result_out_dir:
             written = full if keeps_alpha(alpha, result_out_dir) else img
             atomic_write_image(result_out_dir, written[..., 0] if written.shape[2] == 1 else written,
-                               icc_profile=icc_profile)
+                               icc_profile=icc_profile, exif=exif)
         return [full]
 
     def postprocess(self, preds: Tensor, imgs: Optional[List[np.ndarray]] = None) -> np.ndarray:
