@@ -117,7 +117,7 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
             mode, orientation, profile = im.mode, _orientation(im), im.info.get('icc_profile') or None
             size, frames = (im.height, im.width), int(getattr(im, 'n_frames', 1) or 1)
             if im.format != 'TIFF':
-                exif, exif_damaged = _carried_exif(im.info.get('exif'))
+                exif, exif_damaged = _carried_exif(im.info.get('exif'))  # (after load: an eXIf may follow IDAT)
             if im.format == 'TIFF' and im.mode == 'RGBA':
                 tiff_rgba = np.asarray(im)  # the stored colour, for OpenCV's premultiplied reading below
             elif im.format == 'TIFF' and im.mode == 'LA':

@@ -313,6 +313,16 @@ def test_the_tool_carries_a_phones_exif_into_the_result(demo_checkpoint, tmp_pat
         'the result has none; --ext png keeps it' in capsys.readouterr().err.splitlines()
 
 
+def test_exif_that_imagemagick_wrote_after_the_pixels_is_carried(restorers, tmp_path):
+    """``convert photo.jpg photo.png`` (ImageMagick 6.9) writes the ``eXIf`` chunk after ``IDAT``: Pillow finds it
+    only once the pixels are loaded."""
+    src = osp.join(EXIF, 'imagemagick_phone.png')
+    assert np.array_equal(restorers['sr'].read_image(src)[0], upright(src))   # orientation 6 applied (by OpenCV)
+    restorers['sr'](img=src, result_out_dir=str(tmp_path / 'x2.png'))
+    exif, sub, _ = exif_of(tmp_path / 'x2.png')
+    assert (exif[0x010F], exif[0x0112], exif[0x0100], sub[0xA002]) == ('Xiaomi', 1, 20, 20)
+
+
 @pytest.mark.parametrize('ext', ['png', 'webp'])
 def test_the_python_call_carries_a_cameras_maker_notes_and_drops_its_thumbnail(restorers, tmp_path, ext):
     """A Canon PowerShot S40's EXIF block (as the camera wrote it) on a small photo: its maker note's bytes
