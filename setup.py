@@ -60,13 +60,13 @@ setup(
     package_data={'panet_mm.ops': ['csrc/*.cpp']},
     python_requires='>=3.9,<3.12',
     # Bounds true for both tested stacks (requirements/constraints.txt: torch 2.5.1, numpy 1.26;
-    # requirements/constraints-modern.txt: torch 2.14.1, numpy 2.4). torch >= 2.5 for scoped weights-only
+    # requirements/constraints-modern.txt: torch 2.14.1, numpy 2.4, opencv 5.1). torch >= 2.5 for scoped weights-only
     # loading (torch.serialization.safe_globals); numpy 2 works through panet_mm/utils/compat.py;
     # mmagic 1.2.0 asserts 2.0.0 <= mmcv < 2.2.0; mmengine >= 0.10.6 for torch >= 2.5.
     install_requires=[
         'torch>=2.5,<3',
         'numpy>=1.26,<3',
-        'opencv-python>=4.11,<5',
+        'opencv-python>=4.11,<6',
         'mmengine>=0.10.6,<0.11',
         'mmcv>=2.0.0,<2.2.0',
         'mmagic>=1.2.0,<1.3',
