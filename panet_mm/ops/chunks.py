@@ -179,11 +179,17 @@ class Rows:
         self.start = self.end = 0
 
     def reset(self, position: int) -> None:
-        """Empty; the next row produced is ``position``."""
-        self.start = self.end = position
+        """Empty; the next row produced is ``position``.
+
+        Positions are kept as Python ints: under ``torch.jit.trace`` (mmengine's flop counter) sizes read
+        from tensors are 0-dim tensors, and ``end += n`` on one would change ``start`` (the same object) and
+        every position read from it before, in place.
+        """
+        self.start = self.end = int(position)
 
     def take(self, n: int) -> Tensor:
         """The next ``n`` rows to produce (positions ``end .. end+n-1``), counted as produced."""
+        n = int(n)
         if self.end + n - self.start > self.capacity:
             keep = min(self.history, self.end - self.start)
             src = self.end - self.start - keep

@@ -52,6 +52,14 @@ def test_ours_reports_the_block_macs(config):
     assert 'Generator: ' in out and 'Parameters: ' in out and 'upsample_bicubic2d' in out   # skipped ops named
 
 
+def test_the_readme_command_on_the_paper_pa_edsr():
+    """README "Parameters and multiply-adds": the full PA-EDSR x2 at 48x48 runs its attention in several chunks
+    of the 'pixel' formulation under the tracer (it once stopped there), and gives the README's numbers."""
+    out = get_flops(osp.join(ROOT, 'configs/panet_sr_x2_div2k.py'), '--shape', '48', '48').stdout
+    assert 'FLOPs (multiply-adds): 99.374G' in out and 'Parameters: 40.812M' in out
+    assert 'Pyramid attention body.16 (input 256x48x48): 5.526G counted, 5.526G by its macs()' in out
+
+
 def test_ours_refuses_bad_shapes():
     proc = get_flops(osp.join(ROOT, 'configs/demo/panet_sr_x2_demo.py'), '--shape', '1', '2', '3', '4', check=False)
     assert proc.returncode == 2   # argparse's error status (SystemExit(2))
