@@ -51,8 +51,11 @@ def check_writable(out: str) -> None:
 
 def main() -> None:
     args = parse_args()
+    if osp.isdir(args.checkpoint):
+        raise SystemExit(f"error: checkpoint '{args.checkpoint}' is a folder; pass a .pth file in it (a work "
+                         "directory's 'last_checkpoint' file names the newest)")
     if not osp.isfile(args.checkpoint):
-        raise SystemExit(f"checkpoint '{args.checkpoint}' not found")
+        raise SystemExit(f"error: checkpoint '{args.checkpoint}' not found")
     if args.out:
         check_writable(args.out)  # before the evaluation, not after it
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import os.path as osp
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -14,6 +13,7 @@ from panet_mm.utils.checkpoint import (
     UnsafeCheckpointError,
     compare_state_dicts,
     load_weights_only,
+    missing_checkpoint,
     unwrap_state_dict,
 )
 
@@ -39,9 +39,10 @@ def load_state_dict_safely(path: str) -> Dict[str, Tensor]:
         CheckpointRefusedError: Missing or unreadable file, objects the weights-only loader refuses,
             or no state dict of tensors inside.
     """
-    if not osp.isfile(path):
-        raise CheckpointRefusedError(f"checkpoint '{path}' does not exist; pass a .pth written by tools/train.py "
-                                     'or tools/model_converters/convert_official_ckpt.py')
+    missing = missing_checkpoint(path)
+    if missing:
+        raise CheckpointRefusedError(f'{missing}; pass a .pth written by tools/train.py or '
+                                     'tools/model_converters/convert_official_ckpt.py')
     try:
         obj = load_weights_only(path, 'cpu')
     except UnsafeCheckpointError as err:

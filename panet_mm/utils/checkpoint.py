@@ -105,6 +105,52 @@ def _torch_reason(err: BaseException) -> str:
     return (lines[0] if lines else type(err).__name__)[:300]
 
 
+def _not_a_torch_file(head: bytes) -> Optional[str]:
+    """What a file that is no PyTorch checkpoint is, from its first bytes; None where it may be one.
+
+    ``torch.save`` writes a zip archive (``PK``), older torch versions a pickle (protocol byte 0x80); anything
+    else fails deep in torch's unpickler (``KeyError: 101`` for a text file) or reads as "refused Python
+    objects" (a JSON file), which would send a user after a security problem instead of the wrong file.
+    """
+    if not head:
+        return 'it is empty (0 bytes)'
+    if head[:4] == b'PK\x03\x04' or head[:1] == b'\x80':
+        return None
+    if len(head) >= 10 and head[8:10] == b'{"':
+        return 'it is a safetensors file; load it with safetensors.torch.load_file and save its tensors with torch.save'
+    kinds = [(b'\x89PNG', 'a PNG image'), (b'\xff\xd8\xff', 'a JPEG image'), (b'GIF8', 'a GIF image'),
+             (b'\x1f\x8b', 'a gzip archive'), (b'7z\xbc\xaf', 'a 7-Zip archive'), (b'Rar!', 'a RAR archive'),
+             (b'\x93NUMPY', 'a numpy .npy array'), (b'\x89HDF', 'an HDF5 file (Keras / h5py)')]
+    for magic, kind in kinds:
+        if head.startswith(magic):
+            return f'it is {kind}'
+    text = head.lstrip()[:64].lower()
+    if text.startswith((b'<!doctype html', b'<html', b'<?xml', b'<')):
+        return 'it is an HTML / XML page (a download that returned a web page instead of the file?)'
+    if text.startswith((b'{', b'[')):
+        return 'it is a JSON file'
+    if text.startswith(b'version https://git-lfs'):
+        return 'it is a Git LFS pointer (run git lfs pull to fetch the file)'
+    if all(32 <= c < 127 or c in b'\t\r\n' for c in head[:256]):
+        return 'it is a text file'
+    if head[257:262] == b'ustar':
+        return None  # torch's oldest (tar) format: torch decides
+    return ("its first bytes are neither a zip archive's (torch.save) nor a pickle's (older torch): another kind "
+            'of file, or a damaged one')
+
+
+def missing_checkpoint(filename: Union[str, Path]) -> Optional[str]:
+    """Why ``filename`` is no checkpoint file to read (missing, or a folder, such as a work directory); None
+    where it is a file."""
+    filename = str(filename)
+    if osp.isfile(filename):
+        return None
+    if osp.isdir(filename):
+        return (f"checkpoint '{filename}' is a folder; pass a .pth file in it (a work directory's 'last_checkpoint' "
+                'file names the newest)')
+    return f"checkpoint '{filename}' not found"
+
+
 def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu',
                       weights_only_metadata: bool = False) -> Any:
     """``torch.load(filename, weights_only=True)`` that reads every mmengine / mmagic checkpoint.
@@ -123,8 +169,17 @@ def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu',
         UnsafeCheckpointError: If the file holds other Python objects, or is not a readable torch file.
     """
     filename = osp.expanduser(str(filename))
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f"checkpoint '{filename}' not found")
+    missing = missing_checkpoint(filename)
+    if missing:
+        raise FileNotFoundError(missing)
+    try:
+        with open(filename, 'rb') as f:
+            kind = _not_a_torch_file(f.read(4096))
+    except OSError as e:
+        raise UnsafeCheckpointError(f"checkpoint '{filename}' cannot be read ({e.strerror or e}); check the file "
+                                    'and its permissions') from None
+    if kind is not None:
+        raise UnsafeCheckpointError(f"checkpoint '{filename}' is not a PyTorch checkpoint: {kind}") from None
     try:
         with weights_only_globals():
             return torch.load(filename, map_location=map_location, weights_only=True)
@@ -135,7 +190,7 @@ def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu',
             'tools/train.py or tools/model_converters/convert_official_ckpt.py, or save only its tensors (the '
             'state_dict) from the program that made it') from None
     except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, ImportError,
-            UnicodeDecodeError) as e:
+            UnicodeDecodeError, KeyError, IndexError) as e:  # (torch's unpickler on damaged data)
         raise UnsafeCheckpointError(f"checkpoint '{filename}' cannot be read ({type(e).__name__}: {first_line(e)}); "
                                     'it is truncated, corrupt or not a PyTorch file - copy or download it again'
                                     ) from None
@@ -273,4 +328,4 @@ def first_conv_in_channels(module: nn.Module) -> Optional[int]:
 
 __all__ = ['COMMON_PREFIXES', 'LISTED_KEYS', 'MMENGINE_SAFE_GLOBALS', 'StateDictDiff', 'StateDictError',
            'UnsafeCheckpointError', 'WRAPPER_KEYS', 'compare_state_dicts', 'first_conv_in_channels', 'list_keys',
-           'load_weights_only', 'numpy_safe_globals', 'unwrap_state_dict', 'weights_only_globals']
+           'load_weights_only', 'missing_checkpoint', 'numpy_safe_globals', 'unwrap_state_dict', 'weights_only_globals']

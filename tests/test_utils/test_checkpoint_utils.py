@@ -1,4 +1,5 @@
 """panet_mm.utils.checkpoint: weights-only loading, unwrapping, comparing and listing state dicts."""
+import os.path as osp
 import pickle
 
 import pytest
@@ -16,11 +17,46 @@ from panet_mm.utils.checkpoint import (
 )
 from panet_mm.utils.errors import PanetMMError
 
+PHOTO = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'exif', 'flower.jpg')
+
 
 class Exploit:
 
     def __reduce__(self):
         return (print, ('owned', ))
+
+
+def _safetensors(path):
+    from safetensors.torch import save_file
+    save_file({'w': torch.ones(2)}, str(path))
+
+
+@pytest.mark.parametrize('name,make,says', [
+    ('notes.pth', lambda p: p.write_text('hello\n'), 'it is a text file'),
+    ('config.pth', lambda p: p.write_text('{"a": 1}\n'), 'it is a JSON file'),
+    ('photo.pth', lambda p: p.write_bytes(open(PHOTO, 'rb').read()), 'it is a JPEG image'),
+    ('page.pth', lambda p: p.write_text('<!DOCTYPE html>\n<html><body>Sign in</body></html>'),
+     'it is an HTML / XML page (a download that returned a web page'),
+    ('empty.pth', lambda p: p.write_bytes(b''), 'it is empty (0 bytes)'),
+    ('model.safetensors', _safetensors, 'it is a safetensors file; load it with safetensors.torch.load_file'),
+    ('lfs.pth', lambda p: p.write_text('version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 9\n'),
+     'it is a Git LFS pointer'),
+    ('noise.pth', lambda p: p.write_bytes(bytes(range(1, 256)) * 8),
+     "its first bytes are neither a zip archive's (torch.save) nor a pickle's"),
+])
+def test_files_that_are_no_checkpoint_are_named_as_what_they_are(tmp_path, name, make, says):
+    """Such files failed deep in torch's unpickler (``KeyError: 101`` for a text file, a traceback) or read as
+    refused Python objects (a JSON file: "never unpickles objects that could run code")."""
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        load_weights_only(path)
+    assert str(err.value).startswith(f"checkpoint '{path}' is not a PyTorch checkpoint: {says}")
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is a folder; pass a .pth file in it"):
+        load_weights_only(tmp_path)
 
 
 def test_load_weights_only_refuses_objects_and_garbage(tmp_path):
