@@ -114,13 +114,16 @@ def input_problem(path: str) -> Optional[str]:
 
 def _collect(folder: str, recursive: bool, exclude: Optional[str]) -> List[str]:
     """Image files in ``folder`` (also raw and other photo formats, for a report), sorted; symlinked folders are
-    not followed and ``exclude`` is skipped."""
+    not followed and ``exclude`` is skipped, and so are hidden files and folders (names starting with a dot):
+    the ``._photo.jpg`` resource stubs a Mac leaves on USB sticks and network shares are no images (each was a
+    failed image, exit status 1), and ``.thumbnails`` / ``.git`` folders hold no photos to restore."""
     found: List[str] = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if exclude is None or osp.realpath(osp.join(dirpath, d)) != exclude)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.')
+                             and (exclude is None or osp.realpath(osp.join(dirpath, d)) != exclude))
         if not recursive:
             dirnames[:] = []
-        for name in sorted(filenames):
+        for name in sorted(n for n in filenames if not n.startswith('.')):
             path = osp.join(dirpath, name)
             ext = osp.splitext(name)[1].lower()
             if (ext in IMAGE_EXTENSIONS or ext in CAMERA_RAW_EXTENSIONS or ext in OTHER_IMAGE_EXTENSIONS) \

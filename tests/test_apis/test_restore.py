@@ -335,6 +335,17 @@ def test_plan_folder_names_suffix_ext_recursive(tmp_path):
     assert [osp.relpath(j.dst, tmp_path) for j in jobs] == ['out/a_x2.png', 'out/b_x2.png', 'out/sub/c_x2.png']
 
 
+def test_plan_folder_passes_over_hidden_files_and_folders(tmp_path):
+    """A Mac's AppleDouble stubs (``._a.jpg``: 4 KB of resource data, no image) were failed images (exit 1);
+    thumbnail caches in hidden folders were restored as photos."""
+    src = tmp_path / 'in'
+    make_images(src, ['a.jpg', '.hidden.png', '.thumbnails/normal/a.png', 'sub/b.png'])
+    (src / '._a.jpg').write_bytes(b'\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ' + bytes(4000))
+    jobs = R.plan_jobs(str(src), str(tmp_path / 'out'), recursive=True)
+    assert [osp.relpath(j.src, src) for j in jobs] == ['a.jpg', 'sub/b.png'] and not any(j.error for j in jobs)
+    assert R.plan_jobs(str(src / '.hidden.png'), str(tmp_path / 'x.png'))[0].src == str(src / '.hidden.png')  # named
+
+
 def test_plan_single_file(tmp_path):
     make_images(tmp_path, ['a.png'])
     src = str(tmp_path / 'a.png')
