@@ -27,7 +27,16 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# the interpreter: $PYTHON, else python3 where it imports torch, else the checkout's .venv
 PY=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ] && ! python3 -c 'import torch' >/dev/null 2>&1 && [ -x "$ROOT/.venv/bin/python" ]; then
+    PY=$ROOT/.venv/bin/python
+fi
+if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
+    echo "error: torch is not importable by '$PY'; set PYTHON=/path/to/a/python/with/torch" >&2
+    exit 2
+fi
+FAILED=0
 OUT=${OUT:-$ROOT/work_dirs/device_check}
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
@@ -83,7 +92,9 @@ section "$TESTS ($MARK, on $DEV)"
 if "$PY" -c 'import pytest' 2>/dev/null; then
     # -P: the shim, not the repository root, provides panet_mm
     timeout $T_TEST "$PY" -P -m pytest -q -p no:cacheprovider -m "$MARK" -rs $TESTS > "$OUT/tests.txt" 2>&1
-    echo "exit status $? (timeout: 124)" >> "$REPORT"
+    rc=$?
+    [ $rc = 0 ] || FAILED=1
+    echo "exit status $rc (timeout: 124)" >> "$REPORT"
     echo '```' >> "$REPORT"; tail -n 15 "$OUT/tests.txt" >> "$REPORT"; echo '```' >> "$REPORT"
 else
     echo "pytest is not importable: install it into build/device_deps (see the header of this script)" >> "$REPORT"
@@ -105,7 +116,7 @@ bench() {
     timeout $(( left < T_BENCH ? left : T_BENCH )) "$PY" tools/analysis_tools/benchmark_attention.py --device $DEV --repeats $REP "$@" > "$OUT/$(echo "$name" | tr ' /=,' '____').txt" 2>&1
     local rc=$? t1=$(date +%s)
     grep '^|' "$OUT/$(echo "$name" | tr ' /=,' '____').txt" >> "$REPORT" || tail -n 5 "$OUT/$(echo "$name" | tr ' /=,' '____').txt" >> "$REPORT"
-    [ $rc = 0 ] || echo "(exit status $rc; timeout: 124)" >> "$REPORT"
+    [ $rc = 0 ] || { echo "(exit status $rc; timeout: 124)" >> "$REPORT"; FAILED=1; }
     echo "($(( t1 - t0 )) s)" >> "$REPORT"
 }
 # issue 15's two GPU targets first: the attention's share of a PA-EDSR x2 training step (< 15%), and the full
@@ -130,3 +141,5 @@ bench "formulations, C=64 r=2, bfloat16" "${METHODS[@]}" --impls "" --methods co
 echo >> "$REPORT"
 echo "total $(( $(date +%s) - T0 )) s" >> "$REPORT"
 cat "$REPORT"
+# exit status 1 where a step failed or ran out of time (the report says which), so that a run is not read as passed
+exit $FAILED

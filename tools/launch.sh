@@ -2,7 +2,24 @@
 # What dist_train.sh, dist_test.sh, slurm_train.sh and slurm_test.sh share (they source this file): the
 # argument count check, the checkout on PYTHONPATH and the torchrun / srun command lines.
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON=${PYTHON:-python}
+# The interpreter: $PYTHON, else `python` where it imports torch (an activated environment), else the
+# checkout's .venv (tools/setup_env.sh), which the README's commands call by path without activating it.
+if [ -z "${PYTHON:-}" ]; then
+  PYTHON=python
+  if ! python -c 'import torch' >/dev/null 2>&1 && [ -x "$HERE/../.venv/bin/python" ]; then
+    PYTHON="$HERE/../.venv/bin/python"
+  fi
+fi
+
+# need_torch: exit 2 with the fix unless $PYTHON imports torch (checked here for local runs only: under
+# Slurm the compute nodes' environment is what counts).
+need_torch() {
+  if ! "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
+    echo "error: torch is not importable by '$PYTHON'; activate the environment (source .venv/bin/activate) or" \
+         "set PYTHON=/path/to/its/python" >&2
+    exit 2
+  fi
+}
 
 # need_args COUNT GIVEN USAGE: exit 2 with the usage line unless GIVEN >= COUNT.
 need_args() {
@@ -17,6 +34,7 @@ need_args() {
 torchrun_tool() {
   local gpus=$1 tool=$2
   shift 2
+  need_torch
   PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
   "$PYTHON" -m torch.distributed.run \
       --nnodes="${NNODES:-1}" \

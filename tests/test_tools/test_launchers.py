@@ -58,3 +58,13 @@ def test_slurm_scripts_start_srun(fakes):
 def test_too_few_arguments_print_the_usage(fakes, script, args, usage):
     proc = run_tool(['bash', f'tools/{script}', *args], env=fakes, check=False)
     assert proc.returncode == 2 and proc.stderr == f'usage: tools/{script} {usage}\n' and not proc.stdout
+
+
+def test_a_python_without_torch_is_refused_with_the_fix(fakes, tmp_path):
+    """`python` on PATH without torch (the README's commands call .venv/bin/python by path, never activating
+    it): torchrun's 'No module named torch' traceback before; device_check.sh exited 0 with every step failed."""
+    fakes['PYTHON'] = '/bin/false'   # (exits 1 for `-c 'import torch'` as a python without torch does)
+    proc = run_tool(['bash', 'tools/dist_train.sh', 'c.py', '2'], env=fakes, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: torch is not importable by '/bin/false'")
+    proc = run_tool(['bash', 'tools/device_check.sh', '--smoke'], env=dict(fakes, OUT=str(tmp_path)), check=False)
+    assert proc.returncode == 2 and "torch is not importable by '/bin/false'" in proc.stderr
