@@ -7,8 +7,9 @@ the command that prepares it instead.
 """
 from __future__ import annotations
 
+import copy
 import os.path as osp
-from typing import List, Optional
+from typing import List, Mapping, Optional
 
 from mmagic.datasets import BasicImageDataset
 from mmagic.registry import DATASETS
@@ -46,6 +47,23 @@ class CheckedImageDataset(BasicImageDataset):
         self.prepare_cmd = prepare_cmd
         self.max_pixels = max_pixels
         super().__init__(**kwargs)
+
+    @classmethod
+    def _load_metainfo(cls, metainfo: Optional[Mapping] = None) -> dict:
+        """The config's ``metainfo`` values as written.
+
+        Why: mmengine reads every string value that names an existing path as a file of lines, relative to
+        the current folder, so ``dataset_type='div2k'`` stopped training with ``IsADirectoryError`` when run
+        next to a ``div2k/`` data folder, a file named ``set5`` there became the metadata, and each other value
+        logged "... is not a meta file" (``ann_file`` is the meta-info file's place).
+        """
+        info = copy.deepcopy(cls.METAINFO)
+        if metainfo is None:
+            return info
+        if not isinstance(metainfo, Mapping):
+            raise TypeError(f'metainfo should be a dict, but got {type(metainfo).__name__}')
+        info.update(copy.deepcopy(dict(metainfo)))
+        return info
 
     def _missing(self, what: str) -> FileNotFoundError:
         name = self.metainfo.get('dataset_type', type(self).__name__)

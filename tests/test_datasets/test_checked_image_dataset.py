@@ -1,0 +1,26 @@
+"""panet_mm.datasets.CheckedImageDataset: what mmagic's BasicImageDataset does, independent of the current folder."""
+import cv2
+import numpy as np
+from mmengine.registry import init_default_scope
+
+from panet_mm.datasets import CheckedImageDataset
+
+
+def dataset(root, metainfo):
+    for sub in ('lq', 'gt'):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / sub / 'a.png'), np.full((8, 8, 3), 128, np.uint8))
+    return CheckedImageDataset(data_root=str(root), data_prefix=dict(img='lq', gt='gt'), metainfo=metainfo,
+                               pipeline=[])
+
+
+def test_metainfo_values_are_taken_as_written_whatever_the_current_folder_holds(tmp_path, monkeypatch, caplog):
+    """mmengine reads a metainfo string naming an existing path as a file: training stopped with
+    IsADirectoryError next to a 'div2k/' folder, and a file 'set5' became the metadata."""
+    init_default_scope('mmagic')
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'div2k').mkdir()
+    (tmp_path / 'set5').write_text('baby\nbird\n')
+    ds = dataset(tmp_path / 'data', dict(dataset_type='div2k', task_name='set5', scale=2))
+    assert ds.metainfo == dict(dataset_type='div2k', task_name='set5', scale=2) and len(ds) == 1
+    assert 'is not a meta file' not in caplog.text
