@@ -85,6 +85,27 @@ def test_prepare_div2k_stops_before_the_meta_info(tmp_path):
     assert len(lines) == 8 and not any(line.startswith('0003') for line in lines)
 
 
+def test_prepare_div2k_treats_a_too_small_image_as_a_bad_one(tmp_path):
+    """An HR image smaller than the sub-images (a stray thumbnail) stopped the run with a ValueError traceback,
+    --skip-bad or not."""
+    div2k = tmp_path / 'DIV2K'
+    hr = div2k / 'DIV2K_train_HR'
+    hr.mkdir(parents=True)
+    for i in (1, 2):
+        cv2.imwrite(str(hr / f'000{i}.png'), photo(96, 96, seed=i))
+    cv2.imwrite(str(hr / '0003.png'), photo(30, 96, seed=3))
+    args = [sys.executable, 'tools/dataset_converters/prepare_div2k.py',
+            '--div2k', str(div2k), '--scales', '2', '--crop-size', '48',
+            '--step', '48', '--thresh-size', '0', '--workers', '1']
+    proc = run_tool(args, check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert f"'{hr / '0003.png'}' is 96x30 pixels, smaller than the 48x48 sub-images (--crop-size)" in proc.stderr
+    assert not (div2k / 'meta_info_DIV2K800sub_GT.txt').exists()
+    proc = run_tool(args + ['--skip-bad'], check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert len((div2k / 'meta_info_DIV2K800sub_GT.txt').read_text().splitlines()) == 8
+
+
 def test_prepare_testsets_never_replaces_its_sources(tmp_path):
     out = tmp_path / 'data'
     gt = write_tiny_images(out / 'Set5' / 'GTmod12')  # the sources sit where the outputs go

@@ -69,6 +69,7 @@ def list_images(folder: str) -> List[str]:
 
 def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, Tuple[int, int, int]]]:
     """Write the HR and LR sub-images of one DIV2K image; return the meta-info entries."""
+    from panet_mm.datasets.image_io import ImageFileError
     from panet_mm.datasets.prepare import (
         bicubic_downscale,
         crop_sub_images,
@@ -79,12 +80,21 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
     )
     stem = osp.splitext(name)[0]
     # mod-crop by every scale at once so that each sub-image starts on a whole LR pixel
-    hr = mod_crop(imread_color(osp.join(args.div2k, 'DIV2K_train_HR', name), args.max_pixels), math.lcm(*args.scales))
-    # every input is read (and verified) before anything is written: a damaged one leaves no output
+    hr_path = osp.join(args.div2k, 'DIV2K_train_HR', name)
+    hr = mod_crop(imread_color(hr_path, args.max_pixels), math.lcm(*args.scales))
+    if min(hr.shape[:2]) < args.crop_size:  # (an image-level refusal, so that --skip-bad leaves it out)
+        raise ImageFileError(f"'{hr_path}' is {hr.shape[1]}x{hr.shape[0]} pixels, smaller than the "
+                             f'{args.crop_size}x{args.crop_size} sub-images (--crop-size); remove it, or pass '
+                             '--skip-bad to leave it out')
+    # every input is read (and verified) and checked before anything is written: a bad one leaves no output
     lrs = {}
     for s in args.scales:
         official = osp.join(args.div2k, 'DIV2K_train_LR_bicubic', f'X{s}', f'{stem}x{s}.png')
-        lrs[s] = (official, imread_color(official, args.max_pixels) if osp.isfile(official) else None)
+        lr = imread_color(official, args.max_pixels) if osp.isfile(official) else None
+        if lr is not None and (lr.shape[0] * s < hr.shape[0] or lr.shape[1] * s < hr.shape[1]):
+            raise ImageFileError(f"LR image '{official}' ({lr.shape[1]}x{lr.shape[0]}) does not match the HR image "
+                                 f"'{name}' ({hr.shape[1]}x{hr.shape[0]}) at scale {s}; remove it to regenerate it")
+        lrs[s] = (official, lr)
     entries = []
     for sub_name, sub in crop_sub_images(hr, stem, args.crop_size, args.step, args.thresh_size):
         path = osp.join(args.div2k, 'DIV2K_train_HR_sub', sub_name)
@@ -95,9 +105,6 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
         official, lr = lrs[s]
         if lr is None:
             lr = bicubic_downscale(hr, s)
-        if lr.shape[0] * s < hr.shape[0] or lr.shape[1] * s < hr.shape[1]:
-            raise ValueError(f"LR image '{official}' ({lr.shape[1]}x{lr.shape[0]}) does not match the HR image "
-                             f"'{name}' ({hr.shape[1]}x{hr.shape[0]}) at scale {s}; remove it to regenerate it")
         # the LR sub-images sit at the HR positions divided by the scale, so names and content match
         index = 0
         ys = sub_image_starts(hr.shape[0], args.crop_size, args.step, args.thresh_size)
