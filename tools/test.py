@@ -23,7 +23,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='the directory to save logs and metrics')
     parser.add_argument(
         '--cfg-options', nargs='+', metavar='KEY=VALUE',
-        help='override config settings, e.g. test_dataloader.dataset.data_root=data/demo/Set5 (lists: key="[a,b]")')
+        help='override config settings, e.g. test_dataloader.dataset.data_root=data/demo/Set5 (where the config '
+        'has a list of test loaders: test_dataloader.0.dataset.data_root=...; list values: key="[a,b]")')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank

@@ -14,7 +14,7 @@ import os
 import os.path as osp
 import re
 import sys
-from typing import Iterator, List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
@@ -112,6 +112,37 @@ def _config_value(cfg: Config, key: str):
     return node
 
 
+def _path_problem(cfg: Config, key: str, value: Any) -> Optional[str]:
+    """Why ``key`` cannot be the path it was meant as: a name part into a list (mmengine's merge stops with a
+    ``TypeError`` traceback) or a near miss of an existing key (``trian_cfg``: silently added and ignored;
+    ``train_cfg.max_iter``: a ``TypeError`` when the loop is built); None otherwise (new keys are allowed)."""
+    import difflib
+    node: Any = cfg._cfg_dict if isinstance(cfg, Config) else cfg
+    parts = key.split('.')
+    for i, part in enumerate(parts):
+        where = '.'.join(parts[:i]) or 'the config'
+        if isinstance(node, (list, tuple)):
+            if not part.isdigit():
+                rest = '.'.join(parts[i:])
+                return (f'--cfg-options {key}={value}: {where} is a list of {len(node)} in this config; give the '
+                        f'index of the entry, e.g. {where}.0.{rest}={value} (nothing was created)')
+            if int(part) >= len(node):
+                return (f'--cfg-options {key}={value}: {where} has {len(node)} entries (0-{len(node) - 1}) '
+                        'in this config (nothing was created)')
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if part not in node:
+                close = difflib.get_close_matches(part, [str(k) for k in node], n=1, cutoff=0.8)
+                if close:
+                    return (f"--cfg-options {key}={value}: {where} has no key '{part}'; did you mean "
+                            f"'{'.'.join(parts[:i] + close)}'? (nothing was created)")
+                return None
+            node = node[part]
+        else:
+            return None
+    return None
+
+
 def check_overrides(cfg: Config, options: dict) -> Optional[str]:
     """A message for a ``--cfg-options`` value whose type contradicts the config's value there, else None.
 
@@ -127,6 +158,9 @@ def check_overrides(cfg: Config, options: dict) -> Optional[str]:
         str, optional: The problem, naming the key, the value and what the config has there.
     """
     for key, value in options.items():
+        problem = _path_problem(cfg, key, value)
+        if problem:
+            return problem
         old = _config_value(cfg, key)
         if old is _MISSING or old is None or value is None:
             continue

@@ -41,6 +41,23 @@ def test_check_overrides_keeps_numbers_numbers():
     assert 'a.seq.0.k=b' in check_overrides(cfg, {'a.seq.0.k': 'b'})
 
 
+def test_check_overrides_names_wrong_paths():
+    """A name into a list (the paper configs' five test loaders: a TypeError traceback from mmengine's merge) and
+    near misses of existing keys (silently added, or a TypeError when the loop is built) are refused."""
+    from mmengine.config import Config
+
+    from panet_mm.engine.cli import check_overrides
+    cfg = Config(dict(train_cfg=dict(max_iters=3), test_dataloader=[dict(dataset=dict(data_root='a'))] * 2))
+    assert check_overrides(cfg, {'test_dataloader.dataset.data_root': 'b'}) == (
+        '--cfg-options test_dataloader.dataset.data_root=b: test_dataloader is a list of 2 in this config; give the '
+        'index of the entry, e.g. test_dataloader.0.dataset.data_root=b (nothing was created)')
+    assert 'has 2 entries (0-1)' in check_overrides(cfg, {'test_dataloader.2.dataset.data_root': 'b'})
+    assert "no key 'trian_cfg'; did you mean 'train_cfg'?" in check_overrides(cfg, {'trian_cfg.max_iters': 1})
+    assert "did you mean 'train_cfg.max_iters'?" in check_overrides(cfg, {'train_cfg.max_iter': 1})
+    assert check_overrides(cfg, {'test_dataloader.1.dataset.data_root': 'b', 'randomness.seed': 1,
+                                 'train_cfg.val_interval': 2}) is None   # new keys stay allowed
+
+
 @pytest.mark.slow
 def test_disk_full_during_training_is_one_line(demo_root, tmp_path):
     work = tmp_path / 'w'
