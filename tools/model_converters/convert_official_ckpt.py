@@ -1,18 +1,20 @@
 """Convert a released PANet / PA-EDSR checkpoint to a panet_mm (mmengine) checkpoint.
 
     python tools/model_converters/convert_official_ckpt.py SRC.pt DST.pth [--arch panet|paedsr] [--scale N]
-        [--colors 1|3]
+        [--colors 1|3] [--overwrite]
 
 The released file is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling). The
 network, scale, colours and the data range it was trained on are read from the file and printed; a
 flag the file contradicts is refused. Every key, shape and value is checked (NaN/Inf refused, PA-EDSR's
 ``msa.*`` copies must equal their ``body.16.*`` twins) and nothing is written unless all pass. The
 output loads with ``python tools/test.py CONFIG DST.pth``; the config's generator uses ``rgb_range=255``
-(a model trained on 0-1 data, as every released one, is rescaled exactly). Exit status: 0 converted, 1 refused.
+(a model trained on 0-1 data, as every released one, is rescaled exactly). An existing DST is kept unless
+``--overwrite``. Exit status: 0 converted, 1 refused, 2 DST exists.
 """
 from __future__ import annotations
 
 import argparse
+import os.path as osp
 import sys
 import warnings
 from typing import List, Optional
@@ -27,6 +29,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Convert a released PANet / PA-EDSR .pt checkpoint to panet_mm')
     parser.add_argument('src', help='released checkpoint (.pt); never modified')
     parser.add_argument('dst', help='output mmengine checkpoint (.pth); written atomically, must differ from src')
+    parser.add_argument('--overwrite', action='store_true', help='replace dst if it exists (default: refuse)')
     parser.add_argument('--arch', default=None, choices=['panet', 'paedsr'],
                         help='panet: denoising / demosaicing / JPEG models; paedsr: super-resolution models '
                         '(default: inferred from the keys)')
@@ -49,6 +52,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the conversion; return the exit status."""
     args = parse_args(argv)
+    if osp.isfile(args.dst) and not args.overwrite and not (osp.isfile(args.src) and osp.samefile(args.src, args.dst)):
+        print(f"error: '{args.dst}' exists; pass --overwrite to replace it, or choose another path", file=sys.stderr)
+        return 2
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
         from panet_mm.engine.quiet import quiet_third_party_warnings

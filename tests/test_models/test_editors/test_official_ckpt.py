@@ -291,6 +291,25 @@ def test_cli_as_a_script(tmp_path):
     assert bad.returncode == 1 and 'tail.0.0.weight' in bad.stderr and not (tmp_path / 'x2.pth').exists()
 
 
+def test_destinations_that_cannot_be_written_are_refused_before_converting(tmp_path, capsys):
+    """An existing folder, a missing folder: tracebacks after the conversion before; an existing file was replaced
+    without a word."""
+    src = save(released_paedsr(3).state_dict(), tmp_path / 'PA_EDSR_x3.pt')
+    args = SMALL_PAEDSR_ARGS + ['--scale', '3']
+    (tmp_path / 'out').mkdir()
+    assert run_tool('convert', [src, str(tmp_path / 'out')] + args) == 1
+    assert f"destination '{tmp_path / 'out'}' is a folder; name the output file, e.g. " \
+        f"{tmp_path / 'out' / 'PA_EDSR_x3.pth'}" in capsys.readouterr().err
+    assert run_tool('convert', [src, str(tmp_path / 'no' / 'x.pth')] + args) == 1
+    assert f"destination folder '{tmp_path / 'no'}' does not exist" in capsys.readouterr().err
+    dst = tmp_path / 'x3.pth'
+    dst.write_bytes(b'mine')
+    assert run_tool('convert', [src, str(dst)] + args) == 2
+    assert f"error: '{dst}' exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert dst.read_bytes() == b'mine' and not os.listdir(tmp_path / 'out')
+    assert run_tool('convert', [src, str(dst), '--overwrite'] + args) == 0 and dst.stat().st_size > 100
+
+
 def _refused(tmp_path, capsys, state_or_path, args, *expected):
     src = state_or_path if isinstance(state_or_path, str) else save(state_or_path, tmp_path / 'src.pt')
     dst = tmp_path / 'dst.pth'

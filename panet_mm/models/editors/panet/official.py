@@ -15,8 +15,10 @@ its last conv (and PA-EDSR's mean-shift biases) by 255: the features in between 
 from __future__ import annotations
 
 import hashlib
+import os
 import os.path as osp
 import re
+import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -283,6 +285,25 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def _check_destination(src: str, dst: str) -> None:
+    """Refuse a destination that cannot be written before the source (up to 160 MB) is read and converted: a
+    folder, or a folder that does not exist or cannot be written (tracebacks after the conversion before)."""
+    if osp.isdir(dst):
+        stem = osp.splitext(osp.basename(src))[0] or 'converted'
+        raise ConversionError(f"destination '{dst}' is a folder; name the output file, e.g. "
+                              f"{osp.join(dst, stem + '.pth')}")
+    folder = osp.dirname(osp.abspath(dst))
+    if not osp.isdir(folder):
+        raise ConversionError(f"destination folder '{folder}' does not exist; create it or choose another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.panet_mm_probe_', dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise ConversionError(f"destination folder '{folder}' cannot be written ({err.strerror or err}); choose a "
+                              'writable folder') from None
+
+
 def convert_official_checkpoint(src: str, dst: str, arch: Optional[str] = None, **settings: Any) -> Dict[str, Any]:
     """Convert a released ``.pt`` file to an mmengine checkpoint loadable by ``tools/test.py``.
 
@@ -300,12 +321,14 @@ def convert_official_checkpoint(src: str, dst: str, arch: Optional[str] = None, 
         dict: The ``meta`` written (with ``inferred`` and ``notes`` for the user).
 
     Raises:
-        ConversionError: Same file, unreadable source, non-finite weights, a flag the file contradicts,
-            differing twins, or key / shape mismatches.
+        ConversionError: Same file, a destination that cannot be written (a folder, a missing or read-only
+            folder), unreadable source, non-finite weights, a flag the file contradicts, differing twins, or
+            key / shape mismatches.
     """
     if osp.abspath(src) == osp.abspath(dst) or (osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst)):
         raise ConversionError(f"destination '{dst}' is the source file; choose another path, the released "
                               'checkpoint is never overwritten')
+    _check_destination(src, dst)
     state = load_official_file(src)
     converted, info = convert_state_dict(state, arch, source=src, **settings)
     meta = dict(arch=info['arch'], scale=info['scale'], colors=info['colors'], generator_cfg=info['generator_cfg'],
