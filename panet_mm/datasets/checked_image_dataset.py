@@ -8,6 +8,7 @@ the command that prepares it instead.
 from __future__ import annotations
 
 import copy
+import os
 import os.path as osp
 from typing import List, Mapping, Optional
 
@@ -74,7 +75,8 @@ class CheckedImageDataset(BasicImageDataset):
         """Check that the data exists, then load the list as ``BasicImageDataset`` does."""
         for key, folder in self.data_prefix.items():
             if not osp.isdir(folder):
-                raise self._missing(f"folder '{folder}' (data_prefix['{key}']) does not exist")
+                where = '' if osp.isabs(folder) else f' in {os.getcwd()} (data_root is relative to the current folder)'
+                raise self._missing(f"folder '{folder}' (data_prefix['{key}']) does not exist{where}")
         if self.use_ann_file and not osp.isfile(self.ann_file):
             raise self._missing(f"meta-info file '{self.ann_file}' (ann_file) does not exist")
         data_list = super().load_data_list()

@@ -1,6 +1,7 @@
 """panet_mm.datasets.CheckedImageDataset: what mmagic's BasicImageDataset does, independent of the current folder."""
 import cv2
 import numpy as np
+import pytest
 from mmengine.registry import init_default_scope
 
 from panet_mm.datasets import CheckedImageDataset
@@ -24,3 +25,16 @@ def test_metainfo_values_are_taken_as_written_whatever_the_current_folder_holds(
     ds = dataset(tmp_path / 'data', dict(dataset_type='div2k', task_name='set5', scale=2))
     assert ds.metainfo == dict(dataset_type='div2k', task_name='set5', scale=2) and len(ds) == 1
     assert 'is not a meta file' not in caplog.text
+
+
+def test_a_missing_relative_folder_names_the_folder_it_is_relative_to(tmp_path, monkeypatch):
+    """Run from another folder, 'data/demo/...' does not exist there although it does in the checkout."""
+    init_default_scope('mmagic')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as err:
+        CheckedImageDataset(data_root='data/demo/DIV2K', data_prefix=dict(img='lq', gt='gt'), pipeline=[],
+                            prepare_cmd='python tools/dataset_converters/make_demo_data.py')
+    assert str(err.value) == (
+        f"dataset 'basic_image_dataset': folder 'data/demo/DIV2K/lq' (data_prefix['img']) does not exist in "
+        f'{tmp_path} (data_root is relative to the current folder); prepare it with: '
+        'python tools/dataset_converters/make_demo_data.py')
