@@ -18,6 +18,7 @@ from mmagic.registry import DATASETS
 from panet_mm.utils.errors import PanetMMError
 
 from .image_io import MAX_PIXELS_ENV, ImageFileError, check_image_file, verify_image_file
+from .testsets import INCOMPLETE_MARK
 
 
 class DataSampleError(PanetMMError, RuntimeError):
@@ -73,6 +74,12 @@ class CheckedImageDataset(BasicImageDataset):
 
     def load_data_list(self) -> List[dict]:
         """Check that the data exists, then load the list as ``BasicImageDataset`` does."""
+        mark = osp.join(self.data_root or '', INCOMPLETE_MARK)
+        if osp.isfile(mark):
+            with open(mark, encoding='utf-8', errors='replace') as f:
+                why = f.read().strip() or 'unknown reason'
+            raise self._missing(f"'{self.data_root}' was not fully prepared ({why}), so its scores would not be the "
+                                "benchmark's; prepare it again")
         for key, folder in self.data_prefix.items():
             if not osp.isdir(folder):
                 where = '' if osp.isabs(folder) else f' in {os.getcwd()} (data_root is relative to the current folder)'

@@ -6,6 +6,7 @@ the folders. Each writer returns the number of files it wrote (existing files ar
 """
 from __future__ import annotations
 
+import os
 import os.path as osp
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -88,7 +89,27 @@ def process_sr(job: Tuple[str, str], set_dir: str, options: TestSetOptions) -> i
     return written
 
 
+#: A file in a prepared set's folder (a dataset's ``data_root``) saying that its preparation did not finish; its
+#: text says why. :class:`~panet_mm.datasets.CheckedImageDataset` refuses to evaluate on such a set.
+INCOMPLETE_MARK = '.incomplete'
+
+
+def mark_incomplete(set_dir: str, why: Optional[str]) -> None:
+    """Mark ``set_dir`` as not fully prepared (``why``), or, with ``why=None``, as complete.
+
+    Why: a set whose preparation stopped at a damaged image kept the images made before it, and a later
+    ``tools/test.py`` scored that part as if it were the benchmark.
+    """
+    from panet_mm.utils.fileio import atomic_write
+    path = osp.join(set_dir, INCOMPLETE_MARK)
+    if why is not None:
+        atomic_write(path, f'{why}\n')
+    elif osp.exists(path):
+        os.remove(path)
+
+
 #: The writer of each task a test set serves: 'color' (denoising, demosaicing), 'gray' (JPEG), 'sr'.
 PROCESSORS: Dict[str, Callable[..., int]] = {'color': process_color, 'gray': process_gray, 'sr': process_sr}
 
-__all__ = ['PROCESSORS', 'SR_MOD', 'TestSetOptions', 'process_color', 'process_gray', 'process_sr']
+__all__ = ['INCOMPLETE_MARK', 'PROCESSORS', 'SR_MOD', 'TestSetOptions', 'mark_incomplete', 'process_color',
+           'process_gray', 'process_sr']

@@ -4,6 +4,7 @@ import os
 import sys
 
 import cv2
+import pytest
 from conftest import run_tool, write_tiny_images
 from hostile_files import encode, photo
 
@@ -49,12 +50,26 @@ def test_truncated_png_is_one_line_and_skip_bad_reports_it(tmp_path):
     out = tmp_path / 'data'
     proc = prepare_testsets('--out', out, '--live1', src)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr and "img_2.png' is truncated" in proc.stderr
+    # the images made before the stop stay, marked: evaluating on them is refused (they were scored as the set)
+    with pytest.raises(FileNotFoundError, match=r"LIVE1' was not fully prepared \(stopped at a damaged image: .*"
+                       r"img_2.png' is truncated.*prepare it again"):
+        live1(out)
 
     proc = prepare_testsets('--out', out, '--live1', src, '--skip-bad')
     assert proc.returncode == 0, proc.stderr
     assert 'skipped 1 damaged image(s)' in proc.stderr and str(src / 'img_2.png') in proc.stderr
     assert 'LIVE1: 2 images' in proc.stdout
     assert sorted(os.listdir(out / 'LIVE1' / 'GT_gray')) == ['img_1.png', 'img_3.png']
+    assert len(live1(out)) == 2
+
+
+def live1(out):
+    from mmengine.registry import init_default_scope
+
+    from panet_mm.datasets import CheckedImageDataset
+    init_default_scope('mmagic')
+    return CheckedImageDataset(data_root=str(out / 'LIVE1'), data_prefix=dict(img='jpeg_q10', gt='GT_gray'),
+                               pipeline=[])
 
 
 def test_zero_byte_png_is_called_empty(tmp_path):

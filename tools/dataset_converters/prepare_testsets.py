@@ -215,7 +215,7 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
         from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
     from panet_mm.datasets.prepare import ImagePool
-    from panet_mm.datasets.testsets import PROCESSORS, TestSetOptions
+    from panet_mm.datasets.testsets import PROCESSORS, TestSetOptions, mark_incomplete
     options = TestSetOptions(sigmas=args.sigmas, qualities=args.qualities, patterns=args.patterns,
                              scales=args.scales, overwrite=args.overwrite, max_pixels=args.max_pixels)
     clash = source_clash(args)
@@ -229,6 +229,8 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
             ts = TEST_SETS[key]
             set_dir = osp.join(args.out, ts.name)
             written, stopped, set_bad = 0, False, set()
+            os.makedirs(set_dir, exist_ok=True)
+            mark_incomplete(set_dir, 'being prepared (or its preparation was interrupted)')
             for task in ts.tasks:
                 results, bad = pool.run(partial(PROCESSORS[task], set_dir=set_dir, options=options), sources,
                                         skip_bad=args.skip_bad, desc=f'{ts.name} ({task})')
@@ -239,8 +241,10 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
                     print(f'error: {ts.name}: {bad[0]}; the set was stopped and nothing was made from that image. '
                           'Replace or remove it, or pass --skip-bad to prepare the set without it', file=sys.stderr)
                     stopped = True
+                    mark_incomplete(set_dir, f'stopped at a damaged image: {bad[0]}')
                     break
             if not stopped:
+                mark_incomplete(set_dir, None)
                 summary[ts.name] = (len(sources) - len(set_bad), written)
     return summary
 
