@@ -282,6 +282,13 @@ def read_image_header(source: Union[str, bytes], name: Optional[str] = None) -> 
     return header
 
 
+def _megapixels(pixels: int) -> str:
+    """``'179 MP'``, ``'0.3 MP'``, or ``'2240 pixels'`` below 0.1 MP (where a whole number of MP reads 0)."""
+    if pixels >= 9.5e6:
+        return f'{pixels / 1e6:.0f} MP'
+    return f'{pixels / 1e6:.1f} MP' if pixels >= 1e5 else f'{pixels} pixels'
+
+
 def check_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None, option: Optional[str] = None,
                      name: Optional[str] = None, decode: bool = False) -> ImageHeader:
     """Read the header and refuse an image declaring more than ``max_pixels`` pixels.
@@ -308,8 +315,8 @@ def check_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None
     header = read_image_header(source, name)
     limit = default_max_pixels() if max_pixels is None else int(max_pixels)
     if header.pixels > limit:
-        template = (f"'{name}' declares {header.width}x{header.height} pixels ({header.pixels / 1e6:.0f} MP), above "
-                    f'the limit of {limit / 1e6:.0f} MP (a decompression bomb would exhaust the memory); it was not '
+        template = (f"'{name}' declares {header.width}x{header.height} pixels ({_megapixels(header.pixels)}), above "
+                    f'the limit of {_megapixels(limit)} (a decompression bomb would exhaust the memory); it was not '
                     f'decoded. If the image is genuine, raise the limit to at least {header.pixels} ({{param}})')
         raise PixelLimitError('max_pixels', template.replace('{param}', option) if option else template)
     if header.format.startswith('TIFF float'):

@@ -30,6 +30,18 @@ def test_header_sizes_of_real_encoder_output(tmp_path):
     assert read_image_header(str(bmp))[:2] == (30, 20)  # through Pillow's lazy open
 
 
+def test_small_limits_are_written_in_pixels(tmp_path):
+    """``--max-pixels 10`` said '(0 MP), above the limit of 0 MP'."""
+    png = tmp_path / 'a.png'
+    png.write_bytes(encode(photo(40, 56), '.png'))
+    with pytest.raises(PixelLimitError, match=r"declares 56x40 pixels \(2240 pixels\), above the limit of 10 pixels"):
+        check_image_file(str(png), 10)
+    big = tmp_path / 'big.png'
+    big.write_bytes(png_declaring(4000, 3000))
+    with pytest.raises(PixelLimitError, match=r"declares 4000x3000 pixels \(12 MP\), above the limit of 1.0 MP"):
+        check_image_file(str(big), 1_000_000)
+
+
 def test_default_limit_fits_the_memory_and_env_overrides(monkeypatch):
     monkeypatch.delenv(image_io.MAX_PIXELS_ENV, raising=False)
     limit = default_max_pixels()
