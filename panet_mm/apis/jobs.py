@@ -21,7 +21,7 @@ from panet_mm.datasets.image_io import ImageFileError, read_image_header
 from panet_mm.utils.errors import first_line
 
 from .errors import ImageReadError, RestoreError, RestoreParameterError
-from .image_kinds import alpha_note, exif_note, keeps_alpha, profile_note
+from .image_kinds import ALPHA_NOTE, alpha_note, exif_note, keeps_alpha, profile_note
 
 #: File extensions collected from an input folder (case-insensitive).
 IMAGE_EXTENSIONS = ('.bmp', '.dib', '.jpeg', '.jpg', '.jpe', '.jp2', '.png', '.webp', '.pbm', '.pgm', '.ppm',
@@ -44,12 +44,14 @@ class RestoreJob:
         dst (str): Output file.
         root (str): The output folder ``dst`` must stay in (the folder of ``dst`` for a file output).
         error (str, optional): Why it cannot be restored (found while planning); reported, not run.
+        named (bool): The user named the output file (its format is chosen by its name, not by ``--ext``).
     """
 
     src: str
     dst: str
     root: str
     error: Optional[str] = None
+    named: bool = False
 
 
 @dataclass
@@ -181,7 +183,7 @@ def _file_job(input_path: str, output_path: str, suffix: str, ext: Optional[str]
     if suffix:
         raise RestoreParameterError('suffix', f"{{param}} applies to outputs named after inputs, but '{output_path}' "
                                     'names the output file; drop {param} or pass an output folder')
-    return RestoreJob(input_path, output_path, osp.dirname(output_path) or '.')
+    return RestoreJob(input_path, output_path, osp.dirname(output_path) or '.', named=True)
 
 
 def plan_jobs(input_path: str, output_path: str, recursive: bool = False, suffix: str = '',
@@ -340,13 +342,17 @@ def _restore_one(inferencer: Any, job: RestoreJob, log: Callable[[str], None], s
     """Read, restore and write one job's image (OpenCV channel order from the model to the file)."""
     data = inferencer.preprocess(job.src)
     slow = inferencer.attention_cost_note(*data['size'])
-    for note in data['notes'] + ([slow] if slow else []):
+    hint, alpha = inferencer.hints.get('ext', '--ext png'), data.get('alpha')
+    if job.named:  # (--ext is refused with a named output file: its name chooses the format)
+        hint = f"naming the output {osp.splitext(osp.basename(job.dst))[0]}.png"
+    lost_alpha = alpha_note(alpha, job.dst, hint)
+    notes = [n for n in data['notes'] if not (lost_alpha and n == ALPHA_NOTE)]  # (not "written back", then "lost")
+    for note in notes + ([slow] if slow else []):
         summary.notes.append((job.src, note))
         log(f"note: '{job.src}': {note}")
     preds = inferencer.forward(data)
-    hint, alpha = inferencer.hints.get('ext', '--ext png'), data.get('alpha')
     channels = 4 if keeps_alpha(alpha, job.dst) else int(preds.shape[0])
-    for lost in (alpha_note(alpha, job.dst, hint), profile_note(data.get('icc_profile'), job.dst, channels, hint),
+    for lost in (lost_alpha, profile_note(data.get('icc_profile'), job.dst, channels, hint),
                  exif_note(data.get('exif'), job.dst, hint)):
         if lost:
             summary.notes.append((job.src, lost))
