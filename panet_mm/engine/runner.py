@@ -16,6 +16,7 @@ in the same process is unchanged.
 """
 from __future__ import annotations
 
+import os.path as osp
 import re
 from collections import OrderedDict
 from typing import Any, Callable, Union
@@ -86,6 +87,23 @@ class PANetRunner(Runner):
         with safe_checkpoint_loading():
             return super().test()
 
+    def load_or_resume(self) -> None:
+        """mmengine's, saying plainly when ``--resume`` finds nothing to resume (mmengine logged "Auto resumed from
+        the latest checkpoint None." and trained from the start)."""
+        if (not self._has_loaded and self._resume and self._load_from is None
+                and not osp.isfile(osp.join(self.work_dir, 'last_checkpoint'))):
+            self.logger.info(f"--resume: no checkpoint in '{self.work_dir}' yet, so training starts at iteration 0")
+            self._resume = False
+        return super().load_or_resume()
+
+    def resume(self, filename: str, *args: Any, **kwargs: Any) -> None:
+        """mmengine's, marked so that a checkpoint of another model is refused with the fix for a resume."""
+        self._resuming = True
+        try:
+            return super().resume(filename, *args, **kwargs)
+        finally:
+            self._resuming = False
+
     def load_checkpoint(self,
                         filename: str,
                         map_location: Union[str, Callable] = 'cpu',
@@ -101,6 +119,12 @@ class PANetRunner(Runner):
         if bad:
             raise NonFiniteOutputError(non_finite_message(filename, bad))
         diff = compare_state_dicts(model.state_dict(), state)
+        if not diff.ok and getattr(self, '_resuming', False):
+            raise CheckpointMismatchError(
+                'work_dir',
+                f"--resume: checkpoint '{filename}' in the work directory '{self.work_dir}' is of another model than "
+                f"this config's ({'; '.join(diff.lines())}); resume it with its own config, or pass another "
+                '{param} to train this one')
         if not diff.ok and not allow_partial:
             raise CheckpointMismatchError(
                 'allow_partial_load',

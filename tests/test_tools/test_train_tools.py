@@ -22,8 +22,12 @@ def ckpt_iter(path):
 
 def test_train_resume_and_test(demo_root, tmp_path):
     work = tmp_path / 'work'
-    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work)] + short(demo_root, 4))
+    # --resume with nothing to resume says so (mmengine: "Auto resumed from the latest checkpoint None.")
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work), '--resume']
+                    + short(demo_root, 4))
     log = proc.stdout + proc.stderr
+    assert f"--resume: no checkpoint in '{work}' yet, so training starts at iteration 0" in log
+    assert 'checkpoint None' not in log
     assert 'Set5/PSNR' in log
     assert ckpt_iter(work / 'iter_4.pth') == 4
     assert list(work.glob('best_Set5_PSNR_iter_*.pth'))
@@ -34,6 +38,13 @@ def test_train_resume_and_test(demo_root, tmp_path):
     assert 'resumed epoch: 0, iter: 4' in log
     assert 'Iter(train) [5/6]' in log and 'Iter(train) [1/6]' not in log
     assert ckpt_iter(work / 'iter_6.pth') == 6
+    # another model's config resuming this work directory: the fix is another --work-dir, not a partial load
+    proc = run_tool([sys.executable, 'tools/train.py', 'configs/demo/panet_dn_sigma30_demo.py', '--work-dir',
+                     str(work), '--resume'] + short(demo_root, 8), check=False)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert f"--resume: checkpoint '{work / 'iter_6.pth'}' in the work directory '{work}' is of another model" \
+        in proc.stderr and 'pass another --work-dir to train this one' in proc.stderr
+    assert 'allow_partial_load' not in proc.stderr
 
     out = tmp_path / 'metrics.json'
     run_tool([sys.executable, 'tools/test.py', DEMO, str(work / 'iter_6.pth'), '--out', str(out),
