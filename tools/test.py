@@ -63,7 +63,7 @@ def main() -> None:
         warnings.simplefilter('always')
         from mmagic.utils import print_colored_log
 
-        from panet_mm.engine.cli import build_runner, load_config, readable_errors
+        from panet_mm.engine.cli import build_runner, drop_unused_log_dir, load_config, readable_errors
         from panet_mm.engine.distributed import finish_distributed
         from panet_mm.engine.hooks import SaveMetricsHook
         from panet_mm.engine.quiet import quiet_third_party_logs, quiet_third_party_warnings
@@ -77,7 +77,11 @@ def main() -> None:
         print_colored_log(f'Log directory: {runner.log_dir}')
         if args.out:
             runner.register_hook(SaveMetricsHook(args.out))
-        runner.test()
+        try:
+            runner.test()
+        except BaseException:
+            drop_unused_log_dir(runner)
+            raise
         finish_distributed()
 
 

@@ -13,6 +13,7 @@ import errno
 import os
 import os.path as osp
 import re
+import shutil
 import sys
 from typing import Any, Iterator, List, Optional, Sequence
 
@@ -116,7 +117,6 @@ def _path_problem(cfg: Config, key: str, value: Any) -> Optional[str]:
     """Why ``key`` cannot be the path it was meant as: a name part into a list (mmengine's merge stops with a
     ``TypeError`` traceback) or a near miss of an existing key (``trian_cfg``: silently added and ignored;
     ``train_cfg.max_iter``: a ``TypeError`` when the loop is built); None otherwise (new keys are allowed)."""
-    import difflib
     node: Any = cfg._cfg_dict if isinstance(cfg, Config) else cfg
     parts = key.split('.')
     for i, part in enumerate(parts):
@@ -309,6 +309,17 @@ def explain_unknown_type(message: str) -> Optional[str]:
     hint = f'did you mean {", ".join(close)}?' if close else 'check the spelling and custom_imports'
     return (f"the config names type='{name}', which is not registered in the '{registry}' registry; {hint} "
             "(panet_mm modules need custom_imports = dict(imports=['panet_mm']))")
+
+
+def drop_unused_log_dir(runner: Any) -> None:
+    """Remove the timestamped log folder of a run that stopped before its checkpoint loaded (a refused or
+    mismatched checkpoint): it holds nothing but the refusal, and each retry left one more. A run that got
+    further keeps its logs."""
+    if getattr(runner, '_has_loaded', True):
+        return
+    log_dir = getattr(runner, 'log_dir', None)
+    if log_dir and osp.isdir(log_dir) and osp.realpath(osp.dirname(log_dir)) == osp.realpath(runner.work_dir):
+        shutil.rmtree(log_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager

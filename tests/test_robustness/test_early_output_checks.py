@@ -29,6 +29,16 @@ def test_test_tool_refuses_an_unsupported_out_before_evaluating(demo_root, tmp_p
     assert 'Traceback' not in proc.stderr and not (tmp_path / 'w').exists()
 
 
+def test_test_tool_leaves_no_log_folder_for_a_refused_checkpoint(demo_root, tmp_path):
+    """Each refused checkpoint left one more timestamped log folder holding only the refusal."""
+    (tmp_path / 'notes.pth').write_text('hello\n')
+    args = [sys.executable, 'tools/test.py', 'configs/demo/panet_sr_x2_demo.py', str(tmp_path / 'notes.pth'),
+            '--work-dir', str(tmp_path / 'w')]
+    proc = run_tool(args + demo_overrides(demo_root), check=False)
+    assert proc.returncode == 1 and 'is not a PyTorch checkpoint: it is a text file' in proc.stderr
+    assert 'Traceback' not in proc.stderr and not [p for p in (tmp_path / 'w').iterdir() if p.is_dir()]
+
+
 def test_test_tool_refuses_a_read_only_out_before_evaluating(demo_root, tmp_path):
     ro = tmp_path / 'ro'
     ro.mkdir()
