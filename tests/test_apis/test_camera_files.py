@@ -6,11 +6,12 @@ Files are written by Pillow (the EXIF block and the profile as Pillow lays them 
 """
 import io
 import os.path as osp
+import sys
 
 import cv2
 import numpy as np
 import pytest
-from conftest import DEMO_CONFIG, ROOT, save_runner_checkpoint
+from conftest import DEMO_CONFIG, ROOT, run_tool, save_runner_checkpoint
 from PIL import ExifTags, Image, ImageOps
 
 from panet_mm import apis as R
@@ -174,6 +175,18 @@ def test_the_python_call_keeps_the_profile_and_the_grey_model_says_why_not(resto
     assert R.profile_note(ADOBE, 'car.png', 1) == (
         "its RGB colour profile ('Compatible with Adobe RGB (1998)') does not describe the grey result, which is "
         'written without it')
+
+
+def test_the_grey_model_logs_no_channel_order_warning(tmp_path):
+    """mmagic logged "Cannot convert inputs with 'single' channel order ..." for every grey result."""
+    from mmagic.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmagic')
+    car = save_runner_checkpoint(MODELS.build(Config.fromfile(CAR_CONFIG).model), tmp_path / 'car.pth')
+    proc = run_tool([sys.executable, 'tools/restore.py', '--config', CAR_CONFIG, '--checkpoint', str(car),
+                     save(tmp_path / 'photo.png', pixels()), str(tmp_path / 'out.png'), '--no-progress'])
+    assert 'restored 1 of 1' in proc.stdout and 'channel order' not in proc.stdout + proc.stderr
 
 
 def test_cmyk_profiles_are_not_carried(restorers, tmp_path):

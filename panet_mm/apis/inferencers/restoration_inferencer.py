@@ -38,7 +38,9 @@ PYTHON_HINTS = {'max_pixels': 'max_pixels=N', 'tile': 'tile=dict(size=256, overl
 
 
 def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("Cannot find key 'gt")
+    """mmagic's per-image WARNINGs about a user's image that say nothing to its user: it has no ground truth,
+    and a grey (1-channel) result stays grey ("Cannot convert inputs with 'single' channel order")."""
+    return not str(record.msg).startswith(("Cannot find key 'gt", "Cannot convert inputs with 'single' channel"))
 
 
 def attention_macs(module: torch.nn.Module, height: int, width: int) -> int:
@@ -191,9 +193,9 @@ class RestorationInferencer(BaseInferencer):
         logger.addFilter(_no_missing_gt_warning)  # a user's image has no ground truth; mmagic warns per image
         try:
             batch = self.model.data_preprocessor(dict(inputs=data['inputs'], data_samples=data['data_samples']), False)
+            pred = self.model(**batch, mode='predict')[0].output.pred_img
         finally:
             logger.removeFilter(_no_missing_gt_warning)
-        pred = self.model(**batch, mode='predict')[0].output.pred_img
         finite = torch.isfinite(pred)
         if not bool(finite.all()):
             raise RestoreError(f"the model's output has NaN / infinite values ({int((~finite).sum())} of "
