@@ -292,16 +292,17 @@ def test_cli_as_a_script(tmp_path):
 
 
 def test_destinations_that_cannot_be_written_are_refused_before_converting(tmp_path, capsys):
-    """An existing folder, a missing folder: tracebacks after the conversion before; an existing file was replaced
-    without a word."""
+    """An existing folder, a file as folder: tracebacks after the conversion before; an existing file was replaced
+    without a word. (A missing folder is made: test_cli_round_trip_loads_into_edit_model.)"""
     src = save(released_paedsr(3).state_dict(), tmp_path / 'PA_EDSR_x3.pt')
     args = SMALL_PAEDSR_ARGS + ['--scale', '3']
     (tmp_path / 'out').mkdir()
     assert run_tool('convert', [src, str(tmp_path / 'out')] + args) == 1
     assert f"destination '{tmp_path / 'out'}' is a folder; name the output file, e.g. " \
         f"{tmp_path / 'out' / 'PA_EDSR_x3.pth'}" in capsys.readouterr().err
-    assert run_tool('convert', [src, str(tmp_path / 'no' / 'x.pth')] + args) == 1
-    assert f"destination folder '{tmp_path / 'no'}' does not exist" in capsys.readouterr().err
+    (tmp_path / 'file').write_text('')
+    assert run_tool('convert', [src, str(tmp_path / 'file' / 'x.pth')] + args) == 1
+    assert f"destination folder '{tmp_path / 'file'}' is a file" in capsys.readouterr().err
     dst = tmp_path / 'x3.pth'
     dst.write_bytes(b'mine')
     assert run_tool('convert', [src, str(dst)] + args) == 2

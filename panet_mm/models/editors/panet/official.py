@@ -287,14 +287,17 @@ def _sha256(path: str) -> str:
 
 def _check_destination(src: str, dst: str) -> None:
     """Refuse a destination that cannot be written before the source (up to 160 MB) is read and converted: a
-    folder, or a folder that does not exist or cannot be written (tracebacks after the conversion before)."""
+    folder, or one in a folder that cannot be written (tracebacks after the conversion before). Missing folders
+    are made when the result is saved; their nearest existing parent must be writable."""
     if osp.isdir(dst):
         stem = osp.splitext(osp.basename(src))[0] or 'converted'
         raise ConversionError(f"destination '{dst}' is a folder; name the output file, e.g. "
                               f"{osp.join(dst, stem + '.pth')}")
     folder = osp.dirname(osp.abspath(dst))
-    if not osp.isdir(folder):
-        raise ConversionError(f"destination folder '{folder}' does not exist; create it or choose another path")
+    while not osp.isdir(folder) and osp.dirname(folder) != folder:
+        if osp.exists(folder):
+            raise ConversionError(f"destination folder '{folder}' is a file; choose another path")
+        folder = osp.dirname(folder)
     try:
         fd, probe = tempfile.mkstemp(prefix='.panet_mm_probe_', dir=folder)
         os.close(fd)
