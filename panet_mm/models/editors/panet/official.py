@@ -324,9 +324,9 @@ def convert_official_checkpoint(src: str, dst: str, arch: Optional[str] = None, 
         dict: The ``meta`` written (with ``inferred`` and ``notes`` for the user).
 
     Raises:
-        ConversionError: Same file, a destination that cannot be written (a folder, a missing or read-only
-            folder), unreadable source, non-finite weights, a flag the file contradicts, differing twins, or
-            key / shape mismatches.
+        ConversionError: Same file, a destination that cannot be written (a folder, a read-only folder, a
+            file where a folder should be; missing folders are made), unreadable source, non-finite weights, a
+            flag the file contradicts, differing twins, or key / shape mismatches.
     """
     if osp.abspath(src) == osp.abspath(dst) or (osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst)):
         raise ConversionError(f"destination '{dst}' is the source file; choose another path, the released "
