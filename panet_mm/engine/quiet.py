@@ -2,7 +2,8 @@
 
 The pinned stack (mmagic 1.2.0 with its transformers / diffusers, mmengine, torch) warns about its own
 deprecations on every run, before a tool has done anything; none of it is actionable by a user of
-panet_mm. The tools (never ``import panet_mm`` itself) filter exactly these, by message and category,
+panet_mm. ``import panet_mm`` drops exactly these from the imports it makes (:func:`replay_warnings`,
+no filter installed); the tools also filter them for the rest of their process, by message and category,
 so that every other warning, panet_mm's own included, still shows. A tool imports the stack inside
 ``warnings.catch_warnings(record=True)`` (these warnings fire during the imports, before this module
 could be imported) and hands the record to :func:`quiet_third_party_warnings`, which re-emits the
@@ -58,16 +59,17 @@ def _is_known(message: str, category: Type[Warning]) -> bool:
     return any(issubclass(category, cat) and re.match(pattern, message) for pattern, cat in THIRD_PARTY_WARNINGS)
 
 
-def quiet_third_party_warnings(early: Iterable[warnings.WarningMessage] = ()) -> None:
-    """Filter :data:`THIRD_PARTY_WARNINGS` from now on; re-emit the other warnings recorded in ``early``.
+def replay_warnings(early: Iterable[warnings.WarningMessage]) -> None:
+    """Emit the warnings recorded in ``early`` again, once each, except :data:`THIRD_PARTY_WARNINGS`.
+
+    ``import panet_mm`` records the warnings of the stack it imports (mmagic, transformers, diffusers) and
+    replays them here, so that neither the console scripts nor a notebook print the stack's deprecations,
+    while every other warning still shows; no filter is installed, later warnings are untouched.
 
     Args:
-        early (Iterable[warnings.WarningMessage]): Warnings recorded while importing the stack
-            (``warnings.catch_warnings(record=True)`` with ``simplefilter('always')``); each other one
-            is emitted again once, through the filters in force (``-W`` options included).
+        early (Iterable[warnings.WarningMessage]): Warnings recorded by ``warnings.catch_warnings(record=True)``
+            with ``simplefilter('always')``; each other one goes through the filters in force (``-W`` included).
     """
-    for pattern, category in THIRD_PARTY_WARNINGS:
-        warnings.filterwarnings('ignore', message=pattern, category=category)
     seen = set()
     for w in early:
         key = (str(w.message), w.category, w.filename, w.lineno)
@@ -77,4 +79,17 @@ def quiet_third_party_warnings(early: Iterable[warnings.WarningMessage] = ()) ->
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-__all__ = ['THIRD_PARTY_LOG_WARNINGS', 'THIRD_PARTY_WARNINGS', 'quiet_third_party_logs', 'quiet_third_party_warnings']
+def quiet_third_party_warnings(early: Iterable[warnings.WarningMessage] = ()) -> None:
+    """Filter :data:`THIRD_PARTY_WARNINGS` from now on (a tool's process); re-emit the others of ``early``.
+
+    Args:
+        early (Iterable[warnings.WarningMessage]): Warnings recorded while importing the stack, as for
+            :func:`replay_warnings`.
+    """
+    for pattern, category in THIRD_PARTY_WARNINGS:
+        warnings.filterwarnings('ignore', message=pattern, category=category)
+    replay_warnings(early)
+
+
+__all__ = ['THIRD_PARTY_LOG_WARNINGS', 'THIRD_PARTY_WARNINGS', 'quiet_third_party_logs', 'quiet_third_party_warnings',
+           'replay_warnings']

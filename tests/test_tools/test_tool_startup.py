@@ -1,4 +1,5 @@
-"""Every tool's --help imports no heavy library; the third-party import warnings are filtered by the tools only."""
+"""Every tool's --help imports no heavy library; the third-party import warnings are dropped by ``import panet_mm``
+(no filter installed) and filtered by the tools."""
 import glob
 import json
 import logging
@@ -10,7 +11,12 @@ import warnings
 import pytest
 from conftest import ROOT
 
-from panet_mm.engine.quiet import THIRD_PARTY_WARNINGS, quiet_third_party_logs, quiet_third_party_warnings
+from panet_mm.engine.quiet import (
+    THIRD_PARTY_WARNINGS,
+    quiet_third_party_logs,
+    quiet_third_party_warnings,
+    replay_warnings,
+)
 
 TOOLS = sorted(glob.glob(osp.join(ROOT, 'tools', '*.py')) + glob.glob(osp.join(ROOT, 'tools', '*', '*.py')))
 HEAVY = ('torch', 'mmagic', 'mmengine', 'mmcv', 'cv2', 'numpy', 'panet_mm')
@@ -42,14 +48,31 @@ def test_help_imports_nothing_heavy(tool):
     assert 'usage:' in proc.stdout
 
 
-def test_import_panet_mm_leaves_the_warning_filters_alone():
-    """Filtering is the tools' choice, never a side effect of importing the package."""
+def test_import_panet_mm_drops_the_stacks_deprecations_and_installs_no_filter():
+    """``import panet_mm`` (the console scripts, make_demo_data, a notebook) printed transformers' and diffusers'
+    deprecations of torch APIs; they are dropped from its imports only: no filter is installed, so the same
+    warning raised later still shows."""
     code = ('import json, warnings; import panet_mm; '
-            'print(json.dumps([f[1].pattern for f in warnings.filters if f[1] is not None]))')
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+            'print(json.dumps([f[1].pattern for f in warnings.filters if f[1] is not None])); '
+            "warnings.warn('`torch.utils._pytree._register_pytree_node` is deprecated (later)', FutureWarning)")
+    proc = subprocess.run([sys.executable, '-W', 'default', '-c', code], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
     installed = set(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert installed.isdisjoint(pattern for pattern, _ in THIRD_PARTY_WARNINGS)
-    assert 'FutureWarning: `torch.utils._pytree._register_pytree_node` is deprecated' in proc.stderr  # still shown
+    shown = [ln for ln in proc.stderr.splitlines() if 'Warning: ' in ln and 'ResourceWarning' not in ln]
+    assert shown == ['<string>:1: FutureWarning: `torch.utils._pytree._register_pytree_node` is deprecated (later)']
+
+
+def test_replay_drops_only_the_listed_warnings():
+    known = record('`torch.utils._pytree._register_pytree_node` is deprecated. Please use ...', FutureWarning)
+    ours = record('panet_mm: the input is grey; it was made colour', UserWarning)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter('always')
+        replay_warnings(known + ours + ours)
+        warnings.warn('`np.bool8` is a deprecated alias for `np.bool_`.', DeprecationWarning, stacklevel=1)  # no filter
+    assert [(str(w.message), w.category) for w in shown] == [
+        ('panet_mm: the input is grey; it was made colour', UserWarning),
+        ('`np.bool8` is a deprecated alias for `np.bool_`.', DeprecationWarning)]
 
 
 def record(message, category):
