@@ -122,11 +122,16 @@ def restoration_test_cfg(cfg: Any, load: LoadSettings, config: str, options: Dic
 
     Raises:
         RestoreError: Options given for a model type that has no test-time modes.
+        RestoreParameterError: ``self_ensemble`` for a demosaicing config.
     """
     options = {k: v for k, v in options.items() if v}
     test_cfg = {k: v for k, v in dict(cfg.model.get('test_cfg') or {}).items()
                 if k not in ('chop', 'tile', 'self_ensemble')}
     if cfg.model.get('type') in _EDIT_MODELS:
+        if load.bayer_pattern is not None and options.get('self_ensemble'):
+            raise RestoreParameterError(
+                'self_ensemble', f"{{param}} is refused for the demosaicing config '{config}': a flip or transpose "
+                'changes the Bayer pattern the model was trained on; drop {param}')
         test_cfg.update(options)
         if load.bayer_pattern is not None:
             test_cfg.setdefault('align', 2)  # tiles / chop quadrants at even offsets keep the Bayer phase
@@ -152,7 +157,8 @@ def build_model(cfg: Any, config: str, checkpoint: str, device: str,
 
     Raises:
         RestoreError: Options the config's model cannot take.
-        ValueError: Test-time options the model refuses (``self_ensemble`` for demosaicing).
+        RestoreParameterError: ``self_ensemble`` for a demosaicing config.
+        ValueError: Other test-time settings the model refuses.
         CheckpointRefusedError: Unsafe, unreadable, mismatched or non-finite weights.
     """
     from mmengine.registry import init_default_scope

@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional
 
 #: The command-line names of the library's parameters, for its refusals.
 CLI_FLAGS = {'input_path': 'INPUT', 'output_path': 'OUTPUT', 'recursive': '--recursive', 'suffix': '--suffix',
-             'ext': '--ext', 'device': '--device', 'config': '--config', 'max_pixels': '--max-pixels'}
+             'ext': '--ext', 'device': '--device', 'config': '--config', 'max_pixels': '--max-pixels',
+             'self_ensemble': '--self-ensemble'}
 #: The options that notes and refusals suggest, as flags.
 CLI_HINTS = {'max_pixels': '--max-pixels N', 'tile': '--tile 256 --tile-overlap 16', 'device': '--device cuda',
              'ext': '--ext png'}

@@ -303,7 +303,8 @@ def test_demosaic_refuses_a_mosaic_of_another_pattern(demosaicer):
 
 def test_demosaic_test_modes_keep_align(demosaic_checkpoint, tmp_path):
     ckpt = str(demosaic_checkpoint)
-    with pytest.raises(ValueError, match='self_ensemble together with align=2.*flip or transpose'):
+    with pytest.raises(R.RestoreError, match='self_ensemble is refused for the demosaicing config.*flip or '
+                       'transpose.*drop self_ensemble'):
         R.build_restorer(DEMOSAIC_CONFIG, ckpt, device='cpu', self_ensemble=True)
     for options in (dict(chop=dict(min_size=60, shave=3)), dict(tile=dict(size=9, overlap=2))):
         r = R.build_restorer(DEMOSAIC_CONFIG, ckpt, device='cpu', **options)
