@@ -48,6 +48,30 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=module, **kwargs)
 
 
+#: What each launcher reads from the environment (Slurm's variables are set by ``srun``).
+_LAUNCHER_ENV = {'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
+                 'pytorch': ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')}
+_LAUNCHER_TOOL = {'slurm': 'start the run with tools/slurm_train.sh (srun), or use tools/dist_train.sh '
+                           '(--launcher pytorch) outside Slurm',
+                  'pytorch': 'start the run with tools/dist_train.sh or torchrun'}
+
+
+def check_launcher_env(launcher: str) -> None:
+    """Refuse a launcher whose environment is missing, before mmengine meets it with a ``KeyError`` traceback.
+
+    Args:
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+
+    Raises:
+        LauncherError: A variable the launcher reads is not set (``--launcher slurm`` outside ``srun``,
+            ``--launcher pytorch`` without torchrun).
+    """
+    for key in _LAUNCHER_ENV.get(launcher, ()):
+        if key not in os.environ:
+            raise LauncherError('launcher', f'{{param}} {launcher} needs the environment variable {key}, which is '
+                                f'not set here; {_LAUNCHER_TOOL[launcher]}')
+
+
 def _slurm_env() -> None:
     """Fill the torch.distributed environment variables from Slurm's, as mmengine does."""
     os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
@@ -62,7 +86,8 @@ def _slurm_env() -> None:
 def setup_distributed(cfg: Config, launcher: str) -> bool:
     """Prepare ``cfg`` and the process group for a distributed run without CUDA.
 
-    Does nothing when ``launcher`` is ``'none'`` or CUDA is available (mmengine handles those).
+    Does nothing when ``launcher`` is ``'none'`` or CUDA is available (mmengine handles those), except
+    refusing a launcher whose environment is missing (:func:`check_launcher_env`).
 
     Args:
         cfg (Config): The run's config; ``env_cfg.dist_cfg.backend`` is set to ``'gloo'`` and
@@ -72,6 +97,7 @@ def setup_distributed(cfg: Config, launcher: str) -> bool:
     Returns:
         bool: True if a gloo process group was initialised here.
     """
+    check_launcher_env(launcher)
     if launcher == 'none' or torch.cuda.is_available():
         return False
     if launcher == 'slurm':
@@ -79,10 +105,6 @@ def setup_distributed(cfg: Config, launcher: str) -> bool:
     elif launcher != 'pytorch':
         raise LauncherError('launcher', f'{{param}} {launcher} needs CUDA; without a GPU use {{param}} pytorch '
                             '(tools/dist_train.sh) or slurm')
-    for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
-        if key not in os.environ:
-            raise LauncherError('launcher', f'{{param}} {launcher} needs the environment variable {key}; '
-                                'start the run with tools/dist_train.sh or torchrun')
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
     dist_cfg['backend'] = 'gloo'
@@ -110,4 +132,5 @@ def finish_distributed() -> None:
         torch_dist.destroy_process_group()
 
 
-__all__ = ['CPUDistributedDataParallel', 'LauncherError', 'finish_distributed', 'setup_distributed']
+__all__ = ['CPUDistributedDataParallel', 'LauncherError', 'check_launcher_env', 'finish_distributed',
+           'setup_distributed']
