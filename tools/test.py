@@ -5,10 +5,8 @@
 Distributed: tools/dist_test.sh CONFIG CHECKPOINT GPUS.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
 import warnings
 
 #: Formats mmengine.dump writes, by extension.
@@ -38,25 +36,22 @@ def parse_args() -> argparse.Namespace:
 
 def check_writable(out: str) -> None:
     """Refuse (exit 2) an ``--out`` whose folder cannot be written, before the evaluation runs."""
-    folder = osp.dirname(osp.abspath(out))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f'.{osp.basename(out)}.', suffix='.probe', dir=folder)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as err:
-        print(f"error: --out '{out}' cannot be written ({err.strerror or err}); pass a file in a writable folder",
-              file=sys.stderr)
+    from panet_mm.utils.fileio import existing_folder, probe_writable
+    folder = existing_folder(osp.dirname(osp.abspath(out)))
+    why = probe_writable(folder) if osp.isdir(folder) else f"'{folder}' is a file"
+    if osp.isdir(out):
+        why = 'it is a folder'
+    if why:
+        print(f"error: --out '{out}' cannot be written ({why}); pass a file in a writable folder", file=sys.stderr)
         raise SystemExit(2) from None
 
 
 def main() -> None:
     args = parse_args()
-    if osp.isdir(args.checkpoint):
-        raise SystemExit(f"error: checkpoint '{args.checkpoint}' is a folder; pass a .pth file in it (a work "
-                         "directory's 'last_checkpoint' file names the newest)")
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f"error: checkpoint '{args.checkpoint}' not found")
+    from panet_mm.utils.checkpoint import missing_checkpoint
+    missing = missing_checkpoint(args.checkpoint)
+    if missing:
+        raise SystemExit(f'error: {missing}')
     if args.out:
         check_writable(args.out)  # before the evaluation, not after it
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below

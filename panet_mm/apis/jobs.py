@@ -10,7 +10,6 @@ import os
 import os.path as osp
 import re
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -19,6 +18,7 @@ import cv2
 
 from panet_mm.datasets.image_io import ImageFileError, read_image_header
 from panet_mm.utils.errors import first_line
+from panet_mm.utils.fileio import existing_folder, probe_writable
 
 from .errors import ImageReadError, RestoreError, RestoreParameterError
 from .image_kinds import ALPHA_NOTE, alpha_note, exif_note, keeps_alpha, profile_note
@@ -274,20 +274,13 @@ def config_scale(config: str) -> int:
     return 1
 
 
-def _existing_folder(path: str) -> str:
-    path = osp.abspath(path)
-    while not osp.isdir(path) and osp.dirname(path) != path:
-        path = osp.dirname(path)
-    return path
-
-
 def _needed_bytes(jobs: Sequence[RestoreJob], scale: int, overwrite: bool) -> Dict[str, int]:
     """Estimated bytes of the results per nearest existing output folder, from the inputs' headers."""
     needed: Dict[str, int] = {}
     for job in jobs:
         if job.error or (osp.lexists(job.dst) and not overwrite):
             continue
-        folder = _existing_folder(osp.dirname(job.dst) or '.')
+        folder = existing_folder(osp.dirname(job.dst) or '.')
         try:
             header = read_image_header(job.src)
         except (ImageFileError, OSError):
@@ -319,13 +312,9 @@ def check_output_room(jobs: Sequence[RestoreJob], scale: int = 1, overwrite: boo
     import shutil
     needed = _needed_bytes(jobs, scale, overwrite)
     for folder, size in needed.items():
-        try:
-            fd, probe = tempfile.mkstemp(prefix='.restore-probe.', suffix='.tmp', dir=folder)
-            os.close(fd)
-            os.remove(probe)
-        except OSError as err:
-            raise RestoreError(f"output folder '{folder}' cannot be written ({err.strerror or err}); choose a writable "
-                               'output folder') from None
+        why = probe_writable(folder) if osp.isdir(folder) else 'a file is in the way'
+        if why:
+            raise RestoreError(f"output folder '{folder}' cannot be written ({why}); choose a writable output folder")
         free = shutil.disk_usage(folder).free
         if size > free:
             raise RestoreError(f"output folder '{folder}' has {free / 1e6:.0f} MB free but the results need about "

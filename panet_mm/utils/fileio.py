@@ -46,6 +46,31 @@ def current_umask() -> int:
     return mask
 
 
+def existing_folder(path: PathLike) -> str:
+    """``path`` if it is a folder, else its nearest existing parent: where a writer that makes missing folders
+    (:func:`atomic_write`) first needs the right to create something. The result may be a file in the way."""
+    path = osp.abspath(str(path))
+    while not osp.isdir(path) and not osp.exists(path) and osp.dirname(path) != path:
+        path = osp.dirname(path)
+    return path
+
+
+def probe_writable(folder: PathLike) -> Optional[str]:
+    """Why no file can be created in ``folder`` (the system's reason, e.g. ``'Permission denied'``), else None.
+
+    Why it exists: the tools check their destinations before long work (a conversion, an evaluation, a
+    folder of restorations) instead of failing after it; permission bits do not tell (root, ACLs, read-only
+    mounts), so a probe file is created and removed.
+    """
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.panet_mm_probe.', suffix='.tmp', dir=str(folder))
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
 def atomic_write(path: PathLike, data: Union[bytes, str], encoding: Optional[str] = None) -> None:
     """Write ``data`` to ``path`` atomically; its folder is created.
 
@@ -139,4 +164,4 @@ def atomic_save_checkpoint(obj: Any, path: PathLike) -> None:
 
 
 __all__ = ['TEMP_NAME', 'ImageEncodeError', 'atomic_save_checkpoint', 'atomic_write', 'atomic_write_image',
-           'current_umask', 'encode_image', 'temp_file_target']
+           'current_umask', 'encode_image', 'existing_folder', 'probe_writable', 'temp_file_target']

@@ -14,6 +14,8 @@ from panet_mm.utils.fileio import (
     atomic_write,
     atomic_write_image,
     current_umask,
+    existing_folder,
+    probe_writable,
     temp_file_target,
 )
 
@@ -85,3 +87,24 @@ def test_an_errno_less_error_keeps_its_message(tmp_path):
     with mock.patch('os.replace', side_effect=OSError('disk full')), pytest.raises(OSError, match='^disk full$'):
         atomic_write(tmp_path / 'a.txt', 'x')
     assert os.listdir(tmp_path) == []
+
+
+def test_existing_folder_is_where_a_missing_path_would_start(tmp_path):
+    assert existing_folder(tmp_path) == str(tmp_path)
+    assert existing_folder(tmp_path / 'a' / 'b' / 'c.png') == str(tmp_path)
+    (tmp_path / 'file').write_text('x')
+    assert existing_folder(tmp_path / 'file' / 'sub' / 'c.png') == str(tmp_path / 'file')  # a file in the way
+
+
+def test_probe_writable_names_the_reason_and_leaves_nothing(tmp_path):
+    assert probe_writable(tmp_path) is None and list(tmp_path.iterdir()) == []
+    assert probe_writable(tmp_path / 'missing') == 'No such file or directory'
+    real = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return real(path, *args, **kwargs)
+
+    with mock.patch('os.open', read_only):
+        assert probe_writable(tmp_path) == 'Read-only file system'

@@ -15,10 +15,8 @@ its last conv (and PA-EDSR's mean-shift biases) by 255: the features in between 
 from __future__ import annotations
 
 import hashlib
-import os
 import os.path as osp
 import re
-import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -32,7 +30,7 @@ from panet_mm.utils.checkpoint import (
     unwrap_state_dict,
 )
 from panet_mm.utils.errors import first_line
-from panet_mm.utils.fileio import atomic_save_checkpoint
+from panet_mm.utils.fileio import atomic_save_checkpoint, existing_folder, probe_writable
 from panet_mm.version import __version__
 
 from .official_infer import ConversionPlan, infer_arch, infer_scale, infer_source_rgb_range, plan_conversion
@@ -293,18 +291,12 @@ def _check_destination(src: str, dst: str) -> None:
         stem = osp.splitext(osp.basename(src))[0] or 'converted'
         raise ConversionError(f"destination '{dst}' is a folder; name the output file, e.g. "
                               f"{osp.join(dst, stem + '.pth')}")
-    folder = osp.dirname(osp.abspath(dst))
-    while not osp.isdir(folder) and osp.dirname(folder) != folder:
-        if osp.exists(folder):
-            raise ConversionError(f"destination folder '{folder}' is a file; choose another path")
-        folder = osp.dirname(folder)
-    try:
-        fd, probe = tempfile.mkstemp(prefix='.panet_mm_probe_', dir=folder)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as err:
-        raise ConversionError(f"destination folder '{folder}' cannot be written ({err.strerror or err}); choose a "
-                              'writable folder') from None
+    folder = existing_folder(osp.dirname(osp.abspath(dst)))
+    if not osp.isdir(folder):
+        raise ConversionError(f"destination folder '{folder}' is a file; choose another path")
+    why = probe_writable(folder)
+    if why:
+        raise ConversionError(f"destination folder '{folder}' cannot be written ({why}); choose a writable folder")
 
 
 def convert_official_checkpoint(src: str, dst: str, arch: Optional[str] = None, **settings: Any) -> Dict[str, Any]:
