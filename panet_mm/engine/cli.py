@@ -15,7 +15,7 @@ import os.path as osp
 import re
 import shutil
 import sys
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
@@ -101,23 +101,12 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _config_value(cfg: Config, key: str):
-    node = cfg._cfg_dict if isinstance(cfg, Config) else cfg  # a Config is not a dict; its ConfigDict is
-    for part in key.split('.'):
-        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return _MISSING
-    return node
-
-
-def _path_problem(cfg: Config, key: str, value: Any) -> Optional[str]:
-    """Why ``key`` cannot be the path it was meant as: a name part into a list (mmengine's merge stops with a
-    ``TypeError`` traceback) or a near miss of an existing key (``trian_cfg``: silently added and ignored;
-    ``train_cfg.max_iter``: a ``TypeError`` when the loop is built); None otherwise (new keys are allowed)."""
-    node: Any = cfg._cfg_dict if isinstance(cfg, Config) else cfg
+def _lookup(cfg: Config, key: str, value: Any) -> Tuple[Optional[str], Any]:
+    """The config's value at the dotted ``key`` (``_MISSING`` if there is none), or why ``key`` cannot be the path
+    it was meant as: a name part into a list (mmengine's merge stops with a ``TypeError`` traceback) or a near
+    miss of an existing key (``trian_cfg``: silently added and ignored; ``train_cfg.max_iter``: a ``TypeError``
+    when the loop is built). New keys are allowed."""
+    node: Any = cfg._cfg_dict if isinstance(cfg, Config) else cfg  # a Config is not a dict; its ConfigDict is
     parts = key.split('.')
     for i, part in enumerate(parts):
         where = '.'.join(parts[:i]) or 'the config'
@@ -125,22 +114,22 @@ def _path_problem(cfg: Config, key: str, value: Any) -> Optional[str]:
             if not part.isdigit():
                 rest = '.'.join(parts[i:])
                 return (f'--cfg-options {key}={value}: {where} is a list of {len(node)} in this config; give the '
-                        f'index of the entry, e.g. {where}.0.{rest}={value} (nothing was created)')
+                        f'index of the entry, e.g. {where}.0.{rest}={value} (nothing was created)'), _MISSING
             if int(part) >= len(node):
                 return (f'--cfg-options {key}={value}: {where} has {len(node)} entries (0-{len(node) - 1}) '
-                        'in this config (nothing was created)')
+                        'in this config (nothing was created)'), _MISSING
             node = node[int(part)]
         elif isinstance(node, dict):
             if part not in node:
                 close = difflib.get_close_matches(part, [str(k) for k in node], n=1, cutoff=0.8)
                 if close:
                     return (f"--cfg-options {key}={value}: {where} has no key '{part}'; did you mean "
-                            f"'{'.'.join(parts[:i] + close)}'? (nothing was created)")
-                return None
+                            f"'{'.'.join(parts[:i] + close)}'? (nothing was created)"), _MISSING
+                return None, _MISSING
             node = node[part]
         else:
-            return None
-    return None
+            return None, _MISSING
+    return None, node
 
 
 def check_overrides(cfg: Config, options: dict) -> Optional[str]:
@@ -158,10 +147,9 @@ def check_overrides(cfg: Config, options: dict) -> Optional[str]:
         str, optional: The problem, naming the key, the value and what the config has there.
     """
     for key, value in options.items():
-        problem = _path_problem(cfg, key, value)
+        problem, old = _lookup(cfg, key, value)
         if problem:
             return problem
-        old = _config_value(cfg, key)
         if old is _MISSING or old is None or value is None:
             continue
         if isinstance(old, bool):
