@@ -21,6 +21,7 @@ from panet_mm.utils.image_metadata import (
     EXIF_EXTENSIONS,
     ICC_EXTENSIONS,
     ORIENTATIONS,
+    RAW_PROFILE_EXIF,
     apply_orientation,
     exif_block,
     exif_fits,
@@ -29,6 +30,7 @@ from panet_mm.utils.image_metadata import (
     profile_color_space,
     profile_description,
     profile_fits,
+    raw_profile_bytes,
 )
 
 from .errors import ImageReadError, RestoreError
@@ -116,8 +118,11 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
             im.load()
             mode, orientation, profile = im.mode, _orientation(im), im.info.get('icc_profile') or None
             size, frames = (im.height, im.width), int(getattr(im, 'n_frames', 1) or 1)
-            if im.format != 'TIFF':
-                exif, exif_damaged = _carried_exif(im.info.get('exif'))  # (after load: an eXIf may follow IDAT)
+            if im.format != 'TIFF':  # (after load: an eXIf may follow IDAT)
+                exif, exif_damaged = _carried_exif(im.info.get('exif'))
+                if exif is None and not exif_damaged and RAW_PROFILE_EXIF in im.info:  # older ImageMagick's PNGs
+                    exif, exif_damaged = _carried_exif(raw_profile_bytes(im.info[RAW_PROFILE_EXIF]))
+                    exif_damaged = exif is None
             if im.format == 'TIFF' and im.mode == 'RGBA':
                 tiff_rgba = np.asarray(im)  # the stored colour, for OpenCV's premultiplied reading below
             elif im.format == 'TIFF' and im.mode == 'LA':

@@ -209,6 +209,28 @@ def exif_block(raw: Optional[bytes]) -> Optional[bytes]:
     return bytes(block) if block[:4] in (b'II*\0', b'MM\0*') else None
 
 
+#: The PNG text chunk in which older ImageMagick versions kept EXIF data (before PNG had an ``eXIf`` chunk).
+RAW_PROFILE_EXIF = 'Raw profile type exif'
+
+
+def raw_profile_bytes(text: Optional[str]) -> Optional[bytes]:
+    """The bytes of an ImageMagick "raw profile" PNG text chunk (:data:`RAW_PROFILE_EXIF`), None if malformed.
+
+    Why it exists: photos converted to PNG by older ImageMagick keep the camera's EXIF data as text, a line
+    with the profile's name, one with its length, then hexadecimal digits; Pillow hands it over undecoded.
+    """
+    if not text:
+        return None
+    lines = text.strip('\n').split('\n')
+    if len(lines) < 3 or not lines[1].strip().isdigit():
+        return None
+    try:
+        data = bytes.fromhex(''.join(lines[2:]))
+    except ValueError:
+        return None
+    return data if len(data) == int(lines[1]) else None
+
+
 def _ifd_entries(block: bytearray, order: str, offset: int) -> Tuple[List[int], int]:
     """Positions of an IFD's 12-byte entries and of its next-IFD link."""
     if offset < 8 or offset + 2 > len(block):
@@ -292,6 +314,6 @@ def exif_fits(block: Optional[bytes], ext: str) -> bool:
                                                           and len(block) > JPEG_EXIF_LIMIT)
 
 
-__all__ = ['EXIF_EXTENSIONS', 'ICC_EXTENSIONS', 'JPEG_EXIF_LIMIT', 'ORIENTATIONS', 'apply_orientation', 'embed_exif',
-           'embed_icc_profile', 'exif_block', 'exif_fits', 'exif_for_result', 'is_srgb_profile', 'profile_color_space',
-           'profile_description', 'profile_fits']
+__all__ = ['EXIF_EXTENSIONS', 'ICC_EXTENSIONS', 'JPEG_EXIF_LIMIT', 'ORIENTATIONS', 'RAW_PROFILE_EXIF',
+           'apply_orientation', 'embed_exif', 'embed_icc_profile', 'exif_block', 'exif_fits', 'exif_for_result',
+           'is_srgb_profile', 'profile_color_space', 'profile_description', 'profile_fits', 'raw_profile_bytes']

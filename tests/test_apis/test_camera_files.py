@@ -18,6 +18,7 @@ from panet_mm import apis as R
 from panet_mm.apis import restore_cli
 from panet_mm.apis.image_kinds import ImageAdapter
 from panet_mm.apis.load_settings import LoadSettings
+from panet_mm.utils.fileio import atomic_write_image
 from panet_mm.utils.image_metadata import apply_orientation, exif_block
 
 ICC = osp.join(ROOT, 'tests', 'data', 'icc')
@@ -336,6 +337,22 @@ def test_exif_that_imagemagick_wrote_after_the_pixels_is_carried(restorers, tmp_
     restorers['sr'](img=src, result_out_dir=str(tmp_path / 'x2.png'))
     exif, sub, _ = exif_of(tmp_path / 'x2.png')
     assert (exif[0x010F], exif[0x0112], exif[0x0100], sub[0xA002]) == ('Xiaomi', 1, 20, 20)
+
+
+def test_exif_that_older_imagemagick_kept_as_png_text_is_read_and_carried(restorers, tmp_path):
+    """Older ImageMagick versions wrote a PNG's EXIF block as hexadecimal text ('Raw profile type exif'): its
+    orientation (3) is applied and the block carried, marked upright, into the result's ``eXIf`` chunk."""
+    src = osp.join(EXIF, 'exif_imagemagick_orientation.png')
+    img = restorers['sr'].read_image(src)[0]
+    with Image.open(src) as im:
+        stored = np.asarray(im.convert('RGB'))
+    assert np.array_equal(img, upright(src)) and np.array_equal(img, stored[::-1, ::-1])  # turned by 180 degrees
+    data = restorers['sr'].preprocess(src)
+    assert data['exif'] is not None
+    out = tmp_path / 'result.png'
+    atomic_write_image(out, np.ascontiguousarray(img[:12, :16]), exif=data['exif'])  # as visualize() writes it
+    with Image.open(out) as im:
+        assert 'exif' in im.info and im.getexif()[0x0112] == 1 and 'Raw profile type exif' not in im.info
 
 
 @pytest.mark.parametrize('ext', ['png', 'webp'])

@@ -28,6 +28,7 @@ from panet_mm.utils.image_metadata import (
     profile_color_space,
     profile_description,
     profile_fits,
+    raw_profile_bytes,
 )
 
 ICC = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'icc')
@@ -217,3 +218,22 @@ def test_damaged_exif_blocks_are_refused(junk):
 def test_exif_blocks_are_found_with_or_without_their_jpeg_header():
     assert exif_block(b'Exif\0\0' + CANON) == exif_block(CANON) == CANON
     assert exif_block(b'Exif\0\0junk') is None and exif_block(None) is None and exif_block(b'') is None
+
+
+def test_older_imagemagicks_raw_exif_profile_is_decoded():
+    """Older ImageMagick versions kept a PNG's EXIF block as hexadecimal text ('Raw profile type exif'), which
+    Pillow hands over undecoded; here the file Pillow's tests read (orientation 3)."""
+    with Image.open(osp.join(EXIF, 'exif_imagemagick_orientation.png')) as im:
+        text = im.info['Raw profile type exif']
+        assert 'exif' not in im.info
+    data = raw_profile_bytes(text)
+    block = exif_block(data)
+    assert data.startswith(b'Exif\0\0') and block is not None
+    exif = Image.Exif()
+    exif.load(data)
+    assert exif[0x0112] == 3
+    result = Image.Exif()
+    result.load(exif_for_result(block, 20, 10))
+    assert result[0x0112] == 1
+    for bad in (None, '', '\nexif\n  4\nzz00ff00\n', '\nexif\n  9\n00ff\n', 'exif'):  # not hex, short, no length
+        assert raw_profile_bytes(bad) is None
