@@ -13,6 +13,7 @@ from mmengine.registry import HOOKS
 
 from panet_mm.utils.checkpoint import list_keys
 from panet_mm.utils.errors import PanetMMError
+from panet_mm.utils.fileio import atomic_write
 
 
 class NonFiniteLossError(PanetMMError, RuntimeError):
@@ -131,8 +132,9 @@ class SaveMetricsHook(Hook):
         self.out = out
 
     def after_test_epoch(self, runner, metrics: Optional[Mapping[str, Any]] = None) -> None:
-        if metrics is not None:
-            mmengine.dump(metrics, self.out)
+        if metrics is not None:  # serialised first, then written atomically: never a half-written metrics file
+            fmt = osp.splitext(self.out)[1].lower().lstrip('.')
+            atomic_write(self.out, mmengine.dump(metrics, file_format={'yml': 'yaml', 'pickle': 'pkl'}.get(fmt, fmt)))
             print_colored_log(f'Metrics saved to {self.out}')
 
 

@@ -1,6 +1,7 @@
-"""SaveMetricsHook: the test metrics in a file after the test epoch (tools/test.py --out)."""
+"""SaveMetricsHook: the test metrics in a file after the test epoch (tools/test.py --out), written atomically."""
 import json
 
+import pytest
 import yaml
 from mmengine.registry import HOOKS
 
@@ -21,3 +22,20 @@ def test_the_extension_picks_the_format(tmp_path):
     out = tmp_path / 'metrics.yaml'
     HOOKS.build(dict(type='SaveMetricsHook', out=str(out))).after_test_epoch(None, {'PSNR': 1.0})
     assert yaml.safe_load(out.read_text()) == {'PSNR': 1.0}
+
+
+def test_pickle_and_missing_folders_and_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    import pickle
+
+    import panet_mm.utils.fileio as fileio
+    out = tmp_path / 'new' / 'metrics.pkl'
+    HOOKS.build(dict(type='SaveMetricsHook', out=str(out))).after_test_epoch(None, {'PSNR': 2.0})
+    assert pickle.loads(out.read_bytes()) == {'PSNR': 2.0}
+
+    def fail(*args, **kwargs):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(fileio.os, 'fsync', fail)  # the disk fills up while the file is written
+    with pytest.raises(OSError, match='No space left'):
+        HOOKS.build(dict(type='SaveMetricsHook', out=str(out))).after_test_epoch(None, {'PSNR': 3.0})
+    assert pickle.loads(out.read_bytes()) == {'PSNR': 2.0} and [p.name for p in out.parent.iterdir()] == ['metrics.pkl']
