@@ -21,6 +21,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 
 from panet_mm.utils.checkpoint import list_keys
+from panet_mm.utils.config import ConfigFileError, read_config
 from panet_mm.utils.errors import PanetMMError, cli_message
 
 from ..registry import register_config_package
@@ -59,6 +60,40 @@ def parse_cfg_options(options: Optional[Sequence[str]]) -> dict:
     return namespace.cfg_options
 
 
+def read_tool_config(config: str, cfg_options: Optional[Sequence[str]] = None) -> Config:
+    """A tool's config file with its ``--cfg-options`` merged, each problem one line and an exit.
+
+    Args:
+        config (str): The config file.
+        cfg_options (Sequence[str], optional): ``KEY=VALUE`` strings (or a parsed dict).
+
+    Returns:
+        Config: The config.
+
+    Raises:
+        SystemExit: The file or a base is missing, is not valid Python or stops with an error (status 1), or
+            an override does not fit the config (status 2); nothing was created.
+    """
+    if not osp.isfile(config):
+        raise SystemExit(f"config file '{config}' not found; the configs are listed in configs/ "
+                         '(see README "Configs")')
+    register_config_package()  # `_base_ = 'panet_mm::...'` in the config
+    try:
+        cfg = read_config(config)
+    except FileNotFoundError as err:
+        raise SystemExit(explain_missing_base(config, err)) from None
+    except ConfigFileError as err:
+        raise SystemExit(f'error: {err}') from None
+    if cfg_options:
+        options = parse_cfg_options(cfg_options)
+        problem = check_overrides(cfg, options)
+        if problem:
+            print(f'error: {problem}', file=sys.stderr)
+            raise SystemExit(2)
+        cfg.merge_from_dict(options)
+    return cfg
+
+
 def load_config(args: argparse.Namespace) -> Config:
     """Load ``args.config`` with the command-line overrides and the work directory applied.
 
@@ -71,22 +106,8 @@ def load_config(args: argparse.Namespace) -> Config:
     """
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    if not osp.isfile(args.config):
-        raise SystemExit(f"config file '{args.config}' not found; the configs are listed in configs/ "
-                         '(see README "Configs")')
-    register_config_package()  # `_base_ = 'panet_mm::...'` in the config
-    try:
-        cfg = Config.fromfile(args.config)
-    except FileNotFoundError as err:
-        raise SystemExit(explain_missing_base(args.config, err)) from None
+    cfg = read_tool_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        options = parse_cfg_options(args.cfg_options)
-        problem = check_overrides(cfg, options)
-        if problem:
-            print(f'error: {problem}', file=sys.stderr)
-            raise SystemExit(2)
-        cfg.merge_from_dict(options)
     # work_dir priority: command line > config > config file name
     if args.work_dir:
         cfg.work_dir = args.work_dir
@@ -355,4 +376,4 @@ def _fail(message: str) -> None:
 
 __all__ = ['CLI_FLAGS', 'add_tensorboard', 'build_runner', 'check_overrides', 'disk_error', 'enable_amp',
            'explain_missing_base', 'explain_unknown_type', 'hold_work_dir', 'load_config', 'parse_cfg_options',
-           'readable_errors']
+           'read_tool_config', 'readable_errors']

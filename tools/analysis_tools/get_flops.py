@@ -71,18 +71,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         warnings.simplefilter('always')
         from mmengine.analysis import parameter_count
         from mmengine.analysis.print_helper import complexity_stats_table
-        from mmengine.config import Config
         from mmengine.registry import MODELS, init_default_scope
 
-        from panet_mm.engine.cli import parse_cfg_options
+        from panet_mm.engine.cli import read_tool_config
         from panet_mm.engine.quiet import quiet_third_party_warnings
         from panet_mm.models.layers import PyramidAttention
         from panet_mm.utils.checkpoint import first_conv_in_channels
     quiet_third_party_warnings(early)
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(parse_cfg_options(args.cfg_options))
+    cfg = read_tool_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmagic'))
     model = MODELS.build(cfg.model)
     generator = getattr(model, 'generator', model).eval()

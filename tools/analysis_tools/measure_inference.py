@@ -51,18 +51,15 @@ def build_model(config: str, device: str, test_cfg: Optional[dict], cfg_options,
         warnings.simplefilter('always')
         import torch
         from mmagic.registry import MODELS
-        from mmengine.config import Config
         from mmengine.registry import init_default_scope
 
         import panet_mm  # noqa: F401  (registers the panet_mm modules even without custom_imports)
-        from panet_mm.engine.cli import parse_cfg_options
+        from panet_mm.engine.cli import read_tool_config
         from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise SystemExit(f"--device {device} was requested but torch sees no GPU; use --device cpu")
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(parse_cfg_options(cfg_options))
+    cfg = read_tool_config(config, cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmagic'))
     model_cfg = cfg.model.copy()
     if test_cfg is not None:

@@ -17,6 +17,7 @@ from mmengine.infer import BaseInferencer
 from torch import Tensor
 
 from panet_mm.utils.checkpoint import first_conv_in_channels
+from panet_mm.utils.config import ConfigFileError, read_config
 from panet_mm.utils.fileio import atomic_write_image
 
 from ..errors import RestoreError, RestoreParameterError
@@ -101,7 +102,12 @@ class RestorationInferencer(BaseInferencer):
         self.config = config
         self.options = dict(chop=chop, tile=tile, self_ensemble=self_ensemble, precision=precision)
         self.device = check_device(device)
-        super().__init__(config, checkpoint, self.device)
+        try:
+            cfg = read_config(config)
+        except ConfigFileError as err:
+            named = str(err).replace(f"config '{config}'", "{param} '" + config + "'")  # the CLI says --config
+            raise RestoreParameterError('config', named) from None
+        super().__init__(cfg, checkpoint, self.device)
 
     @torch.no_grad()
     def __call__(self, img: ImageInput, result_out_dir: str = '') -> np.ndarray:  # type: ignore[override]

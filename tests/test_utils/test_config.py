@@ -1,0 +1,65 @@
+"""panet_mm.utils.config.read_config: a config file broken while editing is named with its line, not a traceback."""
+import subprocess
+import sys
+from unittest import mock
+
+import pytest
+from conftest import DEMO_CONFIG, ROOT
+
+from panet_mm.utils.config import ConfigFileError, read_config
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_syntax_error_names_the_file_and_line(tmp_path):
+    bad = write(tmp_path / 'bad.py', f"_base_ = '{DEMO_CONFIG}'\ntrain_cfg = dict(max_iters=10\n")
+    with pytest.raises(ConfigFileError) as err:
+        read_config(bad)
+    assert str(err.value) == f"config '{bad}' is not valid Python: '(' was never closed at line 2; fix that line"
+
+
+def test_a_syntax_error_in_a_base_names_the_base(tmp_path):
+    base = write(tmp_path / 'base.py', 'x = [1, 2\n')
+    child = write(tmp_path / 'child.py', "_base_ = './base.py'\n")
+    with pytest.raises(ConfigFileError, match=rf"config '{base}' \(a base of '{child}'\) is not valid Python: .* at "
+                       'line 1; fix that line'):
+        read_config(child)
+
+
+@pytest.mark.parametrize('line, error', [('train_cfg = dict(max_iters=undefined_name)',
+                                          "NameError: name 'undefined_name' is not defined"),
+                                         ('scale = 1 / 0', 'ZeroDivisionError: division by zero'),
+                                         ("import numpy as np\nx = np.zeros('big')", 'TypeError: ')])
+def test_an_error_in_the_configs_code_names_the_line(tmp_path, line, error):
+    bad = write(tmp_path / 'bad.py', f"_base_ = '{DEMO_CONFIG}'\n{line}\n")
+    with pytest.raises(ConfigFileError) as err:
+        read_config(bad)
+    where = line.count('\n') + 2
+    assert str(err.value).startswith(f"config '{bad}' stopped at line {where} with {error}")
+    assert str(err.value).endswith('; fix that line')
+
+
+def test_errors_of_the_libraries_themselves_pass_through(tmp_path):
+    good = write(tmp_path / 'good.py', 'x = 1\n')
+    with mock.patch('mmengine.config.Config.fromfile', side_effect=RuntimeError('mmengine broke')):
+        with pytest.raises(RuntimeError, match='mmengine broke'):
+            read_config(good)
+    with pytest.raises(FileNotFoundError):
+        read_config(str(tmp_path / 'missing.py'))
+    assert read_config(good).x == 1
+
+
+def test_train_and_restore_tools_say_it_in_one_line(tmp_path):
+    bad = write(tmp_path / 'bad.py', f"_base_ = '{DEMO_CONFIG}'\ntrain_cfg = dict(max_iters=undefined_name)\n")
+    for args in (['tools/train.py', bad, '--work-dir', str(tmp_path / 'w')],
+                 ['tools/restore.py', '--config', bad, '--checkpoint', str(tmp_path / 'k.pth'), DEMO_CONFIG,
+                  str(tmp_path / 'out.png')]):
+        proc = subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=ROOT, timeout=300)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert proc.returncode in (1, 2) and len(lines) == 1, proc.stderr
+        assert lines[0].endswith(f"'{bad}' stopped at line 2 with NameError: name 'undefined_name' is not defined; "
+                                 'fix that line')
+    assert not (tmp_path / 'w').exists() and not (tmp_path / 'out.png').exists()
