@@ -6,6 +6,7 @@ import os.path as osp
 from typing import Any, List, Mapping, Optional
 
 import mmengine
+import numpy as np
 import torch
 from mmagic.utils import print_colored_log
 from mmengine.hooks import Hook
@@ -134,7 +135,9 @@ class SaveMetricsHook(Hook):
     def after_test_epoch(self, runner, metrics: Optional[Mapping[str, Any]] = None) -> None:
         if metrics is not None:  # serialised first, then written atomically: never a half-written metrics file
             fmt = osp.splitext(self.out)[1].lower().lstrip('.')
-            atomic_write(self.out, mmengine.dump(metrics, file_format={'yml': 'yaml', 'pickle': 'pkl'}.get(fmt, fmt)))
+            # numpy scalars as plain numbers: YAML would tag them as Python objects that yaml.safe_load refuses
+            plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in metrics.items()}
+            atomic_write(self.out, mmengine.dump(plain, file_format={'yml': 'yaml', 'pickle': 'pkl'}.get(fmt, fmt)))
             print_colored_log(f'Metrics saved to {self.out}')
 
 

@@ -1,6 +1,7 @@
 """SaveMetricsHook: the test metrics in a file after the test epoch (tools/test.py --out), written atomically."""
 import json
 
+import numpy as np
 import pytest
 import yaml
 from mmengine.registry import HOOKS
@@ -18,10 +19,12 @@ def test_built_from_a_config_dict_and_writes_the_metrics(tmp_path):
     assert json.loads(out.read_text()) == {'Set5/PSNR': 30.5, 'Set5/SSIM': 0.9}
 
 
-def test_the_extension_picks_the_format(tmp_path):
+def test_the_extension_picks_the_format_and_numpy_numbers_are_plain(tmp_path):
+    """mmagic's metrics are numpy floats: YAML tagged them as Python objects that ``yaml.safe_load`` refuses."""
     out = tmp_path / 'metrics.yaml'
-    HOOKS.build(dict(type='SaveMetricsHook', out=str(out))).after_test_epoch(None, {'PSNR': 1.0})
-    assert yaml.safe_load(out.read_text()) == {'PSNR': 1.0}
+    HOOKS.build(dict(type='SaveMetricsHook', out=str(out))).after_test_epoch(
+        None, {'PSNR': np.float64(31.25), 'SSIM': np.float32(0.5), 'n': 3})
+    assert yaml.safe_load(out.read_text()) == {'PSNR': 31.25, 'SSIM': 0.5, 'n': 3}
 
 
 def test_pickle_and_missing_folders_and_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
