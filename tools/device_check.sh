@@ -25,6 +25,15 @@
 # the interpreter, or from build/device_deps (`pip install --target build/device_deps pytest` on a
 # machine with network, then carry that folder along).
 set -u
+case "${1:-}" in
+    -h|--help)
+        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0 ;;
+    ""|--smoke) ;;
+    *)
+        echo "error: unknown argument '$1'; use no argument on a GPU machine, --smoke on CPU, or --help" >&2
+        exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 # the interpreter: $PYTHON, else python3 where it imports torch, else the checkout's .venv
@@ -40,6 +49,11 @@ FAILED=0
 OUT=${OUT:-$ROOT/work_dirs/device_check}
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
+if [ $SMOKE = 0 ] && ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
+    echo "error: torch ('$PY') sees no CUDA device here; run this on the GPU machine, or pass --smoke to check the" \
+         "script on CPU at tiny sizes" >&2
+    exit 2
+fi
 mkdir -p "$OUT"
 REPORT=$OUT/device_check.md
 SHIM=$(mktemp -d)

@@ -154,6 +154,18 @@ def test_device_check_smoke(tmp_path):
         assert '| fwd' in section or '| with fast' in section, title
 
 
+def test_device_check_help_and_no_gpu_cost_nothing(tmp_path):
+    """`--help` ran the whole check (minutes of a lent GPU's budget, 18 files); without CUDA every step failed."""
+    env = {'OUT': str(tmp_path / 'out'), 'PYTHON': sys.executable, 'CUDA_VISIBLE_DEVICES': ''}
+    proc = run_tool(['bash', 'tools/device_check.sh', '--help'], env=env, timeout=60)
+    assert 'bash tools/device_check.sh --smoke' in proc.stdout and proc.returncode == 0
+    proc = run_tool(['bash', 'tools/device_check.sh'], env=env, timeout=120, check=False)
+    assert proc.returncode == 2 and 'sees no CUDA device here' in proc.stderr and '--smoke' in proc.stderr
+    proc = run_tool(['bash', 'tools/device_check.sh', '--smok'], env=env, timeout=60, check=False)
+    assert proc.returncode == 2 and "unknown argument '--smok'" in proc.stderr
+    assert not (tmp_path / 'out').exists()
+
+
 def test_device_check_skips_what_its_deadline_leaves_no_time_for(tmp_path):
     """The device tool stops a command after 600 s: past DEADLINE the check skips its remaining steps and still
     ends its report (the GPU targets' rows come first)."""
