@@ -155,6 +155,28 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
     return stored
 
 
+def check_float_range(img: np.ndarray) -> None:
+    """Refuse float pixels that are not 0-255: NaN / infinite values, values outside, or values in 0-1.
+
+    Why: float images in 0-1 (scikit-image's ``img_as_float``, torchvision) were restored as a nearly black
+    image, and NaN inputs reported a broken checkpoint; the model takes OpenCV's 0-255 range.
+
+    Raises:
+        RestoreError: Naming the values found and the conversion to make.
+    """
+    finite = np.isfinite(img)
+    if not finite.all():
+        raise RestoreError(f'img has {int(img.size - finite.sum())} NaN or infinite values; replace them (e.g. '
+                           'np.nan_to_num(img)) before restoring')
+    low, high = float(img.min()), float(img.max())
+    if low < -0.5 or high > 255.5:
+        raise RestoreError(f'img has float values from {low:g} to {high:g} but restoration takes 0-255; rescale or '
+                           'clip it (np.clip(img, 0, 255))')
+    if 0 < high <= 1:
+        raise RestoreError(f'img has float values from {low:g} to {high:g}, i.e. in 0-1, but restoration takes 0-255 '
+                           '(as uint8 images); pass img * 255')
+
+
 def _carried_exif(raw: Optional[bytes]) -> Tuple[Optional[bytes], bool]:
     """A file's EXIF data as the block to carry into its result, and whether it was there but damaged."""
     block = exif_block(raw)
@@ -410,13 +432,16 @@ class ImageAdapter:
         Raises:
             RestoreError: Unsupported dtype, shape or channel count, or a mosaic of another pattern.
         """
-        if img.dtype == np.uint16:
+        from_uint16 = img.dtype == np.uint16
+        if from_uint16:
             img = img.astype(np.float32) / 257
         if img.dtype not in (np.uint8, np.float32, np.float64):
             raise RestoreError(f'img has {img.dtype} pixels but restoration takes uint8, uint16 or float images '
                                '(float: values 0-255); convert it first')
         if img.ndim not in (2, 3) or min(img.shape[:2]) < 1:
             raise RestoreError(f'img has shape {img.shape} but restoration takes an H x W or H x W x C image')
+        if img.dtype in (np.float32, np.float64) and not from_uint16:
+            check_float_range(img)
         img, notes = self.to_mosaic(img.astype(np.float32) if img.dtype == np.float64 else img)
         img, more = self.adapt_channels(img)
         return img, notes + more
@@ -507,4 +532,5 @@ class ImageAdapter:
 
 
 __all__ = ['ALPHA_DROPPED_NOTE', 'ALPHA_EXTENSIONS', 'ALPHA_NOTE', 'ImageAdapter', 'ReadImage', 'StoredImage',
-           'alpha_note', 'attach_alpha', 'exif_note', 'keeps_alpha', 'profile_note', 'unpremultiply']
+           'alpha_note', 'attach_alpha', 'check_float_range', 'exif_note', 'keeps_alpha', 'profile_note',
+           'unpremultiply']

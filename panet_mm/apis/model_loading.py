@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -93,10 +93,14 @@ def match_state_dict(model: torch.nn.Module, state: Dict[str, Tensor], checkpoin
     return state
 
 
-def check_device(device: Optional[str]) -> str:
+def check_device(device: Optional[Union[str, torch.device]]) -> str:
     """The device to run on: cuda when available unless given; refuses one torch cannot use."""
     if device is None:
         return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise RestoreParameterError('device', f"{{param}} {device!r} is not a device; use 'cpu' or 'cuda'")
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise RestoreParameterError('device', f"{{param}} '{device}' was requested but torch sees no GPU; "
                                     'use {param} cpu')

@@ -3,6 +3,7 @@ tasks through one call, PANetInferencer by config path and by registered name, a
 where the library names its parameters (CPU, tiny models)."""
 import logging
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ from panet_mm.apis import (
     ImageReadError,
     PANetInferencer,
     RestorationInferencer,
+    RestoreError,
     RestoreParameterError,
     registered_models,
     resolve_config,
@@ -239,3 +241,37 @@ def test_cli_notes_suggest_flags(demo_checkpoint, tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert rc == 0 and '12x10 in one pass' in err and '--tile 256 --tile-overlap 16 bounds it' in err
     assert '--device cuda' in err and cv2.imread(str(tmp_path / 'out' / 'a.png')).shape == (20, 24, 3)
+
+
+def test_float_arrays_outside_0_255_are_refused_with_the_fix(inferencer):
+    """Floats in 0-1 (scikit-image, torchvision) were restored as a nearly black image without a note; NaN inputs
+    were blamed on the checkpoint."""
+    img = photo().astype(np.float32)
+    assert inferencer.restore_array(img).shape == (20, 24, 3)          # 0-255 floats: as before
+    assert inferencer.restore_array(np.zeros((10, 12, 3), np.float64)).shape == (20, 24, 3)  # black is black
+    assert inferencer.restore_array((photo().astype(np.uint16) * 257) // 300).shape == (20, 24, 3)  # dark uint16
+    cases = [(img / 255, 'in 0-1, but restoration takes 0-255 (as uint8 images); pass img * 255'),
+             (img * 4, f'from {img.min() * 4:g} to {img.max() * 4:g} but restoration takes 0-255; rescale or clip it'),
+             (np.where(img > 100, np.nan, img), 'NaN or infinite values; replace them')]
+    for arr, message in cases:
+        for call in (inferencer.restore_array, inferencer.preprocess):
+            with pytest.raises(RestoreError, match=re.escape(message)):
+                call(arr)
+
+
+def test_what_is_neither_a_path_nor_an_array_is_named_with_its_conversion(inferencer, demo_checkpoint):
+    from PIL import Image
+    t = torch.rand(3, 10, 12)
+    for img, kind, fix in [(t, 'torch.Tensor', 'permute(1, 2, 0)'), (Image.new('RGB', (12, 10)), 'PIL.Image',
+                                                                      'restore_array(np.asarray(img))'),
+                           (b'\x89PNG\r\n', 'builtins.bytes', 'cv2.imdecode'), (['a.png'], 'builtins.list',
+                                                                                   'one image per call')]:
+        with pytest.raises(RestoreError, match=rf'img must be an image file path or a numpy array, got {kind}; '):
+            inferencer(img=img)
+        with pytest.raises(RestoreError, match=re.escape(fix)):
+            inferencer.preprocess(img)
+    with pytest.raises(RestoreError, match='img must be a numpy array, got torch.Tensor'):
+        inferencer.restore_array(t)
+    assert RestorationInferencer(DEMO_CONFIG, str(demo_checkpoint), device=torch.device('cpu')).device == 'cpu'
+    with pytest.raises(RestoreError, match="self_ensemble must be True or False, got 'no'"):
+        RestorationInferencer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', self_ensemble='no')

@@ -56,6 +56,25 @@ def attention_macs(module: torch.nn.Module, height: int, width: int) -> int:
     return sum(attention_macs(child, height, width) for child in module.children())
 
 
+def check_image_input(img: Any, files: bool = True) -> None:
+    """Refuse what is neither an image file's path nor a numpy array, naming the conversion to make.
+
+    Why: a torch tensor, a PIL image or a list was taken for a path (``TypeError: expected str, bytes or
+    os.PathLike object``), the bytes of a file for a file name (``embedded null byte``).
+    """
+    if isinstance(img, np.ndarray) or files and isinstance(img, (str, os.PathLike)):
+        return
+    kind = type(img).__module__.split('.')[0] + '.' + type(img).__name__
+    fix = {'torch': 'img.detach().cpu().permute(1, 2, 0).numpy() (H x W x C; values in 0-1 times 255)',
+           'PIL': "restore_array(np.asarray(img)) takes a Pillow image's RGB order",
+           'builtins.bytes': 'cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)'}
+    hint = next((v for k, v in fix.items() if kind.startswith(k)), None)
+    if hint is None and isinstance(img, (list, tuple)):
+        hint = 'one image per call (tools/restore.py or restore_files take folders)'
+    what = 'an image file path or a numpy array' if files else 'a numpy array'
+    raise RestoreError(f'img must be {what}, got {kind}; convert it: {hint or "np.asarray(img)"}')
+
+
 class RestorationInferencer(BaseInferencer):
     """Restores images with a panet_mm model: ``preprocess`` -> ``forward`` -> ``visualize`` -> ``postprocess``.
 
@@ -99,6 +118,8 @@ class RestorationInferencer(BaseInferencer):
                                         'configs/panet_sr_x2_div2k.py')
         if chop is not None and tile is not None:
             raise RestoreError('chop and tile were both requested; keep one of them')
+        if not isinstance(self_ensemble, (bool, np.bool_)):
+            raise RestoreParameterError('self_ensemble', f'{{param}} must be True or False, got {self_ensemble!r}')
         self.config = config
         self.options = dict(chop=chop, tile=tile, self_ensemble=self_ensemble, precision=precision)
         self.device = check_device(device)
@@ -168,6 +189,7 @@ class RestorationInferencer(BaseInferencer):
             RestoreError: An array of an unsupported dtype, shape or channel count.
         """
         profile = alpha = exif = None
+        check_image_input(img)
         if isinstance(img, np.ndarray):
             if img.ndim == 3 and img.shape[2] in (2, 4):  # colour to the model, alpha kept apart (as for files)
                 img, alpha = img[..., :-1], np.ascontiguousarray(img[..., -1])
@@ -266,6 +288,7 @@ class RestorationInferencer(BaseInferencer):
         Raises:
             RestoreError: Unsupported dtype or channels, a mosaic of another pattern, or a non-finite output.
         """
+        check_image_input(img, files=False)
         arr, _ = self.adapter.prepare(img)
         return self._swap_red_blue(self.visualize(self.forward(self.pack(arr)))[0])
 
@@ -302,4 +325,5 @@ class RestorationInferencer(BaseInferencer):
                 f'it (the attention then sees each tile), or use {self.hints["device"]}')
 
 
-__all__ = ['CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer', 'SLOW_ATTENTION_MACS', 'attention_macs']
+__all__ = ['CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer', 'SLOW_ATTENTION_MACS', 'attention_macs',
+           'check_image_input']
