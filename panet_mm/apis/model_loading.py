@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from panet_mm.engine.hooks import non_finite_keys, non_finite_message
+from panet_mm.models.editors.panet.panet_model import as_panet_edit_model
 from panet_mm.utils.checkpoint import (
     StateDictDiff,
     UnsafeCheckpointError,
@@ -114,6 +115,7 @@ def restoration_test_cfg(cfg: Any, load: LoadSettings, config: str, options: Dic
 
     ``chop`` / ``tile`` / ``self_ensemble`` of the config are replaced (whole image unless given), its
     other keys kept. Demosaicing configs get ``align=2`` unless set, so chop / tile keep the Bayer phase.
+    mmagic's ``BaseEditModel`` configs are restored as ``PANetEditModel`` (:func:`as_panet_edit_model`).
 
     Args:
         cfg (Config): The loaded config.
@@ -129,9 +131,11 @@ def restoration_test_cfg(cfg: Any, load: LoadSettings, config: str, options: Dic
         RestoreParameterError: ``self_ensemble`` for a demosaicing config.
     """
     options = {k: v for k, v in options.items() if v}
-    test_cfg = {k: v for k, v in dict(cfg.model.get('test_cfg') or {}).items()
+    model_cfg = dict(cfg.model)
+    as_panet_edit_model(model_cfg)  # mmagic's BaseEditModel configs (the mixed models) get the test-time modes
+    test_cfg = {k: v for k, v in dict(model_cfg.get('test_cfg') or {}).items()
                 if k not in ('chop', 'tile', 'self_ensemble')}
-    if cfg.model.get('type') in _EDIT_MODELS:
+    if model_cfg.get('type') in _EDIT_MODELS:
         if load.bayer_pattern is not None and options.get('self_ensemble'):
             raise RestoreParameterError(
                 'self_ensemble', f"{{param}} is refused for the demosaicing config '{config}': a flip or transpose "
@@ -172,6 +176,7 @@ def build_model(cfg: Any, config: str, checkpoint: str, device: str,
     import panet_mm  # noqa: F401  (registers PANetEditModel etc. even if the config lacks custom_imports)
     load = find_load_settings(cfg, config)
     model_cfg = copy.deepcopy(cfg.model)
+    as_panet_edit_model(model_cfg)  # the same model and weights, with test-time modes and small inputs padded
     model_cfg['test_cfg'] = restoration_test_cfg(cfg, load, config, options)
     model = MODELS.build(model_cfg)
     state = match_state_dict(model, load_state_dict_safely(checkpoint), checkpoint, config)

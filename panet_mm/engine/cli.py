@@ -94,6 +94,27 @@ def read_tool_config(config: str, cfg_options: Optional[Sequence[str]] = None) -
     return cfg
 
 
+def adopt_test_modes(cfg: Config) -> Optional[str]:
+    """Run a ``BaseEditModel`` config whose ``model.test_cfg`` asks for panet_mm's test-time modes (``tile``,
+    ``chop``, ``precision``, ...) as ``PANetEditModel``, the same model that has them; a note says so.
+
+    Why: mmagic's ``BaseEditModel`` ignores those keys, so ``--cfg-options model.test_cfg.precision=bf16`` on a
+    mixed model (configs/mix) measured the float32 whole-image model without a word.
+    """
+    from panet_mm.models.editors.panet.panet_model import TEST_CFG_KEYS, as_panet_edit_model
+    model = cfg.get('model') or {}
+    asked = sorted(k for k in dict(model.get('test_cfg') or {}) if k in TEST_CFG_KEYS)
+    if not asked:
+        return None
+    kind = model.get('type')
+    dropped = as_panet_edit_model(model)
+    if dropped is None:
+        return None
+    extra = f' (its other test_cfg keys {dropped} are not used)' if dropped else ''
+    return (f"model.test_cfg sets {asked}, which mmagic's {kind} ignores: the model runs as PANetEditModel, the "
+            f"same model and weights with panet_mm's test-time modes{extra}")
+
+
 def load_config(args: argparse.Namespace) -> Config:
     """Load ``args.config`` with the command-line overrides and the work directory applied.
 
@@ -108,6 +129,9 @@ def load_config(args: argparse.Namespace) -> Config:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     cfg = read_tool_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
+    note = adopt_test_modes(cfg)
+    if note:
+        print(f'note: {note}', file=sys.stderr)
     # work_dir priority: command line > config > config file name
     if args.work_dir:
         cfg.work_dir = args.work_dir
@@ -374,6 +398,6 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
-__all__ = ['CLI_FLAGS', 'add_tensorboard', 'build_runner', 'check_overrides', 'disk_error', 'enable_amp',
-           'explain_missing_base', 'explain_unknown_type', 'hold_work_dir', 'load_config', 'parse_cfg_options',
-           'read_tool_config', 'readable_errors']
+__all__ = ['CLI_FLAGS', 'add_tensorboard', 'adopt_test_modes', 'build_runner', 'check_overrides', 'disk_error',
+           'enable_amp', 'explain_missing_base', 'explain_unknown_type', 'hold_work_dir', 'load_config',
+           'parse_cfg_options', 'read_tool_config', 'readable_errors']

@@ -125,3 +125,57 @@ def test_demo_trains(name, demo_root, tmp_path):
     load_checkpoint(model, str(work / 'iter_2.pth'), map_location='cpu', strict=True)
     plain_names = [f'generator.{k}' for k in model.generator.wrapped.state_dict() if not k.startswith('attentions.')]
     assert set(plain_names) < set(state)
+
+
+@pytest.mark.parametrize('name, stride, min_size', [('edsr_pa_sr_x2_demo.py', 1.0, 2), ('rdn_pa_sr_x2_demo.py', 1.0, 2),
+                                                    ('swinir_pa_dn30_demo.py', 1.0, 8),
+                                                    ('nafnet_pa_dn30_demo.py', 4.0, 8)])
+def test_mixed_models_restore_tiny_photos_and_take_test_time_modes(name, stride, min_size, tmp_path):
+    """Restoring a mixed model (mmagic's BaseEditModel) runs it as PANetEditModel: inputs too small for the attention
+    at its resolution (NAFNet's middle: 1/4) or for SwinIR's window padding are padded (a 4x4 photo stopped with
+    'input of size (1, 1) is too small for a pyramid level', a 3x5 one in SwinIR's reflection padding), and --tile
+    is taken (refused before, while the slow-photo note suggested it)."""
+    import cv2
+    import numpy as np
+    from conftest import save_runner_checkpoint
+
+    from panet_mm.apis import build_restorer
+    config = osp.join(ROOT, 'configs', 'mix', 'demo', name)
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(config).model)
+    assert model.generator.sites[0].input_per_pixel == stride
+    checkpoint = str(save_runner_checkpoint(model, tmp_path / 'model.pth'))
+    scale = 2 if '_sr_' in name else 1
+    for h, w in ((1, 1), (3, 5), (4, 4), (9, 13)):
+        photo = np.random.RandomState(h).randint(0, 256, (h, w, 3)).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / 'in.png'), photo)
+        restorer = build_restorer(config, checkpoint, device='cpu')
+        assert restorer.model.min_input_size == min_size
+        out = restorer(img=str(tmp_path / 'in.png'))
+        assert out.shape == (h * scale, w * scale, 3), (name, h, w)
+    tiled = build_restorer(config, checkpoint, device='cpu', tile=dict(size=8, overlap=2))
+    assert tiled(img=str(tmp_path / 'in.png')).shape == (9 * scale, 13 * scale, 3)
+
+
+def test_test_time_keys_on_a_mixed_config_switch_to_panet_edit_model_with_a_note(tmp_path, capsys):
+    """tools/test.py ... --cfg-options model.test_cfg.precision=bf16 on a mixed model measured the float32 model:
+    mmagic's BaseEditModel ignores those keys."""
+    import argparse
+
+    from panet_mm.engine.cli import load_config
+    config = osp.join(ROOT, 'configs', 'mix', 'demo', 'rdn_pa_sr_x2_demo.py')
+
+    def load(*options):
+        args = argparse.Namespace(config=config, work_dir=str(tmp_path), cfg_options=list(options) or None,
+                                  launcher='none', local_rank=0)
+        return load_config(args)
+
+    cfg = load()
+    assert cfg.model.type == 'BaseEditModel' and 'note:' not in capsys.readouterr().err
+    cfg = load('model.test_cfg.precision=bf16', 'model.test_cfg.tile.size=16')
+    assert cfg.model.type == 'PANetEditModel' and dict(cfg.model.test_cfg) == dict(precision='bf16', tile=dict(size=16))
+    err = capsys.readouterr().err
+    assert err.startswith("note: model.test_cfg sets ['precision', 'tile'], which mmagic's BaseEditModel ignores: the "
+                          'model runs as PANetEditModel') and "other test_cfg keys ['crop_border', 'metrics']" in err
+    model = MODELS.build(cfg.model)
+    assert model.precision == 'bf16' and model.tile_cfg['size'] == (16, 16)

@@ -35,6 +35,9 @@ class InsertionSite:
         module (str): Dotted name of the generator submodule it is attached to (``'body.7'``).
         channels (int): Channels of the feature map it receives.
         layout (str): ``'nchw'`` (a feature map) or ``'tokens'`` (``(B, H*W, C)``, reshaped around it).
+        input_per_pixel (float): Input pixels per feature pixel there (4.0 at a quarter of the input's
+            resolution, 0.5 after a x2 up-sampler), from the probe; sets the smallest input the attention's
+            pyramid can take (:meth:`WithPyramidAttention.min_input_size`).
     """
 
     name: str
@@ -42,6 +45,7 @@ class InsertionSite:
     module: str
     channels: int
     layout: str
+    input_per_pixel: float = 1.0
 
 
 def token_hw(args: Sequence[Any], num_tokens: int) -> Optional[Tuple[int, int]]:
@@ -189,4 +193,8 @@ def make_attention(spec: dict, record: ProbeRecord,
         value_conv = attention.value[0]
         nn.init.zeros_(value_conv.weight)
         nn.init.zeros_(value_conv.bias)
-    return InsertionSite(name=name, where=where, module=path, channels=channels, layout=layout), attention
+    value = record.value
+    feature_hw = tuple(value.shape[2:]) if layout == 'nchw' else token_hw(record.args, value.shape[1])
+    ratio = max(probe_shape[-2] / feature_hw[0], probe_shape[-1] / feature_hw[1])
+    return InsertionSite(name=name, where=where, module=path, channels=channels, layout=layout,
+                         input_per_pixel=float(ratio)), attention

@@ -46,6 +46,7 @@ does not set it on the generator (reading falls through to the generator).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
@@ -228,6 +229,21 @@ class WithPyramidAttention(BaseModule):
             lines.append(f'{ATTENTIONS}.{site.name}: {site.where} {site.module} '
                          f'(channels={site.channels}, layout={site.layout})')
         return '\n'.join(lines)
+
+    def min_input_size(self) -> int:
+        """Smallest input side for which every inserted attention's pyramid levels are non-empty.
+
+        An attention at a quarter of the input's resolution (NAFNet's middle) needs 4x the pixels one at
+        full resolution needs (:attr:`InsertionSite.input_per_pixel`); ``PANetEditModel`` pads smaller inputs.
+        """
+        need = 1
+        for site in self.sites:
+            scales = self.attentions[site.name].scales
+            n = 1
+            while any(int(n * s) < 1 for s in scales):
+                n += 1
+            need = max(need, math.ceil(n * site.input_per_pixel - 1e-9))
+        return need
 
     def attention_keys(self) -> List[str]:
         """State-dict keys of the inserted blocks (everything else has the plain generator's names)."""

@@ -20,7 +20,8 @@ from panet_mm.utils.errors import PanetMMError
 
 from .tiling import check_align, chop_boxes, output_scale, pad_axis, tile_spans, tile_starts
 
-_TEST_KEYS = ('chop', 'tile', 'self_ensemble', 'min_input_size', 'align', 'precision')
+#: The keys of ``test_cfg`` that PANetEditModel takes (mmagic's BaseEditModel ignores them).
+TEST_CFG_KEYS = ('chop', 'tile', 'self_ensemble', 'min_input_size', 'align', 'precision')
 # test_cfg precision: the autocast dtype of test-time restoration (None: float32, no autocast)
 _PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 _CHOP_KEYS = ('min_size', 'shave', 'tiles_per_batch')
@@ -120,10 +121,10 @@ class PANetEditModel(BaseEditModel):
         super().__init__(generator=generator, pixel_loss=pixel_loss, train_cfg=train_cfg, test_cfg=test_cfg,
                          init_cfg=init_cfg, data_preprocessor=data_preprocessor)
         cfg = dict(test_cfg or {})
-        unknown = sorted(set(cfg) - set(_TEST_KEYS))
+        unknown = sorted(set(cfg) - set(TEST_CFG_KEYS))
         if unknown:
             raise InvalidTestCfgError(f'PANetEditModel test_cfg has unknown keys {unknown}; '
-                                      f'allowed: {list(_TEST_KEYS)}')
+                                      f'allowed: {list(TEST_CFG_KEYS)}')
         self.chop_cfg = self._check_sub_cfg(cfg.get('chop'), 'chop', _CHOP_KEYS,
                                             dict(min_size=6400, shave=10, tiles_per_batch=1))
         self.tile_cfg = self._check_sub_cfg(cfg.get('tile'), 'tile', _TILE_KEYS, dict(overlap=0, tiles_per_batch=1))
@@ -180,12 +181,18 @@ class PANetEditModel(BaseEditModel):
         return out
 
     def _pyramid_min_size(self) -> int:
-        """Smallest side for which every pyramid level of every attention block is non-empty."""
+        """Smallest side for which every pyramid level of every attention block is non-empty (a mixed model's
+        :meth:`~panet_mm.models.editors.mix.WithPyramidAttention.min_input_size` where the blocks sit at another
+        resolution)."""
+        window = getattr(self.generator, 'window_size', None)  # SwinIR pads to its window by reflection,
+        window = window if isinstance(window, int) else 1     # which needs inputs of about that size
+        if callable(getattr(self.generator, 'min_input_size', None)):
+            return max(int(self.generator.min_input_size()), window)
         scales = [s for m in self.generator.modules() if isinstance(m, PyramidAttention) for s in m.scales]
         n = 1
         while any(int(n * s) < 1 for s in scales):
             n += 1
-        return n
+        return max(n, window)
 
     def forward_tensor(self, inputs: Tensor, data_samples: Optional[List[DataSample]] = None,
                        **kwargs) -> Tensor:
@@ -307,4 +314,30 @@ class PANetEditModel(BaseEditModel):
         return acc[0] / acc[1]
 
 
-__all__ = ['InvalidTestCfgError', 'PANetEditModel']
+#: mmagic's plain edit model, whose test-time keys :func:`as_panet_edit_model` makes work.
+PLAIN_EDIT_MODELS = ('BaseEditModel', 'mmagic.BaseEditModel')
+
+
+def as_panet_edit_model(model_cfg: Dict[str, Any]) -> Optional[List[str]]:
+    """Make a ``BaseEditModel`` config a :class:`PANetEditModel` one (in place), keeping only its test-time keys.
+
+    Why: both take the same arguments and weights, but ``BaseEditModel`` silently ignores ``test_cfg``'s
+    ``tile`` / ``chop`` / ``precision`` / ``self_ensemble`` (a tiled or bf16 evaluation of a mixed model
+    measured the float32 whole-image one) and cannot pad inputs too small for the attention.
+
+    Args:
+        model_cfg (dict): A config's ``model``; changed only when its type is ``BaseEditModel``.
+
+    Returns:
+        list[str], optional: The ``test_cfg`` keys dropped (PANetEditModel has no use for them); None when
+        the type is not ``BaseEditModel``.
+    """
+    if model_cfg.get('type') not in PLAIN_EDIT_MODELS:
+        return None
+    test_cfg = dict(model_cfg.get('test_cfg') or {})
+    model_cfg['type'] = 'PANetEditModel'
+    model_cfg['test_cfg'] = {k: v for k, v in test_cfg.items() if k in TEST_CFG_KEYS}
+    return sorted(k for k in test_cfg if k not in TEST_CFG_KEYS)
+
+
+__all__ = ['InvalidTestCfgError', 'PANetEditModel', 'PLAIN_EDIT_MODELS', 'TEST_CFG_KEYS', 'as_panet_edit_model']
