@@ -11,7 +11,8 @@ ones build. mmengine imports this module by name (``<scope>.registry``) when it 
 """
 from __future__ import annotations
 
-from typing import Dict
+import os.path as osp
+from typing import Dict, List, Optional
 
 import mmengine.registry as mmengine_registries
 from mmengine.config.utils import MODULE2PACKAGE
@@ -23,6 +24,61 @@ SCOPE = 'panet_mm'
 def register_config_package() -> None:
     """Let mmengine's ``Config`` resolve ``panet_mm::`` bases (it refuses packages it does not list)."""
     MODULE2PACKAGE.setdefault(SCOPE, 'panet_mm')
+
+
+#: How a config shipped with panet_mm is named in ``_base_`` and on the tools' command lines.
+SCOPE_PREFIX = SCOPE + '::'
+
+
+def config_roots() -> List[str]:
+    """Folders holding panet_mm's configs: the installed copy (``.mim``), then a checkout's ``configs/``."""
+    package = osp.dirname(osp.abspath(__file__))
+    candidates = [osp.join(package, '.mim', 'configs'), osp.join(osp.dirname(package), 'configs')]
+    return [folder for folder in candidates if osp.isdir(folder)]
+
+
+def registered_models() -> Dict[str, str]:
+    """Model names of ``configs/panet/metafile.yml`` and their config files."""
+    import yaml
+    for root in config_roots():
+        metafile = osp.join(root, 'panet', 'metafile.yml')
+        if osp.isfile(metafile):
+            with open(metafile, encoding='utf-8') as f:
+                models = (yaml.safe_load(f) or {}).get('Models') or []
+            return {m['Name']: osp.join(root, str(m['Config']).split('configs/', 1)[-1]) for m in models
+                    if isinstance(m, dict) and 'Name' in m and 'Config' in m}
+    return {}
+
+
+def _under(root: str, relative: str) -> str:
+    """``root/relative`` if it stays inside ``root`` (a name must not reach files elsewhere), else ''."""
+    path = osp.normpath(osp.join(root, relative))
+    return path if path.startswith(osp.normpath(root) + osp.sep) else ''
+
+
+def find_config(config: str) -> Optional[str]:
+    """The config file of a path, a ``panet_mm::panet/<name>.py`` name or a registered model name; else None.
+
+    Why it exists: a wheel user has no ``configs/`` folder; the tools and the inferencers take the names
+    of the configs the wheel carries (``configs/panet/README.md``) as well as paths.
+    """
+    if osp.isfile(config):
+        return config
+    if config.startswith(SCOPE_PREFIX):
+        for root in config_roots():
+            path = _under(root, config[len(SCOPE_PREFIX):])
+            if path and osp.isfile(path):
+                return path
+        return None
+    path = registered_models().get(config, '')
+    return path if osp.isfile(path) else None
+
+
+def unknown_config(config: str) -> str:
+    """The end of a sentence naming what is accepted in place of ``config``, which :func:`find_config` did not find."""
+    names = ', '.join(sorted(registered_models())) or 'the names in configs/panet/metafile.yml'
+    return (f"neither a config file nor a registered model; pass a config path, '{SCOPE_PREFIX}panet/<name>.py' or "
+            f'one of {names} (configs/panet/README.md)')
 
 
 def _scope_children() -> Dict[str, Registry]:
@@ -48,4 +104,5 @@ DATASETS = _CHILDREN['DATASETS']
 TRANSFORMS = _CHILDREN['TRANSFORMS']
 HOOKS = _CHILDREN['HOOKS']
 
-__all__ = ['DATASETS', 'HOOKS', 'MODELS', 'SCOPE', 'TRANSFORMS', 'register_config_package']
+__all__ = ['DATASETS', 'HOOKS', 'MODELS', 'SCOPE', 'SCOPE_PREFIX', 'TRANSFORMS', 'config_roots', 'find_config',
+           'register_config_package', 'registered_models', 'unknown_config']

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import os.path as osp
+import re
 from typing import List, Mapping, Optional
 
 from mmagic.datasets import BasicImageDataset
@@ -19,6 +20,23 @@ from panet_mm.utils.errors import PanetMMError
 
 from .image_io import MAX_PIXELS_ENV, ImageFileError, check_image_file, verify_image_file
 from .testsets import INCOMPLETE_MARK
+
+_PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def runnable_command(cmd: str) -> str:
+    """``cmd`` (``python tools/X.py ...``, as the configs write it) as it runs from the current folder.
+
+    Why: ``tools/`` is relative to a checkout's root; a wheel carries the tools in ``panet_mm/.mim/tools``,
+    and a checkout's user may run from another folder: the path of the script that exists is given.
+    """
+    m = re.match(r'(python\S*\s+)(tools/\S+)(.*)$', cmd)
+    if not m or osp.isfile(m.group(2)):
+        return cmd
+    for path in (osp.join(_PACKAGE, '.mim', m.group(2)), osp.join(osp.dirname(_PACKAGE), m.group(2))):
+        if osp.isfile(path):
+            return m.group(1) + path + m.group(3)
+    return cmd
 
 
 class DataSampleError(PanetMMError, RuntimeError):
@@ -69,7 +87,7 @@ class CheckedImageDataset(BasicImageDataset):
 
     def _missing(self, what: str) -> FileNotFoundError:
         name = self.metainfo.get('dataset_type', type(self).__name__)
-        hint = f'; prepare it with: {self.prepare_cmd}' if self.prepare_cmd else ''
+        hint = f'; prepare it with: {runnable_command(self.prepare_cmd)}' if self.prepare_cmd else ''
         return FileNotFoundError(f'dataset {name!r}: {what}{hint}')
 
     def load_data_list(self) -> List[dict]:

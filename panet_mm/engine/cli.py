@@ -24,7 +24,7 @@ from panet_mm.utils.checkpoint import list_keys
 from panet_mm.utils.config import ConfigFileError, read_config
 from panet_mm.utils.errors import PanetMMError, cli_message
 
-from ..registry import register_config_package
+from ..registry import SCOPE_PREFIX, find_config, register_config_package, unknown_config
 from .distributed import LauncherError, setup_distributed
 from .runner import PANetRunner
 from .work_dir import WorkDirLock, remove_interrupted_saves
@@ -64,7 +64,8 @@ def read_tool_config(config: str, cfg_options: Optional[Sequence[str]] = None) -
     """A tool's config file with its ``--cfg-options`` merged, each problem one line and an exit.
 
     Args:
-        config (str): The config file.
+        config (str): The config file, or a shipped config's name (``panet_mm::panet/<name>.py`` or its model
+            name, :func:`panet_mm.registry.find_config`).
         cfg_options (Sequence[str], optional): ``KEY=VALUE`` strings (or a parsed dict).
 
     Returns:
@@ -74,9 +75,13 @@ def read_tool_config(config: str, cfg_options: Optional[Sequence[str]] = None) -
         SystemExit: The file or a base is missing, is not valid Python or stops with an error (status 1), or
             an override does not fit the config (status 2); nothing was created.
     """
-    if not osp.isfile(config):
-        raise SystemExit(f"config file '{config}' not found; the configs are listed in configs/ "
-                         '(see README "Configs")')
+    found = find_config(config)  # a path, or a shipped config's name (a wheel user has no configs/ folder)
+    if found is None:
+        if config.endswith('.py') and not config.startswith(SCOPE_PREFIX):
+            raise SystemExit(f"config file '{config}' not found; the configs are listed in configs/ "
+                             '(see README "Configs"), or name a shipped one: panet_mm::panet/<name>.py')
+        raise SystemExit(f"error: config '{config}' is {unknown_config(config)}")
+    config = found
     register_config_package()  # `_base_ = 'panet_mm::...'` in the config
     try:
         cfg = read_config(config)

@@ -2,6 +2,7 @@
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT
 from mmengine.registry import init_default_scope
 
 from panet_mm.datasets import CheckedImageDataset
@@ -37,4 +38,4 @@ def test_a_missing_relative_folder_names_the_folder_it_is_relative_to(tmp_path, 
     assert str(err.value) == (
         f"dataset 'basic_image_dataset': folder 'data/demo/DIV2K/lq' (data_prefix['img']) does not exist in "
         f'{tmp_path} (data_root is relative to the current folder); prepare it with: '
-        'python tools/dataset_converters/make_demo_data.py')
+        f'python {ROOT}/tools/dataset_converters/make_demo_data.py')  # the script's path from here

@@ -63,3 +63,30 @@ def test_train_and_restore_tools_say_it_in_one_line(tmp_path):
         assert lines[0].endswith(f"'{bad}' stopped at line 2 with NameError: name 'undefined_name' is not defined; "
                                  'fix that line')
     assert not (tmp_path / 'w').exists() and not (tmp_path / 'out.png').exists()
+
+
+def test_tools_take_the_names_of_shipped_configs(tmp_path, monkeypatch):
+    """A wheel user has no configs/ folder: `panet-train panet_mm::panet/panet_sr_x2_demo.py` (or the model name)
+    said "config file ... not found" while panet-restore took both."""
+    from panet_mm.engine.cli import read_tool_config
+    monkeypatch.chdir(tmp_path)
+    for name in ('panet_mm::panet/panet_sr_x2_demo.py', 'panet_sr_x2_demo'):
+        cfg = read_tool_config(name, ['train_cfg.max_iters=3'])
+        assert cfg.model.generator.type == 'PAEDSRNet' and cfg.train_cfg.max_iters == 3
+    with pytest.raises(SystemExit, match="config 'panet_sr_x9' is neither a config file nor a registered model; .*"
+                       'panet_sr_x2_demo'):
+        read_tool_config('panet_sr_x9')
+    with pytest.raises(SystemExit, match="config file 'mine.py' not found; .* panet_mm::panet/<name>.py"):
+        read_tool_config('mine.py')
+    with pytest.raises(SystemExit, match='neither a config file'):
+        read_tool_config('panet_mm::panet/../../../setup.py')  # a name never reaches files outside the configs
+
+
+def test_prepare_commands_are_given_as_they_run_from_here(tmp_path, monkeypatch):
+    from panet_mm.datasets.checked_image_dataset import runnable_command
+    cmd = 'python tools/dataset_converters/make_demo_data.py --out data/demo'
+    monkeypatch.chdir(ROOT)
+    assert runnable_command(cmd) == cmd
+    monkeypatch.chdir(tmp_path)  # elsewhere: the checkout's (or an installed wheel's .mim) script, by its path
+    assert runnable_command(cmd) == f'python {ROOT}/tools/dataset_converters/make_demo_data.py --out data/demo'
+    assert runnable_command('bash other.sh') == 'bash other.sh'

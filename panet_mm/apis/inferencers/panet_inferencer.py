@@ -5,41 +5,14 @@ its config file, its ``panet_mm::panet/<name>.py`` name or its name in ``configs
 """
 from __future__ import annotations
 
-import os.path as osp
-from typing import Any, Dict, List
+from typing import Any, List
 
 import numpy as np
 
+from panet_mm.registry import find_config, registered_models, unknown_config
+
 from ..errors import RestoreParameterError
 from .restoration_inferencer import ImageInput, RestorationInferencer
-
-SCOPE_PREFIX = 'panet_mm::'
-
-
-def config_roots() -> List[str]:
-    """Folders holding panet_mm's configs: the installed copy (``.mim``), then a checkout's ``configs/``."""
-    package = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    candidates = [osp.join(package, '.mim', 'configs'), osp.join(osp.dirname(package), 'configs')]
-    return [folder for folder in candidates if osp.isdir(folder)]
-
-
-def registered_models() -> Dict[str, str]:
-    """Model names of ``configs/panet/metafile.yml`` and their config files."""
-    import yaml
-    for root in config_roots():
-        metafile = osp.join(root, 'panet', 'metafile.yml')
-        if osp.isfile(metafile):
-            with open(metafile, encoding='utf-8') as f:
-                models = (yaml.safe_load(f) or {}).get('Models') or []
-            return {m['Name']: osp.join(root, str(m['Config']).split('configs/', 1)[-1]) for m in models
-                    if isinstance(m, dict) and 'Name' in m and 'Config' in m}
-    return {}
-
-
-def _under(root: str, relative: str) -> str:
-    """``root/relative`` if it stays inside ``root`` (a name must not reach files elsewhere), else ''."""
-    path = osp.normpath(osp.join(root, relative))
-    return path if path.startswith(osp.normpath(root) + osp.sep) else ''
 
 
 def resolve_config(config: str) -> str:
@@ -55,19 +28,10 @@ def resolve_config(config: str) -> str:
     Raises:
         RestoreParameterError: None of these; the message lists the registered names.
     """
-    if osp.isfile(config):
-        return config
-    models = registered_models()
-    if config.startswith(SCOPE_PREFIX):
-        for root in config_roots():
-            path = _under(root, config[len(SCOPE_PREFIX):])
-            if path and osp.isfile(path):
-                return path
-    elif osp.isfile(models.get(config, '')):
-        return models[config]
-    raise RestoreParameterError('config', f"{{param}} '{config}' is neither a config file nor a registered model; "
-                                f"pass a config path, '{SCOPE_PREFIX}panet/<name>.py' or one of "
-                                f"{', '.join(sorted(models)) or 'the names in configs/panet/metafile.yml'}")
+    path = find_config(config)
+    if path is None:
+        raise RestoreParameterError('config', f"{{param}} '{config}' is {unknown_config(config)}")
+    return path
 
 
 class PANetInferencer(RestorationInferencer):
@@ -103,4 +67,4 @@ class PANetInferencer(RestorationInferencer):
         return sorted(registered_models())
 
 
-__all__ = ['PANetInferencer', 'config_roots', 'registered_models', 'resolve_config']
+__all__ = ['PANetInferencer', 'registered_models', 'resolve_config']
