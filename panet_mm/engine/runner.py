@@ -87,6 +87,25 @@ class PANetRunner(Runner):
         with safe_checkpoint_loading():
             return super().test()
 
+    def _init_model_weights(self) -> None:
+        """mmengine's, without reading a mixed model's ``plain_weights`` when a checkpoint replaces every weight next
+        (``--resume`` with something to resume, or a strict ``load_from``): the fine-tune's start point, moved or
+        deleted after the first run, stopped a resumable run with "checkpoint ... not found"."""
+        resumes = self._resume and (self._load_from is not None
+                                    or osp.isfile(osp.join(self.work_dir, 'last_checkpoint')))
+        replaced = resumes or (self._load_from is not None and not self.cfg.get('allow_partial_load', False))
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        skipped = [(m, m.plain_weights) for m in model.modules()
+                   if replaced and getattr(m, 'plain_weights', None) is not None]
+        for module, _ in skipped:
+            module.plain_weights = None
+            self.logger.info('plain_weights are not read: the checkpoint loaded next replaces every weight')
+        try:
+            super()._init_model_weights()
+        finally:
+            for module, weights in skipped:
+                module.plain_weights = weights
+
     def load_or_resume(self) -> None:
         """mmengine's, saying plainly when ``--resume`` finds nothing to resume (mmengine logged "Auto resumed from
         the latest checkpoint None." and trained from the start)."""

@@ -179,3 +179,32 @@ def test_test_time_keys_on_a_mixed_config_switch_to_panet_edit_model_with_a_note
                           'model runs as PANetEditModel') and "other test_cfg keys ['crop_border', 'metrics']" in err
     model = MODELS.build(cfg.model)
     assert model.precision == 'bf16' and model.tile_cfg['size'] == (16, 16)
+
+
+def test_resuming_a_fine_tune_does_not_need_its_plain_weights_any_more(demo_root, tmp_path):
+    """A fine-tune from plain_weights resumed with --resume after the plain checkpoint was moved stopped with
+    "checkpoint '...' not found": the resume replaces every weight, so the start point is not read then."""
+    from conftest import save_runner_checkpoint
+    from mmagic.models.editors import EDSRNet
+    config = osp.join(ROOT, 'configs', 'mix', 'demo', 'edsr_pa_sr_x2_demo.py')
+    inner = dict(Config.fromfile(config).model.generator.generator)
+    inner.pop('type')
+    plain = torch.nn.Module()
+    plain.generator = EDSRNet(**inner)
+    start = save_runner_checkpoint(plain, tmp_path / 'plain_edsr.pth')
+    work = tmp_path / 'work'
+    opts = demo_overrides(demo_root, **{'train_cfg.max_iters': 2, 'train_cfg.val_interval': 100,
+                                        'default_hooks.checkpoint.interval': 2,
+                                        'model.generator.plain_weights.checkpoint': str(start),
+                                        'model.generator.plain_weights.prefix': 'generator.'})
+    run_tool([sys.executable, 'tools/train.py', config, '--work-dir', str(work)] + opts, timeout=600)
+    start.rename(tmp_path / 'moved.pth')
+    longer = [o.replace('train_cfg.max_iters=2', 'train_cfg.max_iters=3') for o in opts]
+    proc = run_tool([sys.executable, 'tools/train.py', config, '--work-dir', str(work), '--resume'] + longer,
+                    timeout=600)
+    log = sorted(work.glob('*/*.log'))[-1].read_text()
+    assert 'plain_weights are not read' in log and 'resumed epoch: 0, iter: 2' in log
+    assert (work / 'iter_3.pth').is_file() and proc.returncode == 0
+    proc = run_tool([sys.executable, 'tools/train.py', config, '--work-dir', str(tmp_path / 'new')] + opts,
+                    timeout=600, check=False)  # a new run still needs its start point, and says which file
+    assert proc.returncode == 1 and 'moved' not in proc.stderr and 'plain_edsr.pth' in proc.stderr
