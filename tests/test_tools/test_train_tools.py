@@ -5,7 +5,7 @@ import socket
 import sys
 
 import torch
-from conftest import demo_overrides, run_tool
+from conftest import DEMO_CONFIG, demo_overrides, run_tool
 
 DEMO = 'configs/demo/panet_sr_x2_demo.py'
 
@@ -84,3 +84,21 @@ def test_dist_train_two_processes_on_cpu(demo_root, tmp_path):
     assert 'Distributed training: True' in log
     assert ckpt_iter(work / 'iter_4.pth') == 4
     assert osp.isfile(work / 'last_checkpoint')
+
+
+def test_model_and_data_of_different_scales_are_named_in_one_line(demo_root, demo_checkpoint, tmp_path):
+    """A x3 model on x2 pairs stopped inside the loss ("The size of tensor a (48) must match ..."), an x2 checkpoint
+    tested on x3 inputs inside the metric ("Image shapes are different")."""
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO_CONFIG, '--work-dir', str(tmp_path / 'w')]
+                    + demo_overrides(demo_root, **{'model.generator.upscale_factor': 3, 'train_cfg.max_iters': 2}),
+                    check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        'error: the model turns 16x16 inputs into 48x48 (x3) but their ground truth is 32x32 (x2): the generator\'s '
+        "scale (model.generator upscale_factor) and the data's (its LR folder, the pipeline's scale) disagree; make "
+        'them the same')
+    proc = run_tool([sys.executable, 'tools/test.py', DEMO_CONFIG, str(demo_checkpoint), '--work-dir',
+                     str(tmp_path / 't')] + demo_overrides(demo_root, **{'test_dataloader.dataset.data_prefix.img':
+                                                                           'LRbicx3'}), check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert '(x2) but their ground truth is' in proc.stderr and '(x3)' in proc.stderr

@@ -32,6 +32,26 @@ class InvalidTestCfgError(PanetMMError):
     """A ``test_cfg`` of :class:`PANetEditModel` it cannot run; names the key, the value and the fix."""
 
 
+class ScaleMismatchError(PanetMMError, RuntimeError):
+    """The model's output and the ground truth differ in size: the model's and the data's scales disagree."""
+
+
+def check_output_size(inputs: Tensor, out: Tensor, gt: Any) -> None:
+    """Refuse an output whose size is not the ground truth's, naming both scales.
+
+    Why: a model up-scaling x3 trained on x2 pairs stopped inside the loss with "The size of tensor a (48) must
+    match the size of tensor b (32)", an x2 checkpoint tested on x3 inputs inside the metric with "Image shapes
+    are different".
+    """
+    if not isinstance(gt, Tensor) or gt.dim() < 2 or tuple(gt.shape[-2:]) == tuple(out.shape[-2:]):
+        return
+    (ih, iw), (oh, ow), (gh, gw) = inputs.shape[-2:], out.shape[-2:], gt.shape[-2:]
+    raise ScaleMismatchError(
+        f'the model turns {ih}x{iw} inputs into {oh}x{ow} (x{oh / ih:g}) but their ground truth is {gh}x{gw} '
+        f"(x{gh / ih:g}): the generator's scale (model.generator upscale_factor) and the data's (its LR folder, "
+        "the pipeline's scale) disagree; make them the same")
+
+
 def _as_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
     if isinstance(value, int):
         return value, value
@@ -200,15 +220,16 @@ class PANetEditModel(BaseEditModel):
 
         Args:
             inputs (Tensor): Batch ``(B, C, H, W)`` from the data pre-processor.
-            data_samples (list[DataSample], optional): Unused here.
+            data_samples (list[DataSample], optional): Their stacked ``gt_img``, where there is one, must
+                have the output's size (:func:`check_output_size`).
             **kwargs: Passed to the generator.
 
         Returns:
             Tensor: Restored batch ``(B, C_out, H * scale, W * scale)``.
         """
-        if self.training:
-            return self.generator(inputs, **kwargs)
-        return self.restore(inputs, **kwargs)
+        out = self.generator(inputs, **kwargs) if self.training else self.restore(inputs, **kwargs)
+        check_output_size(inputs, out, getattr(data_samples, 'gt_img', None))
+        return out
 
     def restore(self, inputs: Tensor, **kwargs) -> Tensor:
         """Test-time restoration with the options of ``test_cfg`` (see the class docstring).
@@ -340,4 +361,5 @@ def as_panet_edit_model(model_cfg: Dict[str, Any]) -> Optional[List[str]]:
     return sorted(k for k in test_cfg if k not in TEST_CFG_KEYS)
 
 
-__all__ = ['InvalidTestCfgError', 'PANetEditModel', 'PLAIN_EDIT_MODELS', 'TEST_CFG_KEYS', 'as_panet_edit_model']
+__all__ = ['InvalidTestCfgError', 'PANetEditModel', 'PLAIN_EDIT_MODELS', 'ScaleMismatchError', 'TEST_CFG_KEYS',
+           'as_panet_edit_model', 'check_output_size']
