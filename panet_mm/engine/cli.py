@@ -18,7 +18,7 @@ import sys
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
+from mmengine.registry import RUNNERS, Registry
 
 from panet_mm.utils.checkpoint import list_keys
 from panet_mm.utils.config import ConfigFileError, read_config
@@ -315,11 +315,37 @@ def enable_amp(cfg: Config, device: Optional[str] = None) -> Optional[str]:
     return notes[0] if notes else None
 
 
+_LOG_DIR_NAME = re.compile(r'\d{8}_\d{6}')
+
+
+def _only_logs(folder: str) -> bool:
+    """Whether ``folder`` holds nothing but a run's logs (and the config copy its visualizer writes)."""
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            if not (name.endswith(('.log', '.json')) or osp.basename(dirpath) == 'vis_data' and name == 'config.py'):
+                return False
+    return True
+
+
 def build_runner(cfg: Config):
-    """Build the runner: the config's ``runner_type`` if it names one, else :class:`PANetRunner`."""
-    if cfg.get('runner_type'):
-        return RUNNERS.build(cfg)
-    return PANetRunner.from_cfg(cfg)
+    """Build the runner: the config's ``runner_type`` if it names one, else :class:`PANetRunner`.
+
+    A runner that fails to build (a model the config cannot make) leaves no timestamped log folder behind:
+    mmengine makes it first, and each corrected retry left one more holding only the failure.
+    """
+    work_dir = cfg.get('work_dir')
+    before = set(os.listdir(work_dir)) if work_dir and osp.isdir(work_dir) else set()
+    try:
+        if cfg.get('runner_type'):
+            return RUNNERS.build(cfg)
+        return PANetRunner.from_cfg(cfg)
+    except BaseException:
+        if work_dir and osp.isdir(work_dir):
+            for name in set(os.listdir(work_dir)) - before:
+                path = osp.join(work_dir, name)
+                if _LOG_DIR_NAME.fullmatch(name) and osp.isdir(path) and _only_logs(path):
+                    shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def _registered_names(registry_name: str) -> List[str]:
@@ -335,6 +361,45 @@ def _registered_names(registry_name: str) -> List[str]:
                 names.update(reg.module_dict)
                 stack.extend(reg.children.values())
     return sorted(names)
+
+
+def _registered_classes(name: str) -> List[Any]:
+    """The classes registered as ``name`` in any of mmengine's root registries or their children."""
+    import mmengine.registry as root_registries
+    found = []
+    for value in vars(root_registries).values():
+        if isinstance(value, Registry) and value.parent is None:
+            stack = [value]
+            while stack:
+                reg = stack.pop()
+                if name in reg.module_dict and reg.module_dict[name] not in found:
+                    found.append(reg.module_dict[name])
+                stack.extend(reg.children.values())
+    return found
+
+
+def explain_bad_argument(message: str) -> Optional[str]:
+    """Rewrite Python's "X.__init__() got an unexpected keyword argument 'y'" for a registered class ``X`` with its
+    close argument names (a misspelt key in a config's ``dict(type='X', ...)``); None for other messages."""
+    import inspect
+    m = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", message)
+    if not m:
+        return None
+    cls_name, arg = m.groups()
+    params: List[str] = []
+    for cls in _registered_classes(cls_name):
+        try:
+            params += [p for p in inspect.signature(cls.__init__).parameters
+                       if p not in ('self', 'args', 'kwargs') and p not in params]
+        except (TypeError, ValueError):
+            continue
+    if not params:
+        return None
+    close = difflib.get_close_matches(arg, params, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'?" if close else f"it takes {', '.join(params)}"
+    if arg == 'type':  # e.g. attention_cfg=dict(type=...): that dict holds the arguments of a fixed class
+        hint = f"that dict holds {cls_name}'s arguments, not a module to build: remove type ({hint})"
+    return f"the config gives {cls_name} an argument '{arg}' that it does not take; {hint}"
 
 
 def explain_unknown_type(message: str) -> Optional[str]:
@@ -385,6 +450,11 @@ def readable_errors() -> Iterator[None]:
         if text is None:
             raise
         _fail(text)
+    except TypeError as e:
+        text = explain_bad_argument(str(e))
+        if text is None:
+            raise
+        _fail(text)
 
 
 def disk_error(err: OSError, hint: str = 'then continue with --resume') -> Optional[str]:
@@ -404,5 +474,5 @@ def _fail(message: str) -> None:
 
 
 __all__ = ['CLI_FLAGS', 'add_tensorboard', 'adopt_test_modes', 'build_runner', 'check_overrides', 'disk_error',
-           'enable_amp', 'explain_missing_base', 'explain_unknown_type', 'hold_work_dir', 'load_config',
-           'parse_cfg_options', 'read_tool_config', 'readable_errors']
+           'enable_amp', 'explain_bad_argument', 'explain_missing_base', 'explain_unknown_type', 'hold_work_dir',
+           'load_config', 'parse_cfg_options', 'read_tool_config', 'readable_errors']

@@ -102,3 +102,24 @@ def test_model_and_data_of_different_scales_are_named_in_one_line(demo_root, dem
                                                                            'LRbicx3'}), check=False)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     assert '(x2) but their ground truth is' in proc.stderr and '(x3)' in proc.stderr
+
+
+def test_a_misspelt_argument_in_the_config_is_named_and_leaves_no_log_folder(tmp_path):
+    """`mid_chanels=32` ended in a traceback ("unexpected keyword argument") and each retry left a log folder."""
+    config = tmp_path / 'typo.py'
+    config.write_text(f"_base_ = '{DEMO_CONFIG}'\nmodel = dict(generator=dict(mid_chanels=32))\n")
+    work = tmp_path / 'w'
+    proc = run_tool([sys.executable, 'tools/train.py', str(config), '--work-dir', str(work)], check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("error: the config gives PAEDSRNet an argument 'mid_chanels' that "
+                                                    "it does not take; did you mean 'mid_channels'?")
+    assert not [p for p in work.iterdir() if p.is_dir()]
+
+
+def test_explain_bad_argument_only_rewrites_registered_classes():
+    from panet_mm.engine.cli import explain_bad_argument
+    text = explain_bad_argument("PyramidAttention.__init__() got an unexpected keyword argument 'type'")
+    assert text.startswith("the config gives PyramidAttention an argument 'type' that it does not take; that dict "
+                           "holds PyramidAttention's arguments, not a module to build: remove type (it takes channels")
+    assert explain_bad_argument("Foo.__init__() got an unexpected keyword argument 'x'") is None  # not registered
+    assert explain_bad_argument('unsupported operand type(s)') is None
