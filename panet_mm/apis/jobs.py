@@ -363,6 +363,11 @@ def _stop_reason(err: OSError, job: RestoreJob, left: int) -> Optional[str]:
             f'image(s): {fix} and rerun (finished results are kept)')
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
 def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool = False,
                   progress: Optional[bool] = None, log: Optional[Callable[[str], None]] = None) -> RestoreSummary:
     """Restore each job's input into its output, one image at a time, with a progress bar.
@@ -379,8 +384,18 @@ def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool =
 
     Returns:
         RestoreSummary: Outputs written, failures, kept outputs and notes.
+
+    Raises:
+        RestoreError: ``inferencer`` is no model, or ``jobs`` are not :func:`plan_jobs`'s (a folder path).
     """
     from tqdm import tqdm
+    if not callable(getattr(inferencer, 'preprocess', None)):
+        raise RestoreError(f'restore_files takes a model first (RestorationInferencer / PANetInferencer), got '
+                           f'{type(inferencer).__name__} {_short(inferencer)}; build one with PANetInferencer(config, '
+                           'checkpoint)')
+    if isinstance(jobs, (str, os.PathLike)) or not all(isinstance(job, RestoreJob) for job in jobs):
+        raise RestoreError(f'restore_files takes the jobs plan_jobs(input_path, output_path) returns, got '
+                           f'{type(jobs).__name__} {_short(jobs)}; call plan_jobs first')
     log = log or _default_log
     summary = RestoreSummary()
     bar = tqdm(jobs, desc='restoring', unit='img', file=sys.stderr, dynamic_ncols=True,

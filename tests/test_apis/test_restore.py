@@ -493,6 +493,18 @@ def test_restore_files_reports_and_continues(restorer, tmp_path, capsys):
     assert len(again.kept) == 3 and not again.restored
 
 
+def test_restore_files_refuses_arguments_that_are_not_a_model_and_jobs(restorer, tmp_path):
+    """A folder path for the jobs crashed with "'str' object has no attribute 'error'"; a config path for the model
+    returned a summary of kept outputs without noticing."""
+    src = tmp_path / 'in'
+    make_images(src, ['a.png'])
+    with pytest.raises(R.RestoreError, match=r"takes the jobs plan_jobs.* returns, got str '.*; call plan_jobs first"):
+        R.restore_files(restorer, str(src))
+    with pytest.raises(R.RestoreError, match='takes a model first .* got str .*PANetInferencer'):
+        R.restore_files('configs/demo/panet_sr_x2_demo.py', R.plan_jobs(str(src), str(tmp_path / 'out')))
+    assert not (tmp_path / 'out').exists()
+
+
 def test_restore_files_reports_unreadable_photos_and_restores_the_rest(restorer, tmp_path):
     src = tmp_path / 'in'
     make_images(src, ['a.png'])
