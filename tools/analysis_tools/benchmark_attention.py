@@ -13,7 +13,8 @@ For every (pass, batch, size):
 
 * time: ONE child process runs all implementations interleaved: a warm-up round, then
   ``--repeats`` rounds, each timing one call of every implementation (in a rotated order) and the
-  machine's ``torch.mm`` rate in float32 and bfloat16 (2048^2 on CPU, 8192^2 on CUDA). Times are
+  machine's ``torch.mm`` rate in float32 and bfloat16 (2048^2 on CPU, 8192^2 on CUDA; smaller where a product
+  would take over a second, as bfloat16 on a CPU without bfloat16 units). Times are
   medians over the rounds; every ratio is taken per round, and its median and min-max spread are
   reported, so a loaded machine shows up as spread rather than as a wrong number.
 * memory: on CPU one fresh child per implementation (``--no-memory`` skips them), the peak resident
@@ -171,20 +172,29 @@ class Case:
         self.call(fn, *inputs)
         return time.perf_counter() - t0, time.process_time() - c0
 
-    def matmul_gflops(self, dtype_name):
-        """Measured ``torch.mm`` rate (GFLOP/s, 2 per multiply-add), the better of two calls."""
+    def matmul_gflops(self, dtype_name, budget_s=1.0):
+        """Measured ``torch.mm`` rate (GFLOP/s, 2 per multiply-add), the better of two calls.
+
+        The matrices are 2048^2 (8192^2 on CUDA), or smaller where the next power-of-two size (from 256 up) would
+        take over ``budget_s`` per product: a CPU without bfloat16 units emulates them, and the 2048^2 products
+        took about 30 s per round there.
+        """
         torch = self.torch
-        n = 8192 if self.cuda else 2048
-        a = torch.randn(n, n, device=self.device).to(getattr(torch, dtype_name))
-        b = torch.randn(n, n, device=self.device).to(getattr(torch, dtype_name))
-        best = float('inf')
-        for _ in range(2):
-            self.sync()
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            self.sync()
-            best = min(best, time.perf_counter() - t0)
-        return 2 * n ** 3 / best / 1e9
+        cap = 8192 if self.cuda else 2048
+        n = min(256, cap)
+        while True:
+            a = torch.randn(n, n, device=self.device).to(getattr(torch, dtype_name))
+            b = torch.randn(n, n, device=self.device).to(getattr(torch, dtype_name))
+            best = float('inf')
+            for _ in range(2):
+                self.sync()
+                t0 = time.perf_counter()
+                torch.mm(a, b)
+                self.sync()
+                best = min(best, time.perf_counter() - t0)
+            if n >= cap or 8 * best > budget_s:
+                return 2 * n ** 3 / best / 1e9
+            n *= 2
 
     def chunk_info(self, impl):
         pa, spec = self.pa, self.spec
