@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['pyramid_scales', 'build_pyramid', 'extract_patches', 'normalised_key_patches']
+__all__ = ['pyramid_scales', 'smallest_side', 'build_pyramid', 'extract_patches', 'normalised_key_patches']
 
 
 def pyramid_scales(levels: int, step: float = 0.1) -> List[float]:
@@ -43,6 +43,21 @@ def pyramid_scales(levels: int, step: float = 0.1) -> List[float]:
         raise ValueError(f'levels={levels} with step={step} gives a non-positive scale {scales[-1]:g}; '
                          'use fewer levels or a smaller step')
     return scales
+
+
+def smallest_side(scales: Sequence[float]) -> int:
+    """Smallest side ``n`` for which every level ``floor(n * s)`` of the pyramid is at least one pixel.
+
+    Args:
+        scales (Sequence[float]): Scale of every level.
+
+    Returns:
+        int: The smallest side (1 for a pyramid of scale 1 only).
+    """
+    n = 1
+    while any(int(n * s) < 1 for s in scales):
+        n += 1
+    return n
 
 
 def build_pyramid(x: Tensor, scales: Sequence[float]) -> List[Tensor]:
@@ -68,7 +83,7 @@ def build_pyramid(x: Tensor, scales: Sequence[float]) -> List[Tensor]:
         else:
             if min(int(x.shape[-2] * s), int(x.shape[-1] * s)) < 1:
                 raise ValueError(f'input of size {tuple(x.shape[-2:])} is too small for a pyramid level at '
-                                 f'scale {s:g}; use an input of at least {int(1 / s) + 1} pixels per side')
+                                 f'scale {s:g}; use an input of at least {smallest_side([s])} pixels per side')
             levels.append(F.interpolate(x, scale_factor=s, mode='bicubic', align_corners=False,
                                         recompute_scale_factor=True))
     return levels

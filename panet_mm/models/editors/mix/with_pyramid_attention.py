@@ -55,6 +55,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from panet_mm.ops.pyramid import smallest_side
 from panet_mm.utils.checkpoint import StateDictDiff, compare_state_dicts, list_keys, unwrap_state_dict
 
 from .errors import InsertionError, PlainWeightsError
@@ -238,10 +239,7 @@ class WithPyramidAttention(BaseModule):
         """
         need = 1
         for site in self.sites:
-            scales = self.attentions[site.name].scales
-            n = 1
-            while any(int(n * s) < 1 for s in scales):
-                n += 1
+            n = smallest_side(self.attentions[site.name].scales)
             need = max(need, math.ceil(n * site.input_per_pixel - 1e-9))
         return need
 

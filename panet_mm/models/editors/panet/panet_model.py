@@ -16,6 +16,7 @@ from mmagic.structures import DataSample
 from torch import Tensor
 
 from panet_mm.models.layers import PyramidAttention
+from panet_mm.ops.pyramid import smallest_side
 from panet_mm.utils.errors import PanetMMError
 
 from .tiling import check_align, chop_boxes, output_scale, pad_axis, tile_spans, tile_starts
@@ -209,10 +210,7 @@ class PANetEditModel(BaseEditModel):
         if callable(getattr(self.generator, 'min_input_size', None)):
             return max(int(self.generator.min_input_size()), window)
         scales = [s for m in self.generator.modules() if isinstance(m, PyramidAttention) for s in m.scales]
-        n = 1
-        while any(int(n * s) < 1 for s in scales):
-            n += 1
-        return max(n, window)
+        return max(smallest_side(scales), window)
 
     def forward_tensor(self, inputs: Tensor, data_samples: Optional[List[DataSample]] = None,
                        **kwargs) -> Tensor:
