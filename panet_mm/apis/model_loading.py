@@ -110,15 +110,16 @@ def check_device(device: Optional[Union[str, torch.device]]) -> str:
     return device
 
 
-def restoration_test_cfg(cfg: Any, load: LoadSettings, config: str, options: Dict[str, Any]) -> Dict[str, Any]:
+def restoration_test_cfg(model_cfg: Dict[str, Any], load: LoadSettings, config: str,
+                          options: Dict[str, Any]) -> Dict[str, Any]:
     """The model's ``test_cfg`` with the caller's test-time mode instead of the config's.
 
     ``chop`` / ``tile`` / ``self_ensemble`` of the config are replaced (whole image unless given), its
     other keys kept. Demosaicing configs get ``align=2`` unless set, so chop / tile keep the Bayer phase.
-    mmagic's ``BaseEditModel`` configs are restored as ``PANetEditModel`` (:func:`as_panet_edit_model`).
 
     Args:
-        cfg (Config): The loaded config.
+        model_cfg (dict): The config's ``model``, with mmagic's ``BaseEditModel`` already made a
+            ``PANetEditModel`` (:func:`as_panet_edit_model`), as :func:`build_model` does.
         load (LoadSettings): Its input loading (``bayer_pattern`` marks demosaicing).
         config (str): Config path, for the message.
         options (dict): ``chop``, ``tile``, ``self_ensemble``, ``precision``; falsy values are unset.
@@ -131,8 +132,6 @@ def restoration_test_cfg(cfg: Any, load: LoadSettings, config: str, options: Dic
         RestoreParameterError: ``self_ensemble`` for a demosaicing config.
     """
     options = {k: v for k, v in options.items() if v}
-    model_cfg = dict(cfg.model)
-    as_panet_edit_model(model_cfg)  # mmagic's BaseEditModel configs (the mixed models) get the test-time modes
     test_cfg = {k: v for k, v in dict(model_cfg.get('test_cfg') or {}).items()
                 if k not in ('chop', 'tile', 'self_ensemble')}
     if model_cfg.get('type') in _EDIT_MODELS:
@@ -144,7 +143,7 @@ def restoration_test_cfg(cfg: Any, load: LoadSettings, config: str, options: Dic
         if load.bayer_pattern is not None:
             test_cfg.setdefault('align', 2)  # tiles / chop quadrants at even offsets keep the Bayer phase
     elif options:
-        raise RestoreError(f"config '{config}' builds {cfg.model.get('type')}, which has no {sorted(options)}; "
+        raise RestoreError(f"config '{config}' builds {model_cfg.get('type')}, which has no {sorted(options)}; "
                            "use a config with model type='PANetEditModel' or drop those options")
     return test_cfg
 
@@ -177,7 +176,7 @@ def build_model(cfg: Any, config: str, checkpoint: str, device: str,
     load = find_load_settings(cfg, config)
     model_cfg = copy.deepcopy(cfg.model)
     as_panet_edit_model(model_cfg)  # the same model and weights, with test-time modes and small inputs padded
-    model_cfg['test_cfg'] = restoration_test_cfg(cfg, load, config, options)
+    model_cfg['test_cfg'] = restoration_test_cfg(model_cfg, load, config, options)
     model = MODELS.build(model_cfg)
     state = match_state_dict(model, load_state_dict_safely(checkpoint), checkpoint, config)
     bad = non_finite_keys(state)

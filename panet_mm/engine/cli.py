@@ -327,6 +327,13 @@ def _only_logs(folder: str) -> bool:
     return True
 
 
+def _remove_log_dir(path: str, work_dir: str) -> None:
+    """Remove ``path`` if it is a run's timestamped log folder directly in ``work_dir`` holding only logs."""
+    if (_LOG_DIR_NAME.fullmatch(osp.basename(path)) and osp.isdir(path)
+            and osp.realpath(osp.dirname(path)) == osp.realpath(work_dir) and _only_logs(path)):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def build_runner(cfg: Config):
     """Build the runner: the config's ``runner_type`` if it names one, else :class:`PANetRunner`.
 
@@ -342,9 +349,7 @@ def build_runner(cfg: Config):
     except BaseException:
         if work_dir and osp.isdir(work_dir):
             for name in set(os.listdir(work_dir)) - before:
-                path = osp.join(work_dir, name)
-                if _LOG_DIR_NAME.fullmatch(name) and osp.isdir(path) and _only_logs(path):
-                    shutil.rmtree(path, ignore_errors=True)
+                _remove_log_dir(osp.join(work_dir, name), work_dir)
         raise
 
 
@@ -421,8 +426,8 @@ def drop_unused_log_dir(runner: Any) -> None:
     if getattr(runner, '_has_loaded', True):
         return
     log_dir = getattr(runner, 'log_dir', None)
-    if log_dir and osp.isdir(log_dir) and osp.realpath(osp.dirname(log_dir)) == osp.realpath(runner.work_dir):
-        shutil.rmtree(log_dir, ignore_errors=True)
+    if log_dir:
+        _remove_log_dir(log_dir, runner.work_dir)
 
 
 @contextlib.contextmanager
