@@ -353,33 +353,31 @@ def build_runner(cfg: Config):
         raise
 
 
-def _registered_names(registry_name: str) -> List[str]:
-    """Every name registered under ``registry_name`` in mmengine's root registry and its children."""
+def _registries(root_name: Optional[str] = None) -> Iterator[Registry]:
+    """mmengine's root registries (those named ``root_name`` only, if given) and all their children; the
+    children are imported from their locations first, so every module they register is listed."""
     import mmengine.registry as root_registries
-    names = set()
     for value in vars(root_registries).values():
-        if getattr(value, 'name', None) == registry_name and hasattr(value, 'module_dict'):
+        if isinstance(value, Registry) and value.parent is None and root_name in (None, value.name):
             stack = [value]
             while stack:
                 reg = stack.pop()
                 reg.import_from_location()
-                names.update(reg.module_dict)
+                yield reg
                 stack.extend(reg.children.values())
-    return sorted(names)
+
+
+def _registered_names(registry_name: str) -> List[str]:
+    """Every name registered under ``registry_name`` in mmengine's root registry and its children."""
+    return sorted({name for reg in _registries(registry_name) for name in reg.module_dict})
 
 
 def _registered_classes(name: str) -> List[Any]:
     """The classes registered as ``name`` in any of mmengine's root registries or their children."""
-    import mmengine.registry as root_registries
-    found = []
-    for value in vars(root_registries).values():
-        if isinstance(value, Registry) and value.parent is None:
-            stack = [value]
-            while stack:
-                reg = stack.pop()
-                if name in reg.module_dict and reg.module_dict[name] not in found:
-                    found.append(reg.module_dict[name])
-                stack.extend(reg.children.values())
+    found: List[Any] = []
+    for reg in _registries():
+        if name in reg.module_dict and reg.module_dict[name] not in found:
+            found.append(reg.module_dict[name])
     return found
 
 
