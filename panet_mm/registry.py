@@ -81,6 +81,14 @@ def unknown_config(config: str) -> str:
             f'one of {names} (configs/panet/README.md)')
 
 
+def config_not_found(config: str) -> str:
+    """One sentence for a ``config`` that :func:`find_config` did not find, the same in every tool: a missing
+    file (a path ending in ``.py``) or an unknown name, with what is accepted instead."""
+    if config.endswith('.py') and not config.startswith(SCOPE_PREFIX):
+        return f"config file '{config}' not found; {unknown_config(config).split('; ', 1)[1]}"
+    return f"config '{config}' is {unknown_config(config)}"
+
+
 def _scope_children() -> Dict[str, Registry]:
     """One ``panet_mm`` child per mmengine root registry, below mmagic's child where mmagic has one."""
     import mmagic.registry  # noqa: F401  (mmagic's children must exist before ours are attached below them)
@@ -104,5 +112,6 @@ DATASETS = _CHILDREN['DATASETS']
 TRANSFORMS = _CHILDREN['TRANSFORMS']
 HOOKS = _CHILDREN['HOOKS']
 
-__all__ = ['DATASETS', 'HOOKS', 'MODELS', 'SCOPE', 'SCOPE_PREFIX', 'TRANSFORMS', 'config_roots', 'find_config',
+__all__ = ['DATASETS', 'HOOKS', 'MODELS', 'SCOPE', 'SCOPE_PREFIX', 'TRANSFORMS', 'config_not_found', 'config_roots',
+           'find_config',
            'register_config_package', 'registered_models', 'unknown_config']

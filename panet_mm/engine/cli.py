@@ -24,7 +24,7 @@ from panet_mm.utils.checkpoint import list_keys
 from panet_mm.utils.config import ConfigFileError, read_config
 from panet_mm.utils.errors import PanetMMError, cli_message
 
-from ..registry import SCOPE_PREFIX, find_config, register_config_package, unknown_config
+from ..registry import config_not_found, find_config, register_config_package
 from .distributed import LauncherError, setup_distributed
 from .runner import PANetRunner
 from .work_dir import WorkDirLock, remove_interrupted_saves
@@ -77,10 +77,7 @@ def read_tool_config(config: str, cfg_options: Optional[Sequence[str]] = None) -
     """
     found = find_config(config)  # a path, or a shipped config's name (a wheel user has no configs/ folder)
     if found is None:
-        if config.endswith('.py') and not config.startswith(SCOPE_PREFIX):
-            raise SystemExit(f"config file '{config}' not found; the configs are listed in configs/ "
-                             '(see README "Configs"), or name a shipped one: panet_mm::panet/<name>.py')
-        raise SystemExit(f"error: config '{config}' is {unknown_config(config)}")
+        raise SystemExit(f'error: {config_not_found(config)}')
     config = found
     register_config_package()  # `_base_ = 'panet_mm::...'` in the config
     try:

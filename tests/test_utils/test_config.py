@@ -76,7 +76,8 @@ def test_tools_take_the_names_of_shipped_configs(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="config 'panet_sr_x9' is neither a config file nor a registered model; .*"
                        'panet_sr_x2_demo'):
         read_tool_config('panet_sr_x9')
-    with pytest.raises(SystemExit, match="config file 'mine.py' not found; .* panet_mm::panet/<name>.py"):
+    with pytest.raises(SystemExit,
+                       match="error: config file 'mine.py' not found; pass a config path, 'panet_mm::panet/<name>.py'"):
         read_tool_config('mine.py')
     with pytest.raises(SystemExit, match='neither a config file'):
         read_tool_config('panet_mm::panet/../../../setup.py')  # a name never reaches files outside the configs
@@ -90,3 +91,19 @@ def test_prepare_commands_are_given_as_they_run_from_here(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)  # elsewhere: the checkout's (or an installed wheel's .mim) script, by its path
     assert runnable_command(cmd) == f'python {ROOT}/tools/dataset_converters/make_demo_data.py --out data/demo'
     assert runnable_command('bash other.sh') == 'bash other.sh'
+
+
+@pytest.mark.parametrize('tool', ['tools/analysis_tools/get_flops.py', 'tools/analysis_tools/measure_inference.py'])
+def test_analysis_tools_take_shipped_config_names_and_say_missing_ones_as_the_others(tool):
+    """get_flops / measure_inference checked for a file first: a model name (which train / test / restore take)
+    was 'not found', in a wording of their own."""
+    from panet_mm.registry import config_not_found
+    proc = subprocess.run([sys.executable, tool, 'panet_sr_x9'], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode != 0 and config_not_found('panet_sr_x9') in proc.stderr
+    assert 'panet_sr_x2_demo' in config_not_found('panet_sr_x9')
+    assert config_not_found('mine.py').startswith("config file 'mine.py' not found; pass a config path")
+    proc = subprocess.run([sys.executable, tool, 'panet_sr_x2_demo', *(['--shape', '16', '16'] if 'flops' in tool
+                                                                       else ['--size', '16'])],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr

@@ -12,7 +12,6 @@ Counts are mmengine's: one FLOP per multiply-add, the pyramid attention kernel t
 from __future__ import annotations
 
 import argparse
-import os.path as osp
 import sys
 import warnings
 from typing import List, Optional
@@ -28,8 +27,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out-table', action='store_true', help='also print the per-module table')
     parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE', help='override config settings')
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f"config file '{args.config}' not found; the configs are listed in configs/")
+    from panet_mm.registry import config_not_found, find_config
+    if find_config(args.config) is None:  # a path or a shipped config's name, read by read_tool_config
+        parser.error(config_not_found(args.config))
     if len(args.shape) not in (2, 3) or min(args.shape) < 1:
         parser.error(f'--shape takes H W or C H W (positive), got {" ".join(map(str, args.shape))}')
     return args

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -88,8 +87,9 @@ def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: O
         dict: ``model``, ``input``, ``output``, ``time_s``, ``device``, ``threads`` and the memory
         figures (``peak_rss_bytes`` and ``rss_increase_bytes`` on CPU, ``cuda_peak_bytes`` on CUDA).
     """
-    if not os.path.isfile(config):
-        raise SystemExit(f"config file '{config}' not found; the configs are listed in configs/")
+    from panet_mm.registry import config_not_found, find_config
+    if find_config(config) is None:  # a path or a shipped config's name, read by read_tool_config
+        raise SystemExit(config_not_found(config))
     model, model_test_cfg = build_model(config, device, test_cfg, cfg_options, seed)
     import torch
 
