@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from panet_mm.engine.cli import check_argument_types
 from panet_mm.engine.hooks import non_finite_keys, non_finite_message
 from panet_mm.models.editors.panet.panet_model import as_panet_edit_model
 from panet_mm.utils.checkpoint import (
@@ -175,6 +176,7 @@ def build_model(cfg: Any, config: str, checkpoint: str, device: str,
     import panet_mm  # noqa: F401  (registers PANetEditModel etc. even if the config lacks custom_imports)
     load = find_load_settings(cfg, config)
     model_cfg = copy.deepcopy(cfg.model)
+    check_argument_types(model_cfg)  # mid_channels='32' failed inside nn.Conv2d
     as_panet_edit_model(model_cfg)  # the same model and weights, with test-time modes and small inputs padded
     model_cfg['test_cfg'] = restoration_test_cfg(model_cfg, load, config, options)
     model = MODELS.build(model_cfg)

@@ -15,7 +15,7 @@ import os.path as osp
 import re
 import shutil
 import sys
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS, Registry
@@ -93,6 +93,10 @@ def read_tool_config(config: str, cfg_options: Optional[Sequence[str]] = None) -
             print(f'error: {problem}', file=sys.stderr)
             raise SystemExit(2)
         cfg.merge_from_dict(options)
+    try:
+        check_argument_types(cfg.get('model'))
+    except ConfigArgumentError as err:
+        raise SystemExit(f'error: {err}') from None
     return cfg
 
 
@@ -400,6 +404,58 @@ def explain_bad_argument(message: str) -> Optional[str]:
     if arg == 'type':  # e.g. attention_cfg=dict(type=...): that dict holds the arguments of a fixed class
         hint = f"that dict holds {cls_name}'s arguments, not a module to build: remove type ({hint})"
     return f"the config gives {cls_name} an argument '{arg}' that it does not take; {hint}"
+
+
+class ConfigArgumentError(PanetMMError):
+    """A config gives a registered class an argument of the wrong kind (a quoted number)."""
+
+
+def _takes_only_numbers(annotation: Any) -> Optional[str]:
+    """'int' or 'float' when an ``__init__`` annotation admits numbers (and None) only, else None."""
+    import typing
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    if all(a in (int, float) for a in args) and bool not in args:
+        return 'int' if args == [int] else 'float'
+    return None
+
+
+def check_argument_types(node: Any, path: str = 'model') -> None:
+    """Refuse a number written as a string (``mid_channels='32'``) for a registered class that takes a number.
+
+    Why it exists: torch's layers fail far from the config on such a value ("not all arguments converted
+    during string formatting" inside ``nn.Conv2d``). Only arguments annotated with numbers are checked, in
+    the classes panet_mm and mmagic register; unannotated ones and unknown types are left to the build.
+
+    Args:
+        node: A config's ``model`` (dicts and lists of them).
+        path (str): Where ``node`` sits, for the message.
+
+    Raises:
+        ConfigArgumentError: The first such argument, named with its config path and the fix.
+    """
+    import typing
+    if isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            check_argument_types(item, f'{path}[{i}]')
+        return
+    if not isinstance(node, dict):
+        return
+    name = node.get('type')
+    hints: Dict[str, Any] = {}
+    if isinstance(name, str):
+        for cls in _registered_classes(name.split('.')[-1]):
+            try:
+                hints.update(typing.get_type_hints(cls.__init__))
+            except Exception:  # annotations naming what the module did not import: not checkable
+                continue
+    for key, value in node.items():
+        kind = _takes_only_numbers(hints[key]) if key in hints and isinstance(value, str) else None
+        if kind:
+            fix = (f'write {key}={value.strip()} without quotes' if re.fullmatch(r'\s*[-+]?[\d.eE+-]+\s*', value)
+                   else f'give {key} a number')
+            raise ConfigArgumentError(f"the config gives {name} {key}={value!r} ({path}.{key}), a string where it "
+                                      f'takes {"an int" if kind == "int" else "a number"}; {fix}')
+        check_argument_types(value, f'{path}.{key}')
 
 
 def explain_unknown_type(message: str) -> Optional[str]:

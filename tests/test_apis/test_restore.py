@@ -107,6 +107,15 @@ def test_other_scale_is_refused_with_keys(tmp_path):
     assert 'another scale' in msg and 'nothing was loaded' in msg
 
 
+def test_quoted_number_in_the_config_is_named_by_the_python_api(tmp_path, demo_checkpoint):
+    """build_restorer reads configs itself (not through the tools): mid_channels='32' failed inside nn.Conv2d."""
+    config = tmp_path / 'quoted.py'
+    config.write_text(f"_base_ = '{DEMO_CONFIG}'\nmodel = dict(generator=dict(mid_channels='32'))\n")
+    from panet_mm.utils.errors import PanetMMError
+    with pytest.raises(PanetMMError, match="PAEDSRNet mid_channels='32' .* write mid_channels=32 without quotes"):
+        R.build_restorer(str(config), str(demo_checkpoint), device='cpu')
+
+
 def test_other_architecture_is_refused_with_keys(tmp_path):
     from mmagic.registry import MODELS
     torch.manual_seed(0)
