@@ -4,7 +4,9 @@ Why it exists: mmengine's ``Config.fromfile`` lets the parser's ``SyntaxError`` 
 ``<unknown>``, so a mistake in a ``_base_`` file is not placed) and the config's own exceptions (a
 ``NameError`` for a misspelt name, a ``ZeroDivisionError``) through as tracebacks into mmengine's
 internals. :func:`read_config` names the file, the line and the problem instead. Errors raised
-elsewhere (mmengine, the stack) are not the config's: they pass through unchanged.
+elsewhere (mmengine, the stack) are not the config's: they pass through unchanged. A child config that
+sets a variable its ``_base_`` already used (``scale = 3`` over an x2 config) is refused too
+(:func:`check_carried_variables`): mmengine gives it no error and the run would do the other task.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import os.path as osp
 import sys
 import sysconfig
 from types import TracebackType
-from typing import Any, Optional
+from typing import Any, List, Mapping, Optional, Tuple
 
 from .errors import PanetMMError
 
@@ -69,6 +71,61 @@ def _named(where: Optional[str], path: str) -> str:
     return f"config '{osp.normpath(where)}' (a base of '{path}')"
 
 
+#: Top-level config variables and the keys that carry them into the model and pipelines.
+CARRIED_VARIABLES = {
+    'scale': ('upscale_factor',),
+    'sigma': ('gaussian_sigma', 'sigma'),
+    'quality': ('quality',),
+    'pattern': ('pattern',),
+}
+
+
+def _carried_values(node: Any, keys: Tuple[str, ...], path: str, found: List[Tuple[str, Any]]) -> None:
+    """Collect ``(path, value)`` of every key in ``keys`` below ``node`` (lists flattened)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f'{path}.{key}' if path else str(key)
+            if key in keys and not isinstance(value, (dict, list, tuple)):
+                found.append((where, value))
+            elif key in keys and isinstance(value, (list, tuple)):
+                found.extend((where, v) for v in value if not isinstance(v, (dict, list, tuple)))
+            else:
+                _carried_values(value, keys, where, found)
+    elif isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            _carried_values(item, keys, f'{path}[{i}]', found)
+
+
+def check_carried_variables(cfg: Mapping[str, Any], path: str) -> None:
+    """Refuse a top-level ``scale`` / ``sigma`` / ``quality`` / ``pattern`` that the model and pipelines do not use.
+
+    Why it exists: mmengine evaluates a ``_base_`` file before its child, so ``scale = 3`` in a child of an x2
+    config changes that variable only; the model, the data prefixes and the metrics stay x2 and the run
+    trains or evaluates the other task without a word.
+
+    Args:
+        cfg (Mapping): The loaded config.
+        path (str): Its file, for the message.
+
+    Raises:
+        ConfigFileError: The variable's value is not among the values the keys carrying it hold.
+    """
+    for name, keys in CARRIED_VARIABLES.items():
+        value = cfg.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            continue
+        found: List[Tuple[str, Any]] = []
+        for key, node in cfg.items():
+            if key != name:
+                _carried_values(node, keys, key, found)
+        if found and all(v != value for _, v in found):
+            where, used = found[0]
+            raise ConfigFileError(
+                f"config '{path}' sets {name} = {value!r}, but what it builds uses {used!r} ({where}): a _base_ file "
+                f'is evaluated before its child, so a new {name} does not reach the dicts built from it there; '
+                f'start from the shipped config for {name} {value!r}, or set those keys in this file too')
+
+
 def read_config(path: str, **kwargs: Any) -> Any:
     """``mmengine.config.Config.fromfile(path, **kwargs)``, refusing a broken config file in one sentence.
 
@@ -81,12 +138,13 @@ def read_config(path: str, **kwargs: Any) -> Any:
 
     Raises:
         ConfigFileError: The file or one of its bases is not valid Python (the file, line and the parser's
-            reason), or its code stops with an error (the file, line, exception and message).
+            reason), or its code stops with an error (the file, line, exception and message), or it sets a
+            variable its bases' dicts do not use (:func:`check_carried_variables`).
         FileNotFoundError: The file or a base file does not exist (as mmengine raises it).
     """
     from mmengine.config import Config
     try:
-        return Config.fromfile(path, **kwargs)
+        cfg = Config.fromfile(path, **kwargs)
     except FileNotFoundError:
         raise
     except SyntaxError as err:
@@ -101,6 +159,8 @@ def read_config(path: str, **kwargs: Any) -> Any:
         text = str(err).strip().splitlines()[0] if str(err).strip() else ''
         raise ConfigFileError(f'{_named(frame[0], path)} stopped at line {frame[1]} with {type(err).__name__}'
                               f"{': ' + text if text else ''}; fix that line") from None
+    check_carried_variables(cfg, path)
+    return cfg
 
 
-__all__ = ['ConfigFileError', 'read_config']
+__all__ = ['CARRIED_VARIABLES', 'ConfigFileError', 'check_carried_variables', 'read_config']

@@ -1,4 +1,5 @@
 """panet_mm.utils.config.read_config: a config file broken while editing is named with its line, not a traceback."""
+import re
 import subprocess
 import sys
 from unittest import mock
@@ -107,3 +108,26 @@ def test_analysis_tools_take_shipped_config_names_and_say_missing_ones_as_the_ot
                                                                        else ['--size', '16'])],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize('base, line, used', [
+    ('configs/panet_sr_x2_div2k.py', 'scale = 3', "uses 2 (model.generator.upscale_factor)"),
+    ('configs/panet_dn_sigma30_div2k.py', 'sigma = 50', 'uses 30 (train_dataloader.dataset.pipeline'),
+    ('configs/panet_car_q10_div2k.py', 'quality = 20', 'uses 10 (train_dataloader.dataset.pipeline'),
+    ('configs/panet_demosaic_div2k.py', "pattern = 'RGGB'", "uses 'GRBG' (train_dataloader.dataset.pipeline"),
+])
+def test_a_variable_the_base_already_used_is_refused(tmp_path, base, line, used):
+    """`scale = 3` in a child of the x2 config trained and evaluated x2 without a word (mmengine evaluates the
+    base first); the same for sigma, quality and the Bayer pattern."""
+    config = tmp_path / 'child.py'
+    config.write_text(f"_base_ = '{ROOT}/{base}'\n{line}\n")
+    name = line.split(' = ')[0]
+    with pytest.raises(ConfigFileError, match=rf"^config '{config}' sets {line}, but what it builds {re.escape(used)}"):
+        read_config(str(config))
+    # carrying the new value into a key that uses it is the fix the message names: then the config is read
+    fixed = tmp_path / 'fixed.py'
+    carried = {'scale': 'model = dict(generator=dict(upscale_factor=scale))',
+               'sigma': 'test_pipeline_on_the_fly = [dict(type="SeededGaussianNoise", sigma=sigma)]',
+               'quality': 'x = dict(quality=quality)', 'pattern': 'x = dict(pattern=pattern)'}[name]
+    fixed.write_text(f"_base_ = '{ROOT}/{base}'\n{line}\n{carried}\n")
+    assert read_config(str(fixed))[name] == eval(line.split(' = ')[1])
