@@ -11,6 +11,7 @@ sets a variable its ``_base_`` already used (``scale = 3`` over an x2 config) is
 from __future__ import annotations
 
 import os.path as osp
+import re
 import sys
 import sysconfig
 from types import TracebackType
@@ -126,6 +127,21 @@ def check_carried_variables(cfg: Mapping[str, Any], path: str) -> None:
                 f'start from the shipped config for {name} {value!r}, or set those keys in this file too')
 
 
+def _merge_problem(message: str, path: str) -> Optional[str]:
+    """One sentence for mmengine's "X=... in child config cannot inherit from base" (a dict over a list or a
+    value of the base), with the way to build on the base's value; None for other messages."""
+    m = re.search(r"(\w+) is a dict in the child config but is of type <class '(\w+)'> in base config", message)
+    if not m:
+        return None
+    key, kind = m.groups()
+    text = f"config '{path}' gives {key} a dict, but its base makes it a {kind}"
+    if kind == 'list':
+        return (f'{text} (the shipped configs hold one loader / evaluator per test set); build the list from the '
+                f"base's: {key} = [dict(item, ...) for item in _base_.{key}], or put _delete_=True in the dict to "
+                'replace the whole list')
+    return f'{text}; put _delete_=True in the dict to replace it'
+
+
 def read_config(path: str, **kwargs: Any) -> Any:
     """``mmengine.config.Config.fromfile(path, **kwargs)``, refusing a broken config file in one sentence.
 
@@ -153,6 +169,9 @@ def read_config(path: str, **kwargs: Any) -> Any:
         raise ConfigFileError(f'{_named(_parsed_file(err.__traceback__), path)} is not valid Python: {msg}{line}; '
                               'fix that line') from None
     except Exception as err:  # noqa: BLE001  (only the config's own code is reported; the rest is re-raised)
+        merge = _merge_problem(str(err), path) if isinstance(err, TypeError) else None
+        if merge is not None:
+            raise ConfigFileError(merge) from None
         frame = _config_frame(sys.exc_info()[2])
         if frame is None:
             raise

@@ -131,3 +131,23 @@ def test_a_variable_the_base_already_used_is_refused(tmp_path, base, line, used)
                'quality': 'x = dict(quality=quality)', 'pattern': 'x = dict(pattern=pattern)'}[name]
     fixed.write_text(f"_base_ = '{ROOT}/{base}'\n{line}\n{carried}\n")
     assert read_config(str(fixed))[name] == eval(line.split(' = ')[1])
+
+
+def test_a_dict_over_the_base_list_of_test_sets_names_the_list_form(tmp_path):
+    """`test_dataloader = dict(...)` over a base's list of test sets was mmengine's TypeError traceback."""
+    base = f"_base_ = '{ROOT}/configs/panet_dn_sigma30_div2k.py'\n"
+    config = tmp_path / 'mine.py'
+    config.write_text(base + "test_dataloader = dict(dataset=dict(data_root='data/mine'))\n")
+    with pytest.raises(ConfigFileError, match=rf"^config '{config}' gives test_dataloader a dict, but its base "
+                       r"makes it a list .* test_dataloader = \[dict\(item, \.\.\.\) for item in "
+                       r"_base_.test_dataloader\], or put _delete_=True in the dict"):
+        read_config(str(config))
+    config.write_text(base + "test_dataloader = [dict(item, dataset=dict(item.dataset, data_root='data/mine'))\n"
+                             '                   for item in _base_.test_dataloader]\n')
+    cfg = read_config(str(config))  # the form the message gives works
+    assert [d.dataset.data_root for d in cfg.test_dataloader] == ['data/mine'] * len(cfg.test_dataloader)
+    config.write_text(base + "test_dataloader = dict(_delete_=True, dataset=dict(data_root='data/mine'))\n")
+    assert read_config(str(config)).test_dataloader.dataset.data_root == 'data/mine'
+    config.write_text(base + "x = 1 + 'a'\n")  # the config's own TypeError is still placed at its line
+    with pytest.raises(ConfigFileError, match='stopped at line 2 with TypeError'):
+        read_config(str(config))
