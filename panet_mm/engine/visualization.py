@@ -5,10 +5,12 @@ visualizer (``ConcatImageVisualizer``: one ``LR | output | GT`` row per sample, 
 ``LocalVisBackend`` under ``{work_dir}/{timestamp}/vis_data/vis_image/``). It has no upper bound: a
 test of the SR configs would write all 328 benchmark images three times over, a few hundred MB, and
 mmagic's multi-set loops number the batches of all sets in one sequence. This hook draws the first
-``num_samples`` batches of each data loader instead, on the same visualizer.
+``num_samples`` batches of each data loader instead, on the same visualizer; with several sets, each grid's
+file name starts with its set's name (``Urban100_img_001_0.png``), so same-named images do not overwrite.
 """
 from __future__ import annotations
 
+import os.path as osp
 from typing import Any, Dict, Optional, Sequence
 
 from mmagic.engine.hooks import BasicVisualizationHook
@@ -50,8 +52,35 @@ class FirstSamplesVisualizationHook(BasicVisualizationHook):
             # In a test run, not mmagic's `step=runner.iter`: that builds the train loop and its dataset,
             # which a user testing a checkpoint need not have; the message hub's iteration (or 0) names it.
             step = runner.iter if mode == 'val' else runner.message_hub.get_info('iter') or 0
+            set_name = _set_name(loop)
             for data_sample in outputs or ():
+                if set_name:
+                    data_sample = _named_for_set(data_sample, runner.visualizer, set_name)
                 runner.visualizer.add_datasample(data_sample, step=step)
+
+
+def _set_name(loop: Any) -> Optional[str]:
+    """The name of the test set a multi-set loop is on (its metrics' prefix, as the logs say it, else the data
+    root's folder name); None with a single set, whose grids keep the image names alone."""
+    if len(getattr(loop, 'dataloaders', None) or ()) < 2:
+        return None
+    for metric in getattr(getattr(loop, 'evaluator', None), 'metrics', None) or ():
+        if getattr(metric, 'prefix', None):
+            return str(metric.prefix)
+    root = getattr(getattr(getattr(loop, 'dataloader', None), 'dataset', None), 'data_root', None)
+    return osp.basename(osp.normpath(root)) if root else None
+
+
+def _named_for_set(data_sample: Any, visualizer: Any, set_name: str) -> Any:
+    """A copy of ``data_sample`` whose file name (the visualizer's ``fn_key``) starts with ``set_name``: the
+    grids of two sets with an image of the same name (``0001.png``) were written to one file, the last winning."""
+    key = getattr(visualizer, 'fn_key', None)
+    name = data_sample.metainfo.get(key) if key and hasattr(data_sample, 'metainfo') else None
+    if isinstance(name, list):
+        name = name[0] if name else None
+    if not isinstance(name, str):
+        return data_sample
+    return data_sample.new(metainfo={key: f'{set_name}_{osp.basename(name)}'})
 
 
 __all__ = ['FirstSamplesVisualizationHook']

@@ -103,3 +103,38 @@ def test_runs_write_grids(demo_root, tmp_path):
         out = restorer.to_bgr(restorer.restore_array(lr[..., ::-1]))         # the config reads RGB
         panel = grid[:, lr.shape[1]:lr.shape[1] + w].astype(int)
         assert np.abs(panel - out.astype(int)).max() <= 1                    # the model's output (rounding)
+
+
+def test_grids_of_several_sets_are_named_by_set(tmp_path):
+    """Two test sets holding an image of the same name wrote one grid file, the second set's overwriting the first's;
+    with several sets the file names start with the set's name (the metrics' prefix), with one set they do not."""
+    import torch
+    from mmagic.structures import DataSample
+    from mmagic.visualization import ConcatImageVisualizer
+    from mmengine.visualization import LocalVisBackend
+
+    visualizer = ConcatImageVisualizer(name='grids_of_several_sets', fn_key='gt_path', img_keys=['gt_img'],
+                                       vis_backends=[dict(type=LocalVisBackend)], save_dir=str(tmp_path))
+    hook = FirstSamplesVisualizationHook(num_samples=1)
+    class Loader:  # hashable, as a DataLoader is
+        def __init__(self, name):
+            self.dataset = SimpleNamespace(data_root=f'data/{name}')
+
+    sets = [Loader('Kodak24'), Loader('McMaster')]
+    loop = SimpleNamespace(dataloaders=sets, dataloader=None, evaluator=None)
+    runner = SimpleNamespace(visualizer=visualizer, test_loop=loop, val_loop=loop,
+                             message_hub=MessageHub.get_instance('test_grids_of_several_sets_are_named_by_set'))
+    hook.before_test_epoch(runner)
+    for i, (prefix, loader) in enumerate(zip(('Kodak', None), sets)):
+        loop.dataloader = loader
+        loop.evaluator = SimpleNamespace(metrics=[SimpleNamespace(prefix=prefix)])
+        sample = DataSample(gt_img=torch.full((3, 4, 4), 60.0 * (i + 1)), metainfo=dict(gt_path=f'x/{i}/0001.png'))
+        hook.after_test_iter(runner, i, {}, [sample])
+        assert sample.gt_path == f'x/{i}/0001.png'  # the sample itself (its metrics' record) is untouched
+    written = sorted(p.name for p in tmp_path.rglob('*.png'))
+    assert written == ['Kodak_0001_0.png', 'McMaster_0001_0.png']  # the prefix, else the data root's name
+    assert cv2.imread(str(next(tmp_path.rglob('McMaster_0001_0.png'))))[0, 0, 0] == 120
+    loop.dataloaders = sets[:1]                                      # one set: the image's own name
+    hook.before_test_epoch(runner)
+    hook.after_test_iter(runner, 0, {}, [DataSample(gt_img=torch.zeros(3, 4, 4), metainfo=dict(gt_path='y/0002.png'))])
+    assert len(list(tmp_path.rglob('0002_0.png'))) == 1
