@@ -174,6 +174,30 @@ def test_panet_tools_load_from_and_resume_mmagic_checkpoints(demo_root, mmagic_e
     assert load_weights_only(resumed / 'iter_3.pth')['meta']['iter'] == 3
 
 
+@pytest.mark.slow
+def test_fine_tune_from_an_mmagic_checkpoint_resumes_after_it_moved(demo_root, mmagic_edsr, tmp_path):
+    """A mixing fine-tune started from a checkpoint of mmagic's own tools/train.py (plain_weights) resumes with
+    panet_mm's tools/train.py after that checkpoint was moved: the resume replaces every weight."""
+    plain = tmp_path / 'edsr_iter_2.pth'
+    shutil.copy(mmagic_edsr[1] / 'iter_2.pth', plain)
+    work = tmp_path / 'fine_tune'
+    opts = demo_overrides(demo_root, **{'train_cfg.max_iters': 2, 'train_cfg.val_interval': 100,
+                                        'default_hooks.checkpoint.interval': 2,
+                                        'model.generator.plain_weights': str(plain)})
+    proc = run_tool([sys.executable, 'tools/train.py', MIX_DEMO, '--work-dir', str(work)] + opts)
+    assert 'loaded' in proc.stdout + proc.stderr
+    started = load_weights_only(work / 'iter_2.pth')['state_dict']
+    plain.rename(tmp_path / 'moved.pth')
+    longer = [o.replace('train_cfg.max_iters=2', 'train_cfg.max_iters=3') for o in opts]
+    proc = run_tool([sys.executable, 'tools/train.py', MIX_DEMO, '--work-dir', str(work), '--resume'] + longer)
+    log = sorted(work.glob('*/*.log'))[-1].read_text()
+    assert 'plain_weights are not read' in log and 'resumed epoch: 0, iter: 2' in log
+    resumed = load_weights_only(work / 'iter_3.pth')['state_dict']
+    assert resumed.keys() == started.keys()
+    key = next(k for k in started if k.endswith('conv_first.weight'))
+    assert (resumed[key] - started[key]).abs().max() < 0.05  # one more step from iter 2, not a fresh start
+
+
 PLAIN_TORCH_LOAD = """import sys, torch
 ckpt = torch.load(sys.argv[1], map_location='cpu', weights_only=True)
 assert 'panet_mm' not in sys.modules and 'mmengine' not in sys.modules
