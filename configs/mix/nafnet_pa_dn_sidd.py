@@ -10,6 +10,8 @@ custom_imports = dict(imports=['panet_mm'], allow_failed_imports=False)
 
 experiment_name = 'nafnet_pa_dn_sidd'
 work_dir = f'./work_dirs/{experiment_name}'
+# validation metrics logged at the iteration (mmagic's runtime logs them at the epoch, 0 in iteration runs)
+default_hooks = dict(logger=dict(log_metric_by_epoch=False))
 
 model = dict(
     generator=dict(

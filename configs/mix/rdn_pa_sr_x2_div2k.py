@@ -7,6 +7,8 @@ custom_imports = dict(imports=['panet_mm'], allow_failed_imports=False)
 
 experiment_name = 'rdn_pa_sr_x2_div2k'
 work_dir = f'./work_dirs/{experiment_name}'
+# validation metrics logged at the iteration (mmagic's runtime logs them at the epoch, 0 in iteration runs)
+default_hooks = dict(logger=dict(log_metric_by_epoch=False))
 
 model = dict(
     generator=dict(

@@ -143,6 +143,10 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if osp.exists(cfg.work_dir) and not osp.isdir(cfg.work_dir):
+        source = '--work-dir' if args.work_dir else "the config's work_dir"
+        raise SystemExit(f"error: {source} '{cfg.work_dir}' is a file; name a folder (it is made if missing)")
+    log_metrics_by_iteration(cfg)
     if cfg.get('tensorboard', False):
         add_tensorboard(cfg)
     try:
@@ -150,6 +154,21 @@ def load_config(args: argparse.Namespace) -> Config:
     except LauncherError as e:
         raise SystemExit(f'error: {e.for_cli(CLI_FLAGS)}') from None
     return cfg
+
+
+def log_metrics_by_iteration(cfg: Config) -> None:
+    """Log validation metrics at the training iteration in an iteration-based run.
+
+    Why it exists: mmengine's ``LoggerHook`` records them at the *epoch* unless ``log_metric_by_epoch=False``,
+    and the epoch of ``IterBasedTrainLoop`` stays 0, so every validation point of ``scalars.json``, TensorBoard
+    and W&B sat at step 0. mmagic's own ``default_runtime.py`` (the mixed configs' base) leaves it so; a value
+    the config sets is kept.
+    """
+    train_cfg = cfg.get('train_cfg') or {}
+    logger = (cfg.get('default_hooks') or {}).get('logger')
+    by_iter = str(train_cfg.get('type', '')).endswith('IterBasedTrainLoop') or 'max_iters' in train_cfg
+    if by_iter and isinstance(logger, dict) and 'log_metric_by_epoch' not in logger:
+        logger['log_metric_by_epoch'] = False
 
 
 def _lookup(cfg: Config, key: str, value: Any) -> Tuple[Optional[str], Any]:

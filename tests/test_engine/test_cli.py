@@ -58,3 +58,37 @@ def test_every_shipped_config_passes_the_argument_check():
     assert len(configs) > 20
     for path in configs:
         check_argument_types(Config.fromfile(path).get('model'))
+
+
+def _args(config, *options, work_dir=None):
+    import argparse
+    return argparse.Namespace(config=config, work_dir=work_dir, cfg_options=list(options) or None, launcher='none',
+                              local_rank=0)
+
+
+def test_iteration_runs_log_validation_metrics_at_the_iteration(tmp_path):
+    """mmengine's LoggerHook logged them at the epoch, 0 all through an IterBasedTrainLoop: every validation point
+    of scalars.json / TensorBoard sat at step 0. mmagic's own runtime (a plain EDSR config here) too."""
+    from conftest import DEMO_CONFIG
+
+    from panet_mm.engine.cli import load_config
+    plain = tmp_path / 'edsr.py'
+    plain.write_text("_base_ = 'mmagic::edsr/edsr_x2c64b16_1xb16-300k_div2k.py'\n")
+    for config in (DEMO_CONFIG, str(plain), 'configs/mix/demo/edsr_pa_sr_x2_demo.py'):
+        assert load_config(_args(config)).default_hooks.logger.log_metric_by_epoch is False, config
+    kept = load_config(_args(str(plain), 'default_hooks.logger.log_metric_by_epoch=True'))
+    assert kept.default_hooks.logger.log_metric_by_epoch is True  # what the config says is kept
+
+
+def test_a_work_dir_that_is_a_file_is_named(tmp_path):
+    """`--work-dir notes.txt` (an existing file) ended in os.makedirs' FileExistsError traceback."""
+    import pytest
+    from conftest import DEMO_CONFIG
+
+    from panet_mm.engine.cli import load_config
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('x')
+    with pytest.raises(SystemExit, match=rf"^error: --work-dir '{notes}' is a file; name a folder"):
+        load_config(_args(DEMO_CONFIG, work_dir=str(notes)))
+    with pytest.raises(SystemExit, match=rf"^error: the config's work_dir '{notes}' is a file"):
+        load_config(_args(DEMO_CONFIG, f'work_dir={notes}'))

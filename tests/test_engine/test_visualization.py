@@ -83,6 +83,9 @@ def test_runs_write_grids(demo_root, tmp_path):
     assert 'warn' not in proc.stderr.lower(), proc.stderr                                   # nothing third-party
     assert ' - WARNING - ' not in proc.stdout                                              # nor in the log
     assert len(sorted(work.glob('*/vis_data/vis_image/*_2.png'))) == 3                    # validation at iter 2
+    import json
+    records = [json.loads(line) for line in next(work.glob('*/vis_data/scalars.json')).read_text().splitlines()]
+    assert [r['step'] for r in records if 'Set5/PSNR' in r] == [2]                # its metrics too (was step 0)
     test_work = tmp_path / 'test'
     run_tool([sys.executable, 'tools/test.py', DEMO_CONFIG, str(work / 'iter_2.pth'), '--work-dir', str(test_work)]
              + demo_overrides(demo_root))
