@@ -72,6 +72,9 @@ def _named(where: Optional[str], path: str) -> str:
     return f"config '{osp.normpath(where)}' (a base of '{path}')"
 
 
+#: The config file types mmengine reads.
+CONFIG_EXTENSIONS = ('.py', '.yml', '.yaml', '.json')
+
 #: Top-level config variables and the keys that carry them into the model and pipelines.
 CARRIED_VARIABLES = {
     'scale': ('upscale_factor',),
@@ -159,6 +162,13 @@ def read_config(path: str, **kwargs: Any) -> Any:
         FileNotFoundError: The file or a base file does not exist (as mmengine raises it).
     """
     from mmengine.config import Config
+    if osp.splitext(path)[1].lower() not in CONFIG_EXTENSIONS and osp.isfile(path):  # mmengine: OSError traceback
+        kinds = ', '.join(CONFIG_EXTENSIONS)
+        if path.lower().endswith(('.pth', '.pt', '.ckpt', '.bin', '.safetensors')):
+            raise ConfigFileError(f"config '{path}' is a checkpoint, not a config file ({kinds}); pass the config "
+                                  'first, e.g. configs/demo/panet_sr_x2_demo.py')
+        raise ConfigFileError(f"config '{path}' is not a config file ({kinds}); pass one, e.g. "
+                              'configs/demo/panet_sr_x2_demo.py')
     try:
         cfg = Config.fromfile(path, **kwargs)
     except FileNotFoundError:

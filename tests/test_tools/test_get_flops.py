@@ -67,6 +67,13 @@ def test_ours_refuses_bad_shapes():
     proc = get_flops('configs/no_such_config.py', check=False)
     assert proc.returncode == 2
     assert "config file 'configs/no_such_config.py' not found" in proc.stderr
+    demo = osp.join(ROOT, 'configs/demo/panet_sr_x2_demo.py')
+    proc = get_flops(demo, '--shape', '1', '16', '16', check=False)  # was torch's "expected input ... 3 channels"
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'takes 3 input channel(s), not 1; pass --shape 3 16 16 or just H W' in proc.stderr
+    checkpoint = osp.join(ROOT, 'tests', 'data', 'exif', 'README.md')  # any file that is not a config
+    proc = get_flops(checkpoint, check=False)  # was mmengine's "Only py/yml/yaml/json type are supported" traceback
+    assert proc.returncode == 1 and f"config '{checkpoint}' is not a config file (.py, .yml" in proc.stderr
 
 
 @pytest.mark.slow

@@ -151,3 +151,16 @@ def test_a_dict_over_the_base_list_of_test_sets_names_the_list_form(tmp_path):
     config.write_text(base + "x = 1 + 'a'\n")  # the config's own TypeError is still placed at its line
     with pytest.raises(ConfigFileError, match='stopped at line 2 with TypeError'):
         read_config(str(config))
+
+
+def test_a_checkpoint_or_other_file_given_as_the_config_is_named(tmp_path):
+    """mmengine stopped with "OSError: Only py/yml/yaml/json type are supported now!" (a traceback in every tool)."""
+    checkpoint = tmp_path / 'iter_40.pth'
+    checkpoint.write_bytes(b'')
+    with pytest.raises(ConfigFileError, match=rf"^config '{checkpoint}' is a checkpoint, not a config file \(.py, "
+                       r'.yml, .yaml, .json\); pass the config first'):
+        read_config(str(checkpoint))
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('x')
+    with pytest.raises(ConfigFileError, match=rf"^config '{notes}' is not a config file"):
+        read_config(str(notes))

@@ -83,10 +83,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     init_default_scope(cfg.get('default_scope', 'mmagic'))
     model = MODELS.build(cfg.model)
     generator = getattr(model, 'generator', model).eval()
+    channels = first_conv_in_channels(generator)
     if len(args.shape) == 3:
         shape = tuple(args.shape)
+        if channels and shape[0] != channels:
+            raise SystemExit(f"error: --shape {' '.join(map(str, shape))}: the generator of '{args.config}' takes "
+                             f'{channels} input channel(s), not {shape[0]}; pass --shape {channels} {shape[1]} '
+                             f'{shape[2]} or just H W')
     else:
-        shape = (first_conv_in_channels(generator) or 3, *args.shape)
+        shape = (channels or 3, *args.shape)
     analyzer, total, block_inputs = count(generator, shape, PyramidAttention)
     params = parameter_count(generator)['']
 
