@@ -36,11 +36,8 @@ def parse_args() -> argparse.Namespace:
 
 def check_writable(out: str) -> None:
     """Refuse (exit 2) an ``--out`` whose folder cannot be written, before the evaluation runs."""
-    from panet_mm.utils.fileio import existing_folder, probe_writable
-    folder = existing_folder(osp.dirname(osp.abspath(out)))
-    why = probe_writable(folder) if osp.isdir(folder) else f"'{folder}' is a file"
-    if osp.isdir(out):
-        why = 'it is a folder'
+    from panet_mm.utils.fileio import unwritable_file
+    why = unwritable_file(out)
     if why:
         print(f"error: --out '{out}' cannot be written ({why}); pass a file in a writable folder", file=sys.stderr)
         raise SystemExit(2) from None

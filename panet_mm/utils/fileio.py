@@ -71,6 +71,15 @@ def probe_writable(folder: PathLike) -> Optional[str]:
     return None
 
 
+def unwritable_file(path: PathLike) -> Optional[str]:
+    """Why the file ``path`` cannot be written by :func:`atomic_write` (which makes missing folders), else None:
+    checked before long work (an evaluation, a measurement) whose result it holds."""
+    if osp.isdir(str(path)):
+        return 'it is a folder'
+    folder = existing_folder(osp.dirname(osp.abspath(str(path))))
+    return probe_writable(folder) if osp.isdir(folder) else f"'{folder}' is a file"
+
+
 def atomic_write(path: PathLike, data: Union[bytes, str], encoding: Optional[str] = None) -> None:
     """Write ``data`` to ``path`` atomically; its folder is created.
 

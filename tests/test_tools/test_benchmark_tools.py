@@ -226,6 +226,10 @@ def test_measure_inference_whole_image_and_tiles(tmp_path):
     (['configs/nope.py'], "config file 'configs/nope.py' not found"),
     (['configs/demo/panet_dn_sigma30_demo.py', '--size', '0'], '--size must be N or HxW'),
     (['configs/demo/panet_dn_sigma30_demo.py', '--test-cfg', 'tiles'], "--test-cfg must be 'chop' or"),
+    (['configs/demo/panet_dn_sigma30_demo.py', '--test-cfg', 'tile=0'], "'tile=0': tile=SIZE[,OVERLAP] needs 0 <= "),
+    (['configs/demo/panet_dn_sigma30_demo.py', '--test-cfg', 'tile=8,8'], 'needs 0 <= OVERLAP < SIZE'),
+    (['configs/demo/panet_dn_sigma30_demo.py', '--json', 'README.md/x.json'],  # refused before, not after, the run
+     "--json 'README.md/x.json' cannot be written ('"),
 ])
 def test_measure_inference_refuses_bad_arguments(args, message):
     proc = run_tool([sys.executable, 'tools/analysis_tools/measure_inference.py', *args], check=False, timeout=300)

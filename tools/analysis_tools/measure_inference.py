@@ -40,7 +40,10 @@ def parse_test_cfg(text: str) -> dict:
         return dict(chop=dict(min_size=6400, shave=10))
     m = re.fullmatch(r'tile=(\d+)(?:,(\d+))?', text)
     if m:
-        return dict(tile=dict(size=int(m.group(1)), overlap=int(m.group(2) or 0)))
+        size, overlap = int(m.group(1)), int(m.group(2) or 0)
+        if not 0 <= overlap < size:
+            raise argparse.ArgumentTypeError(f"'{text}': tile=SIZE[,OVERLAP] needs 0 <= OVERLAP < SIZE")
+        return dict(tile=dict(size=size, overlap=overlap))
     raise argparse.ArgumentTypeError(f"--test-cfg must be 'chop' or 'tile=SIZE[,OVERLAP]', got '{text}'")
 
 
@@ -142,6 +145,10 @@ def main(argv=None) -> int:
         warnings.simplefilter('always')
         from panet_mm.engine.quiet import quiet_third_party_warnings
         from panet_mm.utils.denormals import flushed_denormals
+        from panet_mm.utils.fileio import atomic_write, unwritable_file
+    why = unwritable_file(args.json) if args.json else None
+    if why:  # before the measurement (a minute on a large photo), not after it
+        parser.error(f"--json '{args.json}' cannot be written ({why}); pass a file in a writable folder")
     quiet_third_party_warnings(early)
     # as tools/restore.py: before anything starts torch's CPU threads, which copy the mode once
     with flushed_denormals(not args.keep_denormals) as flushed:
@@ -156,8 +163,7 @@ def main(argv=None) -> int:
         print(f"peak memory of the process: {_gb(r['peak_rss_bytes'])} "
               f"(+{_gb(r['rss_increase_bytes'])} over the process before the pass)")
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(r, f, indent=1)
+        atomic_write(args.json, json.dumps(r, indent=1))
     return 0
 
 
