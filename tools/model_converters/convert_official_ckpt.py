@@ -6,10 +6,11 @@
 The released file is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling). The
 network, scale, colours and the data range it was trained on are read from the file and printed; a
 flag the file contradicts is refused. Every key, shape and value is checked (NaN/Inf refused, PA-EDSR's
-``msa.*`` copies must equal their ``body.16.*`` twins) and nothing is written unless all pass. The
-output loads with ``python tools/test.py CONFIG DST.pth``; the config's generator uses ``rgb_range=255``
-(a model trained on 0-1 data, as every released one, is rescaled exactly). An existing DST is kept unless
-``--overwrite``. Exit status: 0 converted, 1 refused, 2 DST exists.
+``msa.*`` copies must equal their ``body.16.*`` twins) and nothing is written unless all pass; a file
+already in mmagic's layout (panet_mm's own checkpoints, a plain mmagic generator's) is named as such, as it
+needs no conversion. The output loads with ``python tools/test.py CONFIG DST.pth``; the config's generator
+uses ``rgb_range=255`` (a model trained on 0-1 data, as every released one, is rescaled exactly). An
+existing DST is kept unless ``--overwrite``. Exit status: 0 converted, 1 refused, 2 DST exists.
 """
 from __future__ import annotations
 

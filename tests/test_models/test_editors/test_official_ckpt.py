@@ -609,3 +609,61 @@ def test_data_range_needed_when_the_file_does_not_say(tmp_path, capsys):
     out, info = convert_state_dict(state, mid_channels=8, source_rgb_range=1)
     assert info['source_rgb_range'] == 1.0 and info['ignored'] == ['body.40.escape_NaN']
     assert torch.allclose(out['conv_last.bias'], state['tail.0.bias'] * 255)
+
+
+# ----------------------------------------------------------------------------- files that are not released ones
+def mmagic_edsr_state():
+    """A plain mmagic ``EDSRNet`` (tiny), as its ``state_dict()``."""
+    from mmagic.models.editors import EDSRNet
+    torch.manual_seed(0)
+    return EDSRNet(3, 3, mid_channels=8, num_blocks=2, upscale_factor=2).state_dict()
+
+
+def mmengine_checkpoint(state):
+    """``state`` as the generator of an edit model, in the checkpoint mmagic's tools/train.py writes."""
+    return {'state_dict': {f'generator.{k}': v for k, v in state.items()},
+            'meta': {'iter': 300, 'mmengine_version': '0.10.7', 'experiment_name': 'edsr'}}
+
+
+@pytest.mark.parametrize('name', sorted(MANIFESTS))
+def test_every_released_layout_is_recognised_as_released(name):
+    """The released layout is read from the manifests: each has a key only the released layout has, and
+    convert_state_dict never takes it for mmagic's / panet_mm's layout."""
+    from panet_mm.models.editors.panet.official_infer import not_released_reason
+    keys = [k for k, _, _ in read_manifest(name)[0]]
+    assert not_released_reason(dict.fromkeys(keys), 'f.pt') is None
+    assert {k.split('.')[0] for k in keys} <= {'head', 'body', 'tail', 'sub_mean', 'add_mean', 'msa'}
+
+
+def test_plain_mmagic_edsr_named_at_once_without_asking_for_settings(tmp_path, capsys):
+    """A bare EDSRNet state dict and mmagic's train.py checkpoint of one: one sentence saying what the file is
+    (was: 'pass --arch', then '--scale', then '--source-rgb-range', then 37 missing / 24 unexpected keys)."""
+    state = mmagic_edsr_state()
+    for obj, example in [(state, "keys such as conv_first.weight"),
+                         (mmengine_checkpoint(state), "keys such as generator.conv_first.weight")]:
+        for args in ([], ['--arch', 'paedsr', '--scale', '2', '--source-rgb-range', '255']):
+            err = _refused(tmp_path, capsys, obj, args, 'a plain mmagic generator', example,
+                           'not a released PANet / PA-EDSR file', 'nothing to convert', 'plain_weights',
+                           'WithPyramidAttention')
+            assert err.count('\n') == 1 and err.count('error:') == 1, err
+            for setting in ('--arch', '--scale', '--source-rgb-range', 'missing', 'unexpected'):
+                assert setting not in err, err
+
+
+def test_panet_mm_checkpoint_needs_no_conversion(tmp_path, capsys, demo_checkpoint):
+    """panet_mm's own checkpoint (the demo PA-EDSR edit model) and its bare generator: 'load it directly'."""
+    err = _refused(tmp_path, capsys, str(demo_checkpoint), [], "already in panet_mm's layout",
+                   'keys such as generator.body.', 'needs no conversion', f'tools/test.py CONFIG {demo_checkpoint}')
+    assert err.count('\n') == 1 and '--arch' not in err, err
+    from panet_mm.utils.checkpoint import load_weights_only
+    bare = unwrap_state_dict(load_weights_only(demo_checkpoint), prefix='generator.')
+    err = _refused(tmp_path, capsys, bare, ['--arch', 'paedsr'], "already in panet_mm's layout",
+                   'needs no conversion', 'tools/restore.py --config CONFIG --checkpoint')
+    assert err.count('\n') == 1 and 'missing' not in err, err
+
+
+def test_unknown_layout_refused_naming_the_released_keys(tmp_path, capsys):
+    state = {'encoder.0.weight': torch.zeros(4, 3, 3, 3), 'decoder.0.weight': torch.zeros(3, 4, 3, 3)}
+    err = _refused(tmp_path, capsys, state, [], 'has none of the keys of a released PANet / PA-EDSR file',
+                   'head.0.weight', 'encoder.0.weight')
+    assert '--arch' not in err and err.count('\n') == 1, err

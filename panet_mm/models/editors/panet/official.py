@@ -33,7 +33,14 @@ from panet_mm.utils.errors import first_line
 from panet_mm.utils.fileio import atomic_save_checkpoint, existing_folder, probe_writable
 from panet_mm.version import __version__
 
-from .official_infer import ConversionPlan, infer_arch, infer_scale, infer_source_rgb_range, plan_conversion
+from .official_infer import (
+    ConversionPlan,
+    infer_arch,
+    infer_scale,
+    infer_source_rgb_range,
+    not_released_reason,
+    plan_conversion,
+)
 from .official_keys import (
     ARCH_DEFAULTS,
     TWIN_PREFIX,
@@ -214,9 +221,13 @@ def convert_state_dict(state: Dict[str, Tensor],
         and ``notes`` (lists of strings for the user) and ``ignored`` (released keys deliberately dropped).
 
     Raises:
-        ConversionError: Non-finite weights; a setting the file contradicts; ``msa.*`` twins or shared
+        ConversionError: A file in mmagic's / panet_mm's layout (no released key; it needs no conversion);
+            non-finite weights; a setting the file contradicts; ``msa.*`` twins or shared
             PReLU copies that differ; keys missing, unexpected or mis-shaped (all of them listed, grouped).
     """
+    not_released = not_released_reason(state, source)
+    if not_released:
+        raise ConversionError(not_released)
     _check_finite(state, source)
     plan = plan_conversion(state, source, arch, scale, colors, mid_channels, num_blocks, reduction, source_rgb_range)
     state, twins = _drop_twins(state, source)

@@ -33,6 +33,59 @@ class ConversionPlan:
     inferred: List[str] = field(default_factory=list)
 
 
+#: Keys only the released layout has (``tests/data/released/`` lists them all): the head, the tail, PA-EDSR's
+#: ``msa.*`` twins, the reference ResBlock's ``body.N.body.*`` and its attention's names. Every released file has
+#: ``head.0.*``; mmagic's generators and panet_mm's (which follow mmagic's names) have none of these.
+_RELEASED_KEY = re.compile(r'(head|tail|msa)\..+|body\.\d+\.(body\.\d+|conv_match_L_base|conv_match|conv_assembly)\..+')
+#: Keys of panet_mm's own generators: PANet / PAEDSRNet's attention and PReLU, WithPyramidAttention's blocks.
+_PANET_MM_KEY = re.compile(r'body\.\d+\.(query|key|value|act)\..+|attentions\..+')
+#: Keys of mmagic's generator layout (EDSRNet, MSRResNet, RDN, SwinIR, ...).
+_MMAGIC_KEY = re.compile(r'(conv_first|conv_after_body|conv_last|conv_hr|upsample|upsampler)\..+|body\.\d+\.conv\d\..+')
+#: The prefix of the generator's keys in an mmagic / panet_mm edit model's checkpoint.
+_GENERATOR = 'generator.'
+
+
+def not_released_reason(state: Dict[str, Any], source: str) -> Optional[str]:
+    """What a file is when none of its keys is a released PANet / PA-EDSR key, else None.
+
+    Such a file is already in mmagic's layout (a plain mmagic generator, or panet_mm's own model), which
+    needs no conversion, or an unknown one; asking for ``arch`` / ``scale`` would only lead to a report of
+    every released key missing.
+
+    Args:
+        state (dict): The file's state dict (see :func:`~.official.load_official_file`).
+        source (str): The file name, for the message.
+
+    Returns:
+        str or None: One sentence saying what the file is and what to do with it.
+    """
+    keys = [str(k) for k in state]
+    if any(_RELEASED_KEY.fullmatch(k) for k in keys):
+        return None
+    prefix = _GENERATOR if any(k.startswith(_GENERATOR) for k in keys) else ''
+    generator = [k[len(prefix):] for k in keys if k.startswith(prefix)]
+    own = next((k for k in generator if _PANET_MM_KEY.fullmatch(k)), None)
+    plain = next((k for k in generator if _MMAGIC_KEY.fullmatch(k)), None)
+    not_released = 'not a released PANet / PA-EDSR file'
+    if own is not None:
+        load = (f'tools/test.py CONFIG {source} or tools/restore.py --config CONFIG --checkpoint {source}' if prefix
+                else f'tools/restore.py --config CONFIG --checkpoint {source}')
+        return (f"'{source}' is {'a checkpoint' if prefix else 'a generator state dict'} already in panet_mm's "
+                f'layout (keys such as {prefix}{own}), {not_released}, so it needs no conversion: load it '
+                f'directly with {load}')
+    if plain is not None or prefix:
+        example = plain if plain is not None else generator[0]
+        test = ('test it with tools/test.py and the mmagic config it was trained with, or ' if prefix
+                else '')
+        return (f"'{source}' is {'a checkpoint' if prefix else 'the state dict'} of a plain mmagic generator "
+                f"(mmagic's layout, keys such as {prefix}{example}), {not_released}, so there is nothing to "
+                f'convert: {test}start a model with pyramid attention from it as plain_weights of '
+                "WithPyramidAttention (README: 'Add pyramid attention to your model')")
+    return (f"'{source}' has none of the keys of a released PANet / PA-EDSR file (head.0.weight, "
+            f"body.N.body.0.weight, tail.*; it has e.g. {', '.join(sorted(keys)[:4])}), so it is not one; pass the "
+            'released .pt file')
+
+
 def infer_scale(state: Dict[str, Tensor], mid_channels: Optional[int] = None) -> Optional[int]:
     """Up-scaling factor of a released PA-EDSR state dict from its tail (``None`` if unclear).
 
