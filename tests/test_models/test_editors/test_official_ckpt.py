@@ -667,3 +667,27 @@ def test_unknown_layout_refused_naming_the_released_keys(tmp_path, capsys):
     err = _refused(tmp_path, capsys, state, [], 'has none of the keys of a released PANet / PA-EDSR file',
                    'head.0.weight', 'encoder.0.weight')
     assert '--arch' not in err and err.count('\n') == 1, err
+
+
+def test_source_folder_named_as_a_folder(tmp_path, capsys):
+    """A folder was 'does not exist'; its .pt / .pth files are listed."""
+    folder = tmp_path / 'downloads'
+    folder.mkdir()
+    _refused(tmp_path, capsys, str(folder), [], f"source checkpoint '{folder}' is a folder; pass the released "
+             '.pt file in it')
+    save(released_panet().state_dict(), folder / 'model_N10.pt')
+    (folder / 'notes.txt').write_text('')
+    err = _refused(tmp_path, capsys, str(folder), [], 'is a folder; pass the released .pt file in it', 'model_N10.pt')
+    assert 'notes.txt' not in err
+    _refused(tmp_path, capsys, str(tmp_path / 'nope.pt'), [], f"checkpoint '{tmp_path / 'nope.pt'}' not found")
+
+
+def test_destination_naming_a_missing_folder_refused_before_converting(tmp_path, capsys):
+    """'out/' (a folder that does not exist yet): a NotADirectoryError traceback after the conversion before."""
+    src = save(released_paedsr(3).state_dict(), tmp_path / 'PA_EDSR_x3.pt')
+    dst = str(tmp_path / 'new') + os.sep
+    assert run_tool('convert', [src, dst] + SMALL_PAEDSR_ARGS + ['--scale', '3']) == 1
+    err = capsys.readouterr().err
+    assert f"destination '{dst}' names a folder; name the output file, e.g. " \
+        f"{tmp_path / 'new' / 'PA_EDSR_x3.pth'}" in err and err.count('\n') == 1, err
+    assert not (tmp_path / 'new').exists()

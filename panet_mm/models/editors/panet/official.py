@@ -15,6 +15,7 @@ its last conv (and PA-EDSR's mean-shift biases) by 255: the features in between 
 from __future__ import annotations
 
 import hashlib
+import os
 import os.path as osp
 import re
 from typing import Any, Dict, List, Optional, Tuple
@@ -26,7 +27,9 @@ from panet_mm.utils.checkpoint import (
     StateDictDiff,
     UnsafeCheckpointError,
     compare_state_dicts,
+    list_keys,
     load_weights_only,
+    missing_checkpoint,
     unwrap_state_dict,
 )
 from panet_mm.utils.errors import first_line
@@ -67,11 +70,16 @@ def load_official_file(path: str) -> Dict[str, Tensor]:
         dict[str, Tensor]: The released state dict, wrappers and ``module.`` / ``model.`` prefixes removed.
 
     Raises:
-        ConversionError: The file is missing, truncated, not a plain tensor checkpoint, or holds no
-            state dict.
+        ConversionError: The file is missing or a folder (its .pt / .pth files named), truncated, not a plain
+            tensor checkpoint, or holds no state dict.
     """
-    if not osp.isfile(path):
-        raise ConversionError(f"source checkpoint '{path}' does not exist; pass the released .pt file")
+    missing = missing_checkpoint(path)
+    if missing and osp.isdir(path):  # the helper's wording, with what a released file is called and those here
+        found = sorted(f for f in os.listdir(path) if f.endswith(('.pt', '.pth')) and osp.isfile(osp.join(path, f)))
+        raise ConversionError(f"source checkpoint '{path}' is a folder; pass the released .pt file in it"
+                              + (f" (it holds {list_keys(found, 6)})" if found else ''))
+    if missing:
+        raise ConversionError(f'{missing}; pass the released .pt file')
     try:
         obj = load_weights_only(path, map_location='cpu')
     except (UnsafeCheckpointError, OSError) as err:
@@ -296,11 +304,15 @@ def _sha256(path: str) -> str:
 
 def _check_destination(src: str, dst: str) -> None:
     """Refuse a destination that cannot be written before the source (up to 160 MB) is read and converted: a
-    folder, or one in a folder that cannot be written (tracebacks after the conversion before). Missing folders
-    are made when the result is saved; their nearest existing parent must be writable."""
+    folder (existing, or to be: ``out/``), or one in a folder that cannot be written (tracebacks after the
+    conversion before). Missing folders are made when the result is saved; their nearest existing parent must
+    be writable."""
+    stem = osp.splitext(osp.basename(src))[0] or 'converted'
     if osp.isdir(dst):
-        stem = osp.splitext(osp.basename(src))[0] or 'converted'
         raise ConversionError(f"destination '{dst}' is a folder; name the output file, e.g. "
+                              f"{osp.join(dst, stem + '.pth')}")
+    if dst.endswith(tuple({os.sep, osp.altsep or os.sep})):  # 'out/': a folder to be, no file name
+        raise ConversionError(f"destination '{dst}' names a folder; name the output file, e.g. "
                               f"{osp.join(dst, stem + '.pth')}")
     folder = existing_folder(osp.dirname(osp.abspath(dst)))
     if not osp.isdir(folder):
