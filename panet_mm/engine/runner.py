@@ -16,6 +16,7 @@ in the same process is unchanged.
 """
 from __future__ import annotations
 
+import os
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -108,11 +109,28 @@ class PANetRunner(Runner):
 
     def load_or_resume(self) -> None:
         """mmengine's, saying plainly when ``--resume`` finds nothing to resume (mmengine logged "Auto resumed from
-        the latest checkpoint None." and trained from the start)."""
-        if (not self._has_loaded and self._resume and self._load_from is None
-                and not osp.isfile(osp.join(self.work_dir, 'last_checkpoint'))):
-            self.logger.info(f"--resume: no checkpoint in '{self.work_dir}' yet, so training starts at iteration 0")
-            self._resume = False
+        the latest checkpoint None." and trained from the start), and resuming from the newest checkpoint present
+        when the one ``last_checkpoint`` names is gone (deleted to save space, or the work directory moved: it
+        holds an absolute path); mmengine stopped with "checkpoint ... not found"."""
+        record = osp.join(self.work_dir, 'last_checkpoint')
+        if not self._has_loaded and self._resume and self._load_from is None:
+            if not osp.isfile(record):
+                self.logger.info(f"--resume: no checkpoint in '{self.work_dir}' yet, so training starts at "
+                                 'iteration 0')
+                self._resume = False
+            else:
+                with open(record) as f:
+                    named = f.read().strip()
+                if not osp.isfile(named):
+                    found = newest_checkpoint(self.work_dir, prefer=osp.basename(named))
+                    if found is None:
+                        raise CheckpointMismatchError(
+                            'work_dir', f"--resume: '{record}' names '{named}', which is gone, and no other "
+                            "checkpoint (iter_N.pth) is left in the work directory; train without --resume, or "
+                            'pass another {param}')
+                    self.logger.warning(f"--resume: '{record}' names '{named}', which is gone; resuming from "
+                                        f"'{found}', the newest checkpoint in the work directory")
+                    self._load_from = found
         return super().load_or_resume()
 
     def resume(self, filename: str, *args: Any, **kwargs: Any) -> None:
@@ -156,4 +174,16 @@ class PANetRunner(Runner):
         return checkpoint
 
 
-__all__ = ['CheckpointMismatchError', 'PANetRunner']
+def newest_checkpoint(work_dir: str, prefer: str = '') -> Union[str, None]:
+    """``work_dir/prefer`` if that file exists, else the ``iter_N.pth`` (or ``epoch_N.pth``) of largest N there."""
+    if prefer and osp.isfile(osp.join(work_dir, prefer)):
+        return osp.join(work_dir, prefer)
+    found = []
+    for name in os.listdir(work_dir):
+        m = re.fullmatch(r'(iter|epoch)_(\d+)\.pth', name)
+        if m and osp.isfile(osp.join(work_dir, name)):
+            found.append((m.group(1) == 'iter', int(m.group(2)), name))
+    return osp.join(work_dir, max(found)[2]) if found else None
+
+
+__all__ = ['CheckpointMismatchError', 'PANetRunner', 'newest_checkpoint']

@@ -123,3 +123,30 @@ def test_explain_bad_argument_only_rewrites_registered_classes():
                            "holds PyramidAttention's arguments, not a module to build: remove type (it takes channels")
     assert explain_bad_argument("Foo.__init__() got an unexpected keyword argument 'x'") is None  # not registered
     assert explain_bad_argument('unsupported operand type(s)') is None
+
+
+def test_resume_when_the_checkpoint_last_checkpoint_names_is_gone(demo_root, tmp_path):
+    """mmengine read work_dir/last_checkpoint (an absolute path) and stopped with "checkpoint ... not found" when that
+    file had been deleted or the work directory moved; the newest checkpoint present is resumed, with a warning."""
+    import shutil
+    first = tmp_path / 'first'
+    run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(first)] + short(demo_root, 4))
+    work = tmp_path / 'moved'
+    shutil.move(str(first), str(work))                        # last_checkpoint still names first/iter_4.pth
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work), '--resume']
+                    + short(demo_root, 5))
+    log = proc.stdout + proc.stderr
+    assert f"names '{first / 'iter_4.pth'}', which is gone; resuming from '{work / 'iter_4.pth'}'" in log
+    assert 'resumed epoch: 0, iter: 4' in log and ckpt_iter(work / 'iter_5.pth') == 5
+    (work / 'iter_5.pth').unlink()                            # deleted to save space: the newest left is iter 4
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work), '--resume']
+                    + short(demo_root, 5))
+    assert 'resumed epoch: 0, iter: 4' in proc.stdout + proc.stderr and ckpt_iter(work / 'iter_5.pth') == 5
+    for path in work.glob('iter_*.pth'):
+        path.unlink()
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work), '--resume']
+                    + short(demo_root, 5), check=False)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: --resume: '{work / 'last_checkpoint'}' names '{work / 'iter_5.pth'}', which is gone, and no other "
+        'checkpoint (iter_N.pth) is left in the work directory; train without --resume, or pass another --work-dir')
