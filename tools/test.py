@@ -45,12 +45,12 @@ def check_writable(out: str) -> None:
 
 def main() -> None:
     args = parse_args()
-    from panet_mm.utils.checkpoint import missing_checkpoint
-    missing = missing_checkpoint(args.checkpoint)
-    if missing:
-        raise SystemExit(f'error: {missing}')
     if args.out:
         check_writable(args.out)  # before the evaluation, not after it
+    from panet_mm.utils.checkpoint import checkpoint_problem
+    problem = checkpoint_problem(args.checkpoint)  # before the model and a log folder are made
+    if problem:
+        raise SystemExit(f'error: {problem}')
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
         from mmagic.utils import print_colored_log

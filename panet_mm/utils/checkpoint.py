@@ -151,6 +151,22 @@ def missing_checkpoint(filename: Union[str, Path]) -> Optional[str]:
     return f"checkpoint '{filename}' not found"
 
 
+def checkpoint_problem(filename: Union[str, Path]) -> Optional[str]:
+    """Why ``filename`` cannot be a checkpoint, seen without loading it: missing, a folder, unreadable, or another
+    kind of file (its first bytes: empty, an image, a text file...); None where torch may read it. The tools
+    ask before building a model and a log folder, not after."""
+    filename = str(filename)
+    missing = missing_checkpoint(filename)
+    if missing:
+        return missing
+    try:
+        with open(filename, 'rb') as f:
+            kind = _not_a_torch_file(f.read(4096))
+    except OSError as e:
+        return f"checkpoint '{filename}' cannot be read ({e.strerror or e}); check the file and its permissions"
+    return f"checkpoint '{filename}' is not a PyTorch checkpoint: {kind}" if kind else None
+
+
 def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu',
                       weights_only_metadata: bool = False) -> Any:
     """``torch.load(filename, weights_only=True)`` that reads every mmengine / mmagic checkpoint.
@@ -172,14 +188,9 @@ def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu',
     missing = missing_checkpoint(filename)
     if missing:
         raise FileNotFoundError(missing)
-    try:
-        with open(filename, 'rb') as f:
-            kind = _not_a_torch_file(f.read(4096))
-    except OSError as e:
-        raise UnsafeCheckpointError(f"checkpoint '{filename}' cannot be read ({e.strerror or e}); check the file "
-                                    'and its permissions') from None
-    if kind is not None:
-        raise UnsafeCheckpointError(f"checkpoint '{filename}' is not a PyTorch checkpoint: {kind}") from None
+    problem = checkpoint_problem(filename)
+    if problem:
+        raise UnsafeCheckpointError(problem) from None
     try:
         with weights_only_globals():
             return torch.load(filename, map_location=map_location, weights_only=True)
@@ -327,5 +338,6 @@ def first_conv_in_channels(module: nn.Module) -> Optional[int]:
 
 
 __all__ = ['COMMON_PREFIXES', 'LISTED_KEYS', 'MMENGINE_SAFE_GLOBALS', 'StateDictDiff', 'StateDictError',
-           'UnsafeCheckpointError', 'WRAPPER_KEYS', 'compare_state_dicts', 'first_conv_in_channels', 'list_keys',
-           'load_weights_only', 'missing_checkpoint', 'numpy_safe_globals', 'unwrap_state_dict', 'weights_only_globals']
+           'UnsafeCheckpointError', 'WRAPPER_KEYS', 'checkpoint_problem', 'compare_state_dicts',
+           'first_conv_in_channels', 'list_keys', 'load_weights_only', 'missing_checkpoint', 'numpy_safe_globals',
+           'unwrap_state_dict', 'weights_only_globals']

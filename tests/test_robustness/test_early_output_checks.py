@@ -36,7 +36,12 @@ def test_test_tool_leaves_no_log_folder_for_a_refused_checkpoint(demo_root, tmp_
             '--work-dir', str(tmp_path / 'w')]
     proc = run_tool(args + demo_overrides(demo_root), check=False)
     assert proc.returncode == 1 and 'is not a PyTorch checkpoint: it is a text file' in proc.stderr
-    assert 'Traceback' not in proc.stderr and not [p for p in (tmp_path / 'w').iterdir() if p.is_dir()]
+    assert 'Traceback' not in proc.stderr and not (tmp_path / 'w').exists()  # refused before the runner
+    (tmp_path / 'empty.pt').write_bytes(b'')  # nor with the default work_dir (the config's, under the current folder)
+    absolute = [sys.executable, f'{ROOT}/tools/test.py', f'{ROOT}/configs/demo/panet_sr_x2_demo.py']
+    proc = run_tool(absolute + [str(tmp_path / 'empty.pt')] + demo_overrides(demo_root), check=False, cwd=tmp_path)
+    assert proc.returncode == 1 and 'is not a PyTorch checkpoint: it is empty (0 bytes)' in proc.stderr
+    assert not (tmp_path / 'work_dirs').exists()
 
 
 def test_test_tool_refuses_a_read_only_out_before_evaluating(demo_root, tmp_path):
