@@ -58,13 +58,12 @@ def main() -> None:
         from panet_mm.engine.cli import build_runner, drop_unused_log_dir, load_config, readable_errors
         from panet_mm.engine.distributed import finish_distributed
         from panet_mm.engine.hooks import SaveMetricsHook
-        from panet_mm.engine.quiet import quiet_third_party_logs, quiet_third_party_warnings
+        from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     with readable_errors():
         runner = build_runner(cfg)
-        quiet_third_party_logs(runner.logger)
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner.log_dir}')
         if args.out:

@@ -42,7 +42,7 @@ def main() -> None:
 
         from panet_mm.engine.cli import build_runner, enable_amp, hold_work_dir, load_config, readable_errors
         from panet_mm.engine.distributed import finish_distributed
-        from panet_mm.engine.quiet import quiet_third_party_logs, quiet_third_party_warnings
+        from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
 
     cfg = load_config(args)
@@ -59,7 +59,6 @@ def main() -> None:
 
     with readable_errors(), hold_work_dir(cfg):  # one run per work directory
         runner = build_runner(cfg)
-        quiet_third_party_logs(runner.logger)
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner.log_dir}')
         runner.train()

@@ -358,14 +358,16 @@ def build_runner(cfg: Config):
     """Build the runner: the config's ``runner_type`` if it names one, else :class:`PANetRunner`.
 
     A runner that fails to build (a model the config cannot make) leaves no timestamped log folder behind:
-    mmengine makes it first, and each corrected retry left one more holding only the failure.
+    mmengine makes it first, and each corrected retry left one more holding only the failure. The runner's
+    logger drops :data:`~panet_mm.engine.quiet.THIRD_PARTY_LOG_WARNINGS`.
     """
     work_dir = cfg.get('work_dir')
     before = set(os.listdir(work_dir)) if work_dir and osp.isdir(work_dir) else set()
+    from .quiet import quiet_third_party_logs
     try:
-        if cfg.get('runner_type'):
-            return RUNNERS.build(cfg)
-        return PANetRunner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg) if cfg.get('runner_type') else PANetRunner.from_cfg(cfg)
+        quiet_third_party_logs(runner.logger)  # mmagic's log warnings that say nothing to a user
+        return runner
     except BaseException:
         if work_dir and osp.isdir(work_dir):
             for name in set(os.listdir(work_dir)) - before:

@@ -40,6 +40,9 @@ THIRD_PARTY_LOG_WARNINGS: List[str] = [
     # mmagic 1.2.0's LoadImageFromFile builds mmengine's deprecated FileClient / HardDiskBackend
     r'"FileClient" will be deprecated in future',
     r'"HardDiskBackend" is the alias of "LocalBackend"',
+    # mmagic 1.2.0's DataPreprocessor.destruct converts every output to BGR; a grey output (the JPEG models'
+    # Y channel) has no channel order to convert, and is returned unchanged as it should be
+    r"Cannot convert inputs with 'single' channel order to 'output_channel_order'",
 ]
 
 
