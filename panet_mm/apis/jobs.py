@@ -233,7 +233,7 @@ def _check_jobs(jobs: List[RestoreJob]) -> None:
     for job in jobs:
         st = os.stat(job.src)
         input_ids[(st.st_dev, st.st_ino)] = job.src
-    seen: Dict[str, str] = {}
+    seen: Dict[str, Tuple[str, str]] = {}
     for job in jobs:
         if job.error:  # reported, never written
             continue
@@ -253,9 +253,15 @@ def _check_jobs(jobs: List[RestoreJob]) -> None:
             raise RestoreParameterError('suffix', f"output '{job.dst}' is the input file '{clash}'; inputs are never "
                                         'overwritten - choose another output or pass {param}')
         if dst_real in seen:
-            raise RestoreParameterError('suffix', f"inputs '{seen[dst_real]}' and '{job.src}' would both be written "
-                                        f"to '{job.dst}'; pass {{param}} or keep the input extensions")
-        seen[dst_real] = job.src
+            other_src, other_dst = seen[dst_real]
+            if osp.abspath(other_dst) == osp.abspath(job.dst):  # one stem, two extensions, one output format
+                raise RestoreParameterError('ext', f"inputs '{other_src}' and '{job.src}' would both be written to "
+                                            f"'{job.dst}'; drop {{param}} to keep the input extensions, or rename one "
+                                            'of them')
+            raise RestoreParameterError('output_path', f"outputs '{other_dst}' (of '{other_src}') and '{job.dst}' "
+                                        f"(of '{job.src}') are the same file '{dst_real}' (a symbolic link in "
+                                        "{param}); remove the link or choose another {param}")
+        seen[dst_real] = (job.src, job.dst)
         if not cv2.haveImageWriter(job.dst):
             kind = osp.splitext(job.dst)[1] or 'extension-less'
             job.error = f"OpenCV cannot write '{kind}' files such as '{job.dst}'; choose the output format png"

@@ -413,11 +413,28 @@ def test_plan_skips_output_inside_input_and_refuses_collisions(tmp_path):
     jobs = R.plan_jobs(str(src), str(src / 'results'), recursive=True, suffix='_x2')
     assert [j.src for j in jobs] == [str(src / 'a.png')]
     make_images(src, ['a.jpg'])
-    with pytest.raises(R.RestoreError, match='would both be written'):
-        R.plan_jobs(str(src), str(tmp_path / 'out'), ext='png')
+    # --suffix applies to both, so only keeping the extensions (or renaming one) separates them
+    with pytest.raises(R.RestoreParameterError, match=r"would both be written to '.*a_x2\.png'; drop ext to keep the "
+                       'input extensions, or rename one of them$') as err:
+        R.plan_jobs(str(src), str(tmp_path / 'out'), ext='png', suffix='_x2')
+    assert err.value.for_cli({'ext': '--ext'}).endswith('; drop --ext to keep the input extensions, or rename one '
+                                                       'of them') and 'suffix' not in str(err.value)
+    assert len(R.plan_jobs(str(src), str(tmp_path / 'out'), suffix='_x2')) == 2  # (the fix it names works)
     (tmp_path / 'empty').mkdir()
     with pytest.raises(R.RestoreError, match='no images'):
         R.plan_jobs(str(tmp_path / 'empty'), str(tmp_path / 'o3'))
+
+
+def test_plan_names_a_link_in_the_output_that_joins_two_outputs(tmp_path):
+    """Without --ext, two outputs meet only through a symbolic link in the output folder: the link is the fix."""
+    src = tmp_path / 'in'
+    make_images(src, ['a/x.png', 'b/x.png'])
+    out = tmp_path / 'out'
+    (out / 'a').mkdir(parents=True)
+    os.symlink('a', out / 'b')
+    with pytest.raises(R.RestoreParameterError, match=r"outputs '.*a/x\.png' \(of '.*'\) and '.*b/x\.png' \(of "
+                       r"'.*'\) are the same file .*a symbolic link in output_path\); remove the link"):
+        R.plan_jobs(str(src), str(out), recursive=True)
 
 
 def iphone_heic(path):
