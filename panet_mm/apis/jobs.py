@@ -114,22 +114,55 @@ def input_problem(path: str) -> Optional[str]:
     return None
 
 
+def _dangling(path: str) -> Optional[str]:
+    """Why the symbolic link ``path`` cannot be restored (it leads nowhere), or None if it is no dangling link."""
+    if not osp.islink(path) or osp.exists(path):
+        return None
+    return f"a symbolic link to '{os.readlink(path)}', which does not exist; restore or remove the link"
+
+
 def _collect(folder: str, recursive: bool, exclude: Optional[str]) -> List[str]:
-    """Image files in ``folder`` (also raw and other photo formats, for a report), sorted; symlinked folders are
-    not followed and ``exclude`` is skipped, and so are hidden files and folders (names starting with a dot):
-    the ``._photo.jpg`` resource stubs a Mac leaves on USB sticks and network shares are no images (each was a
-    failed image, exit status 1), and ``.thumbnails`` / ``.git`` folders hold no photos to restore."""
+    """Image files in ``folder`` (also raw and other photo formats and dangling links named as images, for a
+    report): each folder's sorted, then its sub-folders' in turn.
+
+    Hidden files and folders (names starting with a dot) are passed over: the ``._photo.jpg`` resource stubs a
+    Mac leaves on USB sticks and network shares are no images (each was a failed image, exit status 1), and
+    ``.thumbnails`` / ``.git`` folders hold no photos to restore. So is ``exclude`` (the output folder, None when
+    it holds the input) and what lies below it, also when reached through a link.
+
+    With ``recursive``, symbolic links to folders are followed like links to files (they were passed over in
+    silence), and each real folder is walked once: a link to the input folder or one above it (``loop -> .``)
+    is not followed (a loop), nor one to a folder inside the input (its images are restored where they lie),
+    nor a second link to a folder already walked (its images would be restored twice).
+    """
+    top = osp.realpath(folder)
+    seen = set()
     found: List[str] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.')
-                             and (exclude is None or osp.realpath(osp.join(dirpath, d)) != exclude))
-        if not recursive:
-            dirnames[:] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        seen.add((st.st_dev, st.st_ino))
+        keep = []
+        # real folders first: a link beside the folder it leads to is the one passed over
+        for name in sorted(dirnames, key=lambda d: (osp.islink(osp.join(dirpath, d)), d)) if recursive else []:
+            path = osp.join(dirpath, name)
+            real = osp.realpath(path)
+            if name.startswith('.') or (exclude is not None and _inside(real, exclude)):
+                continue
+            if osp.islink(path) and (_inside(top, real) or _inside(real, top)):
+                continue  # a loop, or a folder the walk reaches (or passes over) where it lies
+            try:
+                st = os.stat(path)
+            except OSError:  # (unreadable: os.walk reports nothing either)
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                keep.append(name)
+        dirnames[:] = sorted(keep)
         for name in sorted(n for n in filenames if not n.startswith('.')):
             path = osp.join(dirpath, name)
             ext = osp.splitext(name)[1].lower()
             if (ext in IMAGE_EXTENSIONS or ext in CAMERA_RAW_EXTENSIONS or ext in OTHER_IMAGE_EXTENSIONS) \
-                    and osp.isfile(path):
+                    and (osp.isfile(path) or _dangling(path)):
                 found.append(path)
     return found
 
@@ -140,7 +173,7 @@ def _folder_jobs(input_path: str, output_path: str, recursive: bool, suffix: str
         raise RestoreParameterError('output_path', f"{{param}} '{output_path}' is a file but the input "
                                     f"'{input_path}' is a folder; pass an output folder")
     in_real, out_real = osp.realpath(input_path), osp.realpath(output_path)
-    sources = _collect(input_path, recursive, out_real if _inside(out_real, in_real) else None)
+    sources = _collect(input_path, recursive, None if _inside(in_real, out_real) else out_real)
     if not sources:
         raise RestoreParameterError('recursive', f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in "
                                     f"'{input_path}'" + ('' if recursive else '; {param} includes sub-folders'))
@@ -149,10 +182,17 @@ def _folder_jobs(input_path: str, output_path: str, recursive: bool, suffix: str
         rel_dir = osp.relpath(osp.dirname(src), input_path)
         stem, src_ext = osp.splitext(osp.basename(src))
         jobs.append(RestoreJob(src, osp.normpath(osp.join(output_path, rel_dir, stem + suffix + (ext or src_ext))),
-                               output_path, input_problem(src)))
-    if all(job.error for job in jobs):
-        kinds = Counter(osp.splitext(job.src)[1].lower()[1:].upper() for job in jobs)
+                               output_path, _dangling(src) or input_problem(src)))
+    if all(job.error for job in jobs):  # nothing to restore: refused before the model loads
+        dangling = [job.src for job in jobs if not osp.exists(job.src)]
+        kinds = Counter(osp.splitext(job.src)[1].lower()[1:].upper() for job in jobs if osp.exists(job.src))
         listed = ', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))
+        if dangling:
+            raise RestoreParameterError('input_path', f"{{param}} '{input_path}' holds no image to restore: "
+                                        f"{len(dangling)} symbolic link(s) to files that do not exist ('{dangling[0]}' "
+                                        f"-> '{os.readlink(dangling[0])}')" + (f' and {listed} file(s) OpenCV '
+                                        f'{cv2.__version__} cannot read' if listed else '')
+                                        + '; restore or remove the links')
         raise RestoreParameterError('input_path', f"{{param}} '{input_path}' holds only {listed} file(s), which OpenCV "
                                     f'{cv2.__version__} cannot read; convert them to PNG or JPEG (camera raw files: '
                                     'develop them with a raw converter) and restore those')
@@ -231,8 +271,9 @@ def _check_jobs(jobs: List[RestoreJob]) -> None:
     input_reals = {osp.realpath(j.src): j.src for j in jobs}
     input_ids = {}
     for job in jobs:
-        st = os.stat(job.src)
-        input_ids[(st.st_dev, st.st_ino)] = job.src
+        if osp.exists(job.src):  # (not a dangling link)
+            st = os.stat(job.src)
+            input_ids[(st.st_dev, st.st_ino)] = job.src
     seen: Dict[str, Tuple[str, str]] = {}
     for job in jobs:
         if job.error:  # reported, never written

@@ -437,6 +437,45 @@ def test_plan_names_a_link_in_the_output_that_joins_two_outputs(tmp_path):
         R.plan_jobs(str(src), str(out), recursive=True)
 
 
+def test_plan_follows_symlinked_folders_once_and_reports_dangling_links(tmp_path):
+    """--recursive passed over symlinked folders in silence ('restored 1 of 1 image(s)' for a folder holding a
+    link to 5 more) and a dangling link named like an image too. Linked folders are followed, each real folder
+    once (loops and links back into the input are not), their images written under the link's name in OUTPUT;
+    a dangling link is a job that fails with the reason."""
+    src, other = tmp_path / 'in', tmp_path / 'other'
+    make_images(src, ['a.png', 'sub/s.png'])
+    make_images(other, ['b.png', 'deep/c.png'])
+    for name, target in (('extdir', other), ('twin', other), ('loop', '.'), ('up', '..'), ('inner', 'sub'),
+                         ('deeplink', other / 'deep'), ('dangling.png', 'nowhere.png'), ('gone', 'nowhere')):
+        os.symlink(target, src / name)
+    out = tmp_path / 'out'
+    jobs = R.plan_jobs(str(src), str(out), recursive=True, suffix='_x2')
+    found = {osp.relpath(j.src, src): (osp.relpath(j.dst, out), j.error) for j in jobs}
+    # deeplink -> other/deep is walked first (a folder is taken at the first link that reaches it), extdir -> other
+    # next; twin (a second link to other), loop, up, inner (-> sub, restored as sub/) are not followed
+    assert sorted(found) == ['a.png', 'dangling.png', 'deeplink/c.png', 'extdir/b.png', 'sub/s.png']
+    assert {k: v[0] for k, v in found.items()} == {
+        'a.png': 'a_x2.png', 'dangling.png': 'dangling_x2.png', 'deeplink/c.png': 'deeplink/c_x2.png',
+        'extdir/b.png': 'extdir/b_x2.png', 'sub/s.png': 'sub/s_x2.png'}
+    assert found['dangling.png'][1] == ("a symbolic link to 'nowhere.png', which does not exist; restore or remove "
+                                        'the link')
+    assert [k for k, v in found.items() if v[1]] == ['dangling.png']
+    # without --recursive no folder is walked, the dangling link is still reported
+    flat = R.plan_jobs(str(src), str(out))
+    assert [(osp.basename(j.src), bool(j.error)) for j in flat] == [('a.png', False), ('dangling.png', True)]
+    # an output folder reached through a linked folder is not restored again (as one inside the input is not)
+    make_images(other, ['results/old.png'])
+    jobs = R.plan_jobs(str(src), str(other / 'results'), recursive=True)
+    assert not [j for j in jobs if 'old.png' in j.src] and len(jobs) == 5
+    # a folder of nothing but dangling links is refused before the model loads, naming one
+    only = tmp_path / 'only'
+    only.mkdir()
+    os.symlink('missing.jpg', only / 'x.jpg')
+    with pytest.raises(R.RestoreParameterError, match=r"'.*only' holds no image to restore: 1 symbolic link\(s\) to "
+                       r"files that do not exist \('.*x\.jpg' -> 'missing\.jpg'\); restore or remove the links"):
+        R.plan_jobs(str(only), str(tmp_path / 'o5'))
+
+
 def iphone_heic(path):
     """The first bytes an iPhone writes (an ISO-BMFF 'ftyp' box of brand 'heic'); no decoder here reads HEIC."""
     path.write_bytes(b'\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic' + b'\x00' * 64)

@@ -185,6 +185,28 @@ def test_cli_subprocess(demo_checkpoint, inputs, tmp_path):
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.png', 'b.jpg', 'grey.png']
 
 
+def test_recursive_follows_symlinked_folders_and_reports_dangling_links(demo_checkpoint, tmp_path, capsys):
+    """A new user's folder: a link to a folder of images, a link loop and a dangling link ('restored 1 of 1
+    image(s)', the rest passed over in silence)."""
+    src, other = tmp_path / 'in', tmp_path / 'elsewhere'
+    make = [(src / 'a.png', 0), (other / 'b.png', 1), (other / 'more' / 'c.png', 2)]
+    for path, seed in make:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), photo(10, 12, seed=seed))
+    os.symlink(other, src / 'extdir')
+    os.symlink('.', src / 'loop')
+    os.symlink('moved-away.png', src / 'dangling.png')
+    out = tmp_path / 'out'
+    rc, stdout, stderr = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint, src, out,
+                             '--recursive', '--no-progress')
+    assert rc == 1, stderr
+    assert f"skipped '{src / 'dangling.png'}': a symbolic link to 'moved-away.png', which does not exist; restore or " \
+        'remove the link' in stderr.splitlines()
+    assert f"restored 3 of 4 image(s) into {out}; 1 failed: {src / 'dangling.png'}" in stderr.splitlines()
+    assert sorted(str(p.relative_to(out)) for p in out.rglob('*') if p.is_file()) == [
+        'a.png', 'extdir/b.png', 'extdir/more/c.png']
+
+
 class NearestUp(torch.nn.Module):
     def forward(self, x):
         return F.interpolate(x, scale_factor=2, mode='nearest')
