@@ -416,7 +416,8 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool = False,
-                  progress: Optional[bool] = None, log: Optional[Callable[[str], None]] = None) -> RestoreSummary:
+                  progress: Optional[bool] = None, log: Optional[Callable[[str], None]] = None,
+                  summary: Optional[RestoreSummary] = None) -> RestoreSummary:
     """Restore each job's input into its output, one image at a time, with a progress bar.
 
     Unreadable inputs and per-image errors are reported (one line each through ``log``) and skipped;
@@ -428,6 +429,8 @@ def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool =
         overwrite (bool): Replace existing outputs (inputs never). Default: False.
         progress (bool, optional): Show a tqdm bar; None: only on a terminal. Default: None.
         log (callable, optional): Receives each report line. Default: ``tqdm.write`` to stderr.
+        summary (RestoreSummary, optional): Filled in as each image finishes, so that a caller still knows what
+            was done when the run is interrupted (``KeyboardInterrupt`` is not caught here). Default: a new one.
 
     Returns:
         RestoreSummary: Outputs written, failures, kept outputs and notes.
@@ -444,32 +447,33 @@ def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool =
         raise RestoreError(f'restore_files takes the jobs plan_jobs(input_path, output_path) returns, got '
                            f'{type(jobs).__name__} {_short(jobs)}; call plan_jobs first')
     log = log or _default_log
-    summary = RestoreSummary()
+    summary = RestoreSummary() if summary is None else summary
     bar = tqdm(jobs, desc='restoring', unit='img', file=sys.stderr, dynamic_ncols=True,
                disable=None if progress is None else not progress)
-    for i, job in enumerate(bar):
-        if job.error:
-            summary.failed.append((job.src, job.error))
-            log(f"skipped '{job.src}': {job.error}")
-            continue
-        if osp.lexists(job.dst) and not overwrite:
-            summary.kept.append(job.dst)
-            continue
-        try:
-            _restore_one(inferencer, job, log, summary)
-        except ImageReadError as err:
-            summary.failed.append((job.src, str(err)))
-            log(f'skipped: {err}')
-        except (OSError, ValueError, RuntimeError, cv2.error) as err:
-            summary.stopped = _stop_reason(err, job, len(jobs) - i - 1) if isinstance(err, OSError) else None
-            if summary.stopped:
-                summary.failed.append((job.src, summary.stopped))
-                break
-            reason = f'{type(err).__name__}: {first_line(err)}'
-            summary.failed.append((job.src, reason))
-            log(f"skipped '{job.src}': {reason}")
-        else:
-            summary.restored.append(job.dst)
+    with bar:  # (closed also when interrupted: a report after it starts on a line of its own)
+        for i, job in enumerate(bar):
+            if job.error:
+                summary.failed.append((job.src, job.error))
+                log(f"skipped '{job.src}': {job.error}")
+                continue
+            if osp.lexists(job.dst) and not overwrite:
+                summary.kept.append(job.dst)
+                continue
+            try:
+                _restore_one(inferencer, job, log, summary)
+            except ImageReadError as err:
+                summary.failed.append((job.src, str(err)))
+                log(f'skipped: {err}')
+            except (OSError, ValueError, RuntimeError, cv2.error) as err:
+                summary.stopped = _stop_reason(err, job, len(jobs) - i - 1) if isinstance(err, OSError) else None
+                if summary.stopped:
+                    summary.failed.append((job.src, summary.stopped))
+                    break
+                reason = f'{type(err).__name__}: {first_line(err)}'
+                summary.failed.append((job.src, reason))
+                log(f"skipped '{job.src}': {reason}")
+            else:
+                summary.restored.append(job.dst)
     return summary
 
 

@@ -11,7 +11,9 @@ outside OUTPUT, results are written atomically, existing ones kept unless ``--ov
 images are reported and skipped. The README ("Restoring your own photos") has the details.
 
 Exit status: 0 every image restored (or kept), 1 some images failed (listed), 2 refused before
-anything was written (bad arguments, unsafe paths, checkpoint not matching the model or not safe).
+anything was written (bad arguments, unsafe paths, checkpoint not matching the model or not safe),
+130 interrupted (Ctrl-C: one line says what was done; finished results are kept, and the same command
+keeps them and restores the rest).
 
 Only the standard library is imported at module level: ``tools/restore.py --help`` loads this file on
 its own, without importing torch or mmagic.
@@ -19,6 +21,7 @@ its own, without importing torch or mmagic.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from typing import Any, Dict, List, Optional
@@ -37,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Restore your own images with a trained panet_mm model (whole image in one pass by default).',
         epilog='exit status: 0 all restored (or kept), 1 some images failed (each reported), 2 refused before '
-        'writing anything (arguments, unsafe paths, checkpoint unsafe or not matching the config)')
+        'writing anything (arguments, unsafe paths, checkpoint unsafe or not matching the config), 130 interrupted '
+        '(finished results are kept; the same command again restores the rest)')
     parser.add_argument('input', help='image file or folder of images (never modified)')
     parser.add_argument('output', help='output folder (or output file for a single input image)')
     parser.add_argument('--config', required=True,
@@ -115,22 +119,50 @@ def _report(summary: Any, total: int, output: str) -> int:
     return 1 if summary.failed else 0
 
 
+def _report_interrupt(summary: Any, total: Optional[int], args: argparse.Namespace) -> int:
+    """One line on stderr for Ctrl-C instead of a traceback; exit status 130."""
+    if summary is None or total is None:
+        print('interrupted before any image was restored', file=sys.stderr)
+        return 130
+    line = f'interrupted: restored {len(summary.restored)} of {total} image(s)'
+    if summary.kept:
+        line += f', kept {len(summary.kept)} existing'
+    if summary.failed:
+        line += f', {len(summary.failed)} failed: ' + ', '.join(src for src, _ in summary.failed)
+    if args.overwrite:  # (the same command computes every image again)
+        rerun = ('run the same command again to start over, or without --overwrite to restore only the images that '
+                 'have no output yet')
+    else:  # (existing outputs are kept, not computed again)
+        rerun = 'run the same command again to do the rest'
+    # (written atomically: the image in progress left no partial file)
+    line += f'; finished results are kept in {args.output}, {rerun}' if summary.restored else f'; {rerun}'
+    print(line, file=sys.stderr)
+    return 130
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Restore the images; return the exit status (0 all restored, 1 some failed, 2 refused)."""
+    """Restore the images; return the exit status (0 all restored, 1 some failed, 2 refused, 130 interrupted)."""
     args = parse_args(argv)
-    with warnings.catch_warnings(record=True) as early:  # the stack's import-time warnings, filtered below
-        warnings.simplefilter('always')
-        from panet_mm.engine.quiet import quiet_third_party_warnings
-        from panet_mm.utils.denormals import flushed_denormals
-    quiet_third_party_warnings(early)
-    # before anything starts torch's CPU threads: they copy the mode once (panet_mm/utils/denormals.py)
-    with flushed_denormals(not args.keep_denormals):
-        return _restore(args)
+    state: Dict[str, Any] = {}  # the summary and the number of images, once restoring started
+    try:
+        with warnings.catch_warnings(record=True) as early:  # the stack's import-time warnings, filtered below
+            warnings.simplefilter('always')
+            from panet_mm.engine.quiet import quiet_third_party_warnings
+            from panet_mm.utils.denormals import flushed_denormals
+        quiet_third_party_warnings(early)
+        # before anything starts torch's CPU threads: they copy the mode once (panet_mm/utils/denormals.py)
+        with flushed_denormals(not args.keep_denormals):
+            return _restore(args, state)
+    except KeyboardInterrupt:
+        if os.environ.get('PANET_MM_DEBUG'):  # the traceback, as panet_mm.engine.cli.readable_errors shows it
+            raise
+        return _report_interrupt(state.get('summary'), state.get('total'), args)
 
 
-def _restore(args: argparse.Namespace) -> int:
+def _restore(args: argparse.Namespace, state: Optional[Dict[str, Any]] = None) -> int:
     from panet_mm.apis import (
         PANetInferencer,
+        RestoreSummary,
         check_output_room,
         config_scale,
         plan_jobs,
@@ -147,7 +179,10 @@ def _restore(args: argparse.Namespace) -> int:
         print(f'error: {cli_message(err, CLI_FLAGS)}', file=sys.stderr)
         return 2
     inferencer.max_pixels, inferencer.hints, inferencer.keep_exif = args.max_pixels, CLI_HINTS, not args.no_exif
-    summary = restore_files(inferencer, jobs, overwrite=args.overwrite, progress=False if args.no_progress else None)
+    state = {} if state is None else state
+    state.update(summary=RestoreSummary(), total=len(jobs))  # what main reports when interrupted
+    summary = restore_files(inferencer, jobs, overwrite=args.overwrite, progress=False if args.no_progress else None,
+                            summary=state['summary'])
     return _report(summary, len(jobs), args.output)
 
 

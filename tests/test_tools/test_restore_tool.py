@@ -3,16 +3,20 @@ demo config: folders with a corrupt file, single files, refusals that write noth
 demosaicing demo config (raw CFA / photo / mosaic inputs, align kept, self-ensemble refused)."""
 import os
 import os.path as osp
+import signal
+import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, build_demo_model, run_tool, save_runner_checkpoint
+from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, build_demo_model, run_tool, save_runner_checkpoint
 
 from panet_mm.apis import restore_cli as TOOL
+from panet_mm.apis.inferencers.restoration_inferencer import RestorationInferencer
 
 
 def photo(h, w, seed=0):
@@ -205,6 +209,104 @@ def test_recursive_follows_symlinked_folders_and_reports_dangling_links(demo_che
     assert f"restored 3 of 4 image(s) into {out}; 1 failed: {src / 'dangling.png'}" in stderr.splitlines()
     assert sorted(str(p.relative_to(out)) for p in out.rglob('*') if p.is_file()) == [
         'a.png', 'extdir/b.png', 'extdir/more/c.png']
+
+
+def test_ctrl_c_prints_one_line_and_the_same_command_does_the_rest(demo_checkpoint, tmp_path, capsys, monkeypatch):
+    """Ctrl-C printed a 95-line KeyboardInterrupt traceback and no summary; finished results were kept."""
+    src = tmp_path / 'in'
+    src.mkdir()
+    for i, name in enumerate(['a.png', 'b.png', 'c.png']):
+        cv2.imwrite(str(src / name), photo(10, 12, seed=i))
+    out = tmp_path / 'out'
+    forward, calls, stop = RestorationInferencer.forward, [], {}
+
+    def interrupted(self, data):  # Ctrl-C while the model computes the image of call number stop['at']
+        calls.append(1)
+        if len(calls) == stop['at']:
+            raise KeyboardInterrupt
+        return forward(self, data)
+
+    def interrupt_at(n, *extra):
+        del calls[:]
+        stop['at'] = n
+        return run(capsys, *args, *extra)
+
+    monkeypatch.setattr(RestorationInferencer, 'forward', interrupted)
+    monkeypatch.delenv('PANET_MM_DEBUG', raising=False)
+    args = ['--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint, src, out, '--no-progress']
+    rc, stdout, stderr = interrupt_at(2)
+    assert rc == 130 and not stdout
+    assert stderr == (f'interrupted: restored 1 of 3 image(s); finished results are kept in {out}, run the same '
+                      'command again to do the rest\n')
+    assert sorted(os.listdir(out)) == ['a.png']  # (no temporary file)
+    rc, stdout, stderr = interrupt_at(2)  # the same command keeps a.png, computes b.png, is interrupted in c.png
+    assert rc == 130 and not stdout
+    assert stderr == (f'interrupted: restored 1 of 3 image(s), kept 1 existing; finished results are kept in {out}, '
+                      'run the same command again to do the rest\n')
+    assert sorted(os.listdir(out)) == ['a.png', 'b.png']
+    rc, _, stderr = interrupt_at(1, '--overwrite')  # (--overwrite computes a.png again)
+    assert rc == 130 and stderr == ('interrupted: restored 0 of 3 image(s); run the same command again to start '
+                                    'over, or without --overwrite to restore only the images that have no output '
+                                    'yet\n')
+    monkeypatch.setenv('PANET_MM_DEBUG', '1')  # the traceback, for a bug report
+    del calls[:]
+    with pytest.raises(KeyboardInterrupt):
+        TOOL.main([str(a) for a in args])
+    capsys.readouterr()
+    monkeypatch.setattr(RestorationInferencer, 'forward', forward)
+    monkeypatch.delenv('PANET_MM_DEBUG')
+    rc, stdout, _ = run(capsys, *args)
+    assert rc == 0 and f'restored 1 of 3 image(s) into {out}; kept 2 existing output(s)' in stdout
+    assert sorted(os.listdir(out)) == ['a.png', 'b.png', 'c.png']
+
+
+#: tools/restore.py with the model's second image blocking until a signal comes (a slow image, without timing).
+SLOW_SECOND_IMAGE = """
+import os, runpy, signal, sys, time, warnings
+signal.signal(signal.SIGINT, signal.default_int_handler)  # (a background job starts with SIGINT ignored)
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore')
+    from panet_mm.apis.inferencers.restoration_inferencer import RestorationInferencer
+forward, calls = RestorationInferencer.forward, []
+def slow_second(self, data):
+    calls.append(1)
+    if len(calls) == 2:
+        open(os.environ['BUSY_FILE'], 'w').close()  # busy with the second image, until Ctrl-C
+        while True:
+            time.sleep(0.05)
+    return forward(self, data)
+RestorationInferencer.forward = slow_second
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+def test_sigint_stops_tools_restore_with_one_line(demo_checkpoint, tmp_path):
+    """A real SIGINT (Ctrl-C) to tools/restore.py while it computes the second of two images."""
+    src = tmp_path / 'in'
+    src.mkdir()
+    for i, name in enumerate(['a.png', 'b.png']):
+        cv2.imwrite(str(src / name), photo(10, 12, seed=i))
+    out, busy = tmp_path / 'out', tmp_path / 'busy'
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''), BUSY_FILE=str(busy))
+    env.pop('PANET_MM_DEBUG', None)
+    proc = subprocess.Popen([sys.executable, '-c', SLOW_SECOND_IMAGE, 'tools/restore.py', '--config', DEMO_CONFIG,
+                             '--checkpoint', str(demo_checkpoint), str(src), str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not busy.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert busy.exists(), proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and not stdout
+    assert stderr == (f'interrupted: restored 1 of 2 image(s); finished results are kept in {out}, run the same '
+                      'command again to do the rest\n')
+    assert sorted(os.listdir(out)) == ['a.png']
 
 
 class NearestUp(torch.nn.Module):
