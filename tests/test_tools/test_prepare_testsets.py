@@ -124,3 +124,12 @@ def test_no_set_and_bad_values_are_refused(tmp_path):
     assert proc.returncode == 2 and 'the 0-255 scale' in proc.stderr
     proc = tool('--set5', tmp_path, '--scales', '5', check=False)
     assert proc.returncode == 2 and 'must divide 12' in proc.stderr
+
+
+def test_help_states_each_default_once():
+    """--help printed '(default: None)' after every set folder and a second default after --max-pixels' own."""
+    proc = run_tool([sys.executable, 'tools/dataset_converters/prepare_testsets.py', '--help'])
+    text = ' '.join(proc.stdout.split())
+    assert 'default: None' not in text and '(default: data)' in text
+    assert text.count('default:') == text.count('(default:'), text
+    assert 'panet_mm.datasets.image_io.default_max_pixels)' in text and 'default_max_pixels) (default' not in text

@@ -82,12 +82,22 @@ TEST_SETS: Dict[str, TestSet] = {
 SR_MOD = 12  # panet_mm.datasets.testsets.SR_MOD, here too so that the argument checks import nothing
 
 
+class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults in the help, but not "(default: None)" for an unset folder, nor a second default
+    after a help text that states its own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or 'default:' in (action.help or ''):
+            return action.help or ''
+        return super()._get_help_string(action) or ''
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse and check the command line (cheap checks only: nothing is imported or written)."""
     parser = argparse.ArgumentParser(
         description='Arrange benchmark test sets under --out and write their degraded inputs (noise, mosaic, '
         'JPEG, bicubic LR) once, reproducibly.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpWithDefaults)
     parser.add_argument('--out', default='data', help='root folder the configs read (data_root)')
     for key, ts in TEST_SETS.items():
         parser.add_argument(f'--{key}', metavar='DIR', help=f'folder of the {ts.name} clean images ({ts.example})')
