@@ -115,6 +115,26 @@ def test_the_four_stages(inferencer, tmp_path):
     assert np.array_equal(cv2.imread(str(tmp_path / 'b.png')), imgs[0])
 
 
+def test_result_out_dir_is_checked_before_the_work_and_never_the_input(inferencer, tmp_path, monkeypatch):
+    """infer(img='photo.png', result_out_dir='photo.png') replaced the photo with its result (tools/restore.py
+    refuses that); a folder or a name without extension failed after the work with OpenCV's "could not encode"."""
+    src = tmp_path / 'photo.png'
+    cv2.imwrite(str(src), photo())
+    before = src.read_bytes()
+    (tmp_path / 'outd').mkdir()
+    monkeypatch.setattr(inferencer, 'forward', lambda data: pytest.fail('the work started'))
+    cases = [(str(src), r"result_out_dir '.*photo.png' is the input image itself; choose another file"),
+             (str(tmp_path / '.' / 'photo.png'), 'is the input image itself'),
+             (str(tmp_path / 'outd'), rf"is a folder; it names the result's file, e.g. {tmp_path}/outd/photo_restored"),
+             (str(tmp_path / 'result'), r"has no extension to choose the format; name the file with one, e.g. "
+                                        r"'.*result.png'"),
+             (str(src) + '/x.png', r"cannot be written \('.*photo.png' is a file\)")]
+    for out, message in cases:
+        with pytest.raises(RestoreError, match=message):
+            inferencer(img=str(src), result_out_dir=out)
+    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ['outd', 'photo.png']
+
+
 def test_opencv_order_in_and_out_config_order_for_restore_array(inferencer, monkeypatch, tmp_path):
     monkeypatch.setitem(inferencer.model._modules, 'generator', NearestUp())
     bgr = photo()

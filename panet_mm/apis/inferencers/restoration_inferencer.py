@@ -18,7 +18,7 @@ from torch import Tensor
 
 from panet_mm.utils.checkpoint import first_conv_in_channels
 from panet_mm.utils.config import ConfigFileError, read_config
-from panet_mm.utils.fileio import atomic_write_image
+from panet_mm.utils.fileio import atomic_write_image, unwritable_file
 
 from ..errors import RestoreError, RestoreParameterError
 from ..image_kinds import ALPHA_NOTE, ImageAdapter, attach_alpha, keeps_alpha
@@ -54,6 +54,33 @@ def attention_macs(module: torch.nn.Module, height: int, width: int) -> int:
     if callable(own):
         return int(own(height, width))
     return sum(attention_macs(child, height, width) for child in module.children())
+
+
+def check_result_path(result_out_dir: Any, img: Any = None) -> None:
+    """Refuse a ``result_out_dir`` that cannot be the result's file, in one sentence, before any work.
+
+    Why: mmagic's name suggests a folder, and a folder (or a name without an extension) failed after the
+    restoration with OpenCV's "could not encode ... as ''"; an unwritable place showed the temporary file's
+    name; and the input's own path was overwritten with the result (``tools/restore.py`` refuses that).
+    """
+    if not result_out_dir:
+        return
+    path = str(result_out_dir)
+    if isinstance(img, (str, os.PathLike)) and osp.exists(path) and osp.exists(str(img)) \
+            and osp.samefile(path, str(img)):
+        raise RestoreParameterError('result_out_dir', f"{{param}} '{path}' is the input image itself; choose another "
+                                    'file, inputs are never overwritten')
+    if osp.isdir(path) or path.endswith(('/', os.sep)):
+        stem = osp.splitext(osp.basename(str(img)))[0] if isinstance(img, (str, os.PathLike)) else 'result'
+        raise RestoreParameterError('result_out_dir', f"{{param}} '{path}' is a folder; it names the result's file, "
+                                    f"e.g. {osp.join(path, stem + '_restored.png')}")
+    if not osp.splitext(path)[1]:
+        raise RestoreParameterError('result_out_dir', f"{{param}} '{path}' has no extension to choose the format; "
+                                    f"name the file with one, e.g. '{path}.png'")
+    why = unwritable_file(path)
+    if why:
+        raise RestoreParameterError('result_out_dir', f"{{param}} '{path}' cannot be written ({why}); pass a file in "
+                                    'a writable folder')
 
 
 def check_image_input(img: Any, files: bool = True) -> None:
@@ -137,6 +164,7 @@ class RestorationInferencer(BaseInferencer):
         Returns:
             np.ndarray: The restored uint8 image, OpenCV's channel order (BGRA where the input had alpha).
         """
+        check_result_path(result_out_dir, img)  # before the work, and never the input itself
         data = self.preprocess(img)
         preds = self.forward(data)
         return self.postprocess(preds, self.visualize(preds, result_out_dir=result_out_dir,
@@ -254,6 +282,7 @@ class RestorationInferencer(BaseInferencer):
         img = np.ascontiguousarray(preds.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
         full = img if alpha is None else attach_alpha(img, alpha)
         if result_out_dir:
+            check_result_path(result_out_dir)
             written = full if keeps_alpha(alpha, result_out_dir) else img
             atomic_write_image(result_out_dir, written[..., 0] if written.shape[2] == 1 else written,
                                icc_profile=icc_profile, exif=exif)
@@ -326,4 +355,4 @@ class RestorationInferencer(BaseInferencer):
 
 
 __all__ = ['CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer', 'SLOW_ATTENTION_MACS', 'attention_macs',
-           'check_image_input']
+           'check_image_input', 'check_result_path']
