@@ -286,10 +286,25 @@ def test_val_and_test_step_from_config(test_cfg):
     (dict(align=2.0), 'align must be an int >= 1'),
     (dict(align=4, tile=dict(size=3)), 'smaller than align=4'),
     (dict(precision='half'), "precision must be one of \\['fp32', 'bf16', 'fp16'\\], got 'half'"),
+    (dict(chop=dict(min_size=400, shave=10)), r'chop min_size=400 with shave=10 never stops splitting early: .* '
+                                              r'use min_size >= 1600 \(16\*shave\^2'),
 ])
 def test_bad_test_cfg_named(test_cfg, match):
     with pytest.raises(ValueError, match=match):
         edit_model(dict(type='_PixelNet'), **test_cfg)
+
+
+def test_chop_that_would_split_into_thousands_of_pieces_is_refused(monkeypatch):
+    """min_size=4400, shave=32 split a 256x256 input into 16384 overlapping pieces (minutes, silently): pieces
+    shrink towards 2*shave per side but hardly below. Refused before any piece runs; sane settings still run."""
+    model = edit_model(dict(type='_PixelNet'), chop=dict(min_size=4400, shave=32))
+    monkeypatch.setattr(model, '_run_tiles', lambda *a, **k: pytest.fail('a piece ran'))
+    with pytest.raises(ValueError, match=r'chop min_size=4400 with shave=32 splits this 256x256 input into 16384 '
+                       r'pieces: .* use min_size >= 16384'):
+        model.restore(torch.zeros(1, 3, 256, 256))
+    monkeypatch.undo()
+    fine = edit_model(dict(type='_PixelNet'), chop=dict(min_size=16384, shave=32))
+    assert fine.restore(rand(1, 3, 256, 256)).shape == (1, 3, 256, 256)
 
 
 def test_chop_cfg_true_uses_released_defaults():

@@ -159,6 +159,8 @@ class PANetEditModel(BaseEditModel):
             tile_starts(size[0], size[0], self.tile_cfg['overlap'])  # validates overlap < size
             tile_starts(size[1], size[1], self.tile_cfg['overlap'])
             self.tile_cfg['size'] = size
+        if self.chop_cfg is not None and int(self.chop_cfg['min_size']) <= (2 * int(self.chop_cfg['shave'])) ** 2:
+            raise InvalidTestCfgError(_chop_too_fine(self.chop_cfg))
         self.align = cfg.get('align', 1)
         try:
             check_align(self.align)
@@ -294,6 +296,8 @@ class PANetEditModel(BaseEditModel):
         h, w = x.shape[-2:]
         cfg = self.chop_cfg
         tiles = chop_boxes(h, w, int(cfg['min_size']), int(cfg['shave']), self.align)
+        if len(tiles) > 16 * -(-h * w // int(cfg['min_size'])) + 16:  # about 4x the area / min_size when sane
+            raise InvalidTestCfgError(_chop_too_fine(cfg, f'splits this {w}x{h} input into {len(tiles)} pieces'))
         result: List[Optional[Tensor]] = [None]
 
         def paste(idx: int, out: Tensor, s: int) -> None:
@@ -331,6 +335,17 @@ class PANetEditModel(BaseEditModel):
 
         self._run_tiles(x, boxes, int(self.tile_cfg['tiles_per_batch']), paste, **kwargs)
         return acc[0] / acc[1]
+
+
+def _chop_too_fine(cfg: Dict[str, Any], what: str = 'never stops splitting early') -> str:
+    """Why a chop ``min_size`` close to ``(2 * shave) ** 2`` is refused: a quadrant is half its node plus ``shave``,
+    so pieces shrink towards ``2 * shave`` pixels per side but hardly below; a ``min_size`` near that area
+    splits on to thousands of tiny overlapping pieces (a 60x60 photo: 4096 with min_size=400, shave=10)."""
+    min_size, shave = int(cfg['min_size']), int(cfg['shave'])
+    return (f'PANetEditModel test_cfg chop min_size={min_size} with shave={shave} {what}: pieces cannot get much '
+            f'smaller than 2*shave={2 * shave} pixels per side, so a min_size near {(2 * shave) ** 2} keeps '
+            f'splitting; use min_size >= {16 * shave * shave} (16*shave^2; the released commands use 6400 with '
+            'shave=10), or tile')
 
 
 #: mmagic's plain edit model, whose test-time keys :func:`as_panet_edit_model` makes work.
