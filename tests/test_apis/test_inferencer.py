@@ -135,6 +135,41 @@ def test_result_out_dir_is_checked_before_the_work_and_never_the_input(inference
     assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ['outd', 'photo.png']
 
 
+def test_calls_from_several_threads_keep_mmagic_s_per_image_warning_quiet(inferencer):
+    """Each call added and removed its log filter on the shared logger, so one thread's removal let mmagic's
+    "Cannot find key 'gt_img'" warning out of another thread's call; the filter stays while any call is inside."""
+    import threading
+
+    from mmengine.logging import MMLogger
+
+    from panet_mm.apis.inferencers.restoration_inferencer import _filtered, _no_missing_gt_warning
+    logger = MMLogger.get_current_instance()
+    first, second = _filtered(logger), _filtered(logger)
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)                    # the first call ends while the second runs
+    assert _no_missing_gt_warning in logger.filters
+    second.__exit__(None, None, None)
+    assert _no_missing_gt_warning not in logger.filters
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger.addHandler(handler)
+    outs = []
+    try:
+        def calls(seed):
+            outs.extend(inferencer.restore_array(photo(6, 6, seed)) for _ in range(3))
+
+        threads = [threading.Thread(target=calls, args=(seed,)) for seed in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        logger.removeHandler(handler)
+    assert len(outs) == 9 and [r.getMessage() for r in records] == []
+
+
 def test_opencv_order_in_and_out_config_order_for_restore_array(inferencer, monkeypatch, tmp_path):
     monkeypatch.setitem(inferencer.model._modules, 'generator', NearestUp())
     bgr = photo()

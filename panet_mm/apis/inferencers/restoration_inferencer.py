@@ -6,10 +6,12 @@ image, chop, tiles, self-ensemble, precision).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import os.path as osp
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+import threading
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -42,6 +44,28 @@ def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
     """mmagic's per-image WARNINGs about a user's image that say nothing to its user: it has no ground truth,
     and a grey (1-channel) result stays grey ("Cannot convert inputs with 'single' channel order")."""
     return not str(record.msg).startswith(("Cannot find key 'gt", "Cannot convert inputs with 'single' channel"))
+
+
+_FILTER_LOCK = threading.Lock()
+_filter_users: Dict[int, int] = {}
+
+
+@contextlib.contextmanager
+def _filtered(logger: logging.Logger) -> Iterator[None]:
+    """:func:`_no_missing_gt_warning` on ``logger`` while any call is inside: calls from several threads on one
+    inferencer each added and removed it, so one thread's removal let mmagic's warning out of another's call."""
+    with _FILTER_LOCK:
+        if not _filter_users.get(id(logger)):
+            logger.addFilter(_no_missing_gt_warning)
+        _filter_users[id(logger)] = _filter_users.get(id(logger), 0) + 1
+    try:
+        yield
+    finally:
+        with _FILTER_LOCK:
+            _filter_users[id(logger)] -= 1
+            if not _filter_users[id(logger)]:
+                del _filter_users[id(logger)]
+                logger.removeFilter(_no_missing_gt_warning)
 
 
 def attention_macs(module: torch.nn.Module, height: int, width: int) -> int:
@@ -245,13 +269,9 @@ class RestorationInferencer(BaseInferencer):
             RestoreError: The output has NaN or infinite values (nothing may be written from it).
         """
         from mmengine.logging import MMLogger
-        logger = MMLogger.get_current_instance()
-        logger.addFilter(_no_missing_gt_warning)  # a user's image has no ground truth; mmagic warns per image
-        try:
+        with _filtered(MMLogger.get_current_instance()):  # a user's image has no ground truth; mmagic warns per image
             batch = self.model.data_preprocessor(dict(inputs=data['inputs'], data_samples=data['data_samples']), False)
             pred = self.model(**batch, mode='predict')[0].output.pred_img
-        finally:
-            logger.removeFilter(_no_missing_gt_warning)
         finite = torch.isfinite(pred)
         if not bool(finite.all()):
             raise RestoreError(f"the model's output has NaN / infinite values ({int((~finite).sum())} of "
