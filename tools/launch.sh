@@ -29,12 +29,30 @@ need_args() {
   fi
 }
 
+# need_free_port PORT: on the master node, exit 2 with the fix when PORT is taken (another distributed run on
+# this machine): torchrun stopped with a traceback ending in "EADDRINUSE".
+need_free_port() {
+  [ "${NODE_RANK:-0}" = 0 ] || return 0
+  if ! "$PYTHON" -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as torchrun: a closed run (TIME_WAIT) does not count
+try:
+    s.bind(("", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)' "$1" >/dev/null 2>&1; then
+    echo "error: port $1 is in use (another distributed run on this machine?); pick a free one, e.g." \
+         "PORT=$(( $1 + 1 )) $0 ..." >&2
+    exit 2
+  fi
+}
+
 # torchrun_tool GPUS TOOL [TOOL ARGUMENTS...]: one process per GPU (per CPU worker without CUDA);
 # multi-node with NNODES, NODE_RANK, MASTER_ADDR and PORT.
 torchrun_tool() {
   local gpus=$1 tool=$2
   shift 2
   need_torch
+  need_free_port "${PORT:-29500}"
   PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
   "$PYTHON" -m torch.distributed.run \
       --nnodes="${NNODES:-1}" \

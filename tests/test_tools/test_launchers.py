@@ -68,3 +68,21 @@ def test_a_python_without_torch_is_refused_with_the_fix(fakes, tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("error: torch is not importable by '/bin/false'")
     proc = run_tool(['bash', 'tools/device_check.sh', '--smoke'], env=dict(fakes, OUT=str(tmp_path)), check=False)
     assert proc.returncode == 2 and "torch is not importable by '/bin/false'" in proc.stderr
+
+
+def test_a_busy_port_is_refused_with_the_fix(fakes):
+    """A second distributed run on one machine stopped with torchrun's traceback ending in EADDRINUSE."""
+    import socket
+    import sys
+    busy = socket.socket()
+    busy.bind(('', 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        env = dict(fakes, PYTHON=sys.executable, PORT=str(port), NNODES='1')
+        proc = run_tool(['bash', 'tools/dist_train.sh', 'c.py', '2'], env=env, check=False)
+    finally:
+        busy.close()
+    assert proc.returncode == 2 and not proc.stdout
+    assert proc.stderr == (f'error: port {port} is in use (another distributed run on this machine?); pick a free '
+                           f'one, e.g. PORT={port + 1} tools/dist_train.sh ...\n')
