@@ -9,6 +9,7 @@ On machines with CUDA nothing changes.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 from datetime import timedelta
@@ -111,7 +112,12 @@ def setup_distributed(cfg: Config, launcher: str) -> bool:
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     if wrapper.get('type', 'MMDistributedDataParallel') in ('MMDistributedDataParallel', 'CPUDistributedDataParallel'):
         wrapper['type'] = 'CPUDistributedDataParallel'
-        wrapper.setdefault('broadcast_buffers', False)
+        # no buffer sync before each forward (the PANet models have no buffers that change); torch >= 2.14 names
+        # it forward_sync_buffers and warns on every rank for the old name
+        sync = 'forward_sync_buffers' if 'forward_sync_buffers' in inspect.signature(
+            torch.nn.parallel.DistributedDataParallel.__init__).parameters else 'broadcast_buffers'
+        if 'broadcast_buffers' not in wrapper and 'forward_sync_buffers' not in wrapper:
+            wrapper[sync] = False
         wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
         cfg.model_wrapper_cfg = wrapper
     if not torch_dist.is_initialized():
