@@ -57,7 +57,7 @@ class PANetInferencer(RestorationInferencer):
         """Restore ``img`` (a file or an OpenCV-order array); write it to ``result_out_dir`` if given.
 
         Returns:
-            np.ndarray: The restored uint8 image, OpenCV's channel order.
+            np.ndarray: The restored uint8 image, OpenCV's channel order (``H x W`` if grey).
         """
         return self(img=img, result_out_dir=result_out_dir)
 

@@ -186,7 +186,8 @@ class RestorationInferencer(BaseInferencer):
         """Restore ``img`` (a file, or an array in OpenCV's order); write it to ``result_out_dir`` if given.
 
         Returns:
-            np.ndarray: The restored uint8 image, OpenCV's channel order (BGRA where the input had alpha).
+            np.ndarray: The restored uint8 image, OpenCV's channel order (BGRA where the input had alpha,
+            ``H x W`` where the model's output is grey).
         """
         check_result_path(result_out_dir, img)  # before the work, and never the input itself
         data = self.preprocess(img)
@@ -309,8 +310,10 @@ class RestorationInferencer(BaseInferencer):
         return [full]
 
     def postprocess(self, preds: Tensor, imgs: Optional[List[np.ndarray]] = None) -> np.ndarray:
-        """What a call returns: the restored uint8 image, OpenCV's channel order."""
-        return (imgs or self.visualize(preds))[0]
+        """What a call returns: the restored uint8 image in OpenCV's order, ``H x W`` for a grey one (as
+        ``cv2.imread`` and :meth:`to_bgr` give it, and as the file is written)."""
+        img = (imgs or self.visualize(preds))[0]
+        return img[..., 0] if img.ndim == 3 and img.shape[2] == 1 else img
 
     def read_image(self, path: str) -> Tuple[np.ndarray, List[str]]:
         """Load ``path`` as the config loads test inputs, in the config's order, with one note per conversion."""
