@@ -532,6 +532,11 @@ def readable_errors() -> Iterator[None]:
         if text is None:
             raise
         _fail(text)
+    except RuntimeError as e:
+        text = peer_stopped(e)
+        if text is None:
+            raise
+        _fail(text)
 
 
 def disk_error(err: OSError, hint: str = 'then continue with --resume') -> Optional[str]:
@@ -546,8 +551,22 @@ def disk_error(err: OSError, hint: str = 'then continue with --resume') -> Optio
 
 
 def _fail(message: str) -> None:
-    print(f'error: {message}', file=sys.stderr)
+    """One line and exit status 1; in a distributed run the line names its process (torchrun interleaves them)."""
+    rank = os.environ.get('RANK') if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 else None
+    print(f'error{f" (rank {rank})" if rank is not None else ""}: {message}', file=sys.stderr)
     raise SystemExit(1)
+
+
+#: What a process of a distributed run sees when another one has stopped (gloo, NCCL, the store).
+_PEER_GONE = ('Connection closed by peer', 'Connection reset by peer', 'Broken pipe', 'NCCL communicator was aborted')
+
+
+def peer_stopped(err: BaseException) -> Optional[str]:
+    """One line for a rank whose collective failed because another rank stopped (its own error is the one to
+    read; the traceback of this one, about 40 lines ending in gloo's "Connection closed by peer", buried it)."""
+    if int(os.environ.get('WORLD_SIZE', '1') or 1) <= 1 or not any(p in str(err) for p in _PEER_GONE):
+        return None
+    return 'another process of this distributed run stopped; its error (above) says why'
 
 
 __all__ = ['CLI_FLAGS', 'add_tensorboard', 'adopt_test_modes', 'build_runner', 'check_overrides', 'disk_error',

@@ -92,3 +92,27 @@ def test_a_work_dir_that_is_a_file_is_named(tmp_path):
         load_config(_args(DEMO_CONFIG, work_dir=str(notes)))
     with pytest.raises(SystemExit, match=rf"^error: the config's work_dir '{notes}' is a file"):
         load_config(_args(DEMO_CONFIG, f'work_dir={notes}'))
+
+
+def test_errors_of_a_distributed_run_name_their_process(monkeypatch, capsys):
+    """torchrun interleaves the processes' output: a readable line came untagged, and the rank whose collective
+    failed because another stopped printed ~40 lines of traceback ending in gloo's "Connection closed by peer"."""
+    import pytest
+
+    from panet_mm.engine.cli import readable_errors
+    gloo = RuntimeError('[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer '
+                        '[127.0.0.1]:29500')
+    with pytest.raises(RuntimeError):  # a single process: not a peer's failure, the traceback stays
+        with readable_errors():
+            raise gloo
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.delenv('PANET_MM_DEBUG', raising=False)
+    with pytest.raises(SystemExit):
+        with readable_errors():
+            raise gloo
+    assert capsys.readouterr().err == ('error (rank 0): another process of this distributed run stopped; its error '
+                                       '(above) says why\n')
+    with pytest.raises(RuntimeError, match='CUDA out of memory'):  # other runtime errors are not hidden
+        with readable_errors():
+            raise RuntimeError('CUDA out of memory')

@@ -151,3 +151,20 @@ def test_resume_when_the_checkpoint_last_checkpoint_names_is_gone(demo_root, tmp
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: --resume: '{work / 'last_checkpoint'}' names '{work / 'iter_5.pth'}', which is gone, and no other "
         'checkpoint (iter_N.pth) is left in the work directory; train without --resume, or pass another --work-dir')
+
+
+def test_dist_train_one_failing_rank_is_one_line_per_process(demo_root, tmp_path):
+    """A data problem on one rank: its readable line came untagged, then ~40 lines of the other rank's traceback
+    ending in gloo's "Connection closed by peer". Each process now says one line naming its rank."""
+    config = tmp_path / 'rank1_fails.py'
+    config.write_text(f"_base_ = '{DEMO_CONFIG}'\n"  # (an import statement would make it a lazy-import config)
+                      "train_dataloader = dict(num_workers=0, dataset=dict(data_root='nowhere' if __import__('os')"
+                      f".environ.get('RANK') == '1' else '{demo_root}/DIV2K'))\n"
+                      f"val_dataloader = dict(dataset=dict(data_root='{demo_root}/Set5'))\n")
+    proc = run_tool(['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir', str(tmp_path / 'w'),
+                     '--cfg-options', 'train_cfg.max_iters=2'],
+                    env={'PORT': str(free_port()), 'OMP_NUM_THREADS': '1'}, check=False, timeout=300)
+    assert proc.returncode != 0
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith('error')]
+    assert any(ln.startswith('error (rank 1): dataset') and 'nowhere' in ln for ln in errors), proc.stderr[-3000:]
+    assert 'Connection closed by peer' not in proc.stderr, proc.stderr[-3000:]
