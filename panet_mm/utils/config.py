@@ -182,6 +182,12 @@ def read_config(path: str, **kwargs: Any) -> Any:
         merge = _merge_problem(str(err), path) if isinstance(err, TypeError) else None
         if merge is not None:
             raise ConfigFileError(merge) from None
+        if type(err).__name__ == 'ConfigParsingError' and '`_base_ = "_base_"`' in str(err):
+            raise ConfigFileError(
+                f"config '{path}' has an import statement, which makes mmengine read it as a lazy-import config, "
+                "but it inherits with _base_ = ...; drop the import (write __import__('os').environ[...] in the "
+                'expression instead) or write the whole file in the lazy-import style (with read_base(): ...)') \
+                from None
         frame = _config_frame(sys.exc_info()[2])
         if frame is None:
             raise

@@ -164,3 +164,15 @@ def test_a_checkpoint_or_other_file_given_as_the_config_is_named(tmp_path):
     notes.write_text('x')
     with pytest.raises(ConfigFileError, match=rf"^config '{notes}' is not a config file"):
         read_config(str(notes))
+
+
+def test_an_import_in_a_config_with_base_names_the_two_styles(tmp_path):
+    """`import os` above `_base_ = ...` ended in mmengine's ConfigParsingError traceback ("... must match the current
+    configuration file type, either lazy_import or non-lazy_import")."""
+    config = tmp_path / 'mine.py'
+    config.write_text(f"import os\n_base_ = '{ROOT}/configs/demo/panet_sr_x2_demo.py'\nwork_dir = os.sep\n")
+    with pytest.raises(ConfigFileError, match=rf"^config '{config}' has an import statement, which makes mmengine "
+                       r'read it as a lazy-import config, but it inherits with _base_ = \.\.\.; drop the import'):
+        read_config(str(config))
+    config.write_text(f"_base_ = '{ROOT}/configs/demo/panet_sr_x2_demo.py'\nwork_dir = __import__('os').sep\n")
+    assert read_config(str(config)).work_dir == '/'  # the form the message gives
