@@ -74,18 +74,22 @@ def find_config(config: str) -> Optional[str]:
     return path if osp.isfile(path) else None
 
 
+def _accepted_configs() -> str:
+    """What a tool takes as a config, for the sentences below."""
+    names = ', '.join(sorted(registered_models())) or 'the names in configs/panet/metafile.yml'
+    return f"pass a config path, '{SCOPE_PREFIX}panet/<name>.py' or one of {names} (configs/panet/README.md)"
+
+
 def unknown_config(config: str) -> str:
     """The end of a sentence naming what is accepted in place of ``config``, which :func:`find_config` did not find."""
-    names = ', '.join(sorted(registered_models())) or 'the names in configs/panet/metafile.yml'
-    return (f"neither a config file nor a registered model; pass a config path, '{SCOPE_PREFIX}panet/<name>.py' or "
-            f'one of {names} (configs/panet/README.md)')
+    return f'neither a config file nor a registered model; {_accepted_configs()}'
 
 
 def config_not_found(config: str) -> str:
     """One sentence for a ``config`` that :func:`find_config` did not find, the same in every tool: a missing
     file (a path ending in ``.py``) or an unknown name, with what is accepted instead."""
     if config.endswith('.py') and not config.startswith(SCOPE_PREFIX):
-        return f"config file '{config}' not found; {unknown_config(config).split('; ', 1)[1]}"
+        return f"config file '{config}' not found; {_accepted_configs()}"
     return f"config '{config}' is {unknown_config(config)}"
 
 

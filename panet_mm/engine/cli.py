@@ -552,9 +552,14 @@ def disk_error(err: OSError, hint: str = 'then continue with --resume') -> Optio
 
 def _fail(message: str) -> None:
     """One line and exit status 1; in a distributed run the line names its process (torchrun interleaves them)."""
-    rank = os.environ.get('RANK') if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 else None
+    rank = _distributed_rank()
     print(f'error{f" (rank {rank})" if rank is not None else ""}: {message}', file=sys.stderr)
     raise SystemExit(1)
+
+
+def _distributed_rank() -> Optional[str]:
+    """This process's rank (torchrun's ``RANK``) in a run of more than one process, else None."""
+    return os.environ.get('RANK') if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 else None
 
 
 #: What a process of a distributed run sees when another one has stopped (gloo, NCCL, the store).
@@ -564,7 +569,7 @@ _PEER_GONE = ('Connection closed by peer', 'Connection reset by peer', 'Broken p
 def peer_stopped(err: BaseException) -> Optional[str]:
     """One line for a rank whose collective failed because another rank stopped (its own error is the one to
     read; the traceback of this one, about 40 lines ending in gloo's "Connection closed by peer", buried it)."""
-    if int(os.environ.get('WORLD_SIZE', '1') or 1) <= 1 or not any(p in str(err) for p in _PEER_GONE):
+    if _distributed_rank() is None or not any(p in str(err) for p in _PEER_GONE):
         return None
     return 'another process of this distributed run stopped; its error (above) says why'
 

@@ -26,6 +26,7 @@ from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, load_state_dict
+from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from panet_mm.utils.checkpoint import compare_state_dicts, unwrap_state_dict
 from panet_mm.utils.errors import ParameterError
@@ -119,8 +120,7 @@ class PANetRunner(Runner):
                                  'iteration 0')
                 self._resume = False
             else:
-                with open(record) as f:
-                    named = f.read().strip()
+                named = find_latest_checkpoint(self.work_dir)  # what mmengine resumes: the file it names
                 if not osp.isfile(named):
                     found = newest_checkpoint(self.work_dir, prefer=osp.basename(named))
                     if found is None:

@@ -192,7 +192,7 @@ class RestorationInferencer(BaseInferencer):
         check_result_path(result_out_dir, img)  # before the work, and never the input itself
         data = self.preprocess(img)
         preds = self.forward(data)
-        return self.postprocess(preds, self.visualize(preds, result_out_dir=result_out_dir,
+        return self.postprocess(preds, self._visualize(preds, result_out_dir=result_out_dir,
                                                       icc_profile=data['icc_profile'], alpha=data['alpha'],
                                                       exif=data['exif']))
 
@@ -300,10 +300,15 @@ class RestorationInferencer(BaseInferencer):
         Returns:
             list[np.ndarray]: The ``H' x W' x C`` uint8 image (``C = 4`` with ``alpha``).
         """
+        check_result_path(result_out_dir)
+        return self._visualize(preds, result_out_dir, icc_profile, alpha, exif)
+
+    def _visualize(self, preds: Tensor, result_out_dir: str = '', icc_profile: Optional[bytes] = None,
+                   alpha: Optional[np.ndarray] = None, exif: Optional[bytes] = None) -> List[np.ndarray]:
+        """:meth:`visualize` for a ``result_out_dir`` already checked (:meth:`__call__` checks it before the work)."""
         img = np.ascontiguousarray(preds.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
         full = img if alpha is None else attach_alpha(img, alpha)
         if result_out_dir:
-            check_result_path(result_out_dir)
             written = full if keeps_alpha(alpha, result_out_dir) else img
             atomic_write_image(result_out_dir, written[..., 0] if written.shape[2] == 1 else written,
                                icc_profile=icc_profile, exif=exif)
