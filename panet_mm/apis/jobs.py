@@ -397,8 +397,10 @@ def _restore_one(inferencer: Any, job: RestoreJob, log: Callable[[str], None], s
     if not _inside(osp.realpath(osp.dirname(job.dst)), osp.realpath(job.root)):
         raise RestoreError(f"the folder of '{job.dst}' now leads outside the output folder '{job.root}' through a "
                            'symbolic link; remove the link')
-    inferencer.visualize(preds, result_out_dir=job.dst, icc_profile=data.get('icc_profile'), alpha=alpha,
-                         exif=data.get('exif'))
+    # (not the public visualize: plan_jobs and check_output_room checked every destination before the first image,
+    # and visualize would probe each again with a temporary file)
+    inferencer._visualize(preds, result_out_dir=job.dst, icc_profile=data.get('icc_profile'), alpha=alpha,
+                          exif=data.get('exif'))
 
 
 def _stop_reason(err: OSError, job: RestoreJob, left: int) -> Optional[str]:

@@ -32,6 +32,14 @@ THIRD_PARTY_WARNINGS: List[Tuple[str, Type[Warning]]] = [
 ]
 
 
+#: mmagic 1.2.0's DataPreprocessor.destruct converts every output to BGR; a grey output (the JPEG models' Y channel)
+#: has no channel order to convert, and is returned unchanged as it should be.
+SINGLE_CHANNEL_ORDER = r"Cannot convert inputs with 'single' channel order to 'output_channel_order'"
+
+#: mmagic's per-image log warnings while restoring a user's image (the inferencer filters them during its call): it
+#: has no ground truth, and a grey result stays grey.
+INFERENCE_LOG_WARNINGS: List[str] = [r"Cannot find key 'gt", SINGLE_CHANNEL_ORDER]
+
 #: Messages of the mmengine log warnings (``print_log``) a demo run prints that say nothing to a user.
 THIRD_PARTY_LOG_WARNINGS: List[str] = [
     # mmengine's BaseDataset on mmagic-style metainfo values (dataset_type='div2k', task_name='sisr'): names, not
@@ -40,9 +48,7 @@ THIRD_PARTY_LOG_WARNINGS: List[str] = [
     # mmagic 1.2.0's LoadImageFromFile builds mmengine's deprecated FileClient / HardDiskBackend
     r'"FileClient" will be deprecated in future',
     r'"HardDiskBackend" is the alias of "LocalBackend"',
-    # mmagic 1.2.0's DataPreprocessor.destruct converts every output to BGR; a grey output (the JPEG models'
-    # Y channel) has no channel order to convert, and is returned unchanged as it should be
-    r"Cannot convert inputs with 'single' channel order to 'output_channel_order'",
+    SINGLE_CHANNEL_ORDER,  # grey validations (the JPEG models)
 ]
 
 
@@ -94,5 +100,5 @@ def quiet_third_party_warnings(early: Iterable[warnings.WarningMessage] = ()) ->
     replay_warnings(early)
 
 
-__all__ = ['THIRD_PARTY_LOG_WARNINGS', 'THIRD_PARTY_WARNINGS', 'quiet_third_party_logs', 'quiet_third_party_warnings',
-           'replay_warnings']
+__all__ = ['INFERENCE_LOG_WARNINGS', 'SINGLE_CHANNEL_ORDER', 'THIRD_PARTY_LOG_WARNINGS', 'THIRD_PARTY_WARNINGS',
+           'quiet_third_party_logs', 'quiet_third_party_warnings', 'replay_warnings']

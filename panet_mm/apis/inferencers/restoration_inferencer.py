@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import os.path as osp
+import re
 import threading
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
@@ -18,6 +19,7 @@ import torch
 from mmengine.infer import BaseInferencer
 from torch import Tensor
 
+from panet_mm.engine.quiet import INFERENCE_LOG_WARNINGS
 from panet_mm.utils.checkpoint import first_conv_in_channels
 from panet_mm.utils.config import ConfigFileError, read_config
 from panet_mm.utils.fileio import atomic_write_image, unwritable_file
@@ -31,19 +33,20 @@ ImageInput = Union[str, 'os.PathLike[str]', np.ndarray]
 #: Whole-image restorations whose attention needs more multiply-adds than this get a note on CPU
 #: (about 2.5 minutes on 2 cores; a 256x256 input to the full PANet needs 4.1e12).
 SLOW_ATTENTION_MACS = 1e13
-#: Attention multiply-adds per second and CPU thread, for the time in that note (README, "Attention
-#: speed and memory": the block's forward at 320x320, 9.95e12, in 146.8 s with 2 threads; 4.07e12 in
-#: 50.6 s at 256x256; larger maps' thinner chunks run slower).
-CPU_MACS_PER_THREAD = 30e9
+#: Attention multiply-adds per second and CPU thread, slowest and fastest measured, for the time range in that
+#: note. Fastest: an Intel Xeon with AMX (README, "Attention speed and memory": the block's forward at 320x320,
+#: 9.95e12, in 146.8 s with 2 threads). Slowest: an AMD EPYC without AVX-512 shared with other work (96x96 to
+#: 224x224, 5.2-7.4e9; 2.38e12 at 224x224 in 166.8 s with 2 threads). One number was 3x off on the other machine.
+CPU_MACS_PER_THREAD = (6e9, 30e9)
 #: How Python callers set the options that notes and refusals suggest; a CLI gives its flags instead.
 PYTHON_HINTS = {'max_pixels': 'max_pixels=N', 'tile': 'tile=dict(size=256, overlap=16)', 'device': "device='cuda'",
                 'ext': 'a .png result file'}
 
 
 def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
-    """mmagic's per-image WARNINGs about a user's image that say nothing to its user: it has no ground truth,
-    and a grey (1-channel) result stays grey ("Cannot convert inputs with 'single' channel order")."""
-    return not str(record.msg).startswith(("Cannot find key 'gt", "Cannot convert inputs with 'single' channel"))
+    """mmagic's per-image WARNINGs about a user's image that say nothing to its user
+    (:data:`~panet_mm.engine.quiet.INFERENCE_LOG_WARNINGS`)."""
+    return not any(re.match(p, str(record.msg)) for p in INFERENCE_LOG_WARNINGS)
 
 
 _FILTER_LOCK = threading.Lock()
@@ -375,8 +378,9 @@ class RestorationInferencer(BaseInferencer):
         if macs < self.slow_attention_macs:
             return None
         threads = max(torch.get_num_threads(), 1)
-        seconds = macs / (CPU_MACS_PER_THREAD * threads)
-        eta = f'{seconds / 3600:.1f} h' if seconds >= 5400 else f'{seconds / 60:.0f} min'
+        slow, fast = (macs / (rate * threads) for rate in CPU_MACS_PER_THREAD)
+        eta = (f'{fast / 3600:.1f}-{slow / 3600:.1f} h' if slow >= 5400
+               else f'{max(fast / 60, 1):.0f}-{slow / 60:.0f} min')
         return (f'{width}x{height} in one pass: the pyramid attention alone needs about {macs:.1e} multiply-adds '
                 f'(quadratic in the pixels; roughly {eta} with {threads} CPU threads); {self.hints["tile"]} bounds '
                 f'it (the attention then sees each tile), or use {self.hints["device"]}')
