@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from panet_mm.engine.cli import check_argument_types
+from panet_mm.engine.config_checks import check_argument_types
 from panet_mm.engine.hooks import non_finite_keys, non_finite_message
 from panet_mm.models.editors.panet.panet_model import as_panet_edit_model
 from panet_mm.utils.checkpoint import (

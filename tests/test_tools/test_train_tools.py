@@ -118,7 +118,7 @@ def test_a_misspelt_argument_in_the_config_is_named_and_leaves_no_log_folder(tmp
 
 
 def test_explain_bad_argument_only_rewrites_registered_classes():
-    from panet_mm.engine.cli import explain_bad_argument
+    from panet_mm.engine.config_checks import explain_bad_argument
     text = explain_bad_argument("PyramidAttention.__init__() got an unexpected keyword argument 'type'")
     assert text.startswith("the config gives PyramidAttention an argument 'type' that it does not take; that dict "
                            "holds PyramidAttention's arguments, not a module to build: remove type (it takes channels")
