@@ -266,8 +266,18 @@ def plan_jobs(input_path: str, output_path: str, recursive: bool = False, suffix
     return jobs
 
 
+def folder_in_the_way(dst: str) -> Optional[str]:
+    """Why ``dst`` cannot receive its result because a folder (or a link to one) has that name, else None.
+
+    Why: an existing ``dst`` counts as a finished result unless ``overwrite``, so a folder named like the
+    result was reported as kept and never restored (and with ``overwrite`` the write failed on it).
+    """
+    return f"output '{dst}' is a folder; remove or rename it" if osp.isdir(dst) else None
+
+
 def _check_jobs(jobs: List[RestoreJob]) -> None:
-    """Refuse outputs that resolve to an input file, leave their root, or collide; mark unwritable formats."""
+    """Refuse outputs that resolve to an input file, leave their root, or collide; mark unwritable formats and
+    outputs a folder stands in the way of (failed jobs, as unreadable inputs are)."""
     input_reals = {osp.realpath(j.src): j.src for j in jobs}
     input_ids = {}
     for job in jobs:
@@ -303,7 +313,8 @@ def _check_jobs(jobs: List[RestoreJob]) -> None:
                                         f"(of '{job.src}') are the same file '{dst_real}' (a symbolic link in "
                                         "{param}); remove the link or choose another {param}")
         seen[dst_real] = (job.src, job.dst)
-        if not cv2.haveImageWriter(job.dst):
+        job.error = folder_in_the_way(job.dst)
+        if not job.error and not cv2.haveImageWriter(job.dst):
             kind = osp.splitext(job.dst)[1] or 'extension-less'
             job.error = f"OpenCV cannot write '{kind}' files such as '{job.dst}'; choose the output format png"
 
@@ -458,6 +469,11 @@ def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool =
                 summary.failed.append((job.src, job.error))
                 log(f"skipped '{job.src}': {job.error}")
                 continue
+            in_the_way = folder_in_the_way(job.dst)  # (also one made after planning: it is no result to keep)
+            if in_the_way:
+                summary.failed.append((job.src, in_the_way))
+                log(f"skipped '{job.src}': {in_the_way}")
+                continue
             if osp.lexists(job.dst) and not overwrite:
                 summary.kept.append(job.dst)
                 continue
@@ -480,5 +496,5 @@ def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool =
 
 
 __all__ = ['CAMERA_RAW_EXTENSIONS', 'IMAGE_EXTENSIONS', 'OTHER_IMAGE_EXTENSIONS', 'UNWRITABLE_IMAGE_EXTENSIONS',
-           'RestoreJob', 'RestoreSummary', 'check_output_room', 'config_scale', 'input_problem', 'plan_jobs',
-           'restore_files']
+           'RestoreJob', 'RestoreSummary', 'check_output_room', 'config_scale', 'folder_in_the_way', 'input_problem',
+           'plan_jobs', 'restore_files']

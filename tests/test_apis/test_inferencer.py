@@ -122,17 +122,19 @@ def test_result_out_dir_is_checked_before_the_work_and_never_the_input(inference
     cv2.imwrite(str(src), photo())
     before = src.read_bytes()
     (tmp_path / 'outd').mkdir()
+    (tmp_path / 'sr.png').mkdir()  # a folder named like the result's file
     monkeypatch.setattr(inferencer, 'forward', lambda data: pytest.fail('the work started'))
     cases = [(str(src), r"result_out_dir '.*photo.png' is the input image itself; choose another file"),
              (str(tmp_path / '.' / 'photo.png'), 'is the input image itself'),
              (str(tmp_path / 'outd'), rf"is a folder; it names the result's file, e.g. {tmp_path}/outd/photo_restored"),
+             (str(tmp_path / 'sr.png'), r"'.*sr.png' is a folder; remove or rename it, or name a file inside it"),
              (str(tmp_path / 'result'), r"has no extension to choose the format; name the file with one, e.g. "
                                         r"'.*result.png'"),
              (str(src) + '/x.png', r"cannot be written \('.*photo.png' is a file\)")]
     for out, message in cases:
         with pytest.raises(RestoreError, match=message):
             inferencer(img=str(src), result_out_dir=out)
-    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ['outd', 'photo.png']
+    assert src.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ['outd', 'photo.png', 'sr.png']
 
 
 def test_calls_from_several_threads_keep_mmagic_s_per_image_warning_quiet(inferencer):

@@ -598,6 +598,35 @@ def test_restore_files_reports_unreadable_photos_and_restores_the_rest(restorer,
     assert sorted(os.listdir(tmp_path / 'out')) == ['a.png']
 
 
+@pytest.mark.parametrize('overwrite', [False, True])
+def test_a_folder_named_like_an_output_fails_its_job_and_is_never_kept(restorer, demo_checkpoint, tmp_path, capsys,
+                                                                       overwrite):
+    """A folder ``od/a.png`` counted as a finished result (kept, exit 0, never restored); with --overwrite the CLI
+    printed the Python parameter result_out_dir and its error class."""
+    from panet_mm.apis import restore_cli
+    make_images(tmp_path / 'in', ['a.png', 'b.png'])
+    (tmp_path / 'od' / 'a.png').mkdir(parents=True)
+    why = f"output '{tmp_path / 'od' / 'a.png'}' is a folder; remove or rename it"
+    for src, out in ((tmp_path / 'in', tmp_path / 'od'), (tmp_path / 'in' / 'a.png', str(tmp_path / 'od') + '/')):
+        jobs = R.plan_jobs(str(src), str(out))
+        assert jobs[0].error == why  # planned as a failed job, as an unreadable input is
+        lines = []
+        summary = R.restore_files(restorer, jobs, overwrite=overwrite, log=lines.append, progress=False)
+        assert summary.failed == [(str(tmp_path / 'in' / 'a.png'), why)] and not summary.kept
+        assert lines[0] == f"skipped '{tmp_path / 'in' / 'a.png'}': {why}"
+        args = ['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), str(src), str(out), '--no-progress']
+        assert restore_cli.main(args + (['--overwrite'] if overwrite else [])) == 1
+        err = capsys.readouterr().err
+        assert why in err and 'result_out_dir' not in err and 'Error' not in err
+    assert os.listdir(tmp_path / 'od' / 'a.png') == [] and cv2.imread(str(tmp_path / 'od' / 'b.png')) is not None
+    # a folder made after planning (or jobs made by hand) fails too, not kept
+    jobs = R.plan_jobs(str(tmp_path / 'in' / 'b.png'), str(tmp_path / 'late.png'))
+    (tmp_path / 'late.png').mkdir()
+    summary = R.restore_files(restorer, jobs, overwrite=overwrite, log=lambda line: None, progress=False)
+    assert summary.failed == [(str(tmp_path / 'in' / 'b.png'), f"output '{tmp_path / 'late.png'}' is a folder; "
+                               'remove or rename it')] and not summary.kept and not summary.restored
+
+
 def test_attention_cost_note_on_large_whole_images(restorer, demo_checkpoint, monkeypatch):
     assert restorer.attention_cost_note(12, 16) is None                   # small: nothing to say
     monkeypatch.setattr(torch, 'get_num_threads', lambda: 2)

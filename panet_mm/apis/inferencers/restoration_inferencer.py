@@ -99,8 +99,12 @@ def check_result_path(result_out_dir: Any, img: Any = None) -> None:
                                     'file, inputs are never overwritten')
     if osp.isdir(path) or path.endswith(('/', os.sep)):
         stem = osp.splitext(osp.basename(str(img)))[0] if isinstance(img, (str, os.PathLike)) else 'result'
+        inside = osp.join(path, stem + '_restored.png')
+        if osp.splitext(path.rstrip('/' + os.sep))[1] and osp.isdir(path):  # a file's name: a folder is in the way
+            raise RestoreParameterError('result_out_dir', f"{{param}} '{path}' is a folder; remove or rename it, or "
+                                        f"name a file inside it, e.g. {inside}")
         raise RestoreParameterError('result_out_dir', f"{{param}} '{path}' is a folder; it names the result's file, "
-                                    f"e.g. {osp.join(path, stem + '_restored.png')}")
+                                    f'e.g. {inside}')
     if not osp.splitext(path)[1]:
         raise RestoreParameterError('result_out_dir', f"{{param}} '{path}' has no extension to choose the format; "
                                     f"name the file with one, e.g. '{path}.png'")
