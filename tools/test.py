@@ -62,7 +62,7 @@ def main() -> None:
     quiet_third_party_warnings(early)
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
-    with readable_errors():
+    with readable_errors(interrupted='the test stopped before its metrics; run it again'):
         runner = build_runner(cfg)
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner.log_dir}')

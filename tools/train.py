@@ -57,7 +57,9 @@ def main() -> None:
     if args.resume:
         cfg.resume = True
 
-    with readable_errors(), hold_work_dir(cfg):  # one run per work directory
+    stopped = (f'checkpoints already saved in {cfg.work_dir} are kept (none half-written); continue with the same '
+               'command and --resume')
+    with readable_errors(interrupted=stopped), hold_work_dir(cfg):  # one run per work directory
         runner = build_runner(cfg)
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner.log_dir}')

@@ -119,12 +119,13 @@ def _report(summary: Any, total: int, output: str) -> int:
     return 1 if summary.failed else 0
 
 
-def _report_interrupt(summary: Any, total: Optional[int], args: argparse.Namespace) -> int:
-    """One line on stderr for Ctrl-C instead of a traceback; exit status 130."""
+def _report_interrupt(summary: Any, total: Optional[int], args: argparse.Namespace, terminated: bool = False) -> int:
+    """One line on stderr for Ctrl-C (or SIGTERM) instead of a traceback; exit status 130 (143)."""
+    status, by = (143, ' (SIGTERM)') if terminated else (130, '')
     if summary is None or total is None:
-        print('interrupted before any image was restored', file=sys.stderr)
-        return 130
-    line = f'interrupted: restored {len(summary.restored)} of {total} image(s)'
+        print(f'interrupted{by} before any image was restored', file=sys.stderr)
+        return status
+    line = f'interrupted{by}: restored {len(summary.restored)} of {total} image(s)'
     if summary.kept:
         line += f', kept {len(summary.kept)} existing'
     if summary.failed:
@@ -137,7 +138,7 @@ def _report_interrupt(summary: Any, total: Optional[int], args: argparse.Namespa
     # (written atomically: the image in progress left no partial file)
     line += f'; finished results are kept in {args.output}, {rerun}' if summary.restored else f'; {rerun}'
     print(line, file=sys.stderr)
-    return 130
+    return status
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -149,14 +150,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             warnings.simplefilter('always')
             from panet_mm.engine.quiet import quiet_third_party_warnings
             from panet_mm.utils.denormals import flushed_denormals
+            from panet_mm.utils.interrupt import terminate_as_interrupt
         quiet_third_party_warnings(early)
         # before anything starts torch's CPU threads: they copy the mode once (panet_mm/utils/denormals.py)
-        with flushed_denormals(not args.keep_denormals):
+        with terminate_as_interrupt(), flushed_denormals(not args.keep_denormals):  # SIGTERM: the same clean-up
             return _restore(args, state)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if os.environ.get('PANET_MM_DEBUG'):  # the traceback, as panet_mm.engine.cli.readable_errors shows it
             raise
-        return _report_interrupt(state.get('summary'), state.get('total'), args)
+        return _report_interrupt(state.get('summary'), state.get('total'), args,
+                                 terminated=type(err).__name__ == 'Terminated')  # (panet_mm.utils.interrupt)
 
 
 def _restore(args: argparse.Namespace, state: Optional[Dict[str, Any]] = None) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os.path as osp
+import signal
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
@@ -350,8 +351,13 @@ _stop_event: Any = None
 
 
 def _init_worker(event: Any) -> None:
+    """Ctrl-C reaches the whole process group: the parent alone reports it and stops the pool (each worker printed
+    a traceback); SIGTERM ends a worker at once, as the pool's own terminate expects (not the tools' handler that
+    a forked worker inherits)."""
     global _stop_event
     _stop_event = event
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class _Guarded:

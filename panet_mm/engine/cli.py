@@ -23,6 +23,7 @@ from mmengine.registry import RUNNERS
 from panet_mm.utils.checkpoint import list_keys
 from panet_mm.utils.config import ConfigFileError, read_config
 from panet_mm.utils.errors import PanetMMError, cli_message
+from panet_mm.utils.interrupt import one_line_interrupts
 
 from ..registry import config_not_found, find_config, register_config_package
 from .config_checks import ConfigArgumentError, check_argument_types, explain_bad_argument, explain_unknown_type
@@ -388,14 +389,23 @@ def drop_unused_log_dir(runner: Any) -> None:
 
 
 @contextlib.contextmanager
-def readable_errors() -> Iterator[None]:
-    """Turn the errors a user can fix into one line on stderr and exit status 1.
+def readable_errors(interrupted: str = 'nothing more was written; run it again') -> Iterator[None]:
+    """Turn the errors a user can fix into one line on stderr and exit status 1; Ctrl-C and SIGTERM into one line
+    (``interrupted``: what is kept and how to go on) and status 130 / 143 after the clean-up
+    (:func:`~panet_mm.utils.interrupt.one_line_interrupts`).
 
     Set ``PANET_MM_DEBUG=1`` to see the full traceback instead.
     """
-    if os.environ.get('PANET_MM_DEBUG'):
-        yield
-        return
+    with one_line_interrupts(interrupted):
+        if os.environ.get('PANET_MM_DEBUG'):
+            yield
+            return
+        with _one_line_errors():
+            yield
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
     try:
         yield
     except (PanetMMError, FileNotFoundError) as e:

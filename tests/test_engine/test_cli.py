@@ -58,3 +58,20 @@ def test_errors_of_a_distributed_run_name_their_process(monkeypatch, capsys):
     with pytest.raises(RuntimeError, match='CUDA out of memory'):  # other runtime errors are not hidden
         with readable_errors():
             raise RuntimeError('CUDA out of memory')
+
+
+def test_readable_errors_end_an_interrupted_run_with_one_line(capsys, monkeypatch):
+    """Ctrl-C in tools/train.py or tools/test.py printed a KeyboardInterrupt traceback from inside torch."""
+    import pytest
+
+    from panet_mm.engine.cli import readable_errors
+    monkeypatch.delenv('PANET_MM_DEBUG', raising=False)
+    with pytest.raises(SystemExit) as stop:
+        with readable_errors(interrupted='checkpoints are kept; continue with --resume'):
+            raise KeyboardInterrupt
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == 'interrupted (Ctrl-C): checkpoints are kept; continue with --resume\n'
+    monkeypatch.setenv('PANET_MM_DEBUG', '1')  # the traceback, for a bug report
+    with pytest.raises(KeyboardInterrupt):
+        with readable_errors():
+            raise KeyboardInterrupt

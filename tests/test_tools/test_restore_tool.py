@@ -281,8 +281,10 @@ runpy.run_path(sys.argv[0], run_name='__main__')
 """
 
 
-def test_sigint_stops_tools_restore_with_one_line(demo_checkpoint, tmp_path):
-    """A real SIGINT (Ctrl-C) to tools/restore.py while it computes the second of two images."""
+@pytest.mark.parametrize('signum,status,by', [(signal.SIGINT, 130, ''), (signal.SIGTERM, 143, ' (SIGTERM)')])
+def test_a_signal_stops_tools_restore_with_one_line(demo_checkpoint, tmp_path, signum, status, by):
+    """A real SIGINT (Ctrl-C) or SIGTERM (kill, timeout, a scheduler) to tools/restore.py while it computes the second
+    of two images: SIGTERM ended it without a line, and a write in progress left its temporary file."""
     src = tmp_path / 'in'
     src.mkdir()
     for i, name in enumerate(['a.png', 'b.png']):
@@ -298,13 +300,13 @@ def test_sigint_stops_tools_restore_with_one_line(demo_checkpoint, tmp_path):
         while not busy.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert busy.exists(), proc.communicate(timeout=60)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130 and not stdout
-    assert stderr == (f'interrupted: restored 1 of 2 image(s); finished results are kept in {out}, run the same '
+    assert proc.returncode == status and not stdout
+    assert stderr == (f'interrupted{by}: restored 1 of 2 image(s); finished results are kept in {out}, run the same '
                       'command again to do the rest\n')
     assert sorted(os.listdir(out)) == ['a.png']
 

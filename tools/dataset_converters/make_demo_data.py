@@ -80,9 +80,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command-line entry point."""
     args = parse_args(argv)
     demo_data = import_demo_data()
+    from panet_mm.utils.interrupt import RERUN_DOES_THE_REST, one_line_interrupts
     start = time.perf_counter()
     try:
-        summary = demo_data.make_demo_data(args.out, args.scales, args.overwrite)
+        with one_line_interrupts(RERUN_DOES_THE_REST):
+            summary = demo_data.make_demo_data(args.out, args.scales, args.overwrite)
     except demo_data.DemoDataError as err:
         from panet_mm.utils.errors import cli_message
         raise SystemExit(f'error: {cli_message(err, CLI_FLAGS)}') from None

@@ -174,7 +174,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
         from panet_mm.engine.quiet import quiet_third_party_warnings
+        from panet_mm.utils.interrupt import RERUN_DOES_THE_REST, one_line_interrupts
     quiet_third_party_warnings(early)
+    with one_line_interrupts(RERUN_DOES_THE_REST):
+        _prepare(args)
+
+
+def _prepare(args: argparse.Namespace) -> None:
     if args.set5:
         from panet_mm.datasets.prepare import same_folder
         outs = [osp.join(args.set5_out, d) for d in ['GTmod12'] + [f'LRbicx{s}' for s in args.scales]]

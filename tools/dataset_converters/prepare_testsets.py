@@ -262,7 +262,9 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command-line entry point (exit status 1 when a set was stopped by a damaged image)."""
     args = parse_args(argv)
-    summary = prepare(args)
+    from panet_mm.utils.interrupt import RERUN_DOES_THE_REST, one_line_interrupts
+    with one_line_interrupts(RERUN_DOES_THE_REST):
+        summary = prepare(args)
     for key in args.sets:
         ts = TEST_SETS[key]
         if ts.name not in summary:

@@ -61,11 +61,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         from panet_mm.engine.quiet import quiet_third_party_warnings
         from panet_mm.models.editors.panet.official import ConversionError, convert_official_checkpoint
         from panet_mm.utils.errors import cli_message
+        from panet_mm.utils.interrupt import one_line_interrupts
     quiet_third_party_warnings(early)
     try:
-        meta = convert_official_checkpoint(args.src, args.dst, args.arch, scale=args.scale, colors=args.colors,
-                                           mid_channels=args.mid_channels, num_blocks=args.num_blocks,
-                                           reduction=args.reduction, source_rgb_range=args.source_rgb_range)
+        with one_line_interrupts(f"nothing was written to '{args.dst}'; run it again"):
+            meta = convert_official_checkpoint(args.src, args.dst, args.arch, scale=args.scale, colors=args.colors,
+                                               mid_channels=args.mid_channels, num_blocks=args.num_blocks,
+                                               reduction=args.reduction, source_rgb_range=args.source_rgb_range)
     except ConversionError as err:
         print(f'error: {cli_message(err, FLAGS)}', file=sys.stderr)
         return 1
