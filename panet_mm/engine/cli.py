@@ -192,6 +192,10 @@ def _lookup(cfg: Config, key: str, value: Any) -> Tuple[Optional[str], Any]:
                         'in this config (nothing was created)'), _MISSING
             node = node[int(part)]
         elif isinstance(node, dict):
+            if part not in node and part.isdigit() and i:  # a list's index into one dict: a key '0' was added
+                fixed = '.'.join(parts[:i] + parts[i + 1:])
+                return (f'--cfg-options {key}={value}: {where} is a single dict in this config, not a list; drop '
+                        f'the index: {fixed}={value} (nothing was created)'), _MISSING
             if part not in node:
                 close = difflib.get_close_matches(part, [str(k) for k in node], n=1, cutoff=0.8)
                 if close:

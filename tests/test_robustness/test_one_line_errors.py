@@ -54,6 +54,10 @@ def test_check_overrides_names_wrong_paths():
     assert 'has 2 entries (0-1)' in check_overrides(cfg, {'test_dataloader.2.dataset.data_root': 'b'})
     assert "no key 'trian_cfg'; did you mean 'train_cfg'?" in check_overrides(cfg, {'trian_cfg.max_iters': 1})
     assert "did you mean 'train_cfg.max_iters'?" in check_overrides(cfg, {'train_cfg.max_iter': 1})
+    single = Config(dict(test_dataloader=dict(dataset=dict(data_root='a'))))  # the demo configs: one test loader
+    assert check_overrides(single, {'test_dataloader.0.dataset.data_root': 'b'}) == (
+        '--cfg-options test_dataloader.0.dataset.data_root=b: test_dataloader is a single dict in this config, not a '
+        'list; drop the index: test_dataloader.dataset.data_root=b (nothing was created)')
     assert check_overrides(cfg, {'test_dataloader.1.dataset.data_root': 'b', 'randomness.seed': 1,
                                  'train_cfg.val_interval': 2}) is None   # new keys stay allowed
 
