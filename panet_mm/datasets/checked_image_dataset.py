@@ -133,8 +133,10 @@ class CheckedImageDataset(BasicImageDataset):
             if not isinstance(e, ImageFileError):
                 broken = self._broken_file(paths, option)
                 reason = broken or reason
+            listed = f" and its line in '{self.ann_file}'" if self.ann_file else ''
+            then = '' if self.test_mode else ', then continue with --resume'  # (a training run kept its checkpoints)
             raise DataSampleError(f"sample '{info.get('key', idx)}' ({files}) could not be loaded: {reason}; "
-                                  'replace or remove this file (and its meta-info line)') from e
+                                  f'replace or remove this file{listed}{then}') from e
 
     def _broken_file(self, paths: dict, option: str) -> Optional[str]:
         """Which of a failed sample's files is damaged (decoded whole to find out), as a sentence; else None."""

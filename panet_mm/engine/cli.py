@@ -414,8 +414,11 @@ def _one_line_errors() -> Iterator[None]:
         yield
     except (PanetMMError, FileNotFoundError) as e:
         text = cli_message(e, CLI_FLAGS).strip()
-        # a sample error re-raised from a DataLoader worker carries the worker's traceback before its message
-        _fail(text.splitlines()[-1] if type(e).__name__ == 'DataSampleError' else text)
+        # a sample error re-raised from a DataLoader worker carries the worker's traceback before its message, and
+        # that message its class's module path
+        if type(e).__name__ == 'DataSampleError':
+            text = re.sub(r'^(?:[\w.]+\.)?DataSampleError: ', '', text.splitlines()[-1])
+        _fail(text)
     except OSError as e:
         text = disk_error(e)
         if text is None:

@@ -129,3 +129,23 @@ def test_corrupt_training_pair_names_the_broken_file(tmp_path):
             errors.append(str(err))
     assert len(errors) == 1 and f"its img file '{lq / 'img_2.png'}' is truncated" in errors[0]
     assert 'gt file' not in errors[0]
+    # no meta-info file to edit here (it named one); a training set's run kept its checkpoints
+    assert errors[0].endswith('; replace or remove this file, then continue with --resume')
+    ds.test_mode, ds.ann_file = True, str(tmp_path / 'meta_info.txt')
+    with pytest.raises(DataSampleError, match=r"replace or remove this file and its line in '.*meta_info.txt'$"):
+        ds[2]
+
+
+def test_a_sample_error_from_a_dataloader_worker_is_its_own_sentence(capsys, monkeypatch):
+    """torch re-raises a worker's error with the worker's traceback and the class's module path before the message."""
+    from panet_mm.datasets.checked_image_dataset import DataSampleError
+    from panet_mm.engine.cli import readable_errors
+    monkeypatch.delenv('PANET_MM_DEBUG', raising=False)
+    worker = ("Caught DataSampleError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+              '  File "x.py", line 1, in f\npanet_mm.datasets.checked_image_dataset.DataSampleError: '
+              "sample 'a' (img: 'a.png') could not be loaded: broken; replace or remove this file")
+    with pytest.raises(SystemExit):
+        with readable_errors():
+            raise DataSampleError(worker)
+    assert capsys.readouterr().err.endswith("error: sample 'a' (img: 'a.png') could not be loaded: broken; replace or "
+                                            'remove this file\n')
