@@ -8,8 +8,8 @@ time, the row staying in cache (README, "Attention speed and memory"). Torch has
 for them, and ``torch.compile``'s generated CPU code for these steps ran slower than the eager ones.
 
 The source ships with the package and is compiled on first use with ``torch.utils.cpp_extension``
-(a C++ compiler and ninja, about 10-30 s, once per torch installation and machine; the build lives in
-torch's extension folder, ``TORCH_EXTENSIONS_DIR``). Where it cannot be built the kernel runs the
+(a C++ compiler and ninja, about 10-30 s, once per torch installation, panet_mm copy and machine; the
+build lives in torch's extension folder, ``TORCH_EXTENSIONS_DIR``). Where it cannot be built the kernel runs the
 same steps with torch's operations, after one warning that says why. ``PANET_MM_NATIVE=0`` turns it off.
 """
 from __future__ import annotations
@@ -61,13 +61,17 @@ def _flags() -> list:
 
 
 def _build_name() -> str:
-    """Extension name: one build per torch installation (version and folder) and instruction set. Virtual
-    environments of one Python share torch's extension folder; with one name between them, each would
-    rebuild the library in place (its headers' paths differ), under processes of the other that use it."""
+    """Extension name: one build per torch installation (version and folder), instruction set and panet_mm copy.
+    Virtual environments of one Python share torch's extension folder; with one name between them, each would
+    rebuild the library in place (its headers' paths differ), under processes of the other that use it. The same
+    holds for two copies of panet_mm on one torch (a git checkout and an installed wheel): each writes its own
+    source path into the shared build.ninja, so every switch between them recompiled (10-12 s), each time
+    reopening the window in which a killed build leaves torch's lock behind."""
     version = re.sub(r'[^0-9A-Za-z]+', '_', torch.__version__)
     capability = '_'.join(f.split('=')[-1] for f in _flags() if f.startswith('-march')) or 'generic'
     where = hashlib.sha1(osp.realpath(osp.dirname(torch.__file__)).encode()).hexdigest()[:8]
-    return re.sub(r'[^0-9A-Za-z_]+', '_', f'panet_mm_attention_rows_{version}_{capability}_{where}')
+    source = hashlib.sha1(osp.realpath(SOURCE).encode()).hexdigest()[:8]
+    return re.sub(r'[^0-9A-Za-z_]+', '_', f'panet_mm_attention_rows_{version}_{capability}_{where}_{source}')
 
 
 def _built(cpp_extension, name: str) -> bool:
@@ -100,26 +104,47 @@ def _ninja_on_path() -> None:
 
 #: A build lock older than this is left by an interrupted build (the build itself takes well under a minute).
 STALE_LOCK_SECONDS = 600
+#: How long to wait for another process's build lock before giving up on the compiled step (the build takes
+#: 10-30 s); torch itself would wait forever.
+LOCK_WAIT_SECONDS = 90.0
+_LOCK_POLL_SECONDS = 0.25
 
 
-def _remove_stale_lock(cpp_extension, name: str) -> None:
-    """Remove the build lock an interrupted build left behind, where torch waits on the lock file's mere
-    existence (``FileBaton``, torch < 2.14: every later process would wait forever); torch's ``FileLock``
-    (later versions) is released by the system when its holder dies and is left alone."""
+def _wait_for_build_lock(cpp_extension: Any, name: str) -> None:
+    """Wait, bounded, for a build lock another process holds, so torch's own wait is never entered on one.
+
+    torch < 2.14 (``FileBaton``) waits on the lock file's mere existence, with no limit: a build killed mid-compile
+    (SIGTERM, SIGKILL) leaves the file, and every later process would hang silently, even where the library is
+    already built. Here a lock that goes away within LOCK_WAIT_SECONDS lets the load go on (it then finds the
+    build); one older than STALE_LOCK_SECONDS is removed as left by an interrupted build; any other raises
+    RuntimeError, which ``fused_ops`` turns into one warning and torch's operations. torch's ``FileLock`` (later
+    versions) is released by the system when its holder dies, and its file stays after release: left alone."""
     if not hasattr(cpp_extension, 'FileBaton') or hasattr(cpp_extension, 'FileLock'):
         return
     try:
         lock = osp.join(cpp_extension._get_build_directory(name, verbose=False), 'lock')
-        age = time.time() - os.stat(lock).st_mtime
-    except Exception:                    # no lock (the usual case), or torch's private helper moved
+    except Exception:                    # torch's private helper moved: torch's own wait, as before
         return
-    if age > STALE_LOCK_SECONDS:
-        print(f'panet_mm: removing {lock}, left {age / 60:.0f} minutes ago by an interrupted build', file=sys.stderr,
-              flush=True)
+    deadline, told = time.monotonic() + LOCK_WAIT_SECONDS, False
+    while True:
         try:
-            os.remove(lock)
-        except OSError:
-            pass
+            age = time.time() - os.stat(lock).st_mtime
+        except OSError:                  # no lock (the usual case), or the other build finished
+            return
+        if age > STALE_LOCK_SECONDS:
+            print(f'panet_mm: removing {lock}, left {age / 60:.0f} minutes ago by an interrupted build',
+                  file=sys.stderr, flush=True)
+            with contextlib.suppress(OSError):
+                os.remove(lock)
+            return
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f'build lock {lock} still held after {LOCK_WAIT_SECONDS:.0f} s (a killed build '
+                               f'leaves it): remove it if no other panet_mm process is compiling')
+        if not told:
+            print(f'panet_mm: waiting up to {LOCK_WAIT_SECONDS:.0f} s for another process\'s build of the fused CPU '
+                  f'attention step (lock: {lock})', file=sys.stderr, flush=True)
+            told = True
+        time.sleep(_LOCK_POLL_SECONDS)
 
 
 class _NoCudaRuntimeLine(logging.Filter):
@@ -154,10 +179,10 @@ def _build() -> Any:
     _ninja_on_path()
     cpp_extension.verify_ninja_availability()
     name = _build_name()
-    _remove_stale_lock(cpp_extension, name)
+    _wait_for_build_lock(cpp_extension, name)
     if not _built(cpp_extension, name):
-        print(f'panet_mm: compiling the fused CPU attention step ({osp.basename(SOURCE)}; once per machine and torch '
-              f'version, 10-30 s)', file=sys.stderr, flush=True)
+        print(f'panet_mm: compiling the fused CPU attention step ({osp.basename(SOURCE)}; once per machine, torch '
+              f'version and panet_mm copy, 10-30 s)', file=sys.stderr, flush=True)
     cpp_extension.load(name=name, sources=[SOURCE], extra_cflags=_flags(), is_python_module=False, verbose=False)
     return torch.ops.panet_mm
 

@@ -332,27 +332,107 @@ def test_build_name_carries_torch_version_folder_and_instructions(monkeypatch):
     assert native._build_name() != name
 
 
-def test_stale_build_lock_is_removed(monkeypatch, tmp_path, capsys):
-    """torch < 2.14 waits on its build lock file's existence: one left by a killed build would hang every later
-    process, so a lock older than STALE_LOCK_SECONDS goes (a fresh one, a build in progress, stays)."""
-    import os
-    import types
+def test_two_panet_mm_copies_get_two_build_names(monkeypatch):
+    """A git checkout and an installed wheel on one torch: each its own build folder (one shared folder was
+    recompiled on every switch, its build.ninja rewritten with the other copy's source path)."""
+    name = native._build_name()
+    monkeypatch.setattr(native, 'SOURCE', '/elsewhere/site-packages/panet_mm/ops/csrc/attention_rows.cpp')
+    assert native._build_name() != name
+    assert native._build_name().startswith(name.rsplit('_', 1)[0])      # same torch, only the copy differs
 
-    lock = tmp_path / 'lock'
-    fake = types.SimpleNamespace(FileBaton=object, _get_build_directory=lambda name, verbose: str(tmp_path))
+
+def _fake_extension_builder(folder, loads, lock_kind='FileBaton'):
+    """Stands for torch.utils.cpp_extension: its lock kind, its build folder, and a load that only counts."""
+    import types
+    return types.SimpleNamespace(**{lock_kind: object}, verify_ninja_availability=lambda: None,
+                                 _get_build_directory=lambda name, verbose: str(folder),
+                                 load=lambda **kwargs: loads.append(kwargs['name']))
+
+
+@pytest.fixture
+def fake_builder(monkeypatch, tmp_path):
+    """_build with a fake extension builder whose folder is tmp_path (nothing compiles), a short lock wait."""
+    loads = []
+    monkeypatch.delenv(native.ENV_VAR, raising=False)
+    monkeypatch.setenv('CXX', sys.executable)                          # 'a compiler' is found
+    monkeypatch.setattr(native, '_state', {})
+    monkeypatch.setattr(native, 'LOCK_WAIT_SECONDS', 1.0)
+    monkeypatch.setattr(native, '_cpp_extension', lambda: _fake_extension_builder(tmp_path, loads))
+    return tmp_path / 'lock', loads
+
+
+def test_held_build_lock_gives_up_within_the_bound(fake_builder, capsys):
+    """torch < 2.14 waits forever on a lock file a killed build left: fused_ops waits LOCK_WAIT_SECONDS, then
+    warns once naming the lock and its fix, and the kernel runs torch's operations."""
+    import time
+    lock, loads = fake_builder
     lock.write_text('')
-    native._remove_stale_lock(fake, 'x')
-    assert lock.exists()                                  # fresh: a build in progress
+    began = time.monotonic()
+    with pytest.warns(UserWarning, match=rf'build lock {lock} still held after 1 s.*remove it if no other panet_mm'):
+        assert native.fused_ops() is None
+    assert 0.9 < time.monotonic() - began < 5
+    assert loads == [] and lock.exists()                              # torch's unbounded wait never entered
+    assert f"another process's build of the fused CPU attention step (lock: {lock})" in capsys.readouterr().err
+
+
+def test_build_lock_released_during_the_wait_lets_the_build_go_on(fake_builder, monkeypatch, capsys):
+    import threading
+    lock, loads = fake_builder
+    monkeypatch.setattr(native, 'LOCK_WAIT_SECONDS', 30.0)
+    lock.write_text('')
+    threading.Timer(0.5, lock.unlink).start()                          # the other process's build finishes
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert native.fused_ops() is not None
+    assert loads == [native._build_name()]
+    assert 'waiting up to 30 s' in capsys.readouterr().err
+
+
+def test_stale_build_lock_is_removed(fake_builder, capsys):
+    """A lock older than STALE_LOCK_SECONDS was left by an interrupted build: removed at once, then the build."""
+    lock, loads = fake_builder
+    lock.write_text('')
     old = lock.stat().st_mtime - native.STALE_LOCK_SECONDS - 60
     os.utime(lock, (old, old))
-    native._remove_stale_lock(fake, 'x')
-    assert not lock.exists()
+    native._build()
+    assert not lock.exists() and len(loads) == 1
     assert 'minutes ago by an interrupted build' in capsys.readouterr().err
+
+
+def test_file_lock_of_later_torch_is_left_to_torch(tmp_path, monkeypatch):
+    """torch >= 2.14's FileLock is released by the system when its holder dies, and its file stays after a
+    release: no wait on it, no removal."""
+    monkeypatch.setattr(native, 'LOCK_WAIT_SECONDS', 30.0)
+    lock = tmp_path / 'lock'
     lock.write_text('')
+    old = lock.stat().st_mtime - native.STALE_LOCK_SECONDS - 60
     os.utime(lock, (old, old))
-    native._remove_stale_lock(types.SimpleNamespace(FileLock=object, _get_build_directory=fake._get_build_directory),
-                              'x')
-    assert lock.exists()                                  # torch's FileLock: released by the system
+    native._wait_for_build_lock(_fake_extension_builder(tmp_path, [], 'FileLock'), 'x')
+    assert lock.exists()
+
+
+@needs_build
+@pytest.mark.skipif(not hasattr(native._cpp_extension(), 'FileBaton') or hasattr(native._cpp_extension(), 'FileLock'),
+                    reason="torch's FileLock is released by the system when a build dies")
+def test_lock_left_by_a_killed_build_does_not_hang_a_new_process(tmp_path):
+    """The tester's case with this torch: a lock in a fresh TORCH_EXTENSIONS_DIR (as a build killed mid-compile
+    leaves it); a new process gives up on the compiled step after the wait instead of hanging."""
+    script = ('import importlib.util, sys, time\n'
+              f'spec = importlib.util.spec_from_file_location("native", {native.__file__!r})\n'
+              'native = importlib.util.module_from_spec(spec); spec.loader.exec_module(native)\n'
+              'native.LOCK_WAIT_SECONDS = 1\n'
+              'folder = native._cpp_extension()._get_build_directory(native._build_name(), verbose=False)\n'
+              'open(folder + "/lock", "w").close()\n'
+              'began = time.monotonic(); print(native.native_status(), time.monotonic() - began)\n')
+    env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(tmp_path))
+    env.pop(native.ENV_VAR, None)
+    run = subprocess.run([sys.executable, '-W', 'ignore', '-c', script], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    status, seconds = run.stdout.strip().rsplit(' ', 1)
+    assert status.startswith('unavailable (RuntimeError: build lock ') and 'still held after 1 s' in status
+    assert float(seconds) < 5
+    assert not list(tmp_path.glob('*/*.so'))                           # nothing compiled
 
 
 @needs_build
