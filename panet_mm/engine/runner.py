@@ -28,7 +28,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, load_state_dict
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
-from panet_mm.utils.checkpoint import compare_state_dicts, unwrap_state_dict
+from panet_mm.utils.checkpoint import checkpoint_task_settings, compare_state_dicts, unwrap_state_dict
 from panet_mm.utils.errors import ParameterError
 
 from .checkpoint import (
@@ -171,7 +171,22 @@ class PANetRunner(Runner):
         load_state_dict(model, state, strict=strict and not allow_partial, logger=self.logger)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
+        if not getattr(self, '_resuming', False):
+            self._warn_other_task_level(filename, checkpoint)
         return checkpoint
+
+    def _warn_other_task_level(self, filename: str, checkpoint: Any) -> None:
+        """Warn when the checkpoint was made for another ``sigma`` / ``quality`` / ``scale`` / ``pattern`` than this
+        config's: those models share their weights' shapes, so the file loads and the numbers are the other
+        level's model (a warning, not a refusal: fine-tuning from a neighbouring level is a recipe)."""
+        made_for = checkpoint_task_settings(checkpoint.get('meta') if isinstance(checkpoint, dict) else None)
+        for name, value in made_for.items():
+            ours = self.cfg.get(name)
+            if ours is not None and ours != value:
+                self.logger.warning(f"checkpoint '{filename}' was made for {name} = {value!r} and this config is "
+                                    f'for {name} = {ours!r}: its results are those of the {name} {value!r} model; '
+                                    f'use the config for {name} {value!r} unless you mean this (fine-tuning to '
+                                    'another level)')
 
 
 def newest_checkpoint(work_dir: str, prefer: str = '') -> Union[str, None]:

@@ -14,9 +14,11 @@ same files with the same wording.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import os.path as osp
 import pickle
+import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Type, Union
@@ -337,7 +339,45 @@ def first_conv_in_channels(module: nn.Module) -> Optional[int]:
     return None if conv is None else int(conv.in_channels)
 
 
-__all__ = ['COMMON_PREFIXES', 'LISTED_KEYS', 'MMENGINE_SAFE_GLOBALS', 'StateDictDiff', 'StateDictError',
-           'UnsafeCheckpointError', 'WRAPPER_KEYS', 'checkpoint_problem', 'compare_state_dicts',
+#: The task setting a released file's name carries (README, "Released checkpoints": model_x2.pt, model_N30.pt,
+#: Q40.pt), for converted checkpoints, which record that name as ``meta['source']``.
+RELEASED_NAME_SETTINGS = ((re.compile(r'^model_x(\d)\.pt$'), 'scale'), (re.compile(r'^model_N(\d+)\.pt$'), 'sigma'),
+                          (re.compile(r'^Q(\d+)\.pt$'), 'quality'))
+#: The top-level config variables that name a model's task level.
+TASK_SETTINGS = ('scale', 'sigma', 'quality', 'pattern')
+
+
+def checkpoint_task_settings(meta: Any) -> Dict[str, Any]:
+    """The task settings (``scale``, ``sigma``, ``quality``, ``pattern``) a checkpoint was made for, as far as its
+    ``meta`` says, read without running anything: the top-level assignments of the config mmengine saves as text
+    in ``meta['cfg']``, else the released file name the converter records in ``meta['source']``.
+
+    Why: a JPEG q10 or a sigma-30 model has the same weights' shapes as the q40 / sigma-50 one, so a checkpoint
+    tested under another level's config loads without a mismatch and reports numbers of the wrong model.
+    """
+    found: Dict[str, Any] = {}
+    if not isinstance(meta, Mapping):
+        return found
+    text = meta.get('cfg')
+    if isinstance(text, str):
+        for m in re.finditer(rf"^({'|'.join(TASK_SETTINGS)}) = (.+?)\s*$", text, re.MULTILINE):
+            try:
+                value = ast.literal_eval(m.group(2))
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                found.setdefault(m.group(1), value)
+    source = meta.get('source')
+    if not found and isinstance(source, str):
+        for pattern, name in RELEASED_NAME_SETTINGS:
+            m = pattern.match(osp.basename(source))
+            if m:
+                found[name] = int(m.group(1))
+    return found
+
+
+__all__ = ['COMMON_PREFIXES', 'LISTED_KEYS', 'MMENGINE_SAFE_GLOBALS', 'RELEASED_NAME_SETTINGS', 'StateDictDiff',
+           'StateDictError', 'TASK_SETTINGS', 'UnsafeCheckpointError', 'WRAPPER_KEYS', 'checkpoint_problem',
+           'checkpoint_task_settings', 'compare_state_dicts',
            'first_conv_in_channels', 'list_keys', 'load_weights_only', 'missing_checkpoint', 'numpy_safe_globals',
            'unwrap_state_dict', 'weights_only_globals']

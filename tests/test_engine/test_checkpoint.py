@@ -83,3 +83,22 @@ def test_local_backend_writes_atomically(tmp_path):
 
 def test_pickle_module_error_type():
     assert issubclass(UnsafeCheckpointError, pickle.UnpicklingError)
+
+
+def test_the_runner_warns_about_a_checkpoint_of_another_level():
+    """tools/test.py with a Q10 checkpoint under the q40 config printed LIVE1/PSNR of the q10 model, silently."""
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+
+    from panet_mm.engine.runner import PANetRunner
+    warned = []
+    runner = SimpleNamespace(cfg=Config(dict(quality=40, scale=None)), logger=SimpleNamespace(warning=warned.append))
+    PANetRunner._warn_other_task_level(runner, 'Q10.pth', {'meta': {'source': 'Q10.pt'}})
+    assert warned == ["checkpoint 'Q10.pth' was made for quality = 10 and this config is for quality = 40: its "
+                      'results are those of the quality 10 model; use the config for quality 10 unless you mean this '
+                      '(fine-tuning to another level)']
+    warned.clear()
+    PANetRunner._warn_other_task_level(runner, 'q40.pth', {'meta': {'cfg': 'quality = 40\n'}})
+    PANetRunner._warn_other_task_level(runner, 'plain.pth', {'state_dict': {}})
+    assert warned == []

@@ -14,6 +14,7 @@ from conftest import ROOT, demo_overrides, run_tool
 from mmengine.registry import init_default_scope
 
 from panet_mm.engine import UnsafeCheckpointError, load_weights_only
+from panet_mm.utils.checkpoint import checkpoint_task_settings
 from panet_mm.utils.compat import torch_load_defaults_to_weights_only
 
 MMAGIC_TRAIN = osp.join(osp.dirname(mmagic.__file__), '.mim', 'tools', 'train.py')
@@ -110,6 +111,7 @@ def test_mmagic_checkpoint_loads_with_the_safe_loader_and_plain_weights(mmagic_e
     hub = loaded['message_hub']['log_scalars']
     assert type(hub['train/loss']).__name__ == 'HistoryBuffer' and hub['train/loss'].current() > 0
     assert loaded['meta']['iter'] == 2
+    assert checkpoint_task_settings(loaded['meta']) == {'scale': 2}  # the config text mmagic's runner saves
 
     generator = dict(type='EDSRNet', in_channels=3, out_channels=3, mid_channels=32, num_blocks=4, upscale_factor=2)
     torch.manual_seed(1)

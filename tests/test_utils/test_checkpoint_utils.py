@@ -147,3 +147,16 @@ def test_compare_and_list():
 def test_first_conv_in_channels():
     assert first_conv_in_channels(nn.Sequential(nn.ReLU(), nn.Conv2d(1, 8, 3), nn.Conv2d(8, 3, 3))) == 1
     assert first_conv_in_channels(nn.Linear(2, 2)) is None
+
+
+def test_checkpoint_task_settings_from_the_saved_config_or_the_released_name():
+    """A q10 / sigma-30 model has the shapes of the q40 / sigma-50 one: only the checkpoint's meta tells them apart."""
+    from panet_mm.utils.checkpoint import checkpoint_task_settings
+    saved = "model = dict(type='PANetEditModel')\nquality = 10\nsigma = None\nname = 'x'\nscale = __import__('os')\n"
+    assert checkpoint_task_settings({'cfg': saved}) == {'quality': 10}  # literals only: nothing is run
+    assert checkpoint_task_settings({'source': 'model_N30.pt', 'arch': 'panet'}) == {'sigma': 30}
+    assert checkpoint_task_settings({'source': 'Q40.pt'}) == {'quality': 40}
+    assert checkpoint_task_settings({'source': 'model_x3.pt'}) == {'scale': 3}
+    assert checkpoint_task_settings({'source': 'my_model.pt'}) == {}
+    assert checkpoint_task_settings(None) == {} and checkpoint_task_settings({'cfg': 3}) == {}
+
