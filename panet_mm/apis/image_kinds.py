@@ -31,6 +31,7 @@ from panet_mm.utils.image_metadata import (
     profile_description,
     profile_fits,
     raw_profile_bytes,
+    undo_orientation,
 )
 
 from .errors import ImageReadError, RestoreError
@@ -50,9 +51,10 @@ class StoredImage(NamedTuple):
     orientation is not 1: it tells whether the loader turned them upright), their height and width, the
     alpha plane (uint8 or uint16, already turned upright; None without alpha), and whether OpenCV decodes
     the colour multiplied by that alpha (TIFFs with unassociated alpha, through libtiff's RGBA reader), and
-    how many frames or pages the file holds (animated PNG / WebP / GIF, multi-page TIFF), and its EXIF block
+    how many frames or pages the file holds (animated PNG / WebP / GIF, multi-page TIFF), its EXIF block
     (TIFF-structured; None without one, for TIFF files, whose tags describe their own layout, and where the
-    block is damaged)."""
+    block is damaged), and the file's EXIF orientation whoever applies it (``layout``: Pillow turns a TIFF's
+    pixels itself while loading and drops the tag, so ``orientation`` is 1 there; raw Bayer data needs it)."""
 
     channels: int
     dtype: np.dtype
@@ -66,18 +68,22 @@ class StoredImage(NamedTuple):
     frames: int = 1
     exif: Optional[bytes] = None
     exif_damaged: bool = False
+    layout: int = 1
 
 
 class ReadImage(NamedTuple):
     """An image file read for the model: pixels (config's channel order), one note per conversion, the
     colour profile to write into the result (None: none, or one that no longer describes the pixels), the
-    alpha plane to write back (None: none), and the EXIF block to carry into the result (None: none)."""
+    alpha plane to write back (None: none; upright), the EXIF block to carry into the result (None: none),
+    and the EXIF orientation still to apply to the model's output (1: none; raw Bayer data is demosaiced as
+    stored, since its pattern describes the sensor's stored layout, and the result turned upright)."""
 
     img: np.ndarray
     notes: List[str]
     profile: Optional[bytes] = None
     alpha: Optional[np.ndarray] = None
     exif: Optional[bytes] = None
+    orientation: int = 1
 
 
 def _orientation(im: Any) -> int:
@@ -112,9 +118,10 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
     import cv2
     from PIL import Image, UnidentifiedImageError
     mode, orientation, profile, thumb, size, tiff_rgba, tiff_la, frames = None, 1, None, None, (0, 0), None, None, 1
-    exif, exif_damaged = None, False
+    exif, exif_damaged, layout = None, False, 1
     try:  # the declared size was checked against the pixel limit first: Pillow's own guard is off
         with pillow_checks(), Image.open(io.BytesIO(data)) as im:
+            layout = _orientation(im)  # (before load: Pillow turns a TIFF's pixels while loading, dropping the tag)
             im.load()
             mode, orientation, profile = im.mode, _orientation(im), im.info.get('icc_profile') or None
             size, frames = (im.height, im.width), int(getattr(im, 'n_frames', 1) or 1)
@@ -144,7 +151,8 @@ def _stored_kind(data: bytes, path: str) -> StoredImage:
     elif channels == 4 and mode == 'CMYK':
         channels = 3  # ink channels, not colour + alpha: OpenCV's colour reading converts them to RGB
     stored = StoredImage(channels, native.dtype, mode, orientation, bytes(profile) if profile else None, thumb, size,
-                         frames=frames, exif=exif, exif_damaged=exif_damaged)
+                         frames=frames, exif=exif, exif_damaged=exif_damaged,
+                         layout=orientation if orientation != 1 else layout)  # (a PNG eXIf after IDAT: after load)
     if native.ndim == 2 and tiff_la is not None and tiff_la.shape == native.shape:
         stored = stored._replace(channels=2, alpha=np.ascontiguousarray(tiff_la))
     if channels in (2, 4) and native.ndim == 3 and native.shape[2] == 4:
@@ -345,7 +353,8 @@ class ImageAdapter:
 
         Returns:
             ReadImage: The ``H x W x in_channels`` image (turned as its EXIF orientation asks, where the
-            loader did not), one note per conversion, its ICC colour profile (None for CMYK files,
+            loader did not; raw Bayer data as stored, its ``orientation`` left for the output), one note per
+            conversion, its ICC colour profile (None for CMYK files,
             whose inks the loader converted without it), its alpha plane and its EXIF block.
 
         Raises:
@@ -394,11 +403,20 @@ class ImageAdapter:
             notes.append('its EXIF data is damaged, so the result has none')
         if mode == 'CMYK':
             notes.insert(0, "CMYK image converted by the config's loader (OpenCV; no colour profile applied)")
+        later = 1  # the orientation left for the output
         if self.load.bayer_pattern is not None:
-            img, more = self.to_mosaic(img, raw=channels in (1, 2) or (img.shape[2] == 3 and is_gray(img)))
+            raw = channels in (1, 2) or (img.shape[2] == 3 and is_gray(img))
+            if raw and stored.layout != 1:  # the mosaic's pattern is anchored in the stored layout
+                img, later = undo_orientation(img, stored.layout), stored.layout
+                notes = [n for n in notes if n not in turned]
+            img, more = self.to_mosaic(img, raw=raw)
             notes += more
+            if later != 1:
+                notes.append(f'demosaiced as stored (the {self.load.bayer_pattern} pattern describes the sensor\'s '
+                             f'stored layout), then the result turned upright ({ORIENTATIONS[later]}) as its EXIF '
+                             f'orientation tag ({later}) asks viewers to show it')
         img, more = self.adapt_channels(img)
-        return ReadImage(img, notes + more, None if mode == 'CMYK' else stored.profile, alpha, stored.exif)
+        return ReadImage(img, notes + more, None if mode == 'CMYK' else stored.profile, alpha, stored.exif, later)
 
     def _as_stored(self, img: np.ndarray, channels: int, dtype: np.dtype,
                    path: str) -> Tuple[np.ndarray, List[str]]:

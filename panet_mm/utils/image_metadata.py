@@ -47,6 +47,15 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(img if flip is None else np.flip(img, flip))
 
 
+def undo_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """The stored pixels back from ``apply_orientation(stored, orientation)``: the turn the other way (6 and 8 swap,
+    the mirrors and the half turn undo themselves).
+
+    Why: data whose layout is the sensor's (a raw Bayer mosaic) must be processed as stored, not upright.
+    """
+    return apply_orientation(img, {6: 8, 8: 6}.get(orientation, orientation))
+
+
 def profile_color_space(profile: bytes) -> Optional[str]:
     """The data colour space of an ICC profile (``'RGB'``, ``'GRAY'``, ``'CMYK'``...), None if it is no profile."""
     if len(profile) < 132 or profile[36:40] != b'acsp':
@@ -316,4 +325,5 @@ def exif_fits(block: Optional[bytes], ext: str) -> bool:
 
 __all__ = ['EXIF_EXTENSIONS', 'ICC_EXTENSIONS', 'JPEG_EXIF_LIMIT', 'ORIENTATIONS', 'RAW_PROFILE_EXIF',
            'apply_orientation', 'embed_exif', 'embed_icc_profile', 'exif_block', 'exif_fits', 'exif_for_result',
-           'is_srgb_profile', 'profile_color_space', 'profile_description', 'profile_fits', 'raw_profile_bytes']
+           'is_srgb_profile', 'profile_color_space', 'profile_description', 'profile_fits', 'raw_profile_bytes',
+           'undo_orientation']

@@ -11,15 +11,17 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import DEMO_CONFIG, ROOT, run_tool, save_runner_checkpoint
+import torch
+from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, run_tool, save_runner_checkpoint
 from PIL import ExifTags, Image, ImageOps
 
 from panet_mm import apis as R
 from panet_mm.apis import restore_cli
 from panet_mm.apis.image_kinds import ImageAdapter
 from panet_mm.apis.load_settings import LoadSettings
+from panet_mm.datasets.transforms import bayer_mosaic
 from panet_mm.utils.fileio import atomic_write_image
-from panet_mm.utils.image_metadata import apply_orientation, exif_block
+from panet_mm.utils.image_metadata import ORIENTATIONS, apply_orientation, exif_block
 
 ICC = osp.join(ROOT, 'tests', 'data', 'icc')
 EXIF = osp.join(ROOT, 'tests', 'data', 'exif')   # real cameras' files (tests/data/exif/README.md)
@@ -373,3 +375,52 @@ def test_the_python_call_carries_a_cameras_maker_notes_and_drops_its_thumbnail(r
     finally:
         restorers['sr'].keep_exif = True
     assert R.exif_note(exif_block(raw), 'x.bmp', '--ext png').startswith('its EXIF data (camera, dates')
+
+
+class Record(torch.nn.Module):
+    """Stand-in generator: the identity, recording what it was fed."""
+
+    def forward(self, x):
+        self.seen = x.detach().clone()
+        return x
+
+
+@pytest.fixture(scope='module')
+def demosaicer(demosaic_checkpoint):
+    return R.build_restorer(DEMOSAIC_CONFIG, str(demosaic_checkpoint), device='cpu')
+
+
+@pytest.mark.parametrize('ext,options', [('png', {}), ('jpg', dict(quality=100)), ('tif', {}),
+                                         ('webp', dict(lossless=True))])
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_a_raw_bayer_file_is_demosaiced_as_stored_then_turned_upright(demosaicer, tmp_path, monkeypatch, ext,
+                                                                      options, orientation):
+    """A 48x64 GRBG colour filter array saved as a grey file with an EXIF orientation, as a camera stores it: it was
+    turned upright before being read as GRBG (orientation 6 made it a BGGR layout read as GRBG). The model must get
+    the mosaic of the stored layout, and the result be turned upright as the viewer shows the file."""
+    rng = np.random.RandomState(0)
+    y, x = np.mgrid[0:48, 0:64]
+    rgb = np.clip(np.stack([x * 3 + 20, y * 4 + 10, (x + y) * 2 + 40], axis=2) + rng.randint(-4, 5, (48, 64, 3)),
+                  0, 255).astype(np.uint8)
+    mosaic = bayer_mosaic(rgb, 'GRBG')  # the model input of the stored layout
+    path = save(tmp_path / f'raw{orientation}.{ext}', mosaic.max(axis=2), orientation, **options)
+    rec = Record()
+    monkeypatch.setitem(demosaicer.model._modules, 'generator', rec)
+    data = demosaicer.preprocess(path)
+    out = demosaicer(img=path, result_out_dir=str(tmp_path / 'out.png'))
+    seen = (rec.seen[0].permute(1, 2, 0) * 255).round().numpy()  # RGB, as the config orders it
+    tolerance = 3 if ext == 'jpg' else 0
+    assert seen.shape == mosaic.shape and np.abs(seen - mosaic).mean() <= tolerance
+    assert np.array_equal(seen == 0, mosaic == 0)  # the GRBG layout of the stored pixels
+    assert np.abs(out.astype(int) - apply_orientation(mosaic, orientation)[..., ::-1]).mean() <= tolerance  # upright
+    grey = 'grey image (3 equal channels)' if ext == 'webp' else '1-channel image'  # (WebP stores grey as RGB)
+    assert data['notes'][0].startswith(f'{grey} taken as raw GRBG Bayer data (GR / BG from the top-left pixel)')
+    if orientation == 1:
+        assert len(data['notes']) == 1 and data['orientation'] == 1
+    else:
+        assert data['notes'][1:] == [
+            "demosaiced as stored (the GRBG pattern describes the sensor's stored layout), then the result turned "
+            f'upright ({ORIENTATIONS[orientation]}) as its EXIF orientation tag ({orientation}) asks viewers to show '
+            'it'] and data['orientation'] == orientation
+    with Image.open(tmp_path / 'out.png') as im:
+        assert im.getexif().get(0x0112, 1) == 1 and np.array_equal(np.asarray(im)[..., ::-1], out)

@@ -98,7 +98,8 @@ def test_the_four_stages(inferencer, tmp_path):
     src = tmp_path / 'a.png'
     cv2.imwrite(str(src), photo())
     data = inferencer.preprocess(str(src))
-    assert set(data) == {'inputs', 'data_samples', 'notes', 'size', 'icc_profile', 'alpha', 'exif'}
+    assert set(data) == {'inputs', 'data_samples', 'notes', 'size', 'icc_profile', 'alpha', 'exif', 'orientation'}
+    assert data['orientation'] == 1  # (only raw Bayer data is turned after the model)
     assert data['icc_profile'] is None and data['alpha'] is None  # OpenCV's colour PNG: no profile, no alpha
     assert data['size'] == (10, 12) and data['notes'] == []
     assert tuple(data['inputs'][0].shape) == (3, 10, 12)

@@ -114,6 +114,21 @@ def check_result_path(result_out_dir: Any, img: Any = None) -> None:
                                     'a writable folder')
 
 
+def orient_output(pred: Tensor, orientation: int) -> Tensor:
+    """A ``(C, H, W)`` output turned as :func:`~panet_mm.utils.image_metadata.apply_orientation` turns ``H x W``
+    pixels for an EXIF ``orientation`` (1-8).
+
+    Why: raw Bayer data is demosaiced as stored (its pattern is the sensor's layout); its result is then
+    turned upright, as every other image is before the model.
+    """
+    if orientation in (5, 6, 7, 8):
+        pred = pred.transpose(-2, -1)
+        flip = {5: (), 6: (-1,), 7: (-2, -1), 8: (-2,)}[orientation]
+    else:
+        flip = {1: (), 2: (-1,), 3: (-2, -1), 4: (-2,)}[orientation]
+    return (pred.flip(flip) if flip else pred).contiguous()
+
+
 def check_image_input(img: Any, files: bool = True) -> None:
     """Refuse what is neither an image file's path nor a numpy array, naming the conversion to make.
 
@@ -242,13 +257,15 @@ class RestorationInferencer(BaseInferencer):
             ``size`` (height, width), ``icc_profile`` (the file's colour profile, for :meth:`visualize`;
             None for arrays), ``alpha`` (the input's alpha plane, written back by :meth:`visualize`) and
             ``exif`` (the file's EXIF block, carried into the result; None for arrays, or with
-            ``keep_exif = False``).
+            ``keep_exif = False``), ``orientation`` (the EXIF orientation :meth:`forward` applies to the output:
+            raw Bayer data is demosaiced as stored; 1 for everything else).
 
         Raises:
             ImageReadError: An unreadable, truncated, too large or non-image file.
             RestoreError: An array of an unsupported dtype, shape or channel count.
         """
         profile = alpha = exif = None
+        orientation = 1
         check_image_input(img)
         if isinstance(img, np.ndarray):
             if img.ndim == 3 and img.shape[2] in (2, 4):  # colour to the model, alpha kept apart (as for files)
@@ -256,10 +273,10 @@ class RestorationInferencer(BaseInferencer):
             arr, notes = self.adapter.prepare(self._swap_red_blue(img))
             notes = ([ALPHA_NOTE] if alpha is not None else []) + notes
         else:
-            arr, notes, profile, alpha, exif = self.adapter.read_file(os.fspath(img), self.max_pixels,
-                                                                      self.hints['max_pixels'])
+            arr, notes, profile, alpha, exif, orientation = self.adapter.read_file(os.fspath(img), self.max_pixels,
+                                                                                   self.hints['max_pixels'])
         return dict(self.pack(arr), notes=notes, size=tuple(arr.shape[:2]), icc_profile=profile, alpha=alpha,
-                    exif=exif if self.keep_exif else None)
+                    exif=exif if self.keep_exif else None, orientation=orientation)
 
     def pack(self, img: np.ndarray) -> Dict[str, List[Any]]:
         """An ``H x W x C`` image in the config's channel order as a batch of one (``PackInputs``)."""
@@ -271,7 +288,8 @@ class RestorationInferencer(BaseInferencer):
 
     @torch.no_grad()
     def forward(self, data: Dict[str, Any]) -> Tensor:
-        """The model's output ``(C, H', W')``, 0-255, BGR if colour (as the data pre-processor destructs it).
+        """The model's output ``(C, H', W')``, 0-255, BGR if colour (as the data pre-processor destructs it), turned
+        upright where ``data`` says (``orientation``: raw Bayer data demosaiced as stored).
 
         Raises:
             RestoreError: The output has NaN or infinite values (nothing may be written from it).
@@ -285,7 +303,7 @@ class RestorationInferencer(BaseInferencer):
             raise RestoreError(f"the model's output has NaN / infinite values ({int((~finite).sum())} of "
                                f'{pred.numel()}), so nothing was written; the checkpoint or the device computation is '
                                'broken (try the CPU, or an earlier checkpoint)')
-        return pred
+        return orient_output(pred, data.get('orientation', 1))
 
     def visualize(self, preds: Tensor, result_out_dir: str = '', icc_profile: Optional[bytes] = None,
                   alpha: Optional[np.ndarray] = None, exif: Optional[bytes] = None) -> List[np.ndarray]:
@@ -391,4 +409,4 @@ class RestorationInferencer(BaseInferencer):
 
 
 __all__ = ['CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer', 'SLOW_ATTENTION_MACS', 'attention_macs',
-           'check_image_input', 'check_result_path']
+           'check_image_input', 'check_result_path', 'orient_output']
