@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import warnings
 import zlib
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -48,12 +49,32 @@ class InsertionSite:
     input_per_pixel: float = 1.0
 
 
-def token_hw(args: Sequence[Any], num_tokens: int) -> Optional[Tuple[int, int]]:
-    """The first ``(H, W)`` pair of ints among ``args`` with ``H * W == num_tokens``."""
+def _is_size(value: Any) -> bool:
+    """An int-like size: a Python int, a ``torch.SymInt`` (``torch.compile``) or a 0-dim integer tensor
+    (what ``x.shape[i]`` gives under ``torch.jit.trace``, e.g. in mmengine's flop counter)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, torch.SymInt)):
+        return True
+    return isinstance(value, Tensor) and value.dim() == 0 and not value.dtype.is_floating_point \
+        and not value.dtype.is_complex and value.dtype != torch.bool
+
+
+def token_hw(args: Sequence[Any], num_tokens: Any) -> Optional[Tuple[Any, Any]]:
+    """The first ``(H, W)`` pair of sizes among ``args`` with ``H * W == num_tokens``.
+
+    The sizes are returned as given (ints, or traced values under ``torch.jit.trace`` / ``torch.compile``),
+    so that a reshape by them stays a traced operation; use ``int()`` where a Python number is needed.
+    """
     for arg in args:
-        if isinstance(arg, (tuple, list)) and len(arg) == 2 and all(isinstance(v, int) for v in arg):
-            if arg[0] * arg[1] == num_tokens:
-                return int(arg[0]), int(arg[1])
+        if isinstance(arg, (tuple, list)) and len(arg) == 2 and all(_is_size(v) for v in arg):
+            with warnings.catch_warnings():
+                # Which argument is (H, W) is fixed by the module's signature, not by the input: comparing
+                # traced sizes here is safe, and the tracer's warning about it would only be noise.
+                warnings.simplefilter('ignore', torch.jit.TracerWarning)
+                match = bool(arg[0] * arg[1] == num_tokens)
+            if match:
+                return arg[0], arg[1]
     return None
 
 
@@ -194,7 +215,7 @@ def make_attention(spec: dict, record: ProbeRecord,
         nn.init.zeros_(value_conv.weight)
         nn.init.zeros_(value_conv.bias)
     value = record.value
-    feature_hw = tuple(value.shape[2:]) if layout == 'nchw' else token_hw(record.args, value.shape[1])
+    feature_hw = tuple(value.shape[2:]) if layout == 'nchw' else tuple(map(int, token_hw(record.args, value.shape[1])))
     ratio = max(probe_shape[-2] / feature_hw[0], probe_shape[-1] / feature_hw[1])
     return InsertionSite(name=name, where=where, module=path, channels=channels, layout=layout,
                          input_per_pixel=float(ratio)), attention

@@ -93,7 +93,7 @@ def _apply_attention(attention: nn.Module, layout: str, x: Tensor, args: Sequenc
     b, n, c = x.shape
     hw = token_hw(args, n)
     if hw is None:
-        raise RuntimeError(f'inserted pyramid attention expected an (H, W) argument with H*W = {n} next to '
+        raise RuntimeError(f'inserted pyramid attention expected an (H, W) argument with H*W = {int(n)} next to '
                            f'its (B, H*W, C) tokens; the module was called without one')
     y = attention(x.transpose(1, 2).reshape(b, c, hw[0], hw[1]))
     return y.flatten(2).transpose(1, 2)
