@@ -39,8 +39,16 @@ def main() -> None:
     with warnings.catch_warnings(record=True) as early:    # the stack's import-time warnings, filtered below
         warnings.simplefilter('always')
         from mmagic.utils import print_colored_log
+        from mmengine.hooks import CheckpointHook
 
-        from panet_mm.engine.cli import build_runner, enable_amp, hold_work_dir, load_config, readable_errors
+        from panet_mm.engine.cli import (
+            build_runner,
+            drop_unused_log_dir,
+            enable_amp,
+            hold_work_dir,
+            load_config,
+            readable_errors,
+        )
         from panet_mm.engine.distributed import finish_distributed
         from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
@@ -63,10 +71,16 @@ def main() -> None:
         runner = build_runner(cfg)
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner.log_dir}')
-        runner.train()
+        try:
+            runner.train()
+        except BaseException:
+            drop_unused_log_dir(runner, training=True)
+            raise
         finish_distributed()
     print_colored_log(f'Log saved under {runner.log_dir}')
-    print_colored_log(f'Checkpoint saved under {cfg.work_dir}')
+    # (a config's CheckpointHook out_dir, as mmagic's own configs set it, puts them outside the work directory)
+    folders = [h.out_dir for h in runner.hooks if isinstance(h, CheckpointHook) and h.out_dir]
+    print_colored_log(f'Checkpoint saved under {folders[0] if folders else cfg.work_dir}')
 
 
 if __name__ == '__main__':

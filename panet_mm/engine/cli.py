@@ -381,11 +381,17 @@ def build_runner(cfg: Config):
         raise
 
 
-def drop_unused_log_dir(runner: Any) -> None:
-    """Remove the timestamped log folder of a run that stopped before its checkpoint loaded (a refused or
-    mismatched checkpoint): it holds nothing but the refusal, and each retry left one more. A run that got
-    further keeps its logs."""
-    if getattr(runner, '_has_loaded', True):
+def drop_unused_log_dir(runner: Any, training: bool = False) -> None:
+    """Remove the timestamped log folder of a run that stopped before its work began: a test before its checkpoint
+    loaded (a refused or mismatched checkpoint), a training run before its first iteration (missing or damaged
+    data found when the loaders are built). It holds nothing but the failure, shown on the console, and each retry
+    left one more. A run that got further keeps its logs."""
+    if training:  # (not runner.iter: it builds the train loop, which is what failed)
+        loop = getattr(runner, '_train_loop', None)
+        started = loop is not None and not isinstance(loop, dict) and getattr(loop, 'iter', 0) > 0
+    else:
+        started = getattr(runner, '_has_loaded', True)
+    if started:
         return
     log_dir = getattr(runner, 'log_dir', None)
     if log_dir:

@@ -61,6 +61,8 @@ def test_missing_dataset_names_folder_and_command(tmp_path):
     err = proc.stderr
     assert f'{tmp_path}/nowhere/DIV2K/DIV2K_train_LR_bicubic/X2_sub' in err
     assert 'python tools/dataset_converters/make_demo_data.py' in err
+    # the run stopped before its first iteration: no timestamped folder holding only this failure's log
+    assert not [p for p in (tmp_path / 'w').iterdir() if p.is_dir()]
 
 
 def test_missing_config_is_named(tmp_path):
