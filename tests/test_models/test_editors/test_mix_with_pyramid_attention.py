@@ -2,16 +2,19 @@
 import copy
 import io
 import pickle
+import sys
 
 import pytest
 import torch
 import torch.distributed as dist
+from conftest import run_tool
 from mmagic.registry import MODELS
 from mmagic.structures import DataSample
 from mmengine.registry import init_default_scope
 
 import panet_mm  # noqa: F401
 from panet_mm.models import WithPyramidAttention, load_plain_weights
+from panet_mm.models.editors.mix import InsertionError
 from panet_mm.models.layers import PyramidAttention
 
 EDSR = dict(type='EDSRNet', in_channels=3, out_channels=3, mid_channels=8, num_blocks=4, upscale_factor=2)
@@ -213,8 +216,7 @@ def test_wrong_position_fails_at_build_listing_valid_positions():
     with pytest.raises(ValueError) as err:
         mixed(insert=[dict(after='body.7')])
     message = str(err.value)
-    assert "insert[0] after='body.7' is not a submodule of EDSRNet" in message
-    assert 'closest: body.' in message
+    assert "insert[0] after='body.7' is not a submodule of EDSRNet (did you mean 'body.3'?)" in message
     for name in ('conv_first', 'body.0', 'body.3', 'conv_after_body', 'upsample', 'conv_last'):
         assert name in message
 
@@ -232,6 +234,57 @@ def test_wrong_position_fails_at_build_listing_valid_positions():
 def test_bad_insertions_fail_at_build(insert, generator, match):
     with pytest.raises(ValueError, match=match):
         mixed(generator=generator, insert=[insert])
+
+
+SRCNN = dict(type='SRCNNNet')
+
+
+@pytest.mark.parametrize('generator,insert,hint', [
+    (RDN, dict(before='upsampling'), "before='upsampling' is not a submodule of RDNNet (did you mean 'upscale'?)"),
+    (SRCNN, dict(after='conv7'), "(did you mean 'conv1', 'conv2' or 'conv3'?)"),
+    (RDN, dict(after='rdbs.9'), "(did you mean 'rdbs.3'?)"),             # past the last numbered child
+    (RDN, dict(after_every=2, of='rdb'), "of='rdb' is not a submodule of RDNNet (did you mean 'rdbs'?)"),
+    (EDSR, dict(after='Upsample'), "(did you mean 'upsample'?)"),
+    (EDSR, dict(aftr='body.1'), "needs exactly one of after=NAME, before=NAME or after_every=N with of=NAME "
+                                "(did you mean 'after' for 'aftr'?)"),
+])
+def test_every_position_error_names_the_closest_position(generator, insert, hint):
+    with pytest.raises(InsertionError) as err:
+        mixed(generator=generator, insert=[insert])
+    assert hint in str(err.value)
+
+
+def test_attention_cfg_key_error_names_the_closest_argument():
+    with pytest.raises(InsertionError, match=r"attention_cfg key 'reductoin' .*\(did you mean 'reduction'\?\)"):
+        mixed(attention_cfg=dict(reductoin=2))
+
+
+@pytest.mark.parametrize('insert,message', [
+    (['conv1'], "insert[0] is a str 'conv1'; each entry is a dict like dict(after='conv1'); --cfg-options cannot "
+                "write dicts inside lists, put insert=[dict(after='conv1')] in a config file"),
+    # what mmengine's DictAction makes of --cfg-options "model.generator.insert=[dict(after='conv7')]"
+    (["dict(after='conv7')"], "insert[0] is a str \"dict(after='conv7')\"; each entry is a dict like "
+                              "dict(after='conv7'); --cfg-options cannot write dicts inside lists"),
+    ([3], "insert[0] is an int 3; each entry is a dict like dict(after='NAME')"),
+    (dict(after='body.1'), "insert is a single dict {'after': 'body.1'}; insert is a list of them: put it in "
+                           "brackets, insert=[dict(after='body.1')]"),
+    ("dict(after='body.1')", "insert is a str \"dict(after='body.1')\"; insert is a list of dicts such as "
+                             "[dict(after='body.1')] (--cfg-options cannot write dicts inside lists"),
+    (None, 'insert is None; insert is a list of dicts'),
+])
+def test_insert_that_is_not_a_list_of_dicts_is_named(insert, message):
+    with pytest.raises(InsertionError) as err:
+        MODELS.build(dict(type='WithPyramidAttention', generator=EDSR, insert=insert))
+    assert message in str(err.value) and '\n' not in str(err.value)
+
+
+def test_insert_from_cfg_options_is_one_line_from_the_tools(tmp_path):
+    """DictAction keeps dict(...) inside a list as a string; tools/train.py prints the refusal as one line."""
+    proc = run_tool([sys.executable, 'tools/train.py', 'configs/mix/demo/edsr_pa_sr_x2_demo.py', '--work-dir',
+                     str(tmp_path / 'w'), '--cfg-options', "model.generator.insert=[dict(after='conv7')]"],
+                    check=False, timeout=300)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith('error: insert[0] is a str "dict(after=\'conv7\')"')
 
 
 def test_same_position_twice_is_refused():

@@ -9,7 +9,7 @@ import inspect
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -22,6 +22,7 @@ from .probe import ProbeRecord
 
 _ATTENTION_ARGS = tuple(p for p in inspect.signature(PyramidAttention.__init__).parameters if p != 'self')
 _EXTRA_ARGS = ('identity_init',)
+_POSITION_KEYS = ('after', 'before', 'after_every', 'of')
 _LISTED_DEPTH = 2  # error messages list the positions with at most this many name components
 
 
@@ -82,31 +83,98 @@ def _site_name(where: str, path: str) -> str:
     return f'{where}_{path.replace(".", "_")}'
 
 
+def _describe_value(value: Any) -> str:
+    """``"a str 'conv1'"``, ``"an int 3"``, ``'None'``: a wrong value with its type, for a message."""
+    if value is None:
+        return 'None'
+    kind = type(value).__name__
+    return f'{"an" if kind[:1].lower() in "aeiou" else "a"} {kind} {value!r}'
+
+
+def _call_repr(mapping: Mapping) -> str:
+    """``dict(after='conv1', reduction=2)``: a dict as it is written in a config."""
+    return 'dict(' + ', '.join(f'{k}={v!r}' for k, v in mapping.items()) + ')'
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, Tensor):
         return f'a tensor of shape {tuple(value.shape)}'
     return f'a {type(value).__name__}'
 
 
+def closest_names(query: Any, names: Sequence[str], n: int = 3) -> List[str]:
+    """The names in ``names`` closest to ``query`` (the best-scoring ones, at most ``n``), for a hint.
+
+    A numbered child past the end (``'rdbs.9'`` of four blocks) gives the last one (``'rdbs.3'``); otherwise
+    names with as many dots as ``query`` are preferred, case is ignored and a looser second cut-off lets
+    ``'upsampling'`` find ``'upscale'``.
+    """
+    if not isinstance(query, str) or not query:
+        return []
+    parent, _, last = query.rpartition('.')
+    if parent and last.isdigit():
+        numbered = sorted((int(m.rpartition('.')[2]), m) for m in names
+                          if m.rpartition('.')[0] == parent and m.rpartition('.')[2].isdigit())
+        if numbered and int(last) > numbered[-1][0]:
+            return [numbered[-1][1]]
+    order = {name: k for k, name in enumerate(names)}
+    same_depth = [m for m in names if m.count('.') == query.count('.')]
+    for pool in (same_depth, list(names)):
+        for cutoff in (0.6, 0.5):
+            scored = [(difflib.SequenceMatcher(None, query.lower(), m.lower()).ratio(), m) for m in pool]
+            scored = [(r, m) for r, m in scored if r >= cutoff]
+            if scored:
+                best = max(r for r, _ in scored)
+                return sorted((m for r, m in scored if r >= best - 1e-9), key=order.get)[:n]
+    return []
+
+
+def did_you_mean(query: Any, names: Sequence[str]) -> str:
+    """``" (did you mean 'upscale'?)"`` for the names closest to ``query``, or ``''`` when none is close."""
+    close = closest_names(query, names)
+    if not close:
+        return ''
+    quoted = [repr(m) for m in close]
+    listed = quoted[0] if len(quoted) == 1 else f'{", ".join(quoted[:-1])} or {quoted[-1]}'
+    return f' (did you mean {listed}?)'
+
+
 def find_submodule(net: nn.Module, modules: Dict[str, nn.Module], path: Any, what: str) -> nn.Module:
-    """``modules[path]``, or a ``ValueError`` naming ``what``, the closest names and the valid positions."""
+    """``modules[path]``, or an ``InsertionError`` naming ``what``, the closest names and the valid positions."""
     if isinstance(path, str) and path and path in modules:
         return modules[path]
     names = [n for n in modules if n]
     listed = [n for n in names if n.count('.') < _LISTED_DEPTH]
     shown = ', '.join(listed[:80]) + (f', ... ({len(listed) - 80} more)' if len(listed) > 80 else '')
-    close = difflib.get_close_matches(str(path), names, n=3, cutoff=0.6)
-    hint = f'; closest: {", ".join(close)}' if close else ''
-    raise InsertionError(f'{what}={path!r} is not a submodule of {type(net).__name__}{hint}; valid positions '
-                         f'(up to {_LISTED_DEPTH} levels, deeper dotted names work too): {shown}')
+    raise InsertionError(f'{what}={path!r} is not a submodule of {type(net).__name__}{did_you_mean(path, names)}; '
+                         f'valid positions (up to {_LISTED_DEPTH} levels, deeper dotted names work too): {shown}')
+
+
+def _entry_dict(i: int, entry: Any) -> dict:
+    """``insert[i]`` as a new dict; a string (what ``--cfg-options`` makes of a dict in a list) is refused."""
+    if isinstance(entry, Mapping):
+        return dict(entry)
+    if isinstance(entry, str):
+        text = entry.strip()
+        example = text if text.startswith(('dict(', '{')) else f'dict(after={text!r})'
+        raise InsertionError(f'insert[{i}] is {_describe_value(entry)}; each entry is a dict like {example}; '
+                             f'--cfg-options cannot write dicts inside lists, put insert=[{example}] in a config '
+                             f'file (an existing entry can be changed with --cfg-options '
+                             f'model.generator.insert.{i}.after=NAME)')
+    raise InsertionError(f'insert[{i}] is {_describe_value(entry)}; each entry is a dict like '
+                         f"dict(after='NAME')")
 
 
 def _entry_positions(net: nn.Module, modules: Dict[str, nn.Module], i: int, entry: dict) -> Tuple[str, List[str]]:
     """``(where, module paths)`` of ``insert[i]``, popping its position keys from ``entry``."""
     where_keys = [k for k in ('after', 'before', 'after_every') if k in entry]
     if len(where_keys) != 1:
+        # a misspelt position key (aftr=...): name the one it looks like
+        unknown = [k for k in entry if k not in _POSITION_KEYS + _ATTENTION_ARGS + _EXTRA_ARGS]
+        close = [(k, closest_names(k, _POSITION_KEYS)) for k in unknown if not where_keys]
+        hint = ''.join(f' (did you mean {c[0]!r} for {k!r}?)' for k, c in close[:1] if c)
         raise InsertionError(f'insert[{i}] = {entry} needs exactly one of after=NAME, before=NAME or '
-                             f'after_every=N with of=NAME')
+                             f'after_every=N with of=NAME{hint}')
     kind = where_keys[0]
     if kind != 'after_every':
         if 'of' in entry:
@@ -133,10 +201,8 @@ def _entry_positions(net: nn.Module, modules: Dict[str, nn.Module], i: int, entr
 def _check_arguments(keys: Sequence[str], what: str, allowed: set) -> None:
     for key in keys:
         if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f' (did you mean {close[0]!r}?)' if close else ''
             raise InsertionError(f'{what} key {key!r} is neither a position (after, before, after_every, '
-                                 f'of) nor a PyramidAttention argument{hint}')
+                                 f'of) nor a PyramidAttention argument{did_you_mean(key, sorted(allowed))}')
 
 
 def parse_insert(net: nn.Module, insert: Sequence[dict], attention_cfg: Mapping) -> List[dict]:
@@ -145,17 +211,28 @@ def parse_insert(net: nn.Module, insert: Sequence[dict], attention_cfg: Mapping)
     Returns:
         list[dict]: ``dict(where, module, kwargs, index)`` per position, in order.
     """
-    if isinstance(insert, Mapping) or isinstance(insert, str):
-        raise TypeError(f'insert must be a list of dicts such as [dict(after="body.7")], got {insert!r}')
+    if isinstance(insert, Mapping):
+        raise InsertionError(f'insert is a single dict {dict(insert)}; insert is a list of them: put it in '
+                             f'brackets, insert=[{_call_repr(insert)}]')
+    if isinstance(insert, str) or not isinstance(insert, Iterable):
+        text = insert.strip() if isinstance(insert, str) else ''
+        example = f'[{text}]' if text.startswith('dict(') else "[dict(after='body.7')]"
+        raise InsertionError(f'insert is {_describe_value(insert)}; insert is a list of dicts such as {example} '
+                             f'(--cfg-options cannot write dicts inside lists: put it in a config file), or [] for '
+                             f'the plain generator')
+    if not isinstance(attention_cfg, Mapping):
+        raise InsertionError(f'attention_cfg is {_describe_value(attention_cfg)}; it is a dict of PyramidAttention '
+                             f'arguments such as dict(reduction=2, res_scale=1.0)')
     allowed = set(_ATTENTION_ARGS) | set(_EXTRA_ARGS)
     for key in attention_cfg:
         if key not in allowed or key == 'channels':
-            raise InsertionError(f'attention_cfg key {key!r} is not a PyramidAttention argument '
-                                 f'(allowed: {", ".join(sorted(allowed - {"channels"}))})')
+            shown = sorted(allowed - {'channels'})
+            raise InsertionError(f'attention_cfg key {key!r} is not a PyramidAttention argument'
+                                 f'{did_you_mean(key, shown)} (allowed: {", ".join(shown)})')
     modules = dict(net.named_modules())
     specs: List[dict] = []
     for i, entry in enumerate(insert):
-        entry = dict(entry)
+        entry = _entry_dict(i, entry)
         where, paths = _entry_positions(net, modules, i, entry)
         _check_arguments(list(entry), f'insert[{i}]', allowed)
         specs += [dict(where=where, module=path, kwargs={**attention_cfg, **entry}, index=i) for path in paths]
