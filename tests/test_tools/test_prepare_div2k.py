@@ -47,3 +47,67 @@ def test_scale_must_divide_crop(tmp_path):
                      '--div2k', str(tmp_path), '--crop-size', '50',
                      '--scales', '3'], check=False)
     assert proc.returncode == 2 and 'multiples of every scale' in proc.stderr
+
+
+def fake_div2k_valid(folder, first=801, n=12, h=130, w=170):
+    """A tiny DIV2K_valid_HR: images {first:04d}.png ... (blurred noise, like fake_div2k)."""
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True)
+    for i in range(first, first + n):
+        img = cv2.GaussianBlur((rng.random((h, w, 3)) * 255).astype(np.uint8), (5, 5), 1.5)
+        cv2.imwrite(str(folder / f'{i:04d}.png'), img)
+    return folder
+
+
+def bicubic(img, s):
+    from panet_mm.datasets.prepare import bicubic_downscale
+    return bicubic_downscale(img, s)
+
+
+def test_valid_set_centre_crops_and_lr(tmp_path):
+    """--valid: images 0801-0810 only (the paper's validation), centre crops on a multiple of 12, LR = the tool's
+    bicubic of the GT; the .incomplete mark is gone once the set is complete."""
+    src = fake_div2k_valid(tmp_path / 'DIV2K_valid_HR')
+    root = tmp_path / 'DIV2K'
+    proc = run_tool([sys.executable, 'tools/dataset_converters/prepare_div2k.py', '--no-div2k', '--div2k', str(root),
+                     '--valid', str(src), '--valid-crop', '48', '--workers', '1'])
+    assert 'DIV2K valid: 10 images' in proc.stdout
+    valid = root / 'valid'
+    names = [f'{i:04d}.png' for i in range(801, 811)]
+    assert sorted(p.name for p in (valid / 'GTmod12').iterdir()) == names
+    assert not (valid / '.incomplete').exists() and not (root / 'DIV2K_train_HR_sub').exists()
+    for name in names:
+        gt = cv2.imread(str(valid / 'GTmod12' / name))
+        assert gt.shape == (48, 48, 3)
+        # 130x170 mod 12 -> 120x168; the centre crop's corner rounded down to a multiple of 12: (36, 60)
+        whole = cv2.imread(str(src / name))[:120, :168]
+        assert np.array_equal(gt, whole[36:84, 60:108])
+        for s in (2, 3, 4):
+            lr = cv2.imread(str(valid / f'LRbicx{s}' / name))
+            assert lr.shape == (48 // s, 48 // s, 3) and np.array_equal(lr, bicubic(gt, s))
+
+
+def test_valid_set_whole_images(tmp_path):
+    src = fake_div2k_valid(tmp_path / 'DIV2K_valid_HR', n=10)
+    out = tmp_path / 'val'
+    run_tool([sys.executable, 'tools/dataset_converters/prepare_div2k.py', '--no-div2k', '--valid', str(src),
+              '--valid-out', str(out), '--valid-crop', '0', '--scales', '3', '--workers', '1'])
+    gt = cv2.imread(str(out / 'GTmod12' / '0810.png'))
+    assert np.array_equal(gt, cv2.imread(str(src / '0810.png'))[:120, :168])
+    lr = cv2.imread(str(out / 'LRbicx3' / '0810.png'))
+    assert lr.shape == (40, 56, 3) and np.array_equal(lr, bicubic(gt, 3))
+    assert sorted(p.name for p in out.iterdir()) == ['GTmod12', 'LRbicx3']
+
+
+def test_valid_set_refusals(tmp_path):
+    src = fake_div2k_valid(tmp_path / 'DIV2K_valid_HR', n=5)
+    tool = [sys.executable, 'tools/dataset_converters/prepare_div2k.py', '--no-div2k', '--valid']
+    proc = run_tool(tool + [str(src), '--valid-out', str(tmp_path / 'v')], check=False)
+    assert proc.returncode == 1 and 'has no image 0806 (and 4 more) of --valid-range 801-810' in proc.stderr
+    proc = run_tool(tool + [str(src), '--valid-crop', '50'], check=False)
+    assert proc.returncode == 2 and '--valid-crop 50: give a multiple of 12' in proc.stderr
+    proc = run_tool(tool + [str(src), '--valid-out', str(tmp_path / 'v'), '--valid-crop', '240',
+                            '--valid-range', '801-805'], check=False)
+    assert proc.returncode == 1 and 'smaller than the 240x240 centre crop' in proc.stderr
+    # stopped at an image: the folder stays marked, so a config refuses to validate on the part written
+    assert 'stopped at' in (tmp_path / 'v' / '.incomplete').read_text()

@@ -1,7 +1,8 @@
 """Prepare DIV2K (and optionally Set5) in the layout the SR configs read.
 
     python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K [--scales 2 3 4] [--crop-size 480 --step 240]
-        [--set5 path/to/Set5_HR_images [--no-div2k]] [--workers 2] [--skip-bad] [--max-pixels N]
+        [--set5 path/to/Set5_HR_images] [--valid path/to/DIV2K_valid_HR [--valid-crop 288]] [--no-div2k]
+        [--workers 2] [--skip-bad] [--max-pixels N]
 
 From ``{div2k}/DIV2K_train_HR/0001.png ... 0800.png`` it writes
 
@@ -14,6 +15,14 @@ From ``{div2k}/DIV2K_train_HR/0001.png ... 0800.png`` it writes
 
 With ``--set5 DIR`` it also writes ``data/Set5/GTmod12`` (HR mod-cropped to a multiple of 12) and
 ``data/Set5/LRbicx{s}`` (bicubic LR) from the HR images in DIR (``--set5-out`` to change the target).
+With ``--valid DIR`` (the official ``DIV2K_valid_HR`` folder, ``0801.png ... 0900.png``) it writes the
+validation set of the paper configs, images ``--valid-range`` (default 801-810, the released code's
+``--data_range 1-800/801-810``), under ``--valid-out`` (default ``{div2k}/valid``): ``GTmod12/0801.png ...``
+(HR mod-cropped to a multiple of 12, as the SR test sets; DIV2K's sizes already are) and ``LRbicx{s}/0801.png``
+(the same MATLAB-like bicubic as the train LR). ``--valid-crop N`` (default 288, a multiple of 12) keeps the
+centre N x N of each image, its corner on a multiple of 12 so that every LR image is exactly the bicubic of its
+GT; ``--valid-crop 0`` keeps whole images (the released validation; see the configs for the cost). The folder
+holds a ``.incomplete`` mark while it is being written, which the configs' dataset refuses.
 Every file is written atomically; existing outputs are left alone unless ``--overwrite``. Every source
 image is checked first (its declared size against ``--max-pixels`` from the header, then every pixel
 decoded once): a damaged image stops the run with one line naming it, before anything derived from it is
@@ -31,6 +40,8 @@ import warnings
 from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
+#: The validation GT is mod-cropped to this (as the SR test sets' GTmod12), and a centre crop starts on it.
+VALID_MOD = 12
 IMG_EXT = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 #: This tool's flag for each library parameter its error messages name.
 LIBRARY_FLAGS = {'max_pixels': '--max-pixels'}
@@ -45,7 +56,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--thresh-size', type=int, default=48, help='keep a border remainder above this size')
     parser.add_argument('--set5', help='folder of Set5 HR images to arrange as GTmod12 / LRbicx*')
     parser.add_argument('--set5-out', default='data/Set5', help='where the Set5 layout is written')
-    parser.add_argument('--no-div2k', action='store_true', help='only arrange Set5 (with --set5)')
+    parser.add_argument('--valid', help='the DIV2K_valid_HR folder: write the validation set (GTmod12 / LRbicx*)')
+    parser.add_argument('--valid-out', help='where the validation set is written (default: {div2k}/valid)')
+    parser.add_argument('--valid-range', default='801-810', help='DIV2K image numbers of the validation set')
+    parser.add_argument('--valid-crop', type=int, default=288,
+                        help='centre crop of each validation image (a multiple of 12); 0: whole images')
+    parser.add_argument('--no-div2k', action='store_true', help='skip the training sub-images (with --set5 / --valid)')
     parser.add_argument('--workers', type=int, default=2, help='worker processes')
     parser.add_argument('--overwrite', action='store_true', help='rewrite files that already exist')
     parser.add_argument('--skip-bad', action='store_true',
@@ -55,6 +71,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.max_pixels is not None and args.max_pixels < 1:
         parser.error(f'--max-pixels {args.max_pixels}: give a positive number of pixels')
+    if args.valid_crop < 0 or args.valid_crop % VALID_MOD:
+        parser.error(f'--valid-crop {args.valid_crop}: give a multiple of {VALID_MOD} (0: whole images)')
+    try:
+        first, last = (int(v) for v in args.valid_range.split('-'))
+    except ValueError:
+        first = last = 0
+    if not 1 <= first <= last:
+        parser.error(f'--valid-range {args.valid_range!r}: give FIRST-LAST image numbers, e.g. 801-810')
+    args.valid_numbers = list(range(first, last + 1))
+    if args.valid_out is None:
+        args.valid_out = osp.join(args.div2k, 'valid')
     bad = [s for s in args.scales if s < 1 or args.crop_size % s or args.step % s]
     if bad:
         parser.error(f'--crop-size {args.crop_size} and --step {args.step} must be multiples of every scale; '
@@ -168,6 +195,62 @@ def prepare_set5(args: argparse.Namespace) -> int:
     return done
 
 
+def process_valid_image(name: str, args: argparse.Namespace) -> int:
+    """Write GTmod12 and LRbicx{s} of one DIV2K validation image (read and checked first); return files written."""
+    from panet_mm.datasets.image_io import ImageFileError
+    from panet_mm.datasets.prepare import bicubic_downscale, imread_color, imwrite_atomic, mod_crop
+    src = osp.join(args.valid, name)
+    gt = mod_crop(imread_color(src, args.max_pixels), VALID_MOD)
+    c = args.valid_crop
+    if c:
+        h, w = gt.shape[:2]
+        if min(h, w) < c:
+            raise ImageFileError(f"'{src}' is {w}x{h} pixels, smaller than the {c}x{c} centre crop (--valid-crop)")
+        # the centre, its corner rounded down to a multiple of 12: every scale's LR starts on a whole pixel
+        y, x = (h - c) // 2 // VALID_MOD * VALID_MOD, (w - c) // 2 // VALID_MOD * VALID_MOD
+        gt = gt[y:y + c, x:x + c]
+    outputs = [(gt, osp.join(args.valid_out, f'GTmod{VALID_MOD}', f'{osp.splitext(name)[0]}.png'))]
+    outputs += [(bicubic_downscale(gt, s), osp.join(args.valid_out, f'LRbicx{s}', f'{osp.splitext(name)[0]}.png'))
+                for s in args.scales]
+    written = 0
+    for img, path in outputs:  # everything computed before the first file is written
+        if args.overwrite or not osp.exists(path):
+            imwrite_atomic(img, path)
+            written += 1
+    return written
+
+
+def prepare_valid(args: argparse.Namespace) -> int:
+    """Write the DIV2K validation set (``--valid-range`` of ``--valid``); return the number of images."""
+    from panet_mm.datasets.prepare import ImagePool
+    from panet_mm.datasets.testsets import mark_incomplete
+    if not osp.isdir(args.valid):
+        raise SystemExit(f"--valid folder '{args.valid}' not found: download DIV2K_valid_HR.zip from the DIV2K site, "
+                         'unzip it and pass its DIV2K_valid_HR folder')
+    by_number = {}
+    for name in list_images(args.valid):
+        stem = osp.splitext(name)[0]
+        if stem.isdigit():
+            by_number.setdefault(int(stem), name)
+    missing = [n for n in args.valid_numbers if n not in by_number]
+    if missing:
+        raise SystemExit(f"--valid '{args.valid}' has no image {missing[0]:04d}"
+                         f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''} of --valid-range "
+                         f'{args.valid_range}: pass the DIV2K_valid_HR folder (0801.png ... 0900.png)')
+    names = [by_number[n] for n in args.valid_numbers]
+    os.makedirs(args.valid_out, exist_ok=True)
+    mark_incomplete(args.valid_out, 'being prepared (or its preparation was interrupted)')
+    with ImagePool(args.workers, flags=LIBRARY_FLAGS) as pool:
+        results, bad = pool.run(partial(process_valid_image, args=args), names, args.skip_bad, desc='DIV2K valid')
+    if bad and not args.skip_bad:
+        mark_incomplete(args.valid_out, f'stopped at a damaged image: {bad[0]}')
+        raise SystemExit(f'error: DIV2K valid: {bad[0]}; stopped before writing anything made from it. Replace or '
+                         'remove it, or pass --skip-bad to leave it out')
+    args.skipped += bad
+    mark_incomplete(args.valid_out, None)
+    return len(results)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     args.skipped = []
@@ -190,11 +273,24 @@ def _prepare(args: argparse.Namespace) -> None:
                   f"--set5-out '{args.set5_out}'): its images would be replaced by their outputs. Copy the originals "
                   'to another folder and pass that one', file=sys.stderr)
             raise SystemExit(2)
+    if args.valid:
+        from panet_mm.datasets.prepare import same_folder
+        outs = [osp.join(args.valid_out, d) for d in [f'GTmod{VALID_MOD}'] + [f'LRbicx{s}' for s in args.scales]]
+        clash = next((o for o in [args.valid_out] + outs if same_folder(args.valid, o)), None)
+        if clash:
+            print(f"error: --valid '{args.valid}' is a folder this tool writes to (under --valid-out "
+                  f"'{args.valid_out}'): its images would be mixed with their outputs. Pass the unzipped "
+                  'DIV2K_valid_HR folder', file=sys.stderr)
+            raise SystemExit(2)
     if not args.no_div2k:
         n = prepare_div2k(args)
         print(f'DIV2K: {n} HR sub-images and their LR x{args.scales} in {args.div2k}')
     if args.set5:
         print(f'Set5: {prepare_set5(args)} images in {args.set5_out}')
+    if args.valid:
+        crop = f'centre {args.valid_crop}x{args.valid_crop} crops' if args.valid_crop else 'whole images'
+        print(f'DIV2K valid: {prepare_valid(args)} images ({crop}) in {args.valid_out} (GTmod{VALID_MOD}, '
+              f'LRbicx{args.scales})')
     if args.skipped:
         print(f'skipped {len(args.skipped)} damaged image(s) (--skip-bad):', file=sys.stderr)
         for message in args.skipped:
