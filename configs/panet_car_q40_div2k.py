@@ -18,13 +18,14 @@ train_pipeline = _base_.load_gray_gt + _base_.random_patch + [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-# test and validation: the prepared JPEG inputs data/{SET}/jpeg_q40
+# test: the prepared JPEG inputs data/{SET}/jpeg_q40
 test_dataloader = [dict(loader, dataset=dict(loader.dataset, data_prefix=dict(img=f'jpeg_q{quality}', gt='GT_gray')))
                    for loader in _base_.test_dataloader]
-val_dataloader = test_dataloader[0]
 # without them: the same compression on the fly (use with data_prefix=dict(gt='GT_gray'))
 test_pipeline_on_the_fly = _base_.load_gray_gt + [
     _base_.copy_gt_to_img,
     dict(type='JPEGCompression', keys=['img'], quality=quality),
     dict(type='PackInputs'),
 ]
+# validation (DIV2K 801-810, _base_/panet_restoration.py): compressed on the fly, as the test sets' inputs are
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline_on_the_fly))

@@ -11,6 +11,8 @@
 # deterministic: identical pixels). Test-time tiling (test_cfg chop / tile) starts every tile at an even offset
 # (align=2), or a tile would show the network another phase of the pattern; the default whole-image test needs none.
 # Training data: python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K
+# Validation: DIV2K 801-810 (centre crops, see ./_base_/panet_restoration.py) mosaicked on the fly, RGB PSNR / SSIM
+# without border crop: python tools/dataset_converters/prepare_div2k.py --no-div2k --valid DIR
 # (demo: configs/demo/panet_demosaic_demo.py).
 _base_ = ['./_base_/panet_restoration.py']
 
@@ -37,7 +39,7 @@ test_pipeline_on_the_fly = [
     dict(type='BayerMosaic', keys=['img'], pattern=pattern),
     dict(type='PackInputs'),
 ]
-# MultiTestLoop reports every set of the paper's table (in its order); the first is also the validation set.
+# MultiTestLoop reports every set of the paper's table (in its order).
 test_sets = ['McMaster', 'Kodak24', 'CBSD68', 'Urban100']
 
 
@@ -66,9 +68,10 @@ def rgb_metrics(name):
 
 test_dataloader = [test_loader(name) for name in test_sets]
 test_evaluator = [rgb_metrics(name) for name in test_sets]
-val_dataloader = test_loader(test_sets[0])
-val_evaluator = rgb_metrics(test_sets[0])
-default_hooks = dict(checkpoint=dict(save_best=f'{test_sets[0]}/PSNR', rule='greater'))
+# validation: DIV2K 801-810 (_base_/panet_restoration.py), mosaicked on the fly as the test sets' inputs are (the
+# crops start on a multiple of 12, and the mosaic is anchored at each crop's top-left pixel, as in training)
+val_dataloader = dict(dataset=dict(metainfo=dict(task_name='demosaicing'), pipeline=test_pipeline_on_the_fly))
+val_evaluator = rgb_metrics('DIV2K')
 
 # MMagicInferencer / tools/restore.py: the input may be a zero-filled 3-channel GRBG mosaic (mosaicking it again
 # changes nothing), a 1-channel raw GRBG Bayer image (read as 3 equal channels, sampled to the same layout) or

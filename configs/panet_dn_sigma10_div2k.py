@@ -19,13 +19,14 @@ train_pipeline = [_base_.load_gt] + _base_.random_patch + [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-# test and validation: the prepared noisy inputs data/{SET}/noisy_sigma10
+# test: the prepared noisy inputs data/{SET}/noisy_sigma10
 test_dataloader = [dict(loader, dataset=dict(loader.dataset, data_prefix=dict(img=f'noisy_sigma{sigma}', gt='GT')))
                    for loader in _base_.test_dataloader]
-val_dataloader = test_dataloader[0]
 # without them: the same seeded noise on the fly (use with data_prefix=dict(gt='GT'))
 test_pipeline_on_the_fly = [
     _base_.load_gt, _base_.copy_gt_to_img,
     dict(type='SeededGaussianNoise', keys=['img'], sigma=sigma, seed=0),
     dict(type='PackInputs'),
 ]
+# validation (DIV2K 801-810, _base_/panet_restoration.py): the seeded noise on the fly, as the test sets' inputs are
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline_on_the_fly))

@@ -12,10 +12,13 @@
 # Without the jpeg_q{quality} files, evaluate with `test_pipeline_on_the_fly` and data_prefix=dict(gt='GT_gray'):
 # the same compression on the fly (JPEGCompression), identical pixels to the prepared files.
 # Training data: python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K
+# Validation: DIV2K 801-810 (centre crops, see ./panet_restoration.py) as Y, compressed on the fly at the quality,
+# Y PSNR / SSIM without border crop: python tools/dataset_converters/prepare_div2k.py --no-div2k --valid DIR
 # (demo, q10: ../demo/panet_car_q10_demo.py).
 #
 # quality: each model config sets it and builds what carries it: train_pipeline (and train_dataloader's),
-# test_pipeline_on_the_fly, the test / validation loaders' input folder, experiment_name and work_dir. They are not
+# test_pipeline_on_the_fly (also the validation pipeline), the test loaders' input folder, experiment_name and
+# work_dir. They are not
 # built here because mmengine evaluates this file on its own, before the model config: a value computed here from
 # a variable keeps this file's value even where a child sets the variable again. quality is None here, so a loader
 # that a model config forgot to rebuild reads jpeg_qNone and stops with the prepare command.
@@ -33,7 +36,7 @@ load_gray_img = [_base_.load_img, dict(type='GrayOrY', keys=['img'])]
 
 # test inputs: the fixed JPEG images of tools/dataset_converters/prepare_testsets.py (decoded, stored as grey PNG)
 test_pipeline = load_gray_img + load_gray_gt + [dict(type='PackInputs')]
-# MultiTestLoop reports every set of the paper's table; the first is also the validation set.
+# MultiTestLoop reports every set of the paper's table.
 test_sets = ['LIVE1', 'Classic5']
 
 
@@ -63,9 +66,9 @@ def gray_metrics(name):
 
 test_dataloader = [test_loader(name) for name in test_sets]
 test_evaluator = [gray_metrics(name) for name in test_sets]
-val_dataloader = test_loader(test_sets[0])
-val_evaluator = gray_metrics(test_sets[0])
-default_hooks = dict(checkpoint=dict(save_best=f'{test_sets[0]}/PSNR', rule='greater'))
+# validation: DIV2K 801-810 (./panet_restoration.py), the model config's test_pipeline_on_the_fly
+val_dataloader = dict(dataset=dict(metainfo=dict(task_name='jpeg_artifact_reduction')))
+val_evaluator = gray_metrics('DIV2K')
 
 # MMagicInferencer / tools/restore.py: the input is the JPEG file; the model restores its grey / Y channel
 inference_pipeline = load_gray_img + [dict(type='PackInputs')]

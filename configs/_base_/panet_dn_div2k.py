@@ -10,10 +10,13 @@
 # Without those files, evaluate with `test_pipeline_on_the_fly` and data_prefix=dict(gt='GT'): the same seeded
 # noise (SeededGaussianNoise, base seed 0) added on the fly, identical pixels to the prepared files.
 # Training data: python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K
+# Validation: DIV2K 801-810 (centre crops, see ./panet_restoration.py) with the same seeded noise on the fly, RGB
+# PSNR / SSIM without border crop: python tools/dataset_converters/prepare_div2k.py --no-div2k --valid DIR
 # (demo: ../demo/panet_dn_sigma30_demo.py).
 #
 # sigma: each model config sets it and builds what carries it: train_pipeline (and train_dataloader's),
-# test_pipeline_on_the_fly, the test / validation loaders' input folder, experiment_name and work_dir. They are not
+# test_pipeline_on_the_fly (also the validation pipeline), the test loaders' input folder, experiment_name and
+# work_dir. They are not
 # built here because mmengine evaluates this file on its own, before the model config: a value computed here from
 # a variable keeps this file's value even where a child sets the variable again. sigma is None here, so a loader
 # that a model config forgot to rebuild reads noisy_sigmaNone and stops with the prepare command.
@@ -23,7 +26,7 @@ sigma = None  # set by each model config
 
 # test inputs: the fixed noisy images of tools/dataset_converters/prepare_testsets.py
 test_pipeline = [_base_.load_img, _base_.load_gt, dict(type='PackInputs')]
-# MultiTestLoop reports every set of the paper's table; the first is also the validation set.
+# MultiTestLoop reports every set of the paper's table.
 test_sets = ['Kodak24', 'CBSD68', 'McMaster', 'Urban100']
 
 
@@ -52,9 +55,9 @@ def rgb_metrics(name):
 
 test_dataloader = [test_loader(name) for name in test_sets]
 test_evaluator = [rgb_metrics(name) for name in test_sets]
-val_dataloader = test_loader(test_sets[0])
-val_evaluator = rgb_metrics(test_sets[0])
-default_hooks = dict(checkpoint=dict(save_best=f'{test_sets[0]}/PSNR', rule='greater'))
+# validation: DIV2K 801-810 (./panet_restoration.py), the model config's test_pipeline_on_the_fly
+val_dataloader = dict(dataset=dict(metainfo=dict(task_name='denoising')))
+val_evaluator = rgb_metrics('DIV2K')
 
 # MMagicInferencer / tools/restore.py: the input file is the noisy photo itself
 inference_pipeline = [_base_.load_img, dict(type='PackInputs')]

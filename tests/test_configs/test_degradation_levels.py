@@ -63,13 +63,15 @@ def test_every_degradation_carries_the_configs_level(path):
     assert wrong_levels(cfg, name, value) == []
     if path in DEMOS:
         return
-    # and each place that has one is there: training, the on-the-fly fallback, every test / validation set
+    # and each place that has one is there: training, the on-the-fly fallback, every test set, the validation
     task = TASKS[name]
     for pipeline in (cfg.train_pipeline, cfg.train_dataloader.dataset.pipeline):
         assert [t['type'] for t in pipeline].count(task['train']) == 1
     assert [t['type'] for t in cfg.test_pipeline_on_the_fly].count(task['fallback']) == 1
-    for loader in cfg.test_dataloader + [cfg.val_dataloader]:
+    for loader in cfg.test_dataloader:
         assert loader.dataset.data_prefix.img == f"{task['folder']}{value}"
+    # validation (DIV2K 801-810): the clean image degraded on the fly at the model's level
+    assert [t['type'] for t in cfg.val_dataloader.dataset.pipeline].count(task['fallback']) == 1
     assert cfg.experiment_name == osp.splitext(osp.basename(path))[0] and cfg.work_dir.endswith(cfg.experiment_name)
 
 
@@ -80,4 +82,4 @@ def test_a_child_that_only_sets_the_level_is_caught(base, name, tmp_path):
     child.write_text(f"_base_ = ['{ROOT}/configs/_base_/{base}']\n{name} = 10\n")
     cfg = Config.fromfile(str(child))
     wrong = wrong_levels(cfg, name, 10)
-    assert wrong and all('dataloader' in where for where, _ in wrong)  # the base's test / validation loaders
+    assert wrong and all('dataloader' in where for where, _ in wrong)  # the base's test loaders

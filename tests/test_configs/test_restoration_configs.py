@@ -103,9 +103,13 @@ def test_paper_evaluation_protocol(path):
         assert f'tools/dataset_converters/prepare_testsets.py --{name.lower()} ' in loader.dataset.prepare_cmd
         assert [(m.type, m.prefix, m.crop_border, m.get('convert_to')) for m in evaluator.metrics] == [
             ('PSNR', name, 0, None), ('SSIM', name, 0, None)]
-    # validation: the first test set, whose prefixed PSNR picks the best checkpoint
-    assert cfg.val_dataloader == cfg.test_dataloader[0] and cfg.val_evaluator == cfg.test_evaluator[0]
-    assert cfg.default_hooks.checkpoint.save_best == f'{sets[0]}/PSNR'
+    # validation: DIV2K 801-810 (tests/test_configs/test_validation_sets.py), never a test set; its prefixed PSNR
+    # picks the best checkpoint
+    assert cfg.val_dataloader.dataset.data_root == 'data/DIV2K/valid'
+    assert cfg.val_dataloader.dataset.pipeline == cfg.test_pipeline_on_the_fly
+    assert [(m.type, m.prefix, m.crop_border, m.get('convert_to')) for m in cfg.val_evaluator.metrics] == [
+        ('PSNR', 'DIV2K', 0, None), ('SSIM', 'DIV2K', 0, None)]
+    assert cfg.default_hooks.checkpoint.save_best == 'DIV2K/PSNR'
     assert cfg.default_hooks.checkpoint.rule == 'greater'
     # MMagicInferencer: loads only the input image
     inf = cfg.inference_pipeline
