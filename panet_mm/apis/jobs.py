@@ -62,7 +62,8 @@ class RestoreSummary:
         restored (list[str]): Outputs written.
         failed (list[tuple[str, str]]): ``(input, reason)`` of files skipped because of a problem.
         kept (list[str]): Existing outputs left alone (no ``overwrite``).
-        notes (list[tuple[str, str]]): ``(input, note)`` about conversions (e.g. grey to colour).
+        notes (list[tuple[str, str]]): ``(input, note)`` about conversions (e.g. grey to colour); input ``''``
+            for a note on the run's settings (e.g. fp16 on CPU), given once.
         stopped (str, optional): Why the run stopped early (a full or read-only output disk).
     """
 
@@ -393,7 +394,9 @@ def _restore_one(inferencer: Any, job: RestoreJob, log: Callable[[str], None], s
     if job.named:  # (--ext is refused with a named output file: its name chooses the format)
         hint = f"naming the output {osp.splitext(osp.basename(job.dst))[0]}.png"
     lost_alpha = alpha_note(alpha, job.dst, hint)
-    notes = [n for n in data['notes'] if not (lost_alpha and n == ALPHA_NOTE)]  # (not "written back", then "lost")
+    once = getattr(inferencer, 'run_notes', list)()  # (logged once by restore_files, not per image)
+    # (an alpha not "written back" when it is then "lost")
+    notes = [n for n in data['notes'] if not (lost_alpha and n == ALPHA_NOTE) and n not in once]
     for note in notes + ([slow] if slow else []):
         summary.notes.append((job.src, note))
         log(f"note: '{job.src}': {note}")
@@ -463,6 +466,9 @@ def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool =
     summary = RestoreSummary() if summary is None else summary
     bar = tqdm(jobs, desc='restoring', unit='img', file=sys.stderr, dynamic_ncols=True,
                disable=None if progress is None else not progress)
+    for note in getattr(inferencer, 'run_notes', list)():  # the settings', not an image's: said once
+        summary.notes.append(('', note))
+        log(f'note: {note}')
     with bar:  # (closed also when interrupted: a report after it starts on a line of its own)
         for i, job in enumerate(bar):
             if job.error:

@@ -32,7 +32,7 @@ CLI_FLAGS = {'input_path': 'INPUT', 'output_path': 'OUTPUT', 'recursive': '--rec
              'self_ensemble': '--self-ensemble'}
 #: The options that notes and refusals suggest, as flags.
 CLI_HINTS = {'max_pixels': '--max-pixels N', 'tile': '--tile 256 --tile-overlap 16', 'device': '--device cuda',
-             'ext': '--ext png'}
+             'ext': '--ext png', 'bf16': '--precision bf16', 'fp32': '--precision fp32'}
 
 
 def build_parser() -> argparse.ArgumentParser:

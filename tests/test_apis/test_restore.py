@@ -202,6 +202,39 @@ def test_precision_option(demo_checkpoint, restorer, precision):
     assert diff.max() <= 4 and diff.mean() < 1
 
 
+def test_fp16_on_cpu_is_noted_once_with_the_precision_to_use(demo_checkpoint, restorer, tmp_path, capsys,
+                                                              monkeypatch):
+    """--precision fp16 on CPU ran without a word, though torch emulates float16 there (28x the float32 time)."""
+    from panet_mm.apis import restore_cli
+    from panet_mm.apis.inferencers import restoration_inferencer
+    r = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', precision='fp16')
+    start = 'fp16 autocast on CPU is emulated and slow (the demo model took about 28x the float32 time on a 64x64 '
+    for units, advice in ((True, "use precision='bf16', this CPU's half precision (it has bfloat16 units)"),
+                          (False, "this CPU has no bfloat16 units either, so use precision='fp32', or device='cuda'"),
+                          (None, "use precision='bf16' on CPUs with bfloat16 units (AVX512-BF16, AMX), else "
+                                 "precision='fp32'")):
+        monkeypatch.setattr(restoration_inferencer, 'cpu_bf16_units', lambda units=units: units)
+        assert r.run_notes() == [start + 'image); ' + advice]
+    note = r.run_notes()[0]
+    assert restorer.run_notes() == []  # float32: nothing to say
+    assert R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', precision='bf16').run_notes() == []
+    make_images(tmp_path / 'in', ['a.png', 'b.png'])
+    assert r.preprocess(str(tmp_path / 'in' / 'a.png'))['notes'] == [note]  # the Python API's notes
+    lines = []
+    summary = R.restore_files(r, R.plan_jobs(str(tmp_path / 'in'), str(tmp_path / 'out')), log=lines.append,
+                              progress=False)
+    assert len(summary.restored) == 2 and summary.notes == [('', note)] and lines == [f'note: {note}']  # once
+    monkeypatch.setattr(r, 'device', 'cuda')
+    assert r.run_notes() == []  # fp16 is the GPU's half precision
+    monkeypatch.setattr(restoration_inferencer, 'cpu_bf16_units', lambda: False)
+    rc = restore_cli.main(['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint),
+                           str(tmp_path / 'in' / 'a.png'), str(tmp_path / 'cli'), '--device', 'cpu', '--precision',
+                           'fp16', '--no-progress'])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count('note: fp16 autocast on CPU is emulated and slow') == 1
+    assert "so use --precision fp32, or --device cuda" in err and "precision='" not in err
+
+
 def test_read_image_reports_conversions(restorer, tmp_path):
     grey = tmp_path / 'grey.png'
     cv2.imwrite(str(grey), photo()[..., 0])

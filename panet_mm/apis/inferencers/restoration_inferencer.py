@@ -40,7 +40,22 @@ SLOW_ATTENTION_MACS = 1e13
 CPU_MACS_PER_THREAD = (6e9, 30e9)
 #: How Python callers set the options that notes and refusals suggest; a CLI gives its flags instead.
 PYTHON_HINTS = {'max_pixels': 'max_pixels=N', 'tile': 'tile=dict(size=256, overlap=16)', 'device': "device='cuda'",
-                'ext': 'a .png result file'}
+                'ext': 'a .png result file', 'bf16': "precision='bf16'", 'fp32': "precision='fp32'"}
+#: Measured: fp16 time / fp32 time of the demo model (configs/demo/panet_sr_x2_demo.py) on a 64x64 image, CPU
+#: (AMD EPYC, AVX2, no half-precision units; 2 threads, denormals flushed as tools/restore.py does).
+CPU_FP16_SLOWDOWN = 28
+
+
+def cpu_bf16_units() -> Optional[bool]:
+    """Whether this x86 CPU has bfloat16 matrix units (AVX512-BF16 or AMX); None where torch cannot tell (other
+    architectures, older torch)."""
+    import platform
+    if platform.machine().lower() not in ('x86_64', 'amd64'):
+        return None
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # (private helpers of torch.cpu)
+        return None
 
 
 def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
@@ -253,10 +268,10 @@ class RestorationInferencer(BaseInferencer):
                 or float 0-255; grey, colour, with alpha or a raw Bayer mosaic).
 
         Returns:
-            dict: ``inputs`` and ``data_samples`` (a batch of one), ``notes`` (one per conversion done),
-            ``size`` (height, width), ``icc_profile`` (the file's colour profile, for :meth:`visualize`;
-            None for arrays), ``alpha`` (the input's alpha plane, written back by :meth:`visualize`) and
-            ``exif`` (the file's EXIF block, carried into the result; None for arrays, or with
+            dict: ``inputs`` and ``data_samples`` (a batch of one), ``notes`` (:meth:`run_notes`, then one per
+            conversion done), ``size`` (height, width), ``icc_profile`` (the file's colour profile, for
+            :meth:`visualize`; None for arrays), ``alpha`` (the input's alpha plane, written back by
+            :meth:`visualize`), ``exif`` (the file's EXIF block, carried into the result; None for arrays, or with
             ``keep_exif = False``), ``orientation`` (the EXIF orientation :meth:`forward` applies to the output:
             raw Bayer data is demosaiced as stored; 1 for everything else).
 
@@ -275,6 +290,7 @@ class RestorationInferencer(BaseInferencer):
         else:
             arr, notes, profile, alpha, exif, orientation = self.adapter.read_file(os.fspath(img), self.max_pixels,
                                                                                    self.hints['max_pixels'])
+        notes = self.run_notes() + notes
         return dict(self.pack(arr), notes=notes, size=tuple(arr.shape[:2]), icc_profile=profile, alpha=alpha,
                     exif=exif if self.keep_exif else None, orientation=orientation)
 
@@ -385,6 +401,26 @@ class RestorationInferencer(BaseInferencer):
             return img
         return np.ascontiguousarray(img[..., [2, 1, 0, 3][:img.shape[2]]])
 
+    def run_notes(self) -> List[str]:
+        """Notes on the run's settings rather than on one image (each :meth:`preprocess` repeats them;
+        :func:`~panet_mm.apis.restore_files` logs them once).
+
+        Why: ``precision='fp16'`` on CPU works (59.8 dB against float32) but torch emulates float16 there, and
+        nothing said why a restoration took many times longer than in float32.
+        """
+        if getattr(self.model, 'precision', None) != 'fp16' or not str(self.device).startswith('cpu'):
+            return []
+        hint = {k: self.hints.get(k, PYTHON_HINTS[k]) for k in ('bf16', 'fp32', 'device')}
+        units = cpu_bf16_units()
+        if units:
+            advice = f"use {hint['bf16']}, this CPU's half precision (it has bfloat16 units)"
+        elif units is None:
+            advice = f"use {hint['bf16']} on CPUs with bfloat16 units (AVX512-BF16, AMX), else {hint['fp32']}"
+        else:
+            advice = f"this CPU has no bfloat16 units either, so use {hint['fp32']}, or {hint['device']}"
+        return [f'fp16 autocast on CPU is emulated and slow (the demo model took about {CPU_FP16_SLOWDOWN}x the '
+                f'float32 time on a 64x64 image); {advice}']
+
     def attention_cost_note(self, height: int, width: int) -> Optional[str]:
         """A note when a ``height x width`` input in one pass will be slow on CPU, else None.
 
@@ -408,5 +444,5 @@ class RestorationInferencer(BaseInferencer):
                 f'it (the attention then sees each tile), or use {self.hints["device"]}')
 
 
-__all__ = ['CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer', 'SLOW_ATTENTION_MACS', 'attention_macs',
-           'check_image_input', 'check_result_path', 'orient_output']
+__all__ = ['CPU_FP16_SLOWDOWN', 'CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer', 'SLOW_ATTENTION_MACS',
+           'attention_macs', 'check_image_input', 'check_result_path', 'cpu_bf16_units', 'orient_output']
