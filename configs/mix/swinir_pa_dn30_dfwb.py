@@ -53,8 +53,48 @@ test_pipeline = load_pair + [
 # metrics (BaseSampleWiseMetric.evaluate() takes 1 positional argument); MultiValLoop can.
 val_cfg = dict(type='MultiValLoop')
 
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = _base_.test_dataloader  # CBSD68, Kodak24, McMaster, Urban100
-for loader in test_dataloader:
-    loader['dataset']['pipeline'] = test_pipeline
+# Data (CheckedImageDataset: a missing folder names what to do).
+# Training: mmagic's DFWB layout, which no panet_mm tool writes: the sub-images of SwinIR's denoising training
+# set (DIV2K + Flickr2K + BSD400 + WED) directly in data/DFWB/, listed in data/DFWB/meta_info_DFWB8550sub_GT.txt
+# (see mmagic's SwinIR README). To train on DIV2K instead (PANet's denoising data), point the dataset at
+# python tools/dataset_converters/prepare_div2k.py's output: data_root='data/DIV2K',
+# ann_file='meta_info_DIV2K800sub_GT.txt', data_prefix=dict(img='DIV2K_train_HR_sub', gt='DIV2K_train_HR_sub').
+# Validation / test: the clean images of the layout prepare_testsets.py writes, data/{SET}/GT (mmagic reads
+# data/McMaster and data/denoising_gaussian_test/{SET}, which nothing here writes); the seeded noise above is
+# added on the fly and gives the same pixels as that tool's noisy_sigma30 files.
+train_dataloader = dict(
+    dataset=dict(
+        type='CheckedImageDataset',
+        prepare_cmd="put SwinIR's DFWB training sub-images (DIV2K, Flickr2K, BSD400, WED) into data/DFWB/ and list "
+        "them in data/DFWB/meta_info_DFWB8550sub_GT.txt (mmagic's SwinIR README), or train on DIV2K (see the "
+        'comment in configs/mix/swinir_pa_dn30_dfwb.py)',
+        pipeline=train_pipeline))
+
+
+def clean_test_set(name):  # (functions are not config keys: mmengine drops them)
+    return dict(
+        type='CheckedImageDataset',
+        prepare_cmd=f'python tools/dataset_converters/prepare_testsets.py --{name.lower()} PATH/TO/{name} '
+        '(README "Preparing the restoration test sets")',
+        metainfo=dict(dataset_type=name.lower(), task_name='denoising'),
+        data_root=f'data/{name}',
+        data_prefix=dict(img='GT', gt='GT'),  # the input is the clean image; SeededGaussianNoise adds the noise
+        pipeline=test_pipeline)
+
+
+def test_loader(name):
+    return dict(
+        num_workers=4,
+        persistent_workers=False,
+        drop_last=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=clean_test_set(name))
+
+
+val_dataloader = dict(dataset=dict(clean_test_set('McMaster'), _delete_=True))
+# mmagic's test sets and metrics (RGB PSNR / SSIM without border crop, as for denoising in the PANet paper)
+test_dataloader = [test_loader(name) for name in ('CBSD68', 'Kodak24', 'McMaster', 'Urban100')]
+# Checkpoints inside the run's work_dir (mmagic's out_dir='./work_dirs' put them under ./work_dirs/<name>/
+# whatever --work-dir said); the best one by McMaster's PSNR, the validation metric's name (mmagic's
+# save_best='PSNR' names no metric of this validation set).
+default_hooks = dict(checkpoint=dict(out_dir=None, save_best='McMaster/PSNR', rule='greater'))

@@ -102,6 +102,99 @@ def test_demo_plain_variant_from_cfg_options():
         assert k1 == k2 and torch.equal(v1, v2)
 
 
+def metric_keys(evaluator):
+    """The keys an evaluator config reports ('Set5/PSNR', or 'PSNR' without a prefix)."""
+    metrics = evaluator.get('metrics', []) if isinstance(evaluator, dict) else evaluator
+    return [f"{m['prefix']}/{m['type']}" if m.get('prefix') else m['type'] for m in metrics]
+
+
+def loaders(cfg):
+    """(what, dataloader config) of the config's training, validation and test sets."""
+    tests = cfg.test_dataloader if isinstance(cfg.test_dataloader, (list, tuple)) else [cfg.test_dataloader]
+    return ([('train_dataloader', cfg.train_dataloader), ('val_dataloader', cfg.val_dataloader)]
+            + [(f'test_dataloader[{i}]', loader) for i, loader in enumerate(tests)])
+
+
+@pytest.mark.parametrize('name', ['edsr_pa_sr_x2_div2k.py', 'rdn_pa_sr_x2_div2k.py'])
+def test_full_sr_configs_evaluate_y_with_crop_scale_on_the_papers_test_sets(name):
+    """The paper's protocol (PA-EDSR 38.33 dB on Set5 is Y, crop = scale); mmagic's SR configs score RGB."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/mix', name))
+    evaluators = [cfg.val_evaluator] + list(cfg.test_evaluator)
+    for evaluator in evaluators:
+        assert evaluator['metrics'], evaluator
+        for metric in evaluator['metrics']:
+            assert metric['type'] in ('PSNR', 'SSIM') and metric['convert_to'] == 'Y', metric
+            assert metric['crop_border'] == cfg.scale == 2, metric
+    assert [e['metrics'][0]['prefix'] for e in cfg.test_evaluator] == ['Set5', 'Set14', 'B100', 'Urban100', 'Manga109']
+    assert [d.dataset.data_root for d in cfg.test_dataloader] == [
+        'data/Set5', 'data/Set14', 'data/B100', 'data/Urban100', 'data/Manga109']
+    assert all(d.dataset.data_prefix == dict(img='LRbicx2', gt='GTmod12') for d in cfg.test_dataloader)
+
+
+@pytest.mark.parametrize('name', ['swinir_pa_dn30_dfwb.py', 'nafnet_pa_dn_sidd.py'])
+def test_full_denoising_configs_evaluate_rgb_without_crop(name):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/mix', name))
+    tests = cfg.test_evaluator if isinstance(cfg.test_evaluator, (list, tuple)) else [cfg.test_evaluator]
+    for evaluator in [cfg.val_evaluator] + list(tests):
+        for metric in (evaluator.get('metrics', []) if isinstance(evaluator, dict) else evaluator):
+            assert not metric.get('convert_to') and not metric.get('crop_border'), metric
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_checkpoints_go_into_the_work_dir_and_save_best_names_a_validation_metric(path, tmp_path):
+    """mmagic's out_dir='./work_dirs/' wrote a --work-dir /tmp/w/x run's checkpoints to ./work_dirs/x/."""
+    from types import SimpleNamespace
+
+    from mmengine.hooks import CheckpointHook
+    from mmengine.logging import MMLogger
+
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    hook_cfg = {k: v for k, v in cfg.default_hooks.checkpoint.items() if k not in ('type', '_scope_')}
+    assert hook_cfg['save_best'] in metric_keys(cfg.val_evaluator), (hook_cfg['save_best'], cfg.val_evaluator)
+    hook = CheckpointHook(**hook_cfg)
+    work_dir = str(tmp_path / 'x')
+    runner = SimpleNamespace(work_dir=work_dir, logger=MMLogger.get_instance('mix_ckpt_test'),
+                             message_hub=SimpleNamespace(runtime_info={}))
+    hook.before_train(runner)  # where the hook writes, as in a training run
+    assert hook.out_dir == work_dir
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_missing_data_names_a_command_or_the_layout(path, tmp_path, monkeypatch):
+    """mmagic's BasicImageDataset stopped with a bare '[Errno 2] ... data/denoising_gaussian_test/CBSD68'."""
+    from mmagic.registry import DATASETS
+
+    from panet_mm.datasets.checked_image_dataset import runnable_command
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    monkeypatch.chdir(tmp_path)  # no data/ here: every relative data_root is missing
+    for what, loader in loaders(cfg):
+        dataset = dict(loader.dataset)
+        assert dataset['type'] == 'CheckedImageDataset', what
+        cmd = dataset['prepare_cmd']
+        assert cmd.startswith('python ') or 'data/' in cmd, (what, cmd)
+        if 'demo' not in path:
+            assert 'PATH' in cmd or 'DIR' in cmd or 'data/' in cmd, (what, cmd)  # names what to give
+        with pytest.raises(FileNotFoundError) as err:
+            DATASETS.build(dataset)
+        message = str(err.value)
+        assert 'does not exist' in message and 'prepare it with: ' in message and '\n' not in message, message
+        assert message.endswith('prepare it with: ' + runnable_command(cmd)), message
+
+
+def test_prepare_testsets_commands_name_a_flag_of_the_tool_for_the_folder_read():
+    """The val / test sets of the SR and SwinIR configs: prepare_testsets.py --{set} writes data/{Set}."""
+    import re
+
+    proc = run_tool([sys.executable, 'tools/dataset_converters/prepare_testsets.py', '--help'])
+    for name in ('edsr_pa_sr_x2_div2k.py', 'rdn_pa_sr_x2_div2k.py', 'swinir_pa_dn30_dfwb.py'):
+        cfg = Config.fromfile(osp.join(ROOT, 'configs/mix', name))
+        for what, loader in loaders(cfg)[1:]:
+            m = re.match(r'python tools/dataset_converters/prepare_testsets.py (--\w+) PATH/TO/(\w+)',
+                         loader.dataset.prepare_cmd)
+            assert m and m.group(1) in proc.stdout, (name, what, loader.dataset.prepare_cmd)
+            assert m.group(1) == '--' + m.group(2).lower() and loader.dataset.data_root == f'data/{m.group(2)}'
+
+
 def short(demo_root, iters=2):
     return demo_overrides(demo_root, **{
         'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters, 'default_hooks.checkpoint.interval': iters,
