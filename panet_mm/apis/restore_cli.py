@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('input', help='image file or folder of images (never modified)')
     parser.add_argument('output', help='output folder (or output file for a single input image)')
     parser.add_argument('--config', required=True,
-                        help='model config, e.g. configs/panet_sr_x2_div2k.py, or a model name from '
-                        'configs/panet/metafile.yml')
+                        help='model config: a file (configs/panet_sr_x2_div2k.py in a checkout) or, from anywhere, '
+                        'a shipped one by name (panet_mm::panet/panet_sr_x2_div2k.py or panet_sr_x2_div2k)')
     parser.add_argument('--checkpoint', required=True, help='checkpoint trained with that config (.pth)')
     parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available, else cpu)')
     parser.add_argument('--recursive', action='store_true', help='also restore images in sub-folders of INPUT')
@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='average the x8 flips / transposes (refused for demosaicing models)')
     parser.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'], default=None,
                         help="autocast dtype of the network: bf16 for CPUs with bfloat16 units and GPUs, fp16 for "
-                        "GPUs (default: the config's test_cfg precision, fp32)")
+                        "GPUs (emulated and slow on CPU; a note says so) (default: the config's test_cfg precision, "
+                        'fp32)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--keep-denormals', action='store_true',
                         help='do not flush denormal floats to zero on CPU (the default flushes them: '

@@ -265,6 +265,40 @@ def test_unknown_names_are_refused_with_the_known_ones():
         resolve_config('panet_mm::../../setup.py')  # a name never reaches files outside the configs
 
 
+def test_a_checkout_path_from_elsewhere_is_answered_with_the_shipped_name(demo_checkpoint, tmp_path, monkeypatch,
+                                                                          capsys):
+    """``--config configs/panet_sr_x2_div2k.py`` (the README's form) outside the checkout got "neither a config file
+    nor a registered model" and every model name, not the one config the user meant."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RestoreParameterError) as err:
+        resolve_config('configs/panet_sr_x2_div2k.py')
+    assert str(err.value) == ("config file 'configs/panet_sr_x2_div2k.py' does not exist here (a path in a panet_mm "
+                              "checkout); pass the config panet_mm ships, 'panet_mm::panet/panet_sr_x2_div2k.py' or "
+                              "its model name 'panet_sr_x2_div2k'")
+    assert resolve_config('panet_mm::panet/panet_sr_x2_div2k.py') and resolve_config('panet_sr_x2_div2k')
+    with pytest.raises(RestoreParameterError, match=r"'configs/mix/demo/edsr_pa_sr_x2_demo.py' does not exist here .*"
+                       r"ships, 'panet_mm::mix/demo/edsr_pa_sr_x2_demo.py'$"):
+        resolve_config('configs/mix/demo/edsr_pa_sr_x2_demo.py')  # (not a registered model: no model name)
+    assert resolve_config('panet_mm::mix/demo/edsr_pa_sr_x2_demo.py')
+    with pytest.raises(RestoreParameterError, match="'configs/nope.py' is neither a config file"):
+        resolve_config('configs/nope.py')  # no shipped config of that name: the names are listed
+    with pytest.raises(RestoreParameterError, match=r"does not exist here .*'panet_mm::panet/panet_sr_x2_demo.py' or "
+                       r"its model name 'panet_sr_x2_demo'$"):
+        RestorationInferencer('configs/demo/panet_sr_x2_demo.py', str(demo_checkpoint), device='cpu')
+    with pytest.raises(RestoreParameterError, match=r"'x.py' does not exist; pass a config file, or a shipped model "
+                       r"name such as 'panet_sr_x2_div2k' to PANetInferencer$"):
+        RestorationInferencer('x.py', str(demo_checkpoint), device='cpu')
+    cv2.imwrite(str(tmp_path / 'a.png'), photo())
+    rc = restore_cli.main(['--config', 'configs/panet_sr_x2_div2k.py', '--checkpoint', str(demo_checkpoint),
+                           'a.png', 'out'])
+    assert rc == 2 and capsys.readouterr().err == (
+        "error: --config file 'configs/panet_sr_x2_div2k.py' does not exist here (a path in a panet_mm checkout); "
+        "pass the config panet_mm ships, 'panet_mm::panet/panet_sr_x2_div2k.py' or its model name "
+        "'panet_sr_x2_div2k'\n")
+    monkeypatch.chdir(ROOT)
+    assert resolve_config('configs/panet_sr_x2_div2k.py') == 'configs/panet_sr_x2_div2k.py'  # in the checkout
+
+
 @pytest.mark.parametrize('name', ['path', 'panet_mm::panet/panet_sr_x2_demo.py', 'panet_sr_x2_demo'])
 def test_panet_inferencer_by_path_and_by_name(demo_checkpoint, tmp_path, name):
     editor = PANetInferencer(DEMO_CONFIG if name == 'path' else name, str(demo_checkpoint), device='cpu')

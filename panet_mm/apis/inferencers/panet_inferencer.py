@@ -11,6 +11,7 @@ import numpy as np
 
 from panet_mm.registry import find_config, registered_models, unknown_config
 
+from ..config_names import missing_config_message
 from ..errors import RestoreParameterError
 from .restoration_inferencer import ImageInput, RestorationInferencer
 
@@ -26,11 +27,13 @@ def resolve_config(config: str) -> str:
         str: The config file.
 
     Raises:
-        RestoreParameterError: None of these; the message lists the registered names.
+        RestoreParameterError: None of these; the message names the shipped config a missing
+            ``configs/<name>.py`` path means, else lists the registered names.
     """
     path = find_config(config)
     if path is None:
-        raise RestoreParameterError('config', f"{{param}} '{config}' is {unknown_config(config)}")
+        raise RestoreParameterError('config', missing_config_message(config)
+                                    or f"{{param}} '{config}' is {unknown_config(config)}")
     return path
 
 

@@ -24,6 +24,7 @@ from panet_mm.utils.checkpoint import first_conv_in_channels
 from panet_mm.utils.config import ConfigFileError, read_config
 from panet_mm.utils.fileio import atomic_write_image, unwritable_file
 
+from ..config_names import missing_config_message
 from ..errors import RestoreError, RestoreParameterError
 from ..image_kinds import ALPHA_NOTE, ImageAdapter, attach_alpha, keeps_alpha
 from ..model_loading import build_model, check_device
@@ -202,8 +203,10 @@ class RestorationInferencer(BaseInferencer):
                  chop: Optional[Dict[str, int]] = None, tile: Optional[Dict[str, Any]] = None,
                  self_ensemble: bool = False, precision: Optional[str] = None) -> None:
         if not osp.isfile(config):
-            raise RestoreParameterError('config', f"{{param}} '{config}' does not exist; pass a model config such as "
-                                        'configs/panet_sr_x2_div2k.py')
+            # (not the checkout path as an example: it does not exist outside a checkout)
+            raise RestoreParameterError('config', missing_config_message(str(config)) or f"{{param}} '{config}' does "
+                                        'not exist; pass a config file, or a shipped model name such as '
+                                        "'panet_sr_x2_div2k' to PANetInferencer")
         if chop is not None and tile is not None:
             raise RestoreError('chop and tile were both requested; keep one of them')
         if not isinstance(self_ensemble, (bool, np.bool_)):
