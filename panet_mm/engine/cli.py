@@ -58,7 +58,12 @@ def parse_cfg_options(options: Optional[Sequence[str]]) -> dict:
     if bad:
         raise SystemExit(f"--cfg-options takes KEY=VALUE pairs, got {bad[0]!r} (e.g. train_cfg.max_iters=10)")
     namespace = argparse.Namespace()
-    DictAction(option_strings=['--cfg-options'], dest='cfg_options')(None, namespace, list(options or ()))
+    for option in options or ():
+        try:
+            DictAction(option_strings=['--cfg-options'], dest='cfg_options')(None, namespace, [option])
+        except RecursionError:  # DictAction's parser of brackets loops on text it cannot split, such as dict(...)
+            raise SystemExit(f'--cfg-options {option}: mmengine cannot read this value (a dict inside a list or a '
+                             "call); write it in a config file (a child with _base_ = 'CONFIG')") from None
     return namespace.cfg_options
 
 

@@ -96,6 +96,5 @@ def test_installed_wheel_trains_a_shipped_config_from_an_empty_folder(venv, demo
     assert 'Failed to search registry' not in log and 'Failed to import' not in log
     # the other scripts start their tools (exit statuses and full runs: tests/test_packaging/test_tools_entry.py
     # and tests/test_tools/)
-    for script, usage in (('panet-test', 'test.py'), ('panet-restore', 'restore.py'),
-                          ('panet-convert', 'convert_official_ckpt.py')):
-        assert f'usage: {usage}' in run([str(venv / script), '--help'], cwd=where).stdout
+    for script in ('panet-test', 'panet-restore', 'panet-convert'):  # (each names itself, not the tool's file)
+        assert run([str(venv / script), '--help'], cwd=where).stdout.startswith(f'usage: {script} ')

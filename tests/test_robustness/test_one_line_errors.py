@@ -41,6 +41,15 @@ def test_check_overrides_keeps_numbers_numbers():
     assert 'a.seq.0.k=b' in check_overrides(cfg, {'a.seq.0.k': 'b'})
 
 
+def test_cfg_options_mmengine_cannot_parse_are_one_line():
+    """A dict inside a list sent mmengine's DictAction into a RecursionError traceback."""
+    from panet_mm.engine.cli import parse_cfg_options
+    with pytest.raises(SystemExit, match=r"^--cfg-options model.generator.insert=\[dict\(after='conv1',"
+                       r"channels=32\)\]: mmengine cannot read this value .*write it in a config file"):
+        parse_cfg_options(['train_cfg.max_iters=2', "model.generator.insert=[dict(after='conv1',channels=32)]"])
+    assert parse_cfg_options(['a.b=1', 'c=[1,2]', 'd=x']) == {'a.b': 1, 'c': [1, 2], 'd': 'x'}
+
+
 def test_check_overrides_names_wrong_paths():
     """A name into a list (the paper configs' five test loaders: a TypeError traceback from mmengine's merge) and
     near misses of existing keys (silently added, or a TypeError when the loop is built) are refused."""

@@ -73,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from mmengine.analysis.print_helper import complexity_stats_table
         from mmengine.registry import MODELS, init_default_scope
 
-        from panet_mm.engine.cli import read_tool_config
+        from panet_mm.engine.cli import read_tool_config, readable_errors
         from panet_mm.engine.quiet import quiet_third_party_warnings
         from panet_mm.models.layers import PyramidAttention
         from panet_mm.utils.checkpoint import first_conv_in_channels
@@ -81,7 +81,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     cfg = read_tool_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmagic'))
-    model = MODELS.build(cfg.model)
+    with readable_errors():  # a model the config cannot build (a mix position, an argument): one line
+        model = MODELS.build(cfg.model)
     generator = getattr(model, 'generator', model).eval()
     channels = first_conv_in_channels(generator)
     if len(args.shape) == 3:
