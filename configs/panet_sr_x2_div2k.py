@@ -1,9 +1,9 @@
 # PA-EDSR x2 (PANet paper, super-resolution): EDSR (256 channels, 32 ResBlocks, res_scale 0.1) with
 # pyramid attention (C=256, r=8, res_scale 0.1) after block 16. Released recipe: DIV2K 1-800 sub-images,
 # LR patches 48x48 (HR 96), h/v flips and transposes, batch 16, L1, Adam(0.9, 0.999) lr 1e-4 halved at
-# 200k/400k/600k/800k, 1M iterations. Validation: Set5; test: Set5, Set14, B100, Urban100, Manga109;
-# Y-channel PSNR/SSIM with crop = scale.
-# Data: python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K --set5 PATH/TO/Set5/HR
+# 200k/400k/600k/800k, 1M iterations. Validation: DIV2K 801-810 (the released --data_range 1-800/801-810, never
+# a test set); test: Set5, Set14, B100, Urban100, Manga109; Y-channel PSNR/SSIM with crop = scale.
+# Data: python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K --valid PATH/TO/DIV2K_valid_HR
 # (demo: tools/dataset_converters/make_demo_data.py).
 _base_ = ['./_base_/default_runtime.py', './_base_/datasets/sr_testsets.py']
 
@@ -73,16 +73,23 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CheckedImageDataset',
-        prepare_cmd='python tools/dataset_converters/prepare_div2k.py --no-div2k --set5 PATH/TO/Set5/HR',
-        metainfo=dict(dataset_type='set5', task_name='sisr'),
-        data_root=data_root + '/Set5',
+        prepare_cmd='python tools/dataset_converters/prepare_div2k.py --no-div2k --valid PATH/TO/DIV2K_valid_HR '
+        '(README "Preparing DIV2K and Set5")',
+        metainfo=dict(dataset_type='div2k_valid', task_name='sisr'),
+        data_root=data_root + '/DIV2K/valid',
         data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12'),
         pipeline=val_pipeline))
+# Validation: DIV2K 801-810, the centre 288x288 (HR) of each image and its bicubic LR (prepare_div2k.py --valid,
+# --valid-crop 288). The released code validated whole images, chopped into ~80x80 LR tiles (tile-local attention);
+# this config runs the model once on the whole input (global attention, compute quadratic in pixels): on the whole
+# x2 inputs (1020x~678) one validation would cost about 4e16 MACs, more than the 5000 training iterations between two
+# validations (x3 ~25%, x4 ~8%); on the crops about 5e13 (<1%). Released protocol: --valid-crop 0 and
+# model.test_cfg=dict(chop=dict(min_size=6400, shave=10)) (which also tiles the tests).
 val_evaluator = dict(
     type='Evaluator',
     metrics=[
-        dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
-        dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='Set5'),
+        dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='DIV2K'),
+        dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='DIV2K'),
     ])
 # test_dataloader / test_evaluator: every test set of the paper's table (Set5, Set14, B100, Urban100,
 # Manga109) at x2, from _base_/datasets/sr_testsets.py
@@ -98,6 +105,7 @@ optim_wrapper = dict(
 param_scheduler = dict(
     type='MultiStepLR', by_epoch=False, milestones=[200000, 400000, 600000, 800000], gamma=0.5)
 
-default_hooks = dict(checkpoint=dict(interval=5000, save_best='Set5/PSNR', rule='greater'))
+# the best checkpoint: the validation set's PSNR (mmagic prefixes the metric: 'DIV2K/PSNR')
+default_hooks = dict(checkpoint=dict(interval=5000, save_best='DIV2K/PSNR', rule='greater'))
 # Total batch 16 as in the paper; with --auto-scale-lr the lr follows the real total batch size.
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,5 +1,6 @@
 # PA-EDSR x4: the x2 recipe (panet_sr_x2_div2k.py) with every scale-dependent setting at x4:
-# upsampler, LR folders, HR patch 48*4, Set5 (and the test sets) LRbicx4, and crop = 4 in the Y-channel metrics.
+# upsampler, LR folders, HR patch 48*4, DIV2K 801-810 validation (and the test sets) LRbicx4, and crop = 4 in
+# the Y-channel metrics.
 _base_ = ['./panet_sr_x2_div2k.py']
 
 scale = 4
@@ -23,8 +24,8 @@ train_dataloader = dict(dataset=dict(
     pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12')))
 val_evaluator = dict(metrics=[
-    dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
-    dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='Set5'),
+    dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='DIV2K'),
+    dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='DIV2K'),
 ])
 # the x2 config's test sets (_base_/datasets/sr_testsets.py) at this scale: LR folders and crop
 test_dataloader = [dict(d, dataset=dict(d.dataset, data_prefix=dict(img=f'LRbicx{scale}', gt='GTmod12')))

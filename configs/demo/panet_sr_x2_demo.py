@@ -26,9 +26,18 @@ train_dataloader = dict(
         prepare_cmd='python tools/dataset_converters/make_demo_data.py',
         data_root=data_root + '/DIV2K',
         pipeline=train_pipeline))
+# the demo validates on its held-out Set5 photos (the paper config validates on DIV2K 801-810)
 val_dataloader = dict(
     num_workers=0,
-    dataset=dict(prepare_cmd='python tools/dataset_converters/make_demo_data.py', data_root=data_root + '/Set5'))
+    dataset=dict(prepare_cmd='python tools/dataset_converters/make_demo_data.py',
+                 metainfo=dict(dataset_type='set5', task_name='sisr'), data_root=data_root + '/Set5'))
+val_evaluator = dict(
+    _delete_=True,
+    type='Evaluator',
+    metrics=[
+        dict(type='PSNR', crop_border=scale, convert_to='Y', prefix='Set5'),
+        dict(type='SSIM', crop_border=scale, convert_to='Y', prefix='Set5'),
+    ])
 # the demo has only its held-out Set5 photos: test on them, not on the paper's five test sets
 test_dataloader = dict(
     _delete_=True,

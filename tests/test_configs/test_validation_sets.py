@@ -21,6 +21,7 @@ import panet_mm  # noqa: F401
 PAPER = {f'configs/panet_dn_sigma{s}_div2k.py': (None, 0) for s in (10, 30, 50, 70)}
 PAPER.update({f'configs/panet_car_q{q}_div2k.py': (None, 0) for q in (10, 20, 30, 40)})
 PAPER['configs/panet_demosaic_div2k.py'] = (None, 0)
+PAPER.update({f'configs/panet_sr_x{s}_div2k.py': ('Y', s) for s in (2, 3, 4)})
 TEST_SET_NAMES = {'Set5', 'Set14', 'B100', 'Urban100', 'Manga109', 'Kodak24', 'CBSD68', 'McMaster', 'LIVE1',
                   'Classic5'}
 
