@@ -74,10 +74,43 @@ def find_config(config: str) -> Optional[str]:
     return path if osp.isfile(path) else None
 
 
+def shipped_config(config: str) -> Optional[str]:
+    """The ``panet_mm::`` name of the shipped config whose file name ``config`` (a missing ``.py`` path) ends in;
+    ``panet/<name>.py`` first (the model card's), then the path after its last ``configs/``; else None.
+
+    Args:
+        config (str): A config path that does not exist, e.g. ``'configs/panet_sr_x2_div2k.py'``.
+    """
+    norm = str(config).replace('\\', '/')
+    if not norm.endswith('.py') or norm.startswith(SCOPE_PREFIX):
+        return None
+    base = osp.basename(norm)
+    candidates = [f'panet/{base}'] + ([norm.rsplit('configs/', 1)[1]] if 'configs/' in norm else []) + [base]
+    for root in config_roots():
+        top = osp.normpath(root)
+        for relative in candidates:
+            path = osp.normpath(osp.join(top, relative))
+            if path.startswith(top + osp.sep) and osp.isfile(path):  # (a name never reaches files elsewhere)
+                return SCOPE_PREFIX + relative
+    return None
+
+
+def shipped_config_hint(config: str) -> Optional[str]:
+    """``pass the config panet_mm ships, 'panet_mm::panet/<name>.py' or its model name '<name>'`` for a missing
+    ``configs/<name>.py`` path whose file name a shipped config has; else None."""
+    shipped = shipped_config(config)
+    if shipped is None:
+        return None
+    base = osp.basename(str(config).replace('\\', '/'))
+    names = sorted(name for name, path in registered_models().items() if osp.basename(path) == base)
+    also = f" or its model name '{names[0]}'" if names else ''
+    return f"pass the config panet_mm ships, '{shipped}'{also}"
+
+
 def _accepted_configs() -> str:
     """What a tool takes as a config, for the sentences below."""
     names = ', '.join(sorted(registered_models())) or 'the names in configs/panet/metafile.yml'
-    return f"pass a config path, '{SCOPE_PREFIX}panet/<name>.py' or one of {names} (configs/panet/README.md)"
+    return f"pass a config path, '{SCOPE_PREFIX}panet/<name>.py' or one of {names}"
 
 
 def unknown_config(config: str) -> str:
@@ -89,6 +122,9 @@ def config_not_found(config: str) -> str:
     """One sentence for a ``config`` that :func:`find_config` did not find, the same in every tool: a missing
     file (a path ending in ``.py``) or an unknown name, with what is accepted instead."""
     if config.endswith('.py') and not config.startswith(SCOPE_PREFIX):
+        hint = shipped_config_hint(config)  # the README's checkout path, from elsewhere or an installed wheel
+        if hint:
+            return f"config file '{config}' not found here (a path in a panet_mm checkout); {hint}"
         return f"config file '{config}' not found; {_accepted_configs()}"
     return f"config '{config}' is {unknown_config(config)}"
 
@@ -117,5 +153,5 @@ TRANSFORMS = _CHILDREN['TRANSFORMS']
 HOOKS = _CHILDREN['HOOKS']
 
 __all__ = ['DATASETS', 'HOOKS', 'MODELS', 'SCOPE', 'SCOPE_PREFIX', 'TRANSFORMS', 'config_not_found', 'config_roots',
-           'find_config',
-           'register_config_package', 'registered_models', 'unknown_config']
+           'find_config', 'register_config_package', 'registered_models', 'shipped_config', 'shipped_config_hint',
+           'unknown_config']

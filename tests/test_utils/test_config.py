@@ -1,4 +1,5 @@
 """panet_mm.utils.config.read_config: a config file broken while editing is named with its line, not a traceback."""
+import os.path as osp
 import re
 import subprocess
 import sys
@@ -108,6 +109,19 @@ def test_analysis_tools_take_shipped_config_names_and_say_missing_ones_as_the_ot
                                                                        else ['--size', '16'])],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_checkout_path_from_elsewhere_is_answered_with_the_shipped_name(tmp_path):
+    """From outside the checkout (or with a wheel), the README's `configs/panet_sr_x2_div2k.py` got the list of every
+    model name and a pointer to configs/panet/README.md, a file an install does not have."""
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), 'configs/panet_sr_x2_div2k.py'],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: config file 'configs/panet_sr_x2_div2k.py' not found here (a path in a panet_mm checkout); pass the "
+        "config panet_mm ships, 'panet_mm::panet/panet_sr_x2_div2k.py' or its model name 'panet_sr_x2_div2k'")
+    from panet_mm.registry import config_not_found
+    assert 'README.md' not in config_not_found('mine.py')
 
 
 @pytest.mark.parametrize('base, line, used', [
