@@ -29,22 +29,37 @@ ICC_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.jpe', '.webp')
 _JPEG_ICC_CHUNK = 65519  # 65535 - 2 (length field) - 12 ('ICC_PROFILE\0') - 2 (sequence number, count)
 
 
+#: EXIF orientation -> how to turn the stored pixels upright: transpose first or not, then the axes to mirror
+#: (0: rows, top-bottom; 1: columns, left-right). The one table for arrays and tensors alike.
+ORIENTATION_STEPS = {
+    1: (False, ()), 2: (False, (1,)), 3: (False, (0, 1)), 4: (False, (0,)),
+    5: (True, ()), 6: (True, (1,)), 7: (True, (0, 1)), 8: (True, (0,)),
+}
+
+
+def orientation_steps(orientation: int) -> Tuple[bool, Tuple[int, ...]]:
+    """``(transpose, mirror_axes)`` that turn stored pixels upright for an EXIF ``orientation`` (1-8).
+
+    Raises:
+        ValueError: ``orientation`` is not 1-8.
+    """
+    if orientation not in ORIENTATION_STEPS:
+        raise ValueError(f'EXIF orientation must be 1-8, got {orientation}')
+    return ORIENTATION_STEPS[orientation]
+
+
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     """The stored ``H x W [x C]`` pixels as a viewer shows them for an EXIF ``orientation`` (1-8).
 
     Raises:
         ValueError: ``orientation`` is not 1-8.
     """
-    if orientation == 1:
+    transpose, mirror = orientation_steps(orientation)
+    if not transpose and not mirror:
         return img
-    if orientation not in ORIENTATIONS:
-        raise ValueError(f'EXIF orientation must be 1-8, got {orientation}')
-    if orientation in (5, 6, 7, 8):
-        img = np.swapaxes(img, 0, 1)  # transpose, then mirror as the orientation asks
-        flip = {5: None, 6: 1, 7: (0, 1), 8: 0}[orientation]
-    else:
-        flip = {2: 1, 3: (0, 1), 4: 0}[orientation]
-    return np.ascontiguousarray(img if flip is None else np.flip(img, flip))
+    if transpose:
+        img = np.swapaxes(img, 0, 1)
+    return np.ascontiguousarray(np.flip(img, mirror) if mirror else img)
 
 
 def undo_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
@@ -323,7 +338,7 @@ def exif_fits(block: Optional[bytes], ext: str) -> bool:
                                                           and len(block) > JPEG_EXIF_LIMIT)
 
 
-__all__ = ['EXIF_EXTENSIONS', 'ICC_EXTENSIONS', 'JPEG_EXIF_LIMIT', 'ORIENTATIONS', 'RAW_PROFILE_EXIF',
-           'apply_orientation', 'embed_exif', 'embed_icc_profile', 'exif_block', 'exif_fits', 'exif_for_result',
-           'is_srgb_profile', 'profile_color_space', 'profile_description', 'profile_fits', 'raw_profile_bytes',
-           'undo_orientation']
+__all__ = ['EXIF_EXTENSIONS', 'ICC_EXTENSIONS', 'JPEG_EXIF_LIMIT', 'ORIENTATIONS', 'ORIENTATION_STEPS',
+           'RAW_PROFILE_EXIF', 'apply_orientation', 'embed_exif', 'embed_icc_profile', 'exif_block', 'exif_fits',
+           'exif_for_result', 'is_srgb_profile', 'orientation_steps', 'profile_color_space', 'profile_description',
+           'profile_fits', 'raw_profile_bytes', 'undo_orientation']

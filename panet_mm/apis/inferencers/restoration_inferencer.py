@@ -23,6 +23,7 @@ from panet_mm.engine.quiet import INFERENCE_LOG_WARNINGS
 from panet_mm.utils.checkpoint import first_conv_in_channels
 from panet_mm.utils.config import ConfigFileError, read_config
 from panet_mm.utils.fileio import atomic_write_image, unwritable_file
+from panet_mm.utils.image_metadata import orientation_steps
 
 from ..config_names import missing_config_message
 from ..errors import RestoreError, RestoreParameterError
@@ -137,12 +138,10 @@ def orient_output(pred: Tensor, orientation: int) -> Tensor:
     Why: raw Bayer data is demosaiced as stored (its pattern is the sensor's layout); its result is then
     turned upright, as every other image is before the model.
     """
-    if orientation in (5, 6, 7, 8):
+    transpose, mirror = orientation_steps(orientation)
+    if transpose:
         pred = pred.transpose(-2, -1)
-        flip = {5: (), 6: (-1,), 7: (-2, -1), 8: (-2,)}[orientation]
-    else:
-        flip = {1: (), 2: (-1,), 3: (-2, -1), 4: (-2,)}[orientation]
-    return (pred.flip(flip) if flip else pred).contiguous()
+    return (pred.flip([axis - 2 for axis in mirror]) if mirror else pred).contiguous()
 
 
 def check_image_input(img: Any, files: bool = True) -> None:
