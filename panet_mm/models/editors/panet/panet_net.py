@@ -155,6 +155,9 @@ class PAEDSRNet(_ChannelsLast, BaseModule):
         if len(rgb_mean) != in_channels or len(rgb_std) != in_channels:
             raise ValueError(f'rgb_mean and rgb_std need {in_channels} values (in_channels), '
                              f'got {len(rgb_mean)} and {len(rgb_std)}')
+        if out_channels != in_channels:
+            raise ValueError(f'PAEDSRNet adds the input mean back to its output, so out_channels must equal '
+                             f'in_channels ({in_channels}), got {out_channels}')
         self.upscale_factor = upscale_factor
         self.rgb_range = rgb_range
         self.sub_mean = MeanShift(rgb_range, rgb_mean, rgb_std, sign=-1)
