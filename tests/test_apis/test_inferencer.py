@@ -23,7 +23,7 @@ from panet_mm.apis import (
     restore_cli,
 )
 from panet_mm.apis.image_kinds import ALPHA_NOTE
-from panet_mm.apis.inferencers import attention_macs
+from panet_mm.apis.inferencers import model_attention_macs
 
 
 def photo(h=10, w=12, seed=0):
@@ -237,8 +237,8 @@ def test_attention_cost_comes_from_the_blocks_own_method():
             raise AssertionError('counted twice')
 
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), Block(), torch.nn.Sequential(Block()))
-    assert attention_macs(net, 4, 5) == 40
-    assert attention_macs(torch.nn.Conv2d(3, 3, 1), 4, 5) == 0
+    assert model_attention_macs(net, 4, 5) == 40
+    assert model_attention_macs(torch.nn.Conv2d(3, 3, 1), 4, 5) == 0
 
 
 # ---------------------------------------------------------------------------------------- PANetInferencer

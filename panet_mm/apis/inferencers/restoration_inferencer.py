@@ -88,16 +88,17 @@ def _filtered(logger: logging.Logger) -> Iterator[None]:
                 logger.removeFilter(_no_missing_gt_warning)
 
 
-def attention_macs(module: torch.nn.Module, height: int, width: int) -> int:
+def model_attention_macs(module: torch.nn.Module, height: int, width: int) -> int:
     """Multiply-adds of the blocks in ``module`` that report their cost (a ``macs(h, w)`` method).
 
     The blocks are asked at ``height x width``: exact where the attention runs at the input's
-    resolution (PANet, PA-EDSR), an upper bound where a host network runs it on smaller features.
+    resolution (PANet, PA-EDSR), an upper bound where a host network runs it on smaller features. (One block's
+    count from its sizes alone is :func:`panet_mm.ops.cost.attention_macs`.)
     """
     own = getattr(module, 'macs', None)
     if callable(own):
         return int(own(height, width))
-    return sum(attention_macs(child, height, width) for child in module.children())
+    return sum(model_attention_macs(child, height, width) for child in module.children())
 
 
 def check_result_path(result_out_dir: Any, img: Any = None) -> None:
@@ -426,14 +427,14 @@ class RestorationInferencer(BaseInferencer):
     def attention_cost_note(self, height: int, width: int) -> Optional[str]:
         """A note when a ``height x width`` input in one pass will be slow on CPU, else None.
 
-        Whole-image attention costs multiply-adds quadratic in the pixels (:func:`attention_macs`, x8
+        Whole-image attention costs multiply-adds quadratic in the pixels (:func:`model_attention_macs`, x8
         with self-ensemble). Chopped or tiled restorations are bounded already, and a GPU is fast.
         """
         model = self.model
         if (not str(self.device).startswith('cpu') or getattr(model, 'chop_cfg', None) is not None
                 or getattr(model, 'tile_cfg', None) is not None):
             return None
-        macs = attention_macs(getattr(model, 'generator', model), height, width)
+        macs = model_attention_macs(getattr(model, 'generator', model), height, width)
         macs *= 8 if getattr(model, 'self_ensemble', False) else 1
         if macs < self.slow_attention_macs:
             return None
@@ -447,4 +448,4 @@ class RestorationInferencer(BaseInferencer):
 
 
 __all__ = ['CPU_FP16_SLOWDOWN', 'CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer', 'SLOW_ATTENTION_MACS',
-           'attention_macs', 'check_image_input', 'check_result_path', 'cpu_bf16_units', 'orient_output']
+           'check_image_input', 'check_result_path', 'cpu_bf16_units', 'model_attention_macs', 'orient_output']
