@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from panet_mm.engine.config_checks import check_argument_types
-from panet_mm.engine.hooks import non_finite_keys, non_finite_message
 from panet_mm.models.editors.panet.panet_model import as_panet_edit_model
 from panet_mm.utils.checkpoint import (
     StateDictDiff,
@@ -16,6 +15,8 @@ from panet_mm.utils.checkpoint import (
     compare_state_dicts,
     load_weights_only,
     missing_checkpoint,
+    non_finite_keys,
+    non_finite_message,
     unwrap_state_dict,
 )
 

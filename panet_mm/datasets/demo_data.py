@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..utils.errors import PanetMMError, ParameterError
-from ..utils.fileio import temp_file_target
+from ..utils.fileio import atomic_write, temp_file_target
 from . import prepare
 
 
@@ -226,11 +226,11 @@ def make_demo_data(out: str, scales: Sequence[int], overwrite: bool = False) -> 
     os.makedirs(out, exist_ok=True)
     # The marker goes first and lists what an interrupted run may leave, so that a rerun can clean it up.
     marker = osp.join(out, MARKER)
-    prepare.atomic_write_bytes(marker, marker_text(skimage_version, sorted(set(previous) | set(current))).encode())
+    atomic_write(marker, marker_text(skimage_version, sorted(set(previous) | set(current))).encode())
     for rel, img in files.items():
         prepare.imwrite_atomic(img, osp.join(out, rel))
     removed = prune_stale(out, previous, current)
-    prepare.atomic_write_bytes(marker, marker_text(skimage_version, current).encode('utf-8'))
+    atomic_write(marker, marker_text(skimage_version, current).encode('utf-8'))
     # Written last: a complete meta-info file means a complete data set.
     prepare.write_meta_info(osp.join(out, META_FILE), meta)
     return dict(train=len(meta), val=val_sizes, removed=removed, skimage_version=skimage_version)

@@ -37,7 +37,7 @@ Shape = Tuple[int, int, int]
 
 __all__ = [
     'mod_crop', 'sub_image_starts', 'sub_image_name', 'crop_sub_images', 'bicubic_downscale',
-    'atomic_write_bytes', 'imwrite_atomic', 'meta_info_line', 'parse_meta_info_line', 'write_meta_info',
+    'imwrite_atomic', 'meta_info_line', 'parse_meta_info_line', 'write_meta_info',
     'read_meta_info', 'imread_color', 'ImagePool', 'same_folder'
 ]
 
@@ -204,20 +204,14 @@ def bicubic_downscale(img: np.ndarray, scale: int) -> np.ndarray:
     return out
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (:func:`panet_mm.utils.fileio.atomic_write`)."""
-    atomic_write(path, data)
-
-
-def imwrite_atomic(img: np.ndarray, path: str, png_compression: int = 3, auto_mkdir: bool = True) -> None:
+def imwrite_atomic(img: np.ndarray, path: str, png_compression: int = 3) -> None:
     """Encode an image with OpenCV and write it atomically (:func:`panet_mm.utils.fileio.atomic_write_image`).
 
     Args:
-        img: Image in OpenCV's layout (BGR for colour images).
-        path: Destination file; its extension selects the format. PNG is lossless.
-        png_compression: zlib level 0-9 for PNG files (ignored for other formats). Defaults to 3,
-            OpenCV's default; the level changes the file size, never the pixels.
-        auto_mkdir: Kept for callers; the destination folder is always created.
+        img (np.ndarray): Image in OpenCV's layout (BGR for colour images).
+        path (str): Destination file (its folder is created); its extension selects the format. PNG is lossless.
+        png_compression (int): zlib level 0-9 for PNG files (ignored for other formats); the level changes
+            the file size, never the pixels. Default: 3 (OpenCV's).
 
     Raises:
         ImageEncodeError: (a ``ValueError``) If OpenCV cannot encode the image in the requested format.

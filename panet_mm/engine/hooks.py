@@ -77,18 +77,6 @@ def _last_checkpoint(runner) -> Optional[str]:
     return None
 
 
-def non_finite_keys(state: Mapping[str, Any]) -> List[str]:
-    """Keys of the floating-point tensors of ``state`` that hold a NaN or an infinity."""
-    return [str(k) for k, v in state.items()
-            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
-
-
-def non_finite_message(source: str, keys: List[str]) -> str:
-    """One sentence naming the non-finite tensors of a checkpoint and what to do."""
-    return (f"checkpoint '{source}' has NaN / infinite weights in {len(keys)} tensor(s): {list_keys(keys)}; its "
-            'training diverged, so nothing was restored or tested - use an earlier checkpoint of the run')
-
-
 class NonFiniteOutputError(PanetMMError, RuntimeError):
     """A model's test output holds NaN or infinite values (or its checkpoint does)."""
 
@@ -142,4 +130,4 @@ class SaveMetricsHook(Hook):
 
 
 __all__ = ['NonFiniteLossError', 'NonFiniteLossHook', 'NonFiniteOutputError', 'NonFiniteOutputHook',
-           'SaveMetricsHook', 'non_finite_keys', 'non_finite_message']
+           'SaveMetricsHook']

@@ -28,7 +28,14 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, load_state_dict
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
-from panet_mm.utils.checkpoint import checkpoint_task_settings, compare_state_dicts, unwrap_state_dict
+from panet_mm.utils.checkpoint import (
+    NonFiniteWeightsError,
+    checkpoint_task_settings,
+    compare_state_dicts,
+    non_finite_keys,
+    non_finite_message,
+    unwrap_state_dict,
+)
 from panet_mm.utils.errors import ParameterError
 
 from .checkpoint import (
@@ -38,7 +45,7 @@ from .checkpoint import (
     load_checkpoint_file,
     safe_checkpoint_loading,
 )
-from .hooks import NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook, non_finite_keys, non_finite_message
+from .hooks import NonFiniteLossHook, NonFiniteOutputHook
 
 
 class CheckpointMismatchError(ParameterError, RuntimeError):
@@ -154,7 +161,7 @@ class PANetRunner(Runner):
         state = _model_state(checkpoint, filename, revise_keys)
         bad = non_finite_keys(state)
         if bad:
-            raise NonFiniteOutputError(non_finite_message(filename, bad))
+            raise NonFiniteWeightsError(non_finite_message(filename, bad))
         diff = compare_state_dicts(model.state_dict(), state)
         if not diff.ok and getattr(self, '_resuming', False):
             raise CheckpointMismatchError(

@@ -44,6 +44,10 @@ class UnsafeCheckpointError(PanetMMError, pickle.UnpicklingError):
     """A checkpoint is unreadable, or holds Python objects that weights-only loading refuses."""
 
 
+class NonFiniteWeightsError(PanetMMError, ValueError):
+    """A checkpoint's weights hold NaN or infinite values (a diverged run or a damaged file)."""
+
+
 class StateDictError(PanetMMError):
     """A loaded checkpoint holds no flat state dict of tensors."""
 
@@ -169,15 +173,12 @@ def checkpoint_problem(filename: Union[str, Path]) -> Optional[str]:
     return f"checkpoint '{filename}' is not a PyTorch checkpoint: {kind}" if kind else None
 
 
-def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu',
-                      weights_only_metadata: bool = False) -> Any:
+def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu') -> Any:
     """``torch.load(filename, weights_only=True)`` that reads every mmengine / mmagic checkpoint.
 
     Args:
         filename (str | Path): A local checkpoint file.
         map_location: As for :func:`torch.load`. Default: ``'cpu'``.
-        weights_only_metadata (bool): Kept for callers that only need the weights; the metadata loads
-            in full either way. Default: False.
 
     Returns:
         The loaded object (tensors, containers, numbers, strings, numpy arrays, ``HistoryBuffer``).
@@ -329,6 +330,18 @@ def list_keys(keys: Sequence[str], limit: int = LISTED_KEYS) -> str:
     return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
 
 
+def non_finite_keys(state: Mapping[str, Any]) -> List[str]:
+    """Keys of the floating-point and complex tensors of ``state`` that hold a NaN or an infinity."""
+    return [str(k) for k, v in state.items() if isinstance(v, Tensor) and (v.is_floating_point() or v.is_complex())
+            and not bool(torch.isfinite(v).all())]
+
+
+def non_finite_message(source: str, keys: List[str], fix: str = 'its training diverged, so nothing was restored or '
+                       'tested - use an earlier checkpoint of the run') -> str:
+    """One sentence naming the non-finite tensors of checkpoint ``source`` and what to do (``fix``)."""
+    return f"checkpoint '{source}' has NaN / infinite weights in {len(keys)} tensor(s): {list_keys(keys)}; {fix}"
+
+
 def first_conv_in_channels(module: nn.Module) -> Optional[int]:
     """Input channels of the first ``Conv2d`` in ``module`` (registration order), None without one.
 
@@ -376,8 +389,8 @@ def checkpoint_task_settings(meta: Any) -> Dict[str, Any]:
     return found
 
 
-__all__ = ['COMMON_PREFIXES', 'LISTED_KEYS', 'MMENGINE_SAFE_GLOBALS', 'RELEASED_NAME_SETTINGS', 'StateDictDiff',
-           'StateDictError', 'TASK_SETTINGS', 'UnsafeCheckpointError', 'WRAPPER_KEYS', 'checkpoint_problem',
-           'checkpoint_task_settings', 'compare_state_dicts',
-           'first_conv_in_channels', 'list_keys', 'load_weights_only', 'missing_checkpoint', 'numpy_safe_globals',
-           'unwrap_state_dict', 'weights_only_globals']
+__all__ = ['COMMON_PREFIXES', 'LISTED_KEYS', 'MMENGINE_SAFE_GLOBALS', 'NonFiniteWeightsError', 'RELEASED_NAME_SETTINGS',
+           'StateDictDiff', 'StateDictError', 'TASK_SETTINGS', 'UnsafeCheckpointError', 'WRAPPER_KEYS',
+           'checkpoint_problem', 'checkpoint_task_settings', 'compare_state_dicts', 'first_conv_in_channels',
+           'list_keys', 'load_weights_only', 'missing_checkpoint', 'non_finite_keys', 'non_finite_message',
+           'numpy_safe_globals', 'unwrap_state_dict', 'weights_only_globals']

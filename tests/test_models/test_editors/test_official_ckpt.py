@@ -571,7 +571,7 @@ def test_non_finite_weights_refused_naming_keys(tmp_path, capsys):
     state['body.3.body.0.weight'] = state['body.3.body.0.weight'].clone()
     state['body.3.body.0.weight'][0, 0, 0, 0] = float('nan')
     state['tail.0.bias'] = torch.full_like(state['tail.0.bias'], float('inf'))
-    _refused(tmp_path, capsys, state, ['--mid-channels', '8'], 'NaN or Inf weights in 2 tensor(s)',
+    _refused(tmp_path, capsys, state, ['--mid-channels', '8'], 'NaN / infinite weights in 2 tensor(s)',
              'body.3.body.0.weight, tail.0.bias', 'src.pt')
 
 

@@ -30,6 +30,8 @@ from panet_mm.utils.checkpoint import (
     list_keys,
     load_weights_only,
     missing_checkpoint,
+    non_finite_keys,
+    non_finite_message,
     unwrap_state_dict,
 )
 from panet_mm.utils.errors import first_line
@@ -122,13 +124,10 @@ def _drop_twins(state: Dict[str, Tensor], source: str) -> Tuple[Dict[str, Tensor
 
 
 def _check_finite(state: Dict[str, Tensor], source: str) -> None:
-    bad = sorted(k for k, v in state.items()
-                 if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all()))
+    bad = non_finite_keys(state)
     if bad:
-        shown = ', '.join(bad[:8]) + (f' and {len(bad) - 8} more' if len(bad) > 8 else '')
-        raise ConversionError(f"'{source}' holds NaN or Inf weights in {len(bad)} tensor(s) ({shown}); the file is "
-                              'corrupted or comes from a diverged run - download the released file again '
-                              '(nothing was written)')
+        raise ConversionError(non_finite_message(source, bad, 'the file is corrupted or comes from a diverged run - '
+                                                 'download the released file again (nothing was written)'))
 
 
 def _sort_keys(state: Dict[str, Tensor], plan: ConversionPlan,
