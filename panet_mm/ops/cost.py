@@ -11,6 +11,7 @@ import torch
 
 from .chunks import gather_buffers, paste_buffers
 from .layout import FORMULATIONS, make_geometry, resolve_method
+from .pyramid import level_sizes
 
 __all__ = ['estimate_chunk_bytes', 'attention_macs', 'choose_batch_chunk', 'choose_chunk_size', 'choose_method',
            'choose_panel_rows', 'default_memory_budget_mb']
@@ -141,7 +142,7 @@ def attention_macs(height: int, width: int, scales: Sequence[float], query_chann
     Returns:
         int: Multiply-adds.
     """
-    keys = sum(int(height * s) * int(width * s) for s in scales)
+    keys = sum(h * w for h, w in level_sizes(height, width, scales))
     kh, kw = FORMULATIONS[resolve_method(method)].kernel(ksize)
     dq, dv = kh * kw * query_channels, kh * kw * value_channels
     per_pair = 4 * dq + 3 * dv if backward else dq + dv

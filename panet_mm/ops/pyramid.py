@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['pyramid_scales', 'smallest_side', 'build_pyramid', 'extract_patches', 'normalised_key_patches']
+__all__ = ['pyramid_scales', 'level_sizes', 'smallest_side', 'build_pyramid', 'extract_patches',
+           'normalised_key_patches']
 
 
 def pyramid_scales(levels: int, step: float = 0.1) -> List[float]:
@@ -43,6 +44,12 @@ def pyramid_scales(levels: int, step: float = 0.1) -> List[float]:
         raise ValueError(f'levels={levels} with step={step} gives a non-positive scale {scales[-1]:g}; '
                          'use fewer levels or a smaller step')
     return scales
+
+
+def level_sizes(height: int, width: int, scales: Sequence[float]) -> List[Tuple[int, int]]:
+    """``(H_l, W_l)`` of every pyramid level of an ``height x width`` map: the floored products, as
+    :func:`build_pyramid` resamples (``recompute_scale_factor=True``)."""
+    return [(int(height * s), int(width * s)) for s in scales]
 
 
 def smallest_side(scales: Sequence[float]) -> int:
@@ -81,7 +88,7 @@ def build_pyramid(x: Tensor, scales: Sequence[float]) -> List[Tensor]:
         if s == 1:
             levels.append(x)
         else:
-            if min(int(x.shape[-2] * s), int(x.shape[-1] * s)) < 1:
+            if min(level_sizes(x.shape[-2], x.shape[-1], [s])[0]) < 1:
                 raise ValueError(f'input of size {tuple(x.shape[-2:])} is too small for a pyramid level at '
                                  f'scale {s:g}; use an input of at least {smallest_side([s])} pixels per side')
             levels.append(F.interpolate(x, scale_factor=s, mode='bicubic', align_corners=False,

@@ -24,11 +24,19 @@ from .cost import (
     estimate_chunk_bytes,
 )
 from .kernel import pyramid_attention
-from .pyramid import build_pyramid, extract_patches, normalised_key_patches, pyramid_scales, smallest_side
+from .pyramid import (
+    build_pyramid,
+    extract_patches,
+    level_sizes,
+    normalised_key_patches,
+    pyramid_scales,
+    smallest_side,
+)
 from .reference import pyramid_attention_reference, released_block_attention
 
 __all__ = [
     'pyramid_scales',
+    'level_sizes',
     'smallest_side',
     'build_pyramid',
     'extract_patches',

@@ -80,8 +80,9 @@ def native_status(device):
 
 
 def level_sizes(size, levels):
-    """``(H_l, W_l)`` of every pyramid level for a square ``size x size`` input."""
-    return [(int(size * (1 - i / 10)), int(size * (1 - i / 10))) for i in range(levels)]
+    """``(H_l, W_l)`` of every pyramid level for a square ``size x size`` input (the kernel's own sizes)."""
+    pa = load_kernel()
+    return pa.level_sizes(size, size, pa.pyramid_scales(levels))
 
 
 def reference_score_map_bytes(batch, size, levels, bytes_per_el=4):

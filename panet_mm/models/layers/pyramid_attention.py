@@ -114,7 +114,7 @@ class PyramidAttention(nn.Module):
             int: Multiply-adds.
         """
         c, cq = self.channels, self.channels // self.reduction
-        sizes = [(int(height * s), int(width * s)) for s in self.scales]
+        sizes = pa_ops.level_sizes(height, width, self.scales)
         embeddings = height * width * c * cq + sum(h * w for h, w in sizes) * c * (cq + c)
         param = next(self.parameters())
         if self.implementation == 'reference':
