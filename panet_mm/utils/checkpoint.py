@@ -29,6 +29,7 @@ from mmengine.logging import HistoryBuffer
 from torch import Tensor, nn
 
 from .compat import numpy_core_module, numpy_pickle_aliases
+from .config import CARRIED_VARIABLES
 from .errors import PanetMMError, first_line
 
 #: Wrapper keys of the containers checkpoints come in: mmengine / mmagic (``state_dict``), plain
@@ -356,8 +357,8 @@ def first_conv_in_channels(module: nn.Module) -> Optional[int]:
 #: Q40.pt), for converted checkpoints, which record that name as ``meta['source']``.
 RELEASED_NAME_SETTINGS = ((re.compile(r'^model_x(\d)\.pt$'), 'scale'), (re.compile(r'^model_N(\d+)\.pt$'), 'sigma'),
                           (re.compile(r'^Q(\d+)\.pt$'), 'quality'))
-#: The top-level config variables that name a model's task level.
-TASK_SETTINGS = ('scale', 'sigma', 'quality', 'pattern')
+#: The top-level config variables that name a model's task level (those a config carries into its model).
+TASK_SETTINGS = tuple(CARRIED_VARIABLES)
 
 
 def checkpoint_task_settings(meta: Any) -> Dict[str, Any]:
