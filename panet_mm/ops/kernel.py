@@ -398,7 +398,14 @@ def pyramid_attention(query: Tensor,
     in autocast's dtype when it is on; the result has the dtype of ``query``. Under
     ``torch.compile`` this function stays eager (its chunk loop would be unrolled).
 
-    Args (``query`` to ``divisor``: as :func:`pyramid_attention_reference`):
+    Args:
+        query (Tensor): ``(B, Cq, H, W)`` query embedding of the block input.
+        keys (Sequence[Tensor]): ``(B, Cq, H_l, W_l)`` key embedding of every pyramid level.
+        values (Sequence[Tensor]): ``(B, C, H_l, W_l)`` value embedding of every pyramid level.
+        ksize (int): Patch size (odd). Default: 3.
+        softmax_scale (float): Multiplier of the scores before the softmax. Default: 10.
+        eps (float): Lower bound of a key patch's norm. Default: 1e-4.
+        divisor (float): The pasted patches are divided by this (4 in the released code). Default: 4.
         chunk_size (int, optional): Query pixels per chunk. Default: :func:`choose_chunk_size`.
         memory_budget_mb (float, optional): Budget for one chunk's temporaries in MiB when
             ``chunk_size`` is None. Default: :func:`default_memory_budget_mb`.

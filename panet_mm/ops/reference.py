@@ -36,7 +36,7 @@ def pyramid_attention_reference(query: Tensor,
         ksize (int): Patch size. Default: 3.
         softmax_scale (float): Multiplier of the scores before the softmax. Default: 10.
         eps (float): Lower bound of a key patch's norm. Default: 1e-4.
-        divisor (float): The pasted patches are divided by this (4 in the released code).
+        divisor (float): The pasted patches are divided by this (4 in the released code). Default: 4.
 
     Returns:
         Tensor: ``(B, C, H, W)``, the attention branch (the block adds ``res_scale * x``).
@@ -70,7 +70,17 @@ def released_block_attention(query: Tensor,
     value patches as its filters), divided by ``divisor``. It gives the same function as
     :func:`pyramid_attention_reference`; its memory is quadratic in the number of pixels too.
 
-    Args and result: as :func:`pyramid_attention_reference`.
+    Args:
+        query (Tensor): ``(B, Cq, H, W)`` query embedding of the block input.
+        keys (Sequence[Tensor]): ``(B, Cq, H_l, W_l)`` key embedding of every pyramid level.
+        values (Sequence[Tensor]): ``(B, C, H_l, W_l)`` value embedding of every pyramid level.
+        ksize (int): Patch size (odd). Default: 3.
+        softmax_scale (float): Multiplier of the scores before the softmax. Default: 10.
+        eps (float): Lower bound of a key patch's norm. Default: 1e-4.
+        divisor (float): The pasted patches are divided by this. Default: 4.
+
+    Returns:
+        Tensor: ``(B, C, H, W)``, as :func:`pyramid_attention_reference`.
     """
     b, h, w, c = check_inputs(query, keys, values)
     if ksize % 2 != 1:
