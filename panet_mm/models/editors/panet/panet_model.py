@@ -62,7 +62,12 @@ def _as_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
 
 
 def _transform(x: Tensor, k: int) -> Tensor:
-    """Geometric transform ``k`` (0-7) of the dihedral group: bit 0 h-flip, bit 1 v-flip, bit 2 transpose."""
+    """Geometric transform ``k`` (0-7) of the dihedral group: bit 0 h-flip, bit 1 v-flip, bit 2 transpose.
+
+    Why not mmagic's ``SpatialTemporalEnsemble``: it keeps all eight outputs (and takes video ``(N, T, C, H,
+    W)`` input) before averaging; the x8 test mode here adds each output to a running sum, one image at a time,
+    so a whole photograph needs the memory of one output, not eight.
+    """
     if k & 1:
         x = x.flip(-1)
     if k & 2:
