@@ -5,7 +5,7 @@
 # a test set); test: Set5, Set14, B100, Urban100, Manga109; Y-channel PSNR/SSIM with crop = scale.
 # Data: python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K --valid PATH/TO/DIV2K_valid_HR
 # (demo: tools/dataset_converters/make_demo_data.py).
-_base_ = ['./_base_/default_runtime.py', './_base_/datasets/sr_testsets.py']
+_base_ = ['./_base_/schedules/panet_1m_div2k.py', './_base_/datasets/sr_testsets.py']
 
 scale = 2
 experiment_name = 'panet_sr_x2_div2k'
@@ -94,18 +94,5 @@ val_evaluator = dict(
 # test_dataloader / test_evaluator: every test set of the paper's table (Set5, Set14, B100, Urban100,
 # Manga109) at x2, from _base_/datasets/sr_testsets.py
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000000, val_interval=5000)
-val_cfg = dict(type='MultiValLoop')
-test_cfg = dict(type='MultiTestLoop')
-
-optim_wrapper = dict(
-    constructor='DefaultOptimWrapperConstructor',
-    type='OptimWrapper',
-    optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), eps=1e-8))
-param_scheduler = dict(
-    type='MultiStepLR', by_epoch=False, milestones=[200000, 400000, 600000, 800000], gamma=0.5)
-
-# the best checkpoint: the validation set's PSNR (mmagic prefixes the metric: 'DIV2K/PSNR')
-default_hooks = dict(checkpoint=dict(interval=5000, save_best='DIV2K/PSNR', rule='greater'))
-# Total batch 16 as in the paper; with --auto-scale-lr the lr follows the real total batch size.
-auto_scale_lr = dict(enable=False, base_batch_size=16)
+# schedule (Adam, lr 1e-4 halved every 200k, 1M iterations, batch 16; best checkpoint by 'DIV2K/PSNR'):
+# _base_/schedules/panet_1m_div2k.py

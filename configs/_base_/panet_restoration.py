@@ -23,7 +23,7 @@
 #   (30x the 5000 training iterations between two validations; days on a CPU); on 288x288 crops about 2e14 (~3%;
 #   minutes on a GPU). Ten crops are still 830k pixels, more than Set5. The released protocol: prepare with
 #   --valid-crop 0 and set model.test_cfg=dict(chop=dict(min_size=6800, shave=10)) (it also tiles the tests).
-_base_ = ['./default_runtime.py']
+_base_ = ['./schedules/panet_1m_div2k.py']
 
 data_root = 'data'
 
@@ -96,18 +96,5 @@ val_dataloader = dict(
         data_prefix=dict(gt='GTmod12'),
         pipeline=[]))  # set by each model config
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000000, val_interval=5000)
-val_cfg = dict(type='MultiValLoop')
-test_cfg = dict(type='MultiTestLoop')
-
-optim_wrapper = dict(
-    constructor='DefaultOptimWrapperConstructor',
-    type='OptimWrapper',
-    optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.999), eps=1e-8))
-param_scheduler = dict(
-    type='MultiStepLR', by_epoch=False, milestones=[200000, 400000, 600000, 800000], gamma=0.5)
-
-# the best checkpoint: the validation set's PSNR (mmagic's metrics prefix their names: 'DIV2K/PSNR')
-default_hooks = dict(checkpoint=dict(interval=5000, save_best='DIV2K/PSNR', rule='greater'))
-# Total batch 16 as in the paper; with --auto-scale-lr the lr follows the real total batch size.
-auto_scale_lr = dict(enable=False, base_batch_size=16)
+# schedule (Adam, lr 1e-4 halved every 200k, 1M iterations, batch 16; best checkpoint by 'DIV2K/PSNR'):
+# _base_/schedules/panet_1m_div2k.py
