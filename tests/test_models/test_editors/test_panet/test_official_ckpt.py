@@ -20,6 +20,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import ROOT
 from mmagic.registry import MODELS
 
 import panet_mm  # noqa: F401
@@ -32,8 +33,6 @@ from panet_mm.models.editors.panet.official import (
     unwrap_state_dict,
 )
 from panet_mm.tools_entry import run_tool
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

@@ -3,13 +3,12 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import ROOT
 from mmagic.registry import MODELS
 from mmengine.config import Config
 
 import panet_mm  # noqa: F401
 from panet_mm.models.layers import PyramidAttention, count_parameters
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 @pytest.mark.parametrize('colors', [1, 3])
