@@ -159,8 +159,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt as err:
         if os.environ.get('PANET_MM_DEBUG'):  # the traceback, as panet_mm.engine.cli.readable_errors shows it
             raise
-        return _report_interrupt(state.get('summary'), state.get('total'), args,
-                                 terminated=type(err).__name__ == 'Terminated')  # (panet_mm.utils.interrupt)
+        # SIGTERM is caught once panet_mm.utils.interrupt is imported; before (during the imports), only Ctrl-C
+        interrupt = sys.modules.get('panet_mm.utils.interrupt')
+        signal_name = interrupt.interrupting_signal(err) if interrupt is not None else 'Ctrl-C'
+        return _report_interrupt(state.get('summary'), state.get('total'), args, terminated=signal_name == 'SIGTERM')
 
 
 def _restore(args: argparse.Namespace, state: Optional[Dict[str, Any]] = None) -> int:

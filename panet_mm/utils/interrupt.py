@@ -68,7 +68,7 @@ def one_line_interrupts(kept: str) -> Iterator[None]:
         try:
             yield
         except (KeyboardInterrupt, RuntimeError) as err:
-            signal_name = _interrupting_signal(err)
+            signal_name = interrupting_signal(err)
             if signal_name is None or os.environ.get('PANET_MM_DEBUG'):
                 raise
             with contextlib.suppress(ValueError):  # the clean-up is done: a second SIGTERM waits for this line
@@ -83,7 +83,7 @@ def one_line_interrupts(kept: str) -> Iterator[None]:
 _WORKER_KILLED = re.compile(r'DataLoader worker \(pid [^)]*\) is killed by signal: (Terminated|Interrupt)')
 
 
-def _interrupting_signal(err: BaseException) -> Optional[str]:
+def interrupting_signal(err: BaseException) -> Optional[str]:
     """'Ctrl-C' or 'SIGTERM' when ``err`` is how that signal stopped the work, else None."""
     if isinstance(err, Terminated):
         return 'SIGTERM'
@@ -93,5 +93,5 @@ def _interrupting_signal(err: BaseException) -> Optional[str]:
     return None if found is None else ('SIGTERM' if found.group(1) == 'Terminated' else 'Ctrl-C')
 
 
-__all__ = ['EXIT_INTERRUPTED', 'EXIT_TERMINATED', 'RERUN_DOES_THE_REST', 'Terminated', 'one_line_interrupts',
-           'terminate_as_interrupt']
+__all__ = ['EXIT_INTERRUPTED', 'EXIT_TERMINATED', 'RERUN_DOES_THE_REST', 'Terminated', 'interrupting_signal',
+           'one_line_interrupts', 'terminate_as_interrupt']

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from panet_mm.utils.interrupt import _interrupting_signal
+from panet_mm.utils.interrupt import interrupting_signal
 
 SCRIPT = textwrap.dedent('''
     import sys, time
@@ -49,9 +49,9 @@ def test_a_rank_stopped_by_its_launcher_cleans_up_quietly(tmp_path):
 def test_dataloader_workers_killed_by_the_same_signal_count_as_the_interrupt():
     """A signal to the process group (timeout, a scheduler) can reach torch's DataLoader workers first: the main
     process then raises RuntimeError, not KeyboardInterrupt."""
-    assert _interrupting_signal(RuntimeError('DataLoader worker (pid 13121) is killed by signal: Terminated. ')) \
+    assert interrupting_signal(RuntimeError('DataLoader worker (pid 13121) is killed by signal: Terminated. ')) \
         == 'SIGTERM'
-    assert _interrupting_signal(RuntimeError('DataLoader worker (pid 7) is killed by signal: Interrupt. ')) == 'Ctrl-C'
-    assert _interrupting_signal(RuntimeError('DataLoader worker (pid 7) is killed by signal: Segmentation fault. ')) \
+    assert interrupting_signal(RuntimeError('DataLoader worker (pid 7) is killed by signal: Interrupt. ')) == 'Ctrl-C'
+    assert interrupting_signal(RuntimeError('DataLoader worker (pid 7) is killed by signal: Segmentation fault. ')) \
         is None
-    assert _interrupting_signal(RuntimeError('shape mismatch')) is None
+    assert interrupting_signal(RuntimeError('shape mismatch')) is None
