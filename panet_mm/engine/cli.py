@@ -25,7 +25,8 @@ from panet_mm.utils.config import ConfigFileError, read_config
 from panet_mm.utils.errors import PanetMMError, cli_message
 from panet_mm.utils.interrupt import one_line_interrupts
 
-from ..registry import config_not_found, find_config, register_config_package
+from ..registry import register_config_package
+from ..utils.config_names import config_not_found, find_config
 from .config_checks import ConfigArgumentError, check_argument_types, explain_bad_argument, explain_unknown_type
 from .distributed import LauncherError, setup_distributed
 from .runner import PANetRunner
@@ -72,7 +73,7 @@ def read_tool_config(config: str, cfg_options: Optional[Sequence[str]] = None) -
 
     Args:
         config (str): The config file, or a shipped config's name (``panet_mm::panet/<name>.py`` or its model
-            name, :func:`panet_mm.registry.find_config`).
+            name, :func:`panet_mm.utils.config_names.find_config`).
         cfg_options (Sequence[str], optional): ``KEY=VALUE`` strings (or a parsed dict).
 
     Returns:

@@ -99,7 +99,7 @@ def test_prepare_commands_are_given_as_they_run_from_here(tmp_path, monkeypatch)
 def test_analysis_tools_take_shipped_config_names_and_say_missing_ones_as_the_others(tool):
     """get_flops / measure_inference checked for a file first: a model name (which train / test / restore take)
     was 'not found', in a wording of their own."""
-    from panet_mm.registry import config_not_found
+    from panet_mm.utils.config_names import config_not_found
     proc = subprocess.run([sys.executable, tool, 'panet_sr_x9'], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert proc.returncode != 0 and config_not_found('panet_sr_x9') in proc.stderr
@@ -120,7 +120,7 @@ def test_a_checkout_path_from_elsewhere_is_answered_with_the_shipped_name(tmp_pa
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: config file 'configs/panet_sr_x2_div2k.py' not found here (a path in a panet_mm checkout); pass the "
         "config panet_mm ships, 'panet_mm::panet/panet_sr_x2_div2k.py' or its model name 'panet_sr_x2_div2k'")
-    from panet_mm.registry import config_not_found
+    from panet_mm.utils.config_names import config_not_found
     assert 'README.md' not in config_not_found('mine.py')
 
 

@@ -27,7 +27,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out-table', action='store_true', help='also print the per-module table')
     parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE', help='override config settings')
     args = parser.parse_args(argv)
-    from panet_mm.registry import config_not_found, find_config
+    from panet_mm.utils.config_names import config_not_found, find_config
     if find_config(args.config) is None:  # a path or a shipped config's name, read by read_tool_config
         parser.error(config_not_found(args.config))
     if len(args.shape) not in (2, 3) or min(args.shape) < 1:

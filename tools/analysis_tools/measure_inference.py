@@ -90,7 +90,7 @@ def measure(config: str, size: Tuple[int, int], device: str = 'cpu', test_cfg: O
         dict: ``model``, ``input``, ``output``, ``time_s``, ``device``, ``threads`` and the memory
         figures (``peak_rss_bytes`` and ``rss_increase_bytes`` on CPU, ``cuda_peak_bytes`` on CUDA).
     """
-    from panet_mm.registry import config_not_found, find_config
+    from panet_mm.utils.config_names import config_not_found, find_config
     if find_config(config) is None:  # a path or a shipped config's name, read by read_tool_config
         raise SystemExit(config_not_found(config))
     model, model_test_cfg = build_model(config, device, test_cfg, cfg_options, seed)

@@ -9,9 +9,8 @@ from typing import Any, List
 
 import numpy as np
 
-from panet_mm.registry import find_config, registered_models, unknown_config
+from panet_mm.utils.config_names import find_config, missing_config_message, registered_models, unknown_config
 
-from ..config_names import missing_config_message
 from ..errors import RestoreParameterError
 from .restoration_inferencer import ImageInput, RestorationInferencer
 

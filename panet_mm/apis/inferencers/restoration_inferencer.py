@@ -22,10 +22,10 @@ from torch import Tensor
 from panet_mm.engine.quiet import INFERENCE_LOG_WARNINGS
 from panet_mm.utils.checkpoint import first_conv_in_channels
 from panet_mm.utils.config import ConfigFileError, read_config
+from panet_mm.utils.config_names import missing_config_message
 from panet_mm.utils.fileio import atomic_write_image, unwritable_file
 from panet_mm.utils.image_metadata import orientation_steps
 
-from ..config_names import missing_config_message
 from ..errors import RestoreError, RestoreParameterError
 from ..image_kinds import ALPHA_NOTE, ImageAdapter, attach_alpha, keeps_alpha
 from ..model_loading import build_model, check_device
