@@ -5,7 +5,7 @@ A second one imports those modules first (so their own import-time effects are n
 snapshot of the mmengine / mmagic / torch / numpy / logging / warnings state, imports panet_mm and takes
 another: every entry that was there must be unchanged, and the only new entries are panet_mm's own
 (its registered modules, its child registries of scope ``panet_mm``, its file backend, its config
-package; on numpy 2, the numpy aliases mmagic needs).
+package, the attention kernel's handle in mmengine's flop counter; on numpy 2, the numpy aliases mmagic needs).
 """
 import json
 import os
@@ -63,6 +63,8 @@ def snapshot():
     state['FileClient backends'] = {k: name_of(v) for k, v in fileio.FileClient._backends.items()}
     state['FileClient prefix backends'] = {k: name_of(v) for k, v in fileio.FileClient._prefix_to_backends.items()}
     state['config packages'] = dict(config_utils.MODULE2PACKAGE)
+    from mmengine.analysis import complexity_analysis
+    state['flop handles'] = {k: name_of(v) for k, v in complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.items()}
     scope = DefaultScope.get_current_instance()
     state['default scope'] = {'current': None if scope is None else scope.scope_name}
     get_safe = getattr(torch.serialization, 'get_safe_globals', lambda: [])
