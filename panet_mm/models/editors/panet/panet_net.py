@@ -69,8 +69,8 @@ class PANet(_ChannelsLast, BaseModule):
         num_blocks (int): Number of ResBlocks in the body (80 in the paper). Default: 80.
         res_scale (float): Residual scale of the ResBlocks. Default: 1.
         rgb_range (float): The input in ``[0, 1]`` is multiplied by this before the network and the
-            output divided by it (panet_mm's configs use 255; the converter rescales the released models,
-            trained at 1, to it exactly). Default: 1.
+            output divided by it (panet_mm's configs use 255, as ``PAEDSRNet``; the converter rescales the
+            released models, trained at 1, to it exactly, so converted weights need 255). Default: 255.
         attention_cfg (dict, optional): Overrides of the ``PyramidAttention`` arguments
             (defaults: ``channels=mid_channels, reduction=2, res_scale=1``).
         channels_last (bool): Run the convolutions in channels-last memory format (faster on CPU;
@@ -84,7 +84,7 @@ class PANet(_ChannelsLast, BaseModule):
                  mid_channels: int = 64,
                  num_blocks: int = 80,
                  res_scale: float = 1.0,
-                 rgb_range: float = 1.0,
+                 rgb_range: float = 255.0,
                  attention_cfg: Optional[dict] = None,
                  channels_last: bool = True,
                  init_cfg: Optional[dict] = None) -> None:

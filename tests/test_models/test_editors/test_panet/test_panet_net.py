@@ -79,3 +79,13 @@ def test_mean_shift_is_frozen_and_round_trips():
 def test_rgb_range_mismatch_is_named():
     with pytest.raises(ValueError, match='rgb_mean and rgb_std need 1 values'):
         MODELS.build(dict(type='PAEDSRNet', in_channels=1, out_channels=1))
+
+
+@pytest.mark.parametrize('net_type,config', [('PANet', 'panet_dn_sigma30_div2k.py'),
+                                             ('PAEDSRNet', 'panet_sr_x2_div2k.py')])
+def test_default_rgb_range_is_the_configs(net_type, config):
+    """Converted released weights are rescaled to the configs' range: a generator built with its defaults (Python
+    API, no config) must work in that range too, or it runs them silently wrong."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', config))
+    net = MODELS.build(dict(type=net_type, mid_channels=8, num_blocks=2))
+    assert net.rgb_range == cfg.model.generator.rgb_range == 255
