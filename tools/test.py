@@ -62,6 +62,9 @@ def main() -> None:
     quiet_third_party_warnings(early)
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
+    # the weights only: a config copy written by a --resume run says resume = True, and mmengine's runner would then
+    # resume (optimizer, iteration) from the checkpoint and answer a mismatch as a failed --resume
+    cfg.resume = False
     with readable_errors(interrupted='the test stopped before its metrics; run it again'):
         runner = build_runner(cfg)
         print_colored_log(f'Working directory: {cfg.work_dir}')

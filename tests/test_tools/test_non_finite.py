@@ -82,3 +82,16 @@ def test_tools_test_reports_non_finite_before_writing(demo_root, tmp_path, edit,
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith('error:')]
     assert len(errors) == 1 and expected in errors[0]
     assert not out.exists()
+
+
+@pytest.mark.slow  # tools/test.py in a subprocess
+def test_tools_test_of_a_resumed_runs_config_loads_weights_only(demo_root, tmp_path):
+    """A config copy written by a --resume run says resume = True: tools/test.py loads the checkpoint's weights (a
+    mismatch is a mismatch, not a failed --resume)."""
+    ckpt = str(tmp_path / 'other.pth')
+    save_runner_checkpoint(build_demo_model(mid_channels=16), ckpt)
+    proc = run_tool([sys.executable, 'tools/test.py', DEMO_CONFIG, ckpt, '--work-dir', str(tmp_path / 'test'),
+                     '--cfg-options', 'resume=True'] + demo_overrides(demo_root)[1:], check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith('error')]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-2000:]
+    assert 'does not match' in errors[0] and '--resume' not in errors[0], errors[0]
