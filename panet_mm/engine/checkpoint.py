@@ -29,7 +29,7 @@ import contextlib
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import TYPE_CHECKING, Any, Iterator, Union
 
 import numpy as np
 import torch
@@ -46,6 +46,9 @@ from panet_mm.utils.checkpoint import (  # re-exported: the loader's historical 
     numpy_safe_globals,
 )
 from panet_mm.utils.fileio import atomic_write
+
+if TYPE_CHECKING:  # annotations only: no runner import at run time (import cycles)
+    from mmengine.runner import Runner
 
 _BUFFER_TAG = '__panet_mm_history_buffer__'
 #: Name of :class:`AtomicLocalBackend` in mmengine's file backends.
@@ -146,18 +149,20 @@ class WeightsOnlyCheckpointHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        """Pack ``checkpoint``'s ``meta`` / ``message_hub`` in place, so that it loads weights-only."""
         for key in _PACKED_KEYS:
             if key in checkpoint:
                 checkpoint[key] = _pack(checkpoint[key])
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        """Restore, in place, the HistoryBuffers and numpy values :meth:`before_save_checkpoint` packed."""
         for key in _PACKED_KEYS:
             if key in checkpoint:
                 checkpoint[key] = _unpack(checkpoint[key])
 
 
-def ensure_checkpoint_hook(runner) -> None:
+def ensure_checkpoint_hook(runner: Runner) -> None:
     """Register :class:`WeightsOnlyCheckpointHook` on ``runner`` unless its config already did."""
     if not any(isinstance(h, WeightsOnlyCheckpointHook) for h in runner.hooks):
         runner.register_hook(WeightsOnlyCheckpointHook())
@@ -173,9 +178,11 @@ class AtomicLocalBackend(LocalBackend):
     """
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        """Write the bytes ``obj`` to ``filepath`` atomically: the file is complete or absent."""
         atomic_write(filepath, obj)
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
+        """Write the text ``obj`` to ``filepath`` atomically: the file is complete or absent."""
         atomic_write(filepath, obj, encoding)
 
 

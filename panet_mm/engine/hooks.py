@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import os.path as osp
-from typing import Any, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional
 
 import mmengine
 import numpy as np
@@ -15,6 +15,9 @@ from mmengine.registry import HOOKS
 from panet_mm.utils.checkpoint import list_keys
 from panet_mm.utils.errors import PanetMMError
 from panet_mm.utils.fileio import atomic_write
+
+if TYPE_CHECKING:  # annotations only: no runner import at run time (import cycles)
+    from mmengine.runner import Runner
 
 
 class NonFiniteLossError(PanetMMError, RuntimeError):
@@ -48,9 +51,12 @@ class NonFiniteLossHook(Hook):
     priority = 'ABOVE_NORMAL'
 
     def __init__(self, keys: Optional[List[str]] = None) -> None:
+        """Watch ``keys`` (None: every ``loss*`` entry of the outputs)."""
         self.keys = keys
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: Optional[dict] = None) -> None:
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None,
+                         outputs: Optional[dict] = None) -> None:
+        """Raise :class:`NonFiniteLossError` if a watched loss of this iteration is NaN / infinite."""
         if not outputs:
             return
         for name, value in outputs.items():
@@ -92,7 +98,8 @@ class NonFiniteOutputHook(Hook):
 
     priority = 'VERY_HIGH'
 
-    def after_test_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_test_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        """Raise :class:`NonFiniteOutputError` if a ``pred_img`` of this batch has NaN / infinite values."""
         for sample in outputs or []:
             output = getattr(sample, 'output', sample)
             pred = getattr(output, 'pred_img', None)
@@ -118,9 +125,11 @@ class SaveMetricsHook(Hook):
     priority = 'LOWEST'
 
     def __init__(self, out: str) -> None:
+        """Write the metrics to the file ``out``."""
         self.out = out
 
-    def after_test_epoch(self, runner, metrics: Optional[Mapping[str, Any]] = None) -> None:
+    def after_test_epoch(self, runner: Runner, metrics: Optional[Mapping[str, Any]] = None) -> None:
+        """Write ``metrics`` (numpy scalars as plain numbers) to :attr:`out` atomically."""
         if metrics is not None:  # serialised first, then written atomically: never a half-written metrics file
             fmt = osp.splitext(self.out)[1].lower().lstrip('.')
             # numpy scalars as plain numbers: YAML would tag them as Python objects that yaml.safe_load refuses

@@ -20,7 +20,7 @@ import os
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Union
 
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
@@ -47,6 +47,9 @@ from .checkpoint import (
 )
 from .hooks import NonFiniteLossHook, NonFiniteOutputHook
 
+if TYPE_CHECKING:  # annotations only
+    from torch import nn
+
 
 class CheckpointMismatchError(ParameterError, RuntimeError):
     """A checkpoint's keys or shapes do not match the model; the fix names the config key ``allow_partial_load``."""
@@ -70,7 +73,8 @@ class PANetRunner(Runner):
     the matching part of ``load_from`` and log the rest, as plain mmengine does.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """mmengine's ``Runner``, plus panet_mm's checkpoint / non-finite hooks and atomic checkpoint writes."""
         super().__init__(*args, **kwargs)
         ensure_checkpoint_hook(self)
         for hook_type in (NonFiniteLossHook, NonFiniteOutputHook):
@@ -81,17 +85,17 @@ class PANetRunner(Runner):
                     and (hook.out_dir is None or is_local_path(hook.out_dir)):
                 hook.backend_args = dict(backend=ATOMIC_BACKEND)
 
-    def train(self):
+    def train(self) -> nn.Module:
         """mmengine's ``train`` with weights-only checkpoint loading (``init_cfg`` pretrained weights too)."""
         with safe_checkpoint_loading():
             return super().train()
 
-    def val(self):
+    def val(self) -> Dict[str, Any]:
         """mmengine's ``val`` with weights-only checkpoint loading."""
         with safe_checkpoint_loading():
             return super().val()
 
-    def test(self):
+    def test(self) -> Dict[str, Any]:
         """mmengine's ``test`` with weights-only checkpoint loading."""
         with safe_checkpoint_loading():
             return super().test()
@@ -152,7 +156,7 @@ class PANetRunner(Runner):
                         filename: str,
                         map_location: Union[str, Callable] = 'cpu',
                         strict: bool = False,
-                        revise_keys: list = [(r'^module.', '')]):
+                        revise_keys: list = [(r'^module.', '')]) -> Any:
         """Load ``filename`` into the model; stop with the mismatched keys unless partial loads are allowed."""
         checkpoint = load_checkpoint_file(filename, map_location=map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)

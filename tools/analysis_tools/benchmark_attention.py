@@ -37,6 +37,8 @@ Examples (the default CPU run, about 10 minutes on 2 idle cores; the target rows
     python tools/analysis_tools/benchmark_attention.py --plot attention.png --json attention.json
     python tools/analysis_tools/benchmark_attention.py --targets
 """
+from __future__ import annotations
+
 import argparse
 import importlib
 import importlib.util
@@ -47,14 +49,32 @@ import statistics
 import subprocess
 import sys
 import time
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:  # annotations only: torch is imported where it runs (a child sets its modes first)
+    from torch import Tensor, nn
+    from torch.optim import Optimizer
+
+    #: An implementation: ``fn(query, keys, values)`` -> the attention's output.
+    AttentionFn = Callable[[Tensor, Sequence[Tensor], Sequence[Tensor]], Tensor]
+    #: A case's inputs: query, keys, values (one per level) and the output's gradient.
+    Inputs = Tuple[Tensor, List[Tensor], List[Tensor], Tensor]
 
 PACKAGE_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'panet_mm')
 OPS_DIR = osp.join(PACKAGE_DIR, 'ops')
 BASELINES = ('released', 'reference')
 DTYPES = ('float32', 'bfloat16', 'float16')
 
+#: A child's job (``--worker``'s JSON: mode, device, sizes, implementations, ...) or a result built from it.
+Spec = Dict[str, Any]
+#: One implementation's summary of one case (times, ratios, rates, memory), as the tables and ``--json`` show it.
+Record = Dict[str, Any]
+#: Every case's summaries: ``(pass, batch, size) -> {implementation: record}``.
+Rows = Dict[Tuple[str, int, int], Dict[str, Record]]
 
-def load_kernel():
+
+def load_kernel() -> ModuleType:
     """``panet_mm/ops/pyramid_attention.py``, loaded with ``panet_mm/ops`` as a stand-alone package.
 
     Importing ``panet_mm.ops`` normally runs ``panet_mm/__init__.py``, which registers the mmagic
@@ -70,7 +90,7 @@ def load_kernel():
     return importlib.import_module(f'{name}.pyramid_attention')
 
 
-def native_status(device):
+def native_status(device: str) -> str:
     """Whether the kernel's compiled CPU step (``panet_mm/ops/native.py``) runs; built here, once, before the
     timing children (which then load it from torch's extension folder)."""
     if device != 'cpu':
@@ -79,18 +99,18 @@ def native_status(device):
     return importlib.import_module('_panet_ops.native').native_status()
 
 
-def level_sizes(size, levels):
+def level_sizes(size: int, levels: int) -> List[Tuple[int, int]]:
     """``(H_l, W_l)`` of every pyramid level for a square ``size x size`` input (the kernel's own sizes)."""
     pa = load_kernel()
     return pa.level_sizes(size, size, pa.pyramid_scales(levels))
 
 
-def reference_score_map_bytes(batch, size, levels, bytes_per_el=4):
+def reference_score_map_bytes(batch: int, size: int, levels: int, bytes_per_el: int = 4) -> int:
     """Bytes of the reference's (B, H*W, L) score map (its peak is a few times this)."""
     return batch * size * size * sum(h * w for h, w in level_sizes(size, levels)) * bytes_per_el
 
 
-def load_memory_helpers():
+def load_memory_helpers() -> ModuleType:
     """``panet_mm/utils/memory.py`` on its own: this tool runs where only torch is installed."""
     spec = importlib.util.spec_from_file_location('_panet_memory', osp.join(PACKAGE_DIR, 'utils', 'memory.py'))
     module = importlib.util.module_from_spec(spec)
@@ -102,7 +122,7 @@ MEMORY = load_memory_helpers()
 current_rss_bytes, peak_rss_bytes = MEMORY.current_rss_bytes, MEMORY.peak_rss_bytes
 
 
-def impl_method(impl, default_method):
+def impl_method(impl: str, default_method: str) -> Optional[str]:
     """The kernel formulation of ``impl`` (``'fast'`` or ``'fast:<method>'``), None for a baseline."""
     if impl == 'fast':
         return default_method
@@ -115,7 +135,8 @@ def impl_method(impl, default_method):
 class Case:
     """One (pass, batch, size) of a spec, with its inputs and a callable per implementation."""
 
-    def __init__(self, spec):
+    def __init__(self, spec: Spec) -> None:
+        """The case of ``spec`` on its device, with the kernel loaded (torch is imported here, not at module level)."""
         import torch
         self.torch = torch
         if spec.get('threads'):
@@ -127,7 +148,8 @@ class Case:
         self.backward = spec['pass'] == 'fwd+bwd'
         self.dtype = getattr(torch, spec.get('dtype', 'float32'))
 
-    def fn(self, impl):
+    def fn(self, impl: str) -> AttentionFn:
+        """The callable of ``impl``: a baseline as it is, the fast kernel with its method, under autocast at --dtype."""
         pa, torch, spec = self.pa, self.torch, self.spec
         method = impl_method(impl, spec['method'])
         if method is None:
@@ -135,12 +157,14 @@ class Case:
             return base
         half = self.dtype != torch.float32
 
-        def fast(q, ks, vs):
+        def fast(q: Tensor, ks: Sequence[Tensor], vs: Sequence[Tensor]) -> Tensor:
+            """The fast kernel on ``(q, ks, vs)`` with this case's method, budget and dtype."""
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=half):
                 return pa.pyramid_attention(q, ks, vs, memory_budget_mb=spec['memory_budget_mb'], method=method)
         return fast
 
-    def inputs(self, batch, size):
+    def inputs(self, batch: int, size: int) -> Inputs:
+        """Seeded random inputs of the pyramid's sizes on the device (requiring gradients for forward+backward)."""
         torch, spec = self.torch, self.spec
         g = torch.Generator(device='cpu').manual_seed(0)
         c, cq = spec['channels'], spec['channels'] // spec['reduction']
@@ -154,11 +178,13 @@ class Case:
                 t.requires_grad_()
         return q, ks, vs, grad
 
-    def sync(self):
+    def sync(self) -> None:
+        """Wait for the GPU's queued work (CUDA only), so that a time covers the whole call."""
         if self.cuda:
             self.torch.cuda.synchronize()
 
-    def call(self, fn, q, ks, vs, grad):
+    def call(self, fn: AttentionFn, q: Tensor, ks: Sequence[Tensor], vs: Sequence[Tensor], grad: Tensor) -> None:
+        """One call of ``fn``: forward without autograd, or forward and backward of ``grad``; synchronised."""
         if self.backward:
             for t in (q, *ks, *vs):
                 t.grad = None
@@ -168,12 +194,13 @@ class Case:
                 fn(q, ks, vs)
         self.sync()
 
-    def timed(self, fn, inputs):
+    def timed(self, fn: AttentionFn, inputs: Inputs) -> Tuple[float, float]:
+        """Wall-clock and CPU seconds of one :meth:`call`."""
         t0, c0 = time.perf_counter(), time.process_time()
         self.call(fn, *inputs)
         return time.perf_counter() - t0, time.process_time() - c0
 
-    def matmul_gflops(self, dtype_name, budget_s=1.0):
+    def matmul_gflops(self, dtype_name: str, budget_s: float = 1.0) -> float:
         """Measured ``torch.mm`` rate (GFLOP/s, 2 per multiply-add), the better of two calls.
 
         The matrices are 2048^2 (8192^2 on CUDA), or smaller where the next power-of-two size (from 256 up) would
@@ -197,7 +224,8 @@ class Case:
                 return 2 * n ** 3 / best / 1e9
             n *= 2
 
-    def chunk_info(self, impl):
+    def chunk_info(self, impl: str) -> Tuple[int, int]:
+        """(images, query pixels) per chunk that the kernel plans for ``impl`` on this case (the chunk column)."""
         pa, spec = self.pa, self.spec
         size, batch = spec['size'], spec['batch']
         sizes = level_sizes(size, spec['levels'])
@@ -211,7 +239,7 @@ class Case:
                                      backward=self.backward)
         return images, chunk
 
-    def resolved(self, impl):
+    def resolved(self, impl: str) -> Optional[str]:
         """The formulation a fast implementation runs ('auto' resolved as the kernel does)."""
         spec = self.spec
         method = impl_method(impl, spec['method'])
@@ -223,7 +251,8 @@ class Case:
                                            memory_budget_mb=spec['memory_budget_mb'], backward=self.backward)
         return method
 
-    def macs(self, impl):
+    def macs(self, impl: str) -> int:
+        """Multiply-adds of one call of ``impl`` on the batch (a baseline's counted as the ``'patch'`` method's)."""
         spec = self.spec
         method = self.resolved(impl) or 'patch'
         scales = [1 - i / 10 for i in range(spec['levels'])]
@@ -232,7 +261,7 @@ class Case:
                                                       method=method, backward=self.backward)
 
 
-def measure_memory(spec):
+def measure_memory(spec: Spec) -> Spec:
     """Peak extra memory and time of the first call of one implementation (in a fresh process)."""
     case = Case(spec)
     fn = case.fn(spec['impl'])
@@ -250,7 +279,7 @@ def measure_memory(spec):
     return dict(spec, peak_bytes=max(int(peak), 0), first_call_s=first)
 
 
-def measure_times(spec):
+def measure_times(spec: Spec) -> Spec:
     """All implementations of one case, interleaved in this process; see the module docstring."""
     case = Case(spec)
     impls = spec['impls']
@@ -304,11 +333,13 @@ def measure_times(spec):
 NETWORKS = {'pa-edsr': (8, 0.1, 'relu', True), 'panet': (2, 1.0, 'prelu', False)}
 
 
-def network_title(network):
+def network_title(network: str) -> str:
+    """The name of a --network in the step table's header."""
     return 'PA-EDSR x2' if network == 'pa-edsr' else 'PANet'
 
 
-def build_network(torch, pa, network, channels, blocks, attention, channels_last=False):
+def build_network(torch: ModuleType, pa: ModuleType, network: str, channels: int, blocks: int,
+                  attention: Optional[AttentionFn], channels_last: bool = False) -> nn.Module:
     """A torch-only PA-EDSR x2 or PANet (colour): the registered ``PAEDSRNet``'s / ``PANet``'s layers, sizes and
     order (no mean shifts, no rgb_range scaling; tests/test_tools checks the parameter shapes against theirs).
 
@@ -320,17 +351,20 @@ def build_network(torch, pa, network, channels, blocks, attention, channels_last
     reduction, res_scale, act, upsample = NETWORKS[network]
 
     class Res(nn.Module):
-        def __init__(self):
+        def __init__(self) -> None:
+            """conv 3x3, ReLU (PReLU for PANet), conv 3x3."""
             super().__init__()
             self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1),
                                       nn.ReLU(True) if act == 'relu' else nn.PReLU(),
                                       nn.Conv2d(channels, channels, 3, padding=1))
 
-        def forward(self, x):
+        def forward(self, x: Tensor) -> Tensor:
+            """The residual block: ``x`` plus the scaled body."""
             return x + res_scale * self.body(x)
 
     class Attention(nn.Module):
-        def __init__(self):
+        def __init__(self) -> None:
+            """The block's 1x1 query / key / value embeddings (with PReLU) and its 5 pyramid scales."""
             super().__init__()
             reduced = channels // reduction
             self.query = nn.Sequential(nn.Conv2d(channels, reduced, 1), nn.PReLU())
@@ -338,13 +372,15 @@ def build_network(torch, pa, network, channels, blocks, attention, channels_last
             self.value = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.PReLU())
             self.scales = pa.pyramid_scales(5)
 
-        def forward(self, x):
+        def forward(self, x: Tensor) -> Tensor:
+            """``attention`` over the pyramid of ``x``, plus the scaled input."""
             levels = pa.build_pyramid(x, self.scales)
             out = attention(self.query(x), [self.key(t) for t in levels], [self.value(t) for t in levels])
             return out + res_scale * x
 
     class Net(nn.Module):
-        def __init__(self):
+        def __init__(self) -> None:
+            """Head conv; body: half the blocks, the attention, the other half, a conv; tail (x2 upsampler: PA-EDSR)."""
             super().__init__()
             body = [Res() for _ in range(blocks // 2)] + ([Attention()] if attention else [])
             self.head = nn.Conv2d(3, channels, 3, padding=1)
@@ -353,7 +389,8 @@ def build_network(torch, pa, network, channels, blocks, attention, channels_last
             up = [nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2)] if upsample else []
             self.tail = nn.Sequential(*up, nn.Conv2d(channels, 3, 3, padding=1))
 
-        def forward(self, x):
+        def forward(self, x: Tensor) -> Tensor:
+            """The network's output for the image batch ``x`` (global residual around the body)."""
             feat = self.head(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
             return self.tail(self.body(feat) + feat).contiguous()
 
@@ -361,7 +398,7 @@ def build_network(torch, pa, network, channels, blocks, attention, channels_last
     return net.to(memory_format=torch.channels_last) if channels_last else net
 
 
-def measure_step(spec):
+def measure_step(spec: Spec) -> Spec:
     """Training steps (forward, L1 loss, backward, Adam) of PA-EDSR x2 or PANet with and without its attention.
 
     With ``spec['train']`` False: whole-network forward passes (no gradients) instead.
@@ -381,7 +418,8 @@ def measure_step(spec):
         # --dtype: the whole network under autocast, except the released block's, which runs as released
         amp = half and name != 'with released'
 
-        def step(net=net, opt=opt, amp=amp):
+        def step(net: nn.Module = net, opt: Optimizer = opt, amp: bool = amp) -> None:
+            """One training step (or forward pass) of ``net`` on a random batch; synchronised."""
             x = torch.rand(spec['batch'], 3, spec['size'], spec['size'], device=case.device)
             with torch.autocast(case.device.type, dtype=case.dtype, enabled=amp):
                 if not spec.get('train', True):
@@ -417,7 +455,8 @@ def measure_step(spec):
     return out
 
 
-def step_table(result):
+def step_table(result: Spec) -> str:
+    """The markdown table of a --step result: each variant's median time and the attention's share of it."""
     what = 'training step' if result.get('train', True) else 'forward'
     lines = [f"| {network_title(result.get('network', 'pa-edsr'))} {what} | batch | input | median time (min-max) "
              '| attention share |',
@@ -434,7 +473,8 @@ def step_table(result):
     return '\n'.join(lines)
 
 
-def worker(spec):
+def worker(spec: Spec) -> Spec:
+    """What a child process (``--worker``) measures: ``spec['mode']`` is 'step', 'memory' or 'time'."""
     if spec.get('flush_denormal'):
         # before any parallel operation: torch's CPU threads copy the mode when they start
         # (panet_mm/utils/denormals.py, which this torch-only child does not import)
@@ -449,7 +489,7 @@ def worker(spec):
 CHILD_OPTIONS: dict = {}
 
 
-def run_child(spec, timeout):
+def run_child(spec: Spec, timeout: float) -> Spec:
     """Run ``worker(spec)`` in a fresh interpreter; return its dict or an error dict."""
     cmd = [sys.executable, osp.abspath(__file__), '--worker', json.dumps(dict(spec, **CHILD_OPTIONS))]
     try:
@@ -464,7 +504,7 @@ def run_child(spec, timeout):
 
 
 # ----------------------------------------------------------------------------- summary
-def summarise(timing, memory, impls, dtype):
+def summarise(timing: Spec, memory: Dict[str, Spec], impls: Sequence[str], dtype: str) -> Dict[str, Record]:
     """One record per implementation of a case: medians, per-round ratios, rates, memory."""
     out = {}
     for impl in impls:
@@ -510,7 +550,8 @@ def summarise(timing, memory, impls, dtype):
 
 
 # ----------------------------------------------------------------------------- report
-def fmt_time(r):
+def fmt_time(r: Optional[Record]) -> str:
+    """A record's median time for the tables (or why it has none: skipped, error, '-')."""
     if r is None:
         return '-'
     if 'skipped' in r:
@@ -522,34 +563,37 @@ def fmt_time(r):
     return f"{r['time_s'] * 1e3:.0f} ms" if r['time_s'] < 10 else f"{r['time_s']:.1f} s"
 
 
-def fmt_mem(r):
+def fmt_mem(r: Optional[Record]) -> str:
+    """A record's peak memory in MB or GB for the tables ('-' where unmeasured)."""
     if r is None or 'peak_bytes' not in r:
         return '-'
     mb = r['peak_bytes'] / 2**20
     return f'{mb / 1024:.2f} GB' if mb >= 1024 else f'{mb:.0f} MB'
 
 
-def fmt_ratio(r, base):
+def fmt_ratio(r: Optional[Record], base: str) -> str:
+    """A record's median time ratio to the baseline ``base``, with the per-round min-max ('-' where none)."""
     if not r or f'ratio_{base}' not in r:
         return '-'
     lo, hi = r[f'ratio_{base}_spread']
     return f"{r[f'ratio_{base}']:.2f} ({lo:.2f}-{hi:.2f})"
 
 
-def fmt_share(r):
+def fmt_share(r: Record) -> str:
     """The rate and its share of ``torch.mm``'s, with the per-round shares' spread (the machine's noise)."""
     spread = r.get('matmul_share_spread')
     rounds = f', {100 * spread[0]:.0f}-{100 * spread[1]:.0f}%' if spread else ''
     return f"{r['gflops']:.0f} ({100 * r['matmul_share']:.0f}%{rounds})"
 
 
-def mem_ratio(a, b):
+def mem_ratio(a: Optional[Record], b: Optional[Record]) -> str:
+    """Peak memory of ``a`` over that of ``b`` ('-' where either is unmeasured)."""
     if not a or not b or not a.get('peak_bytes') or not b.get('peak_bytes'):
         return '-'
     return f"{a['peak_bytes'] / b['peak_bytes']:.3f}"
 
 
-def markdown_table(rows, fast='fast'):
+def markdown_table(rows: Rows, fast: str = 'fast') -> str:
     """Fast kernel against the baselines, one line per (pass, batch, size)."""
     lines = ['| pass | batch | size | fast | released | reference | fast / released (min-max) '
              '| fast / reference (min-max) | mm GFLOP/s f32 / bf16 | fast GFLOP/s (share of mm, rounds) '
@@ -568,7 +612,7 @@ def markdown_table(rows, fast='fast'):
     return '\n'.join(lines)
 
 
-def methods_table(rows, methods):
+def methods_table(rows: Rows, methods: Sequence[str]) -> str:
     """Time of every formulation relative to the fastest, one line per case."""
     lines = ['| pass | batch | size | ' + ' | '.join(methods) + ' | fastest |',
              '|---|---|---|' + '---|' * (len(methods) + 1)]
@@ -584,7 +628,7 @@ def methods_table(rows, methods):
     return '\n'.join(lines)
 
 
-def method_records(rows, methods, args):
+def method_records(rows: Rows, methods: Sequence[str], args: argparse.Namespace) -> List[Dict[str, Any]]:
     """The measured table the 'auto' rule is checked against: one entry per case."""
     out = []
     for (pass_, batch, size), recs in sorted(rows.items()):
@@ -599,7 +643,8 @@ def method_records(rows, methods, args):
     return out
 
 
-def plot(records, path):
+def plot(records: Sequence[Record], path: str) -> None:
+    """Write time and peak memory against query pixels (log-log), one line per implementation, to ``path``."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -630,11 +675,13 @@ def plot(records, path):
     plt.close(fig)
 
 
-def parse_sizes(text):
+def parse_sizes(text: str) -> List[int]:
+    """--sizes / --fb-sizes: comma-separated integers ('' for none)."""
     return [int(s) for s in text.split(',') if s.strip()]
 
 
-def parse_args(argv=None):
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line (``argv``, default ``sys.argv[1:]``); see the module docstring."""
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
@@ -695,7 +742,7 @@ TARGETS = [
 ]
 
 
-def target_row(name, mode, result, target, load):
+def target_row(name: str, mode: str, result: Spec, target: float, load: str) -> str:
     """One markdown line of the --targets table."""
     if 'error' in result:
         return f"| {name} | error: {result['error']} | | | {target:.2f} | - | | | {load} |"
@@ -715,7 +762,7 @@ def target_row(name, mode, result, target, load):
     return f'| {name} | {times} | {ratio:.2f} ({lo:.2f}-{hi:.2f}) | {target:.2f} | {met} | {rates} | {share} | {load} |'
 
 
-def run_targets(args):
+def run_targets(args: argparse.Namespace) -> int:
     """The target rows, each in one child (fast and released interleaved), with the load around it."""
     print(f'device={args.device} threads={args.threads or "torch default"} repeats={args.repeats} '
           f'flush_denormal={args.flush_denormal} fused CPU step={native_status(args.device)} on {os.cpu_count()} CPUs',
@@ -742,7 +789,7 @@ def run_targets(args):
     return 0
 
 
-def run_step(args):
+def run_step(args: argparse.Namespace) -> int:
     """--step: PA-EDSR x2 or PANet steps (or forwards) with and without the attention."""
     try:
         batch, size, channels, blocks = (int(v) for v in args.step.split(','))
@@ -767,7 +814,7 @@ def run_step(args):
     return 0
 
 
-def run_case(args, common, impls):
+def run_case(args: argparse.Namespace, common: Spec, impls: Sequence[str]) -> Dict[str, Record]:
     """Memory children (CPU) and the timing child of one (pass, batch, size); their summary."""
     pass_, batch, size = common['pass'], common['batch'], common['size']
     score_gb = reference_score_map_bytes(batch, size, args.levels) / 1e9
@@ -790,7 +837,7 @@ def run_case(args, common, impls):
     return summary
 
 
-def run_block(args):
+def run_block(args: argparse.Namespace) -> int:
     """The block's table: every (pass, batch, size) of the arguments."""
     cuda = args.device == 'cuda'
     sizes = args.sizes if args.sizes is not None else ([48, 64, 96, 128, 192, 256] if cuda else [32, 48, 64, 96, 128])
@@ -818,7 +865,8 @@ def run_block(args):
     return 0
 
 
-def write_outputs(args, rows, records, methods):
+def write_outputs(args: argparse.Namespace, rows: Rows, records: List[Record], methods: Sequence[str]) -> None:
+    """Print the --methods table and write the --method-table, --json and --plot files asked for."""
     if methods:
         print()
         print(methods_table(rows, methods))
@@ -833,7 +881,8 @@ def write_outputs(args, rows, records, methods):
         print(f'\nplot written to {args.plot}')
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a --worker child's measurement (JSON on stdout), the --targets rows, a --step table or the block's table."""
     args = parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
