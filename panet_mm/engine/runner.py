@@ -119,11 +119,23 @@ class PANetRunner(Runner):
             for module, weights in skipped:
                 module.plain_weights = weights
 
+    def dump_config(self) -> None:
+        """Deferred to :meth:`load_or_resume`: the work directory's config copy is written once the checkpoint is
+        accepted, so a refused ``--resume`` / ``load_from`` (another model's file) leaves the copy of the run that
+        made the checkpoint as it was (mmengine wrote it while building the runner)."""
+        self._config_dump_pending = True
+
     def load_or_resume(self) -> None:
-        """mmengine's, saying plainly when ``--resume`` finds nothing to resume (mmengine logged "Auto resumed from
-        the latest checkpoint None." and trained from the start), and resuming from the newest checkpoint present
-        when the one ``last_checkpoint`` names is gone (deleted to save space, or the work directory moved: it
-        holds an absolute path); mmengine stopped with "checkpoint ... not found"."""
+        """mmengine's, with what it left unsaid or did wrong around ``--resume``:
+
+        * nothing to resume: said plainly (mmengine logged "Auto resumed from the latest checkpoint None." and
+          trained from the start);
+        * the checkpoint ``last_checkpoint`` names is gone (deleted to save space, or the work directory moved: it
+          holds an absolute path): the newest checkpoint present (mmengine stopped with "checkpoint ... not found");
+        * it names a file outside this work directory (a copied work directory): the copy here (mmengine resumed
+          from the original's file, then deleted the original's best checkpoint when a better one came);
+        * a new run (no ``--resume``) in a work directory holding an earlier run's checkpoints: a warning.
+        """
         record = osp.join(self.work_dir, 'last_checkpoint')
         if not self._has_loaded and self._resume and self._load_from is None:
             if not osp.isfile(record):
@@ -131,18 +143,66 @@ class PANetRunner(Runner):
                                  'iteration 0')
                 self._resume = False
             else:
-                named = find_latest_checkpoint(self.work_dir)  # what mmengine resumes: the file it names
-                if not osp.isfile(named):
-                    found = newest_checkpoint(self.work_dir, prefer=osp.basename(named))
-                    if found is None:
-                        raise CheckpointMismatchError(
-                            'work_dir', f"--resume: '{record}' names '{named}', which is gone, and no other "
-                            "checkpoint (iter_N.pth) is left in the work directory; train without --resume, or "
-                            'pass another {param}')
-                    self.logger.warning(f"--resume: '{record}' names '{named}', which is gone; resuming from "
-                                        f"'{found}', the newest checkpoint in the work directory")
-                    self._load_from = found
-        return super().load_or_resume()
+                self._load_from = self._checkpoint_to_resume(record)
+        elif not self._has_loaded and not self._resume and self._load_from is None and osp.isfile(record):
+            self.logger.warning(f"'{self.work_dir}' holds the checkpoints of an earlier run ('{record}'); this run "
+                                'starts at iteration 0 and writes its own there - pass --resume to continue that run '
+                                'instead, or another --work-dir to keep them apart')
+        resuming = self._resume and not self._has_loaded
+        super().load_or_resume()
+        if resuming:
+            self._keep_best_checkpoints_here(self._checkpoint_folder())
+        if getattr(self, '_config_dump_pending', False):
+            self._config_dump_pending = False
+            super().dump_config()
+
+    def _checkpoint_to_resume(self, record: str) -> str:
+        """The checkpoint ``--resume`` continues from: the one ``record`` names, found in this work directory."""
+        named = find_latest_checkpoint(self.work_dir)  # what mmengine resumes: the file it names
+        here = osp.realpath(self.work_dir)
+        if osp.isfile(named) and osp.dirname(osp.realpath(named)) == here:
+            return named
+        if osp.isfile(named):  # outside: a copied (or moved-beside) work directory names the original's files
+            local = newest_checkpoint(self.work_dir, prefer=osp.basename(named))
+            if local is None:
+                self.logger.warning(f"--resume: '{record}' names '{named}', outside this work directory, and none "
+                                    'is here; resuming from it (files outside the work directory are read, never '
+                                    'changed)')
+                return named
+            self.logger.warning(f"--resume: '{record}' names '{named}', outside this work directory (a copied work "
+                                f"directory?); resuming from '{local}', the checkpoint here")
+            return local
+        found = newest_checkpoint(self.work_dir, prefer=osp.basename(named))
+        if found is None:
+            raise CheckpointMismatchError(
+                'work_dir', f"--resume: '{record}' names '{named}', which is gone, and no other "
+                "checkpoint (iter_N.pth) is left in the work directory; train without --resume, or "
+                'pass another {param}')
+        self.logger.warning(f"--resume: '{record}' names '{named}', which is gone; resuming from "
+                            f"'{found}', the newest checkpoint in the work directory")
+        return found
+
+    def _checkpoint_folder(self) -> str:
+        """Where this run's ``CheckpointHook`` writes: the work directory, or ``out_dir/<work_dir's name>``."""
+        for hook in self.hooks:
+            if isinstance(hook, CheckpointHook) and hook.out_dir not in (None, self.work_dir):
+                return osp.join(str(hook.out_dir), osp.basename(self.work_dir.rstrip(osp.sep)))
+        return self.work_dir
+
+    def _keep_best_checkpoints_here(self, folder: str) -> None:
+        """Point the resumed best-checkpoint records (mmengine's ``CheckpointHook`` deletes the file a record names
+        when a better score comes) at their copies in ``folder``, where this run writes; a record of a file
+        elsewhere with no copy here is dropped, so that no file outside the run's folder is ever deleted."""
+        here = osp.realpath(folder)
+        for key, path in list(self.message_hub.runtime_info.items()):
+            if not (key == 'best_ckpt' or key.startswith('best_ckpt_')) or not isinstance(path, str) \
+                    or not is_local_path(path) or osp.dirname(osp.realpath(path)) == here:
+                continue
+            local = osp.join(folder, osp.basename(path))
+            self.message_hub.update_info(key, local if osp.isfile(local) else None)
+            self.logger.info(f"--resume: the best checkpoint record named '{path}', outside this run's folder; it "
+                             + (f"now names '{local}'" if osp.isfile(local) else 'is dropped (nothing outside the '
+                                'folder is deleted)'))
 
     def resume(self, filename: str, *args: Any, **kwargs: Any) -> None:
         """mmengine's, marked so that a checkpoint of another model is refused with the fix for a resume."""
@@ -168,11 +228,13 @@ class PANetRunner(Runner):
             raise NonFiniteWeightsError(non_finite_message(filename, bad))
         diff = compare_state_dicts(model.state_dict(), state)
         if not diff.ok and getattr(self, '_resuming', False):
+            inside = osp.dirname(osp.realpath(filename)) == osp.realpath(self.work_dir)
             raise CheckpointMismatchError(
-                'work_dir',
-                f"--resume: checkpoint '{filename}' in the work directory '{self.work_dir}' is of another model than "
-                f"this config's ({'; '.join(diff.lines())}); resume it with its own config, or pass another "
-                '{param} to train this one')
+                'work_dir' if inside else 'load_from',
+                f"--resume: checkpoint '{filename}'" + (f" in the work directory '{self.work_dir}'" if inside else '')
+                + f" is of another model than this config's ({'; '.join(diff.lines())}); resume it with its own "
+                + ('config, or pass another {param} to train this one' if inside else
+                   'config, or pass this model\'s checkpoint as {param}'))
         if not diff.ok and not allow_partial:
             raise CheckpointMismatchError(
                 'allow_partial_load',

@@ -4,6 +4,7 @@ import os.path as osp
 import socket
 import sys
 
+import pytest
 import torch
 from conftest import DEMO_CONFIG, demo_overrides, run_tool
 
@@ -170,3 +171,36 @@ def test_dist_train_one_failing_rank_is_one_line_per_process(demo_root, tmp_path
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith('error')]
     assert any(ln.startswith('error (rank 1): dataset') and 'nowhere' in ln for ln in errors), proc.stderr[-3000:]
     assert 'Connection closed by peer' not in proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.mark.slow  # four training runs in subprocesses
+def test_resume_in_a_copied_work_dir_reads_and_deletes_nothing_of_the_original(demo_root, tmp_path):
+    """A copy of a work directory names the original's files (last_checkpoint and the best-checkpoint record hold
+    absolute paths): mmengine resumed from the original's checkpoint, then deleted the original's best checkpoint
+    when a better score came. A refused --resume overwrote the work directory's config copy; a new run in a work
+    directory of an earlier run's checkpoints said nothing."""
+    import shutil
+    orig = tmp_path / 'orig'
+    run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(orig)] + short(demo_root, 4))
+    before = {p.name: p.stat().st_mtime_ns for p in orig.iterdir() if p.is_file()}
+    assert any(name.startswith('best_') for name in before)
+    copy = tmp_path / 'copy'
+    shutil.copytree(orig, copy)
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(copy), '--resume']
+                    + short(demo_root, 8))
+    log = proc.stdout + proc.stderr
+    assert (f"names '{orig / 'iter_4.pth'}', outside this work directory (a copied work directory?); resuming from "
+            f"'{copy / 'iter_4.pth'}'") in log
+    assert 'resumed epoch: 0, iter: 4' in log and ckpt_iter(copy / 'iter_8.pth') == 8
+    assert {p.name: p.stat().st_mtime_ns for p in orig.iterdir() if p.is_file()} == before
+    assert len(list(copy.glob('best_*.pth'))) == 1  # the copy's own best replaced, if a better score came
+
+    config_copy = copy / 'panet_sr_x2_demo.py'
+    text = config_copy.read_text()
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(copy), '--resume']
+                    + short(demo_root, 10) + ['model.generator.mid_channels=16'], check=False)
+    assert proc.returncode == 1 and 'is of another model' in proc.stderr
+    assert config_copy.read_text() == text
+
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(copy)] + short(demo_root, 1))
+    assert f"'{copy}' holds the checkpoints of an earlier run" in proc.stdout + proc.stderr
