@@ -32,6 +32,7 @@ from panet_mm.utils.checkpoint import (
     NonFiniteWeightsError,
     checkpoint_task_settings,
     compare_state_dicts,
+    list_keys,
     non_finite_keys,
     non_finite_message,
     unwrap_state_dict,
@@ -227,6 +228,15 @@ class PANetRunner(Runner):
         if bad:
             raise NonFiniteWeightsError(non_finite_message(filename, bad))
         diff = compare_state_dicts(model.state_dict(), state)
+        only_attention = diff.missing and not diff.unexpected and not diff.mismatched and all(
+            k.startswith('attentions.') or '.attentions.' in k for k in diff.missing)
+        if only_attention and not allow_partial:  # a host model's own checkpoint (e.g. from mmagic's train.py)
+            raise CheckpointMismatchError(
+                'plain_weights',
+                f"checkpoint '{filename}' holds every weight of this model except its inserted pyramid attention "
+                f"({len(diff.missing)} missing: {list_keys(diff.missing, 4)}): it is the host model's own checkpoint. "
+                "Start the mixed model from it with model.generator.{param}='" + filename + "' instead of "
+                'load_from / --resume (README "Add pyramid attention to your model")')
         if not diff.ok and getattr(self, '_resuming', False):
             inside = osp.dirname(osp.realpath(filename)) == osp.realpath(self.work_dir)
             raise CheckpointMismatchError(

@@ -237,3 +237,18 @@ def test_crafted_checkpoint_is_inert_in_panet_tools(demo_root, tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith('error:')]
     assert len(lines) == 1
     assert_refused_with_torch_reason(lines[0])
+
+
+@pytest.mark.slow  # tools/test.py in a subprocess (and the fixture's mmagic training)
+def test_a_host_models_checkpoint_as_load_from_of_a_mixed_config_names_plain_weights(demo_root, mmagic_edsr,
+                                                                                      tmp_path):
+    """An EDSR checkpoint of mmagic's own tools/train.py tested under the EDSR mix config lacks only the inserted
+    attention: the error said "for another architecture, depth or scale ... allow_partial_load=True"; it names
+    plain_weights, the way to start a mixed model from it."""
+    ckpt = mmagic_edsr[1] / 'iter_2.pth'
+    proc = run_tool([sys.executable, 'tools/test.py', MIX_DEMO, str(ckpt), '--work-dir', str(tmp_path / 't')]
+                    + demo_overrides(demo_root)[:1] + demo_overrides(demo_root)[2:4], check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith('error')]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+    assert "it is the host model's own checkpoint" in errors[0]
+    assert f"model.generator.plain_weights='{ckpt}'" in errors[0] and 'allow_partial_load' not in errors[0]
