@@ -29,6 +29,7 @@ from mmengine.runner import Runner, load_state_dict
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from panet_mm.utils.checkpoint import (
+    TASK_SETTINGS,
     NonFiniteWeightsError,
     checkpoint_task_settings,
     compare_state_dicts,
@@ -263,6 +264,14 @@ class PANetRunner(Runner):
         config's: those models share their weights' shapes, so the file loads and the numbers are the other
         level's model (a warning, not a refusal: fine-tuning from a neighbouring level is a recipe)."""
         made_for = checkpoint_task_settings(checkpoint.get('meta') if isinstance(checkpoint, dict) else None)
+        ours = {name: self.cfg.get(name) for name in TASK_SETTINGS if self.cfg.get(name) is not None}
+        if made_for and ours and not set(made_for) & set(ours):  # another task (e.g. demosaicing under denoising)
+            theirs = ', '.join(f'{k} = {v!r}' for k, v in made_for.items())
+            mine = ', '.join(f'{k} = {v!r}' for k, v in ours.items())
+            self.logger.warning(f"checkpoint '{filename}' was made for another task ({theirs}) than this config's "
+                                f'({mine}): its results are those of that model; use its config (README "Released '
+                                'checkpoints" lists them) unless you mean this (fine-tuning to another task)')
+            return
         for name, value in made_for.items():
             ours = self.cfg.get(name)
             if ours is not None and ours != value:

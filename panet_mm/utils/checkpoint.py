@@ -357,6 +357,8 @@ def first_conv_in_channels(module: nn.Module) -> Optional[int]:
 #: Q40.pt), for converted checkpoints, which record that name as ``meta['source']``.
 RELEASED_NAME_SETTINGS = ((re.compile(r'^model_x(\d)\.pt$'), 'scale'), (re.compile(r'^model_N(\d+)\.pt$'), 'sigma'),
                           (re.compile(r'^Q(\d+)\.pt$'), 'quality'))
+#: Released files named for their task only: the demosaicing model (``model_best.pt``, GRBG mosaics).
+RELEASED_NAME_FIXED = {'model_best.pt': {'pattern': 'GRBG'}}
 #: The top-level config variables that name a model's task level (those a config carries into its model).
 TASK_SETTINGS = tuple(CARRIED_VARIABLES)
 
@@ -383,6 +385,7 @@ def checkpoint_task_settings(meta: Any) -> Dict[str, Any]:
                 found.setdefault(m.group(1), value)
     source = meta.get('source')
     if not found and isinstance(source, str):
+        found.update(RELEASED_NAME_FIXED.get(osp.basename(source), {}))
         for pattern, name in RELEASED_NAME_SETTINGS:
             m = pattern.match(osp.basename(source))
             if m:
@@ -390,8 +393,8 @@ def checkpoint_task_settings(meta: Any) -> Dict[str, Any]:
     return found
 
 
-__all__ = ['COMMON_PREFIXES', 'LISTED_KEYS', 'MMENGINE_SAFE_GLOBALS', 'NonFiniteWeightsError', 'RELEASED_NAME_SETTINGS',
-           'StateDictDiff', 'StateDictError', 'TASK_SETTINGS', 'UnsafeCheckpointError', 'WRAPPER_KEYS',
-           'checkpoint_problem', 'checkpoint_task_settings', 'compare_state_dicts', 'first_conv_in_channels',
-           'list_keys', 'load_weights_only', 'missing_checkpoint', 'non_finite_keys', 'non_finite_message',
-           'numpy_safe_globals', 'unwrap_state_dict', 'weights_only_globals']
+__all__ = ['COMMON_PREFIXES', 'LISTED_KEYS', 'MMENGINE_SAFE_GLOBALS', 'NonFiniteWeightsError', 'RELEASED_NAME_FIXED',
+           'RELEASED_NAME_SETTINGS', 'StateDictDiff', 'StateDictError', 'TASK_SETTINGS', 'UnsafeCheckpointError',
+           'WRAPPER_KEYS', 'checkpoint_problem', 'checkpoint_task_settings', 'compare_state_dicts',
+           'first_conv_in_channels', 'list_keys', 'load_weights_only', 'missing_checkpoint', 'non_finite_keys',
+           'non_finite_message', 'numpy_safe_globals', 'unwrap_state_dict', 'weights_only_globals']

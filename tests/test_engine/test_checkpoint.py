@@ -102,3 +102,25 @@ def test_the_runner_warns_about_a_checkpoint_of_another_level():
     PANetRunner._warn_other_task_level(runner, 'q40.pth', {'meta': {'cfg': 'quality = 40\n'}})
     PANetRunner._warn_other_task_level(runner, 'plain.pth', {'state_dict': {}})
     assert warned == []
+
+
+def test_the_runner_warns_about_a_checkpoint_of_another_task():
+    """The released demosaicing model (model_best.pt, converted) tested under a denoising config loaded silently
+    (same shapes); a converted model_N10.pt under the JPEG config too."""
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+
+    from panet_mm.engine.runner import PANetRunner
+    warned = []
+    runner = SimpleNamespace(cfg=Config(dict(sigma=30)), logger=SimpleNamespace(warning=warned.append))
+    PANetRunner._warn_other_task_level(runner, 'demosaic.pth', {'meta': {'source': 'model_best.pt'}})
+    assert warned == ["checkpoint 'demosaic.pth' was made for another task (pattern = 'GRBG') than this config's "
+                      "(sigma = 30): its results are those of that model; use its config (README \"Released "
+                      'checkpoints" lists them) unless you mean this (fine-tuning to another task)']
+    warned.clear()
+    runner.cfg = Config(dict(pattern='GRBG'))
+    PANetRunner._warn_other_task_level(runner, 'demosaic.pth', {'meta': {'source': 'model_best.pt'}})
+    runner.cfg = Config(dict(quality=None, sigma=None))  # a config naming no level: nothing to compare
+    PANetRunner._warn_other_task_level(runner, 'n10.pth', {'meta': {'source': 'model_N10.pt'}})
+    assert warned == []

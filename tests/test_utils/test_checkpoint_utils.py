@@ -157,6 +157,7 @@ def test_checkpoint_task_settings_from_the_saved_config_or_the_released_name():
     assert checkpoint_task_settings({'source': 'model_N30.pt', 'arch': 'panet'}) == {'sigma': 30}
     assert checkpoint_task_settings({'source': 'Q40.pt'}) == {'quality': 40}
     assert checkpoint_task_settings({'source': 'model_x3.pt'}) == {'scale': 3}
+    assert checkpoint_task_settings({'source': 'model_best.pt'}) == {'pattern': 'GRBG'}  # the demosaicing model
     assert checkpoint_task_settings({'source': 'my_model.pt'}) == {}
     assert checkpoint_task_settings(None) == {} and checkpoint_task_settings({'cfg': 3}) == {}
 
