@@ -74,7 +74,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = meta['generator_cfg']
     for fact in meta['inferred']:
         print(f'inferred from the file: {fact}')
-    print(f"converted {args.src} -> {args.dst} ({meta['arch']}, scale {meta['scale']}, {meta['colors']} colours)")
+    print(f"converted {args.src} -> {args.dst} ({meta['arch']}, scale {meta['scale']}, "
+          f"{meta['colors']} colour channel(s))")
     for note in meta['notes']:
         print(f'note: {note}')
     if meta['ignored_keys']:

@@ -85,8 +85,8 @@ def load_official_file(path: str) -> Dict[str, Tensor]:
     try:
         obj = load_weights_only(path, map_location='cpu')
     except (UnsafeCheckpointError, OSError) as err:
-        raise ConversionError(f'not a plain tensor checkpoint: {first_line(err, 600)}; the released files hold '
-                              'tensors only, so download it again') from err
+        raise ConversionError(f'not a plain tensor checkpoint: {first_line(err, 600)} (the released files hold '
+                              'tensors only)') from err
     return unwrap_state_dict(obj, source=path, error=ConversionError)
 
 
@@ -274,7 +274,7 @@ def _rescale_range(out: Dict[str, Tensor], arch: str, source: float, target: flo
 def _problem_report(source: str, plan: ConversionPlan, diff: StateDictDiff, depth: Optional[int]) -> str:
     """The key report of a file that is not the target network, with hints at the setting to change."""
     arch, blocks = plan.arch, plan.num_blocks
-    lines = [f"'{source}' does not match {{arch}} {arch} (scale {plan.scale}, {plan.colors} colours, "
+    lines = [f"'{source}' does not match {{arch}} {arch} (scale {plan.scale}, {plan.colors} colour channel(s), "
              f'{plan.mid_channels} channels, {blocks} ResBlocks): {diff.counts()} key(s); nothing was written - '
              'check {arch} / {scale} / {colors} against the released file name.']
     lines += [f'  {line}' for line in diff.lines()]
