@@ -690,3 +690,14 @@ def test_destination_naming_a_missing_folder_refused_before_converting(tmp_path,
     assert f"destination '{dst}' names a folder; name the output file, e.g. " \
         f"{tmp_path / 'new' / 'PA_EDSR_x3.pth'}" in err and err.count('\n') == 1, err
     assert not (tmp_path / 'new').exists()
+
+
+@pytest.mark.parametrize('rgb_range', [1.0, 255.0])
+def test_the_data_range_is_read_from_a_half_precision_copy(rgb_range):
+    """A float16 copy of a released file rounds the mean shift (~5e-4): it was "a file without a released sub_mean"."""
+    from panet_mm.models.editors.panet.official_infer import _DIV2K_MEAN, infer_source_rgb_range
+    state = {'sub_mean.weight': torch.eye(3).view(3, 3, 1, 1), 'sub_mean.bias': -rgb_range * torch.tensor(_DIV2K_MEAN)}
+    assert infer_source_rgb_range(state) == rgb_range
+    assert infer_source_rgb_range({k: v.half() for k, v in state.items()}) == rgb_range
+    assert infer_source_rgb_range({'sub_mean.weight': state['sub_mean.weight'],
+                                   'sub_mean.bias': state['sub_mean.bias'] * torch.tensor([1.0, 1.1, 1.0])}) is None
