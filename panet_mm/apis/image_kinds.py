@@ -441,17 +441,27 @@ class ImageAdapter:
         """An array from Python (not a file) made ready for the model: depth, mosaic and channels.
 
         Args:
-            img (np.ndarray): ``H x W`` or ``H x W x C`` in the config's channel order; uint8, uint16
-                (0-65535) or float (0-255).
+            img (np.ndarray): ``H x W`` or ``H x W x C`` in the config's channel order; uint8 (0-255), uint16
+                (0-65535: a 16-bit image; one holding only values up to 255 gets a note, since 8-bit values
+                taken as 16-bit come out nearly black) or float (0-255).
 
         Returns:
             tuple[np.ndarray, list[str]]: ``H x W x in_channels`` image (uint8 or float32) and notes.
 
         Raises:
-            RestoreError: Unsupported dtype, shape or channel count, or a mosaic of another pattern.
+            RestoreError: Unsupported dtype, shape or channel count (a channels-first ``C x H x W`` array is
+                named with its ``np.transpose``), or a mosaic of another pattern.
         """
+        if img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[2] > 4:
+            raise RestoreError(f'img has shape {img.shape}, channels first (C x H x W), but restoration takes H x W x '
+                               'C images; pass np.transpose(img, (1, 2, 0))')
         from_uint16 = img.dtype == np.uint16
+        depth_notes = []
         if from_uint16:
+            high = int(img.max()) if img.size else 0
+            if high <= 255:  # (a very dark 16-bit photo is legitimate: a note, not a refusal)
+                depth_notes.append(f'img is uint16 with values only up to {high}, taken as 16-bit (0-65535), so the '
+                                   'result is nearly black; if it holds 8-bit values, pass img.astype(np.uint8)')
             img = img.astype(np.float32) / 257
         if img.dtype not in (np.uint8, np.float32, np.float64):
             raise RestoreError(f'img has {img.dtype} pixels but restoration takes uint8, uint16 or float images '
@@ -462,7 +472,7 @@ class ImageAdapter:
             check_float_range(img)
         img, notes = self.to_mosaic(img.astype(np.float32) if img.dtype == np.float64 else img)
         img, more = self.adapt_channels(img)
-        return img, notes + more
+        return img, depth_notes + notes + more
 
     def to_mosaic(self, img: np.ndarray, raw: Optional[bool] = None) -> Tuple[np.ndarray, List[str]]:
         """For a demosaicing config: the zero-filled 3-channel mosaic the model takes.
