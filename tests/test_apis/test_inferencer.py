@@ -356,7 +356,7 @@ def test_what_is_neither_a_path_nor_an_array_is_named_with_its_conversion(infere
     from PIL import Image
     t = torch.rand(3, 10, 12)
     for img, kind, fix in [(t, 'torch.Tensor', 'permute(1, 2, 0)'), (Image.new('RGB', (12, 10)), 'PIL.Image',
-                                                                      'restore_array(np.asarray(img))'),
+                                                                      'restore_array(np.array(img))'),
                            (b'\x89PNG\r\n', 'builtins.bytes', 'cv2.imdecode'), (['a.png'], 'builtins.list',
                                                                                    'one image per call')]:
         with pytest.raises(RestoreError, match=rf'img must be an image file path or a numpy array, got {kind}; '):

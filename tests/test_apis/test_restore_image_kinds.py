@@ -169,13 +169,18 @@ def test_demosaic_grey_files_are_raw_bayer_data(restorers, kinds):
 
 
 def test_arrays_of_every_kind(restorers):
-    """The array API: 16-bit, grey-as-3-channels and alpha arrays reach the model with its channel count."""
+    """The array API: 16-bit, grey-as-3-channels and alpha arrays reach the model with its channel count (the alpha
+    comes back as a 4th channel, a grey result then as 3 equal channels, as the whole call gives it)."""
     rgb16 = photo().astype(np.uint16) * 257
     for task, r in restorers.items():
         in_c = 1 if task == 'car' else 3
         scale = 2 if task == 'sr' else 1
-        for arr in (rgb16, grey(), np.dstack([grey()] * 3), np.dstack([photo(), np.full((H, W), 9, np.uint8)])):
+        for arr in (rgb16, grey(), np.dstack([grey()] * 3)):
             assert r.restore_array(arr).shape == (H * scale, W * scale, in_c), (task, arr.shape, arr.dtype)
+        rgba = np.dstack([photo(), np.full((H, W), 9, np.uint8)])
+        out = r.restore_array(rgba)
+        assert out.shape == (H * scale, W * scale, 4) and (out[..., 3] == 9).all(), task
+        assert np.array_equal(out[..., :3], np.dstack([r.restore_array(rgba[..., :3])] * (3 if in_c == 1 else 1)))
         # 16 bits: the same 0-255 values (the 8-bit Y of the JPEG model is rounded, the float one is not)
         diff = np.abs(r.restore_array(rgb16).astype(int) - r.restore_array(photo()).astype(int)).max()
         assert diff <= (1 if task == 'car' else 0), task

@@ -19,6 +19,7 @@ import torch
 from mmengine.infer import BaseInferencer
 from torch import Tensor
 
+from panet_mm.engine.optim import cpu_bf16_units
 from panet_mm.engine.quiet import INFERENCE_LOG_WARNINGS
 from panet_mm.utils.checkpoint import first_conv_in_channels
 from panet_mm.utils.config import ConfigFileError, read_config
@@ -27,7 +28,7 @@ from panet_mm.utils.fileio import atomic_write_image, unwritable_file
 from panet_mm.utils.image_metadata import orientation_steps
 
 from ..errors import RestoreError, RestoreParameterError
-from ..image_kinds import ALPHA_NOTE, ImageAdapter, attach_alpha, keeps_alpha
+from ..image_kinds import ALPHA_NOTE, ImageAdapter, alpha_note, attach_alpha, exif_note, keeps_alpha, profile_note
 from ..model_loading import build_model, check_device
 
 ImageInput = Union[str, 'os.PathLike[str]', np.ndarray]
@@ -46,18 +47,15 @@ PYTHON_HINTS = {'max_pixels': 'max_pixels=N', 'tile': 'tile=dict(size=256, overl
 #: Measured: fp16 time / fp32 time of the demo model (configs/demo/panet_sr_x2_demo.py) on a 64x64 image, CPU
 #: (AMD EPYC, AVX2, no half-precision units; 2 threads, denormals flushed as tools/restore.py does).
 CPU_FP16_SLOWDOWN = 28
+#: The same for bf16 on that CPU (README, "Half precision": 7.8 s against 0.26 s in float32).
+CPU_BF16_SLOWDOWN = 30
 
 
-def cpu_bf16_units() -> Optional[bool]:
-    """Whether this x86 CPU has bfloat16 matrix units (AVX512-BF16 or AMX); None where torch cannot tell (other
-    architectures, older torch)."""
-    import platform
-    if platform.machine().lower() not in ('x86_64', 'amd64'):
-        return None
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # (private helpers of torch.cpu)
-        return None
+def show_note(note: str) -> None:
+    """One note for a Python caller: a WARNING through mmengine's current logger (``print_log``), as mmagic's
+    inferencers report (its console handler shows a repeated note once)."""
+    from mmengine.logging import print_log
+    print_log(f'note: {note}', logger='current', level=logging.WARNING)
 
 
 def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
@@ -67,6 +65,7 @@ def _no_missing_gt_warning(record: logging.LogRecord) -> bool:
 
 
 _FILTER_LOCK = threading.Lock()
+_NOTES_LOCK = threading.Lock()
 _filter_users: Dict[int, int] = {}
 
 
@@ -155,7 +154,7 @@ def check_image_input(img: Any, files: bool = True) -> None:
         return
     kind = type(img).__module__.split('.')[0] + '.' + type(img).__name__
     fix = {'torch': 'img.detach().cpu().permute(1, 2, 0).numpy() (H x W x C; values in 0-1 times 255)',
-           'PIL': "restore_array(np.asarray(img)) takes a Pillow image's RGB order",
+           'PIL': "restore_array(np.array(img)) takes a Pillow image's RGB order",
            'builtins.bytes': 'cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)'}
     hint = next((v for k, v in fix.items() if kind.startswith(k)), None)
     if hint is None and isinstance(img, (list, tuple)):
@@ -225,16 +224,45 @@ class RestorationInferencer(BaseInferencer):
     def __call__(self, img: ImageInput, result_out_dir: str = '') -> np.ndarray:  # type: ignore[override]
         """Restore ``img`` (a file, or an array in OpenCV's order); write it to ``result_out_dir`` if given.
 
+        Each note (a conversion such as grey to colour, a slow setting or image size, what the result's file
+        cannot hold) is logged as a WARNING through mmengine's current logger (:meth:`show_notes`), the run's
+        settings' notes once per inferencer; :meth:`preprocess` only returns them.
+
         Returns:
             np.ndarray: The restored uint8 image, OpenCV's channel order (BGRA where the input had alpha,
             ``H x W`` where the model's output is grey).
         """
         check_result_path(result_out_dir, img)  # before the work, and never the input itself
         data = self.preprocess(img)
+        where = f"'{os.fspath(img)}': " if isinstance(img, (str, os.PathLike)) else ''
+        lost_alpha = alpha_note(data['alpha'], result_out_dir, self.hints['ext']) if result_out_dir else None
+        # (an alpha not "written back" when the result's file then loses it)
+        self.show_notes([n for n in data['notes'] if not (lost_alpha and n == ALPHA_NOTE)]
+                        + [self.attention_cost_note(*data['size'])], where)
         preds = self.forward(data)
+        if result_out_dir:
+            channels = 4 if keeps_alpha(data['alpha'], result_out_dir) else int(preds.shape[0])
+            self.show_notes([lost_alpha, profile_note(data['icc_profile'], result_out_dir, channels, self.hints['ext']),
+                             exif_note(data['exif'], result_out_dir, self.hints['ext'])], where)
         return self.postprocess(preds, self._visualize(preds, result_out_dir=result_out_dir,
                                                       icc_profile=data['icc_profile'], alpha=data['alpha'],
                                                       exif=data['exif']))
+
+    def show_notes(self, notes: List[Optional[str]], where: str = '') -> None:
+        """Log :meth:`run_notes` the first time, then ``notes`` (None entries skipped; the run's notes that
+        :meth:`preprocess` repeats are not said again), each as ``note: <where><note>`` (:func:`show_note`).
+
+        Why: :meth:`__call__`, ``infer`` and :meth:`restore_array` returned without a word although
+        :meth:`preprocess` collected notes (fp16 on CPU, grey to colour, a whole-image attention that takes
+        hours); only ``restore_files`` and ``tools/restore.py``, which do not call these, printed them.
+        """
+        once = self.run_notes()
+        with _NOTES_LOCK:  # (calls from several threads: each run note still said once)
+            shown = self.__dict__.setdefault('_shown_run_notes', set())
+            new = [n for n in once if n not in shown]
+            shown.update(new)
+        for note in new + [n for n in notes if n and n not in once]:
+            show_note(note if note in once else where + note)
 
     def _init_model(self, cfg: Any, weights: str, device: str) -> torch.nn.Module:
         """The model with the checkpoint's weights; also the image adapter its input kinds need."""
@@ -267,16 +295,17 @@ class RestorationInferencer(BaseInferencer):
         """One image as the model's data pre-processor takes it.
 
         Args:
-            img (str | np.ndarray): An image file, or an array in OpenCV's channel order (uint8, uint16
-                or float 0-255; grey, colour, with alpha or a raw Bayer mosaic).
+            img (str | np.ndarray): An image file, or an array in OpenCV's channel order: uint8 (0-255), uint16
+                (0-65535, a 16-bit image: 8-bit values in a uint16 array come out nearly black, and get a note) or
+                float (0-255); grey, colour, with alpha or a raw Bayer mosaic.
 
         Returns:
             dict: ``inputs`` and ``data_samples`` (a batch of one), ``notes`` (:meth:`run_notes`, then one per
-            conversion done), ``size`` (height, width), ``icc_profile`` (the file's colour profile, for
-            :meth:`visualize`; None for arrays), ``alpha`` (the input's alpha plane, written back by
-            :meth:`visualize`), ``exif`` (the file's EXIF block, carried into the result; None for arrays, or with
-            ``keep_exif = False``), ``orientation`` (the EXIF orientation :meth:`forward` applies to the output:
-            raw Bayer data is demosaiced as stored; 1 for everything else).
+            conversion done; returned only: :meth:`__call__` logs them), ``size`` (height, width),
+            ``icc_profile`` (the file's colour profile, for :meth:`visualize`; None for arrays), ``alpha`` (the
+            input's alpha plane, written back by :meth:`visualize`), ``exif`` (the file's EXIF block, carried into
+            the result; None for arrays, or with ``keep_exif = False``), ``orientation`` (the EXIF orientation
+            :meth:`forward` applies to the output: raw Bayer data is demosaiced as stored; 1 for everything else).
 
         Raises:
             ImageReadError: An unreadable, truncated, too large or non-image file.
@@ -300,6 +329,8 @@ class RestorationInferencer(BaseInferencer):
     def pack(self, img: np.ndarray) -> Dict[str, List[Any]]:
         """An ``H x W x C`` image in the config's channel order as a batch of one (``PackInputs``)."""
         grey = img.shape[2] == 1  # mmagic's pre-processor must not reorder one channel
+        if not img.flags.writeable:  # (np.asarray of a Pillow image: torch.from_numpy warns about read-only arrays)
+            img = img.copy()
         packed = self.pipeline(dict(img=img, img_path='', ori_img_shape=img.shape,
                                     img_channel_order='single' if grey else self.load.channel_order,
                                     img_color_type='grayscale' if grey else 'color'))
@@ -379,19 +410,30 @@ class RestorationInferencer(BaseInferencer):
     def restore_array(self, img: np.ndarray) -> np.ndarray:
         """Restore one array given and returned in the config's channel order (RGB for the shipped configs).
 
+        Its notes (conversions, slow settings) are logged as :meth:`__call__` logs them (:meth:`show_notes`).
+
         Args:
-            img (np.ndarray): ``H x W`` or ``H x W x C``; uint8, uint16 or float 0-255. Demosaicing
-                configs take a 1-channel array as raw Bayer data and mosaic other colour arrays.
+            img (np.ndarray): ``H x W`` or ``H x W x C``: uint8 (0-255), uint16 (0-65535, a 16-bit image: 8-bit
+                values in a uint16 array come out nearly black, and get a note) or float (0-255). A last channel
+                after grey or colour (``C`` = 2 or 4) is alpha: kept apart from the model and returned resized
+                to the result, as :meth:`__call__` does. Demosaicing configs take a 1-channel array as raw
+                Bayer data and mosaic other colour arrays.
 
         Returns:
-            np.ndarray: ``uint8`` ``H*s x W*s x C_out`` image (``s``: the model's scale).
+            np.ndarray: ``uint8`` ``H*s x W*s x C_out`` image (``s``: the model's scale), ``H*s x W*s x 4`` (colour
+            + alpha; a grey result as 3 equal channels) where ``img`` had alpha.
 
         Raises:
             RestoreError: Unsupported dtype or channels, a mosaic of another pattern, or a non-finite output.
         """
         check_image_input(img, files=False)
-        arr, _ = self.adapter.prepare(img)
-        return self._swap_red_blue(self.visualize(self.forward(self.pack(arr)))[0])
+        alpha = None
+        if img.ndim == 3 and img.shape[2] in (2, 4):  # colour to the model, alpha kept apart (as __call__ does)
+            img, alpha = img[..., :-1], np.ascontiguousarray(img[..., -1])
+        arr, notes = self.adapter.prepare(img)
+        self.show_notes(([ALPHA_NOTE] if alpha is not None else []) + notes
+                        + [self.attention_cost_note(*arr.shape[:2])])
+        return self._swap_red_blue(self.visualize(self.forward(self.pack(arr)), alpha=alpha)[0])
 
     def to_bgr(self, img: np.ndarray) -> np.ndarray:
         """A :meth:`restore_array` result in OpenCV's order (``H x W`` if grey), ready for ``cv2.imwrite``."""
@@ -406,15 +448,23 @@ class RestorationInferencer(BaseInferencer):
 
     def run_notes(self) -> List[str]:
         """Notes on the run's settings rather than on one image (each :meth:`preprocess` repeats them;
-        :func:`~panet_mm.apis.restore_files` logs them once).
+        :func:`~panet_mm.apis.restore_files` and :meth:`show_notes` log them once).
 
         Why: ``precision='fp16'`` on CPU works (59.8 dB against float32) but torch emulates float16 there, and
-        nothing said why a restoration took many times longer than in float32.
+        nothing said why a restoration took many times longer than in float32; ``precision='bf16'`` is emulated
+        the same way on a CPU without bfloat16 units (30x the float32 time on an AVX2 AMD EPYC).
         """
-        if getattr(self.model, 'precision', None) != 'fp16' or not str(self.device).startswith('cpu'):
+        precision = getattr(self.model, 'precision', None)
+        if precision not in ('fp16', 'bf16') or not str(self.device).startswith('cpu'):
             return []
         hint = {k: self.hints.get(k, PYTHON_HINTS[k]) for k in ('bf16', 'fp32', 'device')}
         units = cpu_bf16_units()
+        if precision == 'bf16':
+            if units is not False:  # (None: torch cannot tell, so nothing is claimed)
+                return []
+            return [f'bf16 autocast on this CPU is emulated and slow: it has no bfloat16 units (AVX512-BF16, AMX), '
+                    f'and the demo model took about {CPU_BF16_SLOWDOWN}x the float32 time on a 64x64 image on such a '
+                    f"CPU; use {hint['fp32']}, or {hint['device']}"]
         if units:
             advice = f"use {hint['bf16']}, this CPU's half precision (it has bfloat16 units)"
         elif units is None:
@@ -447,5 +497,6 @@ class RestorationInferencer(BaseInferencer):
                 f'it (the attention then sees each tile), or use {self.hints["device"]}')
 
 
-__all__ = ['CPU_FP16_SLOWDOWN', 'CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer', 'SLOW_ATTENTION_MACS',
-           'check_image_input', 'check_result_path', 'cpu_bf16_units', 'model_attention_macs', 'orient_output']
+__all__ = ['CPU_BF16_SLOWDOWN', 'CPU_FP16_SLOWDOWN', 'CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer',
+           'SLOW_ATTENTION_MACS', 'check_image_input', 'check_result_path', 'cpu_bf16_units', 'model_attention_macs',
+           'orient_output', 'show_note']
