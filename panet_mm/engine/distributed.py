@@ -74,21 +74,48 @@ def check_launcher_env(launcher: str) -> None:
 
 
 def _slurm_env() -> None:
-    """Fill the torch.distributed environment variables from Slurm's, as mmengine does."""
+    """Fill the torch.distributed environment variables from Slurm's, as mmengine does; the master's address is
+    ``MASTER_ADDR`` when set, else the first node of ``SLURM_NODELIST`` (:func:`_first_slurm_node`)."""
     os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
     os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
     os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
     os.environ.setdefault('MASTER_PORT', '29500')
     if 'MASTER_ADDR' not in os.environ:
-        nodes = os.environ['SLURM_NODELIST']
-        os.environ['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1')
+        os.environ['MASTER_ADDR'] = _first_slurm_node(os.environ['SLURM_NODELIST'])
+
+
+#: How long ``scontrol show hostnames`` may take (it asks the Slurm controller).
+SCONTROL_TIMEOUT = 60
+
+
+def _first_slurm_node(nodes: str) -> str:
+    """The first host name of a Slurm node list (``scontrol show hostnames``), or :class:`LauncherError`.
+
+    Why: mmengine's ``subprocess.getoutput('scontrol show hostname ... | head -n1')`` took scontrol's error
+    ('/bin/sh: 1: scontrol: not found') for the address, and the run waited up to 30 minutes for that host.
+    """
+    fix = "run it inside a Slurm allocation (tools/slurm_train.sh), or set MASTER_ADDR to the first node's address"
+    command = ['scontrol', 'show', 'hostnames', nodes]
+    what = f"{{param}} slurm needs the master node's address from '{' '.join(command)}'"
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=SCONTROL_TIMEOUT)
+    except FileNotFoundError:
+        raise LauncherError('launcher', f'{what}, and scontrol is not on PATH; {fix}') from None
+    except subprocess.TimeoutExpired:
+        raise LauncherError('launcher', f'{what}, which gave no answer in {SCONTROL_TIMEOUT} s; {fix}') from None
+    hosts = proc.stdout.split()
+    if proc.returncode != 0 or not hosts:
+        said = (proc.stderr.strip().splitlines() or [f'exit status {proc.returncode}, no host name'])[-1].strip()
+        raise LauncherError('launcher', f'{what}, which failed ({said}); {fix}')
+    return hosts[0]
 
 
 def setup_distributed(cfg: Config, launcher: str) -> bool:
     """Prepare ``cfg`` and the process group for a distributed run without CUDA.
 
     Does nothing when ``launcher`` is ``'none'`` or CUDA is available (mmengine handles those), except
-    refusing a launcher whose environment is missing (:func:`check_launcher_env`).
+    refusing a launcher whose environment is missing (:func:`check_launcher_env`) and, for ``'slurm'``, filling
+    the torch.distributed variables from Slurm's (:func:`_slurm_env`; mmengine keeps its ``MASTER_ADDR``).
 
     Args:
         cfg (Config): The run's config; ``env_cfg.dist_cfg.backend`` is set to ``'gloo'`` and
@@ -99,11 +126,11 @@ def setup_distributed(cfg: Config, launcher: str) -> bool:
         bool: True if a gloo process group was initialised here.
     """
     check_launcher_env(launcher)
+    if launcher == 'slurm':  # (with CUDA too: mmengine's init_dist then keeps this MASTER_ADDR)
+        _slurm_env()
     if launcher == 'none' or torch.cuda.is_available():
         return False
-    if launcher == 'slurm':
-        _slurm_env()
-    elif launcher != 'pytorch':
+    if launcher not in ('slurm', 'pytorch'):
         raise LauncherError('launcher', f'{{param}} {launcher} needs CUDA; without a GPU use {{param}} pytorch '
                             '(tools/dist_train.sh) or slurm')
     env_cfg = cfg.setdefault('env_cfg', {})
