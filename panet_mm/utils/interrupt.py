@@ -8,6 +8,7 @@ signals take the same path: the clean-up runs, then one line says what is kept a
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -47,18 +48,46 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _distributed_peer() -> bool:
-    """A rank of a multi-process run: torchrun stops the others with SIGTERM when one fails, and that one says why."""
+def _rank_of_many() -> Optional[int]:
+    """This process's rank (``RANK``) in a run of more than one process (``WORLD_SIZE`` > 1), else None."""
     try:
-        return int(os.environ.get('WORLD_SIZE', '1')) > 1
-    except ValueError:
-        return False
+        return int(os.environ['RANK']) if int(os.environ.get('WORLD_SIZE', '1')) > 1 else None
+    except (KeyError, ValueError):
+        return None
+
+
+#: What rank 0 of a multi-process run says at SIGTERM: the launcher (torchrun, srun --kill-on-bad-exit) also stops
+#: the other processes with it when one of them fails, after that one's own line.
+LAUNCHER_SIGTERM = 'stopped (SIGTERM, by you or by the launcher after another process failed; see its line above)'
+
+
+def interrupt_line(signal_name: str, kept: str) -> Optional[str]:
+    """The one line of a tool stopped by ``signal_name`` ('Ctrl-C' or 'SIGTERM'), or None for a process that stays
+    quiet: in a run of several processes (torchrun, srun) the signal reaches every one, and only rank 0 speaks."""
+    rank = _rank_of_many()
+    if rank is None:
+        return f'interrupted ({signal_name}): {kept}'
+    if rank != 0:
+        return None
+    return f'{LAUNCHER_SIGTERM if signal_name == "SIGTERM" else "interrupted (Ctrl-C)"}: {kept}'
+
+
+def _quiet_exit() -> None:
+    """At the exit of an interrupted tool (atexit): a second Ctrl-C or SIGTERM (torchrun forwards the one it got)
+    waits, and torch's DataLoader SIGCHLD handler no longer raises 'DataLoader worker (pid N) is killed by signal'
+    when multiprocessing joins the workers that the same signal stopped (a traceback after the line)."""
+    for signum, handler in ((signal.SIGTERM, signal.SIG_IGN), (signal.SIGINT, signal.SIG_IGN),
+                            (getattr(signal, 'SIGCHLD', None), signal.SIG_DFL)):
+        if signum is not None:
+            with contextlib.suppress(ValueError):  # not the main thread
+                signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
 def one_line_interrupts(kept: str) -> Iterator[None]:
     """Ctrl-C or SIGTERM inside the block: ``interrupted (Ctrl-C): <kept>`` on stderr and exit status 130 (143 for
-    SIGTERM) instead of a traceback; ``PANET_MM_DEBUG=1`` shows the traceback.
+    SIGTERM) instead of a traceback; ``PANET_MM_DEBUG=1`` shows the traceback. In a run of several processes only
+    rank 0 says it (:func:`interrupt_line`).
 
     Args:
         kept (str): What the interrupted tool leaves and how to go on, e.g. ``'nothing was written; run it
@@ -71,11 +100,22 @@ def one_line_interrupts(kept: str) -> Iterator[None]:
             signal_name = interrupting_signal(err)
             if signal_name is None or os.environ.get('PANET_MM_DEBUG'):
                 raise
-            with contextlib.suppress(ValueError):  # the clean-up is done: a second SIGTERM waits for this line
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            if not (signal_name == 'SIGTERM' and _distributed_peer()):
-                print(f'interrupted ({signal_name}): {kept}', file=sys.stderr, flush=True)
-            raise SystemExit(EXIT_TERMINATED if signal_name == 'SIGTERM' else EXIT_INTERRUPTED) from None
+            atexit.unregister(_quiet_exit)  # once, and after multiprocessing's, so that it runs before it
+            atexit.register(_quiet_exit)
+            # the clean-up is done: a second signal (torchrun forwards the one it got) waits for the line
+            previous = {}
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(ValueError):  # not the main thread
+                    previous[signum] = signal.signal(signum, signal.SIG_IGN)
+            line = interrupt_line(signal_name, kept)
+            if line is not None:
+                print(line, file=sys.stderr, flush=True)
+            try:
+                raise SystemExit(EXIT_TERMINATED if signal_name == 'SIGTERM' else EXIT_INTERRUPTED) from None
+            finally:  # (a caller that goes on after SystemExit, e.g. a test, gets its handlers back)
+                for signum, handler in previous.items():
+                    if handler is not None:  # (None: not set from Python)
+                        signal.signal(signum, handler)
 
 
 #: torch's DataLoader, when a signal to the whole process group (Ctrl-C, ``timeout``, a scheduler) reached its
@@ -93,5 +133,5 @@ def interrupting_signal(err: BaseException) -> Optional[str]:
     return None if found is None else ('SIGTERM' if found.group(1) == 'Terminated' else 'Ctrl-C')
 
 
-__all__ = ['EXIT_INTERRUPTED', 'EXIT_TERMINATED', 'RERUN_DOES_THE_REST', 'Terminated', 'interrupting_signal',
-           'one_line_interrupts', 'terminate_as_interrupt']
+__all__ = ['EXIT_INTERRUPTED', 'EXIT_TERMINATED', 'LAUNCHER_SIGTERM', 'RERUN_DOES_THE_REST', 'Terminated',
+           'interrupt_line', 'interrupting_signal', 'one_line_interrupts', 'terminate_as_interrupt']

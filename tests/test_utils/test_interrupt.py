@@ -55,3 +55,75 @@ def test_dataloader_workers_killed_by_the_same_signal_count_as_the_interrupt():
     assert interrupting_signal(RuntimeError('DataLoader worker (pid 7) is killed by signal: Segmentation fault. ')) \
         is None
     assert interrupting_signal(RuntimeError('shape mismatch')) is None
+
+
+@pytest.mark.parametrize('env, signal_name, line', [
+    ({}, 'SIGTERM', 'interrupted (SIGTERM): kept'),
+    ({'WORLD_SIZE': '1', 'RANK': '0'}, 'Ctrl-C', 'interrupted (Ctrl-C): kept'),
+    ({'WORLD_SIZE': '2', 'RANK': '0'}, 'Ctrl-C', 'interrupted (Ctrl-C): kept'),
+    ({'WORLD_SIZE': '2', 'RANK': '0'}, 'SIGTERM',
+     'stopped (SIGTERM, by you or by the launcher after another process failed; see its line above): kept'),
+    ({'WORLD_SIZE': '2', 'RANK': '1'}, 'Ctrl-C', None),
+    ({'WORLD_SIZE': '2', 'RANK': '1'}, 'SIGTERM', None),
+])
+def test_one_line_per_run_said_by_rank_0(monkeypatch, env, signal_name, line):
+    """Ctrl-C reaches every process of a distributed run: the line came once per rank. SIGTERM also comes from the
+    launcher after another process failed: no rank said anything, not even at the user's own SIGTERM."""
+    from panet_mm.utils.interrupt import interrupt_line
+    for key in ('WORLD_SIZE', 'RANK'):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert interrupt_line(signal_name, 'kept') == line
+
+
+def test_a_caller_that_goes_on_gets_its_signal_handlers_back():
+    """The handlers are ignored while the line is printed; a caller that catches SystemExit (a test, a notebook)
+    must still be able to stop with Ctrl-C."""
+    from panet_mm.utils.interrupt import one_line_interrupts
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        with one_line_interrupts('kept'):
+            raise KeyboardInterrupt
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+DATALOADER_SCRIPT = textwrap.dedent('''
+    import importlib.util, sys, time
+    spec = importlib.util.spec_from_file_location('interrupt', sys.argv[1])  # (importing panet_mm takes seconds)
+    interrupt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(interrupt)
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    class Slow(Dataset):
+        def __len__(self):
+            return 10 ** 6
+
+        def __getitem__(self, i):
+            time.sleep(0.01)
+            return torch.zeros(2)
+
+    with interrupt.one_line_interrupts('kept'):
+        batches = iter(DataLoader(Slow(), num_workers=2, persistent_workers=True, batch_size=4))
+        next(batches)
+        print('ready', flush=True)
+        for _ in batches:
+            pass
+''')
+
+
+def test_dataloader_workers_stopped_by_the_same_sigterm_add_no_traceback_at_exit():
+    """SIGTERM to the process group (`timeout`, a scheduler, torchrun's rank 0 in the user trial): after the line,
+    multiprocessing's exit joined the DataLoader workers and torch's SIGCHLD handler printed 'Exception ignored in
+    atexit callback ... RuntimeError: DataLoader worker (pid N) is killed by signal: Terminated.'"""
+    from conftest import ROOT
+    proc = subprocess.Popen([sys.executable, '-c', DATALOADER_SCRIPT, f'{ROOT}/panet_mm/utils/interrupt.py'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline() == 'ready\n'
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert (proc.returncode, err) == (143, 'interrupted (SIGTERM): kept\n')
