@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='average the x8 flips / transposes (refused for demosaicing models)')
     parser.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'], default=None,
                         help="autocast dtype of the network: bf16 for CPUs with bfloat16 units and GPUs, fp16 for "
-                        "GPUs (emulated and slow on CPU; a note says so) (default: the config's test_cfg precision, "
-                        'fp32)')
+                        "GPUs (both emulated and slow on CPUs without bfloat16 units; a note says so) "
+                        "(default: the config's test_cfg precision, fp32)")
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--keep-denormals', action='store_true',
                         help='do not flush denormal floats to zero on CPU (the default flushes them: '
