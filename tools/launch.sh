@@ -47,20 +47,95 @@ except OSError:
 }
 
 # torchrun_tool GPUS TOOL [TOOL ARGUMENTS...]: one process per GPU (per CPU worker without CUDA);
-# multi-node with NNODES, NODE_RANK, MASTER_ADDR and PORT.
+# multi-node with NNODES, NODE_RANK, MASTER_ADDR and PORT. torchrun's stderr goes through _quiet_torchrun; the
+# exit status is torchrun's, or 130 / 143 when Ctrl-C / SIGTERM stopped it (torchrun itself exits 1 then).
+# Stop a run with a signal to its process group (Ctrl-C, `timeout`, a scheduler, kill -- -PGID): this script waits
+# for torchrun's last line, so a signal to the script's process alone takes effect when torchrun ends.
 torchrun_tool() {
   local gpus=$1 tool=$2
   shift 2
   need_torch
   need_free_port "${PORT:-29500}"
-  PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
-  "$PYTHON" -m torch.distributed.run \
-      --nnodes="${NNODES:-1}" \
-      --node_rank="${NODE_RANK:-0}" \
-      --master_addr="${MASTER_ADDR:-127.0.0.1}" \
-      --master_port="${PORT:-29500}" \
-      --nproc_per_node="$gpus" \
-      "$HERE/$tool" "$@"
+  trap : INT TERM   # wait for torchrun (which stops the tools) instead of ending before it
+  { PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
+    "$PYTHON" -m torch.distributed.run \
+        --nnodes="${NNODES:-1}" \
+        --node_rank="${NODE_RANK:-0}" \
+        --master_addr="${MASTER_ADDR:-127.0.0.1}" \
+        --master_port="${PORT:-29500}" \
+        --nproc_per_node="$gpus" \
+        "$HERE/$tool" "$@" 2>&1 1>&3 3>&- | _quiet_torchrun >&2 3>&-; } 3>&1
+}
+
+# _quiet_torchrun: torchrun's stderr without what torchrun adds around the tools' own lines (each tool says what
+# stopped it in one line): its traceback when a process failed (ChildFailedError) or at Ctrl-C / SIGTERM
+# (SignalException), the "==== train.py FAILED" banner and its "Sending process N closing signal", "Received N
+# death signal" and "failed (exitcode: N)" log lines. Every other line, a tool's own traceback and any other
+# torchrun error (it is then the only message) included, passes unchanged as it comes. A process killed by a
+# signal (it had no chance to say anything) gets one line from the banner. Exit status: 128 + the signal that
+# stopped torchrun, else 0 (with pipefail the pipeline then has torchrun's).
+_quiet_torchrun() {
+  trap '' INT TERM   # (a subshell) read on until torchrun's last line: Ctrl-C must not end the filter first
+  local line sig=0 banner=0 after_failure=0 held= root=0 rank= code= why=
+  local -a block=()
+  local log='^[IWEF][0-9]{4} [0-9:.]+ +[0-9]+ [^ ]*torch/distributed/elastic/[^ ]*\] '
+  local own='^torch\.distributed\.elastic\.[a-z_.]+\.(ChildFailedError|SignalException)(:|$)'
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [ "${#block[@]}" -gt 0 ]; then                  # in a traceback: its frames, up to the exception's line
+      block+=("$line")
+      case $line in ' '*) continue ;; esac
+      if [[ $line =~ $own ]] && [[ "${block[*]}" == *'torch/distributed/run.py"'* ]]; then
+        [[ $line =~ got\ signal:\ ([0-9]+) ]] && sig=$((128 + BASH_REMATCH[1]))
+        [[ $line == *ChildFailedError* ]] && after_failure=1
+      else
+        printf '%s\n' "${block[@]}"
+      fi
+      block=()
+      continue
+    fi
+    if [ -n "$held" ]; then                            # a line of '=': the banner when "... FAILED" follows
+      if [[ $line == *' FAILED' ]]; then
+        banner=1 root=0 rank= code= why=
+        held=
+        continue
+      fi
+      printf '%s\n' "$held"
+      held=
+    fi
+    if [ "$banner" = 1 ]; then
+      case $line in
+        'Root Cause'*) root=1 ;;
+        '  rank      : '*) [ "$root" = 1 ] && rank=${line#*: } && rank=${rank%% *} ;;
+        '  exitcode  : '*) [ "$root" = 1 ] && code=${line#*: } && code=${code%% *} ;;
+        '  traceback : '*) [ "$root" = 1 ] && why=${line#*: } ;;
+      esac
+      if [[ $line =~ ^={20,}$ ]]; then
+        banner=0
+        if [[ $code == -* ]]; then
+          local hint=
+          [ "$code" = -9 ] && hint='; SIGKILL usually means that memory ran out: run fewer processes or lower the batch size'
+          why=${why% received by PID*}
+          echo "error (rank $rank): the process was killed by ${why,} before it could say why; torchrun stopped the" \
+               "others$hint"
+        fi
+      fi
+      continue
+    fi
+    if [ "$after_failure" = 1 ]; then
+      after_failure=0
+      [ -z "$line" ] && continue
+    fi
+    if [[ $line == 'Traceback (most recent call last):' ]]; then
+      block=("$line")
+    elif [[ $line =~ ^={20,}$ ]]; then
+      held=$line
+    elif ! [[ $line =~ $log && $line =~ \]\ (Sending\ process\ [0-9]+\ closing\ signal|Received\ [0-9]+\ death\ signal|failed\ \(exitcode:) ]]; then
+      printf '%s\n' "$line"
+    fi
+  done
+  [ "${#block[@]}" -eq 0 ] || printf '%s\n' "${block[@]}"
+  [ -z "$held" ] || printf '%s\n' "$held"
+  return "$sig"
 }
 
 # srun_tool PARTITION JOB_NAME TOOL [TOOL ARGUMENTS...]: one Slurm task per GPU, with GPUS (8),

@@ -1,6 +1,9 @@
 """tools/dist_*.sh and tools/slurm_*.sh: the torchrun / srun command lines they start (fake python and srun)."""
 import os
+import signal
 import stat
+import subprocess
+import sys
 
 import pytest
 from conftest import ROOT, run_tool
@@ -86,3 +89,181 @@ def test_a_busy_port_is_refused_with_the_fix(fakes):
     assert proc.returncode == 2 and not proc.stdout
     assert proc.stderr == (f'error: port {port} is in use (another distributed run on this machine?); pick a free '
                            f'one, e.g. PORT={port + 1} tools/dist_train.sh ...\n')
+
+
+# torchrun's stderr around the tools' own lines (torch 2.5, paths shortened): at Ctrl-C, and when a process failed
+TORCHRUN_FRAMES = '''Traceback (most recent call last):
+  File "<frozen runpy>", line 198, in _run_module_as_main
+  File "/venv/lib/python3.11/site-packages/torch/distributed/run.py", line 923, in <module>
+    main()
+  File "/venv/lib/python3.11/site-packages/torch/distributed/elastic/multiprocessing/errors/__init__.py", line 355, in wrapper
+    return f(*args, **kwargs)
+           ^^^^^^^^^^^^^^^^^^
+'''  # noqa: E501
+ELASTIC = 'W1205 04:23:47.030000 21591 .venv/lib/python3.11/site-packages/torch/distributed/elastic/'
+TORCHRUN_AT_CTRL_C = (
+    f'{ELASTIC}agent/server/api.py:704] Received 2 death signal, shutting down workers\n'
+    f'{ELASTIC}multiprocessing/api.py:897] Sending process 21596 closing signal SIGINT\n'
+    'interrupted (Ctrl-C): kept\n'
+    + TORCHRUN_FRAMES
+    + '  File "/venv/lib/python3.11/site-packages/torch/distributed/elastic/multiprocessing/api.py", line 84, in h\n'
+    '    raise SignalException(f"Process {os.getpid()} got signal: {sigval}", sigval=sigval)\n'
+    'torch.distributed.elastic.multiprocessing.api.SignalException: Process 21591 got signal: 2\n')
+
+
+def banner(exitcode, message='To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html'):
+    return ('torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n' + '=' * 60 + '\n'
+            '/work/main/tools/train.py FAILED\n' + '-' * 60 + '\nFailures:\n[1]:\n  time      : 2026-12-05_04:24:50\n'
+            '  host      : localhost\n  rank      : 1 (local_rank: 1)\n  exitcode  : 1 (pid: 22177)\n'
+            f'  error_file: <N/A>\n  traceback : To enable traceback see: x\n{"-" * 60}\n'
+            'Root Cause (first observed failure):\n[0]:\n  time      : 2026-12-05_04:24:50\n  host      : localhost\n'
+            f'  rank      : 0 (local_rank: 0)\n  exitcode  : {exitcode} (pid: 22176)\n  error_file: <N/A>\n'
+            f'  traceback : {message}\n' + '=' * 60 + '\n')
+
+
+TORCHRUN_AFTER_A_FAILURE = (
+    "error (rank 1): folder 'data/nope' does not exist; prepare it\n"
+    'E1205 04:24:50.422000 22168 .venv/lib/python3.11/site-packages/torch/distributed/elastic/multiprocessing/api.py:'
+    '869] failed (exitcode: 1) local_rank: 0 (pid: 22176) of binary: /work/main/.venv/bin/python\n'
+    + TORCHRUN_FRAMES
+    + '  File "/venv/lib/python3.11/site-packages/torch/distributed/launcher/api.py", line 269, in launch_agent\n'
+    '    raise ChildFailedError(\n' + banner(1))
+A_TOOLS_TRACEBACK = ('Traceback (most recent call last):\n  File "/work/main/tools/train.py", line 9, in <module>\n'
+                     '    main()\nValueError: a bug\n')
+A_LAUNCHER_FAILURE = (TORCHRUN_FRAMES + "torch.distributed.DistNetworkError: The server socket has failed to listen on "
+                      "any local network address. port: 29500, useIPv6: 0, code: -98, name: EADDRINUSE\n")
+
+
+def quiet_torchrun(text):
+    """tools/launch.sh's filter of torchrun's stderr, given ``text``: (exit status, what it prints)."""
+    proc = subprocess.run(['bash', '-c', 'set -euo pipefail; source tools/launch.sh; _quiet_torchrun'], input=text,
+                          capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHON='/bin/true'),
+                          timeout=60)
+    assert not proc.stderr
+    return proc.returncode, proc.stdout
+
+
+@pytest.mark.parametrize('text, status, left', [
+    (TORCHRUN_AT_CTRL_C, 130, 'interrupted (Ctrl-C): kept\n'),
+    (TORCHRUN_AT_CTRL_C.replace('got signal: 2', 'got signal: 15'), 143, 'interrupted (Ctrl-C): kept\n'),
+    (TORCHRUN_AFTER_A_FAILURE, 0, "error (rank 1): folder 'data/nope' does not exist; prepare it\n"),
+    # a tool's own traceback (a bug), and torchrun's own when it is the only message, pass unchanged
+    (A_TOOLS_TRACEBACK + TORCHRUN_AFTER_A_FAILURE, 0,
+     A_TOOLS_TRACEBACK + "error (rank 1): folder 'data/nope' does not exist; prepare it\n"),
+    (A_LAUNCHER_FAILURE, 0, A_LAUNCHER_FAILURE),
+    ('=' * 30 + '\nplain lines\n  indented\n\nlast, no newline', 0,
+     '=' * 30 + '\nplain lines\n  indented\n\nlast, no newline\n'),
+    (A_TOOLS_TRACEBACK[:60], 0, A_TOOLS_TRACEBACK[:60] + '\n'),  # cut short: what came is passed on
+    # a process killed by a signal says nothing itself: one line from the banner
+    (TORCHRUN_FRAMES + banner(-9, 'Signal 9 (SIGKILL) received by PID 22176'), 0,
+     'error (rank 0): the process was killed by signal 9 (SIGKILL) before it could say why; torchrun stopped the '
+     'others; SIGKILL usually means that memory ran out: run fewer processes or lower the batch size\n'),
+])
+def test_torchruns_own_traceback_and_banner_are_dropped(text, status, left):
+    """The tools say in one line why they stopped; torchrun added about 25 lines of its traceback
+    (SignalException at Ctrl-C / SIGTERM, ChildFailedError and a "train.py FAILED" banner after a failure)."""
+    assert quiet_torchrun(text) == (status, left)
+
+
+def test_the_filter_passes_lines_as_they_come_and_outlives_ctrl_c():
+    """Unbuffered (a training log must not wait), and a Ctrl-C to the terminal's process group must not end the
+    filter before torchrun has printed its last line."""
+    import select
+    proc = subprocess.Popen(['bash', '-c', 'set -euo pipefail; source tools/launch.sh; _quiet_torchrun'], cwd=ROOT,
+                            env=dict(os.environ, PYTHON='/bin/true'), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        proc.stdin.write('first\n')
+        proc.stdin.flush()
+        assert select.select([proc.stdout], [], [], 30)[0], 'the line did not come through while input stayed open'
+        assert proc.stdout.readline() == 'first\n'
+        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate('second\n', timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out) == (0, 'second\n')
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+# A two-process tool for torchrun: panet_mm.utils.interrupt loaded from its file (importing panet_mm takes ~10 s);
+# rank 1 fails (argv[1]: 'line', 'traceback') once rank 0 is ready, or both wait for a signal ('wait').
+TINY_TOOL = '''
+import importlib.util, os, sys, time
+spec = importlib.util.spec_from_file_location('interrupt', sys.argv[2])
+interrupt = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(interrupt)
+rank, ready = os.environ['RANK'], sys.argv[3]
+with interrupt.one_line_interrupts('kept; continue with --resume'):
+    if rank == '1' and sys.argv[1] != 'wait':
+        while not os.path.exists(ready):
+            time.sleep(0.05)
+        if sys.argv[1] == 'traceback':
+            raise ValueError('a bug')
+        print('error (rank 1): bad value; fix it', file=sys.stderr, flush=True)
+        raise SystemExit(1)
+    print('ready', flush=True)
+    if rank == '0':
+        open(ready, 'w').close()
+    time.sleep(120)
+'''
+
+
+def start_tiny_torchrun(tmp_path, case):
+    tool = tmp_path / 'tiny_tool.py'
+    tool.write_text(TINY_TOOL)
+    command = ('set -euo pipefail; source tools/launch.sh; torchrun_tool 2 "$@"')
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()), NNODES='1', OMP_NUM_THREADS='1')
+    env.pop('WORLD_SIZE', None)
+    env.pop('RANK', None)
+    return subprocess.Popen(['bash', '-c', command, 'launch', os.path.relpath(tool, f'{ROOT}/tools'), case,
+                             f'{ROOT}/panet_mm/utils/interrupt.py', str(tmp_path / 'ready')],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+@pytest.mark.parametrize('case, lines', [
+    ('line', ['error (rank 1): bad value; fix it',
+              'stopped (SIGTERM, by you or by the launcher after another process failed; see its line above): kept; '
+              'continue with --resume']),
+    ('traceback', None),
+])
+def test_a_failed_process_leaves_its_line_and_no_torchrun_traceback(tmp_path, case, lines):
+    """torchrun stops the others with SIGTERM; rank 0 says so, honestly: the stop may be the launcher's."""
+    proc = start_tiny_torchrun(tmp_path, case)
+    try:
+        out, err = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    assert 'ChildFailedError' not in err and 'FAILED' not in err and 'closing signal' not in err
+    if lines is not None:
+        assert sorted(err.splitlines()) == lines
+    else:  # a tool's own traceback (a bug) passes unchanged; torchrun's does not
+        assert err.count('Traceback (most recent call last):') == 1 and 'ValueError: a bug\n' in err
+        assert 'torch/distributed/run.py' not in err
+
+
+@pytest.mark.parametrize('signum, status, line', [
+    (signal.SIGINT, 130, 'interrupted (Ctrl-C): kept; continue with --resume'),
+    (signal.SIGTERM, 143, 'stopped (SIGTERM, by you or by the launcher after another process failed; see its line '
+                          'above): kept; continue with --resume'),
+])
+def test_ctrl_c_and_sigterm_stop_a_distributed_run_with_one_line(tmp_path, signum, status, line):
+    """Ctrl-C printed the line once per rank, then torchrun's traceback ending in 'SignalException: Process N got
+    signal: 2'; SIGTERM printed no line at all (every rank kept quiet) and the traceback; torchrun exits 1."""
+    proc = start_tiny_torchrun(tmp_path, 'wait')
+    try:
+        assert proc.stdout.readline() == 'ready\n' and proc.stdout.readline() == 'ready\n'
+        os.killpg(proc.pid, signum)   # as the terminal (Ctrl-C), `timeout` or a scheduler do
+        _, err = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert (proc.returncode, err) == (status, line + '\n')
+
