@@ -29,6 +29,8 @@ THIRD_PARTY_WARNINGS: List[Tuple[str, Type[Warning]]] = [
     (r'Importing from timm\.models\.(layers|registry) is deprecated', DeprecationWarning),
     (r"The module 'mediapipe' is not installed", UserWarning),
     (r'Overwriting tiny_vit_\w+ in registry with controlnet_aux\.', UserWarning),
+    # mmengine 0.10 (mmengine/utils/package_utils.py, resolving a 'pkg::' config base) on setuptools >= 80
+    (r'pkg_resources is deprecated as an API', UserWarning),
 ]
 
 
