@@ -138,18 +138,42 @@ _quiet_torchrun() {
   return "$sig"
 }
 
-# srun_tool PARTITION JOB_NAME TOOL [TOOL ARGUMENTS...]: one Slurm task per GPU, with GPUS (8),
-# GPUS_PER_NODE (8), CPUS_PER_TASK (5) and SRUN_ARGS.
+# need_count NAME VALUE: exit 2 with the fix unless VALUE is a whole number of at least 1.
+need_count() {
+  if ! [[ $2 =~ ^[0-9]+$ ]] || [ "$2" -lt 1 ]; then
+    echo "error: $1=$2 is not a number of processes; set $1 to a whole number of at least 1" >&2
+    exit 2
+  fi
+}
+
+# srun_tool PARTITION JOB_NAME TOOL [TOOL ARGUMENTS...]: one Slurm task per GPU, with GPUS (8 tasks in all),
+# GPUS_PER_NODE (8; a node runs min(GPUS, GPUS_PER_NODE) tasks and gets as many GPUs), CPUS_PER_TASK (5) and
+# SRUN_ARGS; CPU_ONLY=1 asks for no GPUs (no --gres: CPU-only nodes; GPUS and GPUS_PER_NODE then count processes).
 srun_tool() {
-  local partition=$1 job_name=$2 tool=$3 per_node=${GPUS_PER_NODE:-8}
+  local partition=$1 job_name=$2 tool=$3 gpus=${GPUS:-8} per_node=${GPUS_PER_NODE:-8} cpu_only=${CPU_ONLY:-0}
   shift 3
+  need_count GPUS "$gpus"
+  need_count GPUS_PER_NODE "$per_node"
+  if [ "$cpu_only" != 0 ] && [ "$cpu_only" != 1 ]; then
+    echo "error: CPU_ONLY=$cpu_only is neither 0 nor 1; set CPU_ONLY=1 for nodes without GPUs (no --gres)," \
+         "or leave it unset" >&2
+    exit 2
+  fi
+  if ! command -v srun >/dev/null 2>&1; then
+    echo "error: srun is not on PATH: $0 runs on a Slurm cluster (its login node); elsewhere use" \
+         "tools/dist_${tool%.py}.sh (torchrun) instead" >&2
+    exit 2
+  fi
+  [ "$per_node" -le "$gpus" ] || per_node=$gpus
+  local gres=(--gres=gpu:"$per_node")
+  [ "$cpu_only" = 0 ] || gres=()
   export MASTER_PORT=${MASTER_PORT:-$((12000 + RANDOM % 20000))}
   # shellcheck disable=SC2086
   PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" \
   srun -p "$partition" \
       --job-name="$job_name" \
-      --gres=gpu:"$per_node" \
-      --ntasks="${GPUS:-8}" \
+      "${gres[@]}" \
+      --ntasks="$gpus" \
       --ntasks-per-node="$per_node" \
       --cpus-per-task="${CPUS_PER_TASK:-5}" \
       --kill-on-bad-exit=1 \

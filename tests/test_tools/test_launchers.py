@@ -40,8 +40,10 @@ def test_dist_scripts_start_torchrun(fakes):
 
 
 def test_slurm_scripts_start_srun(fakes):
+    """A node runs min(GPUS, GPUS_PER_NODE) tasks and gets as many GPUs: GPUS=4 asked for 8 tasks and 8 GPUs per
+    node (GPUS_PER_NODE's default) before."""
     tools = f'{ROOT}/tools'
-    common = ['-p', 'part', '--job-name=job', '--gres=gpu:8', '--ntasks=4', '--ntasks-per-node=8',
+    common = ['-p', 'part', '--job-name=job', '--gres=gpu:4', '--ntasks=4', '--ntasks-per-node=4',
               '--cpus-per-task=5', '--kill-on-bad-exit=1', '--qos=x', '--mem', '1', fakes['PYTHON'], '-u']
     proc = run_tool(['bash', 'tools/slurm_train.sh', 'part', 'job', 'c.py', 'wd', '--amp'], env=fakes)
     assert args_of(proc) == ('srun', common + [f'{tools}/train.py', 'c.py', '--work-dir=wd', '--launcher=slurm',
@@ -50,6 +52,45 @@ def test_slurm_scripts_start_srun(fakes):
     proc = run_tool(['bash', 'tools/slurm_test.sh', 'part', 'job', 'c.py', 'k.pth', '--out', 'm n.json'], env=fakes)
     assert args_of(proc) == ('srun', common + [f'{tools}/test.py', 'c.py', 'k.pth', '--launcher=slurm', '--out',
                                                'm n.json'])
+    _, args = args_of(run_tool(['bash', 'tools/slurm_train.sh', 'p', 'j', 'c.py', 'wd'],
+                               env=dict(fakes, GPUS='16', GPUS_PER_NODE='8')))
+    assert args[3:7] == ['--gres=gpu:8', '--ntasks=16', '--ntasks-per-node=8', '--cpus-per-task=5']
+
+
+def test_cpu_only_slurm_nodes_get_no_gres(fakes):
+    """CPU_ONLY=1 (the scripts' usage comment): no --gres, GPUS and GPUS_PER_NODE count processes."""
+    _, args = args_of(run_tool(['bash', 'tools/slurm_train.sh', 'p', 'j', 'c.py', 'wd'],
+                               env=dict(fakes, GPUS='4', GPUS_PER_NODE='2', CPU_ONLY='1')))
+    assert args[:5] == ['-p', 'p', '--job-name=j', '--ntasks=4', '--ntasks-per-node=2']
+    assert not any(a.startswith('--gres') for a in args)
+    for script in ('slurm_train.sh', 'slurm_test.sh'):  # documented where users look
+        with open(f'{ROOT}/tools/{script}') as f:
+            assert 'CPU_ONLY=1' in f.read()
+
+
+@pytest.mark.parametrize('env, line', [
+    ({'GPUS': 'two'}, 'error: GPUS=two is not a number of processes; set GPUS to a whole number of at least 1\n'),
+    ({'GPUS_PER_NODE': '0'}, 'error: GPUS_PER_NODE=0 is not a number of processes; set GPUS_PER_NODE to a whole '
+                             'number of at least 1\n'),
+    ({'CPU_ONLY': 'yes'}, 'error: CPU_ONLY=yes is neither 0 nor 1; set CPU_ONLY=1 for nodes without GPUs (no --gres), '
+                          'or leave it unset\n'),
+])
+def test_bad_slurm_settings_are_refused_in_one_line(fakes, env, line):
+    proc = run_tool(['bash', 'tools/slurm_train.sh', 'p', 'j', 'c.py', 'wd'], env=dict(fakes, **env), check=False)
+    assert (proc.returncode, proc.stderr, proc.stdout) == (2, line, '')
+
+
+@pytest.mark.parametrize('script, args, other', [
+    ('slurm_train.sh', ['p', 'j', 'c.py', 'wd'], 'tools/dist_train.sh'),
+    ('slurm_test.sh', ['p', 'j', 'c.py', 'k.pth'], 'tools/dist_test.sh'),
+])
+def test_slurm_scripts_outside_slurm_say_so_in_one_line(fakes, tmp_path, script, args, other):
+    """Outside Slurm: 'tools/launch.sh: line 73: srun: command not found' and exit 127 before."""
+    (tmp_path / 'srun').unlink()
+    proc = run_tool(['bash', f'tools/{script}', *args], env=fakes, check=False)
+    assert (proc.returncode, proc.stdout) == (2, '')
+    assert proc.stderr == (f'error: srun is not on PATH: tools/{script} runs on a Slurm cluster (its login node); '
+                           f'elsewhere use {other} (torchrun) instead\n')
 
 
 @pytest.mark.parametrize('script, args, usage', [
@@ -267,3 +308,28 @@ def test_ctrl_c_and_sigterm_stop_a_distributed_run_with_one_line(tmp_path, signu
         proc.kill()
     assert (proc.returncode, err) == (status, line + '\n')
 
+
+FAKE_SRUN = '''#!/bin/sh
+# srun on one node: drop its options (up to the interpreter), then run the task as Slurm would, without scontrol
+while [ "$#" -gt 0 ] && [ "$1" != "$PYTHON" ]; do shift; done
+SLURM_PROCID=0 SLURM_NTASKS=1 SLURM_LOCALID=0 SLURM_NODELIST='node[01-02]' exec "$@"
+'''
+
+
+def test_slurm_train_without_scontrol_stops_in_one_line(tmp_path):
+    """scontrol's error text became MASTER_ADDR and the run hung up to 30 minutes in c10d (about 10 s: one
+    tools/train.py start)."""
+    srun = tmp_path / 'srun'
+    srun.write_text(FAKE_SRUN)
+    srun.chmod(0o755)
+    env = {'PATH': f"{tmp_path}{os.pathsep}{os.environ['PATH']}", 'PYTHON': sys.executable, 'GPUS': '1',
+           'CPU_ONLY': '1'}
+    proc = run_tool(['bash', '-c', 'unset MASTER_ADDR RANK WORLD_SIZE LOCAL_RANK; exec tools/slurm_train.sh "$@"', 'x',
+                     'p', 'j', 'configs/demo/panet_sr_x2_demo.py', str(tmp_path / 'wd')], env=env, check=False,
+                    timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: --launcher slurm needs the master node's address from 'scontrol show hostnames node[01-02]', and "
+        "scontrol is not on PATH; run it inside a Slurm allocation (tools/slurm_train.sh), or set MASTER_ADDR to the "
+        "first node's address"]
+    assert 'Traceback' not in proc.stderr
