@@ -107,6 +107,8 @@ STALE_LOCK_SECONDS = 600
 #: How long to wait for another process's build lock before giving up on the compiled step (the build takes
 #: 10-30 s); torch itself would wait forever.
 LOCK_WAIT_SECONDS = 90.0
+#: A lock held for less than this (processes starting together, one loading the built library) goes unsaid.
+_LOCK_QUIET_SECONDS = 5.0
 _LOCK_POLL_SECONDS = 0.25
 
 
@@ -125,7 +127,8 @@ def _wait_for_build_lock(cpp_extension: Any, name: str) -> None:
         lock = osp.join(cpp_extension._get_build_directory(name, verbose=False), 'lock')
     except Exception:                    # torch's private helper moved: torch's own wait, as before
         return
-    deadline, told = time.monotonic() + LOCK_WAIT_SECONDS, False
+    start = time.monotonic()
+    deadline, told = start + LOCK_WAIT_SECONDS, False
     while True:
         try:
             age = time.time() - os.stat(lock).st_mtime
@@ -140,7 +143,7 @@ def _wait_for_build_lock(cpp_extension: Any, name: str) -> None:
         if time.monotonic() >= deadline:
             raise RuntimeError(f'build lock {lock} still held after {LOCK_WAIT_SECONDS:.0f} s (a killed build '
                                f'leaves it): remove it if no other panet_mm process is compiling')
-        if not told:
+        if not told and time.monotonic() - start >= _LOCK_QUIET_SECONDS:  # (ranks starting together: a moment)
             print(f'panet_mm: waiting up to {LOCK_WAIT_SECONDS:.0f} s for another process\'s build of the fused CPU '
                   f'attention step (lock: {lock})', file=sys.stderr, flush=True)
             told = True
