@@ -103,6 +103,7 @@ def choose_panel_rows(chunk_size: int, height: int, width: int, level_sizes: Seq
     """
     geo = make_geometry(height, width, level_sizes, ksize, method)
     per_call = paste_buffers(geo, _span(chunk_size, width, geo.pad_x))[0]
+    batch = max(batch, 1)       # an empty batch plans as one image (its chunks are never run)
     if device is None or torch.device(device).type != 'cpu' or per_call >= _PANEL_ROWS:
         return per_call
     if memory_budget_mb is None:
@@ -236,6 +237,7 @@ def choose_chunk_size(height: int, width: int, level_sizes: Sequence[Tuple[int, 
     """
     budget = memory_budget_mb * 2**20
     total = height * width
+    batch = max(batch, 1)       # an empty batch plans as one image (its chunks are never run)
 
     def fits(c: int) -> bool:
         return estimate_chunk_bytes(c, height, width, level_sizes, batch, ksize, dtype, method, channels,

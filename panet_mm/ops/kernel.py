@@ -33,6 +33,7 @@ from .cost import (
 )
 from .layout import FORMULATIONS, Geometry, make_geometry, resolve_method
 from .pyramid import check_inputs
+from .reference import pyramid_attention_reference
 
 __all__ = ['pyramid_attention']
 
@@ -334,7 +335,7 @@ def _plan(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize
                                          backward)
     if batch_chunk < 1:
         raise ValueError(f'batch_chunk must be >= 1, got {batch_chunk}')
-    images = min(batch_chunk, b)
+    images = max(1, min(batch_chunk, b))     # an empty batch is planned as one image; no chunk runs
     if chunk_size is None:
         if memory_budget_mb is None:
             memory_budget_mb = default_memory_budget_mb(query.device)
@@ -364,19 +365,37 @@ def _warn_over_budget(h: int, w: int, sizes: Sequence[Tuple[int, int]], images: 
         hint = 'raise memory_budget_mb, or restore large images in tiles (tools/restore.py --tile 256)'
     warnings.warn(f'pyramid attention: method={method!r} on {images} x {h}x{w} needs {need / 2**20:.0f} MiB for even '
                   f'a one-pixel chunk, more than memory_budget_mb={budget_mb:g}, and runs one-pixel chunks, slowly; '
-                  f'{hint}', stacklevel=4)
+                  f'{hint}', stacklevel=6)   # the caller of pyramid_attention
 
 
 def _fold_output(out: Tensor, geo: Geometry, kernel: Tuple[int, int]) -> Tensor:
     """``(B, Np, Dv)`` pasted columns in the padded layout -> ``(B, C, H, W)`` (overlaps summed)."""
     b, h, w = out.shape[0], geo.height, geo.width
-    out = out.view(b, h + 2 * geo.pad_y, w + 2 * geo.pad_x, -1)[:, geo.pad_y:geo.pad_y + h, geo.pad_x:geo.pad_x + w]
+    out = out.view(b, h + 2 * geo.pad_y, w + 2 * geo.pad_x, out.shape[-1])      # (the last size named: B may be 0)
+    out = out[:, geo.pad_y:geo.pad_y + h, geo.pad_x:geo.pad_x + w]
     if kernel == (1, 1):
         return out.permute(0, 3, 1, 2)
-    return F.fold(out.reshape(b, h * w, -1).transpose(1, 2), (h, w), kernel, padding=(kernel[0] // 2, kernel[1] // 2))
+    cols = out.reshape(b, h * w, out.shape[-1]).transpose(1, 2)
+    return F.fold(cols, (h, w), kernel, padding=(kernel[0] // 2, kernel[1] // 2))
 
 
-@torch.compiler.disable
+def exporting() -> bool:
+    """Whether ``torch.export`` (``torch.onnx.export`` included) is tracing the caller.
+
+    ``torch.compiler.is_exporting()`` where torch has it (2.14 here); on torch 2.5, which lacks it,
+    the flags ``torch.export`` keeps for the duration of an export (private, read defensively: False
+    where they are gone). ``torch.onnx.is_in_onnx_export()`` covers the TorchScript-based ONNX exporter.
+    ``torch.jit.trace`` and ``torch.compile`` are not exports: False there.
+    """
+    if torch.onnx.is_in_onnx_export():
+        return True
+    is_exporting = getattr(torch.compiler, 'is_exporting', None)
+    if is_exporting is not None:
+        return bool(is_exporting())
+    trace = getattr(torch.export, '_trace', None)
+    return getattr(trace, '_EXPORT_FLAGS', None) is not None
+
+
 def pyramid_attention(query: Tensor,
                       keys: Sequence[Tensor],
                       values: Sequence[Tensor],
@@ -396,7 +415,15 @@ def pyramid_attention(query: Tensor,
     :mod:`panet_mm.ops.layout`: ``'col'`` needs 3x fewer multiply-adds than unfolded patches). The
     softmax and the accumulations run in float32 (float64 for float64 inputs), the matrix products
     in autocast's dtype when it is on; the result has the dtype of ``query``. Under
-    ``torch.compile`` this function stays eager (its chunk loop would be unrolled).
+    ``torch.compile`` the kernel stays eager (its chunk loop would be unrolled).
+
+    While exporting (:func:`exporting`: ``torch.export``, ``torch.onnx.export``) it computes
+    :func:`pyramid_attention_reference` instead, the same function in plain tensor operations (quadratic
+    memory: the ``(H*W) x L`` score map), as the chunked kernel (an autograd Function, a Python chunk
+    loop sized from the shapes, a compiled CPU step) cannot be traced into a graph; ``chunk_size``,
+    ``memory_budget_mb``, ``method`` and ``batch_chunk`` do not apply there. ``torch.jit.trace`` records the
+    kernel as one ``prim::PythonOp`` node (what mmengine's flop counter counts): such a trace runs, but
+    ``torch.jit.save`` refuses it; trace the reference for a savable TorchScript module.
 
     Args:
         query (Tensor): ``(B, Cq, H, W)`` query embedding of the block input.
@@ -415,6 +442,18 @@ def pyramid_attention(query: Tensor,
     Returns:
         Tensor: ``(B, C, H, W)``, the attention branch (the block adds ``res_scale * x``).
     """
+    if exporting():
+        out = pyramid_attention_reference(query, keys, values, ksize, softmax_scale, eps, divisor)
+        return out.to(query.dtype)
+    return _chunked(query, keys, values, ksize, softmax_scale, eps, divisor, chunk_size, memory_budget_mb, method,
+                    batch_chunk)
+
+
+@torch.compiler.disable
+def _chunked(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor], ksize: int, softmax_scale: float,
+             eps: float, divisor: float, chunk_size: Optional[int], memory_budget_mb: Optional[float], method: str,
+             batch_chunk: Optional[int]) -> Tensor:
+    """:func:`pyramid_attention` by the chunked kernel (eager: a graph break under ``torch.compile``)."""
     plan = _plan(query, keys, values, ksize, method, chunk_size, memory_budget_mb, batch_chunk)
     geo, cdt = plan.geo, plan.compute_dtype
     pad = (geo.pad_y, geo.pad_x)
