@@ -34,6 +34,21 @@ class PyramidAttention(nn.Module):
     up and the sum is divided by 4; finally ``y = attention / 4 + res_scale * x`` (``res_scale``
     scales the identity branch, as in the released code).
 
+    Export. Under ``torch.export.export`` (and ``torch.onnx.export``) the block computes the attention with
+    the reference formulation whatever ``implementation`` says (:func:`~panet_mm.ops.kernel.exporting`):
+    the same function, in plain tensor operations a graph can hold, with its quadratic memory (the
+    ``(H*W) x L`` score map; the chunked kernel's Python chunk loop and autograd Function cannot be
+    exported). The program is exported for the example's height and width (the pyramid's floored level
+    sizes specialise them; torch refuses a dynamic ``H`` or ``W``). ``torch.jit.trace`` keeps the chunked
+    kernel, as one ``prim::PythonOp`` node (what mmengine's flop counter counts, see
+    :mod:`panet_mm.ops.flops`): the trace runs, but ``torch.jit.save`` refuses it (``Could not export Python
+    function call '_ChunkedAttention'``). For a savable TorchScript module, trace the reference (the traced
+    module, too, is fixed to the traced height and width; the batch may vary)::
+
+        block.implementation = 'reference'      # or build with implementation='reference';
+        traced = torch.jit.trace(block, x)      # PANet: attention_cfg=dict(implementation='reference')
+        torch.jit.save(traced, 'block.pt')
+
     Args:
         channels (int): Channels ``C`` of the input feature map. Default: 64.
         reduction (int): Query/key embeddings have ``C // reduction`` channels. Default: 2.

@@ -1,0 +1,112 @@
+"""Export and TorchScript of the block, and the empty batch.
+
+``torch.export`` (strict: dynamo, and non-strict) computes the attention with the reference formulation
+(the chunked kernel cannot be put in a graph); ``torch.jit.trace`` keeps the kernel (mmengine's flop counter
+counts its node), so a savable TorchScript module is traced from ``implementation='reference'``.
+"""
+import warnings
+
+import pytest
+import torch
+
+from panet_mm.models.layers import PyramidAttention
+from panet_mm.ops.kernel import exporting
+
+
+def _block(implementation='chunked'):
+    torch.manual_seed(0)
+    return PyramidAttention(8, 2, implementation=implementation).eval()
+
+
+def _x(*shape, seed=1):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+class _Flag(torch.nn.Module):
+    """Adds 1 where :func:`exporting` is True at trace time."""
+
+    def forward(self, x):
+        return x + float(exporting())
+
+
+@pytest.mark.parametrize('strict', [True, False])
+def test_exporting_is_seen_by_torch_export(strict):
+    x = _x(2, 3)
+    assert not exporting()
+    ep = torch.export.export(_Flag(), (x,), strict=strict)
+    assert torch.equal(ep.module()(x), x + 1)
+    assert not exporting()                         # reset after the export
+
+
+def test_exporting_is_false_under_jit_trace():
+    """jit.trace (the flop counter's tracer) is no export: the chunked kernel stays there."""
+    x = _x(2, 3)
+    traced = torch.jit.trace(_Flag(), (x,))
+    assert torch.equal(traced(x), x)
+
+
+@pytest.mark.parametrize('strict', [True, False])
+def test_torch_export_of_the_chunked_block_equals_eager(strict):
+    block, x = _block(), _x(2, 8, 12, 11)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ep = torch.export.export(block, (x,), strict=strict)
+    with torch.no_grad():
+        torch.testing.assert_close(ep.module()(x), block(x), rtol=1e-5, atol=1e-5)
+        other = _x(2, 8, 12, 11, seed=2)            # another input of the exported size
+        torch.testing.assert_close(ep.module()(other), block(other), rtol=1e-5, atol=1e-5)
+    # the graph holds plain tensor operations, no Python call of the kernel
+    targets = {str(n.target) for n in ep.graph.nodes if n.op == 'call_function'}
+    assert not any('Chunked' in t for t in targets), targets
+
+
+def test_torch_export_save_load_round_trip(tmp_path):
+    block, x = _block(), _x(1, 8, 10, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ep = torch.export.export(block, (x,))
+        torch.export.save(ep, str(tmp_path / 'block.pt2'))
+        loaded = torch.export.load(str(tmp_path / 'block.pt2'))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module()(x), block(x), rtol=1e-5, atol=1e-5)
+
+
+def test_reference_trace_saves_and_loads(tmp_path):
+    """The documented route to a savable TorchScript module: trace implementation='reference'."""
+    block, x = _block(), _x(2, 8, 12, 11)
+    expected = block(x).detach()
+    block.implementation = 'reference'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')            # TracerWarnings (sizes become constants), deprecations
+        traced = torch.jit.trace(block, (x,))
+        torch.jit.save(traced, str(tmp_path / 'block.pt'))
+        loaded = torch.jit.load(str(tmp_path / 'block.pt'))
+    torch.testing.assert_close(loaded(x), expected, rtol=1e-5, atol=1e-5)
+    other = _x(3, 8, 12, 11, seed=3)               # other batch size, same height and width
+    torch.testing.assert_close(loaded(other), block(other), rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_trace_runs_but_is_not_savable(tmp_path):
+    """What the docstring says: a trace of the chunked kernel runs (the flop counter's use), jit.save refuses it."""
+    block, x = _block(), _x(1, 8, 10, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        traced = torch.jit.trace(block, (x,), check_trace=False)
+        torch.testing.assert_close(traced(x), block(x))
+        with pytest.raises(RuntimeError, match='_ChunkedAttention'):
+            torch.jit.save(traced, str(tmp_path / 'block.pt'))
+
+
+@pytest.mark.parametrize('implementation', ['chunked', 'reference'])
+def test_empty_batch(implementation):
+    """An empty batch gives an empty output of the input's shape, and a backward (zero gradients)."""
+    block = _block(implementation).train()
+    x = torch.rand(0, 8, 9, 11, requires_grad=True)
+    y = block(x)
+    assert y.shape == x.shape
+    y.square().sum().backward()
+    assert x.grad.shape == x.shape
+    for name, p in block.named_parameters():
+        assert p.grad is not None and not p.grad.any(), name
+    with torch.no_grad():
+        assert block(torch.rand(0, 8, 9, 11)).shape == (0, 8, 9, 11)
