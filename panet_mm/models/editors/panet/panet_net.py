@@ -49,6 +49,17 @@ class _ChannelsLast:
             self.to(memory_format=torch.channels_last)
 
     def _enter(self, x: Tensor) -> Tensor:
+        """The input checked (a ``(B, in_channels, H, W)`` batch) and in the network's memory format."""
+        channels = self.conv_first.in_channels
+        if x.dim() != 4 or x.shape[1] != channels:
+            if x.dim() == 3:
+                fix = ': for one (C, H, W) image use x.unsqueeze(0)'
+            elif x.dim() == 4:
+                fix = f': {x.shape[1]} channels, but the network was built with in_channels={channels}'
+            else:
+                fix = ''
+            raise ValueError(f'{type(self).__name__} expects a batch of images (B, {channels}, H, W), '
+                             f'got shape {tuple(x.shape)}{fix}')
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
@@ -180,5 +191,22 @@ class PAEDSRNet(_ChannelsLast, BaseModule):
         """
         feat = self.conv_first(self.sub_mean(self._enter(x) * self.rgb_range))
         feat = self.conv_after_body(self.body(feat)) + feat
-        out = self.add_mean(self.conv_last(self.upsample(feat)))
+        out = self.add_mean(self.conv_last(self._upsample(feat)))
         return (out / self.rgb_range).contiguous()
+
+    def _upsample(self, feat: Tensor) -> Tensor:
+        """``self.upsample(feat)``; for an empty batch its pixel shuffles as reshapes: torch's ``pixel_shuffle``
+        backward fails on an empty batch (``PixelShuffleBackward0 returned an invalid gradient``, torch 2.5 and
+        2.14), a reshape's does not."""
+        if feat.shape[0] != 0:
+            return self.upsample(feat)
+        for pack in self.upsample:
+            feat = _pixel_shuffle_reshaped(pack.upsample_conv(feat), pack.scale_factor)
+        return feat
+
+
+def _pixel_shuffle_reshaped(x: Tensor, factor: int) -> Tensor:
+    """``F.pixel_shuffle(x, factor)`` as a reshape, a permutation and a reshape."""
+    b, c, h, w = x.shape
+    c //= factor * factor
+    return x.reshape(b, c, factor, factor, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c, h * factor, w * factor)

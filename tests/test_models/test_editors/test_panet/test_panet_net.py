@@ -89,3 +89,49 @@ def test_default_rgb_range_is_the_configs(net_type, config):
     cfg = Config.fromfile(osp.join(ROOT, 'configs', config))
     net = MODELS.build(dict(type=net_type, mid_channels=8, num_blocks=2))
     assert net.rgb_range == cfg.model.generator.rgb_range == 255
+
+
+@pytest.mark.parametrize('net_type', ['PANet', 'PAEDSRNet'])
+@pytest.mark.parametrize('channels_last', [True, False])
+def test_input_shape_is_named(net_type, channels_last):
+    """One ValueError naming (B, C, H, W): a single (C, H, W) image (with the fix), the wrong channel count."""
+    net = MODELS.build(dict(type=net_type, mid_channels=8, num_blocks=2, channels_last=channels_last))
+    with pytest.raises(ValueError, match=r'expects a batch of images \(B, 3, H, W\), got shape \(3, 10, 10\): '
+                                         r'for one \(C, H, W\) image use x\.unsqueeze\(0\)'):
+        net(torch.rand(3, 10, 10))
+    with pytest.raises(ValueError, match=r'\(B, 3, H, W\), got shape \(1, 1, 10, 10\): 1 channels, but the '
+                                         r'network was built with in_channels=3'):
+        net(torch.rand(1, 1, 10, 10))
+    with pytest.raises(ValueError, match=rf'{net_type} expects a batch of images \(B, 3, H, W\), got shape '
+                                         r'\(10, 10\)$'):
+        net(torch.rand(10, 10))
+
+
+@pytest.mark.parametrize('net_type,scale', [('PANet', 1), ('PAEDSRNet', 2), ('PAEDSRNet', 3), ('PAEDSRNet', 4)])
+def test_empty_batch(net_type, scale):
+    """An empty batch: an empty output of the right shape, and a backward (PA-EDSR's pixel shuffles as reshapes:
+    torch's pixel_shuffle backward fails on an empty batch)."""
+    extra = dict(upscale_factor=scale) if net_type == 'PAEDSRNet' else {}
+    net = MODELS.build(dict(type=net_type, mid_channels=8, num_blocks=2, **extra))
+    x = torch.rand(0, 3, 10, 12, requires_grad=True)
+    y = net(x)
+    assert y.shape == (0, 3, 10 * scale, 12 * scale)
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_torch_export_of_panet_equals_eager():
+    """torch.export of a (small) PANet: the attention is exported as the reference, the same function."""
+    net = MODELS.build(dict(type='PANet', mid_channels=8, num_blocks=2)).eval()
+    x = torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(0))
+    ep = torch.export.export(net, (x,))
+    with torch.no_grad():
+        torch.testing.assert_close(ep.module()(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('factor', [2, 3])
+def test_reshaped_pixel_shuffle_is_torchs(factor):
+    from panet_mm.models.editors.panet.panet_net import _pixel_shuffle_reshaped
+    x = torch.rand(2, 4 * factor * factor, 5, 3)
+    assert torch.equal(_pixel_shuffle_reshaped(x, factor), torch.nn.functional.pixel_shuffle(x, factor))
