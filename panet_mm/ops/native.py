@@ -66,10 +66,13 @@ def _build_name() -> str:
     rebuild the library in place (its headers' paths differ), under processes of the other that use it. The same
     holds for two copies of panet_mm on one torch (a git checkout and an installed wheel): each writes its own
     source path into the shared build.ninja, so every switch between them recompiled (10-12 s), each time
-    reopening the window in which a killed build leaves torch's lock behind."""
+    reopening the window in which a killed build leaves torch's lock behind. (A symlinked environment counts as
+    another torch installation for the same reason.)"""
     version = re.sub(r'[^0-9A-Za-z]+', '_', torch.__version__)
     capability = '_'.join(f.split('=')[-1] for f in _flags() if f.startswith('-march')) or 'generic'
-    where = hashlib.sha1(osp.realpath(osp.dirname(torch.__file__)).encode()).hexdigest()[:8]
+    # the path torch is imported by, not its real path: the compile command names the headers by it, so one torch
+    # reached through a symlinked environment would otherwise rebuild the other's library at every switch
+    where = hashlib.sha1(osp.abspath(osp.dirname(torch.__file__)).encode()).hexdigest()[:8]
     source = hashlib.sha1(osp.realpath(SOURCE).encode()).hexdigest()[:8]
     return re.sub(r'[^0-9A-Za-z_]+', '_', f'panet_mm_attention_rows_{version}_{capability}_{where}_{source}')
 

@@ -1,6 +1,7 @@
 """The compiled CPU row step (panet_mm/ops/native.py, csrc/attention_rows.cpp) against torch's operations."""
 import importlib
 import os
+import os.path as osp
 import shutil
 import subprocess
 import sys
@@ -329,6 +330,16 @@ def test_build_name_carries_torch_version_folder_and_instructions(monkeypatch):
     assert name.startswith('panet_mm_attention_rows_')
     assert torch.__version__.split('+')[0].replace('.', '_') in name
     monkeypatch.setattr(torch, '__file__', '/elsewhere/site-packages/torch/__init__.py')
+    assert native._build_name() != name
+
+
+def test_torch_through_a_symlinked_environment_gets_its_own_build_name(monkeypatch, tmp_path):
+    """The compile command names torch's headers by the path torch was imported by: one torch reached through a
+    symlinked environment (a clone with `ln -s ../main/.venv .venv`) rebuilt the other's library at every switch."""
+    name = native._build_name()
+    link = tmp_path / 'site-packages'
+    link.symlink_to(osp.dirname(osp.dirname(torch.__file__)))
+    monkeypatch.setattr(torch, '__file__', str(link / 'torch' / '__init__.py'))
     assert native._build_name() != name
 
 
