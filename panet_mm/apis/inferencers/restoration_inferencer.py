@@ -315,10 +315,7 @@ class RestorationInferencer(BaseInferencer):
         orientation = 1
         check_image_input(img)
         if isinstance(img, np.ndarray):
-            if img.ndim == 3 and img.shape[2] in (2, 4):  # colour to the model, alpha kept apart (as for files)
-                img, alpha = img[..., :-1], np.ascontiguousarray(img[..., -1])
-            arr, notes = self.adapter.prepare(self._swap_red_blue(img))
-            notes = ([ALPHA_NOTE] if alpha is not None else []) + notes
+            arr, notes, alpha = self._prepare_array(self._swap_red_blue(img))
         else:
             arr, notes, profile, alpha, exif, orientation = self.adapter.read_file(os.fspath(img), self.max_pixels,
                                                                                    self.hints['max_pixels'])
@@ -427,13 +424,18 @@ class RestorationInferencer(BaseInferencer):
             RestoreError: Unsupported dtype or channels, a mosaic of another pattern, or a non-finite output.
         """
         check_image_input(img, files=False)
+        arr, notes, alpha = self._prepare_array(img)
+        self.show_notes(notes + [self.attention_cost_note(*arr.shape[:2])])
+        return self._swap_red_blue(self.visualize(self.forward(self.pack(arr)), alpha=alpha)[0])
+
+    def _prepare_array(self, img: np.ndarray) -> Tuple[np.ndarray, List[str], Optional[np.ndarray]]:
+        """An array in the config's channel order adapted to the model: ``(image, notes, alpha)``. A last channel
+        after grey or colour (``C`` = 2 or 4) is alpha, kept apart from the model as for files."""
         alpha = None
-        if img.ndim == 3 and img.shape[2] in (2, 4):  # colour to the model, alpha kept apart (as __call__ does)
+        if img.ndim == 3 and img.shape[2] in (2, 4):
             img, alpha = img[..., :-1], np.ascontiguousarray(img[..., -1])
         arr, notes = self.adapter.prepare(img)
-        self.show_notes(([ALPHA_NOTE] if alpha is not None else []) + notes
-                        + [self.attention_cost_note(*arr.shape[:2])])
-        return self._swap_red_blue(self.visualize(self.forward(self.pack(arr)), alpha=alpha)[0])
+        return arr, ([ALPHA_NOTE] if alpha is not None else []) + notes, alpha
 
     def to_bgr(self, img: np.ndarray) -> np.ndarray:
         """A :meth:`restore_array` result in OpenCV's order (``H x W`` if grey), ready for ``cv2.imwrite``."""
