@@ -1,4 +1,6 @@
 """Shared fixtures: the offline demo data, built once per test session."""
+import contextlib
+import logging
 import os
 import os.path as osp
 import subprocess
@@ -7,6 +9,23 @@ import sys
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+@contextlib.contextmanager
+def log_records(level=logging.INFO, logger=None):
+    """The ``LogRecord`` s logged at ``level`` and above through ``logger`` (default: mmengine's current logger, where
+    ``print_log(logger='current')`` goes) while the block runs."""
+    if logger is None:
+        from mmengine.logging import MMLogger
+        logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler(level)
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
 
 
 def run_tool(args, cwd=ROOT, timeout=600, env=None, check=True):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, save_runner_checkpoint
+from conftest import DEMO_CONFIG, DEMOSAIC_CONFIG, ROOT, log_records, save_runner_checkpoint
 
 from panet_mm.apis import (
     ImageReadError,
@@ -49,16 +49,8 @@ def inferencer(demo_checkpoint):
 
 def test_building_logs_no_warning(demo_checkpoint):
     """mmengine's collate look-up warned on every build (mmagic has no function registry)."""
-    from mmengine.logging import MMLogger
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
+    with log_records(logging.WARNING) as records:
         built = RestorationInferencer(DEMO_CONFIG, str(demo_checkpoint), device='cpu')
-    finally:
-        logger.removeHandler(handler)
     assert [r.getMessage() for r in records] == []
     assert built.collate_fn([1, 2]) == [1, 2]
 
@@ -154,12 +146,8 @@ def test_calls_from_several_threads_keep_mmagic_s_per_image_warning_quiet(infere
     assert _no_missing_gt_warning in logger.filters
     second.__exit__(None, None, None)
     assert _no_missing_gt_warning not in logger.filters
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger.addHandler(handler)
     outs = []
-    try:
+    with log_records(logging.WARNING, logger) as records:
         def calls(seed):
             outs.extend(inferencer.restore_array(photo(6, 6, seed)) for _ in range(3))
 
@@ -168,8 +156,6 @@ def test_calls_from_several_threads_keep_mmagic_s_per_image_warning_quiet(infere
             t.start()
         for t in threads:
             t.join()
-    finally:
-        logger.removeHandler(handler)
     assert len(outs) == 9 and [r.getMessage() for r in records] == []
 
 

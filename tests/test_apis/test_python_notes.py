@@ -3,13 +3,12 @@ current logger; ``restore_files`` and the CLI keep printing them their own way, 
 array kinds that went silently wrong: bf16 on a CPU without bfloat16 units, 8-bit values in a uint16 array, RGBA
 through restore_array, channels-first arrays, read-only arrays (CPU, the demo model)."""
 import contextlib
-import logging
 import warnings
 
 import cv2
 import numpy as np
 import pytest
-from conftest import DEMO_CONFIG
+from conftest import DEMO_CONFIG, log_records
 
 from panet_mm import apis as R
 from panet_mm.apis import PANetInferencer, RestorationInferencer, RestoreError, restore_cli
@@ -34,18 +33,12 @@ def photo(h=10, w=12, seed=0):
 @contextlib.contextmanager
 def logged():
     """The messages logged through mmengine's current logger (where print_log(logger='current') goes)."""
-    from mmengine.logging import MMLogger
-    records = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
     messages = []
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        messages.extend(r.getMessage() for r in records)
+    with log_records() as records:
+        try:
+            yield messages
+        finally:
+            messages.extend(r.getMessage() for r in records)
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 import torch
-from conftest import DEMO_CONFIG, demo_overrides, run_tool
+from conftest import DEMO_CONFIG, demo_overrides, log_records, run_tool
 from mmengine.config import Config
 from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
@@ -56,23 +56,14 @@ def test_cpu_wrapper_notes_a_cpu_without_bfloat16_units_once(monkeypatch, units)
     """--amp on an AVX2 AMD EPYC ran 12-19 s/iter against 1.5-2.4 s/iter in float32, without a word."""
     import logging
 
-    from mmengine.logging import MMLogger
-
     from panet_mm.engine import optim
     monkeypatch.setattr(optim, 'cpu_bf16_units', lambda: units)
-    records = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
+    with log_records() as records:
         model = torch.nn.Linear(2, 2)
         wrapper = OPTIM_WRAPPERS.build(wrapper_cfg(model))
         with wrapper.optim_context(model):
             loss = model(torch.ones(1, 2)).float().sum()
         wrapper.update_params(loss)  # (said when built, at the start of training; not per step)
-    finally:
-        logger.removeHandler(handler)
     expected = ('note: bfloat16 autocast (--amp on CPU, CPUAmpOptimWrapper) is emulated and slow on this CPU, which '
                 'has no bfloat16 units (AVX512-BF16, AMX): a demo run took 12-19 s/iter against 1.5-2.4 s/iter in '
                 "float32; train without --amp (optim_wrapper type='OptimWrapper') on this CPU")
