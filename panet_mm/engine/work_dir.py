@@ -72,6 +72,7 @@ class WorkDirLock:
         self.path = osp.join(work_dir, LOCK_NAME)
         self.fd: Optional[int] = None
         self.note: Optional[str] = None
+        self._made: List[str] = []  # the folders acquire() created, innermost first
 
     def _holder(self, text: str) -> dict:
         try:
@@ -92,6 +93,7 @@ class WorkDirLock:
         Returns:
             WorkDirLock: ``self``; ``note`` says whether a stale lock was taken over.
         """
+        self._made = _missing_folders(self.work_dir)
         os.makedirs(self.work_dir, exist_ok=True)
         host, pid = socket.gethostname(), os.getpid()
         while True:
@@ -133,7 +135,12 @@ class WorkDirLock:
         return self
 
     def release(self) -> None:
-        """Remove the lock file and release the lock (safe to call twice)."""
+        """Remove the lock file and release the lock (safe to call twice).
+
+        The folders :meth:`acquire` created are removed again when nothing else was written to them: a run that
+        failed before its first log (a config or data error) left an empty work directory, and each corrected
+        retry under another name one more.
+        """
         if self.fd is None:
             return
         try:
@@ -143,12 +150,31 @@ class WorkDirLock:
             pass
         os.close(self.fd)
         self.fd = None
+        for folder in self._made:
+            try:
+                os.rmdir(folder)  # only an empty folder: anything the run wrote keeps it
+            except OSError:
+                break
+        self._made = []
 
     def __enter__(self) -> WorkDirLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _missing_folders(path: str) -> List[str]:
+    """The folders of ``path`` that do not exist yet, innermost first (those ``os.makedirs(path)`` creates)."""
+    missing = []
+    path = osp.abspath(path)
+    while not osp.exists(path):
+        missing.append(path)
+        parent = osp.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 def remove_interrupted_saves(work_dir: str) -> Tuple[List[str], int]:

@@ -69,6 +69,19 @@ def test_only_temporary_files_of_checkpoint_saves_are_removed(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(names[3:])
 
 
+def test_folders_the_lock_created_are_removed_when_nothing_was_written(tmp_path):
+    kept = tmp_path / 'work_dirs'
+    kept.mkdir()
+    WorkDirLock(str(kept / 'runs' / 'a')).acquire().release()
+    assert os.listdir(tmp_path) == ['work_dirs'] and os.listdir(kept) == []  # made, then removed; kept stays
+    with WorkDirLock(str(kept / 'b')):
+        (kept / 'b' / 'iter_1.pth').write_bytes(b'x')
+    assert os.listdir(kept / 'b') == ['iter_1.pth']  # a run that wrote something keeps its folder
+    with WorkDirLock(str(kept)):
+        pass
+    assert kept.is_dir()  # a folder that existed before is never removed, even empty
+
+
 def train(demo_root, work, iters=2):
     opts = demo_overrides(demo_root, **{'train_cfg.max_iters': iters, 'train_cfg.val_interval': 1000,
                                         'default_hooks.checkpoint.interval': 2})
@@ -104,3 +117,12 @@ def test_killed_run_leftovers_are_cleaned_at_the_next_start(demo_root, tmp_path)
     assert 'took over the lock' in proc.stderr and 'removed 1 temporary file(s)' in proc.stderr
     assert not (work / '.iter_2.pth.ab12cd34.tmp').exists() and (work / 'notes.tmp').exists()
     assert (work / 'iter_2.pth').is_file() and not (work / LOCK_NAME).exists()
+
+
+def test_run_failing_before_its_first_log_leaves_no_work_dir(demo_root, tmp_path):
+    """A data error found while the runner is built: the work directory train.py created is removed again."""
+    work = tmp_path / 'work_dirs' / 'missing_data'
+    opts = demo_overrides(demo_root, **{'train_dataloader.dataset.data_root': str(tmp_path / 'no_DIV2K')})
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work)] + opts, check=False)
+    assert proc.returncode == 1 and 'no_DIV2K' in proc.stderr, proc.stderr[-3000:]
+    assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
