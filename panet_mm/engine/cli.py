@@ -472,8 +472,13 @@ def _fail(message: str) -> None:
 
 
 def _distributed_rank() -> Optional[str]:
-    """This process's rank (torchrun's ``RANK``) in a run of more than one process, else None."""
-    return os.environ.get('RANK') if int(os.environ.get('WORLD_SIZE', '1') or 1) > 1 else None
+    """This process's rank in a run of more than one process, else None: torchrun's ``RANK`` / ``WORLD_SIZE``,
+    or before the process group is set up (a config error, found before mmengine reads them), Slurm's
+    ``SLURM_PROCID`` / ``SLURM_NTASKS`` (each ``srun`` task printed the same untagged line)."""
+    for rank, size in (('RANK', 'WORLD_SIZE'), ('SLURM_PROCID', 'SLURM_NTASKS')):
+        if os.environ.get(rank) is not None:
+            return os.environ[rank] if int(os.environ.get(size, '1') or 1) > 1 else None
+    return None
 
 
 #: What a process of a distributed run sees when another one has stopped (gloo, NCCL, the store).

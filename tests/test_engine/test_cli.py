@@ -60,6 +60,28 @@ def test_errors_of_a_distributed_run_name_their_process(monkeypatch, capsys):
             raise RuntimeError('CUDA out of memory')
 
 
+def test_errors_of_srun_tasks_name_their_rank_before_the_process_group(monkeypatch, capsys):
+    """Under Slurm a config error comes before RANK is set (mmengine sets it from SLURM_PROCID later): each srun
+    task printed the same untagged line."""
+    import pytest
+
+    from panet_mm.engine.cli import readable_errors
+    from panet_mm.utils.errors import ParameterError
+    for name in ('RANK', 'WORLD_SIZE', 'PANET_MM_DEBUG'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('SLURM_PROCID', '3')
+    monkeypatch.setenv('SLURM_NTASKS', '4')
+    with pytest.raises(SystemExit):
+        with readable_errors():
+            raise ParameterError('work_dir', 'bad {param}')
+    assert capsys.readouterr().err.startswith('error (rank 3): bad ')
+    monkeypatch.setenv('SLURM_NTASKS', '1')  # one task (e.g. python tools/train.py inside salloc): no tag
+    with pytest.raises(SystemExit):
+        with readable_errors():
+            raise ParameterError('work_dir', 'bad {param}')
+    assert capsys.readouterr().err.startswith('error: bad ')
+
+
 def test_readable_errors_end_an_interrupted_run_with_one_line(capsys, monkeypatch):
     """Ctrl-C in tools/train.py or tools/test.py printed a KeyboardInterrupt traceback from inside torch."""
     import pytest
