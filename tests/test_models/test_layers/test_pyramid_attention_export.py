@@ -60,6 +60,19 @@ def test_torch_export_of_the_chunked_block_equals_eager(strict):
     assert not any('Chunked' in t for t in targets), targets
 
 
+@pytest.mark.parametrize('strict', [True, False])
+def test_torch_export_with_a_dynamic_batch(strict):
+    """A batch declared dynamic stays dynamic: non-strict export pinned it to the example's (int() of the sizes)."""
+    block, x = _block(), _x(2, 8, 12, 11)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ep = torch.export.export(block, (x,), dynamic_shapes={'x': {0: torch.export.Dim('batch', min=1, max=16)}},
+                                 strict=strict)
+    other = _x(5, 8, 12, 11, seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(ep.module()(other), block(other), rtol=1e-5, atol=1e-5)
+
+
 def test_torch_export_save_load_round_trip(tmp_path):
     block, x = _block(), _x(1, 8, 10, 12)
     with warnings.catch_warnings():
