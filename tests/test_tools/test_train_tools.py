@@ -62,8 +62,9 @@ def test_missing_dataset_names_folder_and_command(tmp_path):
     err = proc.stderr
     assert f'{tmp_path}/nowhere/DIV2K/DIV2K_train_LR_bicubic/X2_sub' in err
     assert 'python tools/dataset_converters/make_demo_data.py' in err
-    # the run stopped before its first iteration: no timestamped folder holding only this failure's log
-    assert not [p for p in (tmp_path / 'w').iterdir() if p.is_dir()]
+    # the run stopped before its first iteration: no timestamped folder holding only this failure's log, and no
+    # empty work directory either
+    assert not (tmp_path / 'w').exists()
 
 
 def test_missing_config_is_named(tmp_path):
@@ -117,7 +118,7 @@ def test_a_misspelt_argument_in_the_config_is_named_and_leaves_no_log_folder(tmp
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == ("error: the config gives PAEDSRNet an argument 'mid_chanels' that "
                                                     "it does not take; did you mean 'mid_channels'?")
-    assert not [p for p in work.iterdir() if p.is_dir()]
+    assert not work.exists()  # no log folder, and not the empty work directory
 
 
 def test_explain_bad_argument_only_rewrites_registered_classes():
