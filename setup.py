@@ -73,7 +73,9 @@ setup(
         'tqdm',
     ],
     extras_require={
-        'tests': ['pytest>=7', 'ruff>=0.5', 'scikit-image', 'matplotlib'],
+        'tests': ['pytest>=7', 'ruff>=0.5', 'scikit-image', 'matplotlib', 'onnx', 'onnxruntime'],
+        # torch.onnx.export of the models at opset >= 18 and running the result (README "Export")
+        'onnx': ['onnx', 'onnxruntime'],
         # optional visualisation back-ends (README "Logging to TensorBoard or Weights & Biases")
         'tensorboard': ['tensorboard'],
         'wandb': ['wandb'],

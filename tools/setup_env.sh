@@ -132,7 +132,8 @@ step "installing mmagic 1.2.0 without its declared requirements (they pull packa
 
 step "installing panet_mm (editable) and the test extras"
 # --no-deps: pip would otherwise resolve mmagic's declared requirements (mediapipe, av, ...) again.
-"${PIP[@]}" pytest ruff scikit-image matplotlib
+# onnx / onnxruntime: the ONNX export test runs the exported graph (setup.py extra "onnx").
+"${PIP[@]}" pytest ruff scikit-image matplotlib onnx onnxruntime
 "${PIP[@]}" --no-deps -e "$ROOT"
 
 if [ "$STACK" = modern ]; then

@@ -123,3 +123,40 @@ def test_empty_batch(implementation):
         assert p.grad is not None and not p.grad.any(), name
     with torch.no_grad():
         assert block(torch.rand(0, 8, 9, 11)).shape == (0, 8, 9, 11)
+
+
+def _onnx_export(model, x, path, dynamic_batch=False):
+    """``torch.onnx.export`` at opset 18 (the first with Col2Im, which the attention's patch paste needs); the
+    TorchScript-based exporter where torch has both (its dynamo one needs the onnxscript package)."""
+    kwargs = dict(opset_version=18, input_names=['x'], output_names=['y'])
+    if dynamic_batch:
+        kwargs['dynamic_axes'] = {'x': {0: 'batch'}, 'y': {0: 'batch'}}
+    import inspect
+    if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
+        kwargs['dynamo'] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(model, (x,), str(path), **kwargs)
+
+
+@pytest.mark.parametrize('model', ['block', 'PANet', 'PAEDSRNet'])
+def test_onnx_export_runs_in_onnxruntime_like_eager(model, tmp_path):
+    """The exported graph (attention by the reference formulation), run by onnxruntime on another batch size."""
+    pytest.importorskip('onnx', reason='ONNX export needs the onnx package (pip install panet_mm[onnx])')
+    ort = pytest.importorskip('onnxruntime', reason='running the export needs onnxruntime (panet_mm[onnx])')
+    if model == 'block':
+        net, x = _block(), _x(2, 8, 12, 11)
+    else:
+        from mmagic.registry import MODELS
+
+        import panet_mm  # noqa: F401
+        torch.manual_seed(0)
+        extra = dict(out_channels=3, upscale_factor=2) if model == 'PAEDSRNet' else {}
+        net = MODELS.build(dict(type=model, in_channels=3, mid_channels=8, num_blocks=1, **extra)).eval()
+        x = _x(2, 3, 14, 13)
+    _onnx_export(net, x, tmp_path / 'model.onnx', dynamic_batch=True)
+    session = ort.InferenceSession(str(tmp_path / 'model.onnx'), providers=['CPUExecutionProvider'])
+    other = _x(3, *x.shape[1:], seed=4)
+    (out,) = session.run(None, {'x': other.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(out), net(other), rtol=1e-5, atol=2e-5)
