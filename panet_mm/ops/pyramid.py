@@ -49,7 +49,7 @@ def pyramid_scales(levels: int, step: float = 0.1) -> List[float]:
 def level_sizes(height: int, width: int, scales: Sequence[float]) -> List[Tuple[int, int]]:
     """``(H_l, W_l)`` of every pyramid level of an ``height x width`` map: the floored products, as
     :func:`build_pyramid` resamples (``recompute_scale_factor=True``)."""
-    return [(int(height * s), int(width * s)) for s in scales]
+    return [(torch.sym_int(height * s), torch.sym_int(width * s)) for s in scales]  # (symbolic under export)
 
 
 def smallest_side(scales: Sequence[float]) -> int:

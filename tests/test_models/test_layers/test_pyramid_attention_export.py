@@ -60,17 +60,29 @@ def test_torch_export_of_the_chunked_block_equals_eager(strict):
     assert not any('Chunked' in t for t in targets), targets
 
 
+@pytest.mark.parametrize('model', ['block', 'PANet'])
 @pytest.mark.parametrize('strict', [True, False])
-def test_torch_export_with_a_dynamic_batch(strict):
-    """A batch declared dynamic stays dynamic: non-strict export pinned it to the example's (int() of the sizes)."""
-    block, x = _block(), _x(2, 8, 12, 11)
+def test_torch_export_with_dynamic_batch_height_and_width(strict, model):
+    """Sizes declared dynamic stay dynamic: non-strict export pinned the batch to the example's (int() of the
+    sizes) and the height and width (int() of the pyramid's level sizes)."""
+    if model == 'block':
+        net, channels = _block(), 8
+    else:
+        from mmagic.registry import MODELS
+
+        import panet_mm  # noqa: F401
+        torch.manual_seed(0)
+        net, channels = MODELS.build(dict(type='PANet', in_channels=3, mid_channels=8, num_blocks=1)).eval(), 3
+    x = _x(2, channels, 12, 11)
+    dims = {0: torch.export.Dim('batch', min=1, max=16), 2: torch.export.Dim('height', min=8, max=128),
+            3: torch.export.Dim('width', min=8, max=128)}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        ep = torch.export.export(block, (x,), dynamic_shapes={'x': {0: torch.export.Dim('batch', min=1, max=16)}},
-                                 strict=strict)
-    other = _x(5, 8, 12, 11, seed=3)
-    with torch.no_grad():
-        torch.testing.assert_close(ep.module()(other), block(other), rtol=1e-5, atol=1e-5)
+        ep = torch.export.export(net, (x,), dynamic_shapes={'x': dims}, strict=strict)
+    for seed, shape in enumerate([(5, channels, 12, 11), (1, channels, 23, 9), (1, channels, 8, 40)]):
+        other = _x(*shape, seed=3 + seed)
+        with torch.no_grad():
+            torch.testing.assert_close(ep.module()(other), net(other), rtol=1e-5, atol=1e-5)
 
 
 def test_torch_export_save_load_round_trip(tmp_path):
