@@ -16,7 +16,8 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-SKIP_IN_COPY = shutil.ignore_patterns('.venv', '.git', 'data', 'work_dirs', 'build', 'dist', 'results', '*.egg-info',
+# '.venv*': .venv-modern too (gigabytes; copying it while its set-up ran failed the copy)
+SKIP_IN_COPY = shutil.ignore_patterns('.venv*', '.git', 'data', 'work_dirs', 'build', 'dist', 'results', '*.egg-info',
                                       '__pycache__', '.pytest_cache', '.ruff_cache')
 
 
