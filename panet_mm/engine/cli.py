@@ -257,8 +257,7 @@ def hold_work_dir(cfg: Config) -> Iterator[None]:
     Only the first process of a distributed run (rank 0) takes it. With the lock held, temporary files
     of checkpoint saves that an earlier run left when it was interrupted are removed (with a note).
     """
-    rank = int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) or 0)
-    if rank != 0:
+    if int(_launcher_rank()[0] or 0) != 0:
         yield
         return
     with WorkDirLock(cfg.work_dir) as lock:
@@ -471,14 +470,21 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
-def _distributed_rank() -> Optional[str]:
-    """This process's rank in a run of more than one process, else None: torchrun's ``RANK`` / ``WORLD_SIZE``,
-    or before the process group is set up (a config error, found before mmengine reads them), Slurm's
-    ``SLURM_PROCID`` / ``SLURM_NTASKS`` (each ``srun`` task printed the same untagged line)."""
+def _launcher_rank() -> Tuple[Optional[str], int]:
+    """``(rank, world size)`` as the launcher set them: torchrun's ``RANK`` / ``WORLD_SIZE``, or, before the process
+    group is set up (mmengine sets those from Slurm's later), ``SLURM_PROCID`` / ``SLURM_NTASKS``; ``(None, 1)``
+    for a process no launcher started."""
     for rank, size in (('RANK', 'WORLD_SIZE'), ('SLURM_PROCID', 'SLURM_NTASKS')):
         if os.environ.get(rank) is not None:
-            return os.environ[rank] if int(os.environ.get(size, '1') or 1) > 1 else None
-    return None
+            return os.environ[rank], int(os.environ.get(size, '1') or 1)
+    return None, 1
+
+
+def _distributed_rank() -> Optional[str]:
+    """This process's rank in a run of more than one process, else None (an error found before the process group,
+    e.g. a config error, names the ``srun`` task too: each printed the same untagged line)."""
+    rank, size = _launcher_rank()
+    return rank if size > 1 else None
 
 
 #: What a process of a distributed run sees when another one has stopped (gloo, NCCL, the store).
