@@ -134,9 +134,10 @@ def check_inputs(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor]
         raise ValueError(f'query must be (B, C, H, W), got shape {tuple(query.shape)}')
     if len(keys) == 0 or len(keys) != len(values):
         raise ValueError(f'need one key and one value map per level, got {len(keys)} keys and {len(values)} values')
-    b, cq, h, w = query.shape
-    if torch.jit.is_tracing():  # sizes are tensors under torch.jit.trace; under torch.export they stay symbolic
-        b, cq, h, w = (int(s) for s in query.shape)  # (int() would pin a dynamic batch to the example's)
+    # ints under torch.jit.trace (sizes are tensors there); not otherwise: under torch.export the sizes stay
+    # symbolic, and int() would pin a dynamic batch to the example's
+    tracing = torch.jit.is_tracing()
+    b, cq, h, w = (int(s) for s in query.shape) if tracing else query.shape
     for i, (k, v) in enumerate(zip(keys, values)):
         if k.shape[0] != b or k.shape[1] != cq:
             raise ValueError(f'keys[{i}] has shape {tuple(k.shape)}, expected batch {b} and {cq} channels')
@@ -146,5 +147,5 @@ def check_inputs(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor]
         if v.shape[1] != values[0].shape[1]:
             raise ValueError(f'values[{i}] has {v.shape[1]} channels, values[0] has {values[0].shape[1]}')
     cv = values[0].shape[1]
-    return b, h, w, int(cv) if torch.jit.is_tracing() else cv
+    return b, h, w, int(cv) if tracing else cv
 
