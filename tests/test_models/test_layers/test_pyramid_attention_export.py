@@ -4,6 +4,7 @@
 (the chunked kernel cannot be put in a graph); ``torch.jit.trace`` keeps the kernel (mmengine's flop counter
 counts its node), so a savable TorchScript module is traced from ``implementation='reference'``.
 """
+import inspect
 import warnings
 
 import pytest
@@ -20,6 +21,18 @@ def _block(implementation='chunked'):
 
 def _x(*shape, seed=1):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _model(name):
+    """``(model, input channels)``: the block, or a small seeded PANet / PA-EDSR x2 built from the registry."""
+    if name == 'block':
+        return _block(), 8
+    from mmagic.registry import MODELS
+
+    import panet_mm  # noqa: F401
+    torch.manual_seed(0)
+    extra = dict(out_channels=3, upscale_factor=2) if name == 'PAEDSRNet' else {}
+    return MODELS.build(dict(type=name, in_channels=3, mid_channels=8, num_blocks=1, **extra)).eval(), 3
 
 
 class _Flag(torch.nn.Module):
@@ -65,14 +78,7 @@ def test_torch_export_of_the_chunked_block_equals_eager(strict):
 def test_torch_export_with_dynamic_batch_height_and_width(strict, model):
     """Sizes declared dynamic stay dynamic: non-strict export pinned the batch to the example's (int() of the
     sizes) and the height and width (int() of the pyramid's level sizes)."""
-    if model == 'block':
-        net, channels = _block(), 8
-    else:
-        from mmagic.registry import MODELS
-
-        import panet_mm  # noqa: F401
-        torch.manual_seed(0)
-        net, channels = MODELS.build(dict(type='PANet', in_channels=3, mid_channels=8, num_blocks=1)).eval(), 3
+    net, channels = _model(model)
     x = _x(2, channels, 12, 11)
     dims = {0: torch.export.Dim('batch', min=1, max=16), 2: torch.export.Dim('height', min=8, max=128),
             3: torch.export.Dim('width', min=8, max=128)}
@@ -137,13 +143,11 @@ def test_empty_batch(implementation):
         assert block(torch.rand(0, 8, 9, 11)).shape == (0, 8, 9, 11)
 
 
-def _onnx_export(model, x, path, dynamic_batch=False):
-    """``torch.onnx.export`` at opset 18 (the first with Col2Im, which the attention's patch paste needs); the
-    TorchScript-based exporter where torch has both (its dynamo one needs the onnxscript package)."""
-    kwargs = dict(opset_version=18, input_names=['x'], output_names=['y'])
-    if dynamic_batch:
-        kwargs['dynamic_axes'] = {'x': {0: 'batch'}, 'y': {0: 'batch'}}
-    import inspect
+def _onnx_export(model, x, path):
+    """``torch.onnx.export`` at opset 18 (the first with Col2Im, which the attention's patch paste needs), the batch
+    dynamic; the TorchScript-based exporter where torch has both (its dynamo one needs the onnxscript package)."""
+    kwargs = dict(opset_version=18, input_names=['x'], output_names=['y'],
+                  dynamic_axes={'x': {0: 'batch'}, 'y': {0: 'batch'}})
     if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
         kwargs['dynamo'] = False
     with warnings.catch_warnings():
@@ -156,17 +160,9 @@ def test_onnx_export_runs_in_onnxruntime_like_eager(model, tmp_path):
     """The exported graph (attention by the reference formulation), run by onnxruntime on another batch size."""
     pytest.importorskip('onnx', reason='ONNX export needs the onnx package (pip install panet_mm[onnx])')
     ort = pytest.importorskip('onnxruntime', reason='running the export needs onnxruntime (panet_mm[onnx])')
-    if model == 'block':
-        net, x = _block(), _x(2, 8, 12, 11)
-    else:
-        from mmagic.registry import MODELS
-
-        import panet_mm  # noqa: F401
-        torch.manual_seed(0)
-        extra = dict(out_channels=3, upscale_factor=2) if model == 'PAEDSRNet' else {}
-        net = MODELS.build(dict(type=model, in_channels=3, mid_channels=8, num_blocks=1, **extra)).eval()
-        x = _x(2, 3, 14, 13)
-    _onnx_export(net, x, tmp_path / 'model.onnx', dynamic_batch=True)
+    net, channels = _model(model)
+    x = _x(2, channels, 12, 11) if model == 'block' else _x(2, channels, 14, 13)
+    _onnx_export(net, x, tmp_path / 'model.onnx')
     session = ort.InferenceSession(str(tmp_path / 'model.onnx'), providers=['CPUExecutionProvider'])
     other = _x(3, *x.shape[1:], seed=4)
     (out,) = session.run(None, {'x': other.numpy()})
