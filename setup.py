@@ -74,8 +74,8 @@ setup(
     ],
     extras_require={
         'tests': ['pytest>=7', 'ruff>=0.5', 'scikit-image', 'matplotlib', 'onnx', 'onnxruntime'],
-        # torch.onnx.export of the models at opset >= 18 and running the result (README "Export")
-        'onnx': ['onnx', 'onnxruntime'],
+        # torch.onnx.export of the models at opset >= 18 and running the result (README "Attention speed and memory")
+        'onnx': ['onnx', 'onnxruntime', 'onnxscript'],  # onnxscript: torch's dynamo exporter (dynamic H/W)
         # optional visualisation back-ends (README "Logging to TensorBoard or Weights & Biases")
         'tensorboard': ['tensorboard'],
         'wandb': ['wandb'],

@@ -135,6 +135,12 @@ step "installing panet_mm (editable) and the test extras"
 # onnx / onnxruntime: the ONNX export test runs the exported graph (setup.py extra "onnx").
 "${PIP[@]}" pytest ruff scikit-image matplotlib onnx onnxruntime
 "${PIP[@]}" --no-deps -e "$ROOT"
+if [ "$STACK" = modern ]; then
+  # onnxscript: torch 2.14's default ONNX exporter (dynamo=True), the one that keeps an ONNX file's height and
+  # width dynamic (README "Attention speed and memory"); torch 2.5's cannot export the pyramid, so the pinned
+  # stack goes without it.
+  "${PIP[@]}" onnxscript
+fi
 
 if [ "$STACK" = modern ]; then
   # numpy 2 removed np.bool8, which mmagic 1.2.0 uses; a start-up hook adds the alias whenever numpy is

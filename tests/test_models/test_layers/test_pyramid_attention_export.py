@@ -145,7 +145,7 @@ def test_empty_batch(implementation):
 
 def _onnx_export(model, x, path):
     """``torch.onnx.export`` at opset 18 (the first with Col2Im, which the attention's patch paste needs), the batch
-    dynamic; the TorchScript-based exporter where torch has both (its dynamo one needs the onnxscript package)."""
+    dynamic; the TorchScript-based exporter where torch has both (the dynamo one is tested below)."""
     kwargs = dict(opset_version=18, input_names=['x'], output_names=['y'],
                   dynamic_axes={'x': {0: 'batch'}, 'y': {0: 'batch'}})
     if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
@@ -168,3 +168,30 @@ def test_onnx_export_runs_in_onnxruntime_like_eager(model, tmp_path):
     (out,) = session.run(None, {'x': other.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(out), net(other), rtol=1e-5, atol=2e-5)
+
+
+_TORCH = tuple(int(p) for p in torch.__version__.split('+')[0].split('.')[:2])
+
+
+@pytest.mark.skipif(_TORCH < (2, 14), reason='the dynamo ONNX exporter of torch 2.5 cannot translate the pyramid '
+                    "level sizes' symbolic float arithmetic (sym_float); dynamic ONNX sizes are tested on torch 2.14")
+@pytest.mark.parametrize('model', ['block', 'PAEDSRNet'])
+def test_onnx_dynamo_export_keeps_height_and_width_dynamic(model, tmp_path):
+    """torch's dynamo exporter (``dynamo=True``, onnxscript) with ``dynamic_shapes``: one ONNX file runs at other
+    batch sizes, heights and widths, odd ones included, like eager."""
+    pytest.importorskip('onnxscript', reason="torch's dynamo ONNX exporter needs onnxscript (panet_mm[onnx])")
+    ort = pytest.importorskip('onnxruntime', reason='running the export needs onnxruntime (panet_mm[onnx])')
+    net, channels = _model(model)
+    dims = {0: torch.export.Dim('batch', min=1, max=8), 2: torch.export.Dim('height', min=8, max=256),
+            3: torch.export.Dim('width', min=8, max=256)}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        program = torch.onnx.export(net, (_x(2, channels, 14, 13),), dynamo=True, opset_version=18,
+                                    input_names=['x'], output_names=['y'], dynamic_shapes={'x': dims}, verbose=False)
+    program.save(str(tmp_path / 'model.onnx'))
+    session = ort.InferenceSession(str(tmp_path / 'model.onnx'), providers=['CPUExecutionProvider'])
+    for seed, shape in enumerate([(1, channels, 23, 9), (3, channels, 8, 31)]):
+        other = _x(*shape, seed=5 + seed)
+        (out,) = session.run(None, {'x': other.numpy()})
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(out), net(other), rtol=1e-5, atol=2e-5)
