@@ -1,0 +1,100 @@
+"""Every sample of a dataset loaded, and every image file decoded whole, before a long run.
+
+Why it exists: a training run meets a damaged or mismatched file only when its sampler draws it, which may be
+hours into a million-iteration schedule, and one damaged file at a time; a truncated JPEG it never meets at all,
+because OpenCV (the pipelines' decoder) fills the missing rows with grey and trains on them. mmagic and mmengine
+have no pass over a dataset's files; ``tools/analysis_tools/check_dataset.py`` runs this one over a config's
+datasets and lists every problem at once.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+from .image_io import ImageFileError, check_image_file
+
+#: Wrappers of mmengine (``RepeatDataset``, ``ClassBalancedDataset``: ``.dataset``; ``ConcatDataset``:
+#: ``.datasets``) are unwrapped: their samples are those of the datasets inside, each checked once.
+
+
+def leaf_datasets(dataset: Any) -> List[Any]:
+    """The datasets inside ``dataset``'s wrappers (``dataset`` itself when it wraps nothing)."""
+    inner = getattr(dataset, 'datasets', None)
+    if isinstance(inner, (list, tuple)):
+        return [leaf for d in inner for leaf in leaf_datasets(d)]
+    wrapped = getattr(dataset, 'dataset', None)
+    if wrapped is not None and hasattr(wrapped, 'prepare_data'):
+        return leaf_datasets(wrapped)
+    return [dataset]
+
+
+def sample_files(dataset: Any, idx: int) -> Dict[str, str]:
+    """``{key: path}`` of the image files of sample ``idx`` (the ``<key>_path`` entries of its data info)."""
+    info = dataset.get_data_info(idx)
+    return {k[:-5]: v for k, v in info.items() if k.endswith('_path') and isinstance(v, str)}
+
+
+def check_sample(dataset: Any, idx: int) -> Optional[str]:
+    """One sentence naming what is wrong with sample ``idx``, or None when it loads and its files decode whole.
+
+    Each file is decoded whole by Pillow first (a truncated or corrupt file, which OpenCV would fill in, and a
+    file above the dataset's pixel limit are refused), then the sample goes through the dataset's pipeline as a
+    training or test loop would take it (sizes that do not match the scale, a patch larger than the image, ...).
+    """
+    files = sample_files(dataset, idx)
+    key = dataset.get_data_info(idx).get('key', idx)
+    listed = ', '.join(f"{k}: '{v}'" for k, v in files.items())
+    for name, path in files.items():
+        try:
+            check_image_file(path, getattr(dataset, 'max_pixels', None),
+                             'max_pixels=N in the dataset config', decode=True)
+        except ImageFileError as err:  # names the file: "'path' is truncated or corrupt (...)"
+            return f"sample '{key}' ({listed}): its {name} file {str(err).split('; copy or export')[0]}"
+        except Exception as err:  # noqa: BLE001 (a file gone since the listing, a reader's own failure)
+            return f"sample '{key}' ({listed}): its {name} file '{path}' could not be read: {err}"
+    try:
+        dataset.prepare_data(idx)
+    except Exception as err:  # noqa: BLE001 (every failure is reported, the pass goes on)
+        text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        if type(err).__name__ == 'DataSampleError':  # already names the sample and its files
+            return text.split('; replace or remove')[0]
+        return f"sample '{key}' ({listed}) could not be loaded: {text}"
+    return None
+
+
+def check_dataset(dataset: Any, jobs: Optional[int] = None,
+                  progress: Optional[Callable[[int], Any]] = None) -> Iterator[str]:
+    """Check every sample of ``dataset`` (its wrappers unwrapped); yield one sentence per bad sample, in order.
+
+    Args:
+        dataset: A built mmengine dataset (``BaseDataset`` or a wrapper of some).
+        jobs (int, optional): Samples checked at once (threads: decoding releases the interpreter lock).
+            Default: None, i.e. the number of CPU cores.
+        progress (callable, optional): Called with 1 after each sample (a progress bar's ``update``).
+
+    Yields:
+        str: What is wrong with one sample, naming its key and files.
+    """
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    with ThreadPoolExecutor(jobs) as pool:
+        for leaf in leaf_datasets(dataset):
+            for problem in pool.map(lambda i, d=leaf: _checked(d, i, progress), range(len(leaf))):
+                if problem is not None:
+                    yield problem
+
+
+def _checked(dataset: Any, idx: int, progress: Optional[Callable[[int], Any]]) -> Optional[str]:
+    try:
+        return check_sample(dataset, idx)
+    finally:
+        if progress is not None:
+            progress(1)
+
+
+def sample_count(dataset: Any) -> int:
+    """Samples :func:`check_dataset` checks: those of the datasets inside the wrappers, each once."""
+    return sum(len(d) for d in leaf_datasets(dataset))
+
+
+__all__ = ['check_dataset', 'check_sample', 'leaf_datasets', 'sample_count', 'sample_files']
