@@ -111,6 +111,17 @@ class NonFiniteOutputHook(Hook):
                     'nothing was written - the checkpoint or the test-time settings (e.g. AMP, fp16) are broken')
 
 
+def _plain_number(value: Any) -> Any:
+    """A metric as plain Python numbers: numpy scalars, which YAML tags as Python objects that ``yaml.safe_load``
+    refuses, and tensors (mmagic's ``MAE`` and ``MSE`` return one-element tensors), which JSON cannot write."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, np.ndarray):
+        return value.item() if value.size == 1 else value.tolist()
+    return value.item() if isinstance(value, np.generic) else value
+
+
 @HOOKS.register_module()
 class SaveMetricsHook(Hook):
     """Dump the test metrics to a file after the test epoch (``tools/test.py --out``).
@@ -129,11 +140,10 @@ class SaveMetricsHook(Hook):
         self.out = out
 
     def after_test_epoch(self, runner: Runner, metrics: Optional[Mapping[str, Any]] = None) -> None:
-        """Write ``metrics`` (numpy scalars as plain numbers) to :attr:`out` atomically."""
+        """Write ``metrics`` (numpy scalars and tensors as plain numbers) to :attr:`out` atomically."""
         if metrics is not None:  # serialised first, then written atomically: never a half-written metrics file
             fmt = osp.splitext(self.out)[1].lower().lstrip('.')
-            # numpy scalars as plain numbers: YAML would tag them as Python objects that yaml.safe_load refuses
-            plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in metrics.items()}
+            plain = {k: _plain_number(v) for k, v in metrics.items()}
             atomic_write(self.out, mmengine.dump(plain, file_format={'yml': 'yaml', 'pickle': 'pkl'}.get(fmt, fmt)))
             print_colored_log(f'Metrics saved to {self.out}')
 

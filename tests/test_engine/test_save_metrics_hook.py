@@ -27,6 +27,28 @@ def test_the_extension_picks_the_format_and_numpy_numbers_are_plain(tmp_path):
     assert yaml.safe_load(out.read_text()) == {'PSNR': 31.25, 'SSIM': 0.5, 'n': 3}
 
 
+def test_mmagic_metrics_that_return_tensors_are_written_as_numbers(tmp_path):
+    """mmagic's MAE (in its stock SR evaluators) returns a 0-dim tensor, which JSON cannot write: the test run ended
+    in a TypeError after the whole evaluation, and no file."""
+    import torch
+    from mmagic.registry import METRICS
+    from mmagic.structures import DataSample
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmagic')
+    mae = METRICS.build(dict(type='MAE', prefix='Set5'))
+    sample = DataSample(gt_img=torch.full((3, 4, 4), 100.)).to_dict()
+    sample['output'] = DataSample(pred_img=torch.full((3, 4, 4), 151.)).to_dict()
+    mae.process([dict(inputs=torch.zeros(3, 4, 4))], [sample])
+    mae.size = 1                                      # what the loop's prepare() sets
+    metrics = dict(mae.evaluate(), PSNR=np.float64(30.0), vector=torch.tensor([1.0, 2.0]))
+    assert isinstance(metrics['Set5/MAE'], torch.Tensor)
+    out = tmp_path / 'metrics.json'
+    HOOKS.build(dict(type='SaveMetricsHook', out=str(out))).after_test_epoch(None, metrics)
+    written = json.loads(out.read_text())
+    assert written == {'Set5/MAE': pytest.approx(0.2), 'PSNR': 30.0, 'vector': [1.0, 2.0]}
+
+
 def test_pickle_and_missing_folders_and_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     import pickle
 
