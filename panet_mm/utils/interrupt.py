@@ -96,7 +96,7 @@ def one_line_interrupts(kept: str) -> Iterator[None]:
     with terminate_as_interrupt():
         try:
             yield
-        except (KeyboardInterrupt, RuntimeError) as err:
+        except (KeyboardInterrupt, Exception) as err:
             signal_name = interrupting_signal(err)
             if signal_name is None or os.environ.get('PANET_MM_DEBUG'):
                 raise
@@ -123,14 +123,26 @@ def one_line_interrupts(kept: str) -> Iterator[None]:
 _WORKER_KILLED = re.compile(r'DataLoader worker \(pid [^)]*\) is killed by signal: (Terminated|Interrupt)')
 
 
-def interrupting_signal(err: BaseException) -> Optional[str]:
-    """'Ctrl-C' or 'SIGTERM' when ``err`` is how that signal stopped the work, else None."""
-    if isinstance(err, Terminated):
-        return 'SIGTERM'
-    if isinstance(err, KeyboardInterrupt):
-        return 'Ctrl-C'
-    found = _WORKER_KILLED.search(str(err))
-    return None if found is None else ('SIGTERM' if found.group(1) == 'Terminated' else 'Ctrl-C')
+def interrupting_signal(err: Optional[BaseException]) -> Optional[str]:
+    """'Ctrl-C' or 'SIGTERM' when ``err`` is how that signal stopped the work, else None.
+
+    The exceptions ``err`` was raised while handling count too: a library that catches everything turns the
+    interrupt into its own error (mmengine's ``Config.pretty_text``, which formats the config into every
+    checkpoint, answers a ``KeyboardInterrupt`` inside yapf with "SyntaxError: Failed to format the config file"
+    and the whole config).
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, Terminated):
+            return 'SIGTERM'
+        if isinstance(err, KeyboardInterrupt):
+            return 'Ctrl-C'
+        found = _WORKER_KILLED.search(str(err))
+        if found is not None:
+            return 'SIGTERM' if found.group(1) == 'Terminated' else 'Ctrl-C'
+        err = err.__cause__ or err.__context__
+    return None
 
 
 __all__ = ['EXIT_INTERRUPTED', 'EXIT_TERMINATED', 'LAUNCHER_SIGTERM', 'RERUN_DOES_THE_REST', 'Terminated',

@@ -57,6 +57,38 @@ def test_dataloader_workers_killed_by_the_same_signal_count_as_the_interrupt():
     assert interrupting_signal(RuntimeError('shape mismatch')) is None
 
 
+@pytest.mark.parametrize('signal_class, status', [(KeyboardInterrupt, 130), ('Terminated', 143)])
+def test_an_interrupt_that_mmengine_turns_into_a_syntax_error_is_still_an_interrupt(monkeypatch, capsys,
+                                                                                   signal_class, status):
+    """Ctrl-C while a checkpoint was saved: mmengine's ``Config.pretty_text`` (the config text in every checkpoint)
+    catches everything yapf raises and says "SyntaxError: Failed to format the config file" with the whole config
+    (about 400 lines per rank under torchrun), exit status 1."""
+    import mmengine.config.config
+    from mmengine.config import Config
+
+    from panet_mm.utils import interrupt
+    from panet_mm.utils.interrupt import one_line_interrupts
+    for key in ('WORLD_SIZE', 'RANK'):
+        monkeypatch.delenv(key, raising=False)
+    signal_class = getattr(interrupt, signal_class) if isinstance(signal_class, str) else signal_class
+
+    def interrupted(*args, **kwargs):
+        raise signal_class
+
+    monkeypatch.setattr(mmengine.config.config, 'FormatCode', interrupted)   # yapf, as mmengine calls it
+    cfg = Config(dict(model=dict(type='PAEDSRNet')))
+    with pytest.raises(SyntaxError) as raised:          # what mmengine makes of it
+        _ = cfg.pretty_text
+    assert interrupting_signal(raised.value) == ('SIGTERM' if status == 143 else 'Ctrl-C')
+    with pytest.raises(SystemExit) as stopped:
+        with one_line_interrupts('kept'):
+            _ = cfg.pretty_text
+    assert stopped.value.code == status
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"interrupted ({'SIGTERM' if status == 143 else 'Ctrl-C'}): kept"]
+    assert interrupting_signal(SyntaxError('Failed to format the config file')) is None   # a real one stays
+
+
 @pytest.mark.parametrize('env, signal_name, line', [
     ({}, 'SIGTERM', 'interrupted (SIGTERM): kept'),
     ({'WORLD_SIZE': '1', 'RANK': '0'}, 'Ctrl-C', 'interrupted (Ctrl-C): kept'),
