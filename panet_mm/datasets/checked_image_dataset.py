@@ -39,6 +39,10 @@ def runnable_command(cmd: str) -> str:
     return cmd
 
 
+#: mmagic's PairedRandomCrop: "Scale mismatches. GT (120, 120) is not 2x multiplication of LQ (40, 40)."
+_SCALE_MISMATCH = re.compile(r'GT \((\d+), (\d+)\) is not (\d+)x multiplication of LQ \((\d+), (\d+)\)')
+
+
 class DataSampleError(PanetMMError, RuntimeError):
     """Loading or transforming one sample failed; the message names its files."""
 
@@ -130,6 +134,9 @@ class CheckedImageDataset(BasicImageDataset):
         except Exception as e:
             files = ', '.join(f"{k}: '{v}'" for k, v in paths.items())
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            other_scale = self._other_scale(reason)
+            if other_scale:  # the folder, not this file: no "replace or remove", nothing to resume
+                raise DataSampleError(f"sample '{info.get('key', idx)}' ({files}): {other_scale}") from e
             if not isinstance(e, ImageFileError):
                 broken = self._broken_file(paths, option)
                 reason = broken or reason
@@ -137,6 +144,22 @@ class CheckedImageDataset(BasicImageDataset):
             then = '' if self.test_mode else ', then continue with --resume'  # (a training run kept its checkpoints)
             raise DataSampleError(f"sample '{info.get('key', idx)}' ({files}) could not be loaded: {reason}; "
                                   f'replace or remove this file{listed}{then}') from e
+
+    def _other_scale(self, reason: str) -> Optional[str]:
+        """The fix when mmagic's crop found LR and GT sizes of another whole scale than the pipeline's
+        (``data_prefix`` pointing at the x3 images of an x2 config): the whole folder is of another scale, and
+        replacing the sample's file, as for a damaged one, would be the wrong advice; else None."""
+        m = _SCALE_MISMATCH.search(reason)
+        if not m:
+            return None
+        gt_h, gt_w, scale, lq_h, lq_w = map(int, m.groups())
+        found = round(gt_h / max(lq_h, 1))
+        if found < 1 or found == scale or abs(gt_h - found * lq_h) >= found or abs(gt_w - found * lq_w) >= found:
+            return None
+        folder = self.data_prefix.get('img', '')
+        return (f'its LR image is {lq_h}x{lq_w}, 1/{found} of its {gt_h}x{gt_w} GT, but the pipeline crops for scale '
+                f"{scale}: data_prefix['img'] ('{folder}') holds x{found} images; point it at the x{scale} images, or "
+                f'train a scale-{found} config (its scale = {found} and the generator\'s upscale_factor={found})')
 
     def _broken_file(self, paths: dict, option: str) -> Optional[str]:
         """Which of a failed sample's files is damaged (decoded whole to find out), as a sentence; else None."""

@@ -389,8 +389,10 @@ def build_runner(cfg: Config):
 def drop_unused_log_dir(runner: Any, training: bool = False) -> None:
     """Remove the timestamped log folder of a run that stopped before its work began: a test before its checkpoint
     loaded (a refused or mismatched checkpoint), a training run before its first iteration (missing or damaged
-    data found when the loaders are built). It holds nothing but the failure, shown on the console, and each retry
-    left one more. A run that got further keeps its logs."""
+    data found when the loaders are built, or in the first batch). It holds nothing but the failure, shown on the
+    console, and each retry left one more. A training run also removes the config copy it wrote (where none was
+    before), so that a work directory it created is left empty, and removed (:class:`WorkDirLock`). A run that got
+    further keeps its logs."""
     if training:  # (not runner.iter: it builds the train loop, which is what failed)
         loop = getattr(runner, '_train_loop', None)
         started = loop is not None and not isinstance(loop, dict) and getattr(loop, 'iter', 0) > 0
@@ -401,6 +403,9 @@ def drop_unused_log_dir(runner: Any, training: bool = False) -> None:
     log_dir = getattr(runner, 'log_dir', None)
     if log_dir:
         _remove_log_dir(log_dir, runner.work_dir)
+    copy = getattr(runner, 'config_copy_created', None) if training else None
+    if copy and osp.isfile(copy):
+        os.remove(copy)
 
 
 @contextlib.contextmanager

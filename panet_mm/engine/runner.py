@@ -22,6 +22,7 @@ import re
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Dict, Union
 
+from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
@@ -156,7 +157,14 @@ class PANetRunner(Runner):
             self._keep_best_checkpoints_here(self._checkpoint_folder())
         if getattr(self, '_config_dump_pending', False):
             self._config_dump_pending = False
+            copy = self.config_copy_path()
+            self.config_copy_created = None if osp.exists(copy) or not is_main_process() else copy
             super().dump_config()
+
+    def config_copy_path(self) -> str:
+        """Where mmengine's ``dump_config`` writes the work directory's config copy."""
+        name = osp.basename(self.cfg.filename) if self.cfg.filename is not None else f'{self.timestamp}.py'
+        return osp.join(self.work_dir, name)
 
     def _checkpoint_to_resume(self, record: str) -> str:
         """The checkpoint ``--resume`` continues from: the one ``record`` names, found in this work directory."""

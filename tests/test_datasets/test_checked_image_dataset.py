@@ -39,3 +39,23 @@ def test_a_missing_relative_folder_names_the_folder_it_is_relative_to(tmp_path, 
         f"dataset 'basic_image_dataset': folder 'data/demo/DIV2K/lq' (data_prefix['img']) does not exist in "
         f'{tmp_path} (data_root is relative to the current folder); prepare it with: '
         f'python {ROOT}/tools/dataset_converters/make_demo_data.py')  # the script's path from here
+
+
+@pytest.mark.parametrize('lq_size, folder_advice', [((16, 16), True), ((20, 16), False)])
+def test_lr_of_another_scale_blames_the_folder_and_a_misfit_file_the_file(tmp_path, lq_size, folder_advice):
+    """LR images 1/3 of their GT in an x2 pipeline: the folder holds another scale (replacing the file, and resuming,
+    would be the wrong advice); an LR of no whole scale is one bad file."""
+    from panet_mm.datasets.checked_image_dataset import DataSampleError
+    init_default_scope('mmagic')
+    for sub, (h, w) in (('gt', (48, 48)), ('lq', lq_size)):
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / 'a.png'), np.full((h, w, 3), 128, np.uint8))
+    pipeline = [dict(type='LoadImageFromFile', key='img'), dict(type='LoadImageFromFile', key='gt'),
+                dict(type='SetValues', dictionary=dict(scale=2)), dict(type='PairedRandomCrop', gt_patch_size=16)]
+    ds = CheckedImageDataset(data_root=str(tmp_path), data_prefix=dict(img='lq', gt='gt'), pipeline=pipeline)
+    with pytest.raises(DataSampleError) as err:
+        ds.prepare_data(0)
+    text = str(err.value)
+    assert ("1/3 of its 48x48 GT, but the pipeline crops for scale 2: data_prefix['img'] "
+            f"('{tmp_path}/lq') holds x3 images" in text) == folder_advice, text
+    assert ('replace or remove this file' in text) != folder_advice, text

@@ -1,6 +1,7 @@
 """Cases 4 and 7: one training run per work directory; leftovers of interrupted saves are removed."""
 import json
 import os
+import os.path as osp
 import socket
 import subprocess
 import sys
@@ -126,3 +127,28 @@ def test_run_failing_before_its_first_log_leaves_no_work_dir(demo_root, tmp_path
     proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work)] + opts, check=False)
     assert proc.returncode == 1 and 'no_DIV2K' in proc.stderr, proc.stderr[-3000:]
     assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
+
+
+def test_run_failing_in_its_first_batch_leaves_no_work_dir(demo_root, tmp_path):
+    """LR images of another scale, found when the first batch is loaded (after mmengine wrote the config copy): the
+    copy goes with the log folder, and the work directory train.py created with them; the error names the folder's
+    scale instead of asking to replace one sample's file and resume."""
+    work = tmp_path / 'work_dirs' / 'x3_data'
+    opts = demo_overrides(demo_root, **{'train_dataloader.dataset.data_prefix.img': 'DIV2K_train_LR_bicubic/X3_sub'})
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work)] + opts, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    (error,) = (line for line in proc.stderr.splitlines() if line.startswith('error:'))
+    assert "1/3 of its" in error and "holds x3 images; point it at the x2 images" in error, error
+    assert 'replace or remove' not in error and '--resume' not in error
+    assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
+
+
+def test_a_failed_run_keeps_the_config_copy_an_earlier_run_wrote(demo_root, tmp_path):
+    work = tmp_path / 'w'
+    work.mkdir()
+    copy = work / osp.basename(DEMO)
+    copy.write_text('# an earlier run\n')
+    opts = demo_overrides(demo_root, **{'train_dataloader.dataset.data_prefix.img': 'DIV2K_train_LR_bicubic/X3_sub'})
+    proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work)] + opts, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert os.listdir(work) == [osp.basename(DEMO)]   # (rewritten by mmengine, as every run does; not removed)
