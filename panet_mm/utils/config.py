@@ -124,10 +124,29 @@ def check_carried_variables(cfg: Mapping[str, Any], path: str) -> None:
                 _carried_values(node, keys, key, found)
         if found and all(v != value for _, v in found):
             where, used = found[0]
+            if not _assigns(path, name):  # the child changed only the key (upscale_factor=3): the base's scale stayed
+                raise ConfigFileError(
+                    f"config '{path}' builds {where} = {used!r}, but the {name} of its _base_ ({name} = {value!r}) "
+                    f"still sets its data folders, pipelines and metrics: add {name} = {used!r} to this file and set "
+                    f'the keys that use it here too (a _base_ file is evaluated before its child), or start from the '
+                    f'shipped config for {name} {used!r}')
             raise ConfigFileError(
                 f"config '{path}' sets {name} = {value!r}, but what it builds uses {used!r} ({where}): a _base_ file "
                 f'is evaluated before its child, so a new {name} does not reach the dicts built from it there; '
                 f'start from the shipped config for {name} {value!r}, or set those keys in this file too')
+
+
+def _assigns(path: str, name: str) -> bool:
+    """Whether the config file ``path`` itself (not a base) assigns the top-level variable ``name``."""
+    import ast
+    try:
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return True  # unknown: the message for a value set here
+    return any(isinstance(t, ast.Name) and t.id == name for node in tree.body if isinstance(node, ast.Assign)
+               for t in node.targets) or any(isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                                             and node.target.id == name for node in tree.body)
 
 
 def _merge_problem(message: str, path: str) -> Optional[str]:

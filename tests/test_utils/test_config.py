@@ -147,6 +147,20 @@ def test_a_variable_the_base_already_used_is_refused(tmp_path, base, line, used)
     assert read_config(str(fixed))[name] == eval(line.split(' = ')[1])
 
 
+def test_a_key_changed_without_its_variable_names_the_variable_to_add(tmp_path):
+    """Only upscale_factor=3 in a child of the x2 config: the message said the child 'sets scale = 2' and to start
+    from the config for scale 2, the opposite of what its user is after."""
+    config = tmp_path / 'child.py'
+    config.write_text(f"_base_ = '{ROOT}/configs/panet_sr_x2_div2k.py'\n"
+                      'model = dict(generator=dict(upscale_factor=3))\n')
+    with pytest.raises(ConfigFileError) as err:
+        read_config(str(config))
+    assert str(err.value) == (
+        f"config '{config}' builds model.generator.upscale_factor = 3, but the scale of its _base_ (scale = 2) still "
+        'sets its data folders, pipelines and metrics: add scale = 3 to this file and set the keys that use it here '
+        'too (a _base_ file is evaluated before its child), or start from the shipped config for scale 3')
+
+
 def test_a_dict_over_the_base_list_of_test_sets_names_the_list_form(tmp_path):
     """`test_dataloader = dict(...)` over a base's list of test sets was mmengine's TypeError traceback."""
     base = f"_base_ = '{ROOT}/configs/panet_dn_sigma30_div2k.py'\n"
