@@ -60,7 +60,8 @@ def main() -> None:
             print_colored_log(note, level=logging.WARNING)
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-            raise SystemExit('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in the config')
+            raise SystemExit(f"error: --auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in '{args.config}' "
+                             '(N: the total batch its learning rate was set for; 16 in the paper configs)')
         cfg.auto_scale_lr.enable = True
     if args.resume:
         cfg.resume = True

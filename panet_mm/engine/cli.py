@@ -91,7 +91,7 @@ def read_tool_config(config: str, cfg_options: Optional[Sequence[str]] = None) -
     try:
         cfg = read_config(config)
     except FileNotFoundError as err:
-        raise SystemExit(explain_missing_base(config, err)) from None
+        raise SystemExit(f'error: {explain_missing_base(config, err)}') from None
     except ConfigFileError as err:
         raise SystemExit(f'error: {err}') from None
     if cfg_options:
@@ -275,12 +275,31 @@ def explain_missing_base(config: str, err: FileNotFoundError) -> str:
     quoted = re.search(r'"(.+)"', str(err))  # mmengine's check_file_exist: 'file "PATH" does not exist'
     missing = getattr(err, 'filename', None) or (quoted.group(1) if quoted else str(err))
     text = f"config '{config}' names a base file that does not exist: {missing}"
-    if osp.join('.mim', 'model-index.yml') in str(err):
-        return (f"{text}; `panet_mm::` bases need panet_mm installed from its wheel (an editable install has no "
-                "panet_mm/.mim): pip install dist/panet_mm-*.whl, or use a relative _base_ into configs/")
+    if osp.join('.mim', 'model-index.yml') in str(err):  # mmengine's lookup of a panet_mm:: base
+        return _scoped_base_needs_install(config)
     if osp.join('.mim', 'configs') in str(err):
         return f"{text}; the installed names are those of configs/panet/ (see configs/panet/README.md)"
     return text
+
+
+def _scoped_base_needs_install(config: str) -> str:
+    """A ``panet_mm::`` base read where panet_mm has no ``.mim`` folder (an editable install, a checkout on
+    ``PYTHONPATH``): mmengine looked for ``.mim/model-index.yml`` beside the package and named that path, which the
+    user never wrote. The base is named instead, with its path in this copy of panet_mm where it has one."""
+    try:
+        with open(config, encoding='utf-8') as f:
+            names = re.findall(r"""['"](panet_mm::[^'"]+)['"]""", f.read())
+    except OSError:
+        names = []
+    how = 'pip install . or its wheel (an editable install has no panet_mm/.mim)'
+    if not names:
+        return (f"config '{config}' builds on a panet_mm:: base (in one of its _base_ files), which mmengine finds "
+                f'only where panet_mm is installed with {how}; install it so, or write that base as a path into '
+                'configs/')
+    path = find_config(names[0])
+    instead = f"write it as the path '{path}'" if path else 'write it as a path into configs/'
+    return (f"config '{config}' has the base '{names[0]}', which mmengine finds only where panet_mm is installed with "
+            f'{how}; install it so, or {instead}')
 
 
 def add_tensorboard(cfg: Config) -> None:
@@ -291,11 +310,11 @@ def add_tensorboard(cfg: Config) -> None:
     """
     import importlib.util
     if importlib.util.find_spec('tensorboard') is None:
-        raise SystemExit("the config sets tensorboard=True but TensorBoard is not installed; install it with "
+        raise SystemExit("error: the config sets tensorboard=True but TensorBoard is not installed; install it with "
                          "pip install 'panet_mm[tensorboard]' (or pip install tensorboard), or set tensorboard=False")
     visualizer = cfg.get('visualizer')
     if visualizer is None:
-        raise SystemExit('the config sets tensorboard=True but has no visualizer to add TensorBoard to; '
+        raise SystemExit('error: the config sets tensorboard=True but has no visualizer to add TensorBoard to; '
                          "inherit configs/_base_/default_runtime.py or define visualizer = dict(...)")
     backends = list(visualizer.get('vis_backends') or [])
     if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):

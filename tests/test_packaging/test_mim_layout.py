@@ -163,9 +163,14 @@ def test_missing_panet_mm_base_is_explained(tmp_path):
 
     site = tmp_path / 'site-packages' / 'panet_mm'
     editable = FileNotFoundError(2, 'No such file or directory', str(site / '.mim' / 'model-index.yml'))
-    text = explain_missing_base('my.py', editable)
-    assert text.startswith(f"config 'my.py' names a base file that does not exist: {site}/.mim/model-index.yml")
-    assert 'installed from its wheel' in text and '\n' not in text
+    mine = tmp_path / 'my.py'
+    mine.write_text("_base_ = 'panet_mm::panet/panet_sr_x2_demo.py'\n")
+    # the base the user wrote, not the .mim/model-index.yml path mmengine looked for, and its path in this checkout
+    assert explain_missing_base(str(mine), editable) == (
+        f"config '{mine}' has the base 'panet_mm::panet/panet_sr_x2_demo.py', which mmengine finds only where panet_mm "
+        'is installed with pip install . or its wheel (an editable install has no panet_mm/.mim); install it so, or '
+        f"write it as the path '{ROOT}/configs/panet/panet_sr_x2_demo.py'")
+    assert 'in one of its _base_ files' in explain_missing_base(str(tmp_path / 'gone.py'), editable)
     with pytest.raises(FileNotFoundError) as wrong_name:
         check_file_exist(str(site / '.mim' / 'configs' / 'panet' / 'nope.py'))  # what mmengine raises
     assert 'configs/panet/README.md' in explain_missing_base('my.py', wrong_name.value)
