@@ -101,8 +101,10 @@ def read_tool_config(config: str, cfg_options: Optional[Sequence[str]] = None) -
             print(f'error: {problem}', file=sys.stderr)
             raise SystemExit(2)
         cfg.merge_from_dict(options)
+    from .config_checks import check_optim_settings
     try:
         check_argument_types(cfg.get('model'))
+        check_optim_settings(cfg)  # mmengine builds the optimizer only after the data loaders
     except ConfigArgumentError as err:
         raise SystemExit(f'error: {err}') from None
     return cfg

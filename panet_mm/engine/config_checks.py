@@ -8,8 +8,10 @@ arguments are checked without a list kept here.
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
-from typing import Any, Dict, Iterator, List, Optional
+import typing
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from mmengine.registry import Registry
 
@@ -31,14 +33,23 @@ def _registries(root_name: Optional[str] = None) -> Iterator[Registry]:
 
 
 def _registered_names(registry_name: str) -> List[str]:
-    """Every name registered under ``registry_name`` in mmengine's root registry and its children."""
-    return sorted({name for reg in _registries(registry_name) for name in reg.module_dict})
-
-
-def _registered_classes(name: str) -> List[Any]:
-    """The classes registered as ``name`` in any of mmengine's root registries or their children."""
-    found: List[Any] = []
+    """Every name registered in the root registry that has a registry named ``registry_name`` among itself and its
+    children (the names differ: mmagic's child ``optimizer_wrapper`` of mmengine's ``optim_wrapper``)."""
+    trees: Dict[str, List[Registry]] = {}
     for reg in _registries():
+        root = reg
+        while root.parent is not None:
+            root = root.parent
+        trees.setdefault(root.name, []).append(reg)
+    return sorted({name for tree in trees.values() if any(reg.name == registry_name for reg in tree)
+                   for reg in tree for name in reg.module_dict})
+
+
+def _registered_classes(name: str, registry_name: Optional[str] = None) -> List[Any]:
+    """The classes registered as ``name`` in mmengine's root registries (the one named ``registry_name`` only, if
+    given) or their children."""
+    found: List[Any] = []
+    for reg in _registries(registry_name):
         if name in reg.module_dict and reg.module_dict[name] not in found:
             found.append(reg.module_dict[name])
     return found
@@ -47,7 +58,6 @@ def _registered_classes(name: str) -> List[Any]:
 def explain_bad_argument(message: str) -> Optional[str]:
     """Rewrite Python's "X.__init__() got an unexpected keyword argument 'y'" for a registered class ``X`` with its
     close argument names (a misspelt key in a config's ``dict(type='X', ...)``); None for other messages."""
-    import inspect
     m = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", message)
     if not m:
         return None
@@ -69,67 +79,190 @@ def explain_bad_argument(message: str) -> Optional[str]:
 
 
 class ConfigArgumentError(PanetMMError):
-    """A config gives a registered class an argument of the wrong kind (a quoted number)."""
+    """A config (or a constructor call) gives a registered class an argument of the wrong kind (a quoted number, a
+    misspelt optimizer type)."""
+
+
+#: Arguments of panet_mm's classes that hold another class's arguments as a plain dict (no ``type``): the
+#: generators' and the mix wrapper's ``attention_cfg`` and the wrapper's ``insert`` entries (whose other keys are
+#: positions) are passed on to ``PyramidAttention``.
+_ARGUMENTS_OF = {'attention_cfg': 'PyramidAttention', 'insert': 'PyramidAttention'}
 
 
 def _takes_only_numbers(annotation: Any) -> Optional[str]:
-    """'int' or 'float' when an ``__init__`` annotation admits numbers (and None) only, else None."""
-    import typing
+    """'int' or 'float' when an ``__init__`` annotation admits numbers (and None) only, else None; a tensor is
+    admitted too (an optimizer's ``lr: float | Tensor``: a config cannot write one)."""
+    import torch
     args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
-    if all(a in (int, float) for a in args) and bool not in args:
-        return 'int' if args == [int] else 'float'
+    numbers = [a for a in args if a is not torch.Tensor]
+    if numbers and all(a in (int, float) for a in numbers):
+        return 'int' if numbers == [int] else 'float'
     return None
 
 
-def check_argument_types(node: Any, path: str = 'model') -> None:
-    """Refuse a number written as a string (``mid_channels='32'``) for a registered class that takes a number.
+def _number_arguments(classes: List[Any]) -> Dict[str, Tuple[str, bool]]:
+    """``{argument: (kind, takes_none)}`` for the ``__init__`` arguments of ``classes`` annotated as numbers only.
+
+    Every ``__init__`` along each class's MRO counts, the subclass's first: mmengine's ``MultiStepLR`` passes
+    ``gamma`` on to the annotated ``__init__`` of its base through ``**kwargs``. ``takes_none``: the annotation
+    admits None or the default is None (``x: int = None``).
+    """
+    found: Dict[str, Tuple[str, bool]] = {}
+    for cls in classes:
+        for klass in getattr(cls, '__mro__', ()):
+            init = vars(klass).get('__init__')
+            if init is None:
+                continue
+            try:
+                hints, params = typing.get_type_hints(init), inspect.signature(init).parameters
+            except Exception:  # annotations naming what the module did not import: not checkable
+                continue
+            for key, annotation in hints.items():
+                kind = _takes_only_numbers(annotation)
+                if kind and key in params and key not in found:
+                    takes_none = type(None) in typing.get_args(annotation) or params[key].default is None
+                    found[key] = (kind, takes_none)
+    return found
+
+
+def _not_a_number(arguments: Dict[str, Tuple[str, bool]], key: str, value: Any) -> Optional[str]:
+    """What is wrong with ``value`` for ``key`` and its fix (``a string where it takes an int; write ...``), or None
+    when ``key`` is not a number argument or ``value`` fits it."""
+    if key not in arguments or not (isinstance(value, str) or value is None and not arguments[key][1]):
+        return None
+    kind = 'an int' if arguments[key][0] == 'int' else 'a number'
+    if value is None:
+        return f'no value where it takes {kind}; give {key} a number'
+    if re.fullmatch(r'\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*', value):
+        return f'a string where it takes {kind}; write {key}={value.strip()} without quotes'
+    return f'a string where it takes {kind}; give {key} a number'
+
+
+def check_init_arguments(cls: type, arguments: Mapping[str, Any]) -> None:
+    """Refuse a string or None for an argument of ``cls`` annotated as a number, naming it.
+
+    Why it exists: for a constructor's first lines (``MODELS.build(dict(type='PyramidAttention', channels='8'))``
+    failed with "not all arguments converted during string formatting", naming nothing); the words are those of
+    :func:`check_argument_types`.
+
+    Args:
+        cls (type): The class being built.
+        arguments (Mapping[str, Any]): Its arguments by name (``locals()`` of its ``__init__`` will do).
+
+    Raises:
+        ConfigArgumentError: The first such argument.
+    """
+    numbers = _number_arguments([cls])
+    for key, value in arguments.items():
+        problem = _not_a_number(numbers, key, value)
+        if problem:
+            raise ConfigArgumentError(f'{cls.__name__} got {key}={value!r}, {problem}')
+
+
+def check_argument_types(node: Any, path: str = 'model', of: Optional[str] = None) -> None:
+    """Refuse a number written as a string (``mid_channels='32'``), or None, for a registered class that takes a
+    number.
 
     Why it exists: torch's layers fail far from the config on such a value ("not all arguments converted
     during string formatting" inside ``nn.Conv2d``). Only arguments annotated with numbers are checked, in
-    the classes panet_mm and mmagic register; unannotated ones and unknown types are left to the build.
+    the classes panet_mm and mmagic register; unannotated ones and unknown types are left to the build. The dicts
+    of :data:`_ARGUMENTS_OF` (``attention_cfg``, ``insert``) are checked as ``PyramidAttention``'s arguments.
 
     Args:
         node: A config's ``model`` (dicts and lists of them).
         path (str): Where ``node`` sits, for the message.
+        of (str, optional): The class whose arguments ``node`` holds when it names no ``type``.
 
     Raises:
         ConfigArgumentError: The first such argument, named with its config path and the fix.
     """
-    import typing
     if isinstance(node, (list, tuple)):
         for i, item in enumerate(node):
-            check_argument_types(item, f'{path}[{i}]')
+            check_argument_types(item, f'{path}[{i}]', of)
         return
     if not isinstance(node, dict):
         return
-    name = node.get('type')
-    hints: Dict[str, Any] = {}
-    if isinstance(name, str):
-        for cls in _registered_classes(name.split('.')[-1]):
-            try:
-                hints.update(typing.get_type_hints(cls.__init__))
-            except Exception:  # annotations naming what the module did not import: not checkable
-                continue
+    name = node.get('type', of)
+    classes = _registered_classes(name.split('.')[-1]) if isinstance(name, str) else []
+    _check_numbers(node, name, _number_arguments(classes), path)
+    ours = any(getattr(cls, '__module__', '').startswith('panet_mm.') for cls in classes)
     for key, value in node.items():
-        kind = _takes_only_numbers(hints[key]) if key in hints and isinstance(value, str) else None
-        if kind:
-            fix = (f'write {key}={value.strip()} without quotes' if re.fullmatch(r'\s*[-+]?[\d.eE+-]+\s*', value)
-                   else f'give {key} a number')
-            raise ConfigArgumentError(f"the config gives {name} {key}={value!r} ({path}.{key}), a string where it "
-                                      f'takes {"an int" if kind == "int" else "a number"}; {fix}')
-        check_argument_types(value, f'{path}.{key}')
+        check_argument_types(value, f'{path}.{key}', _ARGUMENTS_OF.get(key) if ours else None)
+
+
+def _check_numbers(node: Mapping[str, Any], name: Any, numbers: Dict[str, Tuple[str, bool]], path: str) -> None:
+    """Raise :class:`ConfigArgumentError` for the first value of ``node`` that ``numbers`` refuses."""
+    for key, value in node.items():
+        problem = _not_a_number(numbers, key, value)
+        if problem:
+            raise ConfigArgumentError(f'the config gives {name} {key}={value!r} ({path}.{key}), {problem}')
+
+
+def _check_registered(node: Any, path: str, registry_name: str) -> List[Any]:
+    """The classes ``node['type']`` names in the registry ``registry_name`` (none for a dict without a type, or a
+    class); a name registered nowhere there is refused with the close names."""
+    name = node.get('type') if isinstance(node, dict) else None
+    if not isinstance(name, str):
+        return []
+    classes = _registered_classes(name.split('.')[-1], registry_name)
+    if not classes:
+        raise ConfigArgumentError(_unknown_type(name.split('.')[-1], registry_name, f'{path}.type'))
+    return classes
+
+
+def check_optim_settings(cfg: Mapping[str, Any]) -> None:
+    """Refuse a misspelt type or a quoted number in a config's ``optim_wrapper`` (its optimizers) and
+    ``param_scheduler``, naming the key path.
+
+    Why it exists: mmengine builds them only when training starts, after the data loaders, and fails far from the
+    config: ``type='Adamm'`` with "None is not a callable object", ``lr='1e-4'`` inside torch's ``Adam`` with
+    "'<=' not supported between instances of 'float' and 'str'". Arguments are checked as in
+    :func:`check_argument_types`.
+
+    Args:
+        cfg (Mapping): The config.
+
+    Raises:
+        ConfigArgumentError: The first such value, named with its config path and the fix.
+    """
+    wrapper = cfg.get('optim_wrapper')
+    wrappers = []
+    if isinstance(wrapper, dict):
+        if 'optimizer' in wrapper or 'type' in wrapper:
+            wrappers.append((wrapper, 'optim_wrapper'))
+        else:  # MultiOptimWrapperConstructor: one wrapper per part of the model
+            wrappers += [(value, f'optim_wrapper.{key}') for key, value in wrapper.items()
+                         if isinstance(value, dict) and ('optimizer' in value or 'type' in value)]
+    schedulers = cfg.get('param_scheduler')
+    settings = [(node, path, 'optim_wrapper') for node, path in wrappers]
+    settings += [(node.get('optimizer'), f'{path}.optimizer', 'optimizer') for node, path in wrappers]
+    if isinstance(schedulers, (list, tuple)):
+        settings += [(node, f'param_scheduler[{i}]', 'parameter scheduler') for i, node in enumerate(schedulers)]
+    else:
+        settings.append((schedulers, 'param_scheduler', 'parameter scheduler'))
+    for node, path, registry_name in settings:
+        classes = _check_registered(node, path, registry_name)
+        if classes:
+            _check_numbers(node, node['type'], _number_arguments(classes), path)
+
+
+def _unknown_type(name: str, registry: str, where: Optional[str] = None) -> str:
+    """One sentence for a type name that the registry ``registry`` (and its tree) does not hold, with close names."""
+    close = difflib.get_close_matches(name, _registered_names(registry), n=5, cutoff=0.6)
+    hint = f'did you mean {", ".join(close)}?' if close else 'check the spelling and custom_imports'
+    named = f"type='{name}'" + (f' ({where})' if where else '')
+    return (f"the config names {named}, which is not registered in the '{registry}' registry; {hint} "
+            "(panet_mm modules need custom_imports = dict(imports=['panet_mm']))")
 
 
 def explain_unknown_type(message: str) -> Optional[str]:
     """Rewrite mmengine's "X is not in the scope::name registry" error with close registered names."""
-    m = re.search(r"`?'?(\w+)'?`? is not in the (\w+)::(\w+) registry", message)
+    m = re.search(r"`?'?(\w+)'?`? is not in the (\w+)::(\w[\w ]*?) registry", message)  # 'parameter scheduler'
     if not m:
         return None
     name, _, registry = m.groups()
-    close = difflib.get_close_matches(name, _registered_names(registry), n=5, cutoff=0.6)
-    hint = f'did you mean {", ".join(close)}?' if close else 'check the spelling and custom_imports'
-    return (f"the config names type='{name}', which is not registered in the '{registry}' registry; {hint} "
-            "(panet_mm modules need custom_imports = dict(imports=['panet_mm']))")
+    return _unknown_type(name, registry)
 
 
-__all__ = ['ConfigArgumentError', 'check_argument_types', 'explain_bad_argument', 'explain_unknown_type']
+__all__ = ['ConfigArgumentError', 'check_argument_types', 'check_init_arguments',
+           'check_optim_settings', 'explain_bad_argument', 'explain_unknown_type']

@@ -51,11 +51,138 @@ def test_every_shipped_config_passes_the_argument_check():
     from conftest import ROOT
     from mmengine.config import Config
 
-    from panet_mm.engine.config_checks import check_argument_types
+    from panet_mm.engine.config_checks import check_argument_types, check_optim_settings
     from panet_mm.registry import register_config_package
     register_config_package()
     configs = sorted(glob.glob(f'{ROOT}/configs/**/*.py', recursive=True))
     configs = [c for c in configs if '/_base_/' not in c]
     assert len(configs) > 20
     for path in configs:
-        check_argument_types(Config.fromfile(path).get('model'))
+        cfg = Config.fromfile(path)
+        check_argument_types(cfg.get('model'))
+        check_optim_settings(cfg)
+
+
+def test_nested_attention_settings_are_checked_as_pyramid_attention_arguments():
+    """attention_cfg=dict(reduction='4') failed with "unsupported operand type(s) for %: 'int' and 'str'" (in a mixing
+    config's insert entry as well), and softmax_scale='10' was taken without a word."""
+    import pytest
+
+    from panet_mm.engine.config_checks import ConfigArgumentError, check_argument_types
+    model = dict(type='PANetEditModel', generator=dict(type='PAEDSRNet', attention_cfg=dict(reduction='4')))
+    with pytest.raises(ConfigArgumentError, match=r"^the config gives PyramidAttention reduction='4' "
+                       r'\(model.generator.attention_cfg.reduction\), a string where it takes an int; write '
+                       'reduction=4 without quotes$'):
+        check_argument_types(model)
+    with pytest.raises(ConfigArgumentError, match=r"PyramidAttention softmax_scale='10' \(model.attention_cfg."
+                       r'softmax_scale\), a string where it takes a number; write softmax_scale=10 without quotes$'):
+        check_argument_types(dict(type='PANet', attention_cfg=dict(softmax_scale='10')))
+    mix = dict(type='WithPyramidAttention', generator=dict(type='EDSRNet', in_channels=3, out_channels=3),
+               insert=[dict(after='body.1'), dict(after='body.3', reduction='4')])
+    with pytest.raises(ConfigArgumentError, match=r"PyramidAttention reduction='4' \(model.insert\[1\].reduction\), "
+                       'a string where it takes an int'):
+        check_argument_types(mix)
+    mix['insert'] = [dict(after='body.1', reduction=4)]
+    mix['attention_cfg'] = dict(res_scale=None)
+    with pytest.raises(ConfigArgumentError, match=r'res_scale=None \(model.attention_cfg.res_scale\), no value where '
+                       'it takes a number; give res_scale a number$'):
+        check_argument_types(mix)
+    mix['attention_cfg'] = dict(softmax_scale=10, chunk_size=None, implementation='reference')
+    check_argument_types(mix)
+    # only panet_mm's classes pass attention_cfg on to PyramidAttention (mmagic's SAGAN has one of its own)
+    check_argument_types(dict(type='SAGANGenerator', attention_cfg=dict(reduction='4')))
+
+
+def test_optimizer_and_scheduler_settings_are_named_before_training_starts():
+    """lr='1e-4' failed inside torch's Adam ("'<=' not supported between instances of 'float' and 'str'"),
+    type='Adamm' with "None is not a callable object", a misspelt scheduler with mmengine's KeyError."""
+    import pytest
+
+    from panet_mm.engine.config_checks import ConfigArgumentError, check_optim_settings
+
+    def cfg(**kwargs):
+        base = dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.9, 0.999))),
+                    param_scheduler=dict(type='MultiStepLR', by_epoch=False, milestones=[200], gamma=0.5))
+        base.update(kwargs)
+        return base
+
+    check_optim_settings(cfg())
+    check_optim_settings({})
+    with pytest.raises(ConfigArgumentError, match=r"^the config gives Adam lr='1e-4' \(optim_wrapper.optimizer.lr\), "
+                       'a string where it takes a number; write lr=1e-4 without quotes$'):
+        check_optim_settings(cfg(optim_wrapper=dict(optimizer=dict(type='Adam', lr='1e-4'))))
+    with pytest.raises(ConfigArgumentError, match=r'^the config gives Adam lr=None \(optim_wrapper.optimizer.lr\), '
+                       'no value where it takes a number; give lr a number$'):
+        check_optim_settings(cfg(optim_wrapper=dict(optimizer=dict(type='Adam', lr=None))))
+    with pytest.raises(ConfigArgumentError, match=r"^the config names type='Adamm' \(optim_wrapper.optimizer.type\), "
+                       "which is not registered in the 'optimizer' registry; did you mean Adam"):
+        check_optim_settings(cfg(optim_wrapper=dict(optimizer=dict(type='Adamm', lr=1e-4))))
+    with pytest.raises(ConfigArgumentError, match=r"type='OptimWraper' \(optim_wrapper.type\), .*did you mean "
+                       'OptimWrapper'):
+        check_optim_settings(cfg(optim_wrapper=dict(type='OptimWraper', optimizer=dict(type='Adam'))))
+    with pytest.raises(ConfigArgumentError, match=r"type='MultiStepLRR' \(param_scheduler\[1\].type\), which is not "
+                       "registered in the 'parameter scheduler' registry; did you mean MultiStepLR"):
+        check_optim_settings(cfg(param_scheduler=[dict(type='LinearLR'), dict(type='MultiStepLRR')]))
+    with pytest.raises(ConfigArgumentError, match=r"MultiStepLR gamma='0.5' \(param_scheduler.gamma\)"):
+        check_optim_settings(cfg(param_scheduler=dict(type='MultiStepLR', milestones=[2], gamma='0.5')))
+    # one wrapper per part of the model (MultiOptimWrapperConstructor)
+    parts = dict(constructor='MultiOptimWrapperConstructor', generator=dict(optimizer=dict(type='Adam', lr=1e-4)),
+                 discriminator=dict(optimizer=dict(type='SGD', lr='abc')))
+    with pytest.raises(ConfigArgumentError, match=r"SGD lr='abc' \(optim_wrapper.discriminator.optimizer.lr\), a "
+                       'string where it takes a number; give lr a number$'):
+        check_optim_settings(cfg(optim_wrapper=parts))
+
+
+def test_unknown_types_of_child_registries_and_spaced_names_get_close_names():
+    """mmagic's child of mmengine's optim_wrapper registry is named optimizer_wrapper (no close names were found),
+    and 'parameter scheduler' has a space (mmengine's KeyError went through as a traceback)."""
+    text = explain_unknown_type("'OptimWraper is not in the mmagic::optimizer_wrapper registry. Please check ...'")
+    assert "registered in the 'optimizer_wrapper' registry; did you mean OptimWrapper" in text
+    text = explain_unknown_type("'MultiStepLRR is not in the mmagic::parameter scheduler registry. Please check'")
+    assert text.startswith("the config names type='MultiStepLRR', which is not registered in the 'parameter "
+                           "scheduler' registry; did you mean MultiStepLR")
+
+
+def test_a_tool_stops_on_a_bad_optimizer_setting_with_one_line_and_creates_nothing(tmp_path, monkeypatch):
+    """tools/train.py ran until mmengine built the optimizer (after the work directory, its logs and the data
+    loaders) and ended in torch's traceback."""
+    import pytest
+    from conftest import ROOT
+
+    from panet_mm.engine.cli import read_tool_config
+    monkeypatch.chdir(tmp_path)
+    settings = {"optim_wrapper = dict(optimizer=dict(lr='1e-4'))":
+                "error: the config gives Adam lr='1e-4' (optim_wrapper.optimizer.lr), a string where it takes a "
+                'number; write lr=1e-4 without quotes',
+                "optim_wrapper = dict(optimizer=dict(type='Adamm'))":
+                "error: the config names type='Adamm' (optim_wrapper.optimizer.type), which is not registered in the "
+                "'optimizer' registry; did you mean Adam",
+                "model = dict(generator=dict(attention_cfg=dict(reduction='4')))":
+                "error: the config gives PyramidAttention reduction='4' (model.generator.attention_cfg.reduction), a "
+                'string where it takes an int; write reduction=4 without quotes'}
+    for line, message in settings.items():
+        (tmp_path / 'my.py').write_text(f"_base_ = '{ROOT}/configs/demo/panet_sr_x2_demo.py'\n{line}\n")
+        with pytest.raises(SystemExit) as err:
+            read_tool_config('my.py')
+        assert str(err.value.code).startswith(message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['my.py']
+
+
+def test_constructors_can_refuse_a_quoted_number_in_the_words_of_the_tools():
+    """PyramidAttention(channels='8') failed with "not all arguments converted during string formatting"."""
+    import pytest
+
+    from panet_mm.engine.config_checks import ConfigArgumentError, check_init_arguments
+    from panet_mm.models.editors.panet.panet_net import PAEDSRNet
+    from panet_mm.models.layers import PyramidAttention
+    with pytest.raises(ConfigArgumentError, match=r"^PyramidAttention got channels='8', a string where it takes an "
+                       'int; write channels=8 without quotes$'):
+        check_init_arguments(PyramidAttention, dict(channels='8', reduction=2))
+    with pytest.raises(ConfigArgumentError, match=r"^PAEDSRNet got mid_channels='sixteen', a string where it takes an "
+                       'int; give mid_channels a number$'):
+        check_init_arguments(PAEDSRNet, dict(mid_channels='sixteen'))
+    with pytest.raises(ConfigArgumentError, match='^PyramidAttention got softmax_scale=None, no value where it takes '
+                       'a number; give softmax_scale a number$'):
+        check_init_arguments(PyramidAttention, dict(softmax_scale=None))
+    check_init_arguments(PyramidAttention, dict(self=None, channels=8, chunk_size=None, memory_budget_mb=None,
+                                                implementation='reference'))
