@@ -173,6 +173,11 @@ def _folder_jobs(input_path: str, output_path: str, recursive: bool, suffix: str
     if osp.exists(output_path) and not osp.isdir(output_path):
         raise RestoreParameterError('output_path', f"{{param}} '{output_path}' is a file but the input "
                                     f"'{input_path}' is a folder; pass an output folder")
+    out_ext = osp.splitext(output_path.rstrip('/' + os.sep))[1].lower()
+    if not osp.exists(output_path) and (out_ext in IMAGE_EXTENSIONS or out_ext in UNWRITABLE_IMAGE_EXTENSIONS):
+        raise RestoreParameterError('output_path', f"{{param}} '{output_path}' names an image file but the input "
+                                    f"'{input_path}' is a folder; pass an output folder (a name without an image "
+                                    'extension)')
     in_real, out_real = osp.realpath(input_path), osp.realpath(output_path)
     sources = _collect(input_path, recursive, None if _inside(in_real, out_real) else out_real)
     if not sources:
@@ -205,6 +210,11 @@ def _folder_jobs(input_path: str, output_path: str, recursive: bool, suffix: str
 UNWRITABLE_IMAGE_EXTENSIONS = ('.gif', '.heic', '.heif', '.avif', '.jxl', '.svg', '.ico', '.psd', '.dng', '.raw')
 
 
+#: An extension like a file type's (``.txt``, ``.json``): letters only. Such a new output name is refused rather than
+#: made a folder (``out.txt/photo.png``); ``results.v2`` or ``run.2026`` stay folder names.
+_FILE_LIKE_EXTENSION = re.compile(r'\.[a-z]{1,5}')
+
+
 def _file_job(input_path: str, output_path: str, suffix: str, ext: Optional[str]) -> RestoreJob:
     problem = input_problem(input_path)
     if problem:
@@ -216,6 +226,11 @@ def _file_job(input_path: str, output_path: str, suffix: str, ext: Optional[str]
         raise RestoreParameterError('output_path', f"{{param}} '{output_path}' names a {out_ext[1:].upper()} file, a "
                                     'format OpenCV cannot write; name a .png, .jpg, .tif, .webp or .bmp file, or an '
                                     'output folder')
+    if not folder and not osp.exists(output_path) and _FILE_LIKE_EXTENSION.fullmatch(out_ext) \
+            and out_ext not in IMAGE_EXTENSIONS:
+        raise RestoreParameterError('output_path', f"{{param}} '{output_path}' has the extension '{out_ext}', not an "
+                                    "image's; name a .png, .jpg, .tif, .webp or .bmp file, or an output folder (an "
+                                    "existing one, or the name with a trailing '/')")
     if folder or out_ext not in IMAGE_EXTENSIONS:
         return RestoreJob(input_path, osp.join(output_path, stem + suffix + (ext or src_ext)), output_path)
     if ext is not None and ext.lower() != osp.splitext(output_path)[1].lower():
@@ -317,7 +332,8 @@ def _check_jobs(jobs: List[RestoreJob]) -> None:
         job.error = folder_in_the_way(job.dst)
         if not job.error and not cv2.haveImageWriter(job.dst):
             kind = osp.splitext(job.dst)[1] or 'extension-less'
-            job.error = f"OpenCV cannot write '{kind}' files such as '{job.dst}'; choose the output format png"
+            job.error = (f"OpenCV cannot write '{kind}' files such as '{job.dst}'; choose the output format png "
+                         "(ext='png'; on the command line --ext png)")
 
 
 def config_scale(config: str) -> int:

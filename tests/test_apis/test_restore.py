@@ -404,6 +404,24 @@ def test_plan_single_file(tmp_path):
     assert not (tmp_path / 'b.gif').exists()
     assert R.plan_jobs(src, str(tmp_path / 'b.gif') + '/')[0].dst == str(tmp_path / 'b.gif' / 'a.png')
     assert R.plan_jobs(src, str(tmp_path / 'results.v2'))[0].dst == str(tmp_path / 'results.v2' / 'a.png')
+    # a file type's extension (letters) that is not an image's: refused (it became the folder 'a.txt/a.png')
+    with pytest.raises(R.RestoreParameterError, match=r"'.*a\.txt' has the extension '\.txt', not an image's"):
+        R.plan_jobs(src, str(tmp_path / 'a.txt'))
+    assert R.plan_jobs(src, str(tmp_path / 'a.txt') + '/')[0].dst == str(tmp_path / 'a.txt' / 'a.png')
+    (tmp_path / 'out.d').mkdir()                                     # an existing folder is a folder
+    assert R.plan_jobs(src, str(tmp_path / 'out.d'))[0].dst == str(tmp_path / 'out.d' / 'a.png')
+
+
+def test_plan_refuses_a_folder_input_with_an_image_file_output(tmp_path):
+    """A folder of images into 'single.png': the images went into a new folder named single.png."""
+    make_images(tmp_path / 'in', ['a.png', 'b.png'])
+    for name in ('single.png', 'single.gif'):
+        with pytest.raises(R.RestoreParameterError, match=rf"'.*{name}' names an image file but the input '.*in' is a "
+                           'folder; pass an output folder'):
+            R.plan_jobs(str(tmp_path / 'in'), str(tmp_path / name))
+        assert not (tmp_path / name).exists()
+    (tmp_path / 'old.png').mkdir()                                   # an existing folder with such a name is used
+    assert R.plan_jobs(str(tmp_path / 'in'), str(tmp_path / 'old.png'))[0].dst == str(tmp_path / 'old.png' / 'a.png')
 
 
 def test_plan_refuses_to_overwrite_inputs(tmp_path):
