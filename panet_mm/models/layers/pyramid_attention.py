@@ -14,6 +14,7 @@ from torch import Tensor
 
 from panet_mm.ops import pyramid_attention as pa_ops
 from panet_mm.ops.flops import CHUNKED_ATTENTION_OP, chunked_attention_flop_handle
+from panet_mm.utils.arguments import check_init_arguments
 
 
 class _Embedding(nn.Sequential):
@@ -82,6 +83,7 @@ class PyramidAttention(nn.Module):
                  implementation: str = 'chunked',
                  chunk_size: Optional[int] = None,
                  memory_budget_mb: Optional[float] = None) -> None:
+        check_init_arguments(type(self), locals())  # channels='8' failed in `channels % reduction`, naming nothing
         super().__init__()
         if channels % reduction != 0:
             raise ValueError(f'channels ({channels}) must be divisible by reduction ({reduction})')

@@ -123,3 +123,24 @@ def test_bad_input_is_named():
         block(torch.zeros(1, 4, 6, 6))
     with pytest.raises(ValueError, match='divisible'):
         PyramidAttention(10, 4)
+
+
+@pytest.mark.parametrize('config, message', [
+    (dict(type='PyramidAttention', channels='8'),
+     "PyramidAttention got channels='8', a string where it takes an int; write channels=8 without quotes"),
+    (dict(type='PyramidAttention', channels=8, softmax_scale='10'),
+     "PyramidAttention got softmax_scale='10', a string where it takes a number; write softmax_scale=10 without quotes"),
+    (dict(type='PAEDSRNet', mid_channels='16'),
+     "PAEDSRNet got mid_channels='16', a string where it takes an int; write mid_channels=16 without quotes"),
+    (dict(type='PANet', num_blocks=None),
+     'PANet got num_blocks=None, no value where it takes an int; give num_blocks a number'),
+])
+def test_a_quoted_number_is_refused_by_the_constructor_naming_the_argument(config, message):
+    """MODELS.build from Python (no tool's config check): the TypeError came from `channels % reduction` or torch's
+    nn.Conv2d ("not all arguments converted during string formatting"), naming nothing."""
+    from mmagic.registry import MODELS
+
+    from panet_mm.utils.arguments import ConfigArgumentError
+    with pytest.raises(ConfigArgumentError) as err:
+        MODELS.build(config)
+    assert str(err.value) == message

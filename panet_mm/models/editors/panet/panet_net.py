@@ -16,6 +16,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from panet_mm.models.layers import PyramidAttention, ResBlock
+from panet_mm.utils.arguments import check_init_arguments
 
 from .mean_shift import MeanShift
 
@@ -99,6 +100,7 @@ class PANet(_ChannelsLast, BaseModule):
                  attention_cfg: Optional[dict] = None,
                  channels_last: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
+        check_init_arguments(type(self), locals())  # mid_channels='16' failed inside nn.Conv2d, naming nothing
         super().__init__(init_cfg=init_cfg)
         self.rgb_range = rgb_range
         self.conv_first = nn.Conv2d(in_channels, mid_channels, 3, padding=1)
@@ -162,6 +164,7 @@ class PAEDSRNet(_ChannelsLast, BaseModule):
                  attention_cfg: Optional[dict] = None,
                  channels_last: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
+        check_init_arguments(type(self), locals())  # mid_channels='16' failed inside nn.Conv2d, naming nothing
         super().__init__(init_cfg=init_cfg)
         if len(rgb_mean) != in_channels or len(rgb_std) != in_channels:
             raise ValueError(f'rgb_mean and rgb_std need {in_channels} values (in_channels), '
