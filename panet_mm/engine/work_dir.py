@@ -31,6 +31,20 @@ from panet_mm.utils.fileio import temp_file_target
 LOCK_NAME = '.panet_mm_train.lock'
 
 
+class WorkDirError(ParameterError, OSError):
+    """The work directory cannot be created."""
+
+
+def _why_not_made(path: str, err: OSError) -> str:
+    """Why ``os.makedirs(path)`` failed, in words: the file standing in the path, else the system's reason."""
+    parent = osp.abspath(path)
+    while not osp.exists(parent) and osp.dirname(parent) != parent:
+        parent = osp.dirname(parent)
+    if osp.exists(parent) and not osp.isdir(parent):
+        return f"'{parent}' is a file"
+    return f"{err.strerror or err} (in '{parent}')"
+
+
 class WorkDirBusyError(ParameterError, RuntimeError):
     """Another live training run holds the work directory."""
 
@@ -94,7 +108,13 @@ class WorkDirLock:
             WorkDirLock: ``self``; ``note`` says whether a stale lock was taken over.
         """
         self._made = _missing_folders(self.work_dir)
-        os.makedirs(self.work_dir, exist_ok=True)
+        try:
+            os.makedirs(self.work_dir, exist_ok=True)
+        except OSError as err:  # a file in the path, /proc, a read-only or full disk: a traceback from os.makedirs
+            self._made = []
+            why = _why_not_made(self.work_dir, err)
+            raise WorkDirError('work_dir', f"{{param}} '{self.work_dir}' cannot be created: {why}; pass another "
+                               '{param}') from None
         host, pid = socket.gethostname(), os.getpid()
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -204,4 +224,4 @@ def remove_interrupted_saves(work_dir: str) -> Tuple[List[str], int]:
     return removed, size
 
 
-__all__ = ['LOCK_NAME', 'WorkDirBusyError', 'WorkDirLock', 'remove_interrupted_saves']
+__all__ = ['LOCK_NAME', 'WorkDirBusyError', 'WorkDirError', 'WorkDirLock', 'remove_interrupted_saves']

@@ -152,3 +152,15 @@ def test_a_failed_run_keeps_the_config_copy_an_earlier_run_wrote(demo_root, tmp_
     proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(work)] + opts, check=False)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert os.listdir(work) == [osp.basename(DEMO)]   # (rewritten by mmengine, as every run does; not removed)
+
+
+def test_a_work_dir_that_cannot_be_created_is_named_with_the_file_in_its_way(tmp_path):
+    """A work directory below a file was os.makedirs' NotADirectoryError traceback."""
+    from panet_mm.engine.work_dir import WorkDirError
+    (tmp_path / 'config.py').write_text('')
+    with pytest.raises(WorkDirError) as err:
+        WorkDirLock(str(tmp_path / 'config.py' / 'run')).acquire()
+    assert err.value.for_cli({'work_dir': '--work-dir'}) == (
+        f"--work-dir '{tmp_path}/config.py/run' cannot be created: '{tmp_path}/config.py' is a file; pass another "
+        '--work-dir')
+    assert sorted(os.listdir(tmp_path)) == ['config.py']
