@@ -171,7 +171,11 @@ def checkpoint_problem(filename: Union[str, Path]) -> Optional[str]:
             kind = _not_a_torch_file(f.read(4096))
     except OSError as e:
         return f"checkpoint '{filename}' cannot be read ({e.strerror or e}); check the file and its permissions"
-    return f"checkpoint '{filename}' is not a PyTorch checkpoint: {kind}" if kind else None
+    if not kind:
+        return None
+    fix = '' if ';' in kind or 'git lfs' in kind else ('; pass the .pth file tools/train.py saved (or one torch.save '
+                                                         'wrote), or copy or download this one again')
+    return f"checkpoint '{filename}' is not a PyTorch checkpoint: {kind}{fix}"
 
 
 def load_weights_only(filename: Union[str, Path], map_location: Any = 'cpu') -> Any:

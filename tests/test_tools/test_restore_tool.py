@@ -122,7 +122,8 @@ def test_wrong_checkpoint_is_refused_before_writing(inputs, tmp_path, capsys):
     (tmp_path / 'notes.pth').write_text('hello\n')   # once a KeyError traceback from torch's unpickler, exit 1
     rc, _, err = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', tmp_path / 'notes.pth', inputs, out)
     assert rc == 2 and err.strip() == f"error: checkpoint '{tmp_path / 'notes.pth'}' is not a PyTorch checkpoint: " \
-        'it is a text file'
+        'it is a text file; pass the .pth file tools/train.py saved (or one torch.save wrote), or copy or download ' \
+        'this one again'
     rc, _, err = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', tmp_path, inputs, out)
     assert rc == 2 and f"checkpoint '{tmp_path}' is a folder; pass a .pth file in it" in err and not out.exists()
 

@@ -129,7 +129,8 @@ def test_bad_input_is_named():
     (dict(type='PyramidAttention', channels='8'),
      "PyramidAttention got channels='8', a string where it takes an int; write channels=8 without quotes"),
     (dict(type='PyramidAttention', channels=8, softmax_scale='10'),
-     "PyramidAttention got softmax_scale='10', a string where it takes a number; write softmax_scale=10 without quotes"),
+     "PyramidAttention got softmax_scale='10', a string where it takes a number; write softmax_scale=10 without "
+     'quotes'),
     (dict(type='PAEDSRNet', mid_channels='16'),
      "PAEDSRNet got mid_channels='16', a string where it takes an int; write mid_channels=16 without quotes"),
     (dict(type='PANet', num_blocks=None),

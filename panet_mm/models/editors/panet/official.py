@@ -85,8 +85,11 @@ def load_official_file(path: str) -> Dict[str, Tensor]:
     try:
         obj = load_weights_only(path, map_location='cpu')
     except (UnsafeCheckpointError, OSError) as err:
-        raise ConversionError(f'not a plain tensor checkpoint: {first_line(err, 600)} (the released files hold '
-                              'tensors only)') from err
+        text = first_line(err, 600)
+        if 'is not a PyTorch checkpoint' in text:  # (names the file and the fix already)
+            raise ConversionError(text.replace('the .pth file tools/train.py saved (or one torch.save wrote)',
+                                               'the released .pt file')) from err
+        raise ConversionError(f'not a plain tensor checkpoint: {text} (the released files hold tensors only)') from err
     return unwrap_state_dict(obj, source=path, error=ConversionError)
 
 

@@ -363,6 +363,16 @@ def test_truncated_file_refused(tmp_path, capsys):
     _refused(tmp_path, capsys, str(bad), SMALL_PANET_ARGS, 'truncated.pt', 'not a plain tensor checkpoint')
 
 
+def test_a_text_file_is_named_once_with_the_fix(tmp_path, capsys):
+    """'not a plain tensor checkpoint: checkpoint ... is not a PyTorch checkpoint: it is a text file' said it twice
+    and gave no fix."""
+    (tmp_path / 'notes.pt').write_text('model_x2.pt: see the release page\n')
+    err = _refused(tmp_path, capsys, str(tmp_path / 'notes.pt'), SMALL_PANET_ARGS)
+    assert err.strip().splitlines()[-1] == (
+        f"error: checkpoint '{tmp_path / 'notes.pt'}' is not a PyTorch checkpoint: it is a text file; pass the "
+        'released .pt file, or copy or download this one again')
+
+
 class Payload:
     """Any non-tensor object: weights_only refuses to unpickle it."""
 
