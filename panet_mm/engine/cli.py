@@ -27,7 +27,13 @@ from panet_mm.utils.interrupt import one_line_interrupts
 
 from ..registry import register_config_package
 from ..utils.config_names import config_not_found, find_config
-from .config_checks import ConfigArgumentError, check_argument_types, explain_bad_argument, explain_unknown_type
+from .config_checks import (
+    ConfigArgumentError,
+    check_argument_types,
+    explain_bad_argument,
+    explain_unknown_type,
+    misspelt_top_level_keys,
+)
 from .distributed import LauncherError, setup_distributed
 from .runner import PANetRunner
 from .work_dir import WorkDirLock, remove_interrupted_saves
@@ -144,6 +150,8 @@ def load_config(args: argparse.Namespace) -> Config:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     cfg = read_tool_config(args.config, args.cfg_options)
+    for problem in misspelt_top_level_keys(cfg):
+        print(f'warning: {problem}', file=sys.stderr)
     cfg.launcher = args.launcher
     note = adopt_test_modes(cfg)
     if note:

@@ -175,6 +175,32 @@ def check_optim_settings(cfg: Mapping[str, Any]) -> None:
             _check_numbers(node, node['type'], _number_arguments(classes), path)
 
 
+#: Top-level keys mmengine's runner reads (``Runner.__init__``'s arguments), and those the tools read.
+RUNNER_KEYS = ('model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg', 'val_cfg',
+               'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler', 'val_evaluator', 'test_evaluator',
+               'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from', 'resume', 'launcher', 'env_cfg',
+               'log_processor', 'log_level', 'visualizer', 'default_scope', 'randomness', 'experiment_name',
+               'custom_imports', 'runner_type', 'tensorboard')
+
+
+def misspelt_top_level_keys(cfg: Mapping[str, Any]) -> List[str]:
+    """One sentence per top-level key that is not one the runner reads but nearly is (``train_dataloder``).
+
+    Why it exists: mmengine ignores top-level keys it does not know, so a misspelt ``train_dataloder = dict(...)``
+    trains with its base's loader without a word. Other unknown keys are a config's own variables (``scale``,
+    ``data_root``) and are left alone.
+    """
+    found = []
+    for key in cfg.keys():
+        if key in RUNNER_KEYS or str(key).startswith('_'):
+            continue
+        close = difflib.get_close_matches(str(key), RUNNER_KEYS, n=1, cutoff=0.85)
+        if close:
+            found.append(f"the config's top-level key '{key}' is not one the runner reads, so it is ignored; did you "
+                         f"mean '{close[0]}'?")
+    return found
+
+
 def _unknown_type(name: str, registry: str, where: Optional[str] = None) -> str:
     """One sentence for a type name that the registry ``registry`` (and its tree) does not hold, with close names."""
     close = difflib.get_close_matches(name, _registered_names(registry), n=5, cutoff=0.6)

@@ -51,7 +51,7 @@ def test_every_shipped_config_passes_the_argument_check():
     from conftest import ROOT
     from mmengine.config import Config
 
-    from panet_mm.engine.config_checks import check_argument_types, check_optim_settings
+    from panet_mm.engine.config_checks import check_argument_types, check_optim_settings, misspelt_top_level_keys
     from panet_mm.registry import register_config_package
     register_config_package()
     configs = sorted(glob.glob(f'{ROOT}/configs/**/*.py', recursive=True))
@@ -61,6 +61,7 @@ def test_every_shipped_config_passes_the_argument_check():
         cfg = Config.fromfile(path)
         check_argument_types(cfg.get('model'))
         check_optim_settings(cfg)
+        assert misspelt_top_level_keys(cfg) == [], path   # their own variables are no near-miss of a runner key
 
 
 def test_nested_attention_settings_are_checked_as_pyramid_attention_arguments():
@@ -186,3 +187,25 @@ def test_constructors_can_refuse_a_quoted_number_in_the_words_of_the_tools():
         check_init_arguments(PyramidAttention, dict(softmax_scale=None))
     check_init_arguments(PyramidAttention, dict(self=None, channels=8, chunk_size=None, memory_budget_mb=None,
                                                 implementation='reference'))
+
+
+def test_a_misspelt_top_level_key_is_named_with_the_key_it_nearly_is(tmp_path, capsys):
+    """mmengine ignores top-level keys it does not read: `train_dataloder = dict(...)` trained with the base's loader
+    without a word."""
+    from conftest import DEMO_CONFIG
+
+    from panet_mm.engine.cli import load_config
+    from panet_mm.engine.config_checks import misspelt_top_level_keys
+    assert misspelt_top_level_keys(dict(train_dataloder=dict(), val_evaluators=[], scale=2, data_root='x',
+                                        train_pipeline=[], _base_='b.py')) == [
+        "the config's top-level key 'train_dataloder' is not one the runner reads, so it is ignored; did you mean "
+        "'train_dataloader'?",
+        "the config's top-level key 'val_evaluators' is not one the runner reads, so it is ignored; did you mean "
+        "'val_evaluator'?"]
+    mine = tmp_path / 'mine.py'
+    mine.write_text(f"_base_ = '{DEMO_CONFIG}'\ntrain_dataloder = dict(batch_size=2)\n")
+    import argparse
+    load_config(argparse.Namespace(config=str(mine), cfg_options=None, launcher='none', local_rank=0,
+                                   work_dir=str(tmp_path / 'w')))
+    err = capsys.readouterr().err
+    assert "warning: the config's top-level key 'train_dataloder' is not one the runner reads" in err
