@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import os.path as osp
-from typing import TYPE_CHECKING, Any, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Tuple
 
 import mmengine
 import numpy as np
@@ -111,6 +111,66 @@ class NonFiniteOutputHook(Hook):
                     'nothing was written - the checkpoint or the test-time settings (e.g. AMP, fp16) are broken')
 
 
+def _pair_scale(dataset: Any) -> Optional[Tuple[float, Tuple[int, int], Tuple[int, int]]]:
+    """``(scale, input size, ground-truth size)`` of ``dataset``'s first sample (the data's up-scaling factor, 1 for
+    restoration), or None where it has no ``inputs`` and ``gt_img`` of matching aspect."""
+    while hasattr(dataset, 'dataset') and not hasattr(dataset, 'prepare_data'):  # (a wrapper such as RepeatDataset)
+        dataset = dataset.dataset
+    try:
+        sample = dataset.prepare_data(0) if hasattr(dataset, 'prepare_data') else dataset[0]
+    except Exception:  # noqa: BLE001 (a damaged first sample is the loop's to report, naming its files)
+        return None
+    inputs, gt = sample.get('inputs'), getattr(sample.get('data_samples'), 'gt_img', None)
+    if not isinstance(inputs, torch.Tensor) or not hasattr(gt, 'shape') or inputs.dim() < 2 \
+            or min(inputs.shape[-2:]) < 1:
+        return None
+    (ih, iw), (gh, gw) = tuple(inputs.shape[-2:]), tuple(gt.shape[-2:])  # (PackInputs: C x H x W tensors)
+    scale_h, scale_w = gh / ih, gw / iw
+    if abs(scale_h - scale_w) > 1 / min(ih, iw):  # not one scale for both sides: the loop reports it
+        return None
+    return round(scale_h, 3), (ih, iw), (gh, gw)
+
+
+@HOOKS.register_module()
+class ValidationScaleHook(Hook):
+    """Before the first training iteration, compare the scale of every validation set with the training data's.
+
+    Why it exists: a validation set of another scale (``LRbicx3`` for an x2 run) was found only at the first
+    validation, 5000 iterations into the paper configs, by :func:`check_output_size`. One sample of each set is
+    loaded before training starts.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner: Runner) -> None:
+        """Raise :class:`ValidationScaleError` naming the first validation set of another scale than the training's."""
+        loop = runner.val_loop
+        train_loader = getattr(runner.train_loop, 'dataloader', None)
+        if loop is None or train_loader is None:
+            return
+        found = _pair_scale(train_loader.dataset)
+        if found is None:
+            return
+        scale = found[0]
+        loaders = getattr(loop, 'dataloaders', None) or [getattr(loop, 'dataloader', None)]
+        for loader in loaders:
+            dataset = getattr(loader, 'dataset', None)
+            seen = _pair_scale(dataset) if dataset is not None else None
+            if seen is None or seen[0] == scale:
+                continue
+            val_scale, (ih, iw), (gh, gw) = seen
+            name = getattr(dataset, 'metainfo', {}).get('dataset_type') or type(dataset).__name__
+            folder = getattr(dataset, 'data_prefix', {}).get('img', getattr(dataset, 'data_root', ''))
+            raise ValidationScaleError(
+                f"validation set '{name}' ('{folder}') pairs {ih}x{iw} inputs with {gh}x{gw} ground truth "
+                f'(x{val_scale:g}), but the training pairs are x{scale:g}: point its data_prefix at the x{scale:g} '
+                'images (found before training, not at the first validation)')
+
+
+class ValidationScaleError(PanetMMError, RuntimeError):
+    """A validation set's scale is not the training data's."""
+
+
 def _plain_number(value: Any) -> Any:
     """A metric as plain Python numbers: numpy scalars, which YAML tags as Python objects that ``yaml.safe_load``
     refuses, and tensors (mmagic's ``MAE`` and ``MSE`` return one-element tensors), which JSON cannot write."""
@@ -149,4 +209,4 @@ class SaveMetricsHook(Hook):
 
 
 __all__ = ['NonFiniteLossError', 'NonFiniteLossHook', 'NonFiniteOutputError', 'NonFiniteOutputHook',
-           'SaveMetricsHook']
+           'SaveMetricsHook', 'ValidationScaleError', 'ValidationScaleHook']

@@ -48,7 +48,7 @@ from .checkpoint import (
     load_checkpoint_file,
     safe_checkpoint_loading,
 )
-from .hooks import NonFiniteLossHook, NonFiniteOutputHook
+from .hooks import NonFiniteLossHook, NonFiniteOutputHook, ValidationScaleHook
 
 if TYPE_CHECKING:  # annotations only
     from torch import nn
@@ -80,7 +80,7 @@ class PANetRunner(Runner):
         """mmengine's ``Runner``, plus panet_mm's checkpoint / non-finite hooks and atomic checkpoint writes."""
         super().__init__(*args, **kwargs)
         ensure_checkpoint_hook(self)
-        for hook_type in (NonFiniteLossHook, NonFiniteOutputHook):
+        for hook_type in (NonFiniteLossHook, NonFiniteOutputHook, ValidationScaleHook):
             if not any(isinstance(h, hook_type) for h in self.hooks):
                 self.register_hook(hook_type())
         for hook in self.hooks:
