@@ -434,12 +434,18 @@ def _restore_one(inferencer: Any, job: RestoreJob, log: Callable[[str], None], s
 
 
 def _stop_reason(err: OSError, job: RestoreJob, left: int) -> Optional[str]:
-    """Why the whole run stops (a full or read-only disk fails every later image too), else None."""
+    """Why the whole run stops (a full or read-only disk fails every later image too), else None: also for a
+    protected file to replace (immutable, or a read-only file's folder) in a folder that is writable, which fails
+    that image only."""
     if err.errno not in _DISK_FULL + _READ_ONLY:
         return None
+    folder = osp.dirname(osp.abspath(job.dst))
+    if err.errno in _READ_ONLY and osp.lexists(job.dst) and os.access(folder, os.W_OK):
+        return None
     fix = 'free space on that disk' if err.errno in _DISK_FULL else 'choose a writable output folder'
-    return (f"cannot write '{err.filename or job.dst}' ({err.strerror}); stopped before computing the other {left} "
-            f'image(s): {fix} and rerun (finished results are kept)')
+    rest = f'; stopped before computing the other {left} image(s)' if left else ''
+    return (f"cannot write '{err.filename or job.dst}' ({err.strerror}){rest}: {fix} and rerun (finished results "
+            'are kept)')
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -510,6 +516,9 @@ def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool =
                     summary.failed.append((job.src, summary.stopped))
                     break
                 reason = f'{type(err).__name__}: {first_line(err)}'
+                if isinstance(err, OSError) and err.errno in _READ_ONLY and osp.lexists(job.dst):
+                    reason = (f"'{job.dst}' cannot be replaced ({err.strerror}): it is protected (immutable, or "
+                              'owned by another user); remove the protection or choose another output')
                 summary.failed.append((job.src, reason))
                 log(f"skipped '{job.src}': {reason}")
             else:

@@ -109,8 +109,9 @@ def atomic_write(path: PathLike, data: Union[bytes, str], encoding: Optional[str
     except BaseException as err:
         if osp.exists(tmp):
             os.remove(tmp)
-        if isinstance(err, OSError) and not err.filename and err.errno is not None:
-            err.filename = path  # an OSError without errno would print '[Errno None] None' instead of its message
+        if isinstance(err, OSError) and err.errno is not None and (not err.filename or err.filename == tmp):
+            err.filename = path  # (the temporary name, from a refused os.replace, means nothing to the caller; an
+            err.filename2 = None  # OSError without errno would print '[Errno None] None' instead of its message)
         raise
 
 

@@ -700,3 +700,31 @@ def test_restore_files_reports_the_cost_note(restorer, tmp_path, monkeypatch):
                               progress=False)
     assert [osp.basename(p) for p in summary.restored] == ['a.png']
     assert any('a.png' in ln and '16x12 in one pass' in ln for ln in lines), lines
+
+
+def test_a_protected_output_fails_that_image_only_naming_it_not_the_temporary_file(restorer, tmp_path, monkeypatch):
+    """An immutable 'ro.png' to replace (os.replace refused, EPERM) in a writable folder: the run stopped for every
+    image, naming '.ro.png.XXXX.tmp', a file the user never made, and 'the other 0 image(s)'."""
+    import errno
+    import os
+    make_images(tmp_path / 'in', ['a.png', 'b.png'])
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'a.png').write_bytes(b'old')
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if str(dst) == str(out / 'a.png'):
+            raise PermissionError(errno.EPERM, 'Operation not permitted', str(src), str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'replace', replace)
+    lines = []
+    summary = R.restore_files(restorer, R.plan_jobs(str(tmp_path / 'in'), str(out)), overwrite=True, progress=False,
+                              log=lines.append)
+    assert summary.stopped is None and summary.restored == [str(out / 'b.png')]
+    (src, reason), = summary.failed
+    assert src.endswith('a.png') and reason == (
+        f"'{out / 'a.png'}' cannot be replaced (Operation not permitted): it is protected (immutable, or owned by "
+        'another user); remove the protection or choose another output')
+    assert (out / 'a.png').read_bytes() == b'old' and sorted(os.listdir(out)) == ['a.png', 'b.png']  # no .tmp left
