@@ -53,10 +53,45 @@ def load_state_dict_safely(path: str) -> Dict[str, Tensor]:
     return unwrap_state_dict(obj, path, error=CheckpointRefusedError)
 
 
+#: Generator arguments that tell one model of a family from another, named in :func:`checkpoint_origin`.
+_TELLING_ARGUMENTS = ('mid_channels', 'num_blocks', 'upscale_factor', 'upscale', 'in_channels', 'out_channels')
+
+
+def checkpoint_origin(path: str) -> Optional[str]:
+    """The run that saved an mmengine checkpoint and the generator its config builds, read from its ``meta``
+    (``experiment_name``, and ``cfg``: the config's text); None where the file holds no such record.
+
+    Why: a checkpoint refused for another config listed a hundred keys, while its own metadata names the config
+    it was trained with (e.g. ``run 'panet_sr_x2_demo_20261206_101010' (PAEDSRNet, mid_channels=32, ...)``).
+    """
+    try:
+        meta = load_weights_only(path, 'cpu').get('meta') or {}
+    except Exception:  # noqa: BLE001 (no record: the message goes without it)
+        return None
+    if not isinstance(meta, dict):
+        return None
+    run = meta.get('experiment_name')
+    built = None
+    if isinstance(meta.get('cfg'), str):
+        try:
+            from mmengine.config import Config
+            generator = Config.fromstring(meta['cfg'], '.py').get('model', {}).get('generator') or {}
+            shown = ', '.join(f'{k}={generator[k]!r}' for k in _TELLING_ARGUMENTS if k in generator)
+            built = f"{generator['type']}{f', {shown}' if shown else ''}" if 'type' in generator else None
+        except Exception:  # noqa: BLE001 (a config text mmengine cannot read back: named by its run only)
+            built = None
+    if not run and not built:
+        return None
+    return ' '.join(p for p in (f"the run '{run}'" if run else 'a run', f'({built})' if built else '') if p)
+
+
 def _mismatch_message(diff: StateDictDiff, checkpoint: str, config: str) -> str:
     lines = [f"checkpoint '{checkpoint}' does not match the model of config '{config}' ({diff.counts()} key(s)), so "
              'nothing was loaded or written; pass the checkpoint trained with this config (same architecture, '
              'size and scale) or the config it was trained with.']
+    origin = checkpoint_origin(checkpoint)
+    if origin:
+        lines.append(f'  it was saved by {origin}')
     lines += [f'  {line}' for line in diff.lines()]
     if any(k.startswith(('head.', 'tail.')) for k in diff.unexpected):
         lines.append('  hint: this looks like a released PANet / PA-EDSR file; convert it first with '

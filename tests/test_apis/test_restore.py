@@ -728,3 +728,23 @@ def test_a_protected_output_fails_that_image_only_naming_it_not_the_temporary_fi
         f"'{out / 'a.png'}' cannot be replaced (Operation not permitted): it is protected (immutable, or owned by "
         'another user); remove the protection or choose another output')
     assert (out / 'a.png').read_bytes() == b'old' and sorted(os.listdir(out)) == ['a.png', 'b.png']  # no .tmp left
+
+
+def test_a_checkpoint_of_another_config_names_the_run_and_model_that_saved_it(tmp_path):
+    """Refused for the denoising demo config, an x2 PA-EDSR checkpoint listed a hundred keys while its own metadata
+    (mmengine's Runner writes the run's name and the config's text) says what it is."""
+    from panet_mm.apis.model_loading import checkpoint_origin
+    ckpt = save_runner_checkpoint(build_demo_model(), tmp_path / 'x2.pth')
+    saved = torch.load(ckpt, weights_only=False)
+    saved['meta'].update(experiment_name='panet_sr_x2_demo_20261206_101010',
+                         cfg=Config.fromfile(DEMO_CONFIG).pretty_text)   # what Runner.save_checkpoint writes
+    torch.save(saved, ckpt)
+    origin = ("the run 'panet_sr_x2_demo_20261206_101010' (PAEDSRNet, mid_channels=32, num_blocks=4, upscale_factor=2, "
+              'in_channels=3, out_channels=3)')
+    assert checkpoint_origin(str(ckpt)) == origin
+    with pytest.raises(R.CheckpointRefusedError) as err:
+        R.build_restorer(f'{ROOT}/configs/demo/panet_dn_sigma30_demo.py', str(ckpt), device='cpu')
+    assert f'  it was saved by {origin}\n' in str(err.value)
+    plain = tmp_path / 'plain.pth'
+    torch.save(build_demo_model().state_dict(), plain)                   # no record: nothing said
+    assert checkpoint_origin(str(plain)) is None and checkpoint_origin(str(tmp_path / 'gone.pth')) is None
