@@ -43,6 +43,25 @@ def runnable_command(cmd: str) -> str:
 _SCALE_MISMATCH = re.compile(r'GT \((\d+), (\d+)\) is not (\d+)x multiplication of LQ \((\d+), (\d+)\)')
 
 
+def command_for_root(cmd: str, data_root: str) -> str:
+    """``cmd`` (a config's ``prepare_cmd``) writing where the config reads, ``data_root``, when that is not the
+    tool's default folder the command assumes.
+
+    Why: with ``data_root`` pointed elsewhere (``--cfg-options ...data_root=/data/demo/DIV2K``), the hint
+    ``make_demo_data.py`` wrote to ``data/demo`` and the run still found nothing.
+    """
+    if not data_root or '--out' in cmd:
+        return cmd
+    root, parent = osp.normpath(data_root), osp.dirname(osp.normpath(data_root))
+    if 'make_demo_data.py' in cmd and parent != osp.normpath('data/demo'):
+        return re.sub(r'(make_demo_data\.py)', rf'\1 --out {parent}', cmd, count=1)
+    if 'prepare_testsets.py' in cmd and parent != 'data':
+        return re.sub(r'(prepare_testsets\.py)', rf'\1 --out {parent}', cmd, count=1)
+    if '--div2k data/DIV2K ' in cmd and root != osp.normpath('data/DIV2K'):
+        return cmd.replace('--div2k data/DIV2K ', f'--div2k {root} ', 1)
+    return cmd
+
+
 class DataSampleError(PanetMMError, RuntimeError):
     """Loading or transforming one sample failed; the message names its files."""
 
@@ -91,7 +110,8 @@ class CheckedImageDataset(BasicImageDataset):
 
     def _missing(self, what: str) -> FileNotFoundError:
         name = self.metainfo.get('dataset_type', type(self).__name__)
-        hint = f'; prepare it with: {runnable_command(self.prepare_cmd)}' if self.prepare_cmd else ''
+        hint = (f'; prepare it with: {runnable_command(command_for_root(self.prepare_cmd, self.data_root))}'
+                if self.prepare_cmd else '')
         return FileNotFoundError(f'dataset {name!r}: {what}{hint}')
 
     def load_data_list(self) -> List[dict]:

@@ -59,3 +59,23 @@ def test_lr_of_another_scale_blames_the_folder_and_a_misfit_file_the_file(tmp_pa
     assert ("1/3 of its 48x48 GT, but the pipeline crops for scale 2: data_prefix['img'] "
             f"('{tmp_path}/lq') holds x3 images" in text) == folder_advice, text
     assert ('replace or remove this file' in text) != folder_advice, text
+
+
+@pytest.mark.parametrize('cmd, data_root, expected', [
+    ('python tools/dataset_converters/make_demo_data.py', 'data/demo/DIV2K',
+     'python tools/dataset_converters/make_demo_data.py'),
+    ('python tools/dataset_converters/make_demo_data.py', '/data/mine/DIV2K',
+     'python tools/dataset_converters/make_demo_data.py --out /data/mine'),
+    ('python tools/dataset_converters/prepare_testsets.py --set5 PATH/TO/Set5/HR (README)', '/sets/Set5',
+     'python tools/dataset_converters/prepare_testsets.py --out /sets --set5 PATH/TO/Set5/HR (README)'),
+    ('python tools/dataset_converters/prepare_testsets.py --set5 PATH/TO/Set5/HR', 'data/Set5',
+     'python tools/dataset_converters/prepare_testsets.py --set5 PATH/TO/Set5/HR'),
+    ('python tools/dataset_converters/prepare_div2k.py --div2k data/DIV2K (README)', '/big/DIV2K',
+     'python tools/dataset_converters/prepare_div2k.py --div2k /big/DIV2K (README)'),
+    ('python x.py --out here', '/else/where', 'python x.py --out here'),
+])
+def test_the_prepare_hint_writes_where_the_config_reads(cmd, data_root, expected):
+    """With data_root pointed elsewhere, 'make_demo_data.py' (writing to data/demo) was the hint, and the run still
+    found nothing."""
+    from panet_mm.datasets.checked_image_dataset import command_for_root
+    assert command_for_root(cmd, data_root) == expected
