@@ -48,6 +48,7 @@ def main() -> None:
             hold_work_dir,
             load_config,
             readable_errors,
+            resume_overrides_note,
         )
         from panet_mm.engine.distributed import finish_distributed
         from panet_mm.engine.quiet import quiet_third_party_warnings
@@ -65,6 +66,9 @@ def main() -> None:
         cfg.auto_scale_lr.enable = True
     if args.resume:
         cfg.resume = True
+        note = resume_overrides_note(args.cfg_options, cfg.work_dir)
+        if note:
+            print_colored_log(note, level=logging.WARNING)
 
     stopped = (f'checkpoints already saved in {cfg.work_dir} are kept (none half-written); continue with the same '
                'command and --resume')

@@ -280,6 +280,21 @@ def hold_work_dir(cfg: Config) -> Iterator[None]:
         yield
 
 
+def resume_overrides_note(options: Optional[Sequence[str]], work_dir: str) -> Optional[str]:
+    """What ``--resume`` does to ``--cfg-options`` of the optimizer or the schedule, where there is a checkpoint to
+    resume: they do not apply (the saved optimizer and scheduler states replace them); else None.
+
+    Why: ``--resume --cfg-options optim_wrapper.optimizer.lr=0.01`` went on at the saved learning rate without a
+    word (documented, but the command line says otherwise).
+    """
+    keys = [o.split('=', 1)[0] for o in options or [] if o.startswith(('optim_wrapper', 'param_scheduler'))]
+    if not keys or not osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        return None
+    return (f"--resume continues the saved optimizer and learning-rate schedule, so {', '.join(keys)} from "
+            '--cfg-options do not apply; to start from the weights with new settings, pass --cfg-options '
+            'load_from=CHECKPOINT without --resume')
+
+
 def explain_missing_base(config: str, err: FileNotFoundError) -> str:
     """One line for a config whose base file is missing, with the fix for ``panet_mm::`` bases."""
     quoted = re.search(r'"(.+)"', str(err))  # mmengine's check_file_exist: 'file "PATH" does not exist'
@@ -534,5 +549,5 @@ def peer_stopped(err: BaseException) -> Optional[str]:
 
 
 __all__ = ['CLI_FLAGS', 'add_tensorboard', 'adopt_test_modes', 'build_runner', 'check_overrides', 'disk_error',
-           'enable_amp', 'explain_missing_base', 'hold_work_dir',
+           'enable_amp', 'explain_missing_base', 'hold_work_dir', 'resume_overrides_note',
            'load_config', 'parse_cfg_options', 'read_tool_config', 'readable_errors']

@@ -97,3 +97,16 @@ def test_readable_errors_end_an_interrupted_run_with_one_line(capsys, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         with readable_errors():
             raise KeyboardInterrupt
+
+
+def test_resume_says_that_optimizer_overrides_do_not_apply(tmp_path):
+    """`--resume --cfg-options optim_wrapper.optimizer.lr=0.01` went on at the saved learning rate without a word."""
+    from panet_mm.engine.cli import resume_overrides_note
+    options = ['optim_wrapper.optimizer.lr=0.01', 'train_cfg.max_iters=10', 'param_scheduler.milestones=[5]']
+    assert resume_overrides_note(options, str(tmp_path)) is None            # nothing to resume: they apply
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    assert resume_overrides_note(options, str(tmp_path)) == (
+        '--resume continues the saved optimizer and learning-rate schedule, so optim_wrapper.optimizer.lr, '
+        'param_scheduler.milestones from --cfg-options do not apply; to start from the weights with new settings, '
+        'pass --cfg-options load_from=CHECKPOINT without --resume')
+    assert resume_overrides_note(['train_cfg.max_iters=10'], str(tmp_path)) is None
