@@ -692,6 +692,20 @@ def test_attention_cost_note_on_large_whole_images(restorer, demo_checkpoint, mo
     assert tiled.attention_cost_note(800, 1000) is None                   # tiles bound it already
 
 
+def test_small_tiles_on_a_larger_image_get_a_note(demo_checkpoint):
+    """--tile 1 on a 120x120 image: 14400 one-pixel passes (141 s) and an attention that sees one pixel, silently."""
+    tiny = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', tile=dict(size=1))
+    assert tiny.attention_cost_note(120, 120) == (
+        'tiles of 1x1 pixels: the pyramid attention sees only each tile (it restores a pixel from similar patches '
+        'elsewhere in the image), and 120x120 takes 14400 passes of the network; tiles of 64-256 pixels keep its reach '
+        'with bounded memory (tile=dict(size=256, overlap=16))')
+    assert tiny.attention_cost_note(2, 2) is None                          # a few tiles: nothing to say
+    small = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', tile=dict(size=(16, 40), overlap=4))
+    assert 'takes 10 passes' in small.attention_cost_note(64, 64)
+    wide = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', tile=dict(size=64, overlap=8))
+    assert wide.attention_cost_note(800, 1000) is None
+
+
 def test_restore_files_reports_the_cost_note(restorer, tmp_path, monkeypatch):
     monkeypatch.setattr(restorer, 'slow_attention_macs', 0)
     make_images(tmp_path / 'in', ['a.png'])

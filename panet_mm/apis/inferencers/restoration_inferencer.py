@@ -42,6 +42,9 @@ SLOW_ATTENTION_MACS = 1e13
 #: 224x224, 5.2-7.4e9; 2.38e12 at 224x224 in 166.8 s with 2 threads). One number was 3x off on the other machine.
 CPU_MACS_PER_THREAD = (6e9, 30e9)
 #: How Python callers set the options that notes and refusals suggest; a CLI gives its flags instead.
+#: Tiles narrower than this (pixels) get a note (:meth:`RestorationInferencer.attention_cost_note`).
+SMALL_TILE = 32
+
 PYTHON_HINTS = {'max_pixels': 'max_pixels=N', 'tile': 'tile=dict(size=256, overlap=16)', 'device': "device='cuda'",
                 'ext': 'a .png result file', 'bf16': "precision='bf16'", 'fp32': "precision='fp32'"}
 #: Measured: fp16 time / fp32 time of the demo model (configs/demo/panet_sr_x2_demo.py) on a 64x64 image, CPU
@@ -483,8 +486,10 @@ class RestorationInferencer(BaseInferencer):
         with self-ensemble). Chopped or tiled restorations are bounded already, and a GPU is fast.
         """
         model = self.model
-        if (not str(self.device).startswith('cpu') or getattr(model, 'chop_cfg', None) is not None
-                or getattr(model, 'tile_cfg', None) is not None):
+        tile_cfg = getattr(model, 'tile_cfg', None)
+        if tile_cfg is not None:
+            return self._small_tiles_note(tile_cfg, height, width)
+        if not str(self.device).startswith('cpu') or getattr(model, 'chop_cfg', None) is not None:
             return None
         macs = model_attention_macs(getattr(model, 'generator', model), height, width)
         macs *= 8 if getattr(model, 'self_ensemble', False) else 1
@@ -498,7 +503,24 @@ class RestorationInferencer(BaseInferencer):
                 f'(quadratic in the pixels; roughly {eta} with {threads} CPU threads); {self.hints["tile"]} bounds '
                 f'it (the attention then sees each tile), or use {self.hints["device"]}')
 
+    def _small_tiles_note(self, tile_cfg: Mapping[str, Any], height: int, width: int) -> Optional[str]:
+        """A note for tiles under :data:`SMALL_TILE` pixels on an image that needs more than a few of them: the
+        attention, which restores a pixel from similar patches elsewhere, sees only its tile, and each tile is a
+        pass of its own (``--tile 1``: 14400 one-pixel passes for a 120x120 image, minutes, and no attention)."""
+        from panet_mm.models.editors.panet.tiling import tile_starts
+        size = tile_cfg.get('size')
+        th, tw = (size, size) if isinstance(size, int) else tuple(size)
+        if min(th, tw) >= SMALL_TILE:
+            return None
+        overlap = int(tile_cfg.get('overlap', 0))
+        count = len(tile_starts(height, th, overlap)) * len(tile_starts(width, tw, overlap))
+        if count <= 4:
+            return None
+        return (f'tiles of {th}x{tw} pixels: the pyramid attention sees only each tile (it restores a pixel from '
+                f'similar patches elsewhere in the image), and {width}x{height} takes {count} passes of the network; '
+                f'tiles of 64-256 pixels keep its reach with bounded memory ({self.hints["tile"]})')
+
 
 __all__ = ['CPU_BF16_SLOWDOWN', 'CPU_FP16_SLOWDOWN', 'CPU_MACS_PER_THREAD', 'PYTHON_HINTS', 'RestorationInferencer',
-           'SLOW_ATTENTION_MACS', 'check_image_input', 'check_result_path', 'cpu_bf16_units', 'model_attention_macs',
-           'orient_output', 'show_note']
+           'SLOW_ATTENTION_MACS', 'SMALL_TILE', 'check_image_input', 'check_result_path', 'cpu_bf16_units',
+           'model_attention_macs', 'orient_output', 'show_note']
