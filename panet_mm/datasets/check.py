@@ -9,8 +9,9 @@ datasets and lists every problem at once.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .image_io import ImageFileError, check_image_file
 
@@ -42,6 +43,12 @@ def check_sample(dataset: Any, idx: int) -> Optional[str]:
     file above the dataset's pixel limit are refused), then the sample goes through the dataset's pipeline as a
     training or test loop would take it (sizes that do not match the scale, a patch larger than the image, ...).
     """
+    return _inspect(dataset, idx)[0]
+
+
+def _inspect(dataset: Any, idx: int) -> Tuple[Optional[str], Optional[Tuple[int, int, int, int]]]:
+    """:func:`check_sample`'s sentence, and the sample's ``(input H, input W, ground-truth H, W)`` where it has both
+    (the pairs of a test set are not cropped by the pipeline, so their scale is compared across the set)."""
     files = sample_files(dataset, idx)
     key = dataset.get_data_info(idx).get('key', idx)
     listed = ', '.join(f"{k}: '{v}'" for k, v in files.items())
@@ -50,22 +57,53 @@ def check_sample(dataset: Any, idx: int) -> Optional[str]:
             check_image_file(path, getattr(dataset, 'max_pixels', None),
                              'max_pixels=N in the dataset config', decode=True)
         except ImageFileError as err:  # names the file: "'path' is truncated or corrupt (...)"
-            return f"sample '{key}' ({listed}): its {name} file {str(err).split('; copy or export')[0]}"
+            return f"sample '{key}' ({listed}): its {name} file {str(err).split('; copy or export')[0]}", None
         except Exception as err:  # noqa: BLE001 (a file gone since the listing, a reader's own failure)
-            return f"sample '{key}' ({listed}): its {name} file '{path}' could not be read: {err}"
+            return f"sample '{key}' ({listed}): its {name} file '{path}' could not be read: {err}", None
     try:
-        dataset.prepare_data(idx)
+        sample = dataset.prepare_data(idx)
     except Exception as err:  # noqa: BLE001 (every failure is reported, the pass goes on)
         text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         if type(err).__name__ == 'DataSampleError':  # already names the sample and its files
-            return text.split('; replace or remove')[0]
-        return f"sample '{key}' ({listed}) could not be loaded: {text}"
-    return None
+            return text.split('; replace or remove')[0], None
+        return f"sample '{key}' ({listed}) could not be loaded: {text}", None
+    inputs = sample.get('inputs') if isinstance(sample, dict) else None
+    gt = getattr(sample.get('data_samples'), 'gt_img', None) if isinstance(sample, dict) else None
+    if not hasattr(inputs, 'shape') or not hasattr(gt, 'shape') or len(inputs.shape) < 2 or len(gt.shape) < 2:
+        return None, None
+    (ih, iw), (gh, gw) = tuple(inputs.shape[-2:]), tuple(gt.shape[-2:])
+    if ih and iw and gh * iw != gw * ih:
+        return (f"sample '{key}' ({listed}): its input is {ih}x{iw} and its ground truth {gh}x{gw}, not one scale "
+                'for both sides; replace the file that does not belong to the pair'), None
+    return None, (ih, iw, gh, gw)
+
+
+def _odd_scales(dataset: Any, pairs: Dict[int, Tuple[int, int, int, int]]) -> List[Tuple[int, str]]:
+    """``(idx, sentence)`` of the samples whose scale is not the one most of the set's samples have."""
+    scales = {idx: round(gh / ih, 3) for idx, (ih, iw, gh, gw) in pairs.items() if ih}
+    if len(scales) < 2:
+        return []
+    (common, count), = Counter(scales.values()).most_common(1)
+    if count * 2 <= len(scales):  # no majority: the set has no one scale to compare with
+        return []
+    odd = []
+    for idx, scale in sorted(scales.items()):
+        if scale != common:
+            ih, iw, gh, gw = pairs[idx]
+            key = dataset.get_data_info(idx).get('key', idx)
+            listed = ', '.join(f"{k}: '{v}'" for k, v in sample_files(dataset, idx).items())
+            odd.append((idx, f"sample '{key}' ({listed}): its input is {ih}x{iw} and its ground truth {gh}x{gw} "
+                             f'(x{scale:g}), unlike the x{common:g} of the other {count} samples; replace the file '
+                             'that does not belong to the pair'))
+    return odd
 
 
 def check_dataset(dataset: Any, jobs: Optional[int] = None,
                   progress: Optional[Callable[[int], Any]] = None) -> Iterator[str]:
-    """Check every sample of ``dataset`` (its wrappers unwrapped); yield one sentence per bad sample, in order.
+    """Check every sample of ``dataset`` (its wrappers unwrapped); yield one sentence per bad sample.
+
+    The problems of each sample come in sample order; then those of samples whose input / ground-truth scale is not
+    the one most samples of their dataset have (a test set's pairs are not cropped, so nothing else compares them).
 
     Args:
         dataset: A built mmengine dataset (``BaseDataset`` or a wrapper of some).
@@ -79,14 +117,20 @@ def check_dataset(dataset: Any, jobs: Optional[int] = None,
     jobs = max(1, jobs or os.cpu_count() or 1)
     with ThreadPoolExecutor(jobs) as pool:
         for leaf in leaf_datasets(dataset):
-            for problem in pool.map(lambda i, d=leaf: _checked(d, i, progress), range(len(leaf))):
+            pairs = {}
+            for idx, (problem, pair) in enumerate(pool.map(lambda i, d=leaf: _checked(d, i, progress),
+                                                           range(len(leaf)))):
                 if problem is not None:
                     yield problem
+                elif pair is not None:
+                    pairs[idx] = pair
+            for _, problem in _odd_scales(leaf, pairs):
+                yield problem
 
 
-def _checked(dataset: Any, idx: int, progress: Optional[Callable[[int], Any]]) -> Optional[str]:
+def _checked(dataset: Any, idx: int, progress: Optional[Callable[[int], Any]]):
     try:
-        return check_sample(dataset, idx)
+        return _inspect(dataset, idx)
     finally:
         if progress is not None:
             progress(1)

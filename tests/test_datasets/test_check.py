@@ -96,3 +96,33 @@ def test_a_pixel_limit_of_the_dataset_is_kept(tmp_path, jobs):
     ds.max_pixels = 1000                                  # 48x40 GT images are 1920 pixels
     problems = list(check_dataset(ds, jobs=jobs))
     assert len(problems) == 3 and all('its gt file' in p and 'max_pixels' in p for p in problems)
+
+
+TEST_PIPELINE = [
+    dict(type='LoadImageFromFile', key='img', color_type='color', channel_order='rgb', imdecode_backend='cv2'),
+    dict(type='LoadImageFromFile', key='gt', color_type='color', channel_order='rgb', imdecode_backend='cv2'),
+    dict(type='PackInputs'),
+]
+
+
+def test_a_test_pair_of_another_scale_than_the_rest_of_its_set_is_found(tmp_path):
+    """A test set's pipeline crops nothing, so a wrong LR file (another image's, 60x60 for an 84x84 GT) loaded, and
+    tools/test.py then blamed the model's scale without naming the file."""
+    _dataset(tmp_path, names=('a', 'b', 'c', 'd'))
+    cv2.imwrite(str(tmp_path / 'lq' / 'c.png'), _photo(30, 30, 7))        # 48x40 GT: x2 is 24x20
+    cv2.imwrite(str(tmp_path / 'lq' / 'd.png'), _photo(16, 20, 8))        # x3 by height, x2 by width
+    ds = CheckedImageDataset(data_root=str(tmp_path), data_prefix=dict(img='lq', gt='gt'), pipeline=TEST_PIPELINE,
+                             test_mode=True)
+    problems = sorted(check_dataset(ds, jobs=2))
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("sample 'c' (") and problems[0].endswith(
+        'its input is 30x30 and its ground truth 48x40, not one scale for both sides; replace the file that does not '
+        'belong to the pair')
+    assert problems[1].startswith("sample 'd' (") and 'its input is 16x20 and its ground truth 48x40' in problems[1]
+    cv2.imwrite(str(tmp_path / 'lq' / 'd.png'), _photo(24, 20, 8))        # d mended; c a whole x3 pair among x2 ones
+    cv2.imwrite(str(tmp_path / 'gt' / 'c.png'), _photo(48, 39, 7))
+    cv2.imwrite(str(tmp_path / 'lq' / 'c.png'), _photo(16, 13, 7))
+    (problem,) = check_dataset(ds, jobs=2)
+    assert problem.startswith("sample 'c' (") and problem.endswith(
+        'its input is 16x13 and its ground truth 48x39 (x3), unlike the x2 of the other 3 samples; replace the file '
+        'that does not belong to the pair')

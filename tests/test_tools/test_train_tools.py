@@ -107,6 +107,7 @@ def test_model_and_data_of_different_scales_are_named_in_one_line(demo_root, dem
                                                                            'LRbicx3'}), check=False)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     assert '(x2) but their ground truth is' in proc.stderr and '(x3)' in proc.stderr
+    assert f"inputs ({demo_root}/Set5/LRbicx3/" in proc.stderr and 'check_dataset.py finds such pairs' in proc.stderr
 
 
 def test_a_misspelt_argument_in_the_config_is_named_and_leaves_no_log_folder(tmp_path):

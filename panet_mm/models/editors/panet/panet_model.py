@@ -37,8 +37,8 @@ class ScaleMismatchError(PanetMMError, RuntimeError):
     """The model's output and the ground truth differ in size: the model's and the data's scales disagree."""
 
 
-def check_output_size(inputs: Tensor, out: Tensor, gt: Any) -> None:
-    """Refuse an output whose size is not the ground truth's, naming both scales.
+def check_output_size(inputs: Tensor, out: Tensor, gt: Any, files: Optional[Sequence[str]] = None) -> None:
+    """Refuse an output whose size is not the ground truth's, naming both scales (and the batch's files).
 
     Why: a model up-scaling x3 trained on x2 pairs stopped inside the loss with "The size of tensor a (48) must
     match the size of tensor b (32)", an x2 checkpoint tested on x3 inputs inside the metric with "Image shapes
@@ -47,10 +47,21 @@ def check_output_size(inputs: Tensor, out: Tensor, gt: Any) -> None:
     if not isinstance(gt, Tensor) or gt.dim() < 2 or tuple(gt.shape[-2:]) == tuple(out.shape[-2:]):
         return
     (ih, iw), (oh, ow), (gh, gw) = inputs.shape[-2:], out.shape[-2:], gt.shape[-2:]
+    named = f" ({', '.join(files[:3])}{' ...' if len(files) > 3 else ''})" if files else ''
+    pair = (", or this pair's files do not belong together (tools/analysis_tools/check_dataset.py finds such pairs)"
+            if files else '')
     raise ScaleMismatchError(
-        f'the model turns {ih}x{iw} inputs into {oh}x{ow} (x{oh / ih:g}) but their ground truth is {gh}x{gw} '
+        f'the model turns {ih}x{iw} inputs{named} into {oh}x{ow} (x{oh / ih:g}) but their ground truth is {gh}x{gw} '
         f"(x{gh / ih:g}): the generator's scale (model.generator upscale_factor) and the data's (its LR folder, "
-        "the pipeline's scale) disagree; make them the same")
+        f"the pipeline's scale) disagree{pair}; make them the same")
+
+
+def _batch_inputs(data_samples: Any) -> List[str]:
+    """The input files of a batch of data samples (``img_path`` of their metainfo), where they have them."""
+    paths = getattr(data_samples, 'metainfo', {}).get('img_path') if data_samples is not None else None
+    if isinstance(paths, str):
+        return [paths]
+    return [str(p) for p in paths] if isinstance(paths, (list, tuple)) else []
 
 
 def _as_pair(value: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
@@ -233,7 +244,8 @@ class PANetEditModel(BaseEditModel):
             Tensor: Restored batch ``(B, C_out, H * scale, W * scale)``.
         """
         out = self.generator(inputs, **kwargs) if self.training else self.restore(inputs, **kwargs)
-        check_output_size(inputs, out, getattr(data_samples, 'gt_img', None))
+        files = [] if self.training else _batch_inputs(data_samples)  # (a training batch: crops of many files)
+        check_output_size(inputs, out, getattr(data_samples, 'gt_img', None), files)
         return out
 
     def restore(self, inputs: Tensor, **kwargs) -> Tensor:
