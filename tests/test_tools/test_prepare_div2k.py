@@ -36,6 +36,25 @@ def test_sub_images_lr_and_meta(tmp_path):
         assert np.abs(lr[2:-2, 2:-2] - approx[2:-2, 2:-2]).mean() < 12
 
 
+def test_a_rerun_with_another_crop_size_is_refused_unless_overwrite(tmp_path):
+    """The rerun kept the old 48x48 sub-images under the names it writes, wrote 24x24 ones beside them and listed all
+    as 24x24 in the meta-info file: a silently mixed training set."""
+    root = tmp_path / 'DIV2K'
+    fake_div2k(root, n=1, h=96, w=96)
+    tool = [sys.executable, 'tools/dataset_converters/prepare_div2k.py', '--div2k', str(root), '--step', '24',
+            '--thresh-size', '0', '--scales', '2', '--workers', '1']
+    run_tool(tool + ['--crop-size', '48'])
+    meta_before = (root / 'meta_info_DIV2K800sub_GT.txt').read_text()
+    proc = run_tool(tool + ['--crop-size', '24'], check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        f"error: '{root}/DIV2K_train_HR_sub' holds sub-images of 48x48 pixels ('0001_s001.png'), from a run with "
+        'another --crop-size; this run writes 24x24')
+    assert (root / 'meta_info_DIV2K800sub_GT.txt').read_text() == meta_before      # nothing was changed
+    run_tool(tool + ['--crop-size', '24', '--overwrite'])
+    listed = [line.split()[0] for line in (root / 'meta_info_DIV2K800sub_GT.txt').read_text().splitlines()]
+    assert {cv2.imread(str(root / 'DIV2K_train_HR_sub' / name)).shape for name in listed} == {(24, 24, 3)}
+
+
 def test_missing_hr_folder_is_named(tmp_path):
     proc = run_tool([sys.executable, 'tools/dataset_converters/prepare_div2k.py',
                      '--div2k', str(tmp_path / 'none')], check=False)

@@ -146,6 +146,29 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
     return entries
 
 
+def refuse_other_crop_size(sub_dir: str, crop_size: int) -> None:
+    """Stop (exit 2) where ``sub_dir`` holds sub-images of another size than ``--crop-size``.
+
+    Why: existing outputs are kept without ``--overwrite``, so a rerun with another ``--crop-size`` kept the old
+    sub-images under the names it would write, wrote the new ones beside them and listed all as the new size in
+    the meta-info file: a silently mixed training set. Only the headers are read.
+    """
+    from panet_mm.datasets.image_io import check_image_file
+    if not osp.isdir(sub_dir):
+        return
+    for name in sorted(n for n in os.listdir(sub_dir) if n.endswith('.png')):
+        try:
+            header = check_image_file(osp.join(sub_dir, name))
+        except Exception:  # noqa: BLE001 (a damaged old file: check_dataset.py and training report it)
+            continue
+        if (header.height, header.width) != (crop_size, crop_size):
+            print(f"error: '{sub_dir}' holds sub-images of {header.width}x{header.height} pixels ('{name}'), from a "
+                  f'run with another --crop-size; this run writes {crop_size}x{crop_size} under the same names and '
+                  'would keep the old ones. Pass --overwrite to prepare them all again, or the --crop-size they were '
+                  'made with', file=sys.stderr)
+            raise SystemExit(2)
+
+
 def prepare_div2k(args: argparse.Namespace) -> int:
     """Prepare the DIV2K sub-images; return the number of HR sub-images."""
     from panet_mm.datasets.prepare import ImagePool, write_meta_info
@@ -156,6 +179,8 @@ def prepare_div2k(args: argparse.Namespace) -> int:
     names = list_images(hr_dir)
     if not names:
         raise SystemExit(f"no images in '{hr_dir}'")
+    if not args.overwrite:
+        refuse_other_crop_size(osp.join(args.div2k, 'DIV2K_train_HR_sub'), args.crop_size)
     with ImagePool(args.workers, flags=LIBRARY_FLAGS) as pool:
         results, bad = pool.run(partial(process_div2k_image, args=args), names, args.skip_bad, desc='DIV2K')
     if bad and not args.skip_bad:
