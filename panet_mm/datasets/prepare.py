@@ -29,6 +29,7 @@ import numpy as np
 
 from panet_mm.utils.errors import cli_message
 from panet_mm.utils.fileio import atomic_write, atomic_write_image
+from panet_mm.utils.interrupt import Terminated
 
 from .image_io import ImageFileError, imread_verified
 
@@ -419,8 +420,19 @@ class ImagePool:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        """Close the pool; at Ctrl-C let the images in progress finish (the others are skipped): the pool's
+        ``terminate`` killed workers in the middle of a write, whose temporary files no rerun removed."""
         if exc[0] is None:
             self.pool.close()
+        elif issubclass(exc[0], KeyboardInterrupt) and not issubclass(exc[0], Terminated):
+            # (SIGTERM reaches the workers too and kills them mid-task: a join would wait for their results forever)
+            self.stop.set()
+            self.pool.close()
+            try:
+                self.pool.join()
+                return
+            except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+                self.pool.terminate()
         else:
             self.pool.terminate()
         self.pool.join()
