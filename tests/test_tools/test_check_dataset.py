@@ -31,4 +31,7 @@ def test_every_problem_is_listed_and_the_status_is_1(demo_root, tmp_path):
     assert "train: cannot be built: dataset 'div2k': folder" in out and 'no_DIV2K' in out   # and the check went on
     assert f"its img file '{damaged}' is truncated or corrupt" in out and 'test: 1 of 5 samples fail' in out
     assert not any(line.startswith('val') for line in out.splitlines())                   # --split: not checked
-    assert out.splitlines()[-1].startswith('2 problem(s) in 5 samples checked: replace or remove the files')
+    assert out.splitlines()[-1] == (
+        '1 dataset(s) could not be built: prepare them as the lines above say; 1 problem(s) in 5 samples checked: '
+        'replace or remove the files named above (and their lines in the meta-info file, where the dataset has one); '
+        'then check again')

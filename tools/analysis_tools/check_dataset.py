@@ -89,7 +89,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     chosen = config_datasets(cfg, args.split)
     if not chosen:
         raise SystemExit(f"error: '{args.config}' has no dataset in {', '.join(f'{s}_dataloader' for s in args.split)}")
-    problems, samples = 0, 0
+    problems, samples, unbuilt = 0, 0, 0
     with readable_errors('nothing was written'):
         if cfg.get('custom_imports'):
             import_modules_from_strings(**cfg.custom_imports)
@@ -99,7 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 dataset = DATASETS.build(dataset_cfg)
             except (PanetMMError, FileNotFoundError) as err:  # a missing folder or list: a problem, go on
                 print(f'{name}: cannot be built: {err}')
-                problems += 1
+                unbuilt += 1
                 continue
             total = sample_count(dataset)
             print(f'{name}: {describe(dataset)}, {total} samples')
@@ -111,9 +111,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{name}: {'every sample loads' if not found else f'{len(found)} of {total} samples fail'}")
             problems += len(found)
             samples += total
-    if problems:
-        print(f'{problems} problem(s) in {samples} samples checked: replace or remove the files named above (and '
-              'their lines in the meta-info file, where the dataset has one), then check again')
+    if problems or unbuilt:
+        fixes = ([f'{unbuilt} dataset(s) could not be built: prepare them as the lines above say'] if unbuilt else []) \
+            + ([f'{problems} problem(s) in {samples} samples checked: replace or remove the files named above (and '
+                'their lines in the meta-info file, where the dataset has one)'] if problems else [])
+        print('; '.join(fixes) + '; then check again')
         return 1
     print(f'all {samples} samples load')
     return 0
