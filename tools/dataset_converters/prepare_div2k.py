@@ -110,9 +110,8 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
     hr_path = osp.join(args.div2k, 'DIV2K_train_HR', name)
     hr = mod_crop(imread_color(hr_path, args.max_pixels), math.lcm(*args.scales))
     if min(hr.shape[:2]) < args.crop_size:  # (an image-level refusal, so that --skip-bad leaves it out)
-        raise ImageFileError(f"'{hr_path}' is {hr.shape[1]}x{hr.shape[0]} pixels, smaller than the "
-                             f'{args.crop_size}x{args.crop_size} sub-images (--crop-size); remove it, or pass '
-                             '--skip-bad to leave it out')
+        raise ImageFileError(f"'{hr_path}' is {hr.shape[1]}x{hr.shape[0]} pixels (width x height after the mod-crop), "
+                             f'smaller than the {args.crop_size}x{args.crop_size} sub-images (--crop-size)')
     # every input is read (and verified) and checked before anything is written: a bad one leaves no output
     lrs = {}
     for s in args.scales:
