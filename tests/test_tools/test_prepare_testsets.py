@@ -100,19 +100,23 @@ def test_grey_sources_and_sr_package_names(tmp_path):
     assert files(tmp_path / 'data' / 'Set14') == ['GTmod12/img_001.png', 'LRbicx2/img_001.png']
 
 
-@pytest.mark.parametrize('case', ['missing', 'empty', 'file'])
+@pytest.mark.parametrize('case', ['missing', 'empty', 'nested', 'file'])
 def test_unusable_folder_is_named_and_nothing_written(tmp_path, case):
     good = write_tiny_images(tmp_path / 'good', sizes=((20, 24), ))
     bad = tmp_path / 'bad'
-    if case == 'empty':
+    if case in ('empty', 'nested'):
         bad.mkdir()
+    if case == 'nested':                                 # B100's download: image_SRF_2/, image_SRF_3/, ...
+        write_tiny_images(bad / 'image_SRF_2', sizes=((20, 24), ))
     elif case == 'file':
         bad.write_text('x')
     proc = tool('--out', tmp_path / 'data', '--kodak24', good, '--live1', bad, check=False)
     assert proc.returncode != 0
     message = proc.stderr.strip().splitlines()[-1]
-    expected = {'missing': 'does not exist', 'empty': 'holds no images', 'file': 'is a file, not a folder'}[case]
+    expected = {'missing': 'does not exist', 'empty': 'holds no images', 'nested': 'holds no images',
+                'file': 'is a file, not a folder'}[case]
     assert message.startswith(f"error: --live1 folder '{bad}' {expected}")
+    assert (", only the folder(s) 'image_SRF_2'; pass the folder" in message) == (case == 'nested'), message
     assert 'LIVE1' in message and message.count('. ') == 0  # one sentence
     assert not (tmp_path / 'data').exists()
 

@@ -195,7 +195,9 @@ def list_sources(key: str, folder: str) -> List[Tuple[str, str]]:
                              f"('{osp.basename(sources[name])}' and '{f}'); keep one of them.")
         sources[name] = path
     if not sources:
-        raise SystemExit(f"error: {option} folder '{folder}' holds no images ({', '.join(IMG_EXT)}); pass the "
+        subs = sorted(d for d in os.listdir(folder) if osp.isdir(osp.join(folder, d)) and not d.startswith('.'))
+        inside = f", only the folder(s) {', '.join(repr(d) for d in subs[:4])}" if subs else ''
+        raise SystemExit(f"error: {option} folder '{folder}' holds no images ({', '.join(IMG_EXT)}){inside}; pass the "
                          f'folder holding the {ts.name} images ({ts.example}).')
     return [(path, name) for name, path in sources.items()]
 
