@@ -36,6 +36,22 @@ def sample_files(dataset: Any, idx: int) -> Dict[str, str]:
     return {k[:-5]: v for k, v in info.items() if k.endswith('_path') and isinstance(v, str)}
 
 
+def pair_sizes(sample: Any) -> Optional[Tuple[int, int, int, int]]:
+    """``(input H, input W, ground-truth H, W)`` of a prepared sample (``PackInputs``: ``inputs`` and
+    ``data_samples.gt_img``, C x H x W), or None where it lacks either."""
+    inputs = sample.get('inputs') if isinstance(sample, dict) else None
+    gt = getattr(sample.get('data_samples'), 'gt_img', None) if isinstance(sample, dict) else None
+    if not hasattr(inputs, 'shape') or not hasattr(gt, 'shape') or len(inputs.shape) < 2 or len(gt.shape) < 2:
+        return None
+    return (*tuple(inputs.shape[-2:]), *tuple(gt.shape[-2:]))
+
+
+def _heading(dataset: Any, idx: int) -> str:
+    """``sample 'key' (img: 'a.png', gt: 'b.png')``: how every sentence about sample ``idx`` starts."""
+    listed = ', '.join(f"{k}: '{v}'" for k, v in sample_files(dataset, idx).items())
+    return f"sample '{dataset.get_data_info(idx).get('key', idx)}' ({listed})"
+
+
 def check_sample(dataset: Any, idx: int) -> Optional[str]:
     """One sentence naming what is wrong with sample ``idx``, or None when it loads and its files decode whole.
 
@@ -49,37 +65,34 @@ def check_sample(dataset: Any, idx: int) -> Optional[str]:
 def _inspect(dataset: Any, idx: int) -> Tuple[Optional[str], Optional[Tuple[int, int, int, int]]]:
     """:func:`check_sample`'s sentence, and the sample's ``(input H, input W, ground-truth H, W)`` where it has both
     (the pairs of a test set are not cropped by the pipeline, so their scale is compared across the set)."""
-    files = sample_files(dataset, idx)
-    key = dataset.get_data_info(idx).get('key', idx)
-    listed = ', '.join(f"{k}: '{v}'" for k, v in files.items())
-    for name, path in files.items():
+    heading = _heading(dataset, idx)
+    for name, path in sample_files(dataset, idx).items():
         try:
             check_image_file(path, getattr(dataset, 'max_pixels', None),
                              'max_pixels=N in the dataset config', decode=True)
         except ImageFileError as err:  # names the file: "'path' is truncated or corrupt (...)"
-            return f"sample '{key}' ({listed}): its {name} file {str(err).split('; copy or export')[0]}", None
+            return f"{heading}: its {name} file {str(err).split('; copy or export')[0]}", None
         except Exception as err:  # noqa: BLE001 (a file gone since the listing, a reader's own failure)
-            return f"sample '{key}' ({listed}): its {name} file '{path}' could not be read: {err}", None
+            return f"{heading}: its {name} file '{path}' could not be read: {err}", None
     try:
         sample = dataset.prepare_data(idx)
     except Exception as err:  # noqa: BLE001 (every failure is reported, the pass goes on)
         text = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         if type(err).__name__ == 'DataSampleError':  # already names the sample and its files
             return text.split('; replace or remove')[0], None
-        return f"sample '{key}' ({listed}) could not be loaded: {text}", None
-    inputs = sample.get('inputs') if isinstance(sample, dict) else None
-    gt = getattr(sample.get('data_samples'), 'gt_img', None) if isinstance(sample, dict) else None
-    if not hasattr(inputs, 'shape') or not hasattr(gt, 'shape') or len(inputs.shape) < 2 or len(gt.shape) < 2:
+        return f"{heading} could not be loaded: {text}", None
+    sizes = pair_sizes(sample)
+    if sizes is None:
         return None, None
-    (ih, iw), (gh, gw) = tuple(inputs.shape[-2:]), tuple(gt.shape[-2:])
+    ih, iw, gh, gw = sizes
     if ih and iw and gh * iw != gw * ih:
-        return (f"sample '{key}' ({listed}): its input is {ih}x{iw} and its ground truth {gh}x{gw}, not one scale "
-                'for both sides; replace the file that does not belong to the pair'), None
-    return None, (ih, iw, gh, gw)
+        return (f'{heading}: its input is {ih}x{iw} and its ground truth {gh}x{gw}, not one scale for both sides; '
+                'replace the file that does not belong to the pair'), None
+    return None, sizes
 
 
-def _odd_scales(dataset: Any, pairs: Dict[int, Tuple[int, int, int, int]]) -> List[Tuple[int, str]]:
-    """``(idx, sentence)`` of the samples whose scale is not the one most of the set's samples have."""
+def _odd_scales(dataset: Any, pairs: Dict[int, Tuple[int, int, int, int]]) -> List[str]:
+    """One sentence per sample whose scale is not the one most of the set's samples have."""
     scales = {idx: round(gh / ih, 3) for idx, (ih, iw, gh, gw) in pairs.items() if ih}
     if len(scales) < 2:
         return []
@@ -90,11 +103,9 @@ def _odd_scales(dataset: Any, pairs: Dict[int, Tuple[int, int, int, int]]) -> Li
     for idx, scale in sorted(scales.items()):
         if scale != common:
             ih, iw, gh, gw = pairs[idx]
-            key = dataset.get_data_info(idx).get('key', idx)
-            listed = ', '.join(f"{k}: '{v}'" for k, v in sample_files(dataset, idx).items())
-            odd.append((idx, f"sample '{key}' ({listed}): its input is {ih}x{iw} and its ground truth {gh}x{gw} "
-                             f'(x{scale:g}), unlike the x{common:g} of the other {count} samples; replace the file '
-                             'that does not belong to the pair'))
+            odd.append(f'{_heading(dataset, idx)}: its input is {ih}x{iw} and its ground truth {gh}x{gw} '
+                       f'(x{scale:g}), unlike the x{common:g} of the other {count} samples; replace the file that '
+                       'does not belong to the pair')
     return odd
 
 
@@ -124,8 +135,7 @@ def check_dataset(dataset: Any, jobs: Optional[int] = None,
                     yield problem
                 elif pair is not None:
                     pairs[idx] = pair
-            for _, problem in _odd_scales(leaf, pairs):
-                yield problem
+            yield from _odd_scales(leaf, pairs)
 
 
 def _checked(dataset: Any, idx: int, progress: Optional[Callable[[int], Any]]):
@@ -141,4 +151,4 @@ def sample_count(dataset: Any) -> int:
     return sum(len(d) for d in leaf_datasets(dataset))
 
 
-__all__ = ['check_dataset', 'check_sample', 'leaf_datasets', 'sample_count', 'sample_files']
+__all__ = ['check_dataset', 'check_sample', 'leaf_datasets', 'pair_sizes', 'sample_count', 'sample_files']

@@ -18,6 +18,7 @@ from mmagic.registry import DATASETS
 
 from panet_mm.utils.errors import PanetMMError
 
+from .check import sample_files
 from .image_io import MAX_PIXELS_ENV, ImageFileError, check_image_file, verify_image_file
 from .testsets import INCOMPLETE_MARK
 
@@ -143,7 +144,7 @@ class CheckedImageDataset(BasicImageDataset):
     def prepare_data(self, idx: int):
         """Run the pipeline on sample ``idx``; a failure is re-raised naming the sample's (broken) files."""
         info = self.get_data_info(idx)
-        paths = {k[:-5]: v for k, v in info.items() if k.endswith('_path') and isinstance(v, str)}
+        paths = sample_files(self, idx)
         option = f'max_pixels=N in the dataset config (or {MAX_PIXELS_ENV}=N)'
         try:
             for path in paths.values():  # header only: nothing is decoded before the sizes are known

@@ -12,6 +12,7 @@ from mmagic.utils import print_colored_log
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from panet_mm.datasets.check import leaf_datasets, pair_sizes
 from panet_mm.utils.checkpoint import list_keys
 from panet_mm.utils.errors import PanetMMError
 from panet_mm.utils.fileio import atomic_write
@@ -114,17 +115,15 @@ class NonFiniteOutputHook(Hook):
 def _pair_scale(dataset: Any) -> Optional[Tuple[float, Tuple[int, int], Tuple[int, int]]]:
     """``(scale, input size, ground-truth size)`` of ``dataset``'s first sample (the data's up-scaling factor, 1 for
     restoration), or None where it has no ``inputs`` and ``gt_img`` of matching aspect."""
-    while hasattr(dataset, 'dataset') and not hasattr(dataset, 'prepare_data'):  # (a wrapper such as RepeatDataset)
-        dataset = dataset.dataset
+    dataset = leaf_datasets(dataset)[0]  # (inside a wrapper such as RepeatDataset)
     try:
         sample = dataset.prepare_data(0) if hasattr(dataset, 'prepare_data') else dataset[0]
     except Exception:  # noqa: BLE001 (a damaged first sample is the loop's to report, naming its files)
         return None
-    inputs, gt = sample.get('inputs'), getattr(sample.get('data_samples'), 'gt_img', None)
-    if not isinstance(inputs, torch.Tensor) or not hasattr(gt, 'shape') or inputs.dim() < 2 \
-            or min(inputs.shape[-2:]) < 1:
+    sizes = pair_sizes(sample)
+    if sizes is None or min(sizes[:2]) < 1:
         return None
-    (ih, iw), (gh, gw) = tuple(inputs.shape[-2:]), tuple(gt.shape[-2:])  # (PackInputs: C x H x W tensors)
+    ih, iw, gh, gw = sizes
     scale_h, scale_w = gh / ih, gw / iw
     if abs(scale_h - scale_w) > 1 / min(ih, iw):  # not one scale for both sides: the loop reports it
         return None
