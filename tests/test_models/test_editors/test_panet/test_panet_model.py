@@ -275,8 +275,26 @@ def test_val_and_test_step_from_config(test_cfg):
                 assert o.output.pred_img.shape == (3, 14, 20)
 
 
+def test_predictions_are_whole_levels_as_the_released_test_scores_them():
+    """quantize (default): pred_img holds what an 8-bit PNG of it holds, so the metrics score the image a user
+    keeps (the released test's quantize); quantize=False: mmagic's float scoring, within half a level of it."""
+    pre = dict(type='mmagic.DataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.])
+    inputs = [(rand(3, 7, 10, seed=3) * 255).round()]
+    preds = {}
+    for quantize in (True, False):
+        torch.manual_seed(0)  # the same weights for both
+        model = MODELS.build(dict(type='PANetEditModel', generator=TINY_SR, pixel_loss=dict(type='L1Loss'),
+                                  test_cfg=dict(quantize=quantize), data_preprocessor=pre)).eval()
+        with torch.no_grad():
+            preds[quantize] = model.val_step(dict(inputs=inputs, data_samples=[DataSample()]))[0].output.pred_img
+    rounded, raw = preds[True], preds[False]
+    assert torch.equal(rounded, rounded.round()) and not torch.equal(raw, raw.round())
+    assert torch.equal(rounded, raw.round()) and rounded.min() >= 0 and rounded.max() <= 255
+
+
 @pytest.mark.parametrize('test_cfg,match', [
     (dict(chop=dict(min_size=100), tile=dict(size=8)), 'both chop and tile'),
+    (dict(quantize='yes'), "quantize must be True or False, got 'yes'"),
     (dict(chopp=dict()), "unknown keys \\['chopp'\\]"),
     (dict(chop=dict(shavee=3)), "chop has unknown keys \\['shavee'\\]"),
     (dict(tile=dict(overlap=2)), 'tile needs a size'),
