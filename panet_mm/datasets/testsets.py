@@ -20,6 +20,10 @@ from .transforms import TEST_SEED, add_gaussian_noise, bayer_mosaic, gray_or_y, 
 
 #: GTmod12: every scale in 2, 3, 4 divides the HR size.
 SR_MOD = 12
+#: The SR ground-truth crops :func:`process_sr` can write: ``'12'`` (``GTmod12`` and ``LRbicx{s}``, mmagic's and
+#: BasicSR's layout, one GT for every scale) and ``'scale'`` (``GTmod{s}`` and ``LRbicx{s}_GTmod{s}``: the HR cropped
+#: to a multiple of each scale only, as the released test data were, so scores compare with the paper's tables).
+SR_CROPS = ('12', 'scale')
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class TestSetOptions:
     qualities: Sequence[int] = (10, 20, 30, 40)
     patterns: Sequence[str] = ('GRBG', )
     scales: Sequence[int] = (2, 3, 4)
+    sr_crops: Sequence[str] = ('12', )
     overwrite: bool = False
     max_pixels: Optional[int] = None
 
@@ -76,16 +81,29 @@ def process_gray(job: Tuple[str, str], set_dir: str, options: TestSetOptions) ->
     return written
 
 
+def sr_folders(scale: int, crop: str) -> Tuple[str, str]:
+    """``(LR folder, GT folder)`` of one scale in the layout of one of :data:`SR_CROPS`."""
+    if crop == '12':
+        return f'LRbicx{scale}', f'GTmod{SR_MOD}'
+    return f'LRbicx{scale}_GTmod{scale}', f'GTmod{scale}'
+
+
 def process_sr(job: Tuple[str, str], set_dir: str, options: TestSetOptions) -> int:
-    """GTmod12 and bicubic LR images of one SR test image."""
+    """Mod-cropped HR and bicubic LR images of one SR test image, in each layout of ``options.sr_crops``."""
     src, name = job
     img = _read(src, cv2.IMREAD_COLOR, options)
-    if min(img.shape[:2]) < SR_MOD:
-        raise ImageFileError(f"'{src}' is {img.shape[1]}x{img.shape[0]} pixels, smaller than the GTmod{SR_MOD} crop")
-    gt = mod_crop(img, SR_MOD)
-    written = _write(gt, osp.join(set_dir, f'GTmod{SR_MOD}', f'{name}.png'), options.overwrite)
-    for s in options.scales:
-        written += _write(bicubic_downscale(gt, s), osp.join(set_dir, f'LRbicx{s}', f'{name}.png'), options.overwrite)
+    mods = [SR_MOD if crop == '12' else s for crop in options.sr_crops for s in options.scales]
+    if min(img.shape[:2]) < max(mods):
+        raise ImageFileError(f"'{src}' is {img.shape[1]}x{img.shape[0]} pixels, smaller than the GTmod{max(mods)} "
+                             'crop')
+    written = 0
+    for crop in options.sr_crops:
+        for s in options.scales:
+            lr_dir, gt_dir = sr_folders(s, crop)
+            gt = mod_crop(img, SR_MOD if crop == '12' else s)
+            if crop != '12' or s == options.scales[0]:  # (GTmod12 is one folder for every scale)
+                written += _write(gt, osp.join(set_dir, gt_dir, f'{name}.png'), options.overwrite)
+            written += _write(bicubic_downscale(gt, s), osp.join(set_dir, lr_dir, f'{name}.png'), options.overwrite)
     return written
 
 
@@ -111,5 +129,5 @@ def mark_incomplete(set_dir: str, why: Optional[str]) -> None:
 #: The writer of each task a test set serves: 'color' (denoising, demosaicing), 'gray' (JPEG), 'sr'.
 PROCESSORS: Dict[str, Callable[..., int]] = {'color': process_color, 'gray': process_gray, 'sr': process_sr}
 
-__all__ = ['INCOMPLETE_MARK', 'PROCESSORS', 'SR_MOD', 'TestSetOptions', 'mark_incomplete', 'process_color',
-           'process_gray', 'process_sr']
+__all__ = ['INCOMPLETE_MARK', 'PROCESSORS', 'SR_CROPS', 'SR_MOD', 'TestSetOptions', 'mark_incomplete', 'process_color',
+           'process_gray', 'process_sr', 'sr_folders']

@@ -100,6 +100,24 @@ def test_grey_sources_and_sr_package_names(tmp_path):
     assert files(tmp_path / 'data' / 'Set14') == ['GTmod12/img_001.png', 'LRbicx2/img_001.png']
 
 
+def test_sr_crop_scale_writes_the_released_test_layout(tmp_path):
+    """--sr-crop scale: the HR cropped to a multiple of each scale only (what the paper's tables scored; GTmod12 drops
+    up to 11 rows and columns more) and its own LR; both: next to GTmod12 / LRbicx{s}; scales need not divide 12."""
+    src = write_tiny_images(tmp_path / 'src')
+    clean = read(src / 'img_2.png')  # 28x37
+    tool('--out', tmp_path / 'data', '--set5', src, '--scales', '2', '3', '--sr-crop', 'both')
+    set5 = tmp_path / 'data' / 'Set5'
+    assert sorted({f.split('/')[0] for f in files(set5)}) == [
+        'GTmod12', 'GTmod2', 'GTmod3', 'LRbicx2', 'LRbicx2_GTmod2', 'LRbicx3', 'LRbicx3_GTmod3']
+    for s, shape in ((2, (28, 36, 3)), (3, (27, 36, 3))):
+        hr = read(set5 / f'GTmod{s}' / 'img_2.png')
+        assert hr.shape == shape and np.array_equal(hr, mod_crop(clean, s))
+        assert np.array_equal(read(set5 / f'LRbicx{s}_GTmod{s}' / 'img_2.png'), bicubic_downscale(hr, s))
+    assert np.array_equal(read(set5 / 'LRbicx3' / 'img_2.png'), bicubic_downscale(mod_crop(clean, 12), 3))
+    tool('--out', tmp_path / 'five', '--set5', src, '--scales', '5', '--sr-crop', 'scale')
+    assert sorted({f.split('/')[0] for f in files(tmp_path / 'five' / 'Set5')}) == ['GTmod5', 'LRbicx5_GTmod5']
+
+
 @pytest.mark.parametrize('case', ['missing', 'empty', 'nested', 'file'])
 def test_unusable_folder_is_named_and_nothing_written(tmp_path, case):
     good = write_tiny_images(tmp_path / 'good', sizes=((20, 24), ))
@@ -127,7 +145,9 @@ def test_no_set_and_bad_values_are_refused(tmp_path):
     proc = tool('--kodak24', tmp_path, '--sigmas', '0.1', check=False)
     assert proc.returncode == 2 and 'the 0-255 scale' in proc.stderr
     proc = tool('--set5', tmp_path, '--scales', '5', check=False)
-    assert proc.returncode == 2 and 'must divide 12' in proc.stderr
+    assert proc.returncode == 2 and 'must divide 12' in proc.stderr and '--sr-crop scale' in proc.stderr
+    proc = tool('--set5', tmp_path, '--scales', '0', '--sr-crop', 'scale', check=False)
+    assert proc.returncode == 2 and 'factors of at least 1' in proc.stderr
 
 
 def test_help_states_each_default_once():

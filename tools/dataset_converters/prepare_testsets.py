@@ -3,7 +3,7 @@
     python tools/dataset_converters/prepare_testsets.py [--out data] [--kodak24 DIR] [--cbsd68 DIR] [--mcmaster DIR]
         [--urban100 DIR] [--live1 DIR] [--classic5 DIR] [--set5 DIR] [--set14 DIR] [--b100 DIR]
         [--manga109 DIR] [--sigmas 10 30 50 70] [--qualities 10 20 30 40] [--patterns GRBG]
-        [--scales 2 3 4] [--workers 2] [--overwrite] [--skip-bad] [--max-pixels N]
+        [--scales 2 3 4] [--sr-crop {12,scale,both}] [--workers 2] [--overwrite] [--skip-bad] [--max-pixels N]
 
 Each option names the folder holding one set's clean (HR / ground-truth) images, in any format
 OpenCV reads (PNG, BMP, TIFF, JPEG, ...). The degraded inputs are written once, like the paper's
@@ -28,6 +28,12 @@ pre-generated test data, and are the same bytes in every run:
 
       {out}/{Set}/GTmod12/NAME.png           HR cropped to a multiple of 12 (bottom / right)
       {out}/{Set}/LRbicx{s}/NAME.png         MATLAB-like bicubic down-sampling by s
+
+  and with --sr-crop scale (or both) the layout the released test data had, which the paper's tables
+  scored (configs/panet_sr_x{s}_div2k_paper_crop.py read it)::
+
+      {out}/{Set}/GTmod{s}/NAME.png          HR cropped to a multiple of s only
+      {out}/{Set}/LRbicx{s}_GTmod{s}/NAME.png  its bicubic down-sampling by s
 
 NAME is the source file name without its extension; in the SR benchmark packages' layout
 (``img_001_SRF_2_HR.png`` next to ``img_001_SRF_2_LR.png``) the ``*_LR`` files are skipped and the
@@ -107,6 +113,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='JPEG qualities (LIVE1, Classic5)')
     parser.add_argument('--patterns', nargs='+', default=['GRBG'], help='Bayer patterns (colour sets)')
     parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='SR down-sampling factors')
+    parser.add_argument('--sr-crop', choices=['12', 'scale', 'both'], default='12',
+                        help="SR ground truth: '12' GTmod12 for every scale (mmagic's layout), 'scale' GTmod{s} per "
+                        "scale (the paper's test data), 'both'")
     parser.add_argument('--workers', type=int, default=2, help='worker processes')
     parser.add_argument('--overwrite', action='store_true', help='rewrite files that already exist')
     parser.add_argument('--skip-bad', action='store_true',
@@ -129,9 +138,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     bad = [p for p in args.patterns if p not in ('RGGB', 'BGGR', 'GRBG', 'GBRG')]
     if bad:
         parser.error(f'--patterns {bad}: use some of RGGB, BGGR, GRBG, GBRG')
-    bad = [s for s in args.scales if s < 1 or SR_MOD % s]
+    args.sr_crops = ['12', 'scale'] if args.sr_crop == 'both' else [args.sr_crop]
+    bad = [s for s in args.scales if s < 1 or ('12' in args.sr_crops and SR_MOD % s)]
     if bad:
-        parser.error(f'--scales {bad}: each scale must divide {SR_MOD} (the GTmod{SR_MOD} crop), e.g. --scales 2 3 4')
+        parser.error(f'--scales {bad}: each scale must divide {SR_MOD} (the GTmod{SR_MOD} crop), e.g. --scales 2 3 4, '
+                     'or pass --sr-crop scale' if all(s >= 1 for s in bad) else
+                     f'--scales {bad}: give down-sampling factors of at least 1, e.g. --scales 2 3 4')
     if args.workers < 1:
         parser.error(f'--workers {args.workers}: use at least 1')
     if args.max_pixels is not None and args.max_pixels < 1:
@@ -150,7 +162,8 @@ def output_folders(key: str, args: argparse.Namespace) -> List[str]:
         elif task == 'gray':
             names += ['GT_gray'] + [f'jpeg_q{q}' for q in args.qualities]
         else:
-            names += [f'GTmod{SR_MOD}'] + [f'LRbicx{s}' for s in args.scales]
+            from panet_mm.datasets.testsets import sr_folders
+            names += sorted({d for crop in args.sr_crops for s in args.scales for d in sr_folders(s, crop)})
     return [osp.join(set_dir, n) for n in names]
 
 
@@ -229,7 +242,8 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
     from panet_mm.datasets.prepare import ImagePool
     from panet_mm.datasets.testsets import PROCESSORS, TestSetOptions, mark_incomplete
     options = TestSetOptions(sigmas=args.sigmas, qualities=args.qualities, patterns=args.patterns,
-                             scales=args.scales, overwrite=args.overwrite, max_pixels=args.max_pixels)
+                             scales=args.scales, sr_crops=args.sr_crops, overwrite=args.overwrite,
+                             max_pixels=args.max_pixels)
     clash = source_clash(args)
     if clash:
         print(f'error: {clash}', file=sys.stderr)
