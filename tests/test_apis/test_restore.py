@@ -192,6 +192,21 @@ def test_test_modes_keep_the_size(demo_checkpoint, options):
     assert out.shape == (24, 32, 3) and out.dtype == np.uint8
 
 
+def test_progress_bar_shows_the_parts_of_a_slow_image(demo_checkpoint, tmp_path, monkeypatch):
+    """Tiles x the x8 ensemble: the bar says how far the image in progress is (it stood still for minutes on whole
+    photographs), and the model is left without the callback."""
+    import io
+    r = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', tile=dict(size=8, overlap=2),
+                         self_ensemble=True)
+    make_images(tmp_path / 'in', ['a.png'])  # 12x16: 2x3 tiles, 8 passes
+    err = io.StringIO()
+    monkeypatch.setattr('sys.stderr', err)
+    summary = R.restore_files(r, R.plan_jobs(str(tmp_path / 'in'), str(tmp_path / 'out')), progress=True)
+    text = err.getvalue()
+    assert len(summary.restored) == 1 and 'part 1/48' in text and 'part 47/48' in text, text
+    assert r.model.progress is None
+
+
 @pytest.mark.parametrize('precision', ['bf16', 'fp16'])
 def test_precision_option(demo_checkpoint, restorer, precision):
     """--precision reaches the model's test_cfg; the 8-bit result stays within a few levels of float32's."""

@@ -203,6 +203,10 @@ class PANetEditModel(BaseEditModel):
         if not isinstance(self.precision, str) or self.precision not in _PRECISIONS:
             raise InvalidTestCfgError(f'PANetEditModel test_cfg precision must be one of {list(_PRECISIONS)}, '
                                       f'got {self.precision!r}')
+        #: Called as ``progress(done, total)`` after each generator pass of :meth:`restore` (a tile batch, an x8
+        #: pass), so that a caller can show how far one slow image is; ``None``: nothing is reported.
+        self.progress: Optional[Callable[[int, int], None]] = None
+        self._pass = (0, 1)
         self.quantize = cfg.get('quantize', True)
         if not isinstance(self.quantize, bool):
             raise InvalidTestCfgError(f'PANetEditModel test_cfg quantize must be True or False, got {self.quantize!r}')
@@ -285,19 +289,29 @@ class PANetEditModel(BaseEditModel):
 
     def _restore(self, inputs: Tensor, **kwargs) -> Tensor:
         if not self.self_ensemble:
+            self._pass = (0, 1)
             return self._restore_once(inputs, **kwargs)
         total = None
         for k in range(8):
+            self._pass = (k, 8)
             out = _inverse_transform(self._restore_once(_transform(inputs, k), **kwargs), k).float()
             total = out if total is None else total + out
         return total / 8
+
+    def _report(self, done: int, per_pass: int) -> None:
+        """Tell :attr:`progress` that ``done`` of this pass's ``per_pass`` generator runs are done."""
+        if self.progress is not None:
+            k, passes = self._pass
+            self.progress(k * per_pass + done, passes * per_pass)
 
     def _restore_once(self, x: Tensor, **kwargs) -> Tensor:
         if self.chop_cfg is not None:
             return self._chop(x, **kwargs)
         if self.tile_cfg is not None:
             return self._tile(x, **kwargs)
-        return self._run(x, **kwargs)
+        out = self._run(x, **kwargs)
+        self._report(1, 1)
+        return out
 
     def _run(self, x: Tensor, **kwargs) -> Tensor:
         """One generator pass, padding inputs smaller than ``min_input_size`` and cropping back."""
@@ -314,18 +328,21 @@ class PANetEditModel(BaseEditModel):
                    paste: Callable[[int, Tensor, int], None], **kwargs) -> None:
         """Run the ``(top, left, height, width)`` boxes, equal-size neighbours batched, and paste each output."""
         b = x.shape[0]
-        i = 0
+        groups, i = [], 0
         while i < len(boxes):
             j = i + 1
             while j < len(boxes) and j - i < per_batch and boxes[j][2:] == boxes[i][2:]:
                 j += 1
+            groups.append((i, j))
+            i = j
+        for done, (i, j) in enumerate(groups, 1):
             crops = [x[..., t:t + hh, le:le + ww] for t, le, hh, ww in boxes[i:j]]
             batch = torch.cat(crops, dim=0)  # always a contiguous copy, as the released chop feeds its tiles
             out = self._run(batch, **kwargs)
             s = output_scale(batch, out)
             for n, idx in enumerate(range(i, j)):
                 paste(idx, out[n * b:(n + 1) * b], s)
-            i = j
+            self._report(done, len(groups))
 
     def _chop(self, x: Tensor, **kwargs) -> Tensor:
         """The released recursive chop: leaf tiles from :func:`chop_boxes`, kept regions copied."""

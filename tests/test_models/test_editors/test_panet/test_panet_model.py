@@ -292,6 +292,23 @@ def test_predictions_are_whole_levels_as_the_released_test_scores_them():
     assert torch.equal(rounded, raw.round()) and rounded.min() >= 0 and rounded.max() <= 255
 
 
+@pytest.mark.parametrize('test_cfg,calls', [
+    (dict(), [(1, 1)]),
+    (dict(self_ensemble=True), [(k, 8) for k in range(1, 9)]),
+    (dict(tile=dict(size=8, overlap=2), self_ensemble=True), [(k, 48) for k in range(1, 49)]),  # 2x3 tiles, x8
+    (dict(tile=dict(size=8, overlap=2, tiles_per_batch=4)), [(1, 2), (2, 2)]),  # 6 equal tiles: 4 + 2
+    (dict(chop=dict(min_size=60, shave=2)), [(k, 16) for k in range(1, 17)]),
+])
+def test_progress_reports_each_generator_pass(test_cfg, calls):
+    """progress(done, total): a caller can show how far one slow image is (tiles, x8 passes)."""
+    model = edit_model(dict(type='_PixelNet'), **test_cfg)
+    seen = []
+    model.progress = lambda done, total: seen.append((done, total))
+    with torch.no_grad():
+        model(rand(1, 3, 12, 17), mode='tensor')
+    assert seen == calls
+
+
 @pytest.mark.parametrize('test_cfg,match', [
     (dict(chop=dict(min_size=100), tile=dict(size=8)), 'both chop and tile'),
     (dict(quantize='yes'), "quantize must be True or False, got 'yes'"),
