@@ -20,7 +20,7 @@ from panet_mm.utils.errors import PanetMMError
 
 from .check import sample_files
 from .image_io import MAX_PIXELS_ENV, ImageFileError, check_image_file, verify_image_file
-from .testsets import INCOMPLETE_MARK
+from .testsets import INCOMPLETE_MARK, read_incomplete
 
 _PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -117,12 +117,12 @@ class CheckedImageDataset(BasicImageDataset):
 
     def load_data_list(self) -> List[dict]:
         """Check that the data exists, then load the list as ``BasicImageDataset`` does."""
-        mark = osp.join(self.data_root or '', INCOMPLETE_MARK)
-        if osp.isfile(mark):
-            with open(mark, encoding='utf-8', errors='replace') as f:
-                why = f.read().strip() or 'unknown reason'
-            raise self._missing(f"'{self.data_root}' was not fully prepared ({why}), so its scores would not be the "
-                                "benchmark's; prepare it again")
+        mark = read_incomplete(self.data_root or '')
+        if mark is not None:
+            why, tool = mark
+            again = f": {runnable_command(f'python {tool}')} ..." if tool and not self.prepare_cmd else ''
+            raise self._missing(f"'{self.data_root}' was not fully prepared ({why}; its {INCOMPLETE_MARK} file says "
+                                f"so), so its scores would not be the benchmark's; prepare it again{again}")
         for key, folder in self.data_prefix.items():
             if not osp.isdir(folder):
                 where = '' if osp.isabs(folder) else f' in {os.getcwd()} (data_root is relative to the current folder)'

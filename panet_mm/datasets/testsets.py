@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import re
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -112,22 +113,36 @@ def process_sr(job: Tuple[str, str], set_dir: str, options: TestSetOptions) -> i
 INCOMPLETE_MARK = '.incomplete'
 
 
-def mark_incomplete(set_dir: str, why: Optional[str]) -> None:
-    """Mark ``set_dir`` as not fully prepared (``why``), or, with ``why=None``, as complete.
+def mark_incomplete(set_dir: str, why: Optional[str], tool: str = '') -> None:
+    """Mark ``set_dir`` as not fully prepared (``why``, by ``tool``), or, with ``why=None``, as complete.
 
     Why: a set whose preparation stopped at a damaged image kept the images made before it, and a later
-    ``tools/test.py`` scored that part as if it were the benchmark.
+    ``tools/test.py`` scored that part as if it were the benchmark. The file's second line names the tool that
+    wrote it, for whoever finds it in the folder (:func:`read_incomplete`).
     """
     from panet_mm.utils.fileio import atomic_write
     path = osp.join(set_dir, INCOMPLETE_MARK)
     if why is not None:
-        atomic_write(path, f'{why}\n')
+        by = f'written by {tool}; run it again to finish the folder (files already made are kept)\n' if tool else ''
+        atomic_write(path, f'{why}\n{by}')
     elif osp.exists(path):
         os.remove(path)
+
+
+def read_incomplete(set_dir: str) -> Optional[Tuple[str, str]]:
+    """``(why, tool)`` of ``set_dir``'s :data:`INCOMPLETE_MARK` (``tool`` may be ''), or None if it has none."""
+    path = osp.join(set_dir, INCOMPLETE_MARK)
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8', errors='replace') as f:
+        lines = [line.strip() for line in f if line.strip()]
+    why = lines[0] if lines else 'unknown reason'
+    found = re.match(r'written by (\S+);', lines[1]) if len(lines) > 1 else None
+    return why, found.group(1) if found else ''
 
 
 #: The writer of each task a test set serves: 'color' (denoising, demosaicing), 'gray' (JPEG), 'sr'.
 PROCESSORS: Dict[str, Callable[..., int]] = {'color': process_color, 'gray': process_gray, 'sr': process_sr}
 
 __all__ = ['INCOMPLETE_MARK', 'PROCESSORS', 'SR_CROPS', 'SR_MOD', 'TestSetOptions', 'mark_incomplete', 'process_color',
-           'process_gray', 'process_sr', 'sr_folders']
+           'process_gray', 'process_sr', 'read_incomplete', 'sr_folders']

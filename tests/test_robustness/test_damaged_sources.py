@@ -52,8 +52,11 @@ def test_truncated_png_is_one_line_and_skip_bad_reports_it(tmp_path):
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr and "img_2.png' is truncated" in proc.stderr
     # the images made before the stop stay, marked: evaluating on them is refused (they were scored as the set)
     with pytest.raises(FileNotFoundError, match=r"LIVE1' was not fully prepared \(stopped at a damaged image: .*"
-                       r"img_2.png' is truncated.*prepare it again"):
+                       r"img_2.png' is truncated.*; its .incomplete file says so\).*prepare it again: python "
+                       r"\S*tools/dataset_converters/prepare_testsets.py \.\.\.$"):
         live1(out)
+    assert (out / 'LIVE1' / '.incomplete').read_text().splitlines()[1].startswith(
+        'written by tools/dataset_converters/prepare_testsets.py; run it again to finish the folder')
 
     proc = prepare_testsets('--out', out, '--live1', src, '--skip-bad')
     assert proc.returncode == 0, proc.stderr

@@ -42,6 +42,8 @@ from typing import List, Optional, Sequence, Tuple
 
 #: The validation GT is mod-cropped to this (as the SR test sets' GTmod12), and a centre crop starts on it.
 VALID_MOD = 12
+#: How this tool is named in a set's ``.incomplete`` file (panet_mm.datasets.testsets.mark_incomplete).
+TOOL = 'tools/dataset_converters/prepare_div2k.py'
 IMG_EXT = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 #: This tool's flag for each library parameter its error messages name.
 LIBRARY_FLAGS = {'max_pixels': '--max-pixels'}
@@ -263,11 +265,11 @@ def prepare_valid(args: argparse.Namespace) -> int:
                          f'{args.valid_range}: pass the DIV2K_valid_HR folder (0801.png ... 0900.png)')
     names = [by_number[n] for n in args.valid_numbers]
     os.makedirs(args.valid_out, exist_ok=True)
-    mark_incomplete(args.valid_out, 'being prepared (or its preparation was interrupted)')
+    mark_incomplete(args.valid_out, 'being prepared (or its preparation was interrupted)', TOOL)
     with ImagePool(args.workers, flags=LIBRARY_FLAGS) as pool:
         results, bad = pool.run(partial(process_valid_image, args=args), names, args.skip_bad, desc='DIV2K valid')
     if bad and not args.skip_bad:
-        mark_incomplete(args.valid_out, f'stopped at a damaged image: {bad[0]}')
+        mark_incomplete(args.valid_out, f'stopped at a damaged image: {bad[0]}', TOOL)
         raise SystemExit(f'error: DIV2K valid: {bad[0]}; stopped before writing anything made from it. Replace or '
                          'remove it, or pass --skip-bad to leave it out')
     args.skipped += bad

@@ -60,6 +60,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
+#: How this tool is named in a set's ``.incomplete`` file (panet_mm.datasets.testsets.mark_incomplete).
+TOOL = 'tools/dataset_converters/prepare_testsets.py'
 IMG_EXT = ('.png', '.bmp', '.tif', '.tiff', '.jpg', '.jpeg', '.ppm', '.pgm', '.webp')
 
 
@@ -256,7 +258,7 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
             set_dir = osp.join(args.out, ts.name)
             written, stopped, set_bad = 0, False, set()
             os.makedirs(set_dir, exist_ok=True)
-            mark_incomplete(set_dir, 'being prepared (or its preparation was interrupted)')
+            mark_incomplete(set_dir, 'being prepared (or its preparation was interrupted)', TOOL)
             for task in ts.tasks:
                 results, bad = pool.run(partial(PROCESSORS[task], set_dir=set_dir, options=options), sources,
                                         skip_bad=args.skip_bad, desc=f'{ts.name} ({task})')
@@ -267,7 +269,7 @@ def prepare(args: argparse.Namespace) -> Dict[str, Tuple[int, int]]:
                     print(f'error: {ts.name}: {bad[0]}; the set was stopped and nothing was made from that image. '
                           'Replace or remove it, or pass --skip-bad to prepare the set without it', file=sys.stderr)
                     stopped = True
-                    mark_incomplete(set_dir, f'stopped at a damaged image: {bad[0]}')
+                    mark_incomplete(set_dir, f'stopped at a damaged image: {bad[0]}', TOOL)
                     break
             if not stopped:
                 mark_incomplete(set_dir, None)
