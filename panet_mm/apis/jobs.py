@@ -434,19 +434,20 @@ def _restore_one(inferencer: Any, job: RestoreJob, log: Callable[[str], None], s
                           exif=data.get('exif'))
 
 
-def _stop_reason(err: OSError, job: RestoreJob, left: int) -> Optional[str]:
-    """Why the whole run stops (a full or read-only disk fails every later image too), else None: also for a
-    protected file to replace (immutable, or a read-only file's folder) in a folder that is writable, which fails
-    that image only."""
-    if err.errno not in _DISK_FULL + _READ_ONLY:
-        return None
-    folder = osp.dirname(osp.abspath(job.dst))
-    if err.errno in _READ_ONLY and osp.lexists(job.dst) and os.access(folder, os.W_OK):
-        return None
+def _failure(err: Exception, job: RestoreJob, left: int) -> Tuple[bool, str]:
+    """``(stop, reason)`` for an image that failed with ``err``: a full or read-only disk stops the run (it fails
+    every later image too); a protected file to replace (immutable, or owned by another user) in a writable folder,
+    and any other error, fails that image only."""
+    reason = f'{type(err).__name__}: {first_line(err)}'
+    if not isinstance(err, OSError) or err.errno not in _DISK_FULL + _READ_ONLY:
+        return False, reason
+    if err.errno in _READ_ONLY and osp.lexists(job.dst) and os.access(osp.dirname(osp.abspath(job.dst)), os.W_OK):
+        return False, (f"'{job.dst}' cannot be replaced ({err.strerror}): it is protected (immutable, or owned by "
+                       'another user); remove the protection or choose another output')
     fix = 'free space on that disk' if err.errno in _DISK_FULL else 'choose a writable output folder'
     rest = f'; stopped before computing the other {left} image(s)' if left else ''
-    return (f"cannot write '{err.filename or job.dst}' ({err.strerror}){rest}: {fix} and rerun (finished results "
-            'are kept)')
+    return True, (f"cannot write '{err.filename or job.dst}' ({err.strerror}){rest}: {fix} and rerun (finished "
+                  'results are kept)')
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -533,15 +534,11 @@ def restore_files(inferencer: Any, jobs: Sequence[RestoreJob], overwrite: bool =
                 summary.failed.append((job.src, str(err)))
                 log(f'skipped: {err}')
             except (OSError, ValueError, RuntimeError, cv2.error) as err:
-                summary.stopped = _stop_reason(err, job, len(jobs) - i - 1) if isinstance(err, OSError) else None
-                if summary.stopped:
-                    summary.failed.append((job.src, summary.stopped))
-                    break
-                reason = f'{type(err).__name__}: {first_line(err)}'
-                if isinstance(err, OSError) and err.errno in _READ_ONLY and osp.lexists(job.dst):
-                    reason = (f"'{job.dst}' cannot be replaced ({err.strerror}): it is protected (immutable, or "
-                              'owned by another user); remove the protection or choose another output')
+                stop, reason = _failure(err, job, len(jobs) - i - 1)
                 summary.failed.append((job.src, reason))
+                if stop:
+                    summary.stopped = reason
+                    break
                 log(f"skipped '{job.src}': {reason}")
             else:
                 summary.restored.append(job.dst)
