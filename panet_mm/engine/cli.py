@@ -30,6 +30,7 @@ from ..utils.config_names import config_not_found, find_config
 from .config_checks import (
     ConfigArgumentError,
     check_argument_types,
+    check_optim_settings,
     explain_bad_argument,
     explain_unknown_type,
     misspelt_top_level_keys,
@@ -107,7 +108,6 @@ def read_tool_config(config: str, cfg_options: Optional[Sequence[str]] = None) -
             print(f'error: {problem}', file=sys.stderr)
             raise SystemExit(2)
         cfg.merge_from_dict(options)
-    from .config_checks import check_optim_settings
     try:
         check_argument_types(cfg.get('model'))
         check_optim_settings(cfg)  # mmengine builds the optimizer only after the data loaders
