@@ -130,3 +130,28 @@ def test_valid_set_refusals(tmp_path):
     assert proc.returncode == 1 and 'smaller than the 240x240 centre crop' in proc.stderr
     # stopped at an image: the folder stays marked, so a config refuses to validate on the part written
     assert 'stopped at' in (tmp_path / 'v' / '.incomplete').read_text()
+
+
+def test_official_lr_images_are_used_and_a_wrong_scale_file_is_refused(tmp_path):
+    """The official DIV2K_train_LR_bicubic/X{s}/NNNNx{s}.png files (the whole HR down-sampled) give the LR
+    sub-images; an X2 file in X3/ was accepted (it is larger than needed) and cut into wrong-scale LR patches."""
+    from panet_mm.datasets.prepare import bicubic_downscale
+    root = tmp_path / 'DIV2K'
+    fake_div2k(root, n=1)  # 130x170
+    hr = cv2.imread(str(root / 'DIV2K_train_HR' / '0001.png'))
+    for s in (2, 3):
+        (root / 'DIV2K_train_LR_bicubic' / f'X{s}').mkdir(parents=True)
+    official = np.ascontiguousarray(255 - bicubic_downscale(hr[:130 // 2 * 2, :170 // 2 * 2], 2))  # recognisable
+    cv2.imwrite(str(root / 'DIV2K_train_LR_bicubic' / 'X2' / '0001x2.png'), official)
+    cv2.imwrite(str(root / 'DIV2K_train_LR_bicubic' / 'X3' / '0001x3.png'), official)  # X2 size in X3/
+    tool = [sys.executable, 'tools/dataset_converters/prepare_div2k.py', '--div2k', str(root), '--crop-size', '48',
+            '--step', '24', '--thresh-size', '0', '--workers', '1']
+    proc = run_tool(tool + ['--scales', '2', '3'], check=False)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert ("0001x3.png' (85x65) is not the HR image '0001.png' (170x130) down-sampled by 3, which would be 56x43; "
+            'remove it to regenerate it (or put the right X3 file there)') in proc.stderr, proc.stderr
+    assert not (root / 'DIV2K_train_LR_bicubic' / 'X2_sub').exists()  # nothing made from that image
+    (root / 'DIV2K_train_LR_bicubic' / 'X3' / '0001x3.png').unlink()
+    run_tool(tool + ['--scales', '2', '3'])
+    sub = cv2.imread(str(root / 'DIV2K_train_LR_bicubic' / 'X2_sub' / '0001_s002.png'))  # HR rows 0-47, cols 24-71
+    assert np.array_equal(sub, official[0:24, 12:36])

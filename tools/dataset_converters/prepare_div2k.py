@@ -110,7 +110,8 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
     stem = osp.splitext(name)[0]
     # mod-crop by every scale at once so that each sub-image starts on a whole LR pixel
     hr_path = osp.join(args.div2k, 'DIV2K_train_HR', name)
-    hr = mod_crop(imread_color(hr_path, args.max_pixels), math.lcm(*args.scales))
+    full = imread_color(hr_path, args.max_pixels)
+    hr = mod_crop(full, math.lcm(*args.scales))
     if min(hr.shape[:2]) < args.crop_size:  # (an image-level refusal, so that --skip-bad leaves it out)
         raise ImageFileError(f"'{hr_path}' is {hr.shape[1]}x{hr.shape[0]} pixels (width x height after the mod-crop), "
                              f'smaller than the {args.crop_size}x{args.crop_size} sub-images (--crop-size)')
@@ -119,9 +120,13 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
     for s in args.scales:
         official = osp.join(args.div2k, 'DIV2K_train_LR_bicubic', f'X{s}', f'{stem}x{s}.png')
         lr = imread_color(official, args.max_pixels) if osp.isfile(official) else None
-        if lr is not None and (lr.shape[0] * s < hr.shape[0] or lr.shape[1] * s < hr.shape[1]):
-            raise ImageFileError(f"LR image '{official}' ({lr.shape[1]}x{lr.shape[0]}) does not match the HR image "
-                                 f"'{name}' ({hr.shape[1]}x{hr.shape[0]}) at scale {s}; remove it to regenerate it")
+        # the official LR is the whole HR image down-sampled: H/s rounded either way (an X2 file in X3/ is larger)
+        fits = lr is None or all(n // s <= m <= -(-n // s) for n, m in zip(full.shape[:2], lr.shape[:2]))
+        if not fits:
+            want = f'{full.shape[1] // s}x{full.shape[0] // s}'
+            raise ImageFileError(f"LR image '{official}' ({lr.shape[1]}x{lr.shape[0]}) is not the HR image '{name}' "
+                                 f'({full.shape[1]}x{full.shape[0]}) down-sampled by {s}, which would be {want}; '
+                                 f'remove it to regenerate it (or put the right X{s} file there)')
         lrs[s] = (official, lr)
     entries = []
     for sub_name, sub in crop_sub_images(hr, stem, args.crop_size, args.step, args.thresh_size):
