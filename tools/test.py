@@ -18,6 +18,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='file (.json/.yaml/.pkl) to save the metrics to')
+    parser.add_argument('--per-image', metavar='FILE.csv',
+                        help="every test image's scores, one row per set and image (PerImageMetricsHook)")
     parser.add_argument('--work-dir', help='the directory to save logs and metrics')
     parser.add_argument(
         '--cfg-options', nargs='+', metavar='KEY=VALUE',
@@ -31,22 +33,25 @@ def parse_args() -> argparse.Namespace:
     if args.out and osp.splitext(args.out)[1].lower() not in OUT_FORMATS:
         parser.error(f"--out '{args.out}': the metrics are saved as {', '.join(OUT_FORMATS)}; name the file "
                      'with one of these extensions')
+    if args.per_image and osp.splitext(args.per_image)[1].lower() != '.csv':
+        parser.error(f"--per-image '{args.per_image}': the per-image scores are saved as .csv; name the file so")
     return args
 
 
-def check_writable(out: str) -> None:
-    """Refuse (exit 2) an ``--out`` whose folder cannot be written, before the evaluation runs."""
+def check_writable(out: str, flag: str = '--out') -> None:
+    """Refuse (exit 2) an ``--out`` / ``--per-image`` file whose folder cannot be written, before the evaluation."""
     from panet_mm.utils.fileio import unwritable_file
     why = unwritable_file(out)
     if why:
-        print(f"error: --out '{out}' cannot be written ({why}); pass a file in a writable folder", file=sys.stderr)
+        print(f"error: {flag} '{out}' cannot be written ({why}); pass a file in a writable folder", file=sys.stderr)
         raise SystemExit(2) from None
 
 
 def main() -> None:
     args = parse_args()
-    if args.out:
-        check_writable(args.out)  # before the evaluation, not after it
+    for out, flag in ((args.out, '--out'), (args.per_image, '--per-image')):
+        if out:
+            check_writable(out, flag)  # before the evaluation, not after it
     from panet_mm.utils.checkpoint import checkpoint_problem
     problem = checkpoint_problem(args.checkpoint)  # before the model and a log folder are made
     if problem:
@@ -57,7 +62,7 @@ def main() -> None:
 
         from panet_mm.engine.cli import build_runner, drop_unused_log_dir, load_config, readable_errors
         from panet_mm.engine.distributed import finish_distributed
-        from panet_mm.engine.hooks import SaveMetricsHook
+        from panet_mm.engine.hooks import PerImageMetricsHook, SaveMetricsHook
         from panet_mm.engine.quiet import quiet_third_party_warnings
     quiet_third_party_warnings(early)
     cfg = load_config(args)
@@ -71,6 +76,8 @@ def main() -> None:
         print_colored_log(f'Log directory: {runner.log_dir}')
         if args.out:
             runner.register_hook(SaveMetricsHook(args.out))
+        if args.per_image:
+            runner.register_hook(PerImageMetricsHook(args.per_image))
         try:
             runner.test()
         except BaseException:

@@ -9,7 +9,14 @@ from .checkpoint import (
                          load_weights_only,
 )
 from .distributed import CPUDistributedDataParallel, setup_distributed
-from .hooks import NonFiniteLossError, NonFiniteLossHook, NonFiniteOutputError, NonFiniteOutputHook, SaveMetricsHook
+from .hooks import (
+    NonFiniteLossError,
+    NonFiniteLossHook,
+    NonFiniteOutputError,
+    NonFiniteOutputHook,
+    PerImageMetricsHook,
+    SaveMetricsHook,
+)
 from .optim import CPUAmpOptimWrapper
 from .runner import CheckpointMismatchError, PANetRunner
 from .visualization import FirstSamplesVisualizationHook
@@ -17,7 +24,7 @@ from .visualization import FirstSamplesVisualizationHook
 __all__ = [
     'AtomicLocalBackend', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel', 'CheckpointMismatchError',
     'FirstSamplesVisualizationHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'NonFiniteOutputError',
-    'NonFiniteOutputHook', 'PANetRunner', 'SaveMetricsHook',
+    'NonFiniteOutputHook', 'PANetRunner', 'PerImageMetricsHook', 'SaveMetricsHook',
     'UnsafeCheckpointError', 'WeightsOnlyCheckpointHook', 'compare_state_dicts', 'ensure_checkpoint_hook',
     'load_weights_only', 'setup_distributed'
 ]

@@ -1,5 +1,6 @@
 """The restoration configs run: each demo config trains and validates a few iterations via tools/train.py, and a
 paper config (tiny generator) trains on demo data, then tools/test.py reports every test set of its table."""
+import csv
 import json
 import math
 import re
@@ -57,8 +58,14 @@ def test_paper_config_trains_and_tests_every_set(demo_root, tiny_testsets, tmp_p
     assert (work / 'best_DIV2K_PSNR_iter_2.pth').is_file()  # chosen on the validation set, not a test set
 
     out = tmp_path / 'metrics.json'
+    per_image = tmp_path / 'per_image.csv'
     run_tool([sys.executable, 'tools/test.py', config, str(work / 'iter_2.pth'), '--out', str(out),
-              '--work-dir', str(tmp_path / 'test')] + as_options({**tiny, **data}))
+              '--per-image', str(per_image), '--work-dir', str(tmp_path / 'test')] + as_options({**tiny, **data}))
     metrics = json.loads(out.read_text())
     assert {f'{s}/{m}' for s in sets for m in ('PSNR', 'SSIM')} <= set(metrics)
     assert all(math.isfinite(metrics[f'{s}/PSNR']) and -1 <= metrics[f'{s}/SSIM'] <= 1 for s in sets)
+    rows = list(csv.DictReader(per_image.open()))  # every set's images (mmagic's MultiTestLoop), means as logged
+    assert [r['set'] for r in rows] == [s for s in sets for _ in range(3)]
+    for s in sets:
+        psnr = [float(r['PSNR']) for r in rows if r['set'] == s]
+        assert sum(psnr) / 3 == pytest.approx(metrics[f'{s}/PSNR'], abs=1e-4)
