@@ -89,6 +89,13 @@ def test_dist_train_two_processes_on_cpu(demo_root, tmp_path):
     assert 'broadcast_buffers is deprecated' not in log  # torch >= 2.14 warned on every rank for the old name
     assert ckpt_iter(work / 'iter_4.pth') == 4
     assert osp.isfile(work / 'last_checkpoint')
+    # a 2-process test: every rank's images in the per-image file (the sampler pads 5 images to 6: one row each)
+    scores = tmp_path / 'scores.csv'
+    run_tool(['bash', 'tools/dist_test.sh', DEMO, str(work / 'iter_4.pth'), '2', '--work-dir', str(tmp_path / 't'),
+              '--per-image', str(scores)] + demo_overrides(demo_root),
+             env={'PORT': str(free_port()), 'OMP_NUM_THREADS': '1'})
+    rows = scores.read_text().splitlines()
+    assert rows[0] == 'set,image,PSNR,SSIM' and len(rows) == 6 and len({r.split(',')[1] for r in rows[1:]}) == 5
 
 
 def test_model_and_data_of_different_scales_are_named_in_one_line(demo_root, demo_checkpoint, tmp_path):
