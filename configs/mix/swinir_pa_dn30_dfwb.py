@@ -49,6 +49,10 @@ test_pipeline = load_pair + [
     dict(type='PackInputs'),
 ]
 
+# MMagicInferencer / tools/restore.py: the input file is the noisy photo itself (without this, mmagic's inferencer
+# falls back to the test_pipeline above and adds seeded noise to the user's photo)
+inference_pipeline = [load_pair[0], dict(type='PackInputs')]
+
 # mmagic's SwinIR denoising configs validate with mmengine's ValLoop, which cannot call mmagic's
 # metrics (BaseSampleWiseMetric.evaluate() takes 1 positional argument); MultiValLoop can.
 val_cfg = dict(type='MultiValLoop')

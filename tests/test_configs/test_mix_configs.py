@@ -52,6 +52,20 @@ def test_config_parses_and_builds(path):
     assert [(s.name, s.channels, s.layout) for s in model.generator.sites] == sites
 
 
+DEGRADATIONS = {'SeededGaussianNoise', 'RandomNoise', 'JPEGCompression', 'RandomJPEGCompression', 'RandomBlur'}
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_mmagic_inferencer_pipeline_degrades_nothing(path):
+    """MMagicInferencer takes inference_pipeline, else demo_pipeline, test_pipeline, val_pipeline: the SwinIR
+    denoising config had none but a test_pipeline adding seeded noise, so mmagic's inferencer noised the user's
+    photo before denoising it."""
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    chosen = next(cfg[k] for k in ('inference_pipeline', 'demo_pipeline', 'test_pipeline', 'val_pipeline')
+                  if cfg.get(k))
+    assert not DEGRADATIONS & {t['type'] for t in chosen}, chosen
+
+
 @pytest.mark.parametrize('name', list(FULL))
 def test_full_configs_keep_mmagic_recipe(name):
     cfg = Config.fromfile(osp.join(ROOT, 'configs/mix', name))

@@ -40,6 +40,10 @@ val_pipeline = load_pair + [
     dict(type='PackInputs'),
 ]
 
+# MMagicInferencer / tools/restore.py: the input file is the noisy photo itself (without this, mmagic's inferencer
+# falls back to the val_pipeline above and adds seeded noise to the user's photo)
+inference_pipeline = [load_pair[0], dict(type='PackInputs')]
+
 train_dataloader = dict(
     num_workers=2,
     batch_size=8,
