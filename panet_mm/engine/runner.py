@@ -246,6 +246,18 @@ class PANetRunner(Runner):
                 f"({len(diff.missing)} missing: {list_keys(diff.missing, 4)}): it is the host model's own checkpoint. "
                 "Start the mixed model from it with model.generator.{param}='" + filename + "' instead of "
                 'load_from / --resume (README "Add pyramid attention to your model")')
+        extra_attention = diff.unexpected and not diff.missing and not diff.mismatched and all(
+            k.startswith('attentions.') or '.attentions.' in k for k in diff.unexpected)
+        if extra_attention and not allow_partial and not getattr(self, '_resuming', False):
+            meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+            run = meta.get('experiment_name') if isinstance(meta, dict) else None
+            raise CheckpointMismatchError(
+                'allow_partial_load',
+                f"checkpoint '{filename}' holds this model and {len(diff.unexpected)} tensors of pyramid attention "
+                f'inserted into it ({list_keys(diff.unexpected, 3)}), which this config lacks: it was trained with '
+                'WithPyramidAttention (a configs/mix config). Test it with the config it was trained with'
+                + (f" (run '{run}': its copy in that run's work directory)" if run else '')
+                + '; {param}=True would drop the attention and score the model without it')
         if not diff.ok and getattr(self, '_resuming', False):
             inside = osp.dirname(osp.realpath(filename)) == osp.realpath(self.work_dir)
             raise CheckpointMismatchError(

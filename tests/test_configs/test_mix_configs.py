@@ -116,6 +116,26 @@ def test_demo_plain_variant_from_cfg_options():
         assert k1 == k2 and torch.equal(v1, v2)
 
 
+def test_a_mixed_checkpoint_tested_under_a_plain_config_names_its_attention(demo_root, tmp_path):
+    """The mixed model's checkpoint under the plain EDSR config: the error said "for another architecture, depth or
+    scale ... load only what matches with allow_partial_load=True", which silently scores EDSR without its
+    attention; it now names the inserted attention and the config to use."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/mix/demo/edsr_pa_sr_x2_demo.py'))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    ckpt = tmp_path / 'mixed.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(experiment_name='edsr_pa_sr_x2_demo_20261206_050000')),
+               ckpt)
+    proc = run_tool([sys.executable, 'tools/test.py', 'configs/mix/demo/edsr_pa_sr_x2_demo.py', str(ckpt),
+                     '--work-dir', str(tmp_path / 't')]
+                    + demo_overrides(demo_root, **{'model.generator.insert': '[]'}), check=False)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith('error')]
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+    assert 'tensors of pyramid attention inserted into it (generator.attentions.after_body_1.' in errors[0]
+    assert "run 'edsr_pa_sr_x2_demo_20261206_050000'" in errors[0]
+    assert 'allow_partial_load=True would drop the attention' in errors[0]
+
+
 def metric_keys(evaluator):
     """The keys an evaluator config reports ('Set5/PSNR', or 'PSNR' without a prefix)."""
     metrics = evaluator.get('metrics', []) if isinstance(evaluator, dict) else evaluator
