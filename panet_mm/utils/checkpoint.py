@@ -29,7 +29,7 @@ from mmengine.logging import HistoryBuffer
 from torch import Tensor, nn
 
 from .compat import numpy_core_module, numpy_pickle_aliases
-from .config import CARRIED_VARIABLES
+from .config import TASK_VARIABLES
 from .errors import PanetMMError, first_line
 
 #: Wrapper keys of the containers checkpoints come in: mmengine / mmagic (``state_dict``), plain
@@ -364,7 +364,7 @@ RELEASED_NAME_SETTINGS = ((re.compile(r'^model_x(\d)\.pt$'), 'scale'), (re.compi
 #: Released files named for their task only: the demosaicing model (``model_best.pt``, GRBG mosaics).
 RELEASED_NAME_FIXED = {'model_best.pt': {'pattern': 'GRBG'}}
 #: The top-level config variables that name a model's task level (those a config carries into its model).
-TASK_SETTINGS = tuple(CARRIED_VARIABLES)
+TASK_SETTINGS = tuple(TASK_VARIABLES)
 
 
 def checkpoint_task_settings(meta: Any) -> Dict[str, Any]:

@@ -75,13 +75,15 @@ def _named(where: Optional[str], path: str) -> str:
 #: The config file types mmengine reads.
 CONFIG_EXTENSIONS = ('.py', '.yml', '.yaml', '.json')
 
-#: Top-level config variables and the keys that carry them into the model and pipelines.
-CARRIED_VARIABLES = {
+#: The top-level variables naming a config's task level, and the keys that carry them into the model and pipelines.
+TASK_VARIABLES = {
     'scale': ('upscale_factor',),
     'sigma': ('gaussian_sigma', 'sigma'),
     'quality': ('quality',),
     'pattern': ('pattern',),
 }
+#: Every top-level variable a config builds other keys from (the datasets' data_root: that folder or one below it).
+CARRIED_VARIABLES = {**TASK_VARIABLES, 'data_root': ('data_root',)}
 
 
 def _carried_values(node: Any, keys: Tuple[str, ...], path: str, found: List[Tuple[str, Any]]) -> None:
@@ -122,6 +124,9 @@ def check_carried_variables(cfg: Mapping[str, Any], path: str) -> None:
         for key, node in cfg.items():
             if key != name:
                 _carried_values(node, keys, key, found)
+        if name == 'data_root':
+            _check_data_root(str(value), found, path)
+            continue
         if found and all(v != value for _, v in found):
             where, used = found[0]
             if not _assigns(path, name):  # the child changed only the key (upscale_factor=3): the base's scale stayed
@@ -134,6 +139,24 @@ def check_carried_variables(cfg: Mapping[str, Any], path: str) -> None:
                 f"config '{path}' sets {name} = {value!r}, but what it builds uses {used!r} ({where}): a _base_ file "
                 f'is evaluated before its child, so a new {name} does not reach the dicts built from it there; '
                 f'start from the shipped config for {name} {value!r}, or set those keys in this file too')
+
+
+def _check_data_root(value: str, found: List[Tuple[str, Any]], path: str) -> None:
+    """A ``data_root`` the config file itself sets, while no dataset reads in or below it, is refused.
+
+    Only where the file assigns it: a child that points its datasets elsewhere and leaves the variable alone is
+    fine.
+    """
+    root = value.rstrip('/') or '/'
+    if not found or not _assigns(path, 'data_root') or any(
+            str(v) == root or str(v).startswith(root.rstrip('/') + '/') for _, v in found):
+        return
+    where, used = found[0]
+    raise ConfigFileError(
+        f"config '{path}' sets data_root = {value!r}, but its datasets read {used!r} ({where}): a _base_ file is "
+        'evaluated before its child, so a new data_root does not reach the dataset paths built from it there; set '
+        "each dataset's data_root in this file (e.g. train_dataloader = dict(dataset=dict(data_root=...))) or with "
+        '--cfg-options')
 
 
 def _assigns(path: str, name: str) -> bool:

@@ -147,6 +147,26 @@ def test_a_variable_the_base_already_used_is_refused(tmp_path, base, line, used)
     assert read_config(str(fixed))[name] == eval(line.split(' = ')[1])
 
 
+def test_a_data_root_the_base_already_used_is_refused_and_moved_datasets_are_not(tmp_path):
+    """data_root = '/data' in a child of a demo config (its datasets are built from data_root) was silently
+    ignored: the run then looked in data/demo. Datasets pointed elsewhere by the child itself are fine."""
+    base = f"_base_ = '{ROOT}/configs/demo/panet_sr_x2_demo.py'\n"
+    config = tmp_path / 'child.py'
+    config.write_text(base + "data_root = '/data/mine'\n")
+    with pytest.raises(ConfigFileError, match=rf"^config '{config}' sets data_root = '/data/mine', but its datasets "
+                       r"read 'data/demo/\w+' \(\w+_dataloader.dataset.data_root\): a _base_ file is evaluated "
+                       r"before its child.*set each dataset's data_root in this file"):
+        read_config(str(config))
+    moved = tmp_path / 'moved.py'
+    moved.write_text(base + "data_root = '/data/mine'\n" + ''.join(
+        f"{k}_dataloader = dict(dataset=dict(data_root=data_root + '/{d}'))\n"
+        for k, d in (('train', 'DIV2K'), ('val', 'Set5'), ('test', 'Set5'))))
+    assert read_config(str(moved)).train_dataloader.dataset.data_root == '/data/mine/DIV2K'
+    elsewhere = tmp_path / 'elsewhere.py'  # the variable left alone, one dataset moved: nothing to say
+    elsewhere.write_text(base + "train_dataloader = dict(dataset=dict(data_root='/big/DIV2K'))\n")
+    assert read_config(str(elsewhere)).data_root == 'data/demo'
+
+
 def test_a_key_changed_without_its_variable_names_the_variable_to_add(tmp_path):
     """Only upscale_factor=3 in a child of the x2 config: the message said the child 'sets scale = 2' and to start
     from the config for scale 2, the opposite of what its user is after."""
