@@ -3,11 +3,17 @@
 # argument count check, the checkout on PYTHONPATH and the torchrun / srun command lines.
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # The interpreter: $PYTHON, else `python` where it imports torch (an activated environment), else the
-# checkout's .venv (tools/setup_env.sh), which the README's commands call by path without activating it.
+# checkout's .venv (tools/setup_env.sh), else its .venv-modern (STACK=modern), which the README's commands call by
+# path without activating them.
 if [ -z "${PYTHON:-}" ]; then
   PYTHON=python
-  if ! python -c 'import torch' >/dev/null 2>&1 && [ -x "$HERE/../.venv/bin/python" ]; then
-    PYTHON="$HERE/../.venv/bin/python"
+  if ! python -c 'import torch' >/dev/null 2>&1; then
+    for venv in .venv .venv-modern; do
+      if [ -x "$HERE/../$venv/bin/python" ]; then
+        PYTHON="$HERE/../$venv/bin/python"
+        break
+      fi
+    done
   fi
 fi
 
@@ -15,8 +21,8 @@ fi
 # Slurm the compute nodes' environment is what counts).
 need_torch() {
   if ! "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
-    echo "error: torch is not importable by '$PYTHON'; activate the environment (source .venv/bin/activate) or" \
-         "set PYTHON=/path/to/its/python" >&2
+    echo "error: torch is not importable by '$PYTHON'; activate the environment (source .venv/bin/activate, or" \
+         ".venv-modern/bin/activate) or set PYTHON=/path/to/its/python" >&2
     exit 2
   fi
 }

@@ -114,6 +114,26 @@ def test_a_python_without_torch_is_refused_with_the_fix(fakes, tmp_path):
     assert proc.returncode == 2 and "torch is not importable by '/bin/false'" in proc.stderr
 
 
+def test_a_checkout_with_only_the_modern_environment_uses_it(fakes, tmp_path):
+    """STACK=modern set up only .venv-modern: dist_train.sh looked for .venv alone and said to activate it."""
+    import shutil
+    checkout = tmp_path / 'checkout'
+    shutil.copytree(f'{ROOT}/tools', checkout / 'tools')
+    venv_python = checkout / '.venv-modern' / 'bin' / 'python'
+    venv_python.parent.mkdir(parents=True)
+    shutil.copy(fakes['PYTHON'], venv_python)
+    no_torch = tmp_path / 'plain'  # `python` on PATH without torch
+    no_torch.mkdir()
+    (no_torch / 'python').write_text('#!/bin/sh\nexit 1\n')
+    (no_torch / 'python').chmod(0o755)
+    env = dict(fakes, PATH=f"{no_torch}{os.pathsep}{os.environ['PATH']}", NNODES='1')
+    del env['PYTHON']
+    proc = subprocess.run(['bash', 'tools/dist_train.sh', 'c.py', '2'], cwd=checkout, capture_output=True, text=True,
+                          env={**os.environ, **env}, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith('python PYTHONPATH=') and '[torch.distributed.run]' in proc.stdout
+
+
 def test_a_busy_port_is_refused_with_the_fix(fakes):
     """A second distributed run on one machine stopped with torchrun's traceback ending in EADDRINUSE."""
     import socket
