@@ -64,13 +64,15 @@ def main() -> None:
         from panet_mm.engine.distributed import finish_distributed
         from panet_mm.engine.hooks import PerImageMetricsHook, SaveMetricsHook
         from panet_mm.engine.quiet import quiet_third_party_warnings
+        from panet_mm.engine.work_dir import removed_if_left_empty
     quiet_third_party_warnings(early)
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     # the weights only: a config copy written by a --resume run says resume = True, and mmengine's runner would then
     # resume (optimizer, iteration) from the checkpoint and answer a mismatch as a failed --resume
     cfg.resume = False
-    with readable_errors(interrupted='the test stopped before its metrics; run it again'):
+    with readable_errors(interrupted='the test stopped before its metrics; run it again'), \
+            removed_if_left_empty(cfg.work_dir):  # (a stop before any log: no empty work directory left)
         runner = build_runner(cfg)
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner.log_dir}')

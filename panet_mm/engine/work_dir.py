@@ -16,6 +16,7 @@ be writing them.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -23,7 +24,7 @@ import os.path as osp
 import socket
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from panet_mm.utils.errors import ParameterError
 from panet_mm.utils.fileio import temp_file_target
@@ -197,6 +198,24 @@ def _missing_folders(path: str) -> List[str]:
     return missing
 
 
+@contextlib.contextmanager
+def removed_if_left_empty(path: str) -> Iterator[None]:
+    """Remove the folders of ``path`` made inside the block again if they are empty at its end (innermost first).
+
+    Why: ``tools/test.py`` stopped by missing data (mmengine's runner makes the work directory first) left an empty
+    ``work_dirs/<config>/``; training does the same through :class:`WorkDirLock`.
+    """
+    made = _missing_folders(path)
+    try:
+        yield
+    finally:
+        for folder in made:
+            try:
+                os.rmdir(folder)  # only an empty folder: anything the run wrote keeps it
+            except OSError:
+                break
+
+
 def remove_interrupted_saves(work_dir: str) -> Tuple[List[str], int]:
     """Delete the temporary files that interrupted checkpoint saves left in ``work_dir``.
 
@@ -224,4 +243,5 @@ def remove_interrupted_saves(work_dir: str) -> Tuple[List[str], int]:
     return removed, size
 
 
-__all__ = ['LOCK_NAME', 'WorkDirBusyError', 'WorkDirError', 'WorkDirLock', 'remove_interrupted_saves']
+__all__ = ['LOCK_NAME', 'WorkDirBusyError', 'WorkDirError', 'WorkDirLock', 'remove_interrupted_saves',
+           'removed_if_left_empty']

@@ -67,6 +67,15 @@ def test_missing_dataset_names_folder_and_command(tmp_path):
     assert not (tmp_path / 'w').exists()
 
 
+def test_a_test_stopped_by_missing_data_leaves_no_work_directory(demo_checkpoint, tmp_path):
+    """tools/test.py said which folder is missing and left an empty work_dirs/<config>/ (training left none)."""
+    work = tmp_path / 'work_dirs' / 't'
+    proc = run_tool([sys.executable, 'tools/test.py', DEMO, str(demo_checkpoint), '--work-dir', str(work),
+                     '--cfg-options', f'test_dataloader.dataset.data_root={tmp_path}/nowhere/Set5'], check=False)
+    assert proc.returncode == 1 and f'{tmp_path}/nowhere/Set5' in proc.stderr
+    assert not (tmp_path / 'work_dirs').exists()
+
+
 def test_missing_config_is_named(tmp_path):
     proc = run_tool([sys.executable, 'tools/train.py', 'configs/nope.py'], check=False)
     assert proc.returncode != 0 and "config file 'configs/nope.py' not found" in proc.stderr
