@@ -68,6 +68,11 @@ def _model_state(checkpoint: Any, filename: str, revise_keys: list) -> OrderedDi
     return state
 
 
+#: The folder in the work directory through which distributed metrics gather their ranks' results (a shared file
+#: system's, as the work directory is for checkpoints); removed after each collection.
+DIST_COLLECT_DIR = '.dist_collect'
+
+
 @RUNNERS.register_module()
 class PANetRunner(Runner):
     """``mmengine.runner.Runner`` that refuses partial checkpoint loads unless asked.
@@ -102,6 +107,21 @@ class PANetRunner(Runner):
         """mmengine's ``test`` with weights-only checkpoint loading."""
         with safe_checkpoint_loading():
             return super().test()
+
+    def build_evaluator(self, evaluator: Any) -> Any:
+        """mmengine's, with every metric that gathers its ranks' results through files (``collect_device='cpu'``,
+        the CPU / gloo path) given a folder in the work directory.
+
+        Why: without one, mmengine made ``.dist_test/`` in the current folder (a checkout's root) at every
+        distributed validation and test, left it there, and a run killed while collecting left its ``part_N.pkl``
+        files in it; a given folder is removed after each collection.
+        """
+        built = super().build_evaluator(evaluator)
+        if self.distributed:
+            for metric in getattr(built, 'metrics', []):
+                if getattr(metric, 'collect_device', None) == 'cpu' and getattr(metric, 'collect_dir', '') is None:
+                    metric.collect_dir = osp.join(self.work_dir, DIST_COLLECT_DIR)
+        return built
 
     def _init_model_weights(self) -> None:
         """mmengine's, without reading a mixed model's ``plain_weights`` when a checkpoint replaces every weight next

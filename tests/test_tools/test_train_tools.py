@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import DEMO_CONFIG, demo_overrides, run_tool
+from conftest import DEMO_CONFIG, ROOT, demo_overrides, run_tool
 
 DEMO = 'configs/demo/panet_sr_x2_demo.py'
 
@@ -100,9 +100,11 @@ def test_dist_train_two_processes_on_cpu(demo_root, tmp_path):
     assert osp.isfile(work / 'last_checkpoint')
     # a 2-process test: every rank's images in the per-image file (the sampler pads 5 images to 6: one row each)
     scores = tmp_path / 'scores.csv'
-    run_tool(['bash', 'tools/dist_test.sh', DEMO, str(work / 'iter_4.pth'), '2', '--work-dir', str(tmp_path / 't'),
-              '--per-image', str(scores)] + demo_overrides(demo_root),
-             env={'PORT': str(free_port()), 'OMP_NUM_THREADS': '1'})
+    run_tool(['bash', f'{ROOT}/tools/dist_test.sh', DEMO_CONFIG, str(work / 'iter_4.pth'), '2', '--work-dir',
+              str(tmp_path / 't'), '--per-image', str(scores)] + demo_overrides(demo_root),
+             env={'PORT': str(free_port()), 'OMP_NUM_THREADS': '1'}, cwd=tmp_path)
+    # the ranks' results gathered through the work directory, then removed: mmengine left .dist_test/ in the cwd
+    assert not (tmp_path / '.dist_test').exists() and not (tmp_path / 't' / '.dist_collect').exists()
     rows = scores.read_text().splitlines()
     assert rows[0] == 'set,image,PSNR,SSIM' and len(rows) == 6 and len({r.split(',')[1] for r in rows[1:]}) == 5
 
