@@ -117,6 +117,16 @@ def test_reference_trace_saves_and_loads(tmp_path):
     torch.testing.assert_close(loaded(other), block(other), rtol=1e-5, atol=1e-5)
 
 
+def test_a_trace_under_no_grad_passes_its_sanity_check():
+    """The README's TorchScript route: a default trace (check_trace on) of the chunked kernel under no_grad. With
+    gradients on, its sanity check failed with pages of differing graphs."""
+    block, x = _block(), _x(1, 8, 10, 10)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter('ignore')
+        traced = torch.jit.trace(block, (x,))
+        torch.testing.assert_close(traced(x), block(x))
+
+
 def test_chunked_trace_runs_but_is_not_savable(tmp_path):
     """What the docstring says: a trace of the chunked kernel runs (the flop counter's use), jit.save refuses it."""
     block, x = _block(), _x(1, 8, 10, 10)
