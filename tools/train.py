@@ -1,6 +1,6 @@
 """Train a model from a config, with mmagic's tools/train.py arguments.
 
-    python tools/train.py configs/panet_sr_x2_div2k.py [--work-dir DIR] [--resume] [--amp]
+    python tools/train.py configs/panet_sr_x2_div2k.py [--work-dir DIR] [--resume [CHECKPOINT]] [--amp]
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 
 Distributed: tools/dist_train.sh CONFIG GPUS (works without a GPU too, over gloo).
@@ -10,14 +10,16 @@ checkpoint saves are removed.
 """
 import argparse
 import logging
+import os.path as osp
 import warnings
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a panet_mm / mmagic model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--resume', action='store_true',
-                        help='resume from the latest checkpoint in the work directory')
+    parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
+                        help="resume from the latest checkpoint in the work directory, or from CHECKPOINT "
+                        "(mmdet / mmpretrain's form; mmagic's is --resume alone)")
     parser.add_argument('--amp', action='store_true', default=False,
                         help='enable automatic-mixed-precision training (bfloat16 autocast on CPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -65,10 +67,15 @@ def main() -> None:
                              '(N: the total batch its learning rate was set for; 16 in the paper configs)')
         cfg.auto_scale_lr.enable = True
     if args.resume:
+        if args.resume != 'auto':
+            if not osp.isfile(args.resume):
+                raise SystemExit(f"error: --resume '{args.resume}' is not a checkpoint file; pass a checkpoint of "
+                                 'the run (e.g. its iter_N.pth), or --resume alone for the latest one in the work '
+                                 'directory')
+            cfg.load_from = args.resume  # (mmengine resumes from load_from when resume is set)
         cfg.resume = True
-        note = resume_overrides_note(args.cfg_options, cfg.work_dir)
-        if note:
-            print_colored_log(note, level=logging.WARNING)
+    note = (resume_overrides_note(args.cfg_options, cfg.work_dir, None if args.resume == 'auto' else args.resume)
+            if args.resume else None)
 
     stopped = (f'checkpoints already saved in {cfg.work_dir} are kept (none half-written); continue with the same '
                'command and --resume')
@@ -76,6 +83,8 @@ def main() -> None:
         runner = build_runner(cfg)
         print_colored_log(f'Working directory: {cfg.work_dir}')
         print_colored_log(f'Log directory: {runner.log_dir}')
+        if note:  # (after the environment and config dump, where it is seen, and into the log file)
+            print_colored_log(note, level=logging.WARNING)
         try:
             runner.train()
         except BaseException:

@@ -282,15 +282,17 @@ def hold_work_dir(cfg: Config) -> Iterator[None]:
         yield
 
 
-def resume_overrides_note(options: Optional[Sequence[str]], work_dir: str) -> Optional[str]:
+def resume_overrides_note(options: Optional[Sequence[str]], work_dir: str,
+                          checkpoint: Optional[str] = None) -> Optional[str]:
     """What ``--resume`` does to ``--cfg-options`` of the optimizer or the schedule, where there is a checkpoint to
-    resume: they do not apply (the saved optimizer and scheduler states replace them); else None.
+    resume (``checkpoint``, else the work directory's latest): they do not apply (the saved optimizer and scheduler
+    states replace them); else None.
 
     Why: ``--resume --cfg-options optim_wrapper.optimizer.lr=0.01`` went on at the saved learning rate without a
     word (documented, but the command line says otherwise).
     """
     keys = [o.split('=', 1)[0] for o in options or [] if o.startswith(('optim_wrapper', 'param_scheduler'))]
-    if not keys or not osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+    if not keys or not osp.isfile(checkpoint or osp.join(work_dir, 'last_checkpoint')):
         return None
     return (f"--resume continues the saved optimizer and learning-rate schedule, so {', '.join(keys)} from "
             '--cfg-options do not apply; to start from the weights with new settings, pass --cfg-options '
