@@ -113,10 +113,49 @@ def check_argument_types(node: Any, path: str = 'model', of: Optional[str] = Non
         return
     name = node.get('type', of)
     classes = _registered_classes(name.split('.')[-1]) if isinstance(name, str) else []
+    if 'type' in node:
+        _check_merged_keys(node, name, classes, path)
     _check_numbers(node, name, _number_arguments(classes), path)
     ours = any(getattr(cls, '__module__', '').startswith('panet_mm.') for cls in classes)
     for key, value in node.items():
         check_argument_types(value, f'{path}.{key}', _ARGUMENTS_OF.get(key) if ours else None)
+
+
+def _accepted_arguments(classes: List[Any]) -> Optional[List[str]]:
+    """The keyword arguments the classes' constructors take together; None where one takes any (``**kwargs``), is
+    no class, or has no signature to read."""
+    names: List[str] = []
+    for cls in classes:
+        if not inspect.isclass(cls):
+            return None
+        try:
+            parameters = inspect.signature(cls.__init__).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return None
+        names += [p.name for p in parameters if p.name != 'self' and p.name not in names]
+    return names
+
+
+def _check_merged_keys(node: Mapping[str, Any], name: Any, classes: List[Any], path: str) -> None:
+    """Refuse keys ``name`` does not take, several of them or one that is no near miss of one it takes: the mark of
+    a dict that replaced a ``_base_`` dict of another type without ``_delete_=True`` (mmengine merged the old dict's
+    keys into it). One near miss is left to :func:`explain_bad_argument`, which names the close argument.
+
+    Why: a mix config writing ``generator=dict(type='WithPyramidAttention', ...)`` over mmagic's EDSRNet dict
+    stopped with "WithPyramidAttention got an argument 'in_channels'", which did not say where the key came from.
+    """
+    accepted = _accepted_arguments(classes) if classes else None
+    if not accepted:
+        return
+    unknown = [k for k in node if k not in accepted and k not in ('type', '_scope_')]
+    if not unknown or len(unknown) == 1 and difflib.get_close_matches(unknown[0], accepted, n=1, cutoff=0.6):
+        return  # (one misspelt key: explain_bad_argument names the close one)
+    raise ConfigArgumentError(
+        f"the config gives {name} ({path}) the arguments {unknown}, which it does not take (it takes "
+        f"{', '.join(accepted)}); where this dict replaces a _base_ config's dict of another type, mmengine merged "
+        f"that dict's keys into it: add _delete_=True to {path} in this config")
 
 
 def _check_numbers(node: Mapping[str, Any], name: Any, numbers: Dict[str, Tuple[str, bool]], path: str) -> None:

@@ -45,6 +45,28 @@ def test_a_quoted_number_is_named_before_torch_fails_on_it():
     check_argument_types(dict(type='PAEDSRNet', mid_channels=32, res_scale=1, rgb_mean=[0.4, 0.4, 0.4]))
 
 
+def test_a_dict_merged_over_a_base_dict_of_another_type_names_delete(tmp_path):
+    """generator=dict(type='WithPyramidAttention', ...) over mmagic's EDSRNet dict without _delete_=True (the most
+    likely mistake when mixing): mmengine merged EDSRNet's keys into it and the build said only "an argument
+    'in_channels' that it does not take"."""
+    import pytest
+    from mmengine.config import Config
+
+    from panet_mm.engine.config_checks import ConfigArgumentError, check_argument_types
+    config = tmp_path / 'mine.py'
+    config.write_text("_base_ = 'mmagic::edsr/edsr_x2c64b16_1xb16-300k_div2k.py'\n"
+                      "model = dict(generator=dict(type='WithPyramidAttention', generator=dict(type='EDSRNet'), "
+                      "insert=[dict(after='body.7')]))\n")
+    with pytest.raises(ConfigArgumentError, match=r"^the config gives WithPyramidAttention \(model.generator\) the "
+                       r"arguments \['in_channels', 'out_channels', .*\], which it does not take \(it takes "
+                       r'generator, insert, .*\); where this dict replaces a _base_ config.s dict of another type, '
+                       r"mmengine merged that dict's keys into it: add _delete_=True to model.generator in this "
+                       r'config$'):
+        check_argument_types(Config.fromfile(str(config)).model)
+    # one misspelt key is left to the build's message, which names the close argument
+    check_argument_types(dict(type='PAEDSRNet', mid_chanels=32))
+
+
 def test_every_shipped_config_passes_the_argument_check():
     import glob
 
