@@ -109,7 +109,7 @@ def inferencer_options(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _report(summary: Any, total: int, output: str) -> int:
-    line = f'restored {len(summary.restored)} of {total} image(s) into {output}'
+    line = f'restored {len(summary.restored)} of {total} image(s)' + (f' into {output}' if summary.restored else '')
     if summary.kept:
         line += f'; kept {len(summary.kept)} existing output(s) (pass --overwrite to replace them)'
     if summary.failed:

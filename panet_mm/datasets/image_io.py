@@ -27,6 +27,7 @@ import contextlib
 import io
 import os
 import os.path as osp
+import re
 import resource
 import struct
 import warnings
@@ -332,8 +333,9 @@ def check_image_file(source: Union[str, bytes], max_pixels: Optional[int] = None
                                      'the image again') from None
             _verify_with_opencv(source, name)   # a TIFF Pillow has no mode for (read_image_header): OpenCV decides
         except (OSError, ValueError, EOFError, struct.error, MemoryError) as err:
-            raise ImageFileError(f"'{name}' is truncated or corrupt ({first_line(err, 200)}); copy or export the "
-                                 'image again') from None
+            # (Pillow's "(55 bytes not processed)" counts its buffer, not what is missing: half a file read so)
+            why = re.sub(r'\s*\(\d+ bytes not processed\)', '', first_line(err, 200))
+            raise ImageFileError(f"'{name}' is truncated or corrupt ({why}); copy or export the image again") from None
     return header
 
 

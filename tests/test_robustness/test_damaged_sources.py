@@ -160,3 +160,14 @@ def test_make_demo_data_never_deletes_files_it_did_not_make(tmp_path):
     proc = run_tool(make)  # a rerun: the folder is now the tool's
     assert (hr / 'holiday.png').read_bytes() == b'my photo' and 'removed' not in proc.stdout
     assert 'holiday.png' not in (out / '.panet_mm_demo').read_text()
+
+
+def test_a_truncated_jpeg_is_named_without_pillows_buffer_count(tmp_path):
+    """Pillow says "image file is truncated (55 bytes not processed)" for a JPEG cut in half: the count is its
+    buffer's, not what is missing, and misled; the message keeps the rest."""
+    from panet_mm.datasets.image_io import ImageFileError, verify_image_file
+    path = truncated_jpeg(tmp_path / 'cut.jpg')
+    with pytest.raises(ImageFileError) as err:
+        verify_image_file(str(path))
+    assert str(err.value) == (f"'{path}' is truncated or corrupt (image file is truncated); copy or export the image "
+                              'again')

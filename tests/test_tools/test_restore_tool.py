@@ -210,6 +210,12 @@ def test_recursive_follows_symlinked_folders_and_reports_dangling_links(demo_che
     assert f"restored 3 of 4 image(s) into {out}; 1 failed: {src / 'dangling.png'}" in stderr.splitlines()
     assert sorted(str(p.relative_to(out)) for p in out.rglob('*') if p.is_file()) == [
         'a.png', 'extdir/b.png', 'extdir/more/c.png']
+    # nothing restored: the summary names no output it did not make ("restored 0 of 1 image(s) into t.png")
+    half = tmp_path / 'half.png'
+    half.write_bytes((src / 'a.png').read_bytes()[:60])
+    rc, stdout, stderr = run(capsys, '--config', DEMO_CONFIG, '--checkpoint', demo_checkpoint, half,
+                             tmp_path / 't.png', '--no-progress')
+    assert rc == 1 and f'restored 0 of 1 image(s); 1 failed: {half}' in stderr.splitlines(), stderr
 
 
 def test_ctrl_c_prints_one_line_and_the_same_command_does_the_rest(demo_checkpoint, tmp_path, capsys, monkeypatch):
