@@ -177,6 +177,11 @@ def _copy_shared_slope(out: Dict[str, Tensor], diff: StateDictDiff, slopes: Dict
             f'names; copied into all {len(slope_keys)} blocks')
 
 
+def _ratio(a: float, b: float) -> str:
+    """``a / b`` as a user reads it: ``255``, ``1/255``, ``255/2``."""
+    return f'{a:g}' if b == 1 else f'{a:g}/{b:g}'
+
+
 def _final_notes(plan: ConversionPlan, out: Dict[str, Tensor], ignored: List[str], twins: List[str]) -> List[str]:
     """Rescale ``out`` to the target range; say what was dropped and rescaled."""
     notes: List[str] = []
@@ -193,9 +198,9 @@ def _final_notes(plan: ConversionPlan, out: Dict[str, Tensor], ignored: List[str
     if source_range != target_range:
         _rescale_range(out, plan.arch, source_range, target_range)
         notes.append(f'the released model works on 0-{source_range:g} data; conv_first was scaled by '
-                     f'{source_range:g}/{target_range:g} and conv_last'
+                     f'{_ratio(source_range, target_range)} and conv_last'
                      + (' and the mean-shift biases' if plan.arch == 'paedsr' else '')
-                     + f' by {target_range:g}/{source_range:g}, so it runs at rgb_range={target_range:g} '
+                     + f' by {_ratio(target_range, source_range)}, so it runs at rgb_range={target_range:g} '
                      'with the same features (exact up to float rounding)')
     return notes
 

@@ -282,6 +282,12 @@ def test_cli_as_a_script(tmp_path):
                         capture_output=True, text=True, env=env, timeout=300)
     assert ok.returncode == 0, ok.stderr
     assert 'scale 3' in ok.stdout and (tmp_path / 'x3.pth').exists()
+    # each dropped or rescaled thing said once, in a user's numbers (it said "scaled by 255/1" and listed the msa.*
+    # twins a second time after their note)
+    notes = [line for line in ok.stdout.splitlines() if line.startswith('note: ')]
+    assert sum('msa.' in n for n in notes) == 1, notes
+    from panet_mm.models.editors.panet.official import _ratio
+    assert (_ratio(1, 255), _ratio(255, 1), _ratio(255, 2)) == ('1/255', '255', '255/2')
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(os.stat(tmp_path / 'x3.pth').st_mode) == 0o666 & ~umask
