@@ -152,6 +152,8 @@ fi
 step "checking the stack imports"
 STACK="$STACK" "$PY" - <<'EOF' || die "the stack does not import; see the traceback above."
 import os
+import warnings
+warnings.simplefilter('ignore', FutureWarning)  # transformers / diffusers on this torch: not the user's to act on
 import numpy, torch, mmcv, mmcv.ops, mmengine, mmagic, mmagic.models, panet_mm
 assert numpy.__version__.startswith('1.' if os.environ['STACK'] == 'pinned' else '2.'), numpy.__version__
 print(f'torch {torch.__version__}, numpy {numpy.__version__}, mmengine {mmengine.__version__}, '
