@@ -6,6 +6,7 @@ is in eval mode and every attribute binding is restored afterwards, so the probe
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
@@ -88,9 +89,15 @@ def _probe_for_real(net: nn.Module, probe_shape: Sequence[int]) -> None:
         with torch.no_grad():
             net(torch.zeros(1, *probe_shape))
     except Exception as exc:
+        if isinstance(exc, TypeError) and re.search(r'forward\(\) missing \d+ required positional argument', str(exc)):
+            # (LIIF's coord / cell, TTSR's textures: no probe_shape can supply them)
+            raise InsertionError(f'{type(net).__name__} takes more inputs than an image ({exc}), so '
+                                 'WithPyramidAttention cannot run it to find its insertion sites; pyramid attention '
+                                 'can be added to generators whose forward takes one image batch') from exc
         raise InsertionError(f'the shape probe of {type(net).__name__} on an input of shape '
-                             f'{(1, *probe_shape)} failed ({type(exc).__name__}: {exc}); '
-                             f'pass a probe_shape=(C, H, W) that the generator accepts') from exc
+                             f'{(1, *probe_shape)} failed ({type(exc).__name__}: {exc}); pass a probe_shape that the '
+                             'generator accepts: one sample without the batch dimension, e.g. (C, H, W) for an image '
+                             'model, (T, C, H, W) for a video model') from exc
 
 
 def run_probe(net: nn.Module, targets: Sequence[Target], probe_shape: Sequence[int]) -> Dict[Target, ProbeRecord]:

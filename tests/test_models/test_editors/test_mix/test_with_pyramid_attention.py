@@ -329,3 +329,18 @@ def test_probe_falls_back_to_a_real_input_and_restores_attributes():
 def test_probe_failure_names_probe_shape():
     with pytest.raises(ValueError, match=r'shape probe of _NoMetaNet on an input of shape \(1, 5, 8, 8\) failed'):
         mixed(generator=_NoMetaNet(), insert=[dict(after='head')], probe_shape=(5, 8, 8))
+
+
+class _TwoInputNet(_NoMetaNet):
+    """Takes more than an image, as LIIF (coord, cell) and TTSR (textures) do."""
+
+    def forward(self, x, coord):
+        return super().forward(x) + coord
+
+
+def test_a_generator_taking_more_than_an_image_is_named_without_a_probe_shape_hint():
+    """LIIF / TTSR: "pass a probe_shape=(C, H, W)" could not help (no shape supplies coord and cell)."""
+    with pytest.raises(ValueError, match=r"^_TwoInputNet takes more inputs than an image \(.*missing 1 required "
+                       r"positional argument: 'coord'\), so WithPyramidAttention cannot run it") as err:
+        mixed(generator=_TwoInputNet(), insert=[dict(after='head')])
+    assert 'probe_shape' not in str(err.value)
