@@ -224,6 +224,12 @@ def read_config(path: str, **kwargs: Any) -> Any:
         merge = _merge_problem(str(err), path) if isinstance(err, TypeError) else None
         if merge is not None:
             raise ConfigFileError(merge) from None
+        duplicate = re.search(r'Duplicate key is not allowed among bases\. Duplicate keys: (\{.*\})', str(err))
+        if isinstance(err, KeyError) and duplicate:
+            raise ConfigFileError(
+                f"config '{path}' has two _base_ files that both set {duplicate.group(1)}, which mmengine refuses "
+                '(it merges a child into its base, not two bases); keep one of those bases and set what you need of '
+                'the other in this file') from None
         if type(err).__name__ == 'ConfigParsingError' and '`_base_ = "_base_"`' in str(err):
             raise ConfigFileError(
                 f"config '{path}' has an import statement, which makes mmengine read it as a lazy-import config, "

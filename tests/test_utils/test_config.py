@@ -224,3 +224,16 @@ def test_an_import_in_a_config_with_base_names_the_two_styles(tmp_path):
         read_config(str(config))
     config.write_text(f"_base_ = '{ROOT}/configs/demo/panet_sr_x2_demo.py'\nwork_dir = __import__('os').sep\n")
     assert read_config(str(config)).work_dir == '/'  # the form the message gives
+
+
+def test_two_bases_setting_the_same_key_are_named_in_one_sentence(tmp_path):
+    """mmengine's KeyError traceback "Duplicate key is not allowed among bases" became one sentence with the fix."""
+    (tmp_path / 'a.py').write_text("model = dict(type='A')\nx = 1\n")
+    (tmp_path / 'b.py').write_text("model = dict(type='B')\n")
+    config = tmp_path / 'child.py'
+    config.write_text("_base_ = ['./a.py', './b.py']\n")
+    with pytest.raises(ConfigFileError) as err:
+        read_config(str(config))
+    assert str(err.value) == (
+        f"config '{config}' has two _base_ files that both set {{'model'}}, which mmengine refuses (it merges a "
+        'child into its base, not two bases); keep one of those bases and set what you need of the other in this file')
