@@ -8,6 +8,7 @@ and mmagic's SSIM metric do), averaged over the map and the channels of every im
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
@@ -151,6 +152,22 @@ class SSIMLoss(nn.Module):
         self.convert_to = convert_to.upper() if convert_to else None
         self.channel_order = channel_order
         self.reduction = reduction
+        self._range_checked = False
+
+    def _check_range(self, target: Tensor) -> None:
+        """Warn once where the first target exceeds ``data_range`` by far (0-255 data with the default 1.0).
+
+        Why: SSIM's stabilising constants are ``(k * data_range)**2``; 0-255 data under ``data_range=1`` gave a loss
+        that trained, silently, towards another objective.
+        """
+        self._range_checked = True
+        if target.numel() == 0:
+            return
+        peak = float(target.detach().abs().max())
+        if peak > 1.5 * self.data_range:
+            warnings.warn(f'SSIMLoss got targets up to {peak:g} with data_range={self.data_range:g}: the data look '
+                          f'like 0-{255 if peak <= 255 else "65535"}; set data_range to that range, or feed data in '
+                          f'[0, {self.data_range:g}]', UserWarning, stacklevel=3)
 
     def extra_repr(self) -> str:
         return (f'loss_weight={self.loss_weight}, window_size={self.window_size}, sigma={self.sigma}, '
@@ -170,6 +187,8 @@ class SSIMLoss(nn.Module):
         if weight is not None:
             raise ValueError('SSIMLoss does not take element-wise weight=...; pass weight=None '
                              '(or use a pixel loss for weighted terms)')
+        if not self._range_checked:
+            self._check_range(target)
         if self.convert_to == 'Y':
             pred, target = rgb_to_y(pred, self.channel_order), rgb_to_y(target, self.channel_order)
         loss = 1 - ssim(pred, target, self.window_size, self.sigma, self.data_range, self.k1, self.k2)

@@ -104,3 +104,23 @@ def test_argument_errors():
 
 def test_registered():
     assert MODELS.get('SSIMLoss') is SSIMLoss
+
+
+def test_0_255_data_under_the_default_range_is_warned_once():
+    """SSIMLoss took 0-255 data with data_range=1 without a word (its constants assume the range)."""
+    import warnings
+
+    import pytest
+
+    from panet_mm.models.losses import SSIMLoss
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(1, 3, 16, 16, generator=g) * 255, torch.rand(1, 3, 16, 16, generator=g) * 255
+    loss = SSIMLoss()
+    with pytest.warns(UserWarning, match=r'SSIMLoss got targets up to 25\d\.?\d* with data_range=1: the data look like '
+                      r'0-255; set data_range to that range, or feed data in \[0, 1\]'):
+        loss(pred, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        loss(pred, target)                                   # once
+        SSIMLoss(data_range=255)(pred, target)               # the right range: nothing
+        SSIMLoss()(pred / 255, target / 255)                 # 0-1 data: nothing
