@@ -516,6 +516,10 @@ def _one_line_errors() -> Iterator[None]:
         yield
     except (PanetMMError, FileNotFoundError) as e:
         text = cli_message(e, CLI_FLAGS).strip()
+        if isinstance(e, FileNotFoundError) and e.filename and text.startswith('[Errno'):  # (mmengine's datasets)
+            where = '' if osp.isabs(str(e.filename)) else f' in {os.getcwd()} (relative paths start there)'
+            text = (f"'{e.filename}' does not exist{where}; if it is a dataset folder, check the config's data_root "
+                    'and data_prefix, or prepare it (tools/dataset_converters/)')
         # a sample error re-raised from a DataLoader worker carries the worker's traceback before its message, and
         # that message its class's module path
         if type(e).__name__ == 'DataSampleError':

@@ -96,6 +96,20 @@ def test_a_test_stopped_by_missing_data_leaves_no_work_directory(demo_checkpoint
     assert not (tmp_path / 'work_dirs').exists()
 
 
+def test_a_plain_mmagic_dataset_missing_its_folder_is_one_sentence(demo_checkpoint, tmp_path):
+    """mmagic's BasicImageDataset (a user's own loader, not CheckedImageDataset) stopped with
+    "[Errno 2] No such file or directory: 'data/Set14/LRbicx2'" and nothing on where or what to check."""
+    config = tmp_path / 'mine.py'
+    config.write_text(f"_base_ = '{DEMO_CONFIG}'\n"
+                      "test_dataloader = dict(dataset=dict(_delete_=True, type='BasicImageDataset', "
+                      "data_root='nowhere/Set14', data_prefix=dict(img='LRbicx2', gt='GTmod12'), pipeline=[]))\n")
+    proc = run_tool([sys.executable, 'tools/test.py', str(config), str(demo_checkpoint), '--work-dir',
+                     str(tmp_path / 'w')], check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+        f"error: 'nowhere/Set14/LRbicx2' does not exist in {ROOT} (relative paths start there); if it is a dataset "
+        "folder, check the config's data_root and data_prefix, or prepare it (tools/dataset_converters/)")
+
+
 def test_missing_config_is_named(tmp_path):
     proc = run_tool([sys.executable, 'tools/train.py', 'configs/nope.py'], check=False)
     assert proc.returncode != 0 and "config file 'configs/nope.py' not found" in proc.stderr
