@@ -73,6 +73,9 @@ def explain_bad_argument(message: str) -> Optional[str]:
                        if p not in ('self', 'args', 'kwargs') and p not in params]
         except (TypeError, ValueError):
             continue
+    if not params and arg == 'prepare_cmd':  # (BaseDataset's __init__: a shipped dataset dict given another type)
+        return (f"the config gives a {cls_name} an argument 'prepare_cmd', which only panet_mm's CheckedImageDataset "
+                "takes; keep type='CheckedImageDataset' there, or drop prepare_cmd")
     if not params:
         return None
     close = difflib.get_close_matches(arg, params, n=1, cutoff=0.6)

@@ -181,6 +181,10 @@ def test_explain_bad_argument_only_rewrites_registered_classes():
                            "holds PyramidAttention's arguments, not a module to build: remove type (it takes channels")
     assert explain_bad_argument("Foo.__init__() got an unexpected keyword argument 'x'") is None  # not registered
     assert explain_bad_argument('unsupported operand type(s)') is None
+    # a shipped CheckedImageDataset dict switched to mmagic's BasicImageDataset keeps its prepare_cmd
+    assert explain_bad_argument("BaseDataset.__init__() got an unexpected keyword argument 'prepare_cmd'") == (
+        "the config gives a BaseDataset an argument 'prepare_cmd', which only panet_mm's CheckedImageDataset takes; "
+        "keep type='CheckedImageDataset' there, or drop prepare_cmd")
 
 
 def test_resume_when_the_checkpoint_last_checkpoint_names_is_gone(demo_root, tmp_path):
