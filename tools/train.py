@@ -16,7 +16,7 @@ import warnings
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a panet_mm / mmagic model')
-    parser.add_argument('config', help='train config file path')
+    parser.add_argument('config', nargs='?', help='train config file path')
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                         help="resume from the latest checkpoint in the work directory, or from CHECKPOINT "
                         "(mmdet / mmpretrain's form; mmagic's is --resume alone)")
@@ -33,7 +33,13 @@ def parse_args() -> argparse.Namespace:
                         help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser.parse_args()
+    args = parser.parse_args()
+    # `--resume CONFIG` (mmagic's bare flag before the config) reads the config as the optional checkpoint
+    if args.config is None and args.resume and args.resume.lower().endswith(('.py', '.yml', '.yaml', '.json')):
+        args.config, args.resume = args.resume, 'auto'
+    if args.config is None:
+        parser.error('the following arguments are required: config')
+    return args
 
 
 def main() -> None:
@@ -68,7 +74,7 @@ def main() -> None:
         cfg.auto_scale_lr.enable = True
     if args.resume:
         if args.resume != 'auto':
-            if not osp.isfile(args.resume):
+            if '://' not in args.resume and not osp.isfile(args.resume):  # (URLs: mmengine's file backends)
                 raise SystemExit(f"error: --resume '{args.resume}' is not a checkpoint file; pass a checkpoint of "
                                  'the run (e.g. its iter_N.pth), or --resume alone for the latest one in the work '
                                  'directory')

@@ -74,6 +74,26 @@ def test_resume_from_a_named_checkpoint(demo_root, tmp_path):
     assert not (tmp_path / 'third').exists()
 
 
+def test_resume_before_the_config_is_mmagics_bare_flag(monkeypatch, capsys):
+    """`--resume CONFIG` (the bare flag written first) read the config as --resume's checkpoint and stopped with
+    "the following arguments are required: config"."""
+    import importlib.util
+
+    import pytest
+    spec = importlib.util.spec_from_file_location('train_tool', osp.join(ROOT, 'tools', 'train.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    for argv, want in ((['--resume', DEMO], (DEMO, 'auto')), ([DEMO, '--resume'], (DEMO, 'auto')),
+                       ([DEMO, '--resume', 'w/iter_2.pth'], (DEMO, 'w/iter_2.pth')), ([DEMO], (DEMO, None))):
+        monkeypatch.setattr('sys.argv', ['train.py'] + argv)
+        args = tool.parse_args()
+        assert (args.config, args.resume) == want, argv
+    monkeypatch.setattr('sys.argv', ['train.py', '--resume', 'w/iter_2.pth'])
+    with pytest.raises(SystemExit):
+        tool.parse_args()
+    assert 'the following arguments are required: config' in capsys.readouterr().err
+
+
 def test_missing_dataset_names_folder_and_command(tmp_path):
     proc = run_tool([sys.executable, 'tools/train.py', DEMO, '--work-dir', str(tmp_path / 'w'),
                      '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/nowhere/DIV2K'],
