@@ -373,15 +373,18 @@ def use_sr_test_crop(cfg: Config) -> int:
     for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
         dataset = loader.get('dataset') or {}
         prefix = dataset.get('data_prefix') or {}
-        found = re.fullmatch(r'LRbicx(\d+)', str(prefix.get('img', '')))
-        if not found or prefix.get('gt') != sr_folders(int(found.group(1)), '12')[1]:
+        found = re.fullmatch(r'LRbicx(\d+)(?:_GTmod\d+)?', str(prefix.get('img', '')))
+        scale = int(found.group(1)) if found else 0
+        pair = (prefix.get('img'), prefix.get('gt'))  # either layout (a run's saved config holds the rewritten one)
+        if not found or not any(pair == sr_folders(scale, layout) for layout in SR_CROPS):
             continue
-        scale = int(found.group(1))
         dataset['data_prefix'] = dict(prefix, **dict(zip(('img', 'gt'), sr_folders(scale, crop))))
-        command = str(dataset.get('prepare_cmd', ''))
-        if crop != '12' and 'prepare_testsets.py' in command and '--sr-crop' not in command:
-            dataset['prepare_cmd'] = command.replace('prepare_testsets.py',
-                                                     f'prepare_testsets.py --sr-crop {crop} --scales {scale}', 1)
+        if 'prepare_cmd' in dataset:  # (the options this function added before, if any, replaced)
+            command = re.sub(r' --sr-crop \S+ --scales \d+', '', str(dataset['prepare_cmd']))
+            if crop != '12':
+                command = command.replace('prepare_testsets.py', f'prepare_testsets.py --sr-crop {crop} --scales '
+                                          f'{scale}', 1)
+            dataset['prepare_cmd'] = command
         changed += 1
     if crop != '12' and not changed:
         raise SystemExit(f'error: sr_test_crop={crop!r} applies to SR test sets read from LRbicx{{s}} and GTmod12, '

@@ -62,6 +62,14 @@ def test_sr_test_crop_scale_scores_the_released_test_data(scale, tmp_path):
         assert tuple(item['inputs'].shape) == (3, h // scale, w // scale)
     assert read_tool_config(osp.join(ROOT, f'configs/panet_sr_x{scale}_div2k.py'),
                             ['sr_test_crop=12']).test_dataloader[0].dataset.data_prefix.gt == 'GTmod12'
+    # a run's saved config holds the rewritten folders: it reads again, either way
+    saved = tmp_path / 'saved.py'
+    cfg.dump(str(saved))
+    again = read_tool_config(str(saved))
+    assert [d.dataset.data_prefix for d in again.test_dataloader] == \
+        [d.dataset.data_prefix for d in cfg.test_dataloader]
+    back = read_tool_config(str(saved), ['sr_test_crop=12']).test_dataloader[0].dataset
+    assert back.data_prefix == dict(img=f'LRbicx{scale}', gt='GTmod12') and '--sr-crop' not in back.prepare_cmd
 
 
 @pytest.mark.parametrize('config,option,message', [

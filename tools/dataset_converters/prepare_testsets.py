@@ -30,7 +30,7 @@ pre-generated test data, and are the same bytes in every run:
       {out}/{Set}/LRbicx{s}/NAME.png         MATLAB-like bicubic down-sampling by s
 
   and with --sr-crop scale (or both) the layout the released test data had, which the paper's tables
-  scored (configs/panet_sr_x{s}_div2k_paper_crop.py read it)::
+  scored (the SR configs read it with --cfg-options sr_test_crop=scale)::
 
       {out}/{Set}/GTmod{s}/NAME.png          HR cropped to a multiple of s only
       {out}/{Set}/LRbicx{s}_GTmod{s}/NAME.png  its bicubic down-sampling by s
