@@ -15,7 +15,7 @@ import re
 import sys
 import sysconfig
 from types import TracebackType
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Iterator, List, Mapping, Optional, Tuple
 
 from .errors import PanetMMError
 
@@ -125,7 +125,7 @@ def check_carried_variables(cfg: Mapping[str, Any], path: str) -> None:
             if key != name:
                 _carried_values(node, keys, key, found)
         if name == 'data_root':
-            _check_data_root(str(value), found, path)
+            _check_data_root(cfg, str(value), found, path)
             continue
         if found and all(v != value for _, v in found):
             where, used = found[0]
@@ -141,16 +141,34 @@ def check_carried_variables(cfg: Mapping[str, Any], path: str) -> None:
                 f'start from the shipped config for {name} {value!r}, or set those keys in this file too')
 
 
-def _check_data_root(value: str, found: List[Tuple[str, Any]], path: str) -> None:
-    """A ``data_root`` the config file itself sets, while no dataset reads in or below it, is refused.
+def _string_leaves(node: Any) -> Iterator[str]:
+    """Every string in a config value (dicts and lists walked)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _string_leaves(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _string_leaves(value)
 
-    Only where the file assigns it: a child that points its datasets elsewhere and leaves the variable alone is
-    fine.
+
+def _check_data_root(cfg: Mapping[str, Any], value: str, found: List[Tuple[str, Any]], path: str) -> None:
+    """A ``data_root`` the config file itself sets, while no path in the config lies in or below it, is refused.
+
+    Only where the file assigns it (a child that points its datasets elsewhere and leaves the variable alone is
+    fine), and any string of the config counts (``data_prefix``, ``ann_file``, ``~`` expanded), so that only a
+    variable nothing uses is refused.
     """
-    root = value.rstrip('/') or '/'
-    if not found or not _assigns(path, 'data_root') or any(
-            str(v) == root or str(v).startswith(root.rstrip('/') + '/') for _, v in found):
+    def norm(text: str) -> str:
+        return osp.normpath(osp.expanduser(text))
+
+    root = norm(value)
+    if not found or not _assigns(path, 'data_root'):
         return
+    for text in (t for key, node in cfg.items() if key != 'data_root' for t in _string_leaves(node)):
+        if norm(text) == root or norm(text).startswith(root.rstrip('/') + '/'):
+            return
     where, used = found[0]
     raise ConfigFileError(
         f"config '{path}' sets data_root = {value!r}, but its datasets read {used!r} ({where}): a _base_ file is "

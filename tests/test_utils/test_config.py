@@ -162,6 +162,11 @@ def test_a_data_root_the_base_already_used_is_refused_and_moved_datasets_are_not
         f"{k}_dataloader = dict(dataset=dict(data_root=data_root + '/{d}'))\n"
         for k, d in (('train', 'DIV2K'), ('val', 'Set5'), ('test', 'Set5'))))
     assert read_config(str(moved)).train_dataloader.dataset.data_root == '/data/mine/DIV2K'
+    prefixed = tmp_path / 'prefixed.py'  # paths built through data_prefix and ~: the variable is used
+    prefixed.write_text(base + "data_root = '~/mine'\n" + ''.join(
+        f"{k}_dataloader = dict(dataset=dict(data_root='', data_prefix=dict(gt=__import__('os.path').path."
+        f"expanduser(data_root) + '/{d}')))\n" for k, d in (('train', 'DIV2K'), ('val', 'Set5'), ('test', 'Set5'))))
+    assert read_config(str(prefixed)).data_root == '~/mine'
     elsewhere = tmp_path / 'elsewhere.py'  # the variable left alone, one dataset moved: nothing to say
     elsewhere.write_text(base + "train_dataloader = dict(dataset=dict(data_root='/big/DIV2K'))\n")
     assert read_config(str(elsewhere)).data_root == 'data/demo'
