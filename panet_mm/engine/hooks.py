@@ -244,7 +244,7 @@ class PerImageMetricsHook(Hook):
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         """Take the per-sample results each metric added for this batch's ``outputs``."""
         names = [_sample_name(o) for o in outputs or []]
-        for metric in _test_metrics(runner):
+        for index, metric in enumerate(_test_metrics(runner)):
             results = getattr(metric, 'results', None)
             if not isinstance(results, list):
                 continue
@@ -253,9 +253,13 @@ class PerImageMetricsHook(Hook):
             new, self._seen[id(metric)] = results[start:], len(results)
             if len(new) != len(names):  # not one result per sample (a metric over the whole set)
                 continue
+            scaling = float(getattr(metric, 'scaling', 1) or 1)  # (mmagic scales the mean, e.g. MAE x 100)
             for name, result in zip(names, new):
-                row = self._rows.setdefault((metric.prefix or '', name), {})
-                row.update({k: float(v) for k, v in result.items() if isinstance(v, (int, float, np.floating))})
+                if not isinstance(result, dict):
+                    break
+                label = metric.prefix or f'test set {_set_index(runner, metric, index)}'
+                row = self._rows.setdefault((label, name), {})
+                row.update({k: _scalar(v) * scaling for k, v in result.items() if _scalar(v) is not None})
 
     def after_test_epoch(self, runner: Runner, metrics: Optional[Mapping[str, Any]] = None) -> None:
         """Gather the rows of every rank and write them (rank 0), atomically."""
@@ -274,6 +278,24 @@ class PerImageMetricsHook(Hook):
             writer.writerow([prefix, name] + [f'{row[c]:.6f}' if c in row else '' for c in columns])
         atomic_write(self.out, table.getvalue())
         print_colored_log(f'Per-image scores ({len(rows)} rows) saved to {self.out}')
+
+
+def _scalar(value: Any) -> Optional[float]:
+    """A per-sample metric value as a float (numbers, numpy scalars, one-element tensors), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float, np.generic)) or isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value)
+    return None
+
+
+def _set_index(runner: Runner, metric: Any, fallback: int) -> int:
+    """The index of the test evaluator holding ``metric`` (a set without a prefix is named by it)."""
+    loop = runner.test_loop
+    for i, ev in enumerate(getattr(loop, 'evaluators', None) or [getattr(loop, 'evaluator', None)]):
+        if metric in getattr(ev, 'metrics', []):
+            return i
+    return fallback
 
 
 def _sample_name(sample: Any) -> str:

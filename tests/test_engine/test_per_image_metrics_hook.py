@@ -28,8 +28,8 @@ def batch(names, seed):
 def test_rows_per_set_and_image_whose_means_are_the_logged_metrics(tmp_path):
     init_default_scope('mmagic')
     sets = {'Set5': [['a.png', 'b,1.png'], ['c.png']], 'Urban100': [['img_001.png']]}
-    evaluators = [SimpleNamespace(metrics=[METRICS.build(dict(type=t, prefix=name)) for t in ('PSNR', 'SSIM')])
-                  for name in sets]
+    evaluators = [SimpleNamespace(metrics=[METRICS.build(dict(type=t, prefix=name)) for t in ('PSNR', 'SSIM', 'MAE')])
+                  for name in sets]  # (MAE: 0-d tensors per sample, its mean scaled by 100)
     runner = SimpleNamespace(test_loop=SimpleNamespace(evaluators=evaluators))
     out = tmp_path / 'per_image.csv'
     hook = HOOKS.build(dict(type='PerImageMetricsHook', out=str(out)))
@@ -50,7 +50,7 @@ def test_rows_per_set_and_image_whose_means_are_the_logged_metrics(tmp_path):
                                                       ('Urban100', 'img_001.png')]
     for name in sets:
         mine = [r for r in rows if r['set'] == name]
-        for metric in ('PSNR', 'SSIM'):
+        for metric in ('PSNR', 'SSIM', 'MAE'):
             mean = sum(float(r[metric]) for r in mine) / len(mine)
             assert mean == pytest.approx(float(logged[f'{name}/{metric}']), abs=1e-5)
 
@@ -61,3 +61,21 @@ def test_nothing_tested_writes_nothing(tmp_path):
     hook.before_test(runner)
     hook.after_test_epoch(runner, {})
     assert not (tmp_path / 'x.csv').exists()
+
+
+def test_sets_without_a_prefix_are_kept_apart(tmp_path):
+    """Two test sets whose metrics have no prefix (a user's config) and an image name in both: two rows, named by
+    the set's index, not one merged row."""
+    init_default_scope('mmagic')
+    evaluators = [SimpleNamespace(metrics=[METRICS.build(dict(type='PSNR'))]) for _ in range(2)]
+    runner = SimpleNamespace(test_loop=SimpleNamespace(evaluators=evaluators))
+    out = tmp_path / 'rows.csv'
+    hook = HOOKS.build(dict(type='PerImageMetricsHook', out=str(out)))
+    hook.before_test(runner)
+    for i, evaluator in enumerate(evaluators):
+        outputs = batch(['same.png'], seed=i)
+        evaluator.metrics[0].process([{}], [o.to_dict() for o in outputs])
+        hook.after_test_iter(runner, 0, None, outputs)
+    hook.after_test_epoch(runner, {})
+    rows = list(csv.DictReader(out.open()))
+    assert [(r['set'], r['image']) for r in rows] == [('test set 0', 'same.png'), ('test set 1', 'same.png')]
