@@ -17,10 +17,6 @@ if [ -z "${PYTHON:-}" ]; then
   fi
 fi
 
-# mmengine sets both to 1 in every distributed process anyway, with a warning per rank (and torchrun warns for OMP):
-# the same setting here, where the user has none, without the warnings.
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
-
 # need_torch: exit 2 with the fix unless $PYTHON imports torch (checked here for local runs only: under
 # Slurm the compute nodes' environment is what counts).
 need_torch() {

@@ -31,6 +31,9 @@ THIRD_PARTY_WARNINGS: List[Tuple[str, Type[Warning]]] = [
     (r'Overwriting tiny_vit_\w+ in registry with controlnet_aux\.', UserWarning),
     # mmengine 0.10 (mmengine/utils/package_utils.py, resolving a 'pkg::' config base) on setuptools >= 80
     (r'pkg_resources is deprecated as an API', UserWarning),
+    # mmengine 0.10 (utils/dl_utils/setup_env.py) in every distributed rank: it sets OMP / MKL_NUM_THREADS after
+    # torch started its thread pools, which changes nothing there (torchrun sets OMP for several processes itself)
+    (r'Setting (OMP|MKL)_NUM_THREADS environment variable for each process', UserWarning),
     # mmagic 1.2.0's SwinIR (swinir_utils.py, at its first forward) calls torch.meshgrid without indexing=
     (r'torch\.meshgrid: in an upcoming release, it will be required to pass the indexing argument', UserWarning),
 ]

@@ -134,24 +134,6 @@ def test_a_checkout_with_only_the_modern_environment_uses_it(fakes, tmp_path):
     assert proc.stdout.startswith('python PYTHONPATH=') and '[torch.distributed.run]' in proc.stdout
 
 
-def test_thread_counts_are_set_as_mmengine_would_without_its_warnings(fakes, tmp_path):
-    """mmengine set OMP / MKL_NUM_THREADS to 1 in every rank with a warning each (torchrun too for OMP); the
-    launchers set them where the user has not, so the run is the same without the warnings."""
-    show = tmp_path / 'show'
-    show.mkdir()
-    (show / 'python').write_text('#!/bin/sh\necho "OMP=$OMP_NUM_THREADS MKL=$MKL_NUM_THREADS"\n')
-    (show / 'python').chmod(0o755)
-    env = dict(fakes, PYTHON=str(show / 'python'), NNODES='1')
-    env.pop('OMP_NUM_THREADS', None)
-    base = {k: v for k, v in os.environ.items() if k not in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')}
-    proc = subprocess.run(['bash', 'tools/dist_train.sh', 'c.py', '2'], cwd=ROOT, capture_output=True, text=True,
-                          env={**base, **env}, check=False)
-    assert proc.stdout.splitlines()[-1] == 'OMP=1 MKL=1', proc.stdout + proc.stderr
-    proc = subprocess.run(['bash', 'tools/dist_train.sh', 'c.py', '2'], cwd=ROOT, capture_output=True, text=True,
-                          env={**base, **env, 'OMP_NUM_THREADS': '4'}, check=False)
-    assert proc.stdout.splitlines()[-1] == 'OMP=4 MKL=1'
-
-
 def test_a_busy_port_is_refused_with_the_fix(fakes):
     """A second distributed run on one machine stopped with torchrun's traceback ending in EADDRINUSE."""
     import socket

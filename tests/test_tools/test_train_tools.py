@@ -150,6 +150,7 @@ def test_dist_train_two_processes_on_cpu(demo_root, tmp_path):
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     assert 'broadcast_buffers is deprecated' not in log  # torch >= 2.14 warned on every rank for the old name
+    assert 'MKL_NUM_THREADS environment variable' not in log  # mmengine's, per rank, and without effect on torch
     assert ckpt_iter(work / 'iter_4.pth') == 4
     assert osp.isfile(work / 'last_checkpoint')
     # a 2-process test: every rank's images in the per-image file (the sampler pads 5 images to 6: one row each)
