@@ -521,8 +521,10 @@ def _one_line_errors() -> Iterator[None]:
         text = cli_message(e, CLI_FLAGS).strip()
         if isinstance(e, FileNotFoundError) and e.filename and text.startswith('[Errno'):  # (mmengine's datasets)
             where = '' if osp.isabs(str(e.filename)) else f' in {os.getcwd()} (relative paths start there)'
-            text = (f"'{e.filename}' does not exist{where}; if it is a dataset folder, check the config's data_root "
-                    'and data_prefix, or prepare it (tools/dataset_converters/)')
+            folder = not osp.splitext(str(e.filename))[1]  # (a file's path: a checkpoint, an ann_file, weights)
+            text = f"'{e.filename}' does not exist{where}" + (
+                "; if it is a dataset folder, check the config's data_root and data_prefix, or prepare it "
+                '(tools/dataset_converters/)' if folder else '; check the path the config or command gives')
         # a sample error re-raised from a DataLoader worker carries the worker's traceback before its message, and
         # that message its class's module path
         if type(e).__name__ == 'DataSampleError':
