@@ -148,8 +148,9 @@ def test_official_lr_images_are_used_and_a_wrong_scale_file_is_refused(tmp_path)
             '--step', '24', '--thresh-size', '0', '--workers', '1']
     proc = run_tool(tool + ['--scales', '2', '3'], check=False)
     assert proc.returncode != 0 and 'Traceback' not in proc.stderr
-    assert ("0001x3.png' (85x65) is not the HR image '0001.png' (170x130) down-sampled by 3, which would be 56x43; "
-            'remove it to regenerate it (or put the right X3 file there)') in proc.stderr, proc.stderr
+    assert ("0001x3.png' (85x65) is not the HR image '0001.png' (170x130) down-sampled by 3, which would be 56x43 "
+            '(or 57x44, rounded up); remove it to regenerate it (or put the right X3 file there)') in proc.stderr, \
+        proc.stderr
     assert not (root / 'DIV2K_train_LR_bicubic' / 'X2_sub').exists()  # nothing made from that image
     (root / 'DIV2K_train_LR_bicubic' / 'X3' / '0001x3.png').unlink()
     run_tool(tool + ['--scales', '2', '3'])

@@ -124,6 +124,8 @@ def process_div2k_image(name: str, args: argparse.Namespace) -> List[Tuple[str, 
         fits = lr is None or all(n // s <= m <= -(-n // s) for n, m in zip(full.shape[:2], lr.shape[:2]))
         if not fits:
             want = f'{full.shape[1] // s}x{full.shape[0] // s}'
+            up = f'{-(-full.shape[1] // s)}x{-(-full.shape[0] // s)}'
+            want += f' (or {up}, rounded up)' if up != want else ''
             raise ImageFileError(f"LR image '{official}' ({lr.shape[1]}x{lr.shape[0]}) is not the HR image '{name}' "
                                  f'({full.shape[1]}x{full.shape[0]}) down-sampled by {s}, which would be {want}; '
                                  f'remove it to regenerate it (or put the right X{s} file there)')
