@@ -68,8 +68,8 @@ def _model_state(checkpoint: Any, filename: str, revise_keys: list) -> OrderedDi
     return state
 
 
-#: The folder in the work directory through which distributed metrics gather their ranks' results (a shared file
-#: system's, as the work directory is for checkpoints); removed after each collection.
+#: The folder in the work directory (``<name>_<run timestamp>``: one per run) through which distributed metrics gather
+#: their ranks' results (a shared file system's, as the work directory is for checkpoints); removed after each use.
 DIST_COLLECT_DIR = '.dist_collect'
 
 
@@ -120,7 +120,7 @@ class PANetRunner(Runner):
         if self.distributed:
             for metric in getattr(built, 'metrics', []):
                 if getattr(metric, 'collect_device', None) == 'cpu' and getattr(metric, 'collect_dir', '') is None:
-                    metric.collect_dir = osp.join(self.work_dir, DIST_COLLECT_DIR)
+                    metric.collect_dir = osp.join(self.work_dir, f'{DIST_COLLECT_DIR}_{self.timestamp}')
         return built
 
     def _init_model_weights(self) -> None:
