@@ -351,6 +351,10 @@ def add_tensorboard(cfg: Config) -> None:
     visualizer['vis_backends'] = backends
 
 
+#: The SR benchmarks' options of tools/dataset_converters/prepare_testsets.py (``--set5 DIR`` ...).
+_SR_SET_FLAGS = ('set5', 'set14', 'b100', 'urban100', 'manga109')
+
+
 def use_sr_test_crop(cfg: Config) -> int:
     """Point the SR test sets at the ground-truth crop the config's ``sr_test_crop`` names; return how many.
 
@@ -381,6 +385,10 @@ def use_sr_test_crop(cfg: Config) -> int:
         dataset['data_prefix'] = dict(prefix, **dict(zip(('img', 'gt'), sr_folders(scale, crop))))
         if 'prepare_cmd' in dataset:  # (the options this function added before, if any, replaced)
             command = re.sub(r' --sr-crop \S+ --scales \d+', '', str(dataset['prepare_cmd']))
+            name = osp.basename(str(dataset.get('data_root', '')).rstrip('/'))
+            if crop != '12' and 'prepare_testsets.py' not in command and name.lower() in _SR_SET_FLAGS:
+                command = (f'python tools/dataset_converters/prepare_testsets.py --{name.lower()} PATH/TO/{name}/HR '
+                           '(README "Preparing the restoration test sets")')  # (make_demo_data.py: GTmod12 only)
             if crop != '12':
                 command = command.replace('prepare_testsets.py', f'prepare_testsets.py --sr-crop {crop} --scales '
                                           f'{scale}', 1)

@@ -221,7 +221,7 @@ RUNNER_KEYS = ('model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_
                'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler', 'val_evaluator', 'test_evaluator',
                'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from', 'resume', 'launcher', 'env_cfg',
                'log_processor', 'log_level', 'visualizer', 'default_scope', 'randomness', 'experiment_name',
-               'custom_imports', 'runner_type', 'tensorboard')
+               'custom_imports', 'runner_type', 'tensorboard', 'allow_partial_load', 'sr_test_crop')
 
 
 def misspelt_top_level_keys(cfg: Mapping[str, Any]) -> List[str]:

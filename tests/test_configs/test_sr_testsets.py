@@ -72,6 +72,15 @@ def test_sr_test_crop_scale_scores_the_released_test_data(scale, tmp_path):
     assert back.data_prefix == dict(img=f'LRbicx{scale}', gt='GTmod12') and '--sr-crop' not in back.prepare_cmd
 
 
+def test_sr_test_crop_on_a_demo_config_hints_the_tool_that_writes_the_folders():
+    """The demo configs' hint is make_demo_data.py, which writes GTmod12 only: under sr_test_crop=scale it became
+    a command that could not write the folder it was asked for."""
+    from panet_mm.engine.cli import read_tool_config
+    cfg = read_tool_config(osp.join(ROOT, 'configs/demo/panet_sr_x2_demo.py'), ['sr_test_crop=scale'])
+    assert cfg.test_dataloader.dataset.prepare_cmd.startswith(
+        'python tools/dataset_converters/prepare_testsets.py --sr-crop scale --scales 2 --set5 PATH/TO/Set5/HR')
+
+
 @pytest.mark.parametrize('config,option,message', [
     ('configs/panet_sr_x2_div2k.py', 'sr_test_crop=paper', "sr_test_crop='paper': use '12'"),
     ('configs/panet_dn_sigma30_div2k.py', 'sr_test_crop=scale', 'this config has none; drop it'),

@@ -231,3 +231,9 @@ def test_a_misspelt_top_level_key_is_named_with_the_key_it_nearly_is(tmp_path, c
                                    work_dir=str(tmp_path / 'w')))
     err = capsys.readouterr().err
     assert "warning: the config's top-level key 'train_dataloder' is not one the runner reads" in err
+    # panet_mm's own switches too: a misspelt sr_test_crop on a config without the key scored GTmod12 silently
+    assert misspelt_top_level_keys(dict(sr_test_crp='scale', allow_partial_loads=True)) == [
+        "the config's top-level key 'sr_test_crp' is not one the runner reads, so it is ignored; did you mean "
+        "'sr_test_crop'?",
+        "the config's top-level key 'allow_partial_loads' is not one the runner reads, so it is ignored; did you "
+        "mean 'allow_partial_load'?"]
