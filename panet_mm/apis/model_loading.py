@@ -159,7 +159,8 @@ def restoration_test_cfg(model_cfg: Dict[str, Any], load: LoadSettings, config: 
             ``PANetEditModel`` (:func:`as_panet_edit_model`), as :func:`build_model` does.
         load (LoadSettings): Its input loading (``bayer_pattern`` marks demosaicing).
         config (str): Config path, for the message.
-        options (dict): ``chop``, ``tile``, ``self_ensemble``, ``precision``; falsy values are unset.
+        options (dict): ``chop``, ``tile``, ``self_ensemble``, ``precision``; None and False are unset (``chop={}``
+            is the chop with its defaults).
 
     Returns:
         dict: The ``test_cfg``.
@@ -168,7 +169,8 @@ def restoration_test_cfg(model_cfg: Dict[str, Any], load: LoadSettings, config: 
         RestoreError: Options given for a model type that has no test-time modes.
         RestoreParameterError: ``self_ensemble`` for a demosaicing config.
     """
-    options = {k: v for k, v in options.items() if v}
+    # (an empty dict is set: chop={} / --chop alone is the released chop with its defaults)
+    options = {k: v for k, v in options.items() if v is not None and v is not False}
     test_cfg = {k: v for k, v in dict(model_cfg.get('test_cfg') or {}).items()
                 if k not in ('chop', 'tile', 'self_ensemble')}
     if model_cfg.get('type') in _EDIT_MODELS:

@@ -192,6 +192,19 @@ def test_test_modes_keep_the_size(demo_checkpoint, options):
     assert out.shape == (24, 32, 3) and out.dtype == np.uint8
 
 
+def test_chop_alone_is_the_released_chop_with_its_defaults(demo_checkpoint, capsys):
+    """`tools/restore.py --chop` without its size options (and chop={} in Python) was dropped as an empty dict: the
+    image ran whole, without a word."""
+    from panet_mm.apis import restore_cli
+    r = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', chop={})
+    assert r.model.chop_cfg == dict(min_size=6400, shave=10, tiles_per_batch=1)
+    parser_args = restore_cli.parse_args(['--config', DEMO_CONFIG, '--checkpoint', str(demo_checkpoint), 'in.png',
+                                          'out.png', '--chop'])
+    options = restore_cli.inferencer_options(parser_args)
+    r = R.build_restorer(DEMO_CONFIG, str(demo_checkpoint), device='cpu', **options)
+    assert r.model.chop_cfg == dict(min_size=6400, shave=10, tiles_per_batch=1)
+
+
 def test_progress_bar_shows_the_parts_of_a_slow_image(demo_checkpoint, tmp_path, monkeypatch):
     """Tiles x the x8 ensemble: the bar says how far the image in progress is (it stood still for minutes on whole
     photographs), and the model is left without the callback."""
